@@ -1,0 +1,196 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as cloudflare from "@pulumi/cloudflare";
+import * as tls from "@pulumi/tls";
+import type { StackSpec, UserSpec } from "./spec";
+import type { DkimPublicKey, PlannedRecord } from "./records/types";
+import { MailHost } from "./MailHost";
+import { MailDomain, type DkimPublicKeyInput } from "./MailDomain";
+import { dkimPublicKeyFromPem, dkimSelectors } from "./records/dkim";
+import { spkiSha256FromPem } from "./records/tlsa";
+import { SecretValue } from "./config/secret";
+
+export interface MailStackArgs {
+  /** The validated stack description (see `validateStackConfig`). */
+  spec: StackSpec;
+  /** Cloudflare zone ids by zone name; zones not listed are looked up by name. */
+  zoneIds?: Record<string, pulumi.Input<string>>;
+}
+
+/** A user as the daemon deployment needs it: the hash stays a Pulumi secret. */
+export interface DeployableUser {
+  address: string;
+  passwordHash: pulumi.Output<string>;
+}
+
+/** One DKIM key pair, the private half secret. */
+export interface DkimKey {
+  domain: string;
+  selector: string;
+  algorithm: DkimPublicKey["algorithm"];
+  publicKeyB64: pulumi.Output<string>;
+  privateKeyPem: pulumi.Output<string>;
+}
+
+/**
+ * A complete mail deployment: one MailHost and one MailDomain per domain, plus the keys that
+ * must outlive any server (DKIM keys, the TLS key). Keys are children of this component, not of
+ * the host, so rebuilding the server never touches them.
+ *
+ * Seams for what plugs in later:
+ * - certificate: `tlsPrivateKeyPem` is the stable key the ACME certificate is requested for
+ *   (DANE TLSA is published for it now); `certificateNames` lists the names it must cover.
+ * - deployment: `host` (addresses, pinned host key, deployer key), `dkimKeys`, `users` and
+ *   `spec` are everything the daemon's configuration is built from.
+ */
+export class MailStack extends pulumi.ComponentResource {
+  public readonly spec: StackSpec;
+  public readonly host: MailHost;
+  public readonly domains: MailDomain[];
+  public readonly hostname: string;
+  public readonly ipv4: pulumi.Output<string>;
+  public readonly ipv6: pulumi.Output<string>;
+  public readonly dkimKeys: DkimKey[];
+  /** Public DKIM keys by domain. */
+  public readonly dkimPublicKeys: pulumi.Output<Record<string, DkimPublicKey[]>>;
+  /** Every planned DNS record, by Cloudflare zone. */
+  public readonly records: pulumi.Output<Record<string, PlannedRecord[]>>;
+  /** Stable private key (PEM, secret) of the host's TLS certificate. */
+  public readonly tlsPrivateKeyPem: pulumi.Output<string>;
+  /** SHA-256 of the TLS key's SubjectPublicKeyInfo (DANE 3 1 1). */
+  public readonly tlsSpkiSha256: pulumi.Output<string>;
+  /** Names the host's certificate must cover. */
+  public readonly certificateNames: string[];
+  public readonly users: DeployableUser[];
+
+  constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("mailstack:index:MailStack", name, {}, opts);
+    const spec = args.spec;
+    const parent = { parent: this };
+    this.spec = spec;
+    this.hostname = spec.hostname;
+
+    this.host = new MailHost(name, { hostname: spec.hostname, server: spec.server }, parent);
+    this.ipv4 = this.host.ipv4;
+    this.ipv6 = this.host.ipv6;
+
+    // ECDSA P-256: small handshakes, and the key outlives every renewal so TLSA stays valid.
+    const tlsKey = new tls.PrivateKey(`${name}-tls-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+    this.tlsPrivateKeyPem = pulumi.secret(tlsKey.privateKeyPem);
+    this.tlsSpkiSha256 = tlsKey.publicKeyPem.apply(spkiSha256FromPem);
+    this.certificateNames = [
+      spec.hostname,
+      ...spec.domains.flatMap((d) => [`mta-sts.${d.name}`, `autoconfig.${d.name}`]),
+    ];
+
+    this.dkimKeys = spec.domains.flatMap((domain) =>
+      domain.dkim.generations.flatMap((generation) => {
+        const selectors = dkimSelectors(generation);
+        return [
+          dkimKey(`${domain.name}-dkim-${selectors.rsa}`, domain.name, selectors.rsa, "rsa", parent),
+          dkimKey(`${domain.name}-dkim-${selectors.ed25519}`, domain.name, selectors.ed25519, "ed25519", parent),
+        ];
+      }),
+    );
+
+    const zoneIds = new Map<string, pulumi.Output<string>>();
+    for (const zone of new Set(spec.domains.map((d) => d.zone))) {
+      const given = args.zoneIds?.[zone];
+      zoneIds.set(
+        zone,
+        given !== undefined
+          ? pulumi.output(given)
+          : cloudflare.getZoneOutput({ filter: { name: zone } }, parent).apply((z) => z.id),
+      );
+    }
+
+    const hostZoneOwner = domainPublishingHostRecords(spec);
+    this.domains = spec.domains.map(
+      (domain) =>
+        new MailDomain(
+          domain.name,
+          {
+            domain,
+            acme: spec.acme,
+            zoneId: zoneIds.get(domain.zone)!,
+            host: {
+              hostname: spec.hostname,
+              ipv4: this.ipv4,
+              ipv6: this.ipv6,
+              tlsSpkiSha256: this.tlsSpkiSha256,
+            },
+            dkim: this.dkimKeys
+              .filter((k) => k.domain === domain.name)
+              .map((k): DkimPublicKeyInput => ({ selector: k.selector, algorithm: k.algorithm, publicKeyB64: k.publicKeyB64 })),
+            includeHostRecords: domain.name === hostZoneOwner,
+          },
+          parent,
+        ),
+    );
+
+    this.records = pulumi
+      .all(this.domains.map((d, i) => d.records.apply((rs) => [spec.domains[i].zone, rs] as const)))
+      .apply((pairs) => {
+        const byZone: Record<string, PlannedRecord[]> = {};
+        for (const [zone, rs] of pairs) byZone[zone] = [...(byZone[zone] ?? []), ...rs];
+        return byZone;
+      });
+
+    this.dkimPublicKeys = pulumi
+      .all(this.dkimKeys.map((k) => k.publicKeyB64.apply((p) => ({ domain: k.domain, key: { selector: k.selector, algorithm: k.algorithm, publicKeyB64: p } }))))
+      .apply((entries) => {
+        const byDomain: Record<string, DkimPublicKey[]> = {};
+        for (const { domain, key } of entries) byDomain[domain] = [...(byDomain[domain] ?? []), key];
+        return byDomain;
+      });
+
+    this.users = spec.users.map(deployableUser);
+
+    this.registerOutputs({
+      hostname: this.hostname,
+      ipv4: this.ipv4,
+      ipv6: this.ipv6,
+      records: this.records,
+      dkimPublicKeys: this.dkimPublicKeys,
+      tlsSpkiSha256: this.tlsSpkiSha256,
+    });
+  }
+}
+
+function dkimKey(
+  resourceName: string,
+  domain: string,
+  selector: string,
+  algorithm: DkimPublicKey["algorithm"],
+  opts: pulumi.CustomResourceOptions,
+): DkimKey {
+  // RFC 8301 3.2: RSA keys for DKIM must be at least 1024 bits; 2048 is what receivers expect now.
+  const key =
+    algorithm === "rsa"
+      ? new tls.PrivateKey(resourceName, { algorithm: "RSA", rsaBits: 2048 }, opts)
+      : new tls.PrivateKey(resourceName, { algorithm: "ED25519" }, opts);
+  return {
+    domain,
+    selector,
+    algorithm,
+    publicKeyB64: key.publicKeyPem.apply((pem) => dkimPublicKeyFromPem(pem, algorithm)),
+    privateKeyPem: pulumi.secret(key.privateKeyPemPkcs8),
+  };
+}
+
+function deployableUser(user: UserSpec): DeployableUser {
+  const hash = user.passwordHash instanceof SecretValue ? "[secret]" : user.passwordHash;
+  return { address: user.address, passwordHash: pulumi.secret(pulumi.output(hash)) };
+}
+
+/**
+ * The mail host's own records (A/AAAA, HELO SPF, TLSA) live in the zone that contains the
+ * hostname; the first domain of the deepest such zone publishes them.
+ */
+export function domainPublishingHostRecords(spec: Pick<StackSpec, "hostname" | "domains">): string {
+  const candidates = spec.domains.filter((d) => spec.hostname === d.zone || spec.hostname.endsWith(`.${d.zone}`));
+  if (candidates.length === 0) {
+    throw new Error(`hostname: ${spec.hostname} is in none of the managed zones (${spec.domains.map((d) => d.zone).join(", ")})`);
+  }
+  const deepest = Math.max(...candidates.map((d) => d.zone.length));
+  return candidates.find((d) => d.zone.length === deepest)!.name;
+}

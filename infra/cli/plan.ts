@@ -1,0 +1,137 @@
+// `mailstack plan`: the real Pulumi program, run offline under the mock engine, reported as the
+// resources it would create and the DNS records it would publish, per zone.
+import * as path from "node:path";
+import { readStackFile } from "../../components/config/stack-file";
+import { SecretValue } from "../../components/config/secret";
+import type { PlannedRecord } from "../../components/records/types";
+import { runOffline, Secret, Unknown, type RecordedResource } from "../offline/engine";
+import { UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
+import { CONFIG_NAMESPACE } from "../stack-config";
+
+export interface PlanOptions {
+  stack: string;
+  /** directory holding Pulumi.yaml (stack files are in its stacks/) */
+  projectDir: string;
+  ipv4?: string;
+  /** the IPv6 /64 network Hetzner assigns, e.g. `2001:db8:1::` */
+  ipv6?: string;
+}
+
+export interface StackPlan {
+  stack: string;
+  hostname: string;
+  ipv4: string | null;
+  ipv6: string | null;
+  resources: RecordedResource[];
+  /** zone name -> records */
+  zones: Record<string, PlannedRecord[]>;
+  ptr: { address: string; ptr: string }[];
+}
+
+/** Turns parsed stack-file values into the string map Pulumi hands a program. */
+export function configFromStackValues(values: Record<string, unknown>): { config: Record<string, string>; secretKeys: string[] } {
+  const config: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    const full = `${CONFIG_NAMESPACE}:${key}`;
+    let holdsSecret = false;
+    const json = JSON.stringify(value, (_k, v: unknown) => {
+      if (v instanceof SecretValue) {
+        holdsSecret = true;
+        return { secure: v.ciphertext };
+      }
+      return v;
+    });
+    config[full] = typeof value === "string" ? value : json;
+    if (holdsSecret || value instanceof SecretValue) secretKeys.push(full);
+  }
+  return { config, secretKeys };
+}
+
+export function stackFilePath(projectDir: string, stack: string): string {
+  return path.join(projectDir, "stacks", `Pulumi.${stack}.yaml`);
+}
+
+export async function planStack(options: PlanOptions): Promise<StackPlan> {
+  if (!/^[A-Za-z0-9_.-]+$/.test(options.stack)) {
+    throw new Error(`--stack: "${options.stack}" is not a stack name (letters, digits, _ . -)`);
+  }
+  const ipv6Network = options.ipv6 === undefined ? undefined : normaliseV6Network(options.ipv6);
+  if (options.ipv4 !== undefined && !isIpv4(options.ipv4)) {
+    throw new Error(`--ipv4: "${options.ipv4}" is not an IPv4 address`);
+  }
+  const values = readStackFile(stackFilePath(options.projectDir, options.stack));
+  const { config, secretKeys } = configFromStackValues(values);
+
+  const run = await runOffline(
+    () => {
+      // Loaded here, after the mocks are in place, as the Pulumi CLI would load the program.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const program = require("../program") as typeof import("../program");
+      const { stack: _stack, ...outputs } = program.defineMailStack();
+      return outputs;
+    },
+    { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network },
+  );
+
+  const zones = (run.outputs.records ?? {}) as Record<string, PlannedRecord[]>;
+  const ptr = run.resources
+    .filter((r) => r.type === "hcloud:index/rdns:Rdns")
+    .map((r) => ({ address: String(r.inputs.ipAddress), ptr: String(r.inputs.dnsPtr) }));
+  return {
+    stack: options.stack,
+    hostname: String(run.outputs.hostname),
+    ipv4: options.ipv4 ?? null,
+    ipv6: ipv6Network ? `${ipv6Network}1` : null,
+    resources: run.resources,
+    zones,
+    ptr,
+  };
+}
+
+function isIpv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255 && String(Number(p)) === p);
+}
+
+/** Accepts `2001:db8:1::` or `2001:db8:1::/64`; the host part must be empty (Hetzner's /64). */
+export function normaliseV6Network(input: string): string {
+  const [address, prefix] = input.split("/");
+  if (prefix !== undefined && prefix !== "64") {
+    throw new Error(`--ipv6: Hetzner assigns a /64; got /${prefix} in "${input}"`);
+  }
+  if (!/^[0-9a-f:]+$/i.test(address) || !address.endsWith("::") || address.split("::").length !== 2) {
+    throw new Error(`--ipv6: "${input}" is not an IPv6 /64 network address like 2001:db8:1:: (the host is ::1)`);
+  }
+  const groups = address.slice(0, -2).split(":").filter((g) => g !== "");
+  if (groups.length > 4 || groups.some((g) => g.length > 4)) {
+    throw new Error(`--ipv6: "${input}" has more than a /64 prefix; give the network address, e.g. 2001:db8:1::`);
+  }
+  return address.toLowerCase();
+}
+
+/** Replaces the stand-in addresses with a visible marker. */
+export function markUnknown(text: string): string {
+  return text
+    .split(`${UNKNOWN_IPV6_NETWORK}1`).join("<ipv6 unknown>")
+    .split(UNKNOWN_IPV6_NETWORK).join("<ipv6 unknown>")
+    .split(UNKNOWN_IPV4).join("<ipv4 unknown>");
+}
+
+export function containsUnknown(text: string): boolean {
+  return markUnknown(text) !== text;
+}
+
+/** Inputs rendered for people: secrets as [secret], unknowns as (unknown). */
+export function displayValue(value: unknown): string {
+  if (value instanceof Secret) return "[secret]";
+  if (value === Unknown) return "(unknown)";
+  if (typeof value === "string") return markUnknown(value);
+  return markUnknown(JSON.stringify(value, (_k, v: unknown) => (v === Unknown ? "(unknown)" : v instanceof Secret ? "[secret]" : v)));
+}
+
+export function shortType(type: string): string {
+  // hcloud:index/primaryIp:PrimaryIp -> hcloud:PrimaryIp
+  const [pkg, , cls] = type.split(":");
+  return cls ? `${pkg}:${cls}` : type;
+}

@@ -1,0 +1,11 @@
+// The mailstack Pulumi program: stack config -> validated spec -> MailStack -> stack outputs.
+import { defineMailStack } from "./program";
+
+const outputs = defineMailStack();
+
+export const hostname = outputs.hostname;
+export const ipv4 = outputs.ipv4;
+export const ipv6 = outputs.ipv6;
+export const records = outputs.records;
+export const dkimPublicKeys = outputs.dkimPublicKeys;
+export const hostKey = outputs.hostKey;

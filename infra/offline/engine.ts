@@ -1,0 +1,170 @@
+// Runs the real Pulumi program in-process under `pulumi.runtime.setMocks`: no CLI, no provider
+// plugins, no credentials. Used by `mailstack plan` and by the component tests.
+//
+// Providers are replaced by `mockProvider` (what a create would return); everything the program
+// asks the engine to register is recorded with its inputs (secret values kept marked as secret)
+// and its resource options.
+import * as pulumi from "@pulumi/pulumi";
+import { mockProvider, type MockProviderOptions } from "./mock-provider";
+
+/** Property-value markers of Pulumi's wire format (sdk/nodejs/runtime/rpc.ts). */
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SPECIAL_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** A secret value, still marked as one. */
+export class Secret {
+  constructor(readonly value: unknown) {}
+  toJSON(): string {
+    return "[secret]";
+  }
+}
+
+/** A value that would only be known after the real provider ran. */
+export const Unknown: unique symbol = Symbol("unknown");
+
+export interface RecordedResource {
+  urn: string;
+  type: string;
+  name: string;
+  /** URN of the parent resource ("" for the stack's children) */
+  parent: string;
+  custom: boolean;
+  /** inputs as the engine received them: Secret for secrets, Unknown for values not known yet */
+  inputs: Record<string, unknown>;
+  options: {
+    protect: boolean;
+    deleteBeforeReplace: boolean;
+    ignoreChanges: string[];
+    retainOnDelete: boolean;
+    additionalSecretOutputs: string[];
+  };
+}
+
+export interface OfflineRun {
+  resources: RecordedResource[];
+  /** the program's stack outputs, with secrets as Secret */
+  outputs: Record<string, unknown>;
+}
+
+export interface OfflineOptions extends MockProviderOptions {
+  project?: string;
+  stack: string;
+  /** full config keys (`mailstack:domains`) to their string (JSON for structured) values */
+  config: Record<string, string>;
+  secretKeys?: string[];
+  /** receives every registration as it happens (still filled when the program throws) */
+  recorded?: RecordedResource[];
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getProtect(): boolean | undefined;
+  getDeletebeforereplace(): boolean;
+  getIgnorechangesList(): string[];
+  getRetainondelete(): boolean | undefined;
+  getAdditionalsecretoutputsList(): string[];
+}
+
+/** Turns the wire form into plain values with Secret/Unknown markers. */
+function revive(value: unknown): unknown {
+  if (value === UNKNOWN) return Unknown;
+  if (Array.isArray(value)) return value.map(revive);
+  if (value && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return new Secret(revive(obj.value));
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, revive(v)]));
+  }
+  return value;
+}
+
+let running = false;
+
+/**
+ * Runs `program` (which declares resources and returns the stack outputs) under mocks.
+ * One run per process at a time: Pulumi's runtime state is process-global.
+ */
+export async function runOffline(program: () => unknown, options: OfflineOptions): Promise<OfflineRun> {
+  if (running) throw new Error("runOffline: another offline run is in progress in this process");
+  running = true;
+  try {
+    const resources: RecordedResource[] = options.recorded ?? [];
+    await pulumi.runtime.setMocks(mockProvider(options), options.project ?? "mailstack", options.stack, false);
+    pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
+
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+      registerResource(req: RegisterRequest, cb: (err: unknown, res: unknown) => void): Promise<void>;
+    };
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, cb) => {
+      const type = req.getType();
+      const name = req.getName();
+      resources.push({
+        urn: "",
+        type,
+        name,
+        parent: req.getParent(),
+        custom: req.getCustom(),
+        inputs: (revive(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>) ?? {},
+        options: {
+          protect: req.getProtect() ?? false,
+          deleteBeforeReplace: req.getDeletebeforereplace(),
+          ignoreChanges: req.getIgnorechangesList(),
+          retainOnDelete: req.getRetainondelete() ?? false,
+          additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        },
+      });
+      const recorded = resources[resources.length - 1];
+      return register(req, (err, res) => {
+        if (res && typeof (res as { getUrn?: () => string }).getUrn === "function") {
+          recorded.urn = (res as { getUrn(): string }).getUrn();
+        }
+        cb(err, res);
+      });
+    };
+
+    // A program error is kept out of Pulumi's own error path, which would also report it as an
+    // unhandled rejection, and rethrown as is once the stack settles.
+    let failure: { error: unknown } | undefined;
+    const exported = await pulumi.runtime.runInPulumiStack(async () => {
+      try {
+        return await program();
+      } catch (error) {
+        failure = { error };
+        return {};
+      }
+    });
+    if (failure) throw failure.error;
+    const outputs = (await resolveDeep(exported ?? {})) as Record<string, unknown>;
+    return { resources: withoutStack(resources), outputs };
+  } finally {
+    running = false;
+  }
+}
+
+function withoutStack(resources: RecordedResource[]): RecordedResource[] {
+  const stackless = resources.filter((r) => r.type !== "pulumi:pulumi:Stack");
+  resources.splice(0, resources.length, ...stackless);
+  return resources;
+}
+
+/** Resolves Outputs and promises anywhere in a value, keeping secrets marked. */
+async function resolveDeep(value: unknown): Promise<unknown> {
+  if (pulumi.Output.isInstance(value)) {
+    const output = value as pulumi.Output<unknown>;
+    const inner = await new Promise<unknown>((resolve) => output.apply((v) => resolve(v)));
+    const resolved = await resolveDeep(inner);
+    return (await pulumi.isSecret(output)) ? new Secret(resolved) : resolved;
+  }
+  if (value instanceof Promise) return resolveDeep(await value);
+  if (Array.isArray(value)) return Promise.all(value.map(resolveDeep));
+  if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const entries = await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await resolveDeep(v)] as const));
+    return Object.fromEntries(entries);
+  }
+  return value;
+}

@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { MailStack } from "../components/MailStack";
+import { ConfigError, validateStackConfig } from "../components/config/validate";
+import { readStackConfig } from "./stack-config";
+
+/**
+ * Validates the whole stack configuration before any resource exists, then declares the stack.
+ * On bad config it throws a ConfigError listing every key at fault; nothing has been created.
+ */
+export function defineMailStack() {
+  const { raw, secretKeys } = readStackConfig();
+  let spec;
+  try {
+    spec = validateStackConfig(raw, { secretKeys });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      // RunError prints the message without a stack trace: the message is the whole story.
+      throw new pulumi.RunError(`invalid stack configuration (${pulumi.getStack()}):\n${err.message}`);
+    }
+    throw err;
+  }
+  const stack = new MailStack("mail", { spec });
+  return {
+    stack,
+    hostname: stack.hostname,
+    ipv4: stack.ipv4,
+    ipv6: stack.ipv6,
+    records: stack.records,
+    dkimPublicKeys: stack.dkimPublicKeys,
+    hostKey: stack.host.hostKeyPublic,
+  };
+}

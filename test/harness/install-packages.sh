@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local internet needs (tests, benchmarks, `npm start`).
+# Idempotent; run as root on Debian 12 or Ubuntu. Leaves daemons stopped: the tests start
+# every server themselves, bound to their own namespace addresses.
+set -euo pipefail
+
+packages=(
+  iproute2 util-linux procps
+  knot knot-dnsutils bind9-dnsutils bind9-utils
+  pebble openssh-server
+  postfix dovecot-imapd dovecot-lmtpd
+  opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
+  swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+export DEBIAN_FRONTEND=noninteractive
+# Keep apt from starting the daemons it installs (exit 101 = "not allowed").
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+fi
+debconf-set-selections <<'SEL'
+postfix postfix/main_mailer_type select No configuration
+postfix postfix/mailname string mx.example.test
+opendmarc opendmarc/dbconfig-install boolean false
+SEL
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
