@@ -1,0 +1,57 @@
+// SRV records that let mail clients find the submission and IMAP services
+// (RFC 6186, RFC 8314) and Outlook find the autodiscover service.
+import type { SrvData } from "./types";
+
+export interface SrvRecordSpec {
+  /** `_service._proto` label pair */
+  service: string;
+  data: SrvData;
+  why: string;
+}
+
+/**
+ * The services at `<service>._tcp.<domain>`:
+ * - implicit TLS first (RFC 8314 5.1: priority 0 for submissions/imaps),
+ * - submission with STARTTLS (587) offered too, at a lower preference per RFC 8314 5.1,
+ * - IMAP with STARTTLS (143) likewise, less preferred than 993 (RFC 8314 5.1),
+ * - POP3 is not offered: target "." says the service is decidedly not available (RFC 2782;
+ *   labels from RFC 6186 3.3), so clients do not guess hosts,
+ * - `_autodiscover._tcp` for Outlook ([MS-OXDSCLI] 3.1.5).
+ * Targets carry no trailing dot, except the root ".".
+ */
+export function srvRecords(mailHost: string): SrvRecordSpec[] {
+  const host = mailHost.toLowerCase();
+  const offered = (service: string, priority: number, port: number, why: string): SrvRecordSpec => ({
+    service,
+    data: { priority, weight: 1, port, target: host },
+    why,
+  });
+  const notOffered = (service: string, why: string): SrvRecordSpec => ({
+    service,
+    data: { priority: 0, weight: 0, port: 0, target: "." },
+    why,
+  });
+  return [
+    offered("_submissions._tcp", 0, 465, "Mail submission over implicit TLS (RFC 8314 5.1, RFC 6186 3.1)"),
+    offered("_submission._tcp", 10, 587, "Mail submission with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.1)"),
+    offered("_imaps._tcp", 0, 993, "IMAP over implicit TLS (RFC 8314 5.1, RFC 6186 3.2)"),
+    offered("_imap._tcp", 10, 143, "IMAP with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.2)"),
+    notOffered("_pop3s._tcp", "POP3 over TLS is not offered: target . (RFC 2782, RFC 6186 3.3)"),
+    notOffered("_pop3._tcp", "POP3 is not offered: target . (RFC 2782, RFC 6186 3.3)"),
+    offered("_autodiscover._tcp", 0, 443, "Outlook account autodiscovery ([MS-OXDSCLI] 3.1.5)"),
+  ];
+}
+
+/**
+ * SRV content as Cloudflare returns it: `weight<TAB>port<TAB>target`, with the priority in the
+ * record's separate priority field (the same split as MX). Records are written through `data`.
+ */
+export function srvContent(data: SrvData): string {
+  return `${data.weight}\t${data.port}\t${data.target}`;
+}
+
+/** RDATA presentation form (RFC 2782): `priority weight port target.` for zone files. */
+export function srvPresentation(data: SrvData): string {
+  const target = data.target === "." ? "." : `${data.target}.`;
+  return `${data.priority} ${data.weight} ${data.port} ${target}`;
+}
