@@ -79,7 +79,7 @@ export class MailStack extends pulumi.ComponentResource {
     this.tlsSpkiSha256 = tlsKey.publicKeyPem.apply(spkiSha256FromPem);
     this.certificateNames = [
       spec.hostname,
-      ...spec.domains.flatMap((d) => [`mta-sts.${d.name}`, `autoconfig.${d.name}`]),
+      ...spec.domains.flatMap((d) => [`mta-sts.${d.name}`, `autoconfig.${d.name}`, `autodiscover.${d.name}`]),
     ];
 
     this.dkimKeys = spec.domains.flatMap((domain) =>

@@ -2,6 +2,7 @@
 // turns raw stack configuration into this; everything downstream (planner, components, CLI)
 // consumes only this shape, never raw config.
 import type * as pulumi from "@pulumi/pulumi";
+import type { SecretValue } from "./config/secret";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -79,8 +80,11 @@ export interface ServerSpec {
 
 export interface UserSpec {
   address: string;
-  /** argon2id PHC string; a Pulumi secret when read from stack config. */
-  passwordHash: pulumi.Input<string>;
+  /**
+   * argon2id PHC string; a Pulumi secret when read from stack config. The offline plan, which
+   * cannot decrypt stack secrets, carries a SecretValue marker instead.
+   */
+  passwordHash: pulumi.Input<string> | SecretValue;
 }
 
 export interface AliasSpec {

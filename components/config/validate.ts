@@ -62,9 +62,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     hostname: hostname!,
     server: server!,
     domains,
-    // UserSpec types the hash as pulumi.Input<string>; a SecretValue marker stands in for one
-    // until the caller wraps it (see the doc comment above).
-    users: users.map((u): UserSpec => ({ address: u.address, passwordHash: u.passwordHash as UserSpec["passwordHash"] })),
+    users: users.map((u): UserSpec => ({ address: u.address, passwordHash: u.passwordHash })),
     aliases: allAliases,
     acme: acme!,
   };
