@@ -19,6 +19,11 @@ for p in "${packages[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-packages: missing Debian packages: ${missing[*]}; run as root: sudo bash $0" >&2
+  exit 1
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 # Keep apt from starting the daemons it installs (exit 101 = "not allowed").
 if [ ! -e /usr/sbin/policy-rc.d ]; then
