@@ -7,12 +7,13 @@ import { planStack } from "./plan";
 import { formatJson, formatTable, formatZones, PLAN_FORMATS, type PlanFormat } from "./plan-format";
 
 const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [--ipv4 ADDR --ipv6 PREFIX]
-                      [--nameservers NS1,NS2] [--project DIR] [--verbose]
+                      [--acme-account URL] [--nameservers NS1,NS2] [--project DIR] [--verbose]
 
   plan   run the Pulumi program offline (mock engine, no credentials) and print every resource
          it would create and every DNS record per zone. Secrets print as [secret].
          --ipv4/--ipv6 supply what Hetzner would assign (the IPv6 is the /64 network; the host
-         uses ::1); without them addresses show as unknown.`;
+         uses ::1); without them addresses show as unknown. --acme-account gives the ACME
+         account URL for the CAA accounturi (known after the first pulumi up).`;
 
 /** The project is where Pulumi.yaml and stacks/ are: the working directory or above, else this package. */
 export function findProjectDir(start: string): string {
@@ -34,6 +35,7 @@ async function plan(argv: string[]): Promise<string> {
       ipv4: { type: "string" },
       ipv6: { type: "string" },
       nameservers: { type: "string" },
+      "acme-account": { type: "string" },
       project: { type: "string" },
       verbose: { type: "boolean", default: false },
     },
@@ -51,6 +53,7 @@ async function plan(argv: string[]): Promise<string> {
     projectDir: values.project ? path.resolve(values.project) : findProjectDir(process.cwd()),
     ipv4: values.ipv4,
     ipv6: values.ipv6,
+    acmeAccount: values["acme-account"],
   });
   if (format === "json") return formatJson(result);
   if (format === "zone") {

@@ -109,7 +109,7 @@ export function formatZones(plan: StackPlan, options: ZoneRenderOptions = {}): s
         hostmaster: `hostmaster.${zone}`,
         serial: options.serial ?? 1,
       });
-      const notes = pending.map((r) => `; pending address assignment: ${r.name} ${r.type} ${markUnknown(recordValue(r))}`);
+      const notes = pending.map((r) => `; known after pulumi up: ${r.name} ${r.type} ${markUnknown(recordValue(r))}`);
       return notes.length ? `${text}${notes.join("\n")}\n` : text;
     })
     .join("\n");

@@ -5,7 +5,7 @@ import { readStackFile } from "../../components/config/stack-file";
 import { SecretValue } from "../../components/config/secret";
 import type { PlannedRecord } from "../../components/records/types";
 import { runOffline, Secret, Unknown, type RecordedResource } from "../offline/engine";
-import { UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
+import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
 import { CONFIG_NAMESPACE } from "../stack-config";
 
 export interface PlanOptions {
@@ -15,6 +15,8 @@ export interface PlanOptions {
   ipv4?: string;
   /** the IPv6 /64 network Hetzner assigns, e.g. `2001:db8:1::` */
   ipv6?: string;
+  /** the ACME account URL, if already registered (CAA accounturi) */
+  acmeAccount?: string;
 }
 
 export interface StackPlan {
@@ -60,6 +62,9 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
   if (options.ipv4 !== undefined && !isIpv4(options.ipv4)) {
     throw new Error(`--ipv4: "${options.ipv4}" is not an IPv4 address`);
   }
+  if (options.acmeAccount !== undefined && !/^https:\/\/[^\s";]+$/.test(options.acmeAccount)) {
+    throw new Error(`--acme-account: "${options.acmeAccount}" is not an https:// account URL`);
+  }
   const values = readStackFile(stackFilePath(options.projectDir, options.stack));
   const { config, secretKeys } = configFromStackValues(values);
 
@@ -71,7 +76,7 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
       const { stack: _stack, ...outputs } = program.defineMailStack();
       return outputs;
     },
-    { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network },
+    { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network, acmeAccountUrl: options.acmeAccount },
   );
 
   const zones = (run.outputs.records ?? {}) as Record<string, PlannedRecord[]>;
@@ -115,7 +120,8 @@ export function markUnknown(text: string): string {
   return text
     .split(`${UNKNOWN_IPV6_NETWORK}1`).join("<ipv6 unknown>")
     .split(UNKNOWN_IPV6_NETWORK).join("<ipv6 unknown>")
-    .split(UNKNOWN_IPV4).join("<ipv4 unknown>");
+    .split(UNKNOWN_IPV4).join("<ipv4 unknown>")
+    .split(UNKNOWN_ACME_ACCOUNT).join("<acme account unknown>");
 }
 
 export function containsUnknown(text: string): boolean {

@@ -84,6 +84,16 @@ function revive(value: unknown): unknown {
 
 let running = false;
 
+/** `waitForRPCs` is exported by the runtime's settings module but marked internal. */
+async function waitForRPCs(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs?: () => Promise<void> };
+  if (typeof settings.waitForRPCs !== "function") {
+    throw new Error("this @pulumi/pulumi has no runtime.settings.waitForRPCs; the offline engine needs it");
+  }
+  await settings.waitForRPCs();
+}
+
 /**
  * Runs `program` (which declares resources and returns the stack outputs) under mocks.
  * One run per process at a time: Pulumi's runtime state is process-global.
@@ -139,6 +149,9 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
       }
     });
     if (failure) throw failure.error;
+    // Some registrations (dynamic providers serialise their code first) finish after the
+    // program returns: wait for every RPC, as the CLI's language host does.
+    await waitForRPCs();
     const outputs = (await resolveDeep(exported ?? {})) as Record<string, unknown>;
     return { resources: withoutStack(resources), outputs };
   } finally {

@@ -9,11 +9,15 @@ export interface MockProviderOptions {
   ipv4?: string;
   /** IPv6 /64 network Hetzner assigns (`2001:db8:1::`); absent: UNKNOWN_IPV6_NETWORK stands in */
   ipv6Network?: string;
+  /** ACME account URL the CA assigned; absent: UNKNOWN_ACME_ACCOUNT stands in */
+  acmeAccountUrl?: string;
 }
 
 /** Stand-ins printed as "unknown" by the plan: values no real assignment can have. */
 export const UNKNOWN_IPV4 = "255.255.255.255";
 export const UNKNOWN_IPV6_NETWORK = "ffff:ffff:ffff:ffff::";
+/** The ACME account URL exists only once `pulumi up` registered the account. */
+export const UNKNOWN_ACME_ACCOUNT = "https://acme-account.invalid/registered-at-pulumi-up";
 
 type Algorithm = "RSA" | "ECDSA" | "ED25519";
 
@@ -35,6 +39,9 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
           return { id, state: { ...inputs, ...keyPair(args.name, inputs) } };
         case "hcloud:index/primaryIp:PrimaryIp":
           return { id, state: { ...inputs, ipAddress: inputs.type === "ipv6" ? ipv6Network : ipv4 } };
+        case "pulumi-nodejs:dynamic/mailstack:AcmeCertificate":
+          // AcmeCertificate: the account and the certificate come from the CA at `pulumi up`.
+          return { id, state: { ...inputs, accountUrl: options.acmeAccountUrl ?? UNKNOWN_ACME_ACCOUNT } };
         case "hcloud:index/server:Server":
           return { id, state: { ...inputs, ipv4Address: ipv4, ipv6Address: `${ipv6Network}1`, status: "running" } };
         default:

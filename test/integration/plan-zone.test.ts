@@ -66,7 +66,7 @@ describe("mailstack plan --stack dev --format zone", () => {
   test("without --ipv4/--ipv6 the address records are marked pending and the zones still load", () => {
     const r = plan("--stack", "dev", "--format", "zone");
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /; pending address assignment: mail\.example\.org A <ipv4 unknown>/);
+    assert.match(r.stdout, /; known after pulumi up: mail\.example\.org A <ipv4 unknown>/);
     assert.doesNotMatch(r.stdout, /255\.255\.255\.255|ffff:ffff/);
   });
 });

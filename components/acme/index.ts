@@ -1,0 +1,23 @@
+// ACME certificates: one module for the Pulumi side (AcmeCertificate) and the box (CertificateKeeper).
+export type { Challenge, ChallengeSolver, ChallengeType } from "./challengeSolver";
+export { issueCertificate, revokeCertificate, ensureAccount, acmeClient } from "./issue";
+export type { IssueOptions, IssuedCertificate, RevokeOptions, AcmeAccountOptions, Backoff } from "./issue";
+export { Http01Challenges, Http01Solver, HTTP01_PATH_PREFIX } from "./http01";
+export { Rfc2136Dns01Solver } from "./rfc2136Dns01Solver";
+export type { Rfc2136SolverOptions } from "./rfc2136Dns01Solver";
+export { CloudflareDns01Solver } from "./cloudflareDns01Solver";
+export type { CloudflareSolverOptions } from "./cloudflareDns01Solver";
+export { waitForTxt, findZoneApex, authoritativeServers, DEFAULT_PROPAGATION_TIMEOUT_MS } from "./dns01Propagation";
+export type { PropagationOptions } from "./dns01Propagation";
+export { sendUpdate } from "./rfc2136";
+export type { TsigKey, TsigAlgorithm } from "./tsig";
+export { readCertificateInfo, splitPemChain, spkiSha256OfKey, ariCertificateId } from "./certificateInfo";
+export type { CertificateInfo } from "./certificateInfo";
+export { renewalDecision, renewalTime, pointInWindow, isNewerCertificate, DEFAULT_RENEW_BEFORE_FRACTION } from "./renewal";
+export type { RenewalDecision, RenewalInput, RenewalWindow } from "./renewal";
+export { fetchRenewalInfo } from "./ari";
+export type { RenewalInfo } from "./ari";
+export { trustExtraCa } from "./caTrust";
+export { checkCertificateNames, sameNames } from "./names";
+export { CertificateKeeper, installCertificate, readInstalledCertificate, shouldInstall, CERT_FILE, KEY_FILE } from "./keeper";
+export type { KeeperOptions, KeeperResult, InstallResult, InstalledCertificate } from "./keeper";

@@ -1,0 +1,143 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { LocalInternet } from "../harness/netns";
+import { startAcmeTestbed, httpsGetText, type AcmeTestbed } from "../harness/pebble";
+import { acmeCertificateProvider } from "../../components/AcmeCertificate";
+import { planCertificate, updateCertificate, type CertificateOutputs } from "../../components/acme/certificateResource";
+import { spkiSha256OfKey } from "../../components/acme/certificateInfo";
+
+function ecKeyPem(): string {
+  return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+}
+
+const DAY = 86_400_000;
+
+describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engine)", () => {
+  let net: LocalInternet;
+  let bed: AcmeTestbed;
+  const provider = acmeCertificateProvider();
+  const accountKeyPem = ecKeyPem();
+  const certificateKeyPem = ecKeyPem();
+  let inputs: Record<string, unknown>;
+  let created: { id: string; outs: CertificateOutputs };
+
+  before(async () => {
+    net = await LocalInternet.create();
+    // 90-day certificates, as Let's Encrypt issues them
+    bed = await startAcmeTestbed(net, [{ origin: "example.test.", lines: [] }], { certificateValidityPeriodSeconds: 90 * 86_400 });
+    inputs = {
+      directoryUrl: bed.pebble.directoryUrl,
+      email: "postmaster@example.test",
+      accountKeyPem,
+      certificateKeyPem,
+      names: ["mail.example.test", "mta-sts.example.test"],
+      dns01: { provider: "rfc2136", server: bed.dns.ipv4, tsigName: bed.knot.tsig.name, tsigAlgorithm: "hmac-sha256", tsigSecret: bed.knot.tsig.secretB64 },
+      propagationTimeoutSeconds: 10,
+      propagationResolvers: [bed.dns.ipv4],
+      extraCaPem: bed.pebble.listenerCaPem,
+      revokeOnDelete: true,
+      backoffMinMs: 100,
+    };
+    created = await provider.create!(inputs) as { id: string; outs: CertificateOutputs };
+  });
+  after(async () => {
+    await net?.destroy();
+  });
+
+  test("check reports bad inputs by property with a mending message", async () => {
+    const r = await provider.check!({}, { ...inputs, names: ["ok.example.test", "Bad.example.test"], dns01: { provider: "route53" } });
+    assert.deepEqual(r.failures, [
+      { property: "names", reason: 'names[1]: "Bad.example.test" must be lowercase' },
+      { property: "dns01", reason: 'dns01.provider: "route53" is not one of cloudflare|rfc2136' },
+    ]);
+  });
+
+  test("create issues the certificate and outputs account URL, chain, validity, key hash", () => {
+    const o = created.outs;
+    assert.match(o.accountUrl, /\/my-account\//);
+    assert.match(o.certificatePem, /^-----BEGIN CERTIFICATE-----/);
+    assert.ok((o.certificatePem.match(/BEGIN CERTIFICATE/g) ?? []).length >= 2, "leaf + intermediate");
+    assert.deepEqual(o.names, ["mail.example.test", "mta-sts.example.test"]);
+    assert.equal(new Date(o.notAfter).getTime() - new Date(o.notBefore).getTime() >= 90 * DAY - 1000, true);
+    assert.equal(o.spkiSha256, spkiSha256OfKey(certificateKeyPem));
+    assert.equal(o.issueReason, "new certificate");
+  });
+
+  test("create stores neither the certificate key nor the DNS credentials in the state", () => {
+    const state = JSON.stringify(created.outs);
+    assert.equal(state.includes(bed.knot.tsig.secretB64), false);
+    assert.equal(state.includes(certificateKeyPem.split("\n")[1]), false);
+    assert.equal("dns01" in created.outs, false);
+  });
+
+  test("diff with unchanged inputs right after issuance reports no change", async () => {
+    const d = await provider.diff!(created.id, created.outs, inputs);
+    assert.equal(d.changes, false);
+  });
+
+  test("diff with a changed name asks for an in-place update and says why", async () => {
+    const news = { ...inputs, names: ["mail.example.test", "mta-sts.example.test", "autoconfig.example.test"] };
+    const d = await provider.diff!(created.id, created.outs, news);
+    assert.equal(d.changes, true);
+    assert.deepEqual(d.replaces, []);
+    const plan = await planCertificate(created.outs as never, news);
+    assert.equal(plan.reason, "names changed (+autoconfig.example.test)");
+    assert.deepEqual(plan.properties, ["names"]);
+  });
+
+  test("diff when a third of the 90-day lifetime remains plans a renewal and says why", async () => {
+    const at = new Date(new Date(created.outs.notAfter).getTime() - 29 * DAY);
+    const plan = await planCertificate(created.outs as never, inputs, at);
+    assert.equal(plan.reissue, true);
+    assert.deepEqual(plan.properties, ["renewal"]);
+    assert.match(plan.reason, /^a third or less of the 90 days lifetime remains \(29 days left, expires .+\)$/);
+    const early = await planCertificate(created.outs as never, inputs, new Date(new Date(created.outs.notAfter).getTime() - 31 * DAY));
+    assert.equal(early.reissue, false);
+    assert.match(early.reason, /^valid until .+; renewal due from .+/);
+  });
+
+  test("update when renewal is due re-issues with the same key", async () => {
+    const at = new Date(new Date(created.outs.notAfter).getTime() - 10 * DAY);
+    const renewed = await updateCertificate(created.outs as never, inputs, at);
+    assert.notEqual(renewed.serialHex, created.outs.serialHex);
+    assert.equal(renewed.spkiSha256, created.outs.spkiSha256);
+    assert.equal(renewed.accountUrl, created.outs.accountUrl);
+    assert.match(renewed.issueReason, /a third or less of the 90 days lifetime remains/);
+  });
+
+  test("update with new names re-issues for them, keeping the key", async () => {
+    const news = { ...inputs, names: ["mail.example.test", "autoconfig.example.test"] };
+    const r = await provider.update!(created.id, created.outs, news);
+    const outs = r.outs as CertificateOutputs;
+    assert.deepEqual(outs.names, ["mail.example.test", "autoconfig.example.test"]);
+    assert.equal(outs.spkiSha256, created.outs.spkiSha256);
+    assert.equal(outs.issueReason, "names changed (+autoconfig.example.test, -mta-sts.example.test)");
+  });
+
+  test("update with only a new email keeps the certificate", async () => {
+    const r = await provider.update!(created.id, created.outs, { ...inputs, email: "hostmaster@example.test" });
+    const outs = r.outs as CertificateOutputs;
+    assert.equal(outs.serialHex, created.outs.serialHex);
+    assert.equal(outs.email, "hostmaster@example.test");
+  });
+
+  test("a different directory URL is a replacement", async () => {
+    const d = await provider.diff!(created.id, created.outs, { ...inputs, directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory" });
+    assert.deepEqual(d.replaces, ["directoryUrl"]);
+  });
+
+  test("delete with revokeOnDelete revokes the certificate at the CA", async () => {
+    const fresh = await provider.create!(inputs) as { id: string; outs: CertificateOutputs };
+    await provider.delete!(fresh.id, fresh.outs);
+    const status = JSON.parse(await httpsGetText(`https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`, bed.pebble.listenerCaPem)) as { Status: string };
+    assert.equal(status.Status, "Revoked");
+  });
+
+  test("delete without revokeOnDelete leaves the certificate valid", async () => {
+    const fresh = await provider.create!({ ...inputs, revokeOnDelete: false }) as { id: string; outs: CertificateOutputs };
+    await provider.delete!(fresh.id, fresh.outs);
+    const status = JSON.parse(await httpsGetText(`https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`, bed.pebble.listenerCaPem)) as { Status: string };
+    assert.equal(status.Status, "Valid");
+  });
+});

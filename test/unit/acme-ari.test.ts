@@ -1,0 +1,88 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { AddressInfo } from "node:net";
+import { ariCertificateId, authorityKeyIdentifier, readCertificateInfo } from "../../components/acme/certificateInfo";
+import { fetchRenewalInfo } from "../../components/acme/ari";
+import { X509Certificate } from "node:crypto";
+
+/**
+ * A leaf whose issuer key identifier and serial are those of RFC 9773 4.1's example:
+ * keyIdentifier 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4, serial 0x87654321.
+ */
+function rfcExampleCertificate(dir: string): string {
+  const p = (f: string) => path.join(dir, f);
+  const run = (args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+  fs.writeFileSync(p("ca.cnf"), "subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n");
+  run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.csr"), "-subj", "/CN=ARI example CA"]);
+  run(["x509", "-req", "-in", p("ca.csr"), "-signkey", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-extfile", p("ca.cnf")]);
+  fs.writeFileSync(p("leaf.cnf"), "authorityKeyIdentifier=keyid:always\nsubjectAltName=DNS:mail.example.org\n");
+  run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("leaf.key"), "-out", p("leaf.csr"), "-subj", "/CN=mail.example.org"]);
+  run(["x509", "-req", "-in", p("leaf.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-set_serial", "0x87654321", "-out", p("leaf.pem"), "-days", "1", "-extfile", p("leaf.cnf")]);
+  return fs.readFileSync(p("leaf.pem"), "utf8");
+}
+
+describe("ARI certificate identifier (RFC 9773 4.1)", () => {
+  let dir: string;
+  let leaf: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "acme-ari-"));
+    leaf = rfcExampleCertificate(dir);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test("the AKI keyIdentifier is read from the certificate", () => {
+    assert.equal(authorityKeyIdentifier(new X509Certificate(leaf).raw)!.toString("hex"), "69885b6b87464041e1b37b847ba0ae2cde01c8d4");
+  });
+
+  test("the ID of the RFC's example is aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE (serial keeps its DER leading zero)", () => {
+    assert.equal(ariCertificateId(leaf), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    assert.equal(readCertificateInfo(leaf).ariCertId, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+  });
+
+  describe("fetchRenewalInfo against a stand-in CA", () => {
+    let server: http.Server;
+    let base: string;
+    const asked: string[] = [];
+    let withAri = true;
+    before(async () => {
+      server = http.createServer((req, res) => {
+        asked.push(req.url!);
+        res.setHeader("content-type", "application/json");
+        if (req.url === "/dir") {
+          res.end(JSON.stringify({ newOrder: `${base}/new-order`, ...(withAri ? { renewalInfo: `${base}/renewal-info` } : {}) }));
+        } else if (req.url === "/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE") {
+          res.end(JSON.stringify({ suggestedWindow: { start: "2026-03-12T00:00:00Z", end: "2026-03-14T00:00:00Z" }, explanationURL: "https://ca.example/why" }));
+        } else {
+          res.statusCode = 404;
+          res.end("{}");
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(() => new Promise<void>((r) => server.close(() => r())));
+
+    test("asks <renewalInfo>/<cert ID> and returns the suggested window", async () => {
+      const info = await fetchRenewalInfo(`${base}/dir`, leaf);
+      assert.deepEqual(info, {
+        window: { start: new Date("2026-03-12T00:00:00Z"), end: new Date("2026-03-14T00:00:00Z") },
+        explanationUrl: "https://ca.example/why",
+        certId: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+      });
+      assert.ok(asked.includes("/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
+    });
+
+    test("a CA without renewalInfo in its directory gives undefined and no further request", async () => {
+      withAri = false;
+      asked.length = 0;
+      assert.equal(await fetchRenewalInfo(`${base}/dir`, leaf), undefined);
+      assert.deepEqual(asked, ["/dir"]);
+      withAri = true;
+    });
+  });
+});
