@@ -1,0 +1,298 @@
+/**
+ * Daemon benchmark: messages per second accepted and stored durably, and idle and peak memory,
+ * for maild beside Haraka (npm) and Postfix (Debian), under the same `smtp-source` load.
+ *
+ *   npm run bench:daemon            (root; Debian packages from test/harness/install-packages.sh)
+ *   BENCH_MESSAGES=20000 BENCH_SESSIONS=50 BENCH_SIZE=4096 npm run bench:daemon
+ *
+ * Each server runs alone in its own namespace host of a local internet, one after the other; the
+ * load comes from another host: `smtp-source -s SESSIONS -m MESSAGES -l SIZE` (one message per
+ * connection, no TLS). Durability is the same for all three: the 250 reply to DATA is sent only
+ * after the message is fsynced together with its directory entry.
+ *   - maild: its own spool + Maildir delivery (fsync of file and directories before 250).
+ *   - Haraka: a queue plugin (daemon-haraka-queue.js) writes tmp/, fsyncs, renames into new/,
+ *     fsyncs new/, then answers 250. Haraka is installed into test/bench/haraka/ by this command.
+ *   - Postfix: its queue file is fsynced by cleanup before smtpd answers 250 (Postfix default);
+ *     delivery is to the `discard` transport, so what is measured is durable queue acceptance,
+ *     the same point at which maild and Haraka answer.
+ * Memory: sum of PSS (proportional set size) over every process of the server (Postfix runs
+ * many processes; PSS counts their shared pages once). Idle = 2 s after start, before load;
+ * peak = highest sample (every 100 ms) during the load.
+ */
+import { execFileSync } from "node:child_process";
+import { argon2Sync, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
+import { startKnot, type KnotServer } from "../harness/knot";
+import { makeTestTls, waitForPort } from "../harness/dovecot";
+import { startPostfix } from "../harness/postfix";
+
+const ROOT = path.resolve(__dirname, "../..");
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 20);
+const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
+const DOMAIN = "example.test";
+const RECIPIENT = `bench@${DOMAIN}`;
+const SENDER = "load@example.net";
+
+interface Result {
+  name: string;
+  seconds: number;
+  stored: number;
+  idleMb: number;
+  peakMb: number;
+  /** CPU seconds the server's processes used during the load */
+  cpuSeconds: number;
+  note?: string;
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** Sum of PSS in MiB over every process in a namespace. */
+function namespacePssMb(ns: string): number {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
+  } catch {
+    return 0;
+  }
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+      if (m) kb += Number(m[1]);
+    } catch {
+      /* exited between listing and reading */
+    }
+  }
+  return kb / 1024;
+}
+
+/** utime + stime in seconds summed over every process in a namespace (proc(5) stat fields 14, 15). */
+function namespaceCpuSeconds(ns: string): number {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
+  } catch {
+    return 0;
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* exited */
+    }
+  }
+  return ticks / 100;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Run smtp-source from `load` against host:25, sampling the server's memory; returns seconds and peak MiB. */
+async function drive(load: NetHost, server: NetHost): Promise<{ seconds: number; peakMb: number; cpuSeconds: number }> {
+  const cpuBefore = namespaceCpuSeconds(server.ns);
+  let peakMb = namespacePssMb(server.ns);
+  const sampler = setInterval(() => {
+    peakMb = Math.max(peakMb, namespacePssMb(server.ns));
+  }, 100);
+  const started = process.hrtime.bigint();
+  const r = await load.run([
+    "/usr/sbin/smtp-source", "-s", String(SESSIONS), "-m", String(MESSAGES), "-l", String(SIZE),
+    "-M", "load.example.net", "-f", SENDER, "-t", RECIPIENT, `${server.ipv4}:25`,
+  ]);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
+  peakMb = Math.max(peakMb, namespacePssMb(server.ns));
+  const cpuSeconds = namespaceCpuSeconds(server.ns) - cpuBefore;
+  if (r.code !== 0) throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
+  return { seconds, peakMb, cpuSeconds };
+}
+
+function countFiles(dir: string): number {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).length : 0;
+}
+
+/** Spawn a server with stdout/stderr going straight to a file (not through this process). */
+function spawnLogged(host: NetHost, argv: string[], logFile: string, env?: NodeJS.ProcessEnv) {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  return host.spawn(["bash", "-c", `exec ${quoted} >>'${logFile}' 2>&1`], { env: env ?? process.env });
+}
+
+async function idleMb(host: NetHost): Promise<number> {
+  await sleep(2000);
+  return namespacePssMb(host.ns);
+}
+
+async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot: KnotServer): Promise<Result> {
+  const main = path.join(ROOT, "server-bootstrap/maild/main.ts");
+  if (!fs.existsSync(main)) return { name: "maild", seconds: NaN, stored: 0, idleMb: NaN, peakMb: NaN, cpuSeconds: NaN, note: `${main} does not exist yet` };
+  const dir = path.join(net.workDir, "maild");
+  fs.mkdirSync(dir, { recursive: true });
+  // The box runs a bundle (one JS file) on plain node; so does the benchmark.
+  const bundle = path.join(dir, "maild.js");
+  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [main, "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
+  const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
+  const salt = randomBytes(16);
+  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
+  const hash = argon2Sync("argon2id", { message: "bench", nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
+  const dataDir = path.join(dir, "data");
+  const config = {
+    hostname: `mail.${DOMAIN}`,
+    domains: [{ name: DOMAIN, dkim: [] }],
+    users: [{ address: RECIPIENT, passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}` }],
+    aliases: [],
+    tls: { certPath: tls.certPath, keyPath: tls.keyPath },
+    dataDir,
+    listen: { smtp: [{ host: host.ipv4, port: 25 }], http: [{ host: host.ipv4, port: 80 }], https: [{ host: host.ipv4, port: 443 }] },
+    dnsServers: [knot.host.ipv4],
+    limits: { maxConnectionsPerIp: 100000, maxConnections: 100000, maxMessagesPerIpPerMinute: 10000000 },
+  };
+  const configPath = path.join(dir, "maild.json");
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const logFile = path.join(dir, "maild.log");
+  const child = spawnLogged(host, [process.execPath, bundle, "--config", configPath], logFile);
+  await waitForPort(host.ipv4, 25, "maild", 20_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}\n${fs.readFileSync(logFile, "utf8").slice(-3000)}`);
+  });
+  const idle = await idleMb(host);
+  const { seconds, peakMb, cpuSeconds } = await drive(load, host);
+  const maildir = path.join(dataDir, "mail", DOMAIN, "bench", "Maildir");
+  const stored = countFiles(path.join(maildir, "new")) + countFiles(path.join(maildir, "cur"));
+  await LocalInternet.stopProcess(child, 10_000);
+  return { name: "maild", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
+}
+
+function ensureHaraka(): string {
+  const dir = path.join(ROOT, "test/bench/haraka");
+  const bin = path.join(dir, "node_modules/Haraka/bin/haraka");
+  if (!fs.existsSync(bin)) {
+    progress("installing Haraka into test/bench/haraka (npm install) ...");
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--omit=dev"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
+  }
+  if (!fs.existsSync(bin)) throw new Error(`Haraka not found at ${bin} after npm install in ${dir}`);
+  return bin;
+}
+
+async function benchHaraka(net: LocalInternet, host: NetHost, load: NetHost): Promise<Result> {
+  const bin = ensureHaraka();
+  const dir = path.join(net.workDir, "haraka");
+  // Haraka's own outbound queue lives in <dir>/queue; ours is beside it.
+  const queueDir = path.join(dir, "bench-queue");
+  // `haraka -i` writes the default configuration (connection.ini and friends); ours overrides it.
+  execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
+  const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
+  cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
+  cfg("me", `haraka.${DOMAIN}\n`);
+  cfg("host_list", `${DOMAIN}\n`);
+  cfg("plugins", "rcpt_to.in_host_list\nbench_fsync\n");
+  cfg("log.ini", "[main]\nlevel=notice\n");
+  fs.copyFileSync(path.join(__dirname, "daemon-haraka-queue.js"), path.join(dir, "plugins", "bench_fsync.js"));
+  const logFile = path.join(dir, "haraka.log");
+  const child = spawnLogged(host, [process.execPath, bin, "-c", dir], logFile, { ...process.env, HARAKA_BENCH_QUEUE: queueDir });
+  await waitForPort(host.ipv4, 25, "haraka", 20_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}\n${fs.readFileSync(logFile, "utf8").slice(-3000)}`);
+  });
+  const idle = await idleMb(host);
+  const { seconds, peakMb, cpuSeconds } = await drive(load, host);
+  const stored = countFiles(path.join(queueDir, "new"));
+  await LocalInternet.stopProcess(child, 10_000);
+  return { name: "Haraka", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
+}
+
+async function benchPostfix(net: LocalInternet, host: NetHost, load: NetHost): Promise<Result> {
+  const peer = await startPostfix(net, host, {
+    myhostname: `postfix.${DOMAIN}`,
+    mydomain: DOMAIN,
+    extraMain: {
+      relay_domains: DOMAIN,
+      relay_transport: "discard:",
+      default_transport: "discard:",
+      // smtp-source opens a connection per message: do not let anvil's defaults throttle it.
+      smtpd_client_connection_rate_limit: "0",
+      smtpd_client_message_rate_limit: "0",
+    },
+  });
+  const idle = await idleMb(host);
+  const { seconds, peakMb, cpuSeconds } = await drive(load, host);
+  await peer.waitForEmptyQueue(120_000);
+  const stored = (peer.log().match(/ status=sent \(/g) ?? []).length;
+  await peer.stop();
+  return { name: "Postfix", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
+}
+
+function table(results: Result[]): string {
+  const postfix = results.find((r) => r.name === "Postfix");
+  const rate = (r: Result) => r.stored / r.seconds;
+  const ratio = (v: number, base: number | undefined) => (base && Number.isFinite(v) ? `${(v / base).toFixed(2)}x` : "n/a");
+  const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
+  const lines = [
+    `| server | msgs/s (stored durably) | vs Postfix | idle MiB | vs Postfix | peak MiB | vs Postfix | CPU ms/msg |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|`,
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.name} | ${f(rate(r))} | ${ratio(rate(r), postfix && rate(postfix))} | ${f(r.idleMb, 1)} | ${ratio(r.idleMb, postfix?.idleMb)} | ${f(r.peakMb, 1)} | ${ratio(r.peakMb, postfix?.peakMb)} | ${f((r.cpuSeconds * 1000) / r.stored, 2)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
+    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run test/harness/install-packages.sh as root first`);
+  }
+  const net = await LocalInternet.create();
+  const results: Result[] = [];
+  try {
+    const dns = await net.addHost("dns");
+    const load = await net.addHost("load");
+    const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
+    const knot = await startKnot(net, dns, [
+      {
+        origin: "example.net.",
+        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
+      },
+      { origin: `${DOMAIN}.`, lines: [] },
+    ]);
+    await net.setResolver(dns.ipv4);
+    const runs: [string, () => Promise<Result>][] = [
+      ["Postfix", () => benchPostfix(net, hosts.postfix, load)],
+      ["maild", () => benchMaild(net, hosts.maild, load, knot)],
+      ["Haraka", () => benchHaraka(net, hosts.haraka, load)],
+    ];
+    for (const [name, run] of runs) {
+      progress(`${name}: ${MESSAGES} messages of ${SIZE} bytes over ${SESSIONS} sessions ...`);
+      const r = await run();
+      if (r.note === undefined && r.stored !== MESSAGES) {
+        r.note = `stored ${r.stored} of ${MESSAGES} messages`;
+      }
+      progress(`${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.stored / r.seconds).toFixed(0)} msgs/s` : r.note}`);
+      results.push(r);
+    }
+    await knot.stop();
+  } finally {
+    await net.destroy();
+  }
+  const cpu = (await runCommand(["nproc"])).stdout.trim();
+  process.stdout.write(
+    `\nsmtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; ${cpu} CPUs; Node ${process.version}; memory = PSS summed over the server's processes\n\n` +
+      table(results) +
+      "\n" +
+      results.filter((r) => r.note).map((r) => `\n${r.name}: ${r.note}`).join("") +
+      "\n",
+  );
+  if (results.some((r) => r.note)) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench:daemon: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
