@@ -2,6 +2,7 @@
 // Pure functions returning the normalised value or the reason it is refused.
 import { domainToASCII, domainToUnicode } from "node:url";
 import { isIPv4, isIPv6 } from "node:net";
+import { canonicalIpv6 } from "../records/address";
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -154,25 +155,8 @@ function ipv6ToBigInt(addr: string): bigint {
   return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
 }
 
-// RFC 5952 4: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::".
+// Shown in RFC 5952 form, the way the planner writes addresses.
 function bigIntToIpv6(value: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return canonicalIpv6(groups.join(":"));
 }
