@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as hcloud from "@pulumi/hcloud";
 import * as tls from "@pulumi/tls";
 import type { ServerSpec } from "./spec";
-import { renderCloudInit } from "../server-bootstrap/cloud-init";
+import { hetznerVolumeDevice, renderCloudInit } from "../server-bootstrap/cloud-init";
 
 /** Ports the mail host answers on, and why. */
 export const PUBLIC_TCP_PORTS: ReadonlyArray<{ port: number; why: string }> = [
@@ -37,6 +37,10 @@ export class MailHost extends pulumi.ComponentResource {
   public readonly hostname: string;
   public readonly serverId: pulumi.Output<string>;
   public readonly volumeId: pulumi.Output<string>;
+  /** the data volume as the server sees it: `/dev/disk/by-id/scsi-0HC_Volume_<id>` */
+  public readonly volumeDevice: pulumi.Output<string>;
+  /** the attachment of the data volume: deploy steps that need the volume depend on it */
+  public readonly volumeAttachment: hcloud.VolumeAttachment;
   /** `ssh-ed25519 ...` host key the server presents; pin it when connecting. */
   public readonly hostKeyPublic: pulumi.Output<string>;
   /** Private key (OpenSSH format, secret) the deployment logs in with as root. */
@@ -101,9 +105,10 @@ export class MailHost extends pulumi.ComponentResource {
       parent,
     );
 
+    // The volume id is as stable as the host key: the volume outlives every server.
     const userData = pulumi
-      .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
-      .apply(([priv, pub]) => renderCloudInit({ hostKeyPrivateOpenssh: priv, hostKeyPublicOpenssh: pub }));
+      .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh, volume.id])
+      .apply(([priv, pub, volumeId]) => renderCloudInit({ hostKeyPrivateOpenssh: priv, hostKeyPublicOpenssh: pub, volumeId }));
 
     const srv = new hcloud.Server(
       `${name}-server`,
@@ -128,7 +133,7 @@ export class MailHost extends pulumi.ComponentResource {
       { ...parent, deleteBeforeReplace: true },
     );
 
-    new hcloud.VolumeAttachment(
+    this.volumeAttachment = new hcloud.VolumeAttachment(
       `${name}-data-attachment`,
       { serverId: srv.id.apply(Number), volumeId: volume.id.apply(Number), automount: false },
       { ...parent, deleteBeforeReplace: true },
@@ -152,6 +157,7 @@ export class MailHost extends pulumi.ComponentResource {
     this.hostname = args.hostname;
     this.serverId = srv.id;
     this.volumeId = volume.id;
+    this.volumeDevice = volume.id.apply(hetznerVolumeDevice);
     this.hostKeyPublic = hostKey.publicKeyOpenssh.apply((k) => k.trim());
     this.deployerPrivateKey = pulumi.secret(deployerKey.privateKeyOpenssh);
     this.deployerPublicKey = deployerKey.publicKeyOpenssh.apply((k) => k.trim());

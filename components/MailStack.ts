@@ -5,15 +5,33 @@ import type { StackSpec, UserSpec } from "./spec";
 import type { DkimPublicKey, PlannedRecord } from "./records/types";
 import { MailHost } from "./MailHost";
 import { MailDomain, type DkimPublicKeyInput } from "./MailDomain";
+import { MailDaemon } from "./MailDaemon";
 import { dkimPublicKeyFromPem, dkimSelectors } from "./records/dkim";
+import { mtaStsPolicy } from "./records/mtasts";
 import { spkiSha256FromPem } from "./records/tlsa";
 import { SecretValue } from "./config/secret";
+import { AcmeCertificate, type Dns01Config } from "./AcmeCertificate";
 
 export interface MailStackArgs {
   /** The validated stack description (see `validateStackConfig`). */
   spec: StackSpec;
   /** Cloudflare zone ids by zone name; zones not listed are looked up by name. */
   zoneIds?: Record<string, pulumi.Input<string>>;
+  /**
+   * Issue the host's certificate from `spec.acme` with DNS-01. Without it the box starts with a
+   * self-signed certificate for the same key (and CAA carries no accounturi).
+   */
+  certificate?: MailStackCertificateArgs;
+}
+
+export interface MailStackCertificateArgs {
+  /** how DNS-01 challenges are answered; the credentials stay secret and never reach the box */
+  dns01: pulumi.Input<Dns01Config>;
+  /** bound on waiting for a challenge TXT to be visible (default 120 s) */
+  propagationTimeoutSeconds?: number;
+  /** an extra CA to trust for the ACME server (test CAs) */
+  extraCaPem?: pulumi.Input<string>;
+  revokeOnDelete?: boolean;
 }
 
 /** A user as the daemon deployment needs it: the hash stays a Pulumi secret. */
@@ -60,7 +78,15 @@ export class MailStack extends pulumi.ComponentResource {
   public readonly tlsSpkiSha256: pulumi.Output<string>;
   /** Names the host's certificate must cover. */
   public readonly certificateNames: string[];
+  /** The ACME certificate, when `args.certificate` is given. */
+  public readonly acmeCertificate?: AcmeCertificate;
+  /** The ACME account URL (CAA accounturi), when `args.certificate` is given. */
+  public readonly acmeAccountUrl?: pulumi.Output<string>;
   public readonly users: DeployableUser[];
+  /** maild deployed over SSH onto the host */
+  public readonly daemon: MailDaemon;
+  /** the certificate the box is deployed with (PEM chain) */
+  public readonly certificatePem: pulumi.Output<string>;
 
   constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mailstack:index:MailStack", name, {}, opts);
@@ -103,6 +129,27 @@ export class MailStack extends pulumi.ComponentResource {
       );
     }
 
+    if (args.certificate) {
+      // The account key outlives every certificate: CAA pins the account (RFC 8657).
+      const accountKey = new tls.PrivateKey(`${name}-acme-account-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+      this.acmeCertificate = new AcmeCertificate(
+        `${name}-certificate`,
+        {
+          directoryUrl: spec.acme.directory,
+          email: spec.acme.email,
+          accountKeyPem: accountKey.privateKeyPem,
+          certificateKeyPem: this.tlsPrivateKeyPem,
+          names: this.certificateNames,
+          dns01: args.certificate.dns01,
+          propagationTimeoutSeconds: args.certificate.propagationTimeoutSeconds,
+          extraCaPem: args.certificate.extraCaPem,
+          revokeOnDelete: args.certificate.revokeOnDelete,
+        },
+        parent,
+      );
+      this.acmeAccountUrl = this.acmeCertificate.accountUrl;
+    }
+
     const hostZoneOwner = domainPublishingHostRecords(spec);
     this.domains = spec.domains.map(
       (domain) =>
@@ -117,6 +164,7 @@ export class MailStack extends pulumi.ComponentResource {
               ipv4: this.ipv4,
               ipv6: this.ipv6,
               tlsSpkiSha256: this.tlsSpkiSha256,
+              ...(this.acmeAccountUrl ? { acmeAccountUri: this.acmeAccountUrl } : {}),
             },
             dkim: this.dkimKeys
               .filter((k) => k.domain === domain.name)
@@ -144,6 +192,55 @@ export class MailStack extends pulumi.ComponentResource {
       });
 
     this.users = spec.users.map(deployableUser);
+
+    // The certificate the box serves: the ACME one when configured; otherwise a self-signed
+    // certificate for the same stable key, so the box can start serving (and DANE-EE 3 1 1,
+    // which pins the key, already verifies).
+    this.certificatePem = this.acmeCertificate
+      ? this.acmeCertificate.certificatePem
+      : new tls.SelfSignedCert(
+          `${name}-bootstrap-cert`,
+          {
+            privateKeyPem: this.tlsPrivateKeyPem,
+            subject: { commonName: spec.hostname },
+            dnsNames: this.certificateNames,
+            validityPeriodHours: 24 * 90,
+            earlyRenewalHours: 24 * 30,
+            allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+          },
+          parent,
+        ).certPem;
+
+    // One `pulumi up` does everything: the daemon goes on the host once the volume is attached.
+    this.daemon = new MailDaemon(
+      name,
+      {
+        connection: {
+          host: this.host.ipv4,
+          privateKey: this.host.deployerPrivateKey,
+          hostKey: this.host.hostKeyPublic,
+        },
+        instance: this.host.serverId,
+        dataDevice: this.host.volumeDevice,
+        hostname: spec.hostname,
+        domains: spec.domains.map((d) => ({
+          name: d.name,
+          mtaStsPolicy: mtaStsPolicy(d, [spec.hostname]),
+          dkim: this.dkimKeys
+            .filter((k) => k.domain === d.name)
+            .map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyPem: k.privateKeyPem })),
+        })),
+        users: spec.users.map((u, i) => ({
+          address: u.address,
+          // Only the offline plan (which deploys nothing) sees undecryptable SecretValue markers;
+          // a well-formed stand-in keeps the deploy files renderable there.
+          passwordHash: u.passwordHash instanceof SecretValue ? pulumi.secret(UNDECRYPTED_HASH_STAND_IN) : this.users[i].passwordHash,
+        })),
+        aliases: spec.aliases,
+        tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
+      },
+      { ...parent, dependsOn: [this.host.volumeAttachment] },
+    );
 
     this.registerOutputs({
       hostname: this.hostname,
@@ -176,6 +273,9 @@ function dkimKey(
     privateKeyPem: pulumi.secret(key.privateKeyPemPkcs8),
   };
 }
+
+/** argon2id-shaped (PHC) stand-in for a password hash the offline plan cannot decrypt. */
+const UNDECRYPTED_HASH_STAND_IN = "$argon2id$v=19$m=65536,t=3,p=4$dW5kZWNyeXB0ZWQ$c3RhbmQtaW4tZm9yLWEtc2VjcmV0";
 
 function deployableUser(user: UserSpec): DeployableUser {
   const hash = user.passwordHash instanceof SecretValue ? "[secret]" : user.passwordHash;

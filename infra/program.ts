@@ -3,6 +3,12 @@ import { MailStack } from "../components/MailStack";
 import { ConfigError, validateStackConfig } from "../components/config/validate";
 import { readStackConfig } from "./stack-config";
 
+/** `cloudflare:apiToken` from the stack config, else CLOUDFLARE_API_TOKEN as the provider reads it. */
+function cloudflareToken(): pulumi.Output<string> {
+  const configured = new pulumi.Config("cloudflare").getSecret("apiToken");
+  return configured ?? pulumi.secret(process.env.CLOUDFLARE_API_TOKEN ?? "");
+}
+
 /**
  * Validates the whole stack configuration before any resource exists, then declares the stack.
  * On bad config it throws a ConfigError listing every key at fault; nothing has been created.
@@ -19,7 +25,13 @@ export function defineMailStack() {
     }
     throw err;
   }
-  const stack = new MailStack("mail", { spec });
+  const stack = new MailStack("mail", {
+    spec,
+    certificate: {
+      // The same token the Cloudflare provider uses; it stays a secret and never reaches the box.
+      dns01: pulumi.secret(cloudflareToken().apply((apiToken) => ({ provider: "cloudflare" as const, apiToken }))),
+    },
+  });
   return {
     stack,
     hostname: stack.hostname,

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { runOffline, Secret, type RecordedResource, type OfflineRun } from "../../infra/offline/engine";
 import { configFromStackValues } from "../../infra/cli/plan";
+import { UNKNOWN_ACME_ACCOUNT } from "../../infra/offline/mock-provider";
 import { readStackFile } from "../../components/config/stack-file";
 import { parseCharacterStrings } from "../../components/records/txt";
 import type { PlannedRecord } from "../../components/records/types";
@@ -56,6 +57,9 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     for (const r of run.resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries([...counts].sort()), {
       "cloudflare:index/dnsRecord:DnsRecord": byType(run, "cloudflare:index/dnsRecord:DnsRecord").length,
+      // MailDaemon: wait-for-ssh, install, release-volume; copies of daemon, installer, files
+      "command:remote:Command": 3,
+      "command:remote:CopyToRemote": 3,
       "hcloud:index/firewall:Firewall": 1,
       "hcloud:index/primaryIp:PrimaryIp": 2,
       "hcloud:index/rdns:Rdns": 2,
@@ -63,11 +67,13 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       "hcloud:index/sshKey:SshKey": 1,
       "hcloud:index/volume:Volume": 1,
       "hcloud:index/volumeAttachment:VolumeAttachment": 1,
+      "mailstack:index:MailDaemon": 1,
       "mailstack:index:MailDomain": 2,
       "mailstack:index:MailHost": 1,
       "mailstack:index:MailStack": 1,
-      // host key + deployer key + TLS key + (RSA + Ed25519) DKIM per domain
-      "tls:index/privateKey:PrivateKey": 3 + 2 * 2,
+      "pulumi-nodejs:dynamic/mailstack:AcmeCertificate": 1,
+      // host key + deployer key + TLS key + ACME account key + (RSA + Ed25519) DKIM per domain
+      "tls:index/privateKey:PrivateKey": 4 + 2 * 2,
     });
   });
 
@@ -118,6 +124,28 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     const ssh = tcp.find((r) => r.port === "22")!;
     assert.deepEqual(ssh.sourceIps, (devValues.server as { sshSourceRanges?: string[] }).sshSourceRanges ?? ["0.0.0.0/0", "::/0"]);
     for (const r of tcp.filter((r) => r.port !== "22")) assert.deepEqual(r.sourceIps, ["0.0.0.0/0", "::/0"]);
+  });
+
+  test("the ACME certificate covers the host and each domain's web names, with the stable TLS key", () => {
+    const cert = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
+    assert.deepEqual(cert.inputs.names, [
+      "mail.example.org",
+      ...["example.org", "example.net"].flatMap((d) => [`mta-sts.${d}`, `autoconfig.${d}`, `autodiscover.${d}`]),
+    ]);
+    assert.equal(cert.inputs.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
+    // Key material and the Cloudflare credentials are secrets in the engine's inputs.
+    assert.ok(cert.inputs.certificateKeyPem instanceof Secret);
+    assert.ok(cert.inputs.accountKeyPem instanceof Secret);
+    assert.ok(cert.inputs.dns01 instanceof Secret);
+  });
+
+  test("CAA binds issuance to the ACME account the certificate resource registered (RFC 8657)", () => {
+    const [issue] = byType(run, "cloudflare:index/dnsRecord:DnsRecord").filter((r) => r.name === "example.org/caa/example.org/issue");
+    assert.deepEqual(issue.inputs.data, {
+      flags: 0,
+      tag: "issue",
+      value: `letsencrypt.org; accounturi=${UNKNOWN_ACME_ACCOUNT}; validationmethods=dns-01,http-01`,
+    });
   });
 
   test("MX points at the mail host with priority 10", () => {

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  iproute2 util-linux procps
+  iproute2 util-linux procps systemd
   knot knot-dnsutils bind9-dnsutils bind9-utils
   pebble openssh-server
   postfix dovecot-imapd dovecot-lmtpd

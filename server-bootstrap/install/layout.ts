@@ -1,0 +1,108 @@
+// Where everything lives on the box. One place, so the install script, the systemd unit, the
+// Dovecot configuration, maild's configuration and the tests agree on every path.
+//
+// `root` prefixes every system path (tests install into a temp directory standing in for `/`);
+// the data directory is given whole, because it is the mounted volume that outlives the server
+// and a rebuild points a new root at the same data directory.
+import * as path from "node:path";
+
+/** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
+export const NODE_VERSION = "24.21.0";
+
+/**
+ * SHA-256 of the official tarballs, as listed in https://nodejs.org/dist/v24.21.0/SHASUMS256.txt.
+ * Keyed by `uname -m`. A version bump changes these with it.
+ */
+export const NODE_TARBALLS: Readonly<Record<string, { file: string; sha256: string }>> = {
+  x86_64: { file: `node-v${NODE_VERSION}-linux-x64.tar.xz`, sha256: "fd8e59d5a511510f6a298afb548f18c7d2b1be404d8b4a27d94fbe49f56cb2d6" },
+  aarch64: { file: `node-v${NODE_VERSION}-linux-arm64.tar.xz`, sha256: "6ad1325edbdb5649c379b75a237147a666c95d4f9ae8d340fef2d1575d289ad2" },
+};
+
+export const NODE_DIST_URL = `https://nodejs.org/dist/v${NODE_VERSION}`;
+
+/**
+ * Fixed numeric ids for the `maild` account: mail on the volume is owned by number, so a rebuilt
+ * server must give the account the same ids or it could not read the mail it kept. Above the
+ * system range on purpose: no package ever allocates it dynamically.
+ */
+export const MAILD_UID = 2525;
+export const MAILD_GID = 2525;
+export const MAILD_USER = "maild";
+
+/** Mount point of the data volume on a real box. */
+export const DEFAULT_DATA_DIR = "/var/lib/maild";
+
+export interface BoxLayoutOptions {
+  /** prefix of every system path; "/" on a real box */
+  root?: string;
+  /** the data directory (the volume's mount point); never prefixed by root */
+  dataDir?: string;
+  user?: string;
+  uid?: number;
+  gid?: number;
+}
+
+export interface BoxLayout {
+  root: string;
+  dataDir: string;
+  user: string;
+  uid: number;
+  gid: number;
+  /** the Node binary the unit runs (installed under <root>/usr/local) */
+  node: string;
+  nodePrefix: string;
+  /** the one bundled daemon file */
+  daemonJs: string;
+  configJson: string;
+  unitFile: string;
+  /** the unit name systemctl knows it by */
+  unitName: string;
+  dovecotConf: string;
+  dovecotPasswd: string;
+  /** TLS certificate chain and key, on the volume so a certificate renewed on the box survives a rebuild */
+  tlsCert: string;
+  tlsKey: string;
+  dkimDir: string;
+  /** where maild runs from when there is no systemd (tests): pid file and log */
+  runDir: string;
+}
+
+function validatePath(key: string, value: string): string {
+  // Paths end up inside shell scripts, unit files and Dovecot's configuration: keep them plain.
+  if (!/^\/[A-Za-z0-9._/+-]*$/.test(value)) {
+    throw new Error(`${key}: ${JSON.stringify(value)} must be an absolute path of letters, digits and ._/+-`);
+  }
+  return value;
+}
+
+export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
+  const root = validatePath("root", opts.root ?? "/");
+  const dataDir = validatePath("dataDir", opts.dataDir ?? DEFAULT_DATA_DIR);
+  const user = opts.user ?? MAILD_USER;
+  if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(user)) throw new Error(`user: ${JSON.stringify(user)} is not a valid account name`);
+  const sys = (p: string) => path.posix.join(root, p);
+  return {
+    root,
+    dataDir,
+    user,
+    uid: opts.uid ?? MAILD_UID,
+    gid: opts.gid ?? MAILD_GID,
+    node: sys("/usr/local/bin/node"),
+    nodePrefix: sys("/usr/local"),
+    daemonJs: sys("/usr/local/lib/maild/maild.js"),
+    configJson: sys("/etc/maild/config.json"),
+    unitFile: sys("/etc/systemd/system/maild.service"),
+    unitName: "maild.service",
+    dovecotConf: sys("/etc/dovecot/dovecot.conf"),
+    dovecotPasswd: sys("/etc/dovecot/maild-users"),
+    tlsCert: path.posix.join(dataDir, "tls/fullchain.pem"),
+    tlsKey: path.posix.join(dataDir, "tls/privkey.pem"),
+    dkimDir: path.posix.join(dataDir, "dkim"),
+    runDir: sys("/run/maild"),
+  };
+}
+
+/** Where a DKIM private key lives on the box. */
+export function dkimKeyPath(layout: BoxLayout, domain: string, selector: string): string {
+  return path.posix.join(layout.dkimDir, domain, `${selector}.pem`);
+}

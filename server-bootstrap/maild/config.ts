@@ -1,0 +1,480 @@
+// maild's configuration file: one JSON document written by the Pulumi side (MailDaemon) and read
+// at start and on SIGHUP. `validateMaildConfig` is pure: raw JSON in, a fully defaulted
+// `MaildConfig` out, or a `ConfigError` listing every problem, each naming the key at fault.
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { isAbsolute } from "node:path";
+
+export interface ListenEndpoint {
+  /** an IPv4 or IPv6 literal; "::" listens on every address */
+  host: string;
+  port: number;
+}
+
+export interface DkimKeyConfig {
+  /** e.g. `g1-rsa`, `g1-ed25519` */
+  selector: string;
+  algorithm: "rsa" | "ed25519";
+  /** PEM private key on the box; read by the signer (issue 5), not at receive time */
+  keyPath: string;
+}
+
+export interface DomainConfig {
+  /** lowercase, no trailing dot */
+  name: string;
+  /** newest first: the first key of each algorithm signs */
+  dkim: DkimKeyConfig[];
+  /** RFC 8461 3.2 policy file text, served verbatim at https://mta-sts.<name>/.well-known/mta-sts.txt */
+  mtaStsPolicy?: string;
+}
+
+export interface UserConfig {
+  /** lowercase `local@domain`; the IMAP login and the Maildir owner */
+  address: string;
+  /** argon2id PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) */
+  passwordHash: string;
+}
+
+export interface AliasConfig {
+  /** lowercase `local@domain`, or `@domain` for the domain's catch-all */
+  address: string;
+  /** local users, other aliases, or external addresses */
+  to: string[];
+}
+
+export interface LimitsConfig {
+  /** RFC 1870 SIZE: larger messages are refused (552 5.3.4) */
+  maxMessageBytes: number;
+  /** concurrent SMTP connections from one client address */
+  maxConnectionsPerIp: number;
+  /** concurrent SMTP connections in total */
+  maxConnections: number;
+  /** messages (MAIL transactions) one client address may start per minute */
+  maxMessagesPerIpPerMinute: number;
+  /** RCPT commands accepted per message; RFC 5321 4.5.3.1.8 requires at least 100 */
+  maxRecipients: number;
+}
+
+export interface MaildConfig {
+  /** the mail host's FQDN: SMTP banner, Received and Authentication-Results authserv-id */
+  hostname: string;
+  domains: DomainConfig[];
+  users: UserConfig[];
+  aliases: AliasConfig[];
+  /** each character separates a local part from its extension (`user+tag`); "" disables */
+  recipientDelimiter: string;
+  tls: { certPath: string; keyPath: string };
+  /** absolute; mail lives in `<dataDir>/mail/<domain>/<local>/Maildir` */
+  dataDir: string;
+  listen: { smtp: ListenEndpoint[]; http: ListenEndpoint[]; https: ListenEndpoint[] };
+  /** DNS servers (IP literals, optional `:port`) for SPF/DKIM/DMARC; absent: the system's resolv.conf */
+  dnsServers?: string[];
+  limits: LimitsConfig;
+  /** on SIGTERM, how long open SMTP sessions may take to finish before they are cut */
+  shutdownTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  maxMessageBytes: 50 * 1024 * 1024,
+  maxConnectionsPerIp: 20,
+  maxConnections: 500,
+  maxMessagesPerIpPerMinute: 120,
+  maxRecipients: 100,
+};
+
+export const DEFAULT_LISTEN = {
+  smtp: [{ host: "::", port: 25 }],
+  http: [{ host: "::", port: 80 }],
+  https: [{ host: "::", port: 443 }],
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+// RFC 1035 2.3.1 labels (LDH), at least two labels, no trailing dot.
+const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// RFC 5322 3.2.3 dot-atom text for local parts of external addresses.
+const LOCAL_RE = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+// Mailbox names become directory names, so users are held to a filesystem-safe subset.
+const USER_LOCAL_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+// PHC string format for argon2id (https://github.com/P-H-C/phc-string-format).
+const ARGON2ID_RE = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
+const SELECTOR_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+type Json = unknown;
+
+/** Accumulates problems with the path of the key at fault, `domains[1].name: ...`. */
+class Problems {
+  readonly list: string[] = [];
+  add(path: string, message: string): void {
+    this.list.push(`${path}: ${message}`);
+  }
+}
+
+function show(v: Json): string {
+  return v === undefined ? "missing" : JSON.stringify(v);
+}
+
+function isObject(v: Json): v is Record<string, Json> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(p: Problems, path: string, obj: Record<string, Json>, allowed: string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      p.add(path ? `${path}.${key}` : key, `unknown key; allowed keys are ${allowed.join(", ")}`);
+    }
+  }
+}
+
+function str(p: Problems, path: string, v: Json): string | undefined {
+  if (typeof v !== "string" || v.length === 0) {
+    p.add(path, `${show(v)} is not a non-empty string`);
+    return undefined;
+  }
+  return v;
+}
+
+function absPath(p: Problems, path: string, v: Json): string | undefined {
+  const s = str(p, path, v);
+  if (s !== undefined && !isAbsolute(s)) {
+    p.add(path, `${show(s)} is not an absolute path`);
+    return undefined;
+  }
+  return s;
+}
+
+function domainName(p: Problems, path: string, v: Json): string | undefined {
+  const s = str(p, path, v);
+  if (s === undefined) return undefined;
+  if (!DOMAIN_RE.test(s)) {
+    p.add(path, `${show(s)} is not a lowercase domain name without trailing dot (e.g. mail.example.org)`);
+    return undefined;
+  }
+  return s;
+}
+
+function intIn(p: Problems, path: string, v: Json, min: number, max: number): number | undefined {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    p.add(path, `${show(v)} is not an integer from ${min} to ${max}`);
+    return undefined;
+  }
+  return v;
+}
+
+function array(p: Problems, path: string, v: Json): Json[] {
+  if (!Array.isArray(v)) {
+    p.add(path, `${show(v)} is not a list`);
+    return [];
+  }
+  return v;
+}
+
+export interface ParsedAddress {
+  local: string;
+  domain: string;
+}
+
+/** Splits `local@domain` (lowercase dot-atom local part, LDH domain); undefined if malformed. */
+export function parseAddress(address: string): ParsedAddress | undefined {
+  const at = address.lastIndexOf("@");
+  if (at <= 0) return undefined;
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (local.length > 64 || !LOCAL_RE.test(local) || !DOMAIN_RE.test(domain)) return undefined;
+  return { local, domain };
+}
+
+function endpoints(p: Problems, path: string, v: Json): ListenEndpoint[] {
+  const out: ListenEndpoint[] = [];
+  array(p, path, v).forEach((e, i) => {
+    const at = `${path}[${i}]`;
+    if (!isObject(e)) {
+      p.add(at, `${show(e)} is not an object {host, port}`);
+      return;
+    }
+    checkKeys(p, at, e, ["host", "port"]);
+    const host = str(p, `${at}.host`, e.host);
+    if (host !== undefined && isIP(host) === 0) p.add(`${at}.host`, `${show(host)} is not an IPv4 or IPv6 address`);
+    const port = intIn(p, `${at}.port`, e.port, 0, 65535);
+    if (host !== undefined && isIP(host) !== 0 && port !== undefined) out.push({ host, port });
+  });
+  return out;
+}
+
+function dnsServer(p: Problems, path: string, v: Json): string | undefined {
+  const s = str(p, path, v);
+  if (s === undefined) return undefined;
+  // IPv4, IPv4:port, IPv6, [IPv6]:port: the forms dns.Resolver#setServers accepts.
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(s);
+  const v4port = /^([\d.]+):(\d+)$/.exec(s);
+  const ip = bracketed ? bracketed[1] : v4port ? v4port[1] : s;
+  const port = bracketed ? bracketed[2] : v4port ? v4port[2] : "53";
+  if (isIP(ip) === 0 || Number(port) < 1 || Number(port) > 65535) {
+    p.add(path, `${show(s)} is not an IP address, IPv4:port or [IPv6]:port`);
+    return undefined;
+  }
+  return s;
+}
+
+/** Validates raw (parsed JSON) configuration; throws ConfigError listing every problem. */
+export function validateMaildConfig(raw: Json): MaildConfig {
+  const p = new Problems();
+  if (!isObject(raw)) throw new ConfigError([`(top level): ${show(raw)} is not a JSON object`]);
+  checkKeys(p, "", raw, [
+    "hostname", "domains", "users", "aliases", "recipientDelimiter", "tls", "dataDir",
+    "listen", "dnsServers", "limits", "shutdownTimeoutMs",
+  ]);
+
+  const hostname = domainName(p, "hostname", raw.hostname) ?? "";
+  const dataDir = absPath(p, "dataDir", raw.dataDir) ?? "";
+
+  let tls = { certPath: "", keyPath: "" };
+  if (!isObject(raw.tls)) p.add("tls", `${show(raw.tls)} is not an object {certPath, keyPath}`);
+  else {
+    checkKeys(p, "tls", raw.tls, ["certPath", "keyPath"]);
+    tls = {
+      certPath: absPath(p, "tls.certPath", raw.tls.certPath) ?? "",
+      keyPath: absPath(p, "tls.keyPath", raw.tls.keyPath) ?? "",
+    };
+  }
+
+  // domains
+  const domains: DomainConfig[] = [];
+  const domainNames = new Set<string>();
+  // Names as written, valid or not: cross-checks use these so one bad entry is reported once,
+  // not again by every entry that refers to it.
+  const declaredDomains = new Set<string>();
+  const declaredUsers = new Set<string>();
+  const rawDomains = array(p, "domains", raw.domains);
+  if (Array.isArray(raw.domains) && rawDomains.length === 0) p.add("domains", "[] must list at least one domain");
+  rawDomains.forEach((d, i) => {
+    const at = `domains[${i}]`;
+    if (!isObject(d)) {
+      p.add(at, `${show(d)} is not an object {name, dkim, mtaStsPolicy}`);
+      return;
+    }
+    checkKeys(p, at, d, ["name", "dkim", "mtaStsPolicy"]);
+    if (typeof d.name === "string") declaredDomains.add(d.name.toLowerCase().replace(/\.$/, ""));
+    const name = domainName(p, `${at}.name`, d.name);
+    if (name !== undefined) {
+      if (domainNames.has(name)) p.add(`${at}.name`, `${show(name)} is listed twice`);
+      domainNames.add(name);
+    }
+    const dkim: DkimKeyConfig[] = [];
+    const selectors = new Set<string>();
+    array(p, `${at}.dkim`, d.dkim ?? []).forEach((k, j) => {
+      const kat = `${at}.dkim[${j}]`;
+      if (!isObject(k)) {
+        p.add(kat, `${show(k)} is not an object {selector, algorithm, keyPath}`);
+        return;
+      }
+      checkKeys(p, kat, k, ["selector", "algorithm", "keyPath"]);
+      const selector = str(p, `${kat}.selector`, k.selector);
+      if (selector !== undefined && !SELECTOR_RE.test(selector)) {
+        p.add(`${kat}.selector`, `${show(selector)} is not a DKIM selector (lowercase letters, digits, "-" and ".")`);
+      } else if (selector !== undefined && selectors.has(selector)) {
+        p.add(`${kat}.selector`, `${show(selector)} is listed twice`);
+      }
+      if (selector !== undefined) selectors.add(selector);
+      if (k.algorithm !== "rsa" && k.algorithm !== "ed25519") {
+        p.add(`${kat}.algorithm`, `${show(k.algorithm)} is not one of rsa|ed25519`);
+      }
+      const keyPath = absPath(p, `${kat}.keyPath`, k.keyPath);
+      if (selector && keyPath && (k.algorithm === "rsa" || k.algorithm === "ed25519")) {
+        dkim.push({ selector, algorithm: k.algorithm, keyPath });
+      }
+    });
+    let mtaStsPolicy: string | undefined;
+    if (d.mtaStsPolicy !== undefined) {
+      mtaStsPolicy = str(p, `${at}.mtaStsPolicy`, d.mtaStsPolicy);
+      // RFC 8461 3.2: the policy file starts with its version field.
+      if (mtaStsPolicy !== undefined && !mtaStsPolicy.startsWith("version: STSv1")) {
+        p.add(`${at}.mtaStsPolicy`, `must start with "version: STSv1" (RFC 8461 3.2)`);
+      }
+    }
+    if (name !== undefined) domains.push({ name, dkim, ...(mtaStsPolicy !== undefined ? { mtaStsPolicy } : {}) });
+  });
+
+  // users
+  const users: UserConfig[] = [];
+  const userAddresses = new Set<string>();
+  array(p, "users", raw.users ?? []).forEach((u, i) => {
+    const at = `users[${i}]`;
+    if (!isObject(u)) {
+      p.add(at, `${show(u)} is not an object {address, passwordHash}`);
+      return;
+    }
+    checkKeys(p, at, u, ["address", "passwordHash"]);
+    if (typeof u.address === "string") declaredUsers.add(u.address.toLowerCase());
+    const address = str(p, `${at}.address`, u.address);
+    let ok = address !== undefined;
+    if (address !== undefined) {
+      const parsed = parseAddress(address);
+      if (!parsed || !USER_LOCAL_RE.test(parsed.local)) {
+        p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -`);
+        ok = false;
+      } else if (declaredDomains.size > 0 && !declaredDomains.has(parsed.domain)) {
+        p.add(`${at}.address`, `domain ${show(parsed.domain)} is not one of the configured domains (${[...declaredDomains].join(", ")})`);
+        ok = false;
+      } else if (userAddresses.has(address)) {
+        p.add(`${at}.address`, `${show(address)} is listed twice`);
+        ok = false;
+      }
+    }
+    const hash = u.passwordHash;
+    if (typeof hash !== "string" || !ARGON2ID_RE.test(hash)) {
+      // Never echo the value: it is a secret.
+      p.add(`${at}.passwordHash`, "is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
+      ok = false;
+    }
+    if (ok && address !== undefined) {
+      userAddresses.add(address);
+      users.push({ address, passwordHash: hash as string });
+    }
+  });
+
+  // recipient delimiter (needed before aliases: a user local part must not contain it)
+  let recipientDelimiter = "+";
+  if (raw.recipientDelimiter !== undefined) {
+    const d = raw.recipientDelimiter;
+    if (typeof d !== "string" || d.length > 4 || !/^[+\-_.=]*$/.test(d)) {
+      p.add("recipientDelimiter", `${show(d)} is not a string of up to 4 of the characters + - _ . =`);
+    } else recipientDelimiter = d;
+  }
+  for (const [i, u] of users.entries()) {
+    const local = u.address.slice(0, u.address.lastIndexOf("@"));
+    const clash = [...recipientDelimiter].find((c) => local.includes(c));
+    if (clash) p.add(`users[${i}].address`, `${show(u.address)} contains the recipient delimiter ${show(clash)}`);
+  }
+
+  // aliases
+  const aliases: AliasConfig[] = [];
+  const aliasAddresses = new Set<string>();
+  const rawAliases = array(p, "aliases", raw.aliases ?? []);
+  rawAliases.forEach((a, i) => {
+    const at = `aliases[${i}]`;
+    if (!isObject(a)) {
+      p.add(at, `${show(a)} is not an object {address, to}`);
+      return;
+    }
+    checkKeys(p, at, a, ["address", "to"]);
+    const address = str(p, `${at}.address`, a.address);
+    let ok = address !== undefined;
+    if (address !== undefined) {
+      const domain = address.startsWith("@") ? address.slice(1) : parseAddress(address)?.domain;
+      if (domain === undefined || !DOMAIN_RE.test(domain)) {
+        p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain or a catch-all @domain`);
+        ok = false;
+      } else if (declaredDomains.size > 0 && !declaredDomains.has(domain)) {
+        p.add(`${at}.address`, `domain ${show(domain)} is not one of the configured domains (${[...declaredDomains].join(", ")})`);
+        ok = false;
+      } else if (userAddresses.has(address)) {
+        p.add(`${at}.address`, `${show(address)} is also a user; an address is either a user or an alias`);
+        ok = false;
+      } else if (aliasAddresses.has(address)) {
+        p.add(`${at}.address`, `${show(address)} is listed twice`);
+        ok = false;
+      }
+    }
+    const to: string[] = [];
+    const rawTo = array(p, `${at}.to`, a.to);
+    if (Array.isArray(a.to) && rawTo.length === 0) p.add(`${at}.to`, "[] must name at least one target address");
+    rawTo.forEach((t, j) => {
+      const tat = `${at}.to[${j}]`;
+      const target = str(p, tat, t);
+      if (target === undefined) return;
+      if (!parseAddress(target)) p.add(tat, `${show(target)} is not a lowercase address local@domain`);
+      else to.push(target);
+    });
+    if (ok && address !== undefined) {
+      aliasAddresses.add(address);
+      aliases.push({ address, to });
+    }
+  });
+  // An alias target inside our own domains must be something that accepts mail, or mail to the
+  // alias would be accepted and then have nowhere to go.
+  aliases.forEach((a, i) => {
+    a.to.forEach((t, j) => {
+      const domain = t.slice(t.lastIndexOf("@") + 1);
+      if (declaredDomains.has(domain) && !declaredUsers.has(t) && !aliasAddresses.has(t)) {
+        p.add(`aliases[${i}].to[${j}]`, `${show(t)} is in a configured domain but is neither a user nor an alias`);
+      }
+    });
+  });
+
+  // listen
+  let listen = { smtp: DEFAULT_LISTEN.smtp, http: DEFAULT_LISTEN.http, https: DEFAULT_LISTEN.https };
+  if (raw.listen !== undefined) {
+    if (!isObject(raw.listen)) p.add("listen", `${show(raw.listen)} is not an object {smtp, http, https}`);
+    else {
+      checkKeys(p, "listen", raw.listen, ["smtp", "http", "https"]);
+      listen = {
+        smtp: raw.listen.smtp === undefined ? DEFAULT_LISTEN.smtp : endpoints(p, "listen.smtp", raw.listen.smtp),
+        http: raw.listen.http === undefined ? DEFAULT_LISTEN.http : endpoints(p, "listen.http", raw.listen.http),
+        https: raw.listen.https === undefined ? DEFAULT_LISTEN.https : endpoints(p, "listen.https", raw.listen.https),
+      };
+    }
+  }
+
+  let dnsServers: string[] | undefined;
+  if (raw.dnsServers !== undefined) {
+    const list = array(p, "dnsServers", raw.dnsServers);
+    if (Array.isArray(raw.dnsServers) && list.length === 0) p.add("dnsServers", "[] must list a server or be left out (system resolver)");
+    dnsServers = list.map((s, i) => dnsServer(p, `dnsServers[${i}]`, s)).filter((s): s is string => s !== undefined);
+  }
+
+  const limits: LimitsConfig = { ...DEFAULT_LIMITS };
+  if (raw.limits !== undefined) {
+    if (!isObject(raw.limits)) p.add("limits", `${show(raw.limits)} is not an object`);
+    else {
+      const rawLimits = raw.limits;
+      checkKeys(p, "limits", rawLimits, Object.keys(DEFAULT_LIMITS));
+      const ranges: Record<keyof LimitsConfig, [number, number]> = {
+        maxMessageBytes: [1024, 2 ** 31 - 1],
+        maxConnectionsPerIp: [1, 100000],
+        maxConnections: [1, 100000],
+        maxMessagesPerIpPerMinute: [1, 10000000],
+        maxRecipients: [100, 100000],
+      };
+      for (const key of Object.keys(ranges) as (keyof LimitsConfig)[]) {
+        if (rawLimits[key] === undefined) continue;
+        const v = intIn(p, `limits.${key}`, rawLimits[key], ranges[key][0], ranges[key][1]);
+        if (v !== undefined) limits[key] = v;
+      }
+    }
+  }
+
+  let shutdownTimeoutMs = 30000;
+  if (raw.shutdownTimeoutMs !== undefined) {
+    shutdownTimeoutMs = intIn(p, "shutdownTimeoutMs", raw.shutdownTimeoutMs, 0, 600000) ?? shutdownTimeoutMs;
+  }
+
+  if (p.list.length > 0) throw new ConfigError(p.list);
+  return {
+    hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen,
+    ...(dnsServers !== undefined ? { dnsServers } : {}),
+    limits, shutdownTimeoutMs,
+  };
+}
+
+/** Reads and validates a config file; file and JSON errors are reported like key errors. */
+export function loadMaildConfig(file: string): MaildConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read: ${(e as Error).message}`]);
+  }
+  let raw: Json;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError([`${file}: not valid JSON: ${(e as Error).message}`]);
+  }
+  return validateMaildConfig(raw);
+}

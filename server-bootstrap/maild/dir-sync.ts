@@ -1,0 +1,44 @@
+// fsync(2) of a directory makes the names created or removed in it durable (a new link, a rename,
+// an unlink). Under load many messages land in the same Maildir at once; one fsync that *starts
+// after* a caller's change covers it, so concurrent callers share fsyncs instead of queueing one
+// each. Correctness: a caller joins only a sync that has not started yet.
+import { open } from "node:fs/promises";
+
+interface Batch {
+  promise: Promise<void>;
+  started: boolean;
+}
+
+export class DirSyncer {
+  private readonly next = new Map<string, Batch>();
+  private readonly running = new Map<string, Promise<void>>();
+
+  /** Resolves once an fsync of `dir` that began after this call has completed. */
+  sync(dir: string): Promise<void> {
+    const pending = this.next.get(dir);
+    if (pending && !pending.started) return pending.promise;
+    const before = this.running.get(dir) ?? Promise.resolve();
+    const batch: Batch = { started: false, promise: Promise.resolve() };
+    batch.promise = before.catch(() => undefined).then(async () => {
+      batch.started = true;
+      this.next.delete(dir);
+      this.running.set(dir, batch.promise);
+      try {
+        await fsyncDir(dir);
+      } finally {
+        if (this.running.get(dir) === batch.promise) this.running.delete(dir);
+      }
+    });
+    this.next.set(dir, batch);
+    return batch.promise;
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,91 @@
+// Prometheus metrics in the text exposition format (version 0.0.4), served by the web module at
+// /metrics. A module-level registry: the daemon has one of each metric per process.
+
+type Labels = Record<string, string>;
+
+interface Metric {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  values: Map<string, { labels: Labels; value: number }>;
+}
+
+const registry = new Map<string, Metric>();
+
+function labelKey(labels: Labels): string {
+  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(",");
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function define(name: string, help: string, type: Metric["type"]): Metric {
+  let m = registry.get(name);
+  if (!m) {
+    m = { name, help, type, values: new Map() };
+    registry.set(name, m);
+  }
+  return m;
+}
+
+function add(m: Metric, labels: Labels, delta: number, set: boolean): void {
+  const key = labelKey(labels);
+  const cur = m.values.get(key);
+  if (cur) cur.value = set ? delta : cur.value + delta;
+  else m.values.set(key, { labels: { ...labels }, value: delta });
+}
+
+export interface Counter {
+  inc(labels?: Labels, by?: number): void;
+  get(labels?: Labels): number;
+}
+
+export interface Gauge extends Counter {
+  dec(labels?: Labels, by?: number): void;
+  set(value: number, labels?: Labels): void;
+}
+
+export function counter(name: string, help: string): Counter {
+  const m = define(name, help, "counter");
+  return {
+    inc: (labels = {}, by = 1) => add(m, labels, by, false),
+    get: (labels = {}) => m.values.get(labelKey(labels))?.value ?? 0,
+  };
+}
+
+export function gauge(name: string, help: string): Gauge {
+  const m = define(name, help, "gauge");
+  return {
+    inc: (labels = {}, by = 1) => add(m, labels, by, false),
+    dec: (labels = {}, by = 1) => add(m, labels, -by, false),
+    set: (value, labels = {}) => add(m, labels, value, true),
+    get: (labels = {}) => m.values.get(labelKey(labels))?.value ?? 0,
+  };
+}
+
+/** The whole registry as Prometheus text; serve with `Content-Type: text/plain; version=0.0.4`. */
+export function renderMetrics(): string {
+  const out: string[] = [];
+  for (const m of registry.values()) {
+    out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);
+    if (m.values.size === 0 && m.type === "gauge") out.push(`${m.name} 0`);
+    for (const { labels, value } of m.values.values()) {
+      const keys = Object.keys(labels).sort();
+      const l = keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",")}}` : "";
+      out.push(`${m.name}${l} ${value}`);
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
+// The daemon's metrics. Names follow Prometheus conventions (`_total` for counters).
+export const metrics = {
+  connections: counter("maild_smtp_connections_total", "SMTP connections accepted by the listener"),
+  activeConnections: gauge("maild_smtp_active_connections", "SMTP connections currently open"),
+  accepted: counter("maild_messages_accepted_total", "Messages acknowledged with 250 after DATA"),
+  rejected: counter("maild_rejected_total", "Refused connections, recipients and messages, by reason"),
+  delivered: counter("maild_deliveries_total", "Copies stored durably in a local Maildir"),
+  queueSize: gauge("maild_queue_size", "Messages waiting in the outbound queue"),
+  reloads: counter("maild_config_reloads_total", "Configuration reloads, by result"),
+};

@@ -1,0 +1,32 @@
+// The outbound queue seam. Issue 5 provides a durable on-disk queue with delivery; until then
+// maild has no way to send mail on, so nothing is ever accepted for a remote recipient.
+
+export interface QueueEntry {
+  id: string;
+  /** fsynced message file (trace headers included); the queue links or copies it, never moves it */
+  messagePath: string;
+  /** RFC 5321 reverse-path; "" for the null sender */
+  sender: string;
+  recipients: string[];
+}
+
+export interface RemoteQueue {
+  /** false: RCPTs that need the queue are refused with a temporary error */
+  readonly accepting: boolean;
+  /** durably records the entry (fsync) before resolving; called before the 250 */
+  enqueue(entry: QueueEntry): Promise<void>;
+  /** removes an entry whose message was never acknowledged (crash recovery, refused after DATA) */
+  discard(id: string): Promise<void>;
+  size(): number;
+}
+
+export class NoRemoteQueue implements RemoteQueue {
+  readonly accepting = false;
+  async enqueue(entry: QueueEntry): Promise<void> {
+    throw new Error(`outbound queue not available: cannot accept ${entry.id} for ${entry.recipients.length} remote recipient(s)`);
+  }
+  async discard(): Promise<void> {}
+  size(): number {
+    return 0;
+  }
+}

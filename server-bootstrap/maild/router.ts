@@ -1,0 +1,110 @@
+// Recipient policy: decides, for one RCPT TO, whether the address is ours and where the mail goes.
+// Pure: built from the config, no I/O. Issue 5 (submission) adds authenticated senders, for whom a
+// remote recipient is routed to the outbound queue instead of being refused as relaying.
+import type { MaildConfig } from "./config";
+
+/** A local mailbox: `<dataDir>/mail/<domain>/<local>/Maildir` (Dovecot's `%d/%n`). */
+export interface Mailbox {
+  local: string;
+  domain: string;
+}
+
+export type Route =
+  /** deliver to these mailboxes (deduplicated) and hand these external addresses to the queue */
+  | { kind: "accept"; mailboxes: Mailbox[]; remote: string[] }
+  /** the domain is ours but nobody there has this name: RFC 3463 5.1.1 */
+  | { kind: "unknown-user" }
+  /** not our domain and the client is not allowed to relay: RFC 3463 5.7.1 */
+  | { kind: "relay-denied" }
+  /** the address does not parse */
+  | { kind: "bad-address" };
+
+export interface RouteContext {
+  /** set by submission (issue 5); receiving on port 25 never relays */
+  authenticatedUser?: string;
+}
+
+const MAX_ALIAS_DEPTH = 10;
+
+export class Router {
+  private readonly domains: Set<string>;
+  private readonly users: Set<string>;
+  private readonly aliases: Map<string, string[]>;
+  private readonly delimiters: string;
+
+  constructor(config: Pick<MaildConfig, "domains" | "users" | "aliases" | "recipientDelimiter">) {
+    this.domains = new Set(config.domains.map((d) => d.name));
+    this.users = new Set(config.users.map((u) => u.address));
+    this.aliases = new Map(config.aliases.map((a) => [a.address, a.to]));
+    this.delimiters = config.recipientDelimiter;
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.domains.has(domain.toLowerCase());
+  }
+
+  route(address: string, ctx: RouteContext = {}): Route {
+    const at = address.lastIndexOf("@");
+    if (at <= 0 || at === address.length - 1) return { kind: "bad-address" };
+    // RFC 5321 2.4: local parts may be case-sensitive, but no mailbox here differs only by case,
+    // and treating them case-insensitively is what users expect.
+    const local = address.slice(0, at).toLowerCase();
+    const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, "");
+    if (!this.domains.has(domain)) {
+      return ctx.authenticatedUser ? { kind: "accept", mailboxes: [], remote: [address] } : { kind: "relay-denied" };
+    }
+    const target = this.lookup(local, domain);
+    if (target === undefined) return { kind: "unknown-user" };
+    const out = { mailboxes: new Map<string, Mailbox>(), remote: new Set<string>() };
+    this.expand(target, out, new Set(), 0);
+    if (out.mailboxes.size === 0 && out.remote.size === 0) return { kind: "unknown-user" };
+    return { kind: "accept", mailboxes: [...out.mailboxes.values()], remote: [...out.remote] };
+  }
+
+  /**
+   * The configured address a recipient resolves to, in Postfix's order: the exact address, then
+   * the address without its extension (`user+tag` -> `user`), then the domain's catch-all.
+   */
+  private lookup(local: string, domain: string): string | undefined {
+    const exact = `${local}@${domain}`;
+    if (this.users.has(exact) || this.aliases.has(exact)) return exact;
+    const cut = this.delimiterIndex(local);
+    if (cut > 0) {
+      const base = `${local.slice(0, cut)}@${domain}`;
+      if (this.users.has(base) || this.aliases.has(base)) return base;
+    }
+    if (this.aliases.has(`@${domain}`)) return `@${domain}`;
+    return undefined;
+  }
+
+  private delimiterIndex(local: string): number {
+    let best = -1;
+    for (const d of this.delimiters) {
+      const i = local.indexOf(d);
+      if (i > 0 && (best < 0 || i < best)) best = i;
+    }
+    return best;
+  }
+
+  private expand(address: string, out: { mailboxes: Map<string, Mailbox>; remote: Set<string> }, seen: Set<string>, depth: number): void {
+    if (seen.has(address) || depth > MAX_ALIAS_DEPTH) return;
+    seen.add(address);
+    if (this.users.has(address)) {
+      const at = address.lastIndexOf("@");
+      out.mailboxes.set(address, { local: address.slice(0, at), domain: address.slice(at + 1) });
+      return;
+    }
+    const to = this.aliases.get(address);
+    if (to !== undefined) {
+      for (const t of to) this.expand(t, out, seen, depth + 1);
+      return;
+    }
+    const domain = address.slice(address.lastIndexOf("@") + 1);
+    // Validation guarantees targets in our domains exist; anything else is another server's.
+    if (!this.domains.has(domain)) out.remote.add(address);
+  }
+}
+
+export function mailboxKey(m: Mailbox): string {
+  return `${m.local}@${m.domain}`;
+}

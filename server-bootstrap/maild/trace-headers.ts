@@ -1,0 +1,57 @@
+// Trace header fields we add on receipt (RFC 5321 4.4 Received, RFC 8601 Authentication-Results)
+// and the forged ones we remove.
+
+/** Offset just past the blank line that ends the header section, or undefined if not yet seen. */
+export function splitHeader(buf: Buffer): number | undefined {
+  if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) return 2;
+  const i = buf.indexOf("\r\n\r\n");
+  return i === -1 ? undefined : i + 4;
+}
+
+export interface ReceivedInfo {
+  helo: string;
+  clientIp: string;
+  /** the client's verified name, if any */
+  clientHostname?: string;
+  hostname: string;
+  /** RFC 3848 protocol: ESMTP, ESMTPS (TLS), ESMTPA/ESMTPSA (authenticated) */
+  protocol: string;
+  tls?: { version: string; cipher: string };
+  id: string;
+  date: Date;
+}
+
+// Characters a client controls end up in a header field: keep them to printable ASCII without
+// the comment delimiters so they cannot break out of the comment or the field.
+function clean(s: string): string {
+  return s.replace(/[^\x21-\x7e]/g, "?").replace(/[()\\]/g, "?").slice(0, 255);
+}
+
+/** RFC 5321 4.4 time stamp line, folded, ending in CRLF. */
+export function receivedHeader(r: ReceivedInfo): string {
+  const ip = r.clientIp.includes(":") ? `IPv6:${r.clientIp}` : r.clientIp;
+  const tls = r.tls ? ` (${clean(r.tls.version)} cipher ${clean(r.tls.cipher)})` : "";
+  return (
+    `Received: from ${clean(r.helo || "unknown")} (${r.clientHostname ? clean(r.clientHostname) + " " : ""}[${ip}])\r\n` +
+    `\tby ${r.hostname} (maild) with ${r.protocol}${tls}\r\n` +
+    `\tid ${r.id}; ${rfc5322Date(r.date)}\r\n`
+  );
+}
+
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** RFC 5322 3.3 date-time in UTC. */
+export function rfc5322Date(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, "0");
+  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+/**
+ * RFC 8601 5: an Authentication-Results field carrying our own authserv-id that arrives from
+ * outside is forged (or a leftover) and must be removed before ours is added.
+ */
+export function isForgedAuthResults(field: string, authservId: string): boolean {
+  const m = /^authentication-results[ \t]*:[ \t\r\n]*([^;\s]+)/i.exec(field);
+  return m !== null && m[1].replace(/^"|"$/g, "").toLowerCase() === authservId.toLowerCase();
+}

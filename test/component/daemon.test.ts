@@ -1,0 +1,175 @@
+// MailDaemon inside the real program under mocks: the command graph and its dependencies, the
+// triggers, the pinned host key, secrets, the server's delete-before-replace, and that no provider
+// token reaches anything sent to the box.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { runOffline, Secret, type RecordedResource, type OfflineRun } from "../../infra/offline/engine";
+import { configFromStackValues } from "../../infra/cli/plan";
+import { readStackFile } from "../../components/config/stack-file";
+import { boxLayout } from "../../server-bootstrap/install/layout";
+import { installScript } from "../../server-bootstrap/install/installScript";
+import { installCommand, stopCommand, waitCommand } from "../../server-bootstrap/install/deployCommands";
+import { parseManifest } from "../../server-bootstrap/install/fileManifest";
+
+const root = path.resolve(__dirname, "..", "..");
+const devValues = readStackFile(path.join(root, "stacks", "Pulumi.dev.yaml"));
+const HCLOUD_TOKEN = "hcloud-token-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
+const CLOUDFLARE_TOKEN = "cf-token-ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210";
+
+interface Observed {
+  run: OfflineRun;
+  /** resource name -> names of its explicit dependsOn */
+  dependsOn: Map<string, string[]>;
+}
+
+async function runDev(): Promise<Observed> {
+  const { config, secretKeys } = configFromStackValues(devValues);
+  const withTokens = { ...config, "hcloud:token": HCLOUD_TOKEN, "cloudflare:apiToken": CLOUDFLARE_TOKEN };
+  const pending: Promise<[string, string[]]>[] = [];
+  const run = await runOffline(
+    () => {
+      // The in-process (legacy) transformation: the mock monitor has no transform callbacks.
+      pulumi.runtime.registerStackTransformation((args) => {
+        const deps = args.opts.dependsOn;
+        const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
+        pending.push(
+          Promise.all(list.map((r) => new Promise<string>((resolve) => r.urn.apply((u) => resolve(u.split("::").pop()!))))).then(
+            (names) => [args.name, names],
+          ),
+        );
+        return undefined;
+      });
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { defineMailStack } = require("../../infra/program") as typeof import("../../infra/program");
+      const { stack: _stack, ...outputs } = defineMailStack();
+      return outputs;
+    },
+    { stack: "dev", config: withTokens, secretKeys: [...secretKeys, "hcloud:token", "cloudflare:apiToken"], ipv4: "198.51.100.25", ipv6Network: "2001:db8:1::" },
+  );
+  return { run, dependsOn: new Map(await Promise.all(pending)) };
+}
+
+const one = (run: OfflineRun, type: string, name: string): RecordedResource => {
+  const found = run.resources.find((r) => r.type === type && r.name === name);
+  assert.ok(found, `no ${type} named ${name}; have: ${run.resources.map((r) => `${r.type} ${r.name}`).join(", ")}`);
+  return found;
+};
+const reveal = (v: unknown): unknown => (v instanceof Secret ? reveal(v.value) : v);
+const sha256 = (s: string | Buffer) => createHash("sha256").update(s).digest("hex");
+
+/** Every string anywhere in a value, secrets opened. */
+function strings(value: unknown): string[] {
+  const v = reveal(value);
+  if (typeof v === "string") return [v];
+  if (Array.isArray(v)) return v.flatMap(strings);
+  if (v && typeof v === "object") return Object.values(v).flatMap(strings);
+  return [];
+}
+
+describe("MailDaemon in the program (mocks)", async () => {
+  const { run, dependsOn } = await runDev();
+  const CMD = "command:remote:Command";
+  const COPY = "command:remote:CopyToRemote";
+  const wait = one(run, CMD, "mail-wait-for-ssh");
+  const install = one(run, CMD, "mail-install");
+  const release = one(run, CMD, "mail-release-volume");
+  const copies = ["mail-daemon", "mail-installer", "mail-files"].map((n) => one(run, COPY, n));
+  const layout = boxLayout();
+  const stageDir = "/root/.mailstack-deploy";
+
+  test("the steps and their order: wait-for-ssh, then the three copies, then install, then the volume guard", () => {
+    assert.deepEqual(dependsOn.get("mail-wait-for-ssh"), ["mail-data-attachment"]);
+    for (const c of copies) assert.deepEqual(dependsOn.get(c.name), ["mail-wait-for-ssh"], c.name);
+    assert.deepEqual(dependsOn.get("mail-install"), ["mail-daemon", "mail-installer", "mail-files"]);
+    assert.deepEqual(dependsOn.get("mail-release-volume"), ["mail-install"]);
+    const daemon = one(run, "mailstack:index:MailDaemon", "mail");
+    for (const r of [wait, install, release, ...copies]) assert.equal(r.parent, daemon.urn, r.name);
+  });
+
+  test("every step pins the host key MailHost generated and logs in as root with the deployer key", () => {
+    for (const r of [wait, install, release, ...copies]) {
+      const c = reveal(r.inputs.connection) as Record<string, unknown>;
+      assert.match(String(reveal(c.hostKey)), /^ssh-ed25519 [A-Za-z0-9+/]+=*$/, r.name);
+      assert.equal(reveal(c.host), "198.51.100.25", r.name);
+      assert.equal(c.user, "root", r.name);
+      assert.equal(c.port, 22, r.name);
+      assert.ok(c.privateKey instanceof Secret || r.inputs.connection instanceof Secret, `${r.name}: the private key is secret`);
+    }
+  });
+
+  test("wait-for-ssh: unlimited dials bounded by a 10 minute create timeout; later steps fail after 3 dials", () => {
+    const c = reveal(wait.inputs.connection) as Record<string, unknown>;
+    assert.equal(c.dialErrorLimit, -1);
+    assert.equal(c.perDialTimeout, 10);
+    assert.equal(wait.inputs.create, waitCommand());
+    for (const r of [install, ...copies]) assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
+  });
+
+  test("install runs the install script as create and update, and stops maild on delete", () => {
+    const cmd = installCommand({ stageDir, dataDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeIdOf(run)}` });
+    assert.equal(install.inputs.create, cmd);
+    assert.equal(install.inputs.update, cmd);
+    assert.equal(install.inputs.delete, stopCommand({ stageDir }));
+  });
+
+  test("triggers are content hashes: the bundle, the install script and the file manifest", () => {
+    const triggers = (install.inputs.triggers as unknown[]).map(reveal);
+    const bundle = fs.readFileSync(path.resolve(String(reveal((copies[0].inputs.source as Record<string, unknown>).path))));
+    const manifest = String((reveal(copies[2].inputs.source) as Record<string, unknown>).text);
+    assert.deepEqual(triggers.slice(1), [sha256(bundle), sha256(installScript(layout)), sha256(manifest)]);
+    assert.ok(triggers.slice(1).every((t) => /^[0-9a-f]{64}$/.test(String(t))));
+  });
+
+  test("a second run of the unchanged program produces identical triggers and copies (nothing would run)", async () => {
+    const again = await runDev();
+    const view = (r: OfflineRun) =>
+      r.resources
+        .filter((x) => x.type === CMD || x.type === COPY)
+        .map((x) => JSON.stringify({ name: x.name, triggers: strings(x.inputs.triggers), create: x.inputs.create, update: x.inputs.update }));
+    assert.deepEqual(view(again.run), view(run));
+  });
+
+  test("the file manifest is secret and carries the config, unit, Dovecot files, TLS and DKIM keys", () => {
+    assert.ok(copies[2].inputs.source instanceof Secret);
+    const files = parseManifest(String((reveal(copies[2].inputs.source) as Record<string, unknown>).text));
+    const paths = files.map((f) => f.path);
+    for (const p of [layout.configJson, layout.unitFile, layout.dovecotConf, layout.dovecotPasswd, layout.tlsCert, layout.tlsKey]) {
+      assert.ok(paths.includes(p), p);
+    }
+    assert.equal(paths.filter((p) => p.startsWith(layout.dkimDir)).length, 4, "2 domains x (rsa + ed25519)");
+    const config = JSON.parse(files.find((f) => f.path === layout.configJson)!.content);
+    assert.equal(config.hostname, "mail.example.org");
+    assert.equal(config.dataDir, "/var/lib/maild");
+  });
+
+  test("the server is replaced delete-first, and the daemon is re-installed when it is (instance trigger)", () => {
+    assert.equal(one(run, "hcloud:index/server:Server", "mail-server").options.deleteBeforeReplace, true);
+    const serverId = serverIdOf(run);
+    assert.deepEqual((wait.inputs.triggers as unknown[]).map(reveal), [serverId]);
+    assert.deepEqual((release.inputs.triggers as unknown[]).map(reveal), [serverId]);
+  });
+
+  test("no Hetzner or Cloudflare token reaches the box: no remote command or copy carries one, nor the user data", () => {
+    const commands = run.resources.filter((x) => x.type.startsWith("command:"));
+    assert.equal(commands.length, 6);
+    const carriers = commands.filter((r) => strings(r.inputs).some((s) => s.includes(HCLOUD_TOKEN) || s.includes(CLOUDFLARE_TOKEN)));
+    assert.deepEqual(carriers.map((r) => r.name), []);
+    const userData = String(reveal(one(run, "hcloud:index/server:Server", "mail-server").inputs.userData));
+    assert.ok(!userData.includes(HCLOUD_TOKEN) && !userData.includes(CLOUDFLARE_TOKEN));
+  });
+});
+
+/** Mock ids are derived from type/name (infra/offline/mock-provider.ts); read them back from the recorded inputs. */
+function volumeIdOf(run: OfflineRun): string {
+  const attachment = run.resources.find((r) => r.type === "hcloud:index/volumeAttachment:VolumeAttachment")!;
+  return String(reveal(attachment.inputs.volumeId));
+}
+
+function serverIdOf(run: OfflineRun): string {
+  const attachment = run.resources.find((r) => r.type === "hcloud:index/volumeAttachment:VolumeAttachment")!;
+  return String(reveal(attachment.inputs.serverId));
+}

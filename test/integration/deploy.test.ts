@@ -1,0 +1,298 @@
+// The deploy steps over real SSH: sshd in a network namespace stands in for the mail server (its
+// Ed25519 host key generated as MailHost generates it), the steps are the exact command strings
+// MailDaemon hands to @pulumi/command, run with ssh2 (host key pinned), and the install script
+// installs into a fresh root directory with --no-systemctl, starting maild from the unit's ExecStart.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { argon2Sync, generateKeyPairSync, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import nodemailer from "nodemailer";
+import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
+import { connectPinned, copyToRemote, ed25519KeyPair, exec, HostKeyMismatch, startSshd, type SshServer, type SshTarget } from "../harness/sshd";
+import { boxLayout, dkimKeyPath, MAILD_UID, type BoxLayout } from "../../server-bootstrap/install/layout";
+import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deployFiles";
+import { renderManifest } from "../../server-bootstrap/install/fileManifest";
+import { installScript } from "../../server-bootstrap/install/installScript";
+import { installCommand, stagedPath, stopCommand, waitCommand } from "../../server-bootstrap/install/deployCommands";
+import { bundleDaemon } from "../../server-bootstrap/install/daemonBundle";
+
+const REPO = path.resolve(__dirname, "../..");
+const NODE = path.join(REPO, "node_modules/node/bin/node");
+
+function argon2idPhc(password: string): string {
+  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
+  const salt = randomBytes(16);
+  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
+  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
+}
+
+/** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
+async function selfSignedCert(dir: string, name: string, days: number, keyFile?: string): Promise<{ certificatePem: string; privateKeyPem: string }> {
+  const key = keyFile ?? path.join(dir, `${name}.key`);
+  const cert = path.join(dir, `${name}-${days}.pem`);
+  const keyArgs = keyFile ? ["-key", keyFile] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key];
+  const r = await runCommand(["openssl", "req", "-x509", ...keyArgs, "-out", cert, "-days", String(days), "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`]);
+  if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+  return { certificatePem: fs.readFileSync(cert, "utf8"), privateKeyPem: fs.readFileSync(key, "utf8") };
+}
+
+/** A root directory standing in for a freshly booted box: account databases, and Node where cloud-init puts it. */
+function freshRoot(base: string, name: string): string {
+  const root = path.join(base, name);
+  fs.mkdirSync(path.join(root, "etc"), { recursive: true });
+  for (const f of ["passwd", "group", "shadow", "gshadow"]) fs.copyFileSync(`/etc/${f}`, path.join(root, "etc", f));
+  fs.mkdirSync(path.join(root, "usr/local/bin"), { recursive: true });
+  fs.symlinkSync(NODE, path.join(root, "usr/local/bin/node"));
+  return root;
+}
+
+interface Deployment {
+  layout: BoxLayout;
+  stageDir: string;
+  input: DeployInput;
+}
+
+/** The MailDaemon steps, in order: wait-for-ssh, the three copies, install. Returns the install summary line. */
+async function deploy(target: SshTarget, d: Deployment, bundle: string): Promise<{ machine: string; summary: string; stderr: string }> {
+  const conn = await connectPinned(target);
+  try {
+    const wait = await exec(conn, waitCommand());
+    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
+    const opts = { stageDir: d.stageDir, noSystemctl: true };
+    await copyToRemote(conn, fs.readFileSync(bundle), stagedPath(opts, "daemon"));
+    await copyToRemote(conn, installScript(d.layout), stagedPath(opts, "installer"));
+    await copyToRemote(conn, renderManifest(deployFiles(d.layout, d.input)), stagedPath(opts, "manifest"));
+    const install = await exec(conn, installCommand(opts));
+    assert.equal(install.code, 0, `install failed (${install.code}):\n${install.stderr}\n${install.stdout}`);
+    return { machine: wait.stdout.trim(), summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
+  } finally {
+    conn.end();
+  }
+}
+
+async function stop(target: SshTarget, d: Deployment): Promise<void> {
+  const conn = await connectPinned(target);
+  try {
+    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }));
+    assert.equal(r.code, 0, `stop failed: ${r.stderr}`);
+  } finally {
+    conn.end();
+  }
+}
+
+function smtpBanner(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port });
+    let buf = "";
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no SMTP banner from ${host}:${port} in 10 s`)); }, 10_000);
+    s.on("data", (d) => {
+      buf += d.toString();
+      if (buf.includes("\r\n")) { clearTimeout(timer); s.end("QUIT\r\n"); resolve(buf.split("\r\n")[0]); }
+    });
+    s.on("error", (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function tcpOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once("connect", () => { s.destroy(); resolve(true); });
+    s.once("error", () => resolve(false));
+  });
+}
+
+const pidOf = (layout: BoxLayout) => Number(fs.readFileSync(path.join(layout.runDir, "maild.pid"), "utf8"));
+
+function installedFiles(d: Deployment): string[] {
+  return [d.layout.daemonJs, ...deployFiles(d.layout, d.input).map((f) => f.path)];
+}
+
+function mtimes(files: string[]): Record<string, number> {
+  return Object.fromEntries(files.map((f) => [f, fs.statSync(f).mtimeMs]));
+}
+
+function walk(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
+  let internet: LocalInternet;
+  let box: NetHost;
+  let sshd: SshServer;
+  let target: SshTarget;
+  let bundle: string;
+  let work: string;
+  let dataDir: string;
+  let first: Deployment;
+  const started: Deployment[] = [];
+
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error("deploy tests need root (network namespaces, sshd, chown)");
+    internet = await LocalInternet.create();
+    box = await internet.addHost("box");
+    sshd = await startSshd(internet, box);
+    target = { host: box.ipv4, port: sshd.port, user: "root", privateKey: sshd.client.privateKey, hostKey: sshd.hostKey };
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-deploy-"));
+    fs.chmodSync(work, 0o755);
+    bundle = bundleDaemon(path.join(work, "bundle", "maild.js"));
+    dataDir = path.join(work, "data");
+    const dkimRsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const dkimEd = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const root = freshRoot(work, "root1");
+    const layout = boxLayout({ root, dataDir });
+    first = {
+      layout,
+      stageDir: path.join(root, "root/.mailstack-deploy"),
+      input: {
+        hostname: "mail.example.test",
+        domains: [{
+          name: "example.test",
+          dkim: [
+            { selector: "s1-rsa", algorithm: "rsa", privateKeyPem: dkimRsa },
+            { selector: "s1-ed25519", algorithm: "ed25519", privateKeyPem: dkimEd },
+          ],
+          mtaStsPolicy: "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n",
+        }],
+        users: [{ address: "alice@example.test", passwordHash: argon2idPhc("alice secret") }],
+        aliases: [{ address: "postmaster@example.test", to: ["alice@example.test"] }],
+        tls: await selfSignedCert(work, "mail.example.test", 30),
+        maild: {
+          listen: { smtp: [{ host: box.ipv4, port: 25 }], http: [{ host: box.ipv4, port: 80 }], https: [{ host: box.ipv4, port: 443 }] },
+          // Nothing answers DNS on the box's loopback: lookups fail at once instead of timing out.
+          dnsServers: ["127.0.0.1"],
+          shutdownTimeoutMs: 2000,
+        },
+      },
+    };
+  });
+
+  after(async () => {
+    for (const d of started) {
+      try {
+        await stop(target, d);
+      } catch {
+        const pidFile = path.join(d.layout.runDir, "maild.pid");
+        if (fs.existsSync(pidFile)) try { process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL"); } catch { /* gone */ }
+      }
+    }
+    await internet?.destroy();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  test("a first deploy installs everything and maild, started from the unit's ExecStart, answers on 25, 80 and 443", async () => {
+    const { summary } = await deploy(target, first, bundle);
+    started.push(first);
+    assert.match(summary, /^mailstack-install: changed=\S+ actions=maild:start(,dovecot:reload-skipped)?$/);
+    for (const f of installedFiles(first)) assert.ok(fs.existsSync(f), `${f} was not installed`);
+    assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
+    assert.equal(await tcpOpen(box.ipv4, 80), true, "port 80");
+    assert.equal(await tcpOpen(box.ipv4, 443), true, "port 443");
+    const cmdline = fs.readFileSync(`/proc/${pidOf(first.layout)}/cmdline`, "utf8").split("\0").filter(Boolean);
+    const execStart = fs.readFileSync(first.layout.unitFile, "utf8").match(/^ExecStart=(.*)$/m)![1].split(" ");
+    assert.deepEqual(cmdline, execStart);
+  });
+
+  test("maild runs as the maild account (uid 2525) with only CAP_NET_BIND_SERVICE", () => {
+    const status = fs.readFileSync(`/proc/${pidOf(first.layout)}/status`, "utf8");
+    assert.match(status, new RegExp(`^Uid:\\s+${MAILD_UID}\\s+${MAILD_UID}\\s+${MAILD_UID}\\s+${MAILD_UID}$`, "m"));
+    const capEff = BigInt("0x" + status.match(/^CapEff:\s+([0-9a-f]+)$/m)![1]);
+    assert.equal(capEff, 1n << 10n, "CapEff is exactly CAP_NET_BIND_SERVICE (bit 10)");
+    assert.match(fs.readFileSync(path.join(first.layout.root, "etc/passwd"), "utf8"), /^maild:x:2525:2525:/m);
+  });
+
+  test("a second deploy of the same inputs changes nothing: no file rewritten, no restart", async () => {
+    const files = installedFiles(first);
+    const before = mtimes(files);
+    const pid = pidOf(first.layout);
+    const { summary } = await deploy(target, first, bundle);
+    assert.equal(summary, "mailstack-install: changed=none actions=none");
+    assert.deepEqual(mtimes(files), before);
+    assert.equal(pidOf(first.layout), pid);
+  });
+
+  test("a changed user list rewrites the config and passwd-file and restarts maild, nothing else", async () => {
+    const pid = pidOf(first.layout);
+    first.input = { ...first.input, users: [...first.input.users, { address: "bob@example.test", passwordHash: argon2idPhc("bob secret") }] };
+    const { summary } = await deploy(target, first, bundle);
+    assert.equal(summary, `mailstack-install: changed=${first.layout.configJson},${first.layout.dovecotPasswd} actions=maild:restart`);
+    assert.notEqual(pidOf(first.layout), pid);
+    assert.match(await smtpBanner(box.ipv4, 25), /^220 /);
+  });
+
+  test("an invalid configuration is refused before anything is touched", async () => {
+    const before = mtimes(installedFiles(first));
+    const bad = { ...first, input: { ...first.input, hostname: "not a hostname" } };
+    const conn = await connectPinned(target);
+    try {
+      await copyToRemote(conn, renderManifest(deployFiles(bad.layout, bad.input)), stagedPath(bad, "manifest"));
+      const r = await exec(conn, installCommand({ stageDir: bad.stageDir, noSystemctl: true }));
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the new maild configuration is invalid, nothing was changed: hostname: "not a hostname"/);
+    } finally {
+      conn.end();
+    }
+    assert.deepEqual(mtimes(installedFiles(first)), before);
+  });
+
+  test("a host presenting another key is refused before any command runs", async () => {
+    const other = await ed25519KeyPair(work, "not-the-host-key");
+    const marker = path.join(work, "ran-on-wrong-key");
+    await assert.rejects(
+      (async () => {
+        const conn = await connectPinned({ ...target, hostKey: other.publicKey });
+        await exec(conn, `touch ${marker}`);
+        conn.end();
+      })(),
+      (err: Error) => err instanceof HostKeyMismatch && /host key mismatch/.test(err.message),
+    );
+    assert.equal(fs.existsSync(marker), false);
+  });
+
+  test("a rebuild (new root, same data directory) keeps all mail and keys, and an on-box renewed certificate", async () => {
+    // Mail to alice, stored durably before the 250.
+    const transport = nodemailer.createTransport({ host: box.ipv4, port: 25, secure: false, ignoreTLS: true, name: "peer.example.net" });
+    await transport.sendMail({ from: "someone@example.net", to: "alice@example.test", subject: "kept across rebuilds", text: "hello" });
+    const mailBefore = walk(path.join(dataDir, "mail")).filter((f) => /\/Maildir\/(new|cur)\//.test(f));
+    assert.equal(mailBefore.length, 1, `expected one delivered message, found: ${mailBefore.join(", ")}`);
+    const keysBefore = Object.fromEntries(walk(path.join(dataDir, "dkim")).map((f) => [f, fs.readFileSync(f, "utf8")]));
+    assert.equal(Object.keys(keysBefore).length, 2);
+    // The box renewed its certificate after the deploy (issued later than the deployed one).
+    await new Promise((r) => setTimeout(r, 1100));
+    const renewed = await selfSignedCert(work, "mail.example.test", 60, path.join(work, "mail.example.test.key"));
+    fs.writeFileSync(first.layout.tlsCert, renewed.certificatePem);
+
+    // The old machine goes away; the new one has a new root and the same volume.
+    await stop(target, first);
+    started.splice(started.indexOf(first), 1);
+    const root2 = freshRoot(work, "root2");
+    const second: Deployment = { layout: boxLayout({ root: root2, dataDir }), stageDir: path.join(root2, "root/.mailstack-deploy"), input: first.input };
+    const { summary } = await deploy(target, second, bundle);
+    started.push(second);
+    assert.match(summary, /actions=maild:start/);
+    assert.doesNotMatch(summary, new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")), "the renewed certificate was not replaced");
+
+    const mailAfter = walk(path.join(dataDir, "mail")).filter((f) => /\/Maildir\/(new|cur)\//.test(f));
+    assert.deepEqual(mailAfter, mailBefore);
+    assert.match(fs.readFileSync(mailAfter[0], "utf8"), /Subject: kept across rebuilds/);
+    for (const [file, pem] of Object.entries(keysBefore)) assert.equal(fs.readFileSync(file, "utf8"), pem, file);
+    assert.equal(fs.readFileSync(dkimKeyPath(second.layout, "example.test", "s1-rsa"), "utf8"), first.input.domains[0].dkim[0].privateKeyPem + (first.input.domains[0].dkim[0].privateKeyPem.endsWith("\n") ? "" : "\n"));
+    assert.equal(fs.readFileSync(second.layout.tlsCert, "utf8"), renewed.certificatePem);
+    assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
+  });
+
+  test("deleting the deployment stops maild cleanly (SIGTERM, graceful shutdown) and keeps the data", async () => {
+    const d = started[started.length - 1];
+    const pid = pidOf(d.layout);
+    await stop(target, d);
+    started.pop();
+    assert.throws(() => process.kill(pid, 0), /ESRCH/);
+    assert.equal(await tcpOpen(box.ipv4, 25), false);
+    const log = fs.readFileSync(path.join(d.layout.runDir, "maild.log"), "utf8");
+    assert.match(log, /"signal":"SIGTERM"/);
+    assert.ok(walk(path.join(dataDir, "mail")).length > 0, "mail is still on the data volume");
+  });
+});

@@ -1,0 +1,121 @@
+// End to end in the local internet: a Postfix peer (DKIM-signing with opendkim) finds our MX in
+// knot and delivers over STARTTLS to maild, which runs as the mail user and stores into Maildir;
+// Dovecot (the box's generated configuration) serves the message over IMAPS to imapflow.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { argon2Sync, generateKeyPairSync, randomBytes } from "node:crypto";
+import { ImapFlow } from "imapflow";
+import { LocalInternet } from "../harness/netns";
+import { startKnot } from "../harness/knot";
+import { makeTestTls, startDovecot } from "../harness/dovecot";
+import { startPostfix } from "../harness/postfix";
+import { startMaild } from "../harness/maild";
+
+const MAIL_UID = 65534;
+const PASSWORD = "correct horse battery staple";
+
+function argon2idPhc(password: string): string {
+  const salt = randomBytes(16);
+  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
+  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
+  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
+}
+
+function txt(value: string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`);
+  return parts.join(" ");
+}
+
+let internet: LocalInternet | undefined;
+after(async () => {
+  await internet?.destroy();
+});
+
+test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pass dkim=pass dmarc=pass", async () => {
+  internet = await LocalInternet.create();
+  const dns = await internet.addHost("dns");
+  const mx = await internet.addHost("mx");
+  const peer = await internet.addHost("peer");
+  const dkim = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  await startKnot(internet, dns, [
+    {
+      origin: "example.org.",
+      lines: [`example.org. MX 10 mx.example.org.`, `mx.example.org. A ${mx.ipv4}`, `mx.example.org. AAAA ${mx.ipv6}`],
+    },
+    {
+      origin: "peer.test.",
+      lines: [
+        `peer.test. TXT "v=spf1 ip4:${peer.ipv4} ip6:${peer.ipv6} -all"`,
+        `mail.peer.test. A ${peer.ipv4}`,
+        `s1._domainkey.peer.test. TXT ${txt(`v=DKIM1; k=rsa; p=${dkim.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
+        `_dmarc.peer.test. TXT "v=DMARC1; p=reject"`,
+      ],
+    },
+  ]);
+  await internet.setResolver(dns.ipv4);
+
+  const tlsFiles = await makeTestTls(path.join(internet.workDir, "tls"), ["mx.example.org"], "mx");
+  fs.chownSync(tlsFiles.keyPath, MAIL_UID, MAIL_UID);
+  const dataDir = path.join(internet.workDir, "data");
+  fs.mkdirSync(dataDir, { mode: 0o700 });
+  fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
+  const users = [{ address: "alice@example.org", passwordHash: argon2idPhc(PASSWORD) }];
+
+  await startMaild(internet, mx, {
+    hostname: "mx.example.org",
+    dataDir,
+    tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
+    domains: [{ name: "example.org" }],
+    users,
+    aliases: [],
+    listen: { smtp: [{ host: mx.ipv4, port: 25 }, { host: mx.ipv6, port: 25 }], http: [], https: [] },
+  }, { user: { uid: MAIL_UID, gid: MAIL_UID } });
+  const dovecot = await startDovecot(internet, mx, { dataDir, users, tls: tlsFiles, uid: MAIL_UID, gid: MAIL_UID });
+  const postfix = await startPostfix(internet, peer, {
+    myhostname: "mail.peer.test",
+    mydomain: "peer.test",
+    trustCaPem: tlsFiles.caPem,
+    dkim: { domain: "peer.test", selector: "s1", privateKeyPem: dkim.privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
+  });
+
+  try {
+    const id = `e2e-${randomBytes(6).toString("hex")}@peer.test`;
+    const subject = `end to end ${id}`;
+    await postfix.sendmail("ann@peer.test", ["alice@example.org"], `From: Ann <ann@peer.test>\nTo: alice@example.org\nSubject: ${subject}\nMessage-ID: <${id}>\n\nHello Alice.\n`);
+    await postfix.waitForEmptyQueue(30_000);
+    assert.match(postfix.log(), /to=<alice@example\.org>, relay=mx\.example\.org\[[^\]]+\]:25, .*status=sent \(250 /);
+
+    const imap = new ImapFlow({
+      host: mx.ipv4, port: 993, secure: true, servername: "mx.example.org",
+      tls: { ca: tlsFiles.caPem } as never,
+      auth: { user: "alice@example.org", pass: PASSWORD }, logger: false,
+    });
+    try {
+      await imap.connect();
+      const lock = await imap.getMailboxLock("INBOX");
+      const sources: string[] = [];
+      try {
+        for await (const m of imap.fetch("1:*", { source: true, envelope: true })) {
+          if (m.envelope?.messageId === `<${id}>`) sources.push(m.source!.toString("latin1"));
+        }
+      } finally {
+        lock.release();
+      }
+      assert.equal(sources.length, 1, `exactly one copy in INBOX\n${dovecot.log()}`);
+      const header = sources[0].slice(0, sources[0].indexOf("\r\n\r\n")).replace(/\r\n[ \t]+/g, " ");
+      const ar = header.split("\r\n").find((l) => l.startsWith("Authentication-Results: mx.example.org;"));
+      assert.ok(ar, header);
+      const verdicts = Object.fromEntries([...ar.matchAll(/;\s*(spf|dkim|dmarc)=(\w+)/g)].map((m) => [m[1], m[2]]));
+      assert.deepEqual(verdicts, { dkim: "pass", spf: "pass", dmarc: "pass" });
+      assert.match(header, /^Received: from mail\.peer\.test \(\[(198\.51\.100\.\d+|IPv6:2001:db8:1::[0-9a-f]+)\]\) by mx\.example\.org \(maild\) with ESMTPS \(TLSv1\.[23] /m);
+      assert.match(sources[0], /\r\n\r\nHello Alice\.\r\n$/);
+    } finally {
+      await imap.logout().catch(() => undefined);
+    }
+  } finally {
+    await postfix.stop();
+  }
+});

@@ -1,0 +1,139 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS } from "../../server-bootstrap/maild/config";
+
+const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+
+function base(): Record<string, unknown> {
+  return {
+    hostname: "mx.example.org",
+    dataDir: "/var/lib/maild",
+    tls: { certPath: "/etc/maild/cert.pem", keyPath: "/etc/maild/key.pem" },
+    domains: [
+      { name: "example.org", dkim: [{ selector: "g1-rsa", algorithm: "rsa", keyPath: "/etc/maild/dkim/g1-rsa.pem" }], mtaStsPolicy: "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n" },
+      { name: "example.net" },
+    ],
+    users: [{ address: "alice@example.org", passwordHash: HASH }],
+    aliases: [
+      { address: "postmaster@example.org", to: ["alice@example.org"] },
+      { address: "@example.net", to: ["alice@example.org"] },
+    ],
+  };
+}
+
+function problems(mutate: (c: Record<string, any>) => void): string[] {
+  const c = base() as Record<string, any>;
+  mutate(c);
+  try {
+    validateMaildConfig(c);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    return e.problems;
+  }
+  return [];
+}
+
+describe("maild config: valid input", () => {
+  test("a minimal config gets the documented defaults", () => {
+    const cfg = validateMaildConfig(base());
+    assert.equal(cfg.recipientDelimiter, "+");
+    assert.deepEqual(cfg.limits, DEFAULT_LIMITS);
+    assert.deepEqual(cfg.listen.smtp, [{ host: "::", port: 25 }]);
+    assert.equal(cfg.shutdownTimeoutMs, 30000);
+    assert.equal(cfg.dnsServers, undefined);
+    assert.equal(cfg.domains[1].dkim.length, 0);
+  });
+
+  test("explicit listen, limits, dnsServers and delimiter are kept", () => {
+    const cfg = validateMaildConfig({
+      ...base(),
+      listen: { smtp: [{ host: "198.51.100.5", port: 2525 }], http: [], https: [{ host: "2001:db8:1::5", port: 443 }] },
+      limits: { maxMessageBytes: 2048, maxRecipients: 200 },
+      dnsServers: ["198.51.100.2", "198.51.100.3:5353", "[2001:db8:1::2]:53"],
+      recipientDelimiter: "+-",
+    });
+    assert.deepEqual(cfg.listen, { smtp: [{ host: "198.51.100.5", port: 2525 }], http: [], https: [{ host: "2001:db8:1::5", port: 443 }] });
+    assert.equal(cfg.limits.maxMessageBytes, 2048);
+    assert.equal(cfg.limits.maxRecipients, 200);
+    assert.equal(cfg.limits.maxConnectionsPerIp, DEFAULT_LIMITS.maxConnectionsPerIp);
+    assert.deepEqual(cfg.dnsServers, ["198.51.100.2", "198.51.100.3:5353", "[2001:db8:1::2]:53"]);
+    assert.equal(cfg.recipientDelimiter, "+-");
+  });
+});
+
+describe("maild config: each bad input is named by its key", () => {
+  const cases: [string, (c: Record<string, any>) => void, string][] = [
+    ["hostname with trailing dot", (c) => (c.hostname = "mx.example.org."), 'hostname: "mx.example.org." is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
+    ["missing hostname", (c) => delete c.hostname, "hostname: missing is not a non-empty string"],
+    ["relative dataDir", (c) => (c.dataDir = "data"), 'dataDir: "data" is not an absolute path'],
+    ["tls not an object", (c) => (c.tls = "x"), 'tls: "x" is not an object {certPath, keyPath}'],
+    ["relative tls.keyPath", (c) => (c.tls.keyPath = "key.pem"), 'tls.keyPath: "key.pem" is not an absolute path'],
+    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs"],
+    ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
+    ["uppercase domain", (c) => (c.domains[1].name = "Example.NET"), 'domains[1].name: "Example.NET" is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
+    ["duplicate domain", (c) => c.domains.push({ name: "example.org" }), 'domains[2].name: "example.org" is listed twice'],
+    ["bad dkim algorithm", (c) => (c.domains[0].dkim[0].algorithm = "dsa"), 'domains[0].dkim[0].algorithm: "dsa" is not one of rsa|ed25519'],
+    ["bad dkim selector", (c) => (c.domains[0].dkim[0].selector = "g1_rsa"), 'domains[0].dkim[0].selector: "g1_rsa" is not a DKIM selector (lowercase letters, digits, "-" and ".")'],
+    ["relative dkim keyPath", (c) => (c.domains[0].dkim[0].keyPath = "k.pem"), 'domains[0].dkim[0].keyPath: "k.pem" is not an absolute path'],
+    ["mta-sts policy without version", (c) => (c.domains[0].mtaStsPolicy = "mode: enforce\n"), 'domains[0].mtaStsPolicy: must start with "version: STSv1" (RFC 8461 3.2)'],
+    ["user in unknown domain", (c) => c.users.push({ address: "bob@example.com", passwordHash: HASH }), 'users[1].address: domain "example.com" is not one of the configured domains (example.org, example.net)'],
+    ["user with uppercase", (c) => (c.users[0].address = "Alice@example.org"), 'users[0].address: "Alice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -'],
+    ["user containing the delimiter", (c) => c.users.push({ address: "al+ice@example.org", passwordHash: HASH }), 'users[1].address: "al+ice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -'],
+    ["user containing a custom delimiter", (c) => { c.recipientDelimiter = "-"; c.users[0].address = "al-ice@example.org"; c.aliases[0].to = ["al-ice@example.org"]; c.aliases[1].to = ["al-ice@example.org"]; }, 'users[0].address: "al-ice@example.org" contains the recipient delimiter "-"'],
+    ["duplicate user", (c) => c.users.push({ address: "alice@example.org", passwordHash: HASH }), 'users[1].address: "alice@example.org" is listed twice'],
+    ["bcrypt hash", (c) => (c.users[0].passwordHash = "$2y$10$abcdefghijklmnopqrstuv"), "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"],
+    ["argon2i hash", (c) => (c.users[0].passwordHash = HASH.replace("argon2id", "argon2i")), "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"],
+    ["alias equal to a user", (c) => c.aliases.push({ address: "alice@example.org", to: ["postmaster@example.org"] }), 'aliases[2].address: "alice@example.org" is also a user; an address is either a user or an alias'],
+    ["alias in unknown domain", (c) => (c.aliases[0].address = "postmaster@example.com"), 'aliases[0].address: domain "example.com" is not one of the configured domains (example.org, example.net)'],
+    ["alias pointing nowhere", (c) => (c.aliases[0].to = ["bob@example.org"]), 'aliases[0].to[0]: "bob@example.org" is in a configured domain but is neither a user nor an alias'],
+    ["alias with no targets", (c) => (c.aliases[0].to = []), "aliases[0].to: [] must name at least one target address"],
+    ["alias target not an address", (c) => (c.aliases[1].to = ["alice"]), 'aliases[1].to[0]: "alice" is not a lowercase address local@domain'],
+    ["duplicate catch-all", (c) => c.aliases.push({ address: "@example.net", to: ["alice@example.org"] }), 'aliases[2].address: "@example.net" is listed twice'],
+    ["bad delimiter", (c) => (c.recipientDelimiter = "#"), 'recipientDelimiter: "#" is not a string of up to 4 of the characters + - _ . ='],
+    ["listen host not an IP", (c) => (c.listen = { smtp: [{ host: "localhost", port: 25 }] }), 'listen.smtp[0].host: "localhost" is not an IPv4 or IPv6 address'],
+    ["listen port out of range", (c) => (c.listen = { https: [{ host: "::", port: 70000 }] }), "listen.https[0].port: 70000 is not an integer from 0 to 65535"],
+    ["dns server not an IP", (c) => (c.dnsServers = ["ns.example.org"]), 'dnsServers[0]: "ns.example.org" is not an IP address, IPv4:port or [IPv6]:port'],
+    ["empty dnsServers", (c) => (c.dnsServers = []), "dnsServers: [] must list a server or be left out (system resolver)"],
+    ["too few recipients allowed", (c) => (c.limits = { maxRecipients: 10 }), "limits.maxRecipients: 10 is not an integer from 100 to 100000"],
+    ["fractional size limit", (c) => (c.limits = { maxMessageBytes: 1.5e6 + 0.5 }), "limits.maxMessageBytes: 1500000.5 is not an integer from 1024 to 2147483647"],
+    ["unknown limit", (c) => (c.limits = { maxMsgs: 1 }), "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients"],
+    ["negative shutdown timeout", (c) => (c.shutdownTimeoutMs = -1), "shutdownTimeoutMs: -1 is not an integer from 0 to 600000"],
+  ];
+  for (const [name, mutate, expected] of cases) {
+    test(name, () => {
+      assert.deepEqual(problems(mutate), [expected]);
+    });
+  }
+
+  test("every problem is reported at once, not only the first", () => {
+    const p = problems((c) => {
+      c.hostname = "";
+      c.dataDir = "rel";
+    });
+    assert.deepEqual(p, ['hostname: "" is not a non-empty string', 'dataDir: "rel" is not an absolute path']);
+  });
+
+  test("a password hash is never echoed in an error", () => {
+    const p = problems((c) => (c.users[0].passwordHash = "hunter2-plaintext"));
+    assert.equal(p.length, 1);
+    assert.ok(!p[0].includes("hunter2"), p[0]);
+  });
+});
+
+describe("maild config: files", () => {
+  const dir = mkdtempSync(join(tmpdir(), "maild-config-"));
+
+  test("a file that is not JSON names the file and the parse error", () => {
+    const f = join(dir, "bad.json");
+    writeFileSync(f, "{ hostname: ");
+    assert.throws(() => loadMaildConfig(f), (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && e.problems[0].startsWith(`${f}: not valid JSON: `));
+  });
+
+  test("a missing file names the file", () => {
+    const f = join(dir, "missing.json");
+    assert.throws(() => loadMaildConfig(f), (e: unknown) => e instanceof ConfigError && e.problems[0].startsWith(`${f}: cannot read: `));
+  });
+});

@@ -1,0 +1,86 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, readdirSync, readFileSync, mkdirSync, linkSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LocalStore, recoverSpool, newMessageId } from "../../server-bootstrap/maild/delivery";
+import { maildirName, maildirPath } from "../../server-bootstrap/maild/maildir";
+
+const alice = { local: "alice", domain: "example.org" };
+const bob = { local: "bob", domain: "example.org" };
+const RAW = "Authentication-Results: mx.example.org; dkim=pass\r\nFrom: x@sender.test\r\nSubject: hi\r\n\r\nbody\r\n";
+
+function newFiles(dataDir: string, mb: typeof alice): string[] {
+  return readdirSync(join(maildirPath(dataDir, mb), "new"));
+}
+
+async function setup(): Promise<{ dataDir: string; store: LocalStore }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "maild-delivery-"));
+  const store = new LocalStore(dataDir, () => "mx.example.org");
+  await store.init();
+  return { dataDir, store };
+}
+
+describe("maild local delivery", () => {
+  test("a stored message is in each recipient's Maildir/new exactly once, with trace headers on top and forged results removed", async () => {
+    const { dataDir, store } = await setup();
+    const id = newMessageId();
+    writeFileSync(store.rawPath(id), RAW);
+    const { size } = await store.store({
+      id, rawPath: store.rawPath(id), prepend: "Received: by mx.example.org\r\n", mailboxes: [alice, bob],
+      dropHeader: (f) => f.toLowerCase().startsWith("authentication-results: mx.example.org"),
+    });
+    const expected = "Received: by mx.example.org\r\nFrom: x@sender.test\r\nSubject: hi\r\n\r\nbody\r\n";
+    assert.equal(size, expected.length);
+    for (const mb of [alice, bob]) {
+      const files = newFiles(dataDir, mb);
+      assert.deepEqual(files, [maildirName(id, "mx.example.org", size)]);
+      assert.equal(readFileSync(join(maildirPath(dataDir, mb), "new", files[0]), "utf8"), expected);
+      assert.deepEqual(readdirSync(join(maildirPath(dataDir, mb), "tmp")), []);
+      assert.deepEqual(readdirSync(join(maildirPath(dataDir, mb), "cur")), []);
+    }
+    assert.deepEqual(readdirSync(store.paths.incoming), [], "the spool is empty once committed");
+  });
+
+  test("a failure before the commit takes back the copies already linked", async () => {
+    const { dataDir, store } = await setup();
+    const id = newMessageId();
+    writeFileSync(store.rawPath(id), RAW);
+    await assert.rejects(store.store({
+      id, rawPath: store.rawPath(id), prepend: "", mailboxes: [alice, bob],
+      beforeCommit: async () => { throw new Error("queue full"); },
+    }), /queue full/);
+    assert.deepEqual(newFiles(dataDir, alice), []);
+    assert.deepEqual(newFiles(dataDir, bob), []);
+  });
+
+  test("recovery rolls back a delivery that never committed and keeps committed mail", async () => {
+    const { dataDir, store } = await setup();
+    // a committed message
+    const kept = newMessageId();
+    writeFileSync(store.rawPath(kept), RAW);
+    const { size: keptSize } = await store.store({ id: kept, rawPath: store.rawPath(kept), prepend: "", mailboxes: [alice] });
+    // a crash between linking into alice's mailbox and the commit: the .eml is still in the spool
+    const crashed = newMessageId();
+    const eml = join(store.paths.incoming, `${crashed}.eml`);
+    writeFileSync(eml, "Subject: crashed\r\n\r\nx\r\n");
+    const name = maildirName(crashed, "mx.example.org", statSync(eml).size);
+    linkSync(eml, join(maildirPath(dataDir, alice), "new", name));
+    // and a crash during DATA
+    writeFileSync(store.rawPath(newMessageId()), "partial");
+    mkdirSync(join(maildirPath(dataDir, bob), "new"), { recursive: true });
+
+    const rolledBack: string[] = [];
+    const report = await recoverSpool(dataDir, "mx.example.org", [alice, bob], async (id) => void rolledBack.push(id));
+    assert.deepEqual(report, { rolledBack: 1, discardedRaw: 1 });
+    assert.deepEqual(rolledBack, [crashed]);
+    assert.deepEqual(newFiles(dataDir, alice), [maildirName(kept, "mx.example.org", keptSize)]);
+    assert.deepEqual(readdirSync(store.paths.incoming), []);
+  });
+
+  test("message ids are unique and usable as Maildir names", () => {
+    const ids = new Set(Array.from({ length: 1000 }, () => newMessageId()));
+    assert.equal(ids.size, 1000);
+    for (const id of ids) assert.match(id, /^\d+\.M[0-9a-f]{24}$/);
+  });
+});

@@ -1,0 +1,79 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { Router } from "../../server-bootstrap/maild/router";
+
+const router = new Router({
+  domains: [{ name: "example.org", dkim: [] }, { name: "example.net", dkim: [] }],
+  users: [
+    { address: "alice@example.org", passwordHash: "x" },
+    { address: "bob@example.org", passwordHash: "x" },
+    { address: "carol@example.net", passwordHash: "x" },
+  ],
+  aliases: [
+    { address: "postmaster@example.org", to: ["alice@example.org"] },
+    { address: "team@example.org", to: ["alice@example.org", "bob@example.org", "postmaster@example.org"] },
+    { address: "everyone@example.org", to: ["team@example.org", "carol@example.net"] },
+    { address: "fwd@example.org", to: ["alice@example.org", "someone@elsewhere.test"] },
+    { address: "loop1@example.org", to: ["loop2@example.org"] },
+    { address: "loop2@example.org", to: ["loop1@example.org", "bob@example.org"] },
+    { address: "@example.net", to: ["carol@example.net"] },
+  ],
+  recipientDelimiter: "+-",
+});
+
+const alice = { local: "alice", domain: "example.org" };
+const bob = { local: "bob", domain: "example.org" };
+const carol = { local: "carol", domain: "example.net" };
+
+describe("maild recipient policy", () => {
+  test("a user's exact address is delivered to that user's mailbox", () => {
+    assert.deepEqual(router.route("alice@example.org"), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+  test("address matching ignores case in local part and domain", () => {
+    assert.deepEqual(router.route("Alice@EXAMPLE.org"), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+  test("plus-addressing delivers user+tag to the user", () => {
+    assert.deepEqual(router.route("alice+lists@example.org"), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+  test("every configured delimiter character works, the first one in the address wins", () => {
+    assert.deepEqual(router.route("bob-news+x@example.org"), { kind: "accept", mailboxes: [bob], remote: [] });
+  });
+  test("an extension on an alias resolves the alias", () => {
+    assert.deepEqual(router.route("postmaster+dmarc@example.org"), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+  test("an extension on an unknown name is unknown", () => {
+    assert.deepEqual(router.route("nobody+tag@example.org"), { kind: "unknown-user" });
+  });
+  test("an alias fans out to each mailbox once, nested aliases included", () => {
+    assert.deepEqual(router.route("team@example.org"), { kind: "accept", mailboxes: [alice, bob], remote: [] });
+    assert.deepEqual(router.route("everyone@example.org"), { kind: "accept", mailboxes: [alice, bob, carol], remote: [] });
+  });
+  test("an alias to an external address routes that target to the remote queue", () => {
+    assert.deepEqual(router.route("fwd@example.org"), { kind: "accept", mailboxes: [alice], remote: ["someone@elsewhere.test"] });
+  });
+  test("alias loops terminate and still deliver to the users on the way", () => {
+    assert.deepEqual(router.route("loop1@example.org"), { kind: "accept", mailboxes: [bob], remote: [] });
+  });
+  test("a catch-all takes unknown names in its domain", () => {
+    assert.deepEqual(router.route("anything@example.net"), { kind: "accept", mailboxes: [carol], remote: [] });
+  });
+  test("without a catch-all an unknown name in our domain is an unknown user", () => {
+    assert.deepEqual(router.route("nobody@example.org"), { kind: "unknown-user" });
+  });
+  test("a domain that is not ours is relaying, and is denied to an unauthenticated client", () => {
+    assert.deepEqual(router.route("victim@elsewhere.test"), { kind: "relay-denied" });
+  });
+  test("a subdomain of our domain is not our domain", () => {
+    assert.deepEqual(router.route("alice@sub.example.org"), { kind: "relay-denied" });
+  });
+  test("an authenticated sender's remote recipient goes to the queue (submission seam)", () => {
+    assert.deepEqual(router.route("victim@elsewhere.test", { authenticatedUser: "alice@example.org" }), { kind: "accept", mailboxes: [], remote: ["victim@elsewhere.test"] });
+  });
+  test("an address without a domain is malformed", () => {
+    assert.deepEqual(router.route("alice"), { kind: "bad-address" });
+    assert.deepEqual(router.route("alice@"), { kind: "bad-address" });
+  });
+  test("a trailing dot on the domain is the same domain", () => {
+    assert.deepEqual(router.route("alice@example.org."), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+});
