@@ -32,7 +32,8 @@ function splitZones(text: string): Map<string, string> {
   return zones;
 }
 
-const result = plan("--stack", "dev", "--format", "zone", "--ipv4", IPV4, "--ipv6", IPV6_NETWORK);
+const ACCOUNT = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/123";
+const result = plan("--stack", "dev", "--format", "zone", "--ipv4", IPV4, "--ipv6", IPV6_NETWORK, "--acme-account", ACCOUNT);
 const zones = result.status === 0 ? splitZones(result.stdout) : new Map<string, string>();
 
 describe("mailstack plan --stack dev --format zone", () => {
@@ -85,7 +86,7 @@ describe("the planned zones served by knot, checked by receivers' validators", (
       dns,
       [...zones].map(([origin, text]) => ({
         origin,
-        lines: text.split("\n").filter((l) => l.trim() && !l.startsWith("$")),
+        lines: text.split("\n").filter((l) => l.trim() && !l.startsWith("$") && !l.startsWith(";")),
       })),
     );
     await net.setResolver(dns.ipv4);
@@ -106,6 +107,10 @@ describe("the planned zones served by knot, checked by receivers' validators", (
     assert.equal(await dig("A", "mail.example.org"), IPV4);
     assert.equal(await dig("AAAA", "mail.example.org"), "2001:db8:1::1");
     assert.equal(await dig("TXT", "_dmarc.example.org"), '"v=DMARC1; p=reject; sp=reject; adkim=r; aspf=r; rua=mailto:postmaster@example.org"');
+    assert.deepEqual((await dig("CAA", "example.net")).split("\n").sort(), [
+      '0 issue "letsencrypt.org; accounturi=' + ACCOUNT + '; validationmethods=dns-01,http-01"',
+      '0 issuewild ";"',
+    ]);
   });
 
   test("pyspf: the server's addresses pass for both domains and the HELO name; others fail", async () => {
