@@ -64,14 +64,20 @@ direct_start() {
   exec_start=$(sed -n 's/^ExecStart=//p' "$UNIT_FILE")
   [ -n "$exec_start" ] || die "$UNIT_FILE has no ExecStart line"
   mkdir -p "$RUN_DIR"
+  local log_start waited=0
+  log_start=$(( $(stat -c %s "$RUN_DIR/maild.log" 2>/dev/null || echo 0) + 1 ))
   # The unit's own command line, unprivileged like the unit (User=, AmbientCapabilities= stand-ins).
   # shellcheck disable=SC2086
   ( umask 0027; exec setsid setpriv --reuid="$MAILD_UID" --regid="$MAILD_GID" --clear-groups \\
       --inh-caps=+net_bind_service --ambient-caps=+net_bind_service \\
       $exec_start </dev/null >>"$RUN_DIR/maild.log" 2>&1 ) &
   echo $! > "$RUN_DIR/maild.pid"
-  sleep 0.5
-  pid_running || die "maild exited right after start; its log: $(tail -n 20 "$RUN_DIR/maild.log")"
+  # Ready means listening: maild logs start.ready once every listener is bound.
+  until tail -c "+$log_start" "$RUN_DIR/maild.log" 2>/dev/null | grep -q '"start.ready"'; do
+    pid_running || die "maild exited right after start; its log: $(tail -n 20 "$RUN_DIR/maild.log")"
+    [ "$waited" -ge 300 ] && die "maild did not report start.ready within 30 s; its log: $(tail -n 20 "$RUN_DIR/maild.log")"
+    sleep 0.1; waited=$((waited + 1))
+  done
 }
 
 # --- maild under systemd ----------------------------------------------------------------------
