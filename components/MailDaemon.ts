@@ -2,13 +2,14 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
+import { local, remote } from "@pulumi/command";
 import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/layout";
-import { deployFiles, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deployFiles";
+import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deployFiles";
 import { renderManifest } from "../server-bootstrap/install/fileManifest";
 import { installScript } from "../server-bootstrap/install/installScript";
 import { installCommand, releaseVolumeCommand, stagedPath, stopCommand, waitCommand } from "../server-bootstrap/install/deployCommands";
 import { bundleDaemon } from "../server-bootstrap/install/daemonBundle";
+import { durationSeconds, waitForSshEnvironment, waitForSshInvocation } from "../server-bootstrap/install/waitForSshCommand";
 
 export interface MailDaemonConnection {
   host: pulumi.Input<string>;
@@ -35,6 +36,26 @@ export interface MailDaemonDomain {
   mtaStsPolicy?: pulumi.Input<string>;
 }
 
+/**
+ * On-box certificate renewal: maild renews the certificate itself over HTTP-01 on port 80, so it
+ * never expires because nobody ran `pulumi up`; a deploy never puts back an older certificate.
+ */
+export interface MailDaemonAcme {
+  /** the ACME directory the certificate came from */
+  directoryUrl: pulumi.Input<string>;
+  /** the same account key the Pulumi side issues with (CAA accounturi pins the account); secret */
+  accountKeyPem: pulumi.Input<string>;
+  email?: pulumi.Input<string>;
+  /** names the certificate carries; the hostname among them */
+  names: pulumi.Input<string[]>;
+  /** default 1/3: renew when a third or less of the lifetime remains */
+  renewBeforeFraction?: number;
+  /** PEM of an extra CA to trust for the directory (test CAs) */
+  extraCaPem?: pulumi.Input<string>;
+  /** default 12 h */
+  checkIntervalSeconds?: number;
+}
+
 export interface MailDaemonArgs {
   connection: MailDaemonConnection;
   /** the mail host's FQDN (SMTP banner, HELO) */
@@ -44,6 +65,8 @@ export interface MailDaemonArgs {
   users: { address: string; passwordHash: pulumi.Input<string> }[];
   aliases?: { address: string; to: string[] }[];
   tls: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
+  /** renew the certificate on the box; absent: only deploys change it */
+  acme?: MailDaemonAcme;
   /** block device of a data volume to mount at the data directory (formatted only if blank) */
   dataDevice?: pulumi.Input<string>;
   /**
@@ -56,10 +79,28 @@ export interface MailDaemonArgs {
   layout?: BoxLayoutOptions;
   /** where the copies land; default ~/.mailstack-deploy of the SSH user */
   stageDir?: string;
-  /** bound on waiting for SSH (and cloud-init) after the server is created; default 10m */
+  /**
+   * bound on waiting for SSH after the server is created, and then again for cloud-init; a
+   * Pulumi duration (`90s`, `10m`); default 10m
+   */
   waitTimeout?: string;
   /** a prebuilt daemon bundle; default: bundled with esbuild when the program runs */
   daemonBundlePath?: string;
+}
+
+type ResolvedAcme = pulumi.Unwrap<MailDaemonAcme>;
+
+function deployAcme(acme: ResolvedAcme): DeployAcme {
+  return {
+    directoryUrl: acme.directoryUrl,
+    // Unknown only under mocks, which do not model keys.
+    accountKeyPem: acme.accountKeyPem ?? "",
+    ...(acme.email !== undefined ? { email: acme.email } : {}),
+    names: acme.names,
+    ...(acme.renewBeforeFraction !== undefined ? { renewBeforeFraction: acme.renewBeforeFraction } : {}),
+    ...(acme.extraCaPem !== undefined ? { extraCaPem: acme.extraCaPem } : {}),
+    ...(acme.checkIntervalSeconds !== undefined ? { checkIntervalSeconds: acme.checkIntervalSeconds } : {}),
+  };
 }
 
 const sha256 = (data: string | Buffer) => crypto.createHash("sha256").update(data).digest("hex");
@@ -92,18 +133,43 @@ export class MailDaemon extends pulumi.ComponentResource {
       privateKey: pulumi.secret(args.connection.privateKey),
       hostKey: args.connection.hostKey,
     };
-    // While the server boots, dials fail fast and the provider does not pause between them
-    // (pulumi-command#1238): unlimited dials, bounded by the step's create timeout instead.
-    const waitConnection = { ...base, dialErrorLimit: -1, perDialTimeout: 10 };
     // Once SSH has answered, a failing dial (a wrong host key above all) fails the step at once.
     const connection = { ...base, dialErrorLimit: 3, perDialTimeout: 15 };
     const child = { parent: this };
 
+    // On the deployer's machine: dials every ~2 s until SSH answers with the pinned host key, and
+    // fails at once on another key and with a plain message at the bound; @pulumi/command's own
+    // dialing does neither (pulumi-command#1238). The private key goes on stdin, never in argv;
+    // the script prints fingerprints and progress only.
+    const waitTimeout = args.waitTimeout ?? "10m";
+    const waitSeconds = durationSeconds(waitTimeout, "waitTimeout");
+    const script = waitForSshInvocation();
+    const reachable = new local.Command(
+      `${name}-ssh-reachable`,
+      {
+        interpreter: script.interpreter,
+        create: script.script,
+        stdin: pulumi.secret(args.connection.privateKey),
+        environment: waitForSshEnvironment({
+          host: pulumi.output(base.host),
+          port: pulumi.output(base.port).apply(String),
+          user: pulumi.output(user),
+          hostKey: pulumi.output(base.hostKey),
+          timeoutSeconds: pulumi.output(String(waitSeconds)),
+        }),
+        logging: local.Logging.StdoutAndStderr,
+        // A rebuilt server (new id) or a new host key is waited for again.
+        triggers: [args.instance ?? "", args.connection.hostKey],
+      },
+      // A component's dependsOn does not reach its children: the first step carries it. The
+      // engine's timeout leaves the script room to say why it gave up.
+      { ...child, dependsOn: opts?.dependsOn, customTimeouts: { create: `${waitSeconds + 60}s`, update: `${waitSeconds + 60}s` } },
+    );
+    // SSH answers by now: waits for cloud-init's first boot and reads the machine id.
     const wait = new remote.Command(
       `${name}-wait-for-ssh`,
-      { connection: waitConnection, create: waitCommand(), triggers: [args.instance ?? ""] },
-      // A component's dependsOn does not reach its children: the first step carries it.
-      { ...child, dependsOn: opts?.dependsOn, customTimeouts: { create: args.waitTimeout ?? "10m" } },
+      { connection, create: waitCommand(), triggers: [args.instance ?? ""] },
+      { ...child, dependsOn: [reachable], customTimeouts: { create: waitTimeout } },
     );
     this.machineId = wait.stdout.apply((s) => (s ?? "").trim());
 
@@ -116,8 +182,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.tls),
           pulumi.output(args.users),
           pulumi.output(args.domains.map((d) => pulumi.output(d))),
+          pulumi.output(args.acme),
         ])
-        .apply(([tls, users, domains]) =>
+        .apply(([tls, users, domains, acme]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -126,6 +193,7 @@ export class MailDaemon extends pulumi.ComponentResource {
               aliases: args.aliases ?? [],
               // Unknown only under mocks, which do not model certificates.
               tls: { certificatePem: tls.certificatePem ?? "", privateKeyPem: tls.privateKeyPem ?? "" },
+              ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
               maild: args.maild,
             }),
           ),

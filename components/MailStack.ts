@@ -129,9 +129,10 @@ export class MailStack extends pulumi.ComponentResource {
       );
     }
 
+    let accountKey: tls.PrivateKey | undefined;
     if (args.certificate) {
       // The account key outlives every certificate: CAA pins the account (RFC 8657).
-      const accountKey = new tls.PrivateKey(`${name}-acme-account-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+      accountKey = new tls.PrivateKey(`${name}-acme-account-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
       this.acmeCertificate = new AcmeCertificate(
         `${name}-certificate`,
         {
@@ -238,6 +239,19 @@ export class MailStack extends pulumi.ComponentResource {
         })),
         aliases: spec.aliases,
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
+        // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on
+        // its own port 80; the DNS provider's credentials never leave the Pulumi side.
+        ...(accountKey
+          ? {
+              acme: {
+                directoryUrl: spec.acme.directory,
+                accountKeyPem: pulumi.secret(accountKey.privateKeyPem),
+                email: spec.acme.email,
+                names: this.certificateNames,
+                ...(args.certificate?.extraCaPem !== undefined ? { extraCaPem: args.certificate.extraCaPem } : {}),
+              },
+            }
+          : {}),
       },
       { ...parent, dependsOn: [this.host.volumeAttachment] },
     );

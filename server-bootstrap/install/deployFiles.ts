@@ -6,6 +6,7 @@ import type { BoxLayout } from "./layout";
 import { dkimKeyPath } from "./layout";
 import type { ManifestFile } from "./fileManifest";
 import { maildUnit } from "../systemd/maildUnit";
+import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../systemd/tlsReloadUnits";
 import { dovecotConf } from "../dovecot/dovecotConf";
 import { passwdFile } from "../dovecot/passwdFile";
 
@@ -37,12 +38,31 @@ export interface MaildTuning {
   shutdownTimeoutMs?: number;
 }
 
+/**
+ * On-box certificate renewal (maild's `acme` section). The account key is the one the Pulumi side
+ * issues with: the CAA record's accounturi (RFC 8657) admits no other account.
+ */
+export interface DeployAcme {
+  directoryUrl: string;
+  /** secret; lands 0600, owned by maild */
+  accountKeyPem: string;
+  email?: string;
+  /** names the certificate carries (the hostname first) */
+  names: string[];
+  renewBeforeFraction?: number;
+  /** PEM of an extra CA for the directory (test CAs) */
+  extraCaPem?: string;
+  checkIntervalSeconds?: number;
+}
+
 export interface DeployInput {
   hostname: string;
   domains: DeployDomain[];
   users: { address: string; passwordHash: string }[];
   aliases: { address: string; to: string[] }[];
   tls: { certificatePem: string; privateKeyPem: string };
+  /** absent: the certificate changes only with deploys */
+  acme?: DeployAcme;
   maild?: MaildTuning;
   /** Dovecot listeners; default all addresses, 143 and 993 */
   dovecot?: { listen?: string[]; ports?: { imap: number; imaps: number } };
@@ -67,6 +87,19 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): Record<strin
     ...(tuning.dnsServers !== undefined ? { dnsServers: tuning.dnsServers } : {}),
     ...(tuning.recipientDelimiter !== undefined ? { recipientDelimiter: tuning.recipientDelimiter } : {}),
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
+    ...(input.acme !== undefined ? { acme: acmeConfig(layout, input.acme) } : {}),
+  };
+}
+
+function acmeConfig(layout: BoxLayout, acme: DeployAcme): Record<string, unknown> {
+  return {
+    directoryUrl: acme.directoryUrl,
+    accountKeyPath: layout.acmeAccountKey,
+    ...(acme.email !== undefined ? { email: acme.email } : {}),
+    names: [...acme.names],
+    ...(acme.renewBeforeFraction !== undefined ? { renewBeforeFraction: acme.renewBeforeFraction } : {}),
+    ...(acme.extraCaPem !== undefined ? { extraCaPath: layout.acmeExtraCa } : {}),
+    ...(acme.checkIntervalSeconds !== undefined ? { checkIntervalSeconds: acme.checkIntervalSeconds } : {}),
   };
 }
 
@@ -83,6 +116,8 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
       effect: "maild-restart",
     },
     { path: layout.unitFile, content: maildUnit(layout), mode: "0644", owner: "0:0", effect: "unit" },
+    { path: layout.tlsReloadServiceFile, content: tlsReloadServiceUnit(), mode: "0644", owner: "0:0", effect: "tls-watch" },
+    { path: layout.tlsReloadPathFile, content: tlsReloadPathUnit(layout), mode: "0644", owner: "0:0", effect: "tls-watch" },
     {
       path: layout.dovecotConf,
       content: dovecotConf({
@@ -117,6 +152,19 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
     },
     { path: layout.tlsKey, content: withNewline(input.tls.privateKeyPem), mode: "0640", owner: maildOwned, effect: "tls" },
   ];
+  if (input.acme !== undefined) {
+    // maild reads these at start: a change restarts it.
+    files.push({
+      path: layout.acmeAccountKey,
+      content: withNewline(input.acme.accountKeyPem),
+      mode: "0600",
+      owner: `${layout.uid}:${layout.gid}`,
+      effect: "maild-restart",
+    });
+    if (input.acme.extraCaPem !== undefined) {
+      files.push({ path: layout.acmeExtraCa, content: withNewline(input.acme.extraCaPem), mode: "0644", owner: "0:0", effect: "maild-restart" });
+    }
+  }
   for (const d of input.domains) {
     for (const k of d.dkim) {
       files.push({

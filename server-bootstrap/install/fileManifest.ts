@@ -9,8 +9,11 @@
 // The manifest carries private keys and password hashes: it is a secret end to end.
 
 export type FileKind = "F" | "C";
-/** `tls`: maild and Dovecot both reload (both serve the certificate). */
-export type FileEffect = "maild-restart" | "maild-reload" | "tls" | "unit" | "dovecot-reload" | "none";
+/**
+ * `tls`: maild and Dovecot both reload (both serve the certificate). `unit`: maild's own unit.
+ * `tls-watch`: the units that reload Dovecot after an on-box renewal (daemon-reload, restart them).
+ */
+export type FileEffect = "maild-restart" | "maild-reload" | "tls" | "unit" | "tls-watch" | "dovecot-reload" | "none";
 
 export interface ManifestFile {
   path: string;
@@ -23,7 +26,7 @@ export interface ManifestFile {
   kind?: FileKind;
 }
 
-const EFFECTS: FileEffect[] = ["maild-restart", "maild-reload", "tls", "unit", "dovecot-reload", "none"];
+const EFFECTS: FileEffect[] = ["maild-restart", "maild-reload", "tls", "unit", "tls-watch", "dovecot-reload", "none"];
 
 export function renderManifest(files: ManifestFile[]): string {
   const seen = new Set<string>();

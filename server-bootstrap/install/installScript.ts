@@ -14,6 +14,7 @@
 //
 // Last line on stdout: `mailstack-install: changed=<files|none> actions=<actions|none>`.
 import type { BoxLayout } from "./layout";
+import { TLS_RELOAD_PATH_UNIT } from "../systemd/tlsReloadUnits";
 import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./shellSteps";
 
 export function installScript(layout: BoxLayout): string {
@@ -23,6 +24,8 @@ export function installScript(layout: BoxLayout): string {
     UNIT_FILE: layout.unitFile,
     UNIT_NAME: layout.unitName,
     DOVECOT_CONF: layout.dovecotConf,
+    TLS_DIR: layout.tlsDir,
+    TLS_WATCH_UNIT: TLS_RELOAD_PATH_UNIT,
     TLS_KEY: layout.tlsKey,
     RUN_DIR: layout.runDir,
     FSTAB: layout.root === "/" ? "/etc/fstab" : `${layout.root}/etc/fstab`,
@@ -156,6 +159,9 @@ install_all() {
 
   mkdir -p "$DATA_DIR"
   chown "$MAILD_UID:$MAILD_GID" "$DATA_DIR"; chmod 0750 "$DATA_DIR"
+  # maild renews the certificate on the box by renaming new files into this directory.
+  mkdir -p "$TLS_DIR"
+  chown "$MAILD_UID:$MAILD_GID" "$TLS_DIR"; chmod 0750 "$TLS_DIR"
 
   if install_file "$stage/maild.js" "$DAEMON_JS" 0644 0:0; then changed+=("$DAEMON_JS"); effects+="maild-restart "; fi
   while IFS= read -r line; do
@@ -170,7 +176,7 @@ install_all() {
 
   local actions=()
   if [ "$use_systemctl" = 1 ]; then
-    case "$effects" in *" unit "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;; esac
+    case "$effects" in *" unit "*|*" tls-watch "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;; esac
     systemctl is-enabled -q "$UNIT_NAME" 2>/dev/null || { systemctl enable -q "$UNIT_NAME"; actions+=(maild:enable); }
     if ! systemctl is-active -q "$UNIT_NAME"; then
       systemctl start "$UNIT_NAME"; actions+=(maild:start)
@@ -180,6 +186,12 @@ install_all() {
       systemctl reload "$UNIT_NAME"; actions+=(maild:reload)
     fi
     systemd_wait_active
+    # Dovecot re-reads a certificate maild renewed on the box through this path unit.
+    if ! systemctl is-enabled -q "$TLS_WATCH_UNIT" 2>/dev/null || ! systemctl is-active -q "$TLS_WATCH_UNIT"; then
+      systemctl enable -q --now "$TLS_WATCH_UNIT"; actions+=(tls-watch:enable)
+    elif [[ "$effects" == *" tls-watch "* ]]; then
+      systemctl restart "$TLS_WATCH_UNIT"; actions+=(tls-watch:restart)
+    fi
     if [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]] || ! systemctl is-active -q dovecot; then
       systemctl enable -q dovecot; systemctl reload-or-restart dovecot; actions+=(dovecot:reload)
     fi

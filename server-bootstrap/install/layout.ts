@@ -5,6 +5,8 @@
 // the data directory is given whole, because it is the mounted volume that outlives the server
 // and a rebuild points a new root at the same data directory.
 import * as path from "node:path";
+import { CERT_FILE, KEY_FILE } from "../../components/acme/keeper";
+import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tlsReloadUnits";
 
 /** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
 export const NODE_VERSION = "24.21.0";
@@ -57,11 +59,23 @@ export interface BoxLayout {
   unitFile: string;
   /** the unit name systemctl knows it by */
   unitName: string;
+  /** the path unit that reloads Dovecot when maild renews the certificate, and its service */
+  tlsReloadPathFile: string;
+  tlsReloadServiceFile: string;
   dovecotConf: string;
   dovecotPasswd: string;
-  /** TLS certificate chain and key, on the volume so a certificate renewed on the box survives a rebuild */
+  /**
+   * TLS certificate chain and key, on the volume so a certificate renewed on the box survives a
+   * rebuild; named as the on-box renewal (components/acme/keeper.ts) writes them, in a directory
+   * maild owns so it can replace them atomically.
+   */
+  tlsDir: string;
   tlsCert: string;
   tlsKey: string;
+  /** the ACME account key on-box renewal signs with (same account as the Pulumi side: CAA pins it) */
+  acmeAccountKey: string;
+  /** an extra CA the on-box renewal trusts for the ACME directory (test CAs) */
+  acmeExtraCa: string;
   dkimDir: string;
   /** where maild runs from when there is no systemd (tests): pid file and log */
   runDir: string;
@@ -93,10 +107,15 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     configJson: sys("/etc/maild/config.json"),
     unitFile: sys("/etc/systemd/system/maild.service"),
     unitName: "maild.service",
+    tlsReloadPathFile: sys(`/etc/systemd/system/${TLS_RELOAD_PATH_UNIT}`),
+    tlsReloadServiceFile: sys(`/etc/systemd/system/${TLS_RELOAD_SERVICE_UNIT}`),
     dovecotConf: sys("/etc/dovecot/dovecot.conf"),
     dovecotPasswd: sys("/etc/dovecot/maild-users"),
-    tlsCert: path.posix.join(dataDir, "tls/fullchain.pem"),
-    tlsKey: path.posix.join(dataDir, "tls/privkey.pem"),
+    tlsDir: path.posix.join(dataDir, "tls"),
+    tlsCert: path.posix.join(dataDir, "tls", CERT_FILE),
+    tlsKey: path.posix.join(dataDir, "tls", KEY_FILE),
+    acmeAccountKey: sys("/etc/maild/acme-account-key.pem"),
+    acmeExtraCa: sys("/etc/maild/acme-extra-ca.pem"),
     dkimDir: path.posix.join(dataDir, "dkim"),
     runDir: sys("/run/maild"),
   };

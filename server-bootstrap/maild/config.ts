@@ -3,7 +3,9 @@
 // `MaildConfig` out, or a `ConfigError` listing every problem, each naming the key at fault.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { isAbsolute } from "node:path";
+import { basename, dirname, isAbsolute } from "node:path";
+import { certificateNameProblem } from "../../components/acme/names";
+import { CERT_FILE, KEY_FILE } from "../../components/acme/keeper";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -55,6 +57,30 @@ export interface LimitsConfig {
   maxRecipients: number;
 }
 
+/**
+ * On-box certificate renewal (components/acme/keeper.ts): HTTP-01 on maild's own port 80, with the
+ * same ACME account the Pulumi side uses (CAA accounturi pins it, RFC 8657).
+ */
+export interface AcmeConfig {
+  /** https URL of the ACME directory */
+  directoryUrl: string;
+  /** PEM account key on the box (a secret: 0600, owned by maild) */
+  accountKeyPath: string;
+  /** account contact, `mailto:` added by the client */
+  email?: string;
+  /** names the certificate must carry; includes `hostname` */
+  names: string[];
+  /** renew when this fraction of the lifetime or less remains; default 1/3 */
+  renewBeforeFraction?: number;
+  /** PEM of an extra CA to trust for the directory (test CAs such as pebble) */
+  extraCaPath?: string;
+  /** how often to check whether renewal is due */
+  checkIntervalSeconds: number;
+}
+
+/** 12 h: two checks a day notice a due certificate (or a CA's ARI window) well before expiry. */
+export const DEFAULT_ACME_CHECK_INTERVAL_SECONDS = 43_200;
+
 export interface MaildConfig {
   /** the mail host's FQDN: SMTP banner, Received and Authentication-Results authserv-id */
   hostname: string;
@@ -72,6 +98,8 @@ export interface MaildConfig {
   limits: LimitsConfig;
   /** on SIGTERM, how long open SMTP sessions may take to finish before they are cut */
   shutdownTimeoutMs: number;
+  /** absent: the certificate is renewed only by deploys */
+  acme?: AcmeConfig;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -227,7 +255,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
   if (!isObject(raw)) throw new ConfigError([`(top level): ${show(raw)} is not a JSON object`]);
   checkKeys(p, "", raw, [
     "hostname", "domains", "users", "aliases", "recipientDelimiter", "tls", "dataDir",
-    "listen", "dnsServers", "limits", "shutdownTimeoutMs",
+    "listen", "dnsServers", "limits", "shutdownTimeoutMs", "acme",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -454,11 +482,92 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     shutdownTimeoutMs = intIn(p, "shutdownTimeoutMs", raw.shutdownTimeoutMs, 0, 600000) ?? shutdownTimeoutMs;
   }
 
+  const acme = raw.acme === undefined ? undefined : acmeSection(p, raw.acme, hostname, tls);
+
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
     hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen,
     ...(dnsServers !== undefined ? { dnsServers } : {}),
     limits, shutdownTimeoutMs,
+    ...(acme !== undefined ? { acme } : {}),
+  };
+}
+
+const ACME_KEYS = ["directoryUrl", "accountKeyPath", "email", "names", "renewBeforeFraction", "extraCaPath", "checkIntervalSeconds"];
+
+function acmeSection(p: Problems, v: Json, hostname: string, tls: { certPath: string; keyPath: string }): AcmeConfig | undefined {
+  if (!isObject(v)) {
+    p.add("acme", `${show(v)} is not an object {directoryUrl, accountKeyPath, names, ...}`);
+    return undefined;
+  }
+  checkKeys(p, "acme", v, ACME_KEYS);
+  const before = p.list.length;
+
+  const directoryUrl = str(p, "acme.directoryUrl", v.directoryUrl);
+  if (directoryUrl !== undefined) {
+    let url: URL | undefined;
+    try { url = new URL(directoryUrl); } catch { url = undefined; }
+    // RFC 8555 6.1: ACME runs over HTTPS only.
+    if (url?.protocol !== "https:") p.add("acme.directoryUrl", `${show(directoryUrl)} is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)`);
+  }
+  const accountKeyPath = absPath(p, "acme.accountKeyPath", v.accountKeyPath);
+
+  let email: string | undefined;
+  if (v.email !== undefined) {
+    email = str(p, "acme.email", v.email);
+    if (email !== undefined && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(email)) {
+      p.add("acme.email", `${show(email)} is not an email address`);
+    }
+  }
+
+  const names: string[] = [];
+  const rawNames = array(p, "acme.names", v.names);
+  if (Array.isArray(v.names) && rawNames.length === 0) p.add("acme.names", "[] must list the names the certificate carries");
+  rawNames.forEach((n, i) => {
+    const at = `acme.names[${i}]`;
+    const name = str(p, at, n);
+    if (name === undefined) return;
+    const problem = certificateNameProblem(name);
+    if (problem) p.add(at, `${show(name)} ${problem}`);
+    // RFC 8555 8.3 / 7.1.3: HTTP-01, the only challenge answered on the box, cannot prove a wildcard.
+    else if (name.startsWith("*.")) p.add(at, `${show(name)} is a wildcard; the box renews over HTTP-01, which cannot validate wildcards`);
+    else if (names.includes(name)) p.add(at, `${show(name)} is listed twice`);
+    else names.push(name);
+  });
+  if (hostname && rawNames.length > 0 && !rawNames.includes(hostname)) {
+    p.add("acme.names", `must include hostname ${show(hostname)}: SMTP STARTTLS serves this certificate under that name`);
+  }
+
+  let renewBeforeFraction: number | undefined;
+  if (v.renewBeforeFraction !== undefined) {
+    const f = v.renewBeforeFraction;
+    if (typeof f !== "number" || !(f > 0 && f < 1)) {
+      p.add("acme.renewBeforeFraction", `${show(f)} is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime`);
+    } else renewBeforeFraction = f;
+  }
+  const extraCaPath = v.extraCaPath === undefined ? undefined : absPath(p, "acme.extraCaPath", v.extraCaPath);
+  let checkIntervalSeconds = DEFAULT_ACME_CHECK_INTERVAL_SECONDS;
+  if (v.checkIntervalSeconds !== undefined) {
+    checkIntervalSeconds = intIn(p, "acme.checkIntervalSeconds", v.checkIntervalSeconds, 1, 7 * 86_400) ?? checkIntervalSeconds;
+  }
+
+  // The keeper renews `cert.pem` and `key.pem` in one directory (components/acme/keeper.ts):
+  // maild must serve exactly those files, or a renewal would never reach a client.
+  if (tls.certPath && tls.keyPath) {
+    const dir = dirname(tls.certPath);
+    if (basename(tls.certPath) !== CERT_FILE) {
+      p.add("tls.certPath", `${show(tls.certPath)} must be named ${CERT_FILE} when acme is set (the on-box renewal writes that file)`);
+    } else if (tls.keyPath !== `${dir}/${KEY_FILE}`) {
+      p.add("tls.keyPath", `${show(tls.keyPath)} must be ${show(`${dir}/${KEY_FILE}`)} when acme is set (beside tls.certPath, where the on-box renewal reads it)`);
+    }
+  }
+
+  if (p.list.length > before || directoryUrl === undefined || accountKeyPath === undefined) return undefined;
+  return {
+    directoryUrl, accountKeyPath, names, checkIntervalSeconds,
+    ...(email !== undefined ? { email } : {}),
+    ...(renewBeforeFraction !== undefined ? { renewBeforeFraction } : {}),
+    ...(extraCaPath !== undefined ? { extraCaPath } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import { renderMetrics } from "./metrics";
 import { startWebServers, type WebServers } from "./web/webServers";
 import type { ChallengeStore } from "./web/routes";
 import { Http01Challenges } from "../../components/acme/http01";
+import { startRenewal, type Renewal } from "./renewal";
 
 const USAGE = "usage: maild --config FILE | maild --check-config FILE";
 
@@ -65,22 +66,38 @@ async function run(argv: string[]): Promise<number> {
   }
   log.info("start.ready", { smtp: daemon.smtp.map((a) => `${a.host}:${a.port}`), pid: process.pid });
 
-  process.on("SIGHUP", () => {
-    void daemon.reload().then((ok) => {
-      if (!ok) return;
-      try {
-        web.reloadTls();
-      } catch (e) {
-        log.error("web.reload_failed", { error: (e as Error).message });
-      }
-    });
-  });
+  // The one reload path: the config and certificate into SMTP, then the certificate into HTTPS.
+  // SIGHUP (a deploy) and an on-box certificate renewal both take it.
+  const reload = async (): Promise<boolean> => {
+    if (!(await daemon.reload())) return false;
+    try {
+      web.reloadTls();
+      return true;
+    } catch (e) {
+      log.error("web.reload_failed", { error: (e as Error).message });
+      return false;
+    }
+  };
+  process.on("SIGHUP", () => void reload());
+
+  let renewal: Renewal | undefined;
+  const acme = daemon.config().acme;
+  if (acme) {
+    try {
+      renewal = startRenewal({ acme, tls: daemon.config().tls, challenges, reloadTls: reload, log });
+    } catch (e) {
+      // Mail keeps flowing with the deployed certificate; the next deploy brings a fresh one.
+      log.error("acme.start_failed", { error: (e as Error).message });
+    }
+  }
+
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info("signal", { signal });
+      renewal?.stop();
       void Promise.all([daemon.shutdown(), web.close()]).then(() => resolve(0));
     };
     process.on("SIGTERM", () => stop("SIGTERM"));

@@ -13,6 +13,7 @@ import { readStackFile } from "../../components/config/stack-file";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { installScript } from "../../server-bootstrap/install/installScript";
 import { installCommand, stopCommand, waitCommand } from "../../server-bootstrap/install/deployCommands";
+import { WAIT_FOR_SSH_ENV } from "../../server-bootstrap/install/waitForSshCommand";
 import { parseManifest } from "../../server-bootstrap/install/fileManifest";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -24,16 +25,20 @@ interface Observed {
   run: OfflineRun;
   /** resource name -> names of its explicit dependsOn */
   dependsOn: Map<string, string[]>;
+  /** resource name -> its customTimeouts option */
+  timeouts: Map<string, pulumi.CustomTimeouts | undefined>;
 }
 
 async function runDev(): Promise<Observed> {
   const { config, secretKeys } = configFromStackValues(devValues);
   const withTokens = { ...config, "hcloud:token": HCLOUD_TOKEN, "cloudflare:apiToken": CLOUDFLARE_TOKEN };
   const pending: Promise<[string, string[]]>[] = [];
+  const timeouts = new Map<string, pulumi.CustomTimeouts | undefined>();
   const run = await runOffline(
     () => {
       // The in-process (legacy) transformation: the mock monitor has no transform callbacks.
       pulumi.runtime.registerStackTransformation((args) => {
+        timeouts.set(args.name, (args.opts as pulumi.CustomResourceOptions).customTimeouts);
         const deps = args.opts.dependsOn;
         const list = (Array.isArray(deps) ? deps : deps ? [deps] : []) as pulumi.Resource[];
         pending.push(
@@ -50,7 +55,7 @@ async function runDev(): Promise<Observed> {
     },
     { stack: "dev", config: withTokens, secretKeys: [...secretKeys, "hcloud:token", "cloudflare:apiToken"], ipv4: "198.51.100.25", ipv6Network: "2001:db8:1::" },
   );
-  return { run, dependsOn: new Map(await Promise.all(pending)) };
+  return { run, dependsOn: new Map(await Promise.all(pending)), timeouts };
 }
 
 const one = (run: OfflineRun, type: string, name: string): RecordedResource => {
@@ -71,9 +76,10 @@ function strings(value: unknown): string[] {
 }
 
 describe("MailDaemon in the program (mocks)", async () => {
-  const { run, dependsOn } = await runDev();
+  const { run, dependsOn, timeouts } = await runDev();
   const CMD = "command:remote:Command";
   const COPY = "command:remote:CopyToRemote";
+  const reachable = one(run, "command:local:Command", "mail-ssh-reachable");
   const wait = one(run, CMD, "mail-wait-for-ssh");
   const install = one(run, CMD, "mail-install");
   const release = one(run, CMD, "mail-release-volume");
@@ -81,13 +87,14 @@ describe("MailDaemon in the program (mocks)", async () => {
   const layout = boxLayout();
   const stageDir = "/root/.mailstack-deploy";
 
-  test("the steps and their order: wait-for-ssh, then the three copies, then install, then the volume guard", () => {
-    assert.deepEqual(dependsOn.get("mail-wait-for-ssh"), ["mail-data-attachment"]);
+  test("the steps and their order: ssh-reachable, wait-for-ssh, then the three copies, then install, then the volume guard", () => {
+    assert.deepEqual(dependsOn.get("mail-ssh-reachable"), ["mail-data-attachment"]);
+    assert.deepEqual(dependsOn.get("mail-wait-for-ssh"), ["mail-ssh-reachable"]);
     for (const c of copies) assert.deepEqual(dependsOn.get(c.name), ["mail-wait-for-ssh"], c.name);
     assert.deepEqual(dependsOn.get("mail-install"), ["mail-daemon", "mail-installer", "mail-files"]);
     assert.deepEqual(dependsOn.get("mail-release-volume"), ["mail-install"]);
     const daemon = one(run, "mailstack:index:MailDaemon", "mail");
-    for (const r of [wait, install, release, ...copies]) assert.equal(r.parent, daemon.urn, r.name);
+    for (const r of [reachable, wait, install, release, ...copies]) assert.equal(r.parent, daemon.urn, r.name);
   });
 
   test("every step pins the host key MailHost generated and logs in as root with the deployer key", () => {
@@ -101,12 +108,40 @@ describe("MailDaemon in the program (mocks)", async () => {
     }
   });
 
-  test("wait-for-ssh: unlimited dials bounded by a 10 minute create timeout; later steps fail after 3 dials", () => {
-    const c = reveal(wait.inputs.connection) as Record<string, unknown>;
-    assert.equal(c.dialErrorLimit, -1);
-    assert.equal(c.perDialTimeout, 10);
+  test("ssh-reachable runs the wait script on the deployer's machine with this Node, pinned to the same host key, for 600 s", () => {
+    const script = String(reachable.inputs.create);
+    assert.ok(path.isAbsolute(script) && /waitForSsh\.(ts|js)$/.test(script) && fs.existsSync(script), script);
+    const interpreter = reachable.inputs.interpreter as string[];
+    assert.equal(interpreter[0], process.execPath);
+    const remoteConnection = reveal(wait.inputs.connection) as Record<string, unknown>;
+    const env = Object.fromEntries(Object.entries(reveal(reachable.inputs.environment) as Record<string, unknown>).map(([k, v]) => [k, reveal(v)]));
+    assert.deepEqual(env, {
+      [WAIT_FOR_SSH_ENV.host]: "198.51.100.25",
+      [WAIT_FOR_SSH_ENV.port]: "22",
+      [WAIT_FOR_SSH_ENV.user]: "root",
+      [WAIT_FOR_SSH_ENV.hostKey]: reveal(remoteConnection.hostKey),
+      [WAIT_FOR_SSH_ENV.timeoutSeconds]: "600",
+    });
+    assert.match(String(env[WAIT_FOR_SSH_ENV.hostKey]), /^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
+    assert.equal(reachable.inputs.logging, "stdoutAndStderr");
+    // the engine's bound leaves the script a minute to report its own timeout
+    assert.deepEqual(timeouts.get("mail-ssh-reachable"), { create: "660s", update: "660s" });
+  });
+
+  test("ssh-reachable gets the deployer key as a secret on stdin, and nowhere on its command line or in its environment", () => {
+    assert.ok(reachable.inputs.stdin instanceof Secret);
+    const key = String(reveal(reachable.inputs.stdin));
+    assert.match(key, /^-----BEGIN [A-Z ]*PRIVATE KEY-----\n/);
+    assert.equal(key, reveal((reveal(wait.inputs.connection) as Record<string, unknown>).privateKey));
+    const body = key.split("\n")[1];
+    const visible = strings([reachable.inputs.create, reachable.inputs.interpreter, reachable.inputs.environment]);
+    assert.deepEqual(visible.filter((s) => s.includes(body)), []);
+  });
+
+  test("wait-for-ssh (cloud-init, machine id) and later steps fail after 3 dials; wait-for-ssh is bounded by 10 minutes", () => {
     assert.equal(wait.inputs.create, waitCommand());
-    for (const r of [install, ...copies]) assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
+    assert.deepEqual(timeouts.get("mail-wait-for-ssh"), { create: "10m" });
+    for (const r of [wait, install, ...copies]) assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
   });
 
   test("install runs the install script as create and update, and stops maild on delete", () => {
@@ -146,16 +181,35 @@ describe("MailDaemon in the program (mocks)", async () => {
     assert.equal(config.dataDir, "/var/lib/maild");
   });
 
+  test("with an ACME certificate, the box gets the same account key (0600, owned by maild) and an acme section to renew on its own", () => {
+    const files = parseManifest(String((reveal(copies[2].inputs.source) as Record<string, unknown>).text));
+    const certificate = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
+    const accountKey = files.find((f) => f.path === layout.acmeAccountKey);
+    assert.ok(accountKey, `no ${layout.acmeAccountKey} in the manifest`);
+    assert.equal(accountKey.content.trim(), String(reveal(certificate.inputs.accountKeyPem)).trim());
+    assert.deepEqual({ mode: accountKey.mode, owner: accountKey.owner }, { mode: "0600", owner: `${layout.uid}:${layout.gid}` });
+    const config = JSON.parse(files.find((f) => f.path === layout.configJson)!.content);
+    assert.deepEqual(config.acme, {
+      directoryUrl: reveal(certificate.inputs.directoryUrl),
+      accountKeyPath: layout.acmeAccountKey,
+      email: (devValues.acme as { email: string }).email,
+      names: reveal(certificate.inputs.names),
+    });
+    assert.deepEqual(config.tls, { certPath: layout.tlsCert, keyPath: layout.tlsKey });
+  });
+
   test("the server is replaced delete-first, and the daemon is re-installed when it is (instance trigger)", () => {
     assert.equal(one(run, "hcloud:index/server:Server", "mail-server").options.deleteBeforeReplace, true);
     const serverId = serverIdOf(run);
+    const hostKey = reveal((reveal(wait.inputs.connection) as Record<string, unknown>).hostKey);
+    assert.deepEqual((reachable.inputs.triggers as unknown[]).map(reveal), [serverId, hostKey]);
     assert.deepEqual((wait.inputs.triggers as unknown[]).map(reveal), [serverId]);
     assert.deepEqual((release.inputs.triggers as unknown[]).map(reveal), [serverId]);
   });
 
   test("no Hetzner or Cloudflare token reaches the box: no remote command or copy carries one, nor the user data", () => {
     const commands = run.resources.filter((x) => x.type.startsWith("command:"));
-    assert.equal(commands.length, 6);
+    assert.equal(commands.length, 7);
     const carriers = commands.filter((r) => strings(r.inputs).some((s) => s.includes(HCLOUD_TOKEN) || s.includes(CLOUDFLARE_TOKEN)));
     assert.deepEqual(carriers.map((r) => r.name), []);
     const userData = String(reveal(one(run, "hcloud:index/server:Server", "mail-server").inputs.userData));

@@ -57,7 +57,9 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     for (const r of run.resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries([...counts].sort()), {
       "cloudflare:index/dnsRecord:DnsRecord": byType(run, "cloudflare:index/dnsRecord:DnsRecord").length,
-      // MailDaemon: wait-for-ssh, install, release-volume; copies of daemon, installer, files
+      // MailDaemon: ssh-reachable (on the deployer's machine); wait-for-ssh, install, release-volume;
+      // copies of daemon, installer, files
+      "command:local:Command": 1,
       "command:remote:Command": 3,
       "command:remote:CopyToRemote": 3,
       "hcloud:index/firewall:Firewall": 1,

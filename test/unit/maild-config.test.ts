@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS } from "../../server-bootstrap/maild/config";
+import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS, DEFAULT_ACME_CHECK_INTERVAL_SECONDS } from "../../server-bootstrap/maild/config";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
@@ -71,7 +71,7 @@ describe("maild config: each bad input is named by its key", () => {
     ["relative dataDir", (c) => (c.dataDir = "data"), 'dataDir: "data" is not an absolute path'],
     ["tls not an object", (c) => (c.tls = "x"), 'tls: "x" is not an object {certPath, keyPath}'],
     ["relative tls.keyPath", (c) => (c.tls.keyPath = "key.pem"), 'tls.keyPath: "key.pem" is not an absolute path'],
-    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs"],
+    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme"],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
     ["uppercase domain", (c) => (c.domains[1].name = "Example.NET"), 'domains[1].name: "Example.NET" is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
     ["duplicate domain", (c) => c.domains.push({ name: "example.org" }), 'domains[2].name: "example.org" is listed twice'],
@@ -120,6 +120,83 @@ describe("maild config: each bad input is named by its key", () => {
     const p = problems((c) => (c.users[0].passwordHash = "hunter2-plaintext"));
     assert.equal(p.length, 1);
     assert.ok(!p[0].includes("hunter2"), p[0]);
+  });
+});
+
+function acme(): Record<string, unknown> {
+  return {
+    directoryUrl: "https://acme-v02.api.letsencrypt.org/directory",
+    accountKeyPath: "/etc/maild/acme-account-key.pem",
+    names: ["mx.example.org", "mta-sts.example.org"],
+  };
+}
+
+function acmeProblems(mutate: (a: Record<string, any>, c: Record<string, any>) => void): string[] {
+  return problems((c) => {
+    c.acme = acme();
+    mutate(c.acme, c);
+  });
+}
+
+describe("maild config: the acme section (on-box certificate renewal)", () => {
+  test("without an acme section there is no on-box renewal", () => {
+    assert.equal(validateMaildConfig(base()).acme, undefined);
+  });
+
+  test("a minimal acme section checks every 12 hours and leaves the renewal point to the keeper's default", () => {
+    const cfg = validateMaildConfig({ ...base(), acme: acme() });
+    assert.deepEqual(cfg.acme, {
+      directoryUrl: "https://acme-v02.api.letsencrypt.org/directory",
+      accountKeyPath: "/etc/maild/acme-account-key.pem",
+      names: ["mx.example.org", "mta-sts.example.org"],
+      checkIntervalSeconds: DEFAULT_ACME_CHECK_INTERVAL_SECONDS,
+    });
+    assert.equal(DEFAULT_ACME_CHECK_INTERVAL_SECONDS, 43_200);
+  });
+
+  test("email, renewBeforeFraction, extraCaPath and checkIntervalSeconds are kept", () => {
+    const cfg = validateMaildConfig({
+      ...base(),
+      acme: { ...acme(), email: "hostmaster@example.org", renewBeforeFraction: 0.5, extraCaPath: "/etc/maild/acme-extra-ca.pem", checkIntervalSeconds: 60 },
+    });
+    assert.equal(cfg.acme?.email, "hostmaster@example.org");
+    assert.equal(cfg.acme?.renewBeforeFraction, 0.5);
+    assert.equal(cfg.acme?.extraCaPath, "/etc/maild/acme-extra-ca.pem");
+    assert.equal(cfg.acme?.checkIntervalSeconds, 60);
+  });
+
+  const cases: [string, (a: Record<string, any>, c: Record<string, any>) => void, string][] = [
+    ["acme not an object", (_a, c) => (c.acme = true), "acme: true is not an object {directoryUrl, accountKeyPath, names, ...}"],
+    ["unknown acme key", (a) => (a.directory = "x"), "acme.directory: unknown key; allowed keys are directoryUrl, accountKeyPath, email, names, renewBeforeFraction, extraCaPath, checkIntervalSeconds"],
+    ["missing directoryUrl", (a) => delete a.directoryUrl, "acme.directoryUrl: missing is not a non-empty string"],
+    ["plain-http directoryUrl", (a) => (a.directoryUrl = "http://ca.example.org/dir"), 'acme.directoryUrl: "http://ca.example.org/dir" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)'],
+    ["directoryUrl not a URL", (a) => (a.directoryUrl = "letsencrypt"), 'acme.directoryUrl: "letsencrypt" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)'],
+    ["relative accountKeyPath", (a) => (a.accountKeyPath = "account.pem"), 'acme.accountKeyPath: "account.pem" is not an absolute path'],
+    ["missing accountKeyPath", (a) => delete a.accountKeyPath, "acme.accountKeyPath: missing is not a non-empty string"],
+    ["email without a domain", (a) => (a.email = "hostmaster"), 'acme.email: "hostmaster" is not an email address'],
+    ["names not a list", (a) => (a.names = "mx.example.org"), 'acme.names: "mx.example.org" is not a list'],
+    ["empty names", (a) => (a.names = []), "acme.names: [] must list the names the certificate carries"],
+    ["uppercase name", (a) => (a.names = ["mx.example.org", "MTA-STS.example.org"]), 'acme.names[1]: "MTA-STS.example.org" must be lowercase'],
+    ["wildcard name", (a) => (a.names = ["mx.example.org", "*.example.org"]), 'acme.names[1]: "*.example.org" is a wildcard; the box renews over HTTP-01, which cannot validate wildcards'],
+    ["duplicate name", (a) => (a.names = ["mx.example.org", "mx.example.org"]), 'acme.names[1]: "mx.example.org" is listed twice'],
+    ["names without the hostname", (a) => (a.names = ["mta-sts.example.org"]), 'acme.names: must include hostname "mx.example.org": SMTP STARTTLS serves this certificate under that name'],
+    ["renewBeforeFraction of 1", (a) => (a.renewBeforeFraction = 1), "acme.renewBeforeFraction: 1 is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime"],
+    ["renewBeforeFraction as text", (a) => (a.renewBeforeFraction = "1/3"), 'acme.renewBeforeFraction: "1/3" is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime'],
+    ["relative extraCaPath", (a) => (a.extraCaPath = "pebble.pem"), 'acme.extraCaPath: "pebble.pem" is not an absolute path'],
+    ["zero checkIntervalSeconds", (a) => (a.checkIntervalSeconds = 0), "acme.checkIntervalSeconds: 0 is not an integer from 1 to 604800"],
+    ["certificate file the renewal does not write", (_a, c) => (c.tls.certPath = "/etc/maild/fullchain.pem"), 'tls.certPath: "/etc/maild/fullchain.pem" must be named cert.pem when acme is set (the on-box renewal writes that file)'],
+    ["key file not beside the certificate", (_a, c) => (c.tls.keyPath = "/etc/maild/keys/key.pem"), 'tls.keyPath: "/etc/maild/keys/key.pem" must be "/etc/maild/key.pem" when acme is set (beside tls.certPath, where the on-box renewal reads it)'],
+  ];
+  for (const [name, mutate, expected] of cases) {
+    test(name, () => {
+      assert.deepEqual(acmeProblems(mutate), [expected]);
+    });
+  }
+
+  test("any certificate file names are fine without an acme section", () => {
+    const c = base() as Record<string, any>;
+    c.tls = { certPath: "/etc/ssl/fullchain.pem", keyPath: "/etc/ssl/private/privkey.pem" };
+    assert.deepEqual(validateMaildConfig(c).tls, c.tls);
   });
 });
 
