@@ -1,26 +1,37 @@
 // Durable, exactly-once local delivery.
 //
-// Protocol for one accepted message with id I (I is unique: time + 96 random bits):
-//   1. DATA streams into spool/incoming/I.raw (not synced: it only feeds the checks).
-//   2. The final message (trace headers + DATA) is written to spool/incoming/I.eml and fsynced.
-//   3. I.eml is hard-linked into new/<name(I)> of every recipient mailbox (same volume; a copy
-//      when it is not); each new/ directory is fsynced.
-//   4. I.eml is unlinked and spool/incoming is fsynced. This is the commit point.
-//   5. Only now is 250 sent.
-// Recovery at start (`recoverSpool`) treats every I.eml still present as not committed, so never
-// acknowledged: it removes new/<name(I)> from every mailbox (undoing a partial step 3), then the
-// spool files. Every *.raw is discarded.
+// Every accepted message has an id I (unique: time + 96 random bits). Its DATA is held in memory,
+// or when large streams into spool/incoming/I.raw (not synced: it only feeds the checks). Then one
+// of two protocols stores it; each ends in a commit point, and 250 is sent only after it.
 //
-// Why exactly once: a 250 is only ever sent after step 4, and step 4 is durable, so an
-// acknowledged message has a durable link in every mailbox and no spool file left that could
-// make recovery remove it. Nothing is ever redelivered: recovery only deletes, and each message
-// is linked once per mailbox under one name, so no mailbox can hold two copies of one SMTP
-// transaction. A message that was not acknowledged is rolled back, so the client's retry (RFC
-// 5321 4.5.4.1) is the only copy. (The one window left: if the user's IMAP client moves the
-// rolled-back copy from new/ to cur/ between steps 3 and 4 of a crashing delivery, that copy
-// stays; we do not scan cur/.)
+// A. One local mailbox, nothing to forward (the common case): Maildir's own protocol.
+//   A1. The final message (trace headers + DATA) is written to tmp/I.maild and fsynced.
+//   A2. It is renamed to new/<name(I)>; new/ is fsynced. The rename is the commit point, and it is
+//       atomic: the message is in the mailbox whole or not at all.
+// B. Several mailboxes, or remote recipients too: the spool file is the commit marker.
+//   B1. The final message is written to spool/incoming/I.eml and fsynced.
+//   B2. I.eml is hard-linked into new/<name(I)> of every recipient mailbox (same volume; a copy
+//       when it is not); each new/ directory is fsynced; then `beforeCommit` (the remote queue).
+//   B3. I.eml is unlinked and spool/incoming is fsynced. This is the commit point.
+// Recovery at start (`recoverSpool`) treats every I.eml still present as not committed, so never
+// acknowledged: it removes new/<name(I)> from every mailbox (undoing a partial B2), then the
+// spool files. Every *.raw, and every tmp/*.maild left by an A1, is discarded.
+//
+// fsyncs of one directory are shared by concurrent deliveries (DirSyncer: a caller only joins an
+// fsync that starts after its own change), so under load many messages commit with one fsync.
+//
+// Why exactly once: a 250 is only ever sent after the commit point has been made durable (A2's
+// or B3's directory fsync), so an acknowledged message has a durable name in every mailbox and,
+// for B, no spool file left that could make recovery remove it. Nothing is ever redelivered:
+// recovery only deletes, and each message gets one name per mailbox, so no mailbox can hold two
+// copies of one SMTP transaction. A message that did not reach its commit point is rolled back
+// (A: it never appears in new/; B: recovery), so the client's retry (RFC 5321 4.5.4.1) is the
+// only copy. Two windows remain, inherent or outside our control: a crash after the commit point
+// but before the client has read the 250 keeps a message the client will send again (RFC 1047);
+// and if the user's IMAP client moves a B copy from new/ to cur/ between B2 and B3 of a crashing
+// delivery, that copy stays (we do not scan cur/).
 import { createReadStream } from "node:fs";
-import { link, mkdir, open, readdir, stat, unlink, copyFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, rename, stat, unlink, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DirSyncer, fsyncDir } from "./dir-sync";
@@ -43,8 +54,10 @@ export function newMessageId(now = Date.now()): string {
 
 export interface StoreRequest {
   id: string;
-  /** the DATA as received, already checked */
+  /** the DATA as received, already checked (read only when `held` is not given) */
   rawPath: string;
+  /** the DATA as received, when it was small enough to keep in memory */
+  held?: Buffer[];
   /** trace header fields to put on top, each ending in CRLF */
   prepend: string;
   /** header fields of the received message to drop (e.g. forged Authentication-Results) */
@@ -73,10 +86,11 @@ export class LocalStore {
     return join(this.paths.incoming, `${id}.raw`);
   }
 
-  /** Steps 2-4 above. Resolves once the message is committed: then, and only then, send 250. */
+  /** Protocol A or B above. Resolves once the message is committed: then, and only then, send 250. */
   async store(req: StoreRequest): Promise<{ size: number }> {
+    if (req.mailboxes.length === 1 && !req.beforeCommit) return this.storeInOne(req, req.mailboxes[0]);
     const eml = join(this.paths.incoming, `${req.id}.eml`);
-    const size = await writeMessage(eml, req.prepend, req.rawPath, req.dropHeader);
+    const size = await writeMessage(eml, req.prepend, req.held ?? req.rawPath, req.dropHeader);
     const name = maildirName(req.id, this.hostname(), size);
     const linked: string[] = [];
     try {
@@ -110,6 +124,36 @@ export class LocalStore {
     return { size };
   }
 
+  /** Protocol A: one mailbox, committed by the rename into new/. */
+  private async storeInOne(req: StoreRequest, mailbox: Mailbox): Promise<{ size: number }> {
+    const dir = maildirPath(this.dataDir, mailbox);
+    await ensureMaildir(dir);
+    const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
+    let size: number;
+    try {
+      size = await writeMessage(tmp, req.prepend, req.held ?? req.rawPath, req.dropHeader);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    const target = join(dir, "new", maildirName(req.id, this.hostname(), size));
+    try {
+      await rename(tmp, target);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    try {
+      await this.syncer.sync(join(dir, "new"));
+    } catch (e) {
+      // not durably committed, so not acknowledged: take it back rather than risk a second copy
+      await unlink(target).catch(() => undefined);
+      throw e;
+    }
+    await unlink(req.rawPath).catch(() => undefined);
+    return { size };
+  }
+
   /** Drops a message that will not be acknowledged (refused after DATA, or the client left). */
   async discard(id: string): Promise<void> {
     await unlink(this.rawPath(id)).catch(() => undefined);
@@ -125,11 +169,17 @@ async function fsyncFile(path: string): Promise<void> {
   }
 }
 
+/** Protocol A's file in tmp/: `<id>.maild`, distinct from the names Dovecot gives its own tmp files. */
+const TMP_SUFFIX = ".maild";
+const OUR_TMP = /^\d+\.M[0-9a-f]{24}\.maild$/;
+
 // The header section is read into memory to filter it (bounded: beyond this it is copied as is).
 const MAX_FILTERED_HEADER = 1024 * 1024;
 
 /** Writes prepend + raw (header fields filtered) into `path`, fsyncs it, returns its size. */
-async function writeMessage(path: string, prepend: string, rawPath: string, dropHeader?: (field: string) => boolean): Promise<number> {
+async function writeMessage(path: string, prepend: string, raw: string | Buffer[], dropHeader?: (field: string) => boolean): Promise<number> {
+  if (typeof raw !== "string") return writeHeldMessage(path, prepend, Buffer.concat(raw), dropHeader);
+  const rawPath = raw;
   const fh = await open(path, "wx", 0o600);
   let size = 0;
   const write = async (b: Buffer): Promise<void> => {
@@ -165,6 +215,22 @@ async function writeMessage(path: string, prepend: string, rawPath: string, drop
     await fh.close();
   }
   return size;
+}
+
+/** writeMessage for DATA held in memory: one write of the whole message. */
+async function writeHeldMessage(path: string, prepend: string, raw: Buffer, dropHeader?: (field: string) => boolean): Promise<number> {
+  const split = splitHeader(raw) ?? raw.length;
+  const header = dropHeader ? Buffer.from(filterFields(raw.subarray(0, split).toString("latin1"), dropHeader), "latin1") : raw.subarray(0, split);
+  const message = Buffer.concat([Buffer.from(prepend, "latin1"), header, raw.subarray(split)]);
+  const fh = await open(path, "wx", 0o600);
+  try {
+    let off = 0;
+    while (off < message.length) off += (await fh.write(message, off, message.length - off)).bytesWritten;
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return message.length;
 }
 
 /** Removes whole header fields (with their folded continuation lines) for which `drop` is true. */
@@ -211,6 +277,12 @@ export async function recoverSpool(
       report.discardedRaw++;
     }
     await unlink(path);
+  }
+  // A protocol A delivery that crashed before its rename left only an unnamed draft in tmp/.
+  for (const mb of mailboxes) {
+    const tmp = join(maildirPath(dataDir, mb), "tmp");
+    const names = await readdir(tmp).catch(() => [] as string[]);
+    for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
   }
   for (const dir of touched) await fsyncDir(dir);
   await fsyncDir(incoming);

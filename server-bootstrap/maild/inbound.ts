@@ -1,6 +1,5 @@
 // Receiving mail on port 25 (RFC 5321) with smtp-server: STARTTLS, recipient policy at RCPT,
 // message checks after DATA, then durable delivery before the 250.
-import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream, type SMTPServerAddress } from "smtp-server";
 import type { DNSResolver } from "mailauth";
@@ -12,7 +11,8 @@ import { ConnectionLimiter, RateLimiter } from "./limits";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
 import { LocalStore, newMessageId } from "./delivery";
-import { authenticateMessage } from "./message-auth";
+import { authenticateStream, prefetchSpf, transactionResolver } from "./message-auth";
+import { ReceivedData } from "./received-data";
 import { receivedHeader, isForgedAuthResults } from "./trace-headers";
 import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
 import type { RemoteQueue } from "./queue";
@@ -33,7 +33,12 @@ interface Transaction {
   mailboxes: Map<string, Mailbox>;
   remote: Set<string>;
   rcpts: number;
+  /** this transaction's DNS answers, shared by the early SPF check and the checks after DATA */
+  resolver: DNSResolver;
 }
+
+/** DATA up to this size is held in memory while it is checked; larger DATA goes to a spool file. */
+const IN_MEMORY_DATA_BYTES = 128 * 1024;
 
 function reject(reason: string, code: number, text: string): Error {
   metrics.rejected.inc({ reason });
@@ -167,7 +172,7 @@ export class InboundSmtp {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(reject("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
-    this.txns.set(session.id, { mailboxes: new Map(), remote: new Set(), rcpts: 0 });
+    this.txns.set(session.id, { mailboxes: new Map(), remote: new Set(), rcpts: 0, resolver: transactionResolver(this.deps.resolver()) });
     cb();
   }
 
@@ -194,6 +199,15 @@ export class InboundSmtp {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(reject("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
+        // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
+        // a transaction with no valid recipient causes none.
+        if (txn.rcpts === 0) {
+          prefetchSpf({
+            clientIp: session.remoteAddress, helo: session.hostNameAppearsAs || "",
+            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+            hostname: this.deps.config().hostname, resolver: txn.resolver,
+          });
+        }
         txn.rcpts++;
         for (const mb of route.mailboxes) txn.mailboxes.set(mailboxKey(mb), mb);
         for (const r of route.remote) txn.remote.add(r);
@@ -210,8 +224,16 @@ export class InboundSmtp {
     const guard = new BareNewlineGuard();
     const limit = new ByteLimit(cfg.limits.maxMessageBytes);
     const fields = { session: session.id, ip: session.remoteAddress, id };
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+    const helo = session.hostNameAppearsAs || "";
+    // SPF, DKIM, DMARC and ARC run on the DATA as it arrives (what passes the size limit), so
+    // the message is never read back; a message refused below just leaves its verdict unused.
+    const auth = authenticateStream({
+      clientIp: session.remoteAddress, helo, sender, hostname: cfg.hostname, resolver: txn?.resolver ?? this.deps.resolver(),
+    });
+    const data = new ReceivedData(rawPath, IN_MEMORY_DATA_BYTES);
     try {
-      await pipeline(stream, guard, limit, createWriteStream(rawPath, { flags: "wx", mode: 0o600 }));
+      await pipeline(stream, guard, limit, auth.tap, data);
     } catch (e) {
       await this.deps.store.discard(id);
       this.deps.log.info("smtp.data_aborted", { ...fields, error: (e as Error).message });
@@ -227,14 +249,10 @@ export class InboundSmtp {
         this.deps.log.warn("smtp.bare_newline", { ...fields, kind: guard.detector.found });
         throw reject("bare-newline", 550, `5.5.2 Message refused: bare ${guard.detector.found === "bare-lf" ? "<LF>" : "<CR>"} received; lines must end in <CR><LF> (RFC 5321 2.3.8)`);
       }
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      const helo = session.hostNameAppearsAs || "";
       let verdict;
       const t0 = performance.now();
       try {
-        verdict = await authenticateMessage({
-          path: rawPath, clientIp: session.remoteAddress, helo, sender, hostname: cfg.hostname, resolver: this.deps.resolver(),
-        });
+        verdict = await auth.verdict;
       } catch (e) {
         this.deps.log.error("smtp.auth_error", { ...fields, error: (e as Error).message });
         throw reject("auth-error", 451, "4.3.0 Temporary error checking the message, try again later");
@@ -254,7 +272,7 @@ export class InboundSmtp {
       const remote = [...txn.remote];
       const t1 = performance.now();
       const { size } = await this.deps.store.store({
-        id, rawPath, prepend: verdict.headers + received, mailboxes,
+        id, rawPath, ...(data.held ? { held: data.held } : {}), prepend: verdict.headers + received, mailboxes,
         dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
         ...(remote.length > 0
           ? { beforeCommit: (messagePath: string) => this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }) }
