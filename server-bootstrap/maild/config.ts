@@ -81,6 +81,73 @@ export interface AcmeConfig {
 /** 12 h: two checks a day notice a due certificate (or a CA's ARI window) well before expiry. */
 export const DEFAULT_ACME_CHECK_INTERVAL_SECONDS = 43_200;
 
+/** Sending to other servers (outbound/): the queue's schedule and the transport's policies. */
+export interface OutboundConfig {
+  /** try IPv6 addresses of an MX (before IPv4) */
+  ipv6: boolean;
+  /** try IPv4 addresses of an MX */
+  ipv4: boolean;
+  /** local addresses to send from (the ones with PTR records); absent: the OS chooses */
+  sourceIpv4?: string;
+  sourceIpv6?: string;
+  /** concurrent SMTP connections to one recipient domain */
+  maxConnectionsPerDomain: number;
+  /** concurrent outbound SMTP connections in total */
+  maxConnections: number;
+  /** first retry after this many seconds; each later one waits twice as long, up to retryMaxSeconds */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  /** a delay notice (DSN action=delayed) goes to the sender once a message is this old; 0: never */
+  delayNoticeAfterSeconds: number;
+  /** undelivered recipients of a message this old bounce (DSN action=failed) */
+  expireAfterSeconds: number;
+  /** RFC 8461: fetch, cache and apply recipient domains' MTA-STS policies */
+  mtaSts: boolean;
+  /** RFC 7672: use TLSA records when the resolver says they are DNSSEC-validated (AD bit) */
+  dane: boolean;
+  /** PEM of an extra CA trusted for MTA-STS policy fetches and verified STARTTLS (test CAs) */
+  extraCaPath?: string;
+  /** TCP port of remote MX hosts (25; other values only for tests) */
+  port: number;
+  /** connect, greeting and per-command timeout */
+  timeoutMs: number;
+}
+
+/** Submission (RFC 6409 on 587 with STARTTLS, RFC 8314 on 465): authentication and its throttling. */
+export interface SubmissionConfig {
+  /** failed logins one client address may make in `failureWindowSeconds` before it is blocked */
+  maxFailuresPerIp: number;
+  /** failed logins for one account (from addresses not known good) before that account is throttled */
+  maxFailuresPerAccount: number;
+  failureWindowSeconds: number;
+  /** first lockout; each further one doubles, up to lockoutMaxSeconds, so a lockout always ends */
+  lockoutSeconds: number;
+  lockoutMaxSeconds: number;
+}
+
+export const DEFAULT_OUTBOUND: OutboundConfig = {
+  ipv6: true,
+  ipv4: true,
+  maxConnectionsPerDomain: 5,
+  maxConnections: 100,
+  retryBaseSeconds: 300,
+  retryMaxSeconds: 4 * 3600,
+  delayNoticeAfterSeconds: 4 * 3600,
+  expireAfterSeconds: 5 * 86_400,
+  mtaSts: true,
+  dane: true,
+  port: 25,
+  timeoutMs: 60_000,
+};
+
+export const DEFAULT_SUBMISSION: SubmissionConfig = {
+  maxFailuresPerIp: 10,
+  maxFailuresPerAccount: 20,
+  failureWindowSeconds: 900,
+  lockoutSeconds: 300,
+  lockoutMaxSeconds: 3600,
+};
+
 export interface MaildConfig {
   /** the mail host's FQDN: SMTP banner, Received and Authentication-Results authserv-id */
   hostname: string;
@@ -92,7 +159,14 @@ export interface MaildConfig {
   tls: { certPath: string; keyPath: string };
   /** absolute; mail lives in `<dataDir>/mail/<domain>/<local>/Maildir` */
   dataDir: string;
-  listen: { smtp: ListenEndpoint[]; http: ListenEndpoint[]; https: ListenEndpoint[] };
+  /**
+   * smtp: port 25, receiving. submission: 587, STARTTLS then AUTH (RFC 6409). submissions: 465,
+   * implicit TLS (RFC 8314). http/https: MTA-STS, autoconfig, ACME HTTP-01, metrics.
+   */
+  listen: {
+    smtp: ListenEndpoint[]; submission: ListenEndpoint[]; submissions: ListenEndpoint[];
+    http: ListenEndpoint[]; https: ListenEndpoint[];
+  };
   /** DNS servers (IP literals, optional `:port`) for SPF/DKIM/DMARC; absent: the system's resolv.conf */
   dnsServers?: string[];
   limits: LimitsConfig;
@@ -100,6 +174,8 @@ export interface MaildConfig {
   shutdownTimeoutMs: number;
   /** absent: the certificate is renewed only by deploys */
   acme?: AcmeConfig;
+  outbound: OutboundConfig;
+  submission: SubmissionConfig;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -112,6 +188,8 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 
 export const DEFAULT_LISTEN = {
   smtp: [{ host: "::", port: 25 }],
+  submission: [{ host: "::", port: 587 }],
+  submissions: [{ host: "::", port: 465 }],
   http: [{ host: "::", port: 80 }],
   https: [{ host: "::", port: 443 }],
 };
@@ -255,7 +333,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
   if (!isObject(raw)) throw new ConfigError([`(top level): ${show(raw)} is not a JSON object`]);
   checkKeys(p, "", raw, [
     "hostname", "domains", "users", "aliases", "recipientDelimiter", "tls", "dataDir",
-    "listen", "dnsServers", "limits", "shutdownTimeoutMs", "acme",
+    "listen", "dnsServers", "limits", "shutdownTimeoutMs", "acme", "outbound", "submission",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -436,16 +514,16 @@ export function validateMaildConfig(raw: Json): MaildConfig {
   });
 
   // listen
-  let listen = { smtp: DEFAULT_LISTEN.smtp, http: DEFAULT_LISTEN.http, https: DEFAULT_LISTEN.https };
+  let listen: MaildConfig["listen"] = { ...DEFAULT_LISTEN };
   if (raw.listen !== undefined) {
-    if (!isObject(raw.listen)) p.add("listen", `${show(raw.listen)} is not an object {smtp, http, https}`);
+    if (!isObject(raw.listen)) p.add("listen", `${show(raw.listen)} is not an object {smtp, submission, submissions, http, https}`);
     else {
-      checkKeys(p, "listen", raw.listen, ["smtp", "http", "https"]);
-      listen = {
-        smtp: raw.listen.smtp === undefined ? DEFAULT_LISTEN.smtp : endpoints(p, "listen.smtp", raw.listen.smtp),
-        http: raw.listen.http === undefined ? DEFAULT_LISTEN.http : endpoints(p, "listen.http", raw.listen.http),
-        https: raw.listen.https === undefined ? DEFAULT_LISTEN.https : endpoints(p, "listen.https", raw.listen.https),
-      };
+      const rawListen = raw.listen;
+      const kinds = Object.keys(DEFAULT_LISTEN) as (keyof typeof DEFAULT_LISTEN)[];
+      checkKeys(p, "listen", rawListen, kinds);
+      for (const kind of kinds) {
+        if (rawListen[kind] !== undefined) listen[kind] = endpoints(p, `listen.${kind}`, rawListen[kind]);
+      }
     }
   }
 
@@ -484,13 +562,81 @@ export function validateMaildConfig(raw: Json): MaildConfig {
 
   const acme = raw.acme === undefined ? undefined : acmeSection(p, raw.acme, hostname, tls);
 
+  const outbound = outboundSection(p, raw.outbound);
+  const submission = numberSection(p, "submission", raw.submission, DEFAULT_SUBMISSION, {
+    maxFailuresPerIp: [1, 100000],
+    maxFailuresPerAccount: [1, 100000],
+    failureWindowSeconds: [1, 86_400],
+    lockoutSeconds: [1, 86_400],
+    lockoutMaxSeconds: [1, 7 * 86_400],
+  });
+  if (submission.lockoutMaxSeconds < submission.lockoutSeconds) {
+    p.add("submission.lockoutMaxSeconds", `${submission.lockoutMaxSeconds} is less than submission.lockoutSeconds (${submission.lockoutSeconds})`);
+  }
+
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
     hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen,
     ...(dnsServers !== undefined ? { dnsServers } : {}),
     limits, shutdownTimeoutMs,
     ...(acme !== undefined ? { acme } : {}),
+    outbound, submission,
   };
+}
+
+/** A section of integers with defaults and a range per key. */
+function numberSection<T extends object>(p: Problems, name: string, v: Json, defaults: T, ranges: Partial<Record<keyof T, [number, number]>>, otherKeys: string[] = []): T {
+  const out = { ...defaults };
+  if (v === undefined) return out;
+  if (!isObject(v)) {
+    p.add(name, `${show(v)} is not an object`);
+    return out;
+  }
+  checkKeys(p, name, v, [...Object.keys(ranges), ...otherKeys]);
+  for (const key of Object.keys(ranges) as (keyof T & string)[]) {
+    if (v[key] === undefined) continue;
+    const [min, max] = ranges[key]!;
+    const n = intIn(p, `${name}.${key}`, v[key], min, max);
+    if (n !== undefined) (out as Record<string, unknown>)[key] = n;
+  }
+  return out;
+}
+
+function outboundSection(p: Problems, v: Json): OutboundConfig {
+  const out = numberSection(p, "outbound", v, DEFAULT_OUTBOUND, {
+    maxConnectionsPerDomain: [1, 1000],
+    maxConnections: [1, 10000],
+    retryBaseSeconds: [1, 86_400],
+    retryMaxSeconds: [1, 7 * 86_400],
+    delayNoticeAfterSeconds: [0, 30 * 86_400],
+    expireAfterSeconds: [60, 30 * 86_400],
+    port: [1, 65535],
+    timeoutMs: [100, 600_000],
+  }, ["ipv6", "ipv4", "sourceIpv4", "sourceIpv6", "mtaSts", "dane", "extraCaPath"]);
+  if (!isObject(v)) return out;
+  for (const key of ["ipv6", "ipv4", "mtaSts", "dane"] as const) {
+    if (v[key] === undefined) continue;
+    if (typeof v[key] !== "boolean") p.add(`outbound.${key}`, `${show(v[key])} is not true or false`);
+    else out[key] = v[key];
+  }
+  if (!out.ipv4 && !out.ipv6) p.add("outbound.ipv4", "false together with outbound.ipv6 false leaves no way to send");
+  for (const [key, family] of [["sourceIpv4", 4], ["sourceIpv6", 6]] as const) {
+    if (v[key] === undefined) continue;
+    const ip = str(p, `outbound.${key}`, v[key]);
+    if (ip !== undefined && isIP(ip) !== family) p.add(`outbound.${key}`, `${show(ip)} is not an IPv${family} address`);
+    else if (ip !== undefined) out[key] = ip;
+  }
+  if (v.extraCaPath !== undefined) {
+    const path = absPath(p, "outbound.extraCaPath", v.extraCaPath);
+    if (path !== undefined) out.extraCaPath = path;
+  }
+  if (out.retryMaxSeconds < out.retryBaseSeconds) {
+    p.add("outbound.retryMaxSeconds", `${out.retryMaxSeconds} is less than outbound.retryBaseSeconds (${out.retryBaseSeconds})`);
+  }
+  if (out.delayNoticeAfterSeconds >= out.expireAfterSeconds) {
+    p.add("outbound.delayNoticeAfterSeconds", `${out.delayNoticeAfterSeconds} is not less than outbound.expireAfterSeconds (${out.expireAfterSeconds}); the delay notice would never be sent`);
+  }
+  return out;
 }
 
 const ACME_KEYS = ["directoryUrl", "accountKeyPath", "email", "names", "renewBeforeFraction", "extraCaPath", "checkIntervalSeconds"];

@@ -15,6 +15,13 @@ export interface RemoteQueue {
   readonly accepting: boolean;
   /** durably records the entry (fsync) before resolving; called before the 250 */
   enqueue(entry: QueueEntry): Promise<void>;
+  /**
+   * The message reached its commit point (delivery.ts): it will be acknowledged, so it may be
+   * sent on now. Entries found on disk at start are committed (recovery has already discarded
+   * those that were not). Until then an entry must not be delivered: a rollback would otherwise
+   * leave a copy out in the world that the client sends again.
+   */
+  commit(id: string): void;
   /** removes an entry whose message was never acknowledged (crash recovery, refused after DATA) */
   discard(id: string): Promise<void>;
   size(): number;
@@ -25,6 +32,7 @@ export class NoRemoteQueue implements RemoteQueue {
   async enqueue(entry: QueueEntry): Promise<void> {
     throw new Error(`outbound queue not available: cannot accept ${entry.id} for ${entry.recipients.length} remote recipient(s)`);
   }
+  commit(): void {}
   async discard(): Promise<void> {}
   size(): number {
     return 0;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS, DEFAULT_ACME_CHECK_INTERVAL_SECONDS } from "../../server-bootstrap/maild/config";
+import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS, DEFAULT_ACME_CHECK_INTERVAL_SECONDS, DEFAULT_OUTBOUND, DEFAULT_SUBMISSION } from "../../server-bootstrap/maild/config";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
@@ -45,6 +45,20 @@ describe("maild config: valid input", () => {
     assert.equal(cfg.shutdownTimeoutMs, 30000);
     assert.equal(cfg.dnsServers, undefined);
     assert.equal(cfg.domains[1].dkim.length, 0);
+    assert.deepEqual(cfg.listen.submission, [{ host: "::", port: 587 }]);
+    assert.deepEqual(cfg.listen.submissions, [{ host: "::", port: 465 }]);
+    assert.deepEqual(cfg.outbound, DEFAULT_OUTBOUND);
+    assert.deepEqual(cfg.submission, DEFAULT_SUBMISSION);
+  });
+
+  test("outbound and submission settings are kept", () => {
+    const cfg = validateMaildConfig({
+      ...base(),
+      outbound: { ipv6: false, sourceIpv4: "198.51.100.5", retryBaseSeconds: 60, extraCaPath: "/etc/maild/ca.pem", dane: false },
+      submission: { maxFailuresPerIp: 3 },
+    });
+    assert.deepEqual(cfg.outbound, { ...DEFAULT_OUTBOUND, ipv6: false, sourceIpv4: "198.51.100.5", retryBaseSeconds: 60, extraCaPath: "/etc/maild/ca.pem", dane: false });
+    assert.deepEqual(cfg.submission, { ...DEFAULT_SUBMISSION, maxFailuresPerIp: 3 });
   });
 
   test("explicit listen, limits, dnsServers and delimiter are kept", () => {
@@ -55,7 +69,11 @@ describe("maild config: valid input", () => {
       dnsServers: ["198.51.100.2", "198.51.100.3:5353", "[2001:db8:1::2]:53"],
       recipientDelimiter: "+-",
     });
-    assert.deepEqual(cfg.listen, { smtp: [{ host: "198.51.100.5", port: 2525 }], http: [], https: [{ host: "2001:db8:1::5", port: 443 }] });
+    assert.deepEqual(cfg.listen, {
+      smtp: [{ host: "198.51.100.5", port: 2525 }], http: [], https: [{ host: "2001:db8:1::5", port: 443 }],
+      // not given: the defaults
+      submission: [{ host: "::", port: 587 }], submissions: [{ host: "::", port: 465 }],
+    });
     assert.equal(cfg.limits.maxMessageBytes, 2048);
     assert.equal(cfg.limits.maxRecipients, 200);
     assert.equal(cfg.limits.maxConnectionsPerIp, DEFAULT_LIMITS.maxConnectionsPerIp);
@@ -71,7 +89,7 @@ describe("maild config: each bad input is named by its key", () => {
     ["relative dataDir", (c) => (c.dataDir = "data"), 'dataDir: "data" is not an absolute path'],
     ["tls not an object", (c) => (c.tls = "x"), 'tls: "x" is not an object {certPath, keyPath}'],
     ["relative tls.keyPath", (c) => (c.tls.keyPath = "key.pem"), 'tls.keyPath: "key.pem" is not an absolute path'],
-    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme"],
+    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission"],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
     ["uppercase domain", (c) => (c.domains[1].name = "Example.NET"), 'domains[1].name: "Example.NET" is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
     ["duplicate domain", (c) => c.domains.push({ name: "example.org" }), 'domains[2].name: "example.org" is listed twice'],
@@ -101,6 +119,19 @@ describe("maild config: each bad input is named by its key", () => {
     ["fractional size limit", (c) => (c.limits = { maxMessageBytes: 1.5e6 + 0.5 }), "limits.maxMessageBytes: 1500000.5 is not an integer from 1024 to 2147483647"],
     ["unknown limit", (c) => (c.limits = { maxMsgs: 1 }), "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients"],
     ["negative shutdown timeout", (c) => (c.shutdownTimeoutMs = -1), "shutdownTimeoutMs: -1 is not an integer from 0 to 600000"],
+    ["submission listener not an IP", (c) => (c.listen = { submissions: [{ host: "mx", port: 465 }] }), 'listen.submissions[0].host: "mx" is not an IPv4 or IPv6 address'],
+    ["unknown listener kind", (c) => (c.listen = { imap: [] }), "listen.imap: unknown key; allowed keys are smtp, submission, submissions, http, https"],
+    ["outbound not an object", (c) => (c.outbound = true), "outbound: true is not an object"],
+    ["outbound retry base too small", (c) => (c.outbound = { retryBaseSeconds: 0 }), "outbound.retryBaseSeconds: 0 is not an integer from 1 to 86400"],
+    ["outbound retry max below base", (c) => (c.outbound = { retryBaseSeconds: 600, retryMaxSeconds: 300 }), "outbound.retryMaxSeconds: 300 is less than outbound.retryBaseSeconds (600)"],
+    ["delay notice after expiry", (c) => (c.outbound = { delayNoticeAfterSeconds: 7200, expireAfterSeconds: 3600 }), "outbound.delayNoticeAfterSeconds: 7200 is not less than outbound.expireAfterSeconds (3600); the delay notice would never be sent"],
+    ["outbound source address of the wrong family", (c) => (c.outbound = { sourceIpv4: "2001:db8:1::5" }), 'outbound.sourceIpv4: "2001:db8:1::5" is not an IPv4 address'],
+    ["outbound dane not a boolean", (c) => (c.outbound = { dane: "yes" }), 'outbound.dane: "yes" is not true or false'],
+    ["no address family left", (c) => (c.outbound = { ipv4: false, ipv6: false }), "outbound.ipv4: false together with outbound.ipv6 false leaves no way to send"],
+    ["relative extra CA", (c) => (c.outbound = { extraCaPath: "ca.pem" }), 'outbound.extraCaPath: "ca.pem" is not an absolute path'],
+    ["unknown outbound key", (c) => (c.outbound = { retries: 3 }), "outbound.retries: unknown key; allowed keys are maxConnectionsPerDomain, maxConnections, retryBaseSeconds, retryMaxSeconds, delayNoticeAfterSeconds, expireAfterSeconds, port, timeoutMs, ipv6, ipv4, sourceIpv4, sourceIpv6, mtaSts, dane, extraCaPath"],
+    ["lockout cap below lockout", (c) => (c.submission = { lockoutSeconds: 600, lockoutMaxSeconds: 60 }), "submission.lockoutMaxSeconds: 60 is less than submission.lockoutSeconds (600)"],
+    ["zero failures allowed", (c) => (c.submission = { maxFailuresPerIp: 0 }), "submission.maxFailuresPerIp: 0 is not an integer from 1 to 100000"],
   ];
   for (const [name, mutate, expected] of cases) {
     test(name, () => {
