@@ -7,7 +7,8 @@ import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { Router, mailboxKey, type Mailbox } from "./router";
-import { ConnectionLimiter, RateLimiter } from "./limits";
+import { RateLimiter } from "./limits";
+import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
 import { LocalStore, newMessageId } from "./delivery";
@@ -41,74 +42,36 @@ interface Transaction {
 const IN_MEMORY_DATA_BYTES = 128 * 1024;
 
 function reject(reason: string, code: number, text: string): Error {
-  metrics.rejected.inc({ reason });
+  metrics.rejected.inc({ service: "smtp", reason });
   return smtpError(code, text);
 }
 
 export class InboundSmtp {
-  private readonly servers: SMTPServer[] = [];
-  private readonly connections: ConnectionLimiter;
+  private readonly listeners: SmtpListeners;
   private readonly rate: RateLimiter;
   private readonly txns = new Map<string, Transaction>();
-  private readonly counted = new Set<string>();
-  private closing = false;
-  private inflight = 0;
-  private idle: (() => void)[] = [];
 
   constructor(private readonly deps: InboundDeps) {
     useOwnEnhancedStatusCodes();
     const limits = () => deps.config().limits;
-    this.connections = new ConnectionLimiter(() => ({ perIp: limits().maxConnectionsPerIp, total: limits().maxConnections }));
+    this.listeners = new SmtpListeners("smtp", deps.log, deps.tls, () => ({ perIp: limits().maxConnectionsPerIp, total: limits().maxConnections }));
     this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
   }
 
-  async listen(endpoints: ListenEndpoint[]): Promise<{ host: string; port: number }[]> {
-    const bound: { host: string; port: number }[] = [];
-    for (const ep of endpoints) {
-      const server = this.createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.server.once("error", reject);
-        server.listen(ep.port, ep.host, () => {
-          server.server.off("error", reject);
-          resolve();
-        });
-      });
-      server.server.on("error", (e: Error) => this.deps.log.error("smtp.server_error", { error: e.message }));
-      const addr = server.server.address();
-      bound.push({ host: ep.host, port: typeof addr === "object" && addr ? addr.port : ep.port });
-      this.servers.push(server);
-      this.deps.log.info("smtp.listening", { host: ep.host, port: bound[bound.length - 1].port });
-    }
-    return bound;
+  listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
+    return this.listeners.listen(endpoints, () => this.createServer());
   }
 
-  /** New certificate for new TLS handshakes; open connections keep theirs. */
   reloadTls(): void {
-    const { key, cert } = this.deps.tls();
-    for (const s of this.servers) s.updateSecureContext({ key, cert });
+    this.listeners.reloadTls();
   }
 
-  /**
-   * Graceful stop: no new connections, and every open session gets 421 for its next command (smtp-server
-   * does this once closing); a message already in DATA is still stored and answered with 250. Once no
-   * message is in flight, the remaining (idle) sessions are closed; `timeoutMs` bounds the wait.
-   */
-  async close(timeoutMs: number): Promise<void> {
-    this.closing = true;
-    const closed = Promise.all(
-      this.servers.map((s) => {
-        (s.options as { closeTimeout?: number }).closeTimeout = Math.max(timeoutMs, 1);
-        return new Promise<void>((resolve) => s.close(() => resolve()));
-      }),
-    );
-    if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
-    for (const s of this.servers) {
-      for (const c of s.connections) {
-        c.send(421, "4.3.2 Service shutting down, try again later");
-        c.close();
-      }
-    }
-    await closed;
+  close(timeoutMs: number): Promise<void> {
+    return this.listeners.close(timeoutMs);
+  }
+
+  private get closing(): boolean {
+    return this.listeners.closing;
   }
 
   private createServer(): SMTPServer {
@@ -121,53 +84,24 @@ export class InboundSmtp {
       cert,
       // RFC 1870: advertise the limit; we refuse oversized messages ourselves (see onData).
       size: cfg.limits.maxMessageBytes,
-      // Port 25 is for mail to us; authenticated sending (submission) is issue 5, elsewhere.
+      // Port 25 is for mail to us; authenticated sending is submission's (587/465).
       disabledCommands: ["AUTH"],
       authOptional: true,
       disableReverseLookup: true,
       logger: false,
-      onConnect: (session, cb) => this.onConnect(session, cb),
+      onConnect: (session, cb) => this.listeners.onConnect(session, cb),
       onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => {
-        this.inflight++;
-        this.onData(stream, session)
-          .then((msg) => cb(null, msg), (err: Error) => cb(err))
-          .finally(() => {
-            // after the reply is queued, so a graceful close does not cut it off
-            if (--this.inflight === 0) for (const r of this.idle.splice(0)) setImmediate(r);
-          });
+      onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
+      onClose: (session) => {
+        this.txns.delete(session.id);
+        this.listeners.onClose(session);
       },
-      onClose: (session) => this.onClose(session),
     });
   }
 
-  private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    metrics.connections.inc();
-    const ip = session.remoteAddress;
-    if (this.closing) return cb(reject("shutting-down", 421, "4.3.2 Service shutting down, try again later"));
-    const ok = this.connections.tryOpen(ip);
-    if (ok !== true) {
-      this.deps.log.warn("smtp.connection_refused", { ip, limit: ok });
-      return cb(reject(ok === "per-ip" ? "connections-per-ip" : "connections-total", 421, "4.7.0 Too many connections, try again later"));
-    }
-    this.counted.add(session.id);
-    metrics.activeConnections.inc();
-    this.deps.log.info("smtp.connect", { session: session.id, ip });
-    cb();
-  }
-
-  private onClose(session: SMTPServerSession): void {
-    this.txns.delete(session.id);
-    if (this.counted.delete(session.id)) {
-      this.connections.close(session.remoteAddress);
-      metrics.activeConnections.dec();
-      this.deps.log.info("smtp.close", { session: session.id, ip: session.remoteAddress, messages: session.transaction - 1 });
-    }
-  }
-
   private onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    if (this.closing) return cb(reject("shutting-down", 421, "4.3.2 Service shutting down, try again later"));
+    if (this.closing) return cb(reject("shutting-down", 421, SHUTTING_DOWN));
     if (!this.rate.take(session.remoteAddress)) {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(reject("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
@@ -279,7 +213,8 @@ export class InboundSmtp {
           : {}),
       });
       const storeMs = Math.round(performance.now() - t1);
-      metrics.accepted.inc();
+      if (remote.length > 0) this.deps.queue.commit(id);
+      metrics.accepted.inc({ service: "smtp" });
       metrics.delivered.inc({}, mailboxes.length);
       this.deps.log.info("smtp.accepted", { ...fields, size, from: sender, mailboxes: mailboxes.map(mailboxKey), remote: remote.length, ...verdictFields, authMs, storeMs });
       return `Ok: queued as ${id}`;

@@ -1,6 +1,6 @@
 // Recipient policy: decides, for one RCPT TO, whether the address is ours and where the mail goes.
-// Pure: built from the config, no I/O. Issue 5 (submission) adds authenticated senders, for whom a
-// remote recipient is routed to the outbound queue instead of being refused as relaying.
+// Pure: built from the config, no I/O. For an authenticated sender (submission) a remote recipient
+// is routed to the outbound queue instead of being refused as relaying.
 import type { MaildConfig } from "./config";
 
 /** A local mailbox: `<dataDir>/mail/<domain>/<local>/Maildir` (Dovecot's `%d/%n`). */
@@ -59,6 +59,16 @@ export class Router {
     this.expand(target, out, new Set(), 0);
     if (out.mailboxes.size === 0 && out.remote.size === 0) return { kind: "unknown-user" };
     return { kind: "accept", mailboxes: [...out.mailboxes.values()], remote: [...out.remote] };
+  }
+
+  /**
+   * Whether an authenticated user may send as `address` (envelope sender or From:): exactly when
+   * mail to that address reaches the user's mailbox, through the address itself, its `+tag`
+   * form, an alias (also one shared with others) or the domain's catch-all.
+   */
+  mayUseSender(user: string, address: string): boolean {
+    const route = this.route(address);
+    return route.kind === "accept" && route.mailboxes.some((m) => mailboxKey(m) === user);
   }
 
   /**

@@ -77,3 +77,28 @@ describe("maild recipient policy", () => {
     assert.deepEqual(router.route("alice@example.org."), { kind: "accept", mailboxes: [alice], remote: [] });
   });
 });
+
+describe("submission sender policy: a user sends as the addresses whose mail they receive", () => {
+  const cases: [string, string, boolean][] = [
+    ["alice@example.org", "alice@example.org", true],
+    ["alice@example.org", "ALICE@Example.org", true],
+    ["alice@example.org", "alice+lists@example.org", true],
+    ["alice@example.org", "postmaster@example.org", true], // alias to alice
+    ["alice@example.org", "team@example.org", true], // shared alias
+    ["bob@example.org", "team@example.org", true],
+    ["alice@example.org", "everyone@example.org", true], // alias of an alias
+    ["alice@example.org", "bob@example.org", false], // another user
+    ["bob@example.org", "postmaster@example.org", false],
+    ["alice@example.org", "nobody@example.org", false], // no catch-all in example.org
+    ["carol@example.net", "anything@example.net", true], // catch-all to carol
+    ["alice@example.org", "anything@example.net", false],
+    ["alice@example.org", "alice@elsewhere.test", false], // not our domain
+    ["alice@example.org", "someone@elsewhere.test", false], // a forward target is not a local mailbox
+    ["alice@example.org", "not-an-address", false],
+  ];
+  for (const [user, sender, allowed] of cases) {
+    test(`${user} as ${sender}: ${allowed ? "allowed" : "refused"}`, () => {
+      assert.equal(router.mayUseSender(user, sender), allowed);
+    });
+  }
+});
