@@ -31,7 +31,14 @@ export interface ListenEndpoint {
 
 /** maild settings beyond what the stack describes; absent keys take maild's defaults. */
 export interface MaildTuning {
-  listen?: { smtp?: ListenEndpoint[]; http?: ListenEndpoint[]; https?: ListenEndpoint[] };
+  listen?: {
+    smtp?: ListenEndpoint[]; submission?: ListenEndpoint[]; submissions?: ListenEndpoint[];
+    http?: ListenEndpoint[]; https?: ListenEndpoint[];
+  };
+  /** maild's `outbound` section (server-bootstrap/maild/config.ts OutboundConfig) */
+  outbound?: Record<string, unknown>;
+  /** maild's `submission` section (login throttling) */
+  submission?: Record<string, number>;
   limits?: Record<string, number>;
   dnsServers?: string[];
   recipientDelimiter?: string;
@@ -87,6 +94,8 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): Record<strin
     ...(tuning.dnsServers !== undefined ? { dnsServers: tuning.dnsServers } : {}),
     ...(tuning.recipientDelimiter !== undefined ? { recipientDelimiter: tuning.recipientDelimiter } : {}),
     ...(tuning.shutdownTimeoutMs !== undefined ? { shutdownTimeoutMs: tuning.shutdownTimeoutMs } : {}),
+    ...(tuning.outbound !== undefined ? { outbound: tuning.outbound } : {}),
+    ...(tuning.submission !== undefined ? { submission: tuning.submission } : {}),
     ...(input.acme !== undefined ? { acme: acmeConfig(layout, input.acme) } : {}),
   };
 }

@@ -17,7 +17,7 @@ export interface DkimKeyConfig {
   /** e.g. `g1-rsa`, `g1-ed25519` */
   selector: string;
   algorithm: "rsa" | "ed25519";
-  /** PEM private key on the box; read by the signer (issue 5), not at receive time */
+  /** PEM private key on the box; read by the submission signer (DkimKeyring) */
   keyPath: string;
 }
 

@@ -65,7 +65,7 @@ export interface StoreRequest {
   mailboxes: Mailbox[];
   /**
    * Runs after the local links and before the commit, with the fsynced message file: the outbound
-   * queue (issue 5) records its entry here, so it is rolled back together with the local copies.
+   * queue records its entry here, so it is rolled back together with the local copies.
    */
   beforeCommit?: (messagePath: string) => Promise<void>;
 }

@@ -20,7 +20,7 @@ export type Route =
   | { kind: "bad-address" };
 
 export interface RouteContext {
-  /** set by submission (issue 5); receiving on port 25 never relays */
+  /** set by submission; receiving on port 25 never relays */
   authenticatedUser?: string;
 }
 

@@ -84,9 +84,13 @@ export async function startMaild(internet: LocalInternet, host: NetHost, config:
     },
     async restart() {
       const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, "--clear-groups"] : [];
+      const readyBefore = readyCount(logPath);
       const child = host.spawn([...drop, NODE, script, "--config", configPath], { logFile: logPath, cwd: REPO });
       proc.child = child;
       await waitReady(child, smtp.host, smtp.port, logPath);
+      // every listener (submission, HTTP) is up once the daemon logs start.ready
+      const deadline = Date.now() + 15_000;
+      while (readyCount(logPath) === readyBefore && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     },
     async stop() {
       const c = proc.child;
@@ -105,6 +109,10 @@ export async function startMaild(internet: LocalInternet, host: NetHost, config:
   };
   await proc.restart();
   return proc;
+}
+
+function readyCount(logPath: string): number {
+  return fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").split('"event":"start.ready"').length - 1 : 0;
 }
 
 async function waitReady(child: ChildProcess, host: string, port: number, logPath: string): Promise<void> {

@@ -4,8 +4,9 @@
  *
  * It relays every message it is handed by MX lookup through the namespace's resolver (knot), with
  * opportunistic or required TLS trusting a given CA. Optional milters on the same host:
- * opendkim (signs the peer's own mail and verifies incoming signatures) and opendmarc; both are kept
- * minimal and exist for the outbound tests (issue 5).
+ * opendkim (signs the peer's own mail and verifies incoming signatures) and opendmarc (SPF and DMARC
+ * of incoming mail). With `receive`, it is also the final destination for its domains: every
+ * recipient there lands in one Maildir (Postfix's virtual delivery agent), which `received()` reads.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -35,6 +36,10 @@ export interface PostfixOptions {
   dkim?: PostfixDkimOptions;
   /** run opendmarc as a milter (adds Authentication-Results with dmarc=) */
   dmarc?: boolean;
+  /** accept mail for these domains and store it (any local part) in one Maildir */
+  receive?: { domains: string[] };
+  /** certificate and key (PEM) for STARTTLS offered by the peer's smtpd */
+  smtpdTls?: { certPem: string; keyPem: string };
   /** extra main.cf lines, `name = value` */
   extraMain?: Record<string, string>;
 }
@@ -48,9 +53,13 @@ export interface PostfixPeer {
   sendmail(from: string, to: string[], message: string): Promise<void>;
   /** resolve when the queue is empty (everything delivered or bounced); reject after timeoutMs */
   waitForEmptyQueue(timeoutMs?: number): Promise<void>;
+  /** the messages delivered locally (with `receive`), oldest first, as stored (LF line ends) */
+  received(): string[];
   /** `postqueue -j` records of what is still queued */
   queue(): Promise<Record<string, unknown>[]>;
   stop(): Promise<void>;
+  /** start again after stop(), same configuration and queue */
+  start(): Promise<void>;
 }
 
 function masterCf(smtpdPort: number): string {
@@ -76,6 +85,7 @@ function masterCf(smtpdPort: number): string {
     ["retry", "unix", "-", "-", "n", "-", "-", "error"],
     ["discard", "unix", "-", "-", "n", "-", "-", "discard"],
     ["local", "unix", "-", "n", "n", "-", "-", "local"],
+    ["virtual", "unix", "-", "n", "n", "-", "-", "virtual"],
     ["anvil", "unix", "-", "-", "n", "-", "1", "anvil"],
     ["scache", "unix", "-", "-", "n", "-", "1", "scache"],
     ["postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"],
@@ -116,6 +126,25 @@ export function postfixMainCf(host: NetHost, dir: string, opts: PostfixOptions, 
     smtpd_milters: milters.join(", "),
     non_smtpd_milters: milters.join(", "),
     milter_default_action: "tempfail",
+    ...(opts.receive
+      ? {
+          virtual_mailbox_domains: opts.receive.domains.join(" "),
+          virtual_mailbox_base: path.join(dir, "vmail"),
+          // every address of those domains -> one Maildir (the trailing slash selects Maildir)
+          virtual_mailbox_maps: "static:inbox/",
+          virtual_uid_maps: "static:65534",
+          virtual_gid_maps: "static:65534",
+          virtual_minimum_uid: "1",
+        }
+      : {}),
+    ...(opts.smtpdTls
+      ? {
+          smtpd_tls_security_level: "may",
+          smtpd_tls_cert_file: path.join(dir, "smtpd-cert.pem"),
+          smtpd_tls_key_file: path.join(dir, "smtpd-key.pem"),
+          smtpd_tls_loglevel: "1",
+        }
+      : {}),
     ...opts.extraMain,
   };
   return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
@@ -193,6 +222,15 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
     milters.push("inet:127.0.0.1:8893");
   }
   if (opts.trustCaPem) fs.writeFileSync(path.join(dir, "trusted-ca.pem"), opts.trustCaPem);
+  if (opts.smtpdTls) {
+    fs.writeFileSync(path.join(dir, "smtpd-cert.pem"), opts.smtpdTls.certPem);
+    fs.writeFileSync(path.join(dir, "smtpd-key.pem"), opts.smtpdTls.keyPem, { mode: 0o600 });
+  }
+  const inbox = path.join(dir, "vmail", "inbox");
+  if (opts.receive) {
+    fs.mkdirSync(path.join(dir, "vmail"), { mode: 0o755 });
+    await mustRun(["chown", "65534:65534", path.join(dir, "vmail")]);
+  }
   fs.writeFileSync(path.join(dir, "main.cf"), postfixMainCf(host, dir, opts, milters));
   fs.writeFileSync(path.join(dir, "master.cf"), masterCf(opts.smtpdPort ?? 25));
   const logPath = path.join(dir, "maillog");
@@ -205,12 +243,16 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
   // Without syslog, postfix prints its complaints only to a terminal: give it one with script(1).
   const check = await host.run(["script", "-qec", `/usr/sbin/postfix -c ${dir} check`, "/dev/null"]);
   if (check.code !== 0) throw new Error(`postfix check -c ${dir} failed: ${check.stderr || check.stdout}\n${readLog()}`);
-  const child = host.spawn(["/usr/sbin/postfix", "-c", dir, "start-fg"], { logFile: path.join(dir, "start-fg.log") });
-  try {
-    await waitForPort(host.ipv4, opts.smtpdPort ?? 25, "postfix", 15_000, () => child.exitCode === null && child.signalCode === null);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${readLog()}\n${fs.readFileSync(path.join(dir, "start-fg.log"), "utf8")}`);
-  }
+  let child: ChildProcess;
+  const launch = async () => {
+    child = host.spawn(["/usr/sbin/postfix", "-c", dir, "start-fg"], { logFile: path.join(dir, "start-fg.log") });
+    try {
+      await waitForPort(host.ipv4, opts.smtpdPort ?? 25, "postfix", 15_000, () => child.exitCode === null && child.signalCode === null);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${readLog()}\n${fs.readFileSync(path.join(dir, "start-fg.log"), "utf8")}`);
+    }
+  };
+  await launch();
 
   const run = (argv: string[], input?: string): Promise<RunResult> => host.run(argv, { input, env: { ...process.env, MAIL_CONFIG: dir } });
   const queue = async () => {
@@ -226,6 +268,16 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
       const r = await run(["/usr/sbin/sendmail", "-C", dir, "-i", "-f", from, "--", ...to], message);
       if (r.code !== 0) throw new Error(`sendmail via ${host.name}: exit ${r.code}: ${r.stderr}`);
     },
+    received() {
+      const out: { name: string; text: string }[] = [];
+      for (const sub of ["new", "cur"]) {
+        const d = path.join(inbox, sub);
+        if (!fs.existsSync(d)) continue;
+        for (const name of fs.readdirSync(d)) out.push({ name, text: fs.readFileSync(path.join(d, name), "latin1") });
+      }
+      // Maildir names start with the delivery time in seconds, then a sequence: sort by them
+      return out.sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true })).map((m) => m.text);
+    },
     queue,
     async waitForEmptyQueue(timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
@@ -240,5 +292,6 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
       await run(["/usr/sbin/postfix", "-c", dir, "stop"]);
       await LocalInternet.stopProcess(child);
     },
+    start: launch,
   };
 }
