@@ -39,6 +39,9 @@ export class SmtpListeners {
     const bound: BoundEndpoint[] = [];
     for (const ep of endpoints) {
       const server = create(ep);
+      // smtp-server emits connection-level failures (a client that leaves during the TLS
+      // handshake on 465, a reset socket) on the SMTPServer itself; unhandled, they end the process.
+      server.on("error", (e: Error) => this.log.warn(`${this.service}.connection_error`, { error: e.message }));
       await new Promise<void>((resolve, reject) => {
         server.server.once("error", reject);
         server.listen(ep.port, ep.host, () => {
