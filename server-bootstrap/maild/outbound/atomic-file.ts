@@ -1,0 +1,31 @@
+// Whole-file replacement that a crash cannot tear: write a temporary file beside the target,
+// fsync it, rename(2) it over the target (atomic within one file system), fsync the directory so
+// the rename itself is durable. Readers see the old content or the new, never a mix.
+import { randomBytes } from "node:crypto";
+import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
+import { fsyncDir } from "../dir-sync";
+
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // unique per write: concurrent writers of one target must not share a temporary file
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dir);
+}

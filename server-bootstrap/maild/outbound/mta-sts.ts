@@ -1,0 +1,288 @@
+// MTA-STS on the sending side (RFC 8461): discover a recipient domain's policy, fetch it over
+// HTTPS, keep it for its max_age in memory and on disk, and say which MX hosts it allows.
+// Parsing and MX matching are mailauth's (`mailauth/lib/mta-sts`); the fetch is ours, because
+// mailauth's cannot be given a trust store (test CAs) or our resolver, and RFC 8461 3.3 is strict
+// about it: HTTPS with a valid certificate for mta-sts.<domain>, HTTP 200 only, no redirects,
+// media type text/plain, a size limit and a time limit.
+import type { LookupAddress } from "node:dns";
+import { readFile, unlink } from "node:fs/promises";
+import * as https from "node:https";
+import type { LookupFunction } from "node:net";
+import { join } from "node:path";
+import * as tls from "node:tls";
+import { X509Certificate } from "node:crypto";
+import { parsePolicy, resolvePolicy, validateMx } from "mailauth/lib/mta-sts";
+import { writeFileAtomic } from "./atomic-file";
+import { certificateResult } from "./tls-report";
+
+/** RFC 8461 3.3 suggests 64 KiB as the largest policy a sender need accept. */
+export const MAX_POLICY_BYTES = 64 * 1024;
+/** RFC 8461 3.3: "senders SHOULD ... impose a timeout"; one minute is its example. */
+const MAX_FETCH_MS = 60_000;
+/** After a failed fetch, the same policy id is not fetched again for this long (load on a broken host). */
+const FETCH_RETRY_MS = 5 * 60_000;
+
+export type StsFailureType = "sts-policy-fetch-error" | "sts-policy-invalid" | "sts-webpki-invalid";
+
+/** A fetch that failed, with the RFC 8460 4.3.2.2 result type that describes it. */
+export class PolicyFetchError extends Error {
+  constructor(readonly result: StsFailureType, message: string) {
+    super(message);
+    this.name = "PolicyFetchError";
+  }
+}
+
+export interface StsPolicy {
+  /** the id of the TXT record the policy was fetched for (RFC 8461 3.1) */
+  id: string;
+  mode: "enforce" | "testing" | "none";
+  /** mx patterns, lowercase; "*.example.org" matches one left-most label */
+  mx: string[];
+  /** seconds */
+  maxAge: number;
+  /** the policy file as served, for TLSRPT's policy-string (RFC 8460 4.4) */
+  text: string;
+  /** ms since the epoch */
+  fetchedAt: number;
+}
+
+export function policyExpires(p: StsPolicy): number {
+  return p.fetchedAt + p.maxAge * 1000;
+}
+
+/** The policy's lines as TLSRPT's policy-string wants them (RFC 8460 4.4). */
+export function policyLines(p: StsPolicy): string[] {
+  return p.text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
+}
+
+/** RFC 8461 4.1: does the policy allow this MX host (exact name, or "*." plus one label)? */
+export function mxAllowed(p: StsPolicy, mxHost: string): boolean {
+  return validateMx(mxHost, { mode: p.mode, mx: p.mx }).valid;
+}
+
+/** What the transport gets for a domain: the policy to apply (if any) and a failure to report. */
+export interface StsLookup {
+  policy?: StsPolicy;
+  failure?: { result: StsFailureType; reason: string };
+}
+
+export interface FetchOptions {
+  /** PEM certificates trusted for the policy host (RFC 8461 3.3: Web PKI) */
+  ca: string[];
+  timeoutMs: number;
+  /** resolves mta-sts.<domain> (through the configured resolvers, not the system's) */
+  lookup: LookupFunction;
+  /** 443 except in tests */
+  port?: number;
+}
+
+/** Fetches https://mta-sts.<domain>/.well-known/mta-sts.txt; rejects with PolicyFetchError. */
+export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<string> {
+  const host = `mta-sts.${domain}`;
+  const url = `https://${host}/.well-known/mta-sts.txt`;
+  const timeoutMs = Math.min(opts.timeoutMs, MAX_FETCH_MS);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (result: StsFailureType, message: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(new PolicyFetchError(result, `${url}: ${message}`));
+    };
+    const req = https.request({
+      host,
+      port: opts.port ?? 443,
+      path: "/.well-known/mta-sts.txt",
+      method: "GET",
+      servername: host,
+      ca: opts.ca,
+      lookup: opts.lookup,
+      // a fresh connection: nothing verified under other options is reused
+      agent: false,
+      headers: { "user-agent": "maild (MTA-STS)", accept: "text/plain" },
+      // RFC 8461 3.3 / RFC 6125: the name must be a DNS-ID subjectAltName; no CN fallback.
+      checkServerIdentity: (name, cert) => {
+        const err = tls.checkServerIdentity(name, cert);
+        if (err) return err;
+        if (new X509Certificate(cert.raw).checkHost(name, { subject: "never", partialWildcards: false }) === undefined) {
+          return Object.assign(new Error(`certificate has no subjectAltName DNS entry for ${name}`), { code: "ERR_TLS_CERT_ALTNAME_INVALID" });
+        }
+        return undefined;
+      },
+    }, (res) => {
+      // RFC 8461 3.3: only 200 is a policy; a redirect is not followed.
+      if (res.statusCode !== 200) return fail("sts-policy-fetch-error", `HTTP status ${res.statusCode}, not 200`);
+      const type = (res.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+      if (type !== "text/plain") return fail("sts-policy-fetch-error", `Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not text/plain`);
+      if (Number(res.headers["content-length"] ?? 0) > MAX_POLICY_BYTES) return fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_POLICY_BYTES) fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
+        else chunks.push(chunk);
+      });
+      res.on("end", () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks).toString("utf8"));
+      });
+      res.on("error", (err) => fail("sts-policy-fetch-error", err.message));
+    });
+    // RFC 8460 4.3.2.2: a policy host that cannot be authenticated is sts-webpki-invalid.
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      fail(certificateResult(err.code) ? "sts-webpki-invalid" : "sts-policy-fetch-error", err.message);
+    });
+    timer = setTimeout(() => fail("sts-policy-fetch-error", `no complete answer in ${timeoutMs} ms`), timeoutMs);
+    req.end();
+  });
+}
+
+/** A LookupFunction over our resolver: AAAA and A as enabled (as the SMTP connections use). */
+export function lookupVia(resolve6: (n: string) => Promise<string[]>, resolve4: (n: string) => Promise<string[]>, families: { ipv6: boolean; ipv4: boolean }): LookupFunction {
+  return ((hostname: string, options: { all?: boolean }, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    const get = (on: boolean, fn: (n: string) => Promise<string[]>) => (on ? fn(hostname).catch(() => [] as string[]) : Promise.resolve([] as string[]));
+    void Promise.all([get(families.ipv6, resolve6), get(families.ipv4, resolve4)]).then(([v6, v4]) => {
+      const all: LookupAddress[] = [...v6.map((address) => ({ address, family: 6 })), ...v4.map((address) => ({ address, family: 4 }))];
+      if (all.length === 0) {
+        callback(Object.assign(new Error(`${hostname}: no address records`), { code: "ENOTFOUND" }), options?.all ? [] : "", 0);
+      } else if (options?.all) callback(null, all);
+      else callback(null, all[0].address, all[0].family);
+    });
+  }) as LookupFunction;
+}
+
+// Policy file names come from domain names; only plain LDH names become file names.
+const SAFE_DOMAIN = /^(?!.*\.\.)[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
+
+function fromJson(domain: string, raw: unknown): StsPolicy | undefined {
+  const p = raw as Partial<StsPolicy> & { domain?: string };
+  if (!p || typeof p !== "object" || p.domain !== domain) return undefined;
+  if (typeof p.id !== "string" || typeof p.text !== "string" || typeof p.maxAge !== "number" || typeof p.fetchedAt !== "number") return undefined;
+  if (p.mode !== "enforce" && p.mode !== "testing" && p.mode !== "none") return undefined;
+  if (!Array.isArray(p.mx) || !p.mx.every((m) => typeof m === "string")) return undefined;
+  return { id: p.id, mode: p.mode, mx: p.mx, maxAge: p.maxAge, text: p.text, fetchedAt: p.fetchedAt };
+}
+
+export interface MtaStsOptions {
+  /** directory of the on-disk cache: <dataDir>/queue/mta-sts */
+  dir: () => string;
+  resolveTxt: (name: string) => Promise<string[][]>;
+  fetch: (domain: string) => Promise<string>;
+  now?: () => number;
+  /** told about cache files that could not be written or read */
+  onCacheError?: (err: Error) => void;
+}
+
+/**
+ * Policies per domain, following RFC 8461 5.1 (policy application control flow) and 3.3/10.2
+ * (caching):
+ * - the TXT record `_mta-sts.<domain>` names the current policy id;
+ * - a cached, unexpired policy with that id is used without a fetch;
+ * - a new id (or no usable cache) means a fetch; a fetched policy is cached for max_age;
+ * - when the TXT record is missing or its lookup fails, or the fetch fails, an unexpired cached
+ *   policy still applies (this is what makes MTA-STS resist a downgrade by an attacker who can
+ *   block DNS or HTTPS); without one the domain is treated as having no policy (RFC 8461 5:
+ *   senders fail open when no policy was ever seen).
+ */
+export class MtaStsPolicies {
+  private readonly memory = new Map<string, StsPolicy | null>();
+  private readonly failedFetch = new Map<string, { id: string; until: number; result: StsFailureType; reason: string }>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: MtaStsOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async lookup(domain: string): Promise<StsLookup> {
+    const now = this.now();
+    const cached = await this.cached(domain);
+    const valid = cached !== undefined && policyExpires(cached) > now ? cached : undefined;
+
+    let id: string | false;
+    try {
+      id = await resolvePolicy(domain, { resolver: (name: string) => this.opts.resolveTxt(name) });
+    } catch {
+      // A temporary DNS failure, or several STSv1 TXT records (RFC 8461 3.1: no policy).
+      return valid ? { policy: valid } : {};
+    }
+    if (id === false) {
+      if (valid) return { policy: valid };
+      if (cached) await this.forget(domain);
+      return {};
+    }
+    if (valid && valid.id === id) return { policy: valid };
+
+    const failed = this.failedFetch.get(domain);
+    if (failed && failed.id === id && failed.until > now) {
+      return { ...(valid ? { policy: valid } : {}), failure: { result: failed.result, reason: failed.reason } };
+    }
+
+    let text: string;
+    let parsed: ReturnType<typeof parsePolicy>;
+    try {
+      text = await this.opts.fetch(domain);
+      try {
+        parsed = parsePolicy(text);
+      } catch (err) {
+        throw new PolicyFetchError("sts-policy-invalid", `policy of ${domain}: ${(err as Error).message}`);
+      }
+    } catch (err) {
+      const result = err instanceof PolicyFetchError ? err.result : "sts-policy-fetch-error";
+      const reason = (err as Error).message;
+      this.failedFetch.set(domain, { id, until: now + FETCH_RETRY_MS, result, reason });
+      return { ...(valid ? { policy: valid } : {}), failure: { result, reason } };
+    }
+    this.failedFetch.delete(domain);
+    const policy: StsPolicy = {
+      id,
+      mode: parsed.mode,
+      mx: (parsed.mx ?? []).map((m) => m.toLowerCase()),
+      maxAge: parsed.maxAge ?? 0,
+      text,
+      fetchedAt: now,
+    };
+    await this.store(domain, policy);
+    return { policy };
+  }
+
+  private file(domain: string): string | undefined {
+    return SAFE_DOMAIN.test(domain) ? join(this.opts.dir(), `${domain}.json`) : undefined;
+  }
+
+  private async cached(domain: string): Promise<StsPolicy | undefined> {
+    if (this.memory.has(domain)) return this.memory.get(domain) ?? undefined;
+    const file = this.file(domain);
+    let policy: StsPolicy | undefined;
+    if (file) {
+      try {
+        policy = fromJson(domain, JSON.parse(await readFile(file, "utf8")));
+        if (!policy) this.opts.onCacheError?.(new Error(`${file}: not a cached MTA-STS policy; ignored`));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.opts.onCacheError?.(err as Error);
+      }
+    }
+    this.memory.set(domain, policy ?? null);
+    return policy;
+  }
+
+  private async store(domain: string, policy: StsPolicy): Promise<void> {
+    this.memory.set(domain, policy);
+    const file = this.file(domain);
+    if (!file) return;
+    try {
+      await writeFileAtomic(file, JSON.stringify({ domain, ...policy, expires: new Date(policyExpires(policy)).toISOString() }, null, 1) + "\n");
+    } catch (err) {
+      this.opts.onCacheError?.(err as Error);
+    }
+  }
+
+  private async forget(domain: string): Promise<void> {
+    this.memory.set(domain, null);
+    const file = this.file(domain);
+    if (file) await unlink(file).catch(() => undefined);
+  }
+}
