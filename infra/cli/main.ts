@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// The `mailstack` command line: `mailstack plan` (offline, no credentials) and friends.
+// The `mailstack` command line: `mailstack plan` (offline, no credentials) and `mailstack check`
+// (the live domain from outside, against the plan).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { planStack } from "./plan";
 import { formatJson, formatTable, formatZones, PLAN_FORMATS, type PlanFormat } from "./plan-format";
+import { CHECK_USAGE, runCheck } from "./check";
 
 const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [--ipv4 ADDR --ipv6 PREFIX]
                       [--acme-account URL] [--nameservers NS1,NS2] [--project DIR] [--verbose]
@@ -13,7 +15,9 @@ const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [
          it would create and every DNS record per zone. Secrets print as [secret].
          --ipv4/--ipv6 supply what Hetzner would assign (the IPv6 is the /64 network; the host
          uses ::1); without them addresses show as unknown. --acme-account gives the ACME
-         account URL for the CAA accounturi (known after the first pulumi up).`;
+         account URL for the CAA accounturi (known after the first pulumi up).
+
+${CHECK_USAGE}`;
 
 /** The project is where Pulumi.yaml and stacks/ are: the working directory or above, else this package. */
 export function findProjectDir(start: string): string {
@@ -71,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(await plan(rest));
       return 0;
     }
+    if (command === "check") return await runCheck(rest, { findProjectDir });
     if (command === undefined || command === "help" || command === "--help" || command === "-h") {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined ? 2 : 0;
