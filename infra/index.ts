@@ -9,3 +9,4 @@ export const ipv6 = outputs.ipv6;
 export const records = outputs.records;
 export const dkimPublicKeys = outputs.dkimPublicKeys;
 export const hostKey = outputs.hostKey;
+export const acmeAccountUrl = outputs.acmeAccountUrl;

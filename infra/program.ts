@@ -40,5 +40,7 @@ export function defineMailStack() {
     records: stack.records,
     dkimPublicKeys: stack.dkimPublicKeys,
     hostKey: stack.host.hostKeyPublic,
+    /** the ACME account the CAA records pin (RFC 8657); `mailstack check --acme-account` takes it */
+    acmeAccountUrl: stack.acmeAccountUrl,
   };
 }

@@ -1,7 +1,7 @@
 // Certificate issuance with acme-client's low-level calls (RFC 8555 7): account, order,
 // challenges through one ChallengeSolver, CSR from a given stable key, finalize, download.
 // Used by the AcmeCertificate Pulumi resource and by the renewal keeper on the box.
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey } from "node:crypto";
 import * as acme from "acme-client";
 import type { Challenge, ChallengeSolver } from "./challengeSolver";
 import { trustExtraCa } from "./caTrust";
@@ -205,7 +205,10 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
     if (warnings.length) log(warnings.join("\n"));
   }
 
-  const [, csr] = await acme.crypto.createCsr({ commonName: opts.names[0], altNames: opts.names }, opts.certificateKeyPem);
+  // acme-client imports only PKCS#8, and @pulumi/tls hands out ECDSA keys as SEC1
+  // ("BEGIN EC PRIVATE KEY"): re-encode whatever form the key came in.
+  const csrKey = createPrivateKey(opts.certificateKeyPem).export({ type: "pkcs8", format: "pem" }).toString();
+  const [, csr] = await acme.crypto.createCsr({ commonName: opts.names[0], altNames: opts.names }, csrKey);
   let chain: string;
   try {
     const finalized = await client.finalizeOrder(order, csr);
