@@ -6,9 +6,12 @@ import { metrics } from "./metrics";
 import { Router } from "./router";
 import { loadTls, type TlsMaterial } from "./tls";
 import { createResolver } from "./resolver";
-import { LocalStore, recoverSpool } from "./delivery";
+import { LocalStore, newMessageId, recoverSpool } from "./delivery";
 import { InboundSmtp } from "./inbound";
-import { NoRemoteQueue, type RemoteQueue } from "./queue";
+import { OutboundQueue } from "./outbound/queue";
+import { SmtpTransport } from "./outbound/transport";
+import { TlsReport } from "./outbound/tls-report";
+import { rfc5322Date } from "./trace-headers";
 import { DkimKeyring, SubmissionSmtp } from "./submission";
 import { SubmissionAuthenticator } from "./submission-auth";
 import type { DNSResolver } from "mailauth";
@@ -30,13 +33,37 @@ export interface Daemon extends DaemonState {
   shutdown(): Promise<void>;
 }
 
-export async function startDaemon(configPath: string, opts: { log?: Logger; queue?: RemoteQueue } = {}): Promise<Daemon> {
+export async function startDaemon(configPath: string, opts: { log?: Logger } = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger();
   let config = loadMaildConfig(configPath);
   let tls = loadTls(config.tls);
   let router = new Router(config);
   let resolver = createResolver(config.dnsServers) as DNSResolver;
-  const queue = opts.queue ?? new NoRemoteQueue();
+
+  const store = new LocalStore(config.dataDir, () => config.hostname);
+  const tlsReport = new TlsReport({ dataDir: () => config.dataDir, onWriteError: (e) => log.warn("tlsrpt.write_failed", { error: e.message }) });
+  const queue: OutboundQueue = new OutboundQueue({
+    dataDir: config.dataDir, config: () => config, log,
+    transport: new SmtpTransport({ config: () => config, log, tlsReport }),
+    // A DSN (or delay notice) goes to the original sender like any other message the server
+    // itself writes: into a local mailbox, or back into the queue with the null sender.
+    bounce: ({ recipient, message }) => deliverInternal(recipient, message),
+  });
+
+  /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
+  const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {
+    const route = router.route(recipient, { authenticatedUser: `MAILER-DAEMON@${config.hostname}` });
+    if (route.kind !== "accept") throw new Error(`cannot deliver a notice to ${recipient}: ${route.kind}`);
+    const id = newMessageId();
+    const received = `Received: by ${config.hostname} (maild) id ${id};\r\n\t${rfc5322Date(new Date())}\r\n`;
+    await store.store({
+      id, rawPath: store.rawPath(id), held: [message], prepend: received, mailboxes: route.mailboxes,
+      ...(route.remote.length > 0
+        ? { beforeCommit: (messagePath: string) => queue.enqueue({ id, messagePath, sender: "", recipients: route.remote }) }
+        : {}),
+    });
+    if (route.remote.length > 0) queue.commit(id);
+  };
 
   const report = await recoverSpool(config.dataDir, config.hostname, config.users.map((u) => {
     const at = u.address.lastIndexOf("@");
@@ -44,8 +71,9 @@ export async function startDaemon(configPath: string, opts: { log?: Logger; queu
   }), (id) => queue.discard(id));
   log.info("spool.recovered", { rolledBack: report.rolledBack, discardedRaw: report.discardedRaw });
 
-  const store = new LocalStore(config.dataDir, () => config.hostname);
   await store.init();
+  // After recovery: what is left in the queue was committed, and is sent from now on.
+  await queue.start();
   const smtp = new InboundSmtp({
     config: () => config, router: () => router, tls: () => tls, resolver: () => resolver, store, queue, log,
   });
@@ -90,6 +118,8 @@ export async function startDaemon(configPath: string, opts: { log?: Logger; queu
     log.info("shutdown.begin", { timeoutMs: config.shutdownTimeoutMs });
     clearInterval(sweep);
     await Promise.all([smtp.close(config.shutdownTimeoutMs), submission.close(config.shutdownTimeoutMs)]);
+    await queue.stop(config.shutdownTimeoutMs);
+    await tlsReport.flush().catch((e: Error) => log.warn("tlsrpt.write_failed", { error: e.message }));
     log.info("shutdown.done", {});
   };
 

@@ -173,6 +173,7 @@ export class InboundSmtp {
       this.deps.log.info("smtp.data_aborted", { ...fields, error: (e as Error).message });
       throw reject("data-aborted", 451, "4.3.0 Message not received in full");
     }
+    let enqueued = false;
     try {
       if (!txn || (txn.mailboxes.size === 0 && txn.remote.size === 0)) throw smtpError(503, "5.5.1 No valid recipients");
       if (limit.exceeded || stream.sizeExceeded) {
@@ -209,7 +210,7 @@ export class InboundSmtp {
         id, rawPath, ...(data.held ? { held: data.held } : {}), prepend: verdict.headers + received, mailboxes,
         dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
         ...(remote.length > 0
-          ? { beforeCommit: (messagePath: string) => this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }) }
+          ? { beforeCommit: async (messagePath: string) => { await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }); enqueued = true; } }
           : {}),
       });
       const storeMs = Math.round(performance.now() - t1);
@@ -220,6 +221,8 @@ export class InboundSmtp {
       return `Ok: queued as ${id}`;
     } catch (e) {
       await this.deps.store.discard(id);
+      // enqueued but the local commit failed: not acknowledged, so the queue must not send it
+      if (enqueued) await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
       if ((e as { responseCode?: number }).responseCode) throw e;
       this.deps.log.error("smtp.store_error", { ...fields, error: (e as Error).message });
       throw reject("store-error", 451, "4.3.0 Local error storing the message, try again later");

@@ -1,5 +1,5 @@
-// The outbound queue seam. Issue 5 provides a durable on-disk queue with delivery; until then
-// maild has no way to send mail on, so nothing is ever accepted for a remote recipient.
+// The outbound queue as receiving and submission see it: the durable implementation is
+// outbound/queue.ts (OutboundQueue); tests may put something else behind it.
 
 export interface QueueEntry {
   id: string;
@@ -25,16 +25,4 @@ export interface RemoteQueue {
   /** removes an entry whose message was never acknowledged (crash recovery, refused after DATA) */
   discard(id: string): Promise<void>;
   size(): number;
-}
-
-export class NoRemoteQueue implements RemoteQueue {
-  readonly accepting = false;
-  async enqueue(entry: QueueEntry): Promise<void> {
-    throw new Error(`outbound queue not available: cannot accept ${entry.id} for ${entry.recipients.length} remote recipient(s)`);
-  }
-  commit(): void {}
-  async discard(): Promise<void> {}
-  size(): number {
-    return 0;
-  }
 }

@@ -207,6 +207,7 @@ export class SubmissionSmtp {
       this.deps.log.info("submission.data_aborted", { ...fields, error: (e as Error).message });
       throw this.refuse("data-aborted", 451, "4.3.0 Message not received in full");
     }
+    let enqueued = false;
     try {
       if (!txn || (txn.mailboxes.size === 0 && txn.remote.size === 0)) throw smtpError(503, "5.5.1 No valid recipients");
       if (limit.exceeded || stream.sizeExceeded) throw this.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${cfg.limits.maxMessageBytes} bytes`);
@@ -238,7 +239,7 @@ export class SubmissionSmtp {
       const { size } = await this.deps.store.store({
         id, rawPath, held: [message], prepend: received + signatures, mailboxes,
         ...(remote.length > 0
-          ? { beforeCommit: (messagePath: string) => this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }) }
+          ? { beforeCommit: async (messagePath: string) => { await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }); enqueued = true; } }
           : {}),
       });
       if (remote.length > 0) this.deps.queue.commit(id);
@@ -248,6 +249,8 @@ export class SubmissionSmtp {
       return `Ok: queued as ${id}`;
     } catch (e) {
       await this.deps.store.discard(id);
+      // enqueued but the local commit failed: not acknowledged, so the queue must not send it
+      if (enqueued) await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
       if ((e as { responseCode?: number }).responseCode) throw e;
       this.deps.log.error("submission.store_error", { ...fields, error: (e as Error).message });
       throw this.refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");

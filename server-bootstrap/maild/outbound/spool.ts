@@ -1,0 +1,228 @@
+// The outbound queue on disk: `<dataDir>/queue/`, two files per message id I.
+//
+//   I.eml   the message as it will be sent (trace headers included), never changed once there
+//   I.json  the envelope and its delivery state (Envelope below); the entry exists iff it exists
+//
+// Protocol (every step is a name created, replaced or removed in one directory):
+//   Q1. enqueue: I.eml is a hard link of the caller's fsynced message file (on another file
+//       system: a copy into I.eml.tmp, fsynced, renamed to I.eml); the directory is fsynced.
+//   Q2. enqueue: I.json is written as I.json.tmp, fsynced, renamed to I.json; the directory is
+//       fsynced. Only then does enqueue resolve: the entry is durable before the client's 250.
+//   Q3. every change of state writes a whole new I.json the same way (tmp, fsync, rename, fsync
+//       of the directory). rename(2) replaces atomically, so I.json is always one complete state
+//       that was written, never a mix of two and never a torn file.
+//   Q4. removal: I.json is unlinked and the directory fsynced, then I.eml is unlinked.
+// Invariants this gives, whatever instant a crash (or power loss) hits:
+//   - an I.json always has its I.eml: Q1 is durable before Q2 creates I.json, and Q4 removes
+//     I.eml only once I.json's removal is durable;
+//   - an I.eml without I.json is an enqueue that never completed (so never acknowledged) or a
+//     removal half done: nothing refers to it and `scan` deletes it;
+//   - *.tmp files are writes that never reached their rename: `scan` deletes them.
+// fsyncs of the directory are shared by concurrent writers (DirSyncer), as in delivery.ts.
+import { copyFile, constants as fsConstants, link, mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { DirSyncer } from "../dir-sync";
+import { splitHeader } from "../trace-headers";
+import type { RecipientResult } from "./types";
+
+export interface RecipientState {
+  address: string;
+  /** pending: still to be tried; delivered/failed are final */
+  state: "pending" | "delivered" | "failed";
+  /**
+   * Durably set before an attempt hands the message to the transport, cleared with the durable
+   * record of its result. Found set at start: the process died in between, possibly after the
+   * remote server's 250, so the retry may deliver a second copy (RFC 1047).
+   */
+  inFlight: boolean;
+  /** failed: a failure DSN listing this recipient has been handed to `bounce` */
+  reported: boolean;
+  /** failed by expiry (no permanent answer: the message was too old to try again) */
+  expired: boolean;
+  /** the latest result the transport gave for this recipient, and when (ms since the epoch) */
+  last?: RecipientResult & { at: number };
+}
+
+export interface Envelope {
+  version: 1;
+  id: string;
+  /** RFC 5321 reverse-path; "" is the null sender, to whom no DSN is ever sent (RFC 5321 6.1) */
+  sender: string;
+  recipients: RecipientState[];
+  /** bytes of I.eml */
+  size: number;
+  /** ms since the epoch: when the message was queued (the DSN's Arrival-Date) */
+  arrival: number;
+  /** attempts made so far (each tries every pending recipient, one transport call per domain) */
+  attempts: number;
+  /** ms since the epoch: not before then is the next attempt made */
+  nextAttempt: number;
+  /** the one delay notice (DSN action=delayed) has been handed to `bounce` */
+  delayNoticeSent: boolean;
+}
+
+export interface ScanResult {
+  envelopes: Envelope[];
+  /** ids of I.eml files without I.json, deleted */
+  orphanMessages: string[];
+  /** ids of I.json files without I.eml (cannot arise from the protocol above), deleted */
+  missingMessages: string[];
+  /** I.json files that do not parse as an Envelope: kept, with their message, for a human */
+  unreadable: { id: string; error: string }[];
+}
+
+/** The ids maild gives (delivery.ts newMessageId) and nothing that could leave the directory. */
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+// A DSN returns the header section only (RFC 6522 text/rfc822-headers); beyond this many bytes
+// the rest of an oversized header is left out.
+const MAX_RETURNED_HEADER = 256 * 1024;
+
+export class Spool {
+  readonly dir: string;
+  private readonly syncer = new DirSyncer();
+
+  constructor(dataDir: string) {
+    this.dir = join(dataDir, "queue");
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  messagePath(id: string): string {
+    return join(this.dir, `${checkId(id)}.eml`);
+  }
+
+  envelopePath(id: string): string {
+    return join(this.dir, `${checkId(id)}.json`);
+  }
+
+  /** Q1: links (or copies) the fsynced `source` in as I.eml; resolves with its size once durable. */
+  async addMessage(id: string, source: string): Promise<number> {
+    const target = this.messagePath(id);
+    await link(source, target).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EXDEV") throw e;
+      const tmp = `${target}.tmp`;
+      await copyFile(source, tmp, fsConstants.COPYFILE_EXCL);
+      await fsyncFile(tmp);
+      await rename(tmp, target);
+    });
+    await this.syncer.sync(this.dir);
+    return (await stat(target)).size;
+  }
+
+  /**
+   * Q2/Q3: replaces I.json with `env` atomically and durably. Callers must not write one id
+   * twice at the same time (they share I.json.tmp); the queue serialises per entry.
+   */
+  async writeEnvelope(env: Envelope): Promise<void> {
+    const path = this.envelopePath(env.id);
+    const tmp = `${path}.tmp`;
+    const data = Buffer.from(JSON.stringify(env));
+    const fh = await open(tmp, "w", 0o600);
+    try {
+      let off = 0;
+      while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    await this.syncer.sync(this.dir);
+  }
+
+  /** Q4. Missing files are no error: removal may be repeated after a crash. */
+  async remove(id: string): Promise<void> {
+    await unlink(this.envelopePath(id)).catch(ignoreMissing);
+    await this.syncer.sync(this.dir);
+    await unlink(this.messagePath(id)).catch(ignoreMissing);
+  }
+
+  /** Reads every entry at start and tidies what the protocol says is garbage (see above). */
+  async scan(): Promise<ScanResult> {
+    const result: ScanResult = { envelopes: [], orphanMessages: [], missingMessages: [], unreadable: [] };
+    const names = await readdir(this.dir);
+    const messages = new Set<string>();
+    const envelopes = new Set<string>();
+    let removed = false;
+    for (const name of names) {
+      if (name.endsWith(".tmp")) {
+        await unlink(join(this.dir, name)).catch(ignoreMissing);
+        removed = true;
+      } else if (name.endsWith(".eml") && ID.test(name.slice(0, -4))) messages.add(name.slice(0, -4));
+      else if (name.endsWith(".json") && ID.test(name.slice(0, -5))) envelopes.add(name.slice(0, -5));
+    }
+    for (const id of [...envelopes].sort()) {
+      if (!messages.has(id)) {
+        result.missingMessages.push(id);
+        await unlink(this.envelopePath(id)).catch(ignoreMissing);
+        removed = true;
+        continue;
+      }
+      try {
+        result.envelopes.push(parseEnvelope(id, await readFile(this.envelopePath(id), "utf8")));
+      } catch (e) {
+        result.unreadable.push({ id, error: (e as Error).message });
+      }
+    }
+    for (const id of [...messages].sort()) {
+      if (envelopes.has(id)) continue;
+      result.orphanMessages.push(id);
+      await unlink(this.messagePath(id)).catch(ignoreMissing);
+      removed = true;
+    }
+    if (removed) await this.syncer.sync(this.dir);
+    return result;
+  }
+
+  /** The header section of I.eml (up to MAX_RETURNED_HEADER), without the blank line that ends it. */
+  async readHeader(id: string): Promise<Buffer> {
+    const fh = await open(this.messagePath(id), "r");
+    try {
+      const buf = Buffer.alloc(MAX_RETURNED_HEADER);
+      let len = 0;
+      while (len < buf.length) {
+        const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
+        if (bytesRead === 0) break;
+        len += bytesRead;
+        const end = splitHeader(buf.subarray(0, len));
+        if (end !== undefined) return buf.subarray(0, end - 2);
+      }
+      // No end of header within the limit (or a message that is all header): keep whole lines.
+      const lastLine = buf.subarray(0, len).lastIndexOf("\r\n");
+      return buf.subarray(0, lastLine === -1 ? 0 : lastLine + 2);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function checkId(id: string): string {
+  if (!ID.test(id)) throw new Error(`queue id ${JSON.stringify(id)} is not a plain file name`);
+  return id;
+}
+
+function parseEnvelope(id: string, text: string): Envelope {
+  const env = JSON.parse(text) as Envelope;
+  const ok =
+    env !== null && typeof env === "object" && env.version === 1 && env.id === id && typeof env.sender === "string" &&
+    Array.isArray(env.recipients) && env.recipients.length > 0 &&
+    env.recipients.every((r) => typeof r.address === "string" && ["pending", "delivered", "failed"].includes(r.state)) &&
+    [env.size, env.arrival, env.attempts, env.nextAttempt].every((n) => typeof n === "number" && Number.isFinite(n));
+  if (!ok) throw new Error(`${id}.json is not a version 1 queue envelope for ${id}`);
+  return env;
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== "ENOENT") throw e;
+}
