@@ -146,7 +146,10 @@ function setup(mx: Record<string, [string, string][]>, opts: { broken?: boolean;
     aliases: [],
     outbound: { port, timeoutMs: 2000, ipv6: false, ...(opts.sourceIpv4 ? { sourceIpv4: opts.sourceIpv4 } : {}) },
   });
-  const report = new TlsReport({ dataDir: () => dir, now: () => new Date("2025-06-01T12:00:00Z") });
+  // A report directory per transport: an earlier test's report still writing the same day's
+  // file must not overwrite this one's counts.
+  const reportDir = fs.mkdtempSync(path.join(dir, "report-"));
+  const report = new TlsReport({ dataDir: () => reportDir, now: () => new Date("2025-06-01T12:00:00Z") });
   const transport = new SmtpTransport({
     config: () => cfg,
     log: createLogger(() => undefined),
