@@ -31,20 +31,25 @@ export function formatCheckTable(report: CheckReport): string {
   return out.join("\n") + "\n";
 }
 
+/** What `mailstack check --json` prints. */
+export interface CheckJson {
+  domain: string;
+  hostname: string;
+  stack: string | null;
+  notes: string[];
+  summary: { pass: number; warn: number; fail: number; total: number; ok: boolean };
+  checks: CheckRow[];
+}
+
 export function formatCheckJson(report: CheckReport): string {
   const summary = countByStatus(report.rows);
-  return (
-    JSON.stringify(
-      {
-        domain: report.domain,
-        hostname: report.hostname,
-        stack: report.stack,
-        notes: report.notes,
-        summary: { ...summary, total: report.rows.length, ok: summary.fail === 0 },
-        checks: report.rows,
-      },
-      null,
-      2,
-    ) + "\n"
-  );
+  const doc: CheckJson = {
+    domain: report.domain,
+    hostname: report.hostname,
+    stack: report.stack,
+    notes: report.notes,
+    summary: { ...summary, total: report.rows.length, ok: summary.fail === 0 },
+    checks: report.rows,
+  };
+  return JSON.stringify(doc, null, 2) + "\n";
 }

@@ -22,6 +22,7 @@ import { spkiSha256FromPem } from "../../components/records/tlsa";
 import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { DomainSpec } from "../../components/spec";
+import type { CheckJson } from "../../infra/cli/check-format";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const NODE = path.join(ROOT, "node_modules", ".bin", "node");
@@ -34,13 +35,6 @@ const ACCOUNT = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/123";
 const V6_NET = "2001:db8:2::";
 const MX_V6 = "2001:db8:2::1";
 
-interface CheckJson {
-  domain: string;
-  hostname: string;
-  stack: string | null;
-  summary: { pass: number; warn: number; fail: number; total: number; ok: boolean };
-  checks: { check: string; status: "pass" | "warn" | "fail"; detail: string; target?: string }[];
-}
 
 let internet: LocalInternet;
 let dns: NetHost;
