@@ -62,12 +62,12 @@ interface Result {
   note?: string;
 }
 
-function progress(message: string): void {
+export function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
 /** Sum of PSS in MiB over every process in a namespace. */
-function namespacePssMb(ns: string): number {
+export function namespacePssMb(ns: string): number {
   let pids: string[] = [];
   try {
     pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
@@ -87,7 +87,7 @@ function namespacePssMb(ns: string): number {
 }
 
 /** utime + stime in seconds summed over every process in a namespace (proc(5) stat fields 14, 15). */
-function namespaceCpuSeconds(ns: string): number {
+export function namespaceCpuSeconds(ns: string): number {
   let pids: string[] = [];
   try {
     pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
@@ -107,7 +107,7 @@ function namespaceCpuSeconds(ns: string): number {
   return ticks / 100;
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -136,19 +136,19 @@ function countFiles(dir: string): number {
 }
 
 /** Spawn a server with stdout/stderr going straight to a file (not through this process). */
-function spawnLogged(host: NetHost, argv: string[], logFile: string, env?: NodeJS.ProcessEnv) {
+export function spawnLogged(host: NetHost, argv: string[], logFile: string, env?: NodeJS.ProcessEnv) {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   return host.spawn(["bash", "-c", `exec ${quoted} >>'${logFile}' 2>&1`], { env: env ?? process.env });
 }
 
-function keepLog(file: string): void {
+export function keepLog(file: string): void {
   if (KEEP_LOGS) {
     fs.mkdirSync(KEEP_LOGS, { recursive: true });
     fs.copyFileSync(file, path.join(KEEP_LOGS, path.basename(file)));
   }
 }
 
-async function idleMb(host: NetHost): Promise<number> {
+export async function idleMb(host: NetHost): Promise<number> {
   await sleep(2000);
   return namespacePssMb(host.ns);
 }
@@ -193,7 +193,7 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   return { name: "maild", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
 }
 
-function ensureHaraka(): string {
+export function ensureHaraka(): string {
   const dir = path.join(ROOT, "test/bench/haraka");
   const bin = path.join(dir, "node_modules/Haraka/bin/haraka");
   if (!fs.existsSync(bin)) {
@@ -317,7 +317,10 @@ async function main(): Promise<void> {
   if (results.some((r) => r.note)) process.exitCode = 1;
 }
 
-main().catch((e: Error) => {
-  process.stderr.write(`bench:daemon: ${e.stack ?? e.message}\n`);
-  process.exit(1);
-});
+// Run only as the entry point: outbound.bench.ts imports the helpers above.
+if (require.main === module) {
+  main().catch((e: Error) => {
+    process.stderr.write(`bench:daemon: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
+}

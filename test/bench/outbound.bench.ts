@@ -1,0 +1,403 @@
+/**
+ * Outbound benchmark: the forwarding path under load. Each server receives messages for a local
+ * alias that forwards to an external address, queues them durably and delivers them by MX to
+ * another host; measured is the time until that host has every message, and the servers' memory
+ * and CPU on the way. maild beside Postfix (Debian) and Haraka (npm), on the same run.
+ *
+ *   node_modules/.bin/node --import tsx test/bench/outbound.bench.ts     (root; Debian packages
+ *                                         from test/harness/install-packages.sh)
+ *   BENCH_MESSAGES=5000 BENCH_SESSIONS=20 BENCH_CONCURRENCY=20 node_modules/.bin/node --import tsx test/bench/outbound.bench.ts
+ *
+ * A local internet: knot serves the zones; `sink` runs Postfix's `smtp-sink` as the MX of
+ * sink.test; `load` runs `smtp-source -d -s SESSIONS -m MESSAGES -l SIZE` with every message to
+ * fwd@example.org, an alias for x@sink.test on each server. The servers run one after another,
+ * each alone in its own namespace host, each against a freshly started sink:
+ *   - maild: a config alias; its durable outbound queue (outbound/queue.ts) and SmtpTransport
+ *     (MX lookup through knot, MTA-STS and DANE lookups as configured by default, STARTTLS when
+ *     offered: smtp-sink offers none) deliver it. It also verifies SPF, DKIM, DMARC and ARC of
+ *     every message it receives, as in daemon.bench.ts.
+ *   - Postfix: virtual_alias_maps rewrites the recipient, the smtp client delivers by MX; queue
+ *     files fsynced before 250 (Postfix's default), as in daemon.bench.ts.
+ *   - Haraka: haraka-plugin-aliases rewrites the recipient; outbound-haraka-forward.js accepts it
+ *     and hands the message to Haraka's outbound queue (fsynced file and directory before 250),
+ *     which delivers it by MX.
+ * Timing: from the start of smtp-source until smtp-sink's running counter (`-c`) reaches
+ * MESSAGES; afterwards every message the sink dumped (`-d`) is checked: recipient x@sink.test,
+ * smtp-source's Message-Id, no duplicates. Memory: PSS and RSS summed over the server's
+ * processes (the namespace), highest 100 ms sample from the first message to the last delivery.
+ */
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { argon2Sync, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
+import { startKnot, type KnotServer } from "../harness/knot";
+import { makeTestTls, waitForPort } from "../harness/dovecot";
+import { startPostfix } from "../harness/postfix";
+import { ensureHaraka, idleMb, keepLog, namespaceCpuSeconds, namespacePssMb, progress, sleep, spawnLogged } from "./daemon.bench";
+
+const ROOT = path.resolve(__dirname, "../..");
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10);
+const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
+/**
+ * Connections per destination. Unset: each server's own default (maild
+ * outbound.maxConnectionsPerDomain 5; Postfix default_destination_concurrency_limit 20, starting
+ * at 5; Haraka outbound concurrency_max 10000 in total, no per-destination limit). A number sets
+ * all three to it (Haraka's total limit is per destination here: there is only one).
+ */
+const CONCURRENCY = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
+/** extra node flags for maild, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (as in daemon.bench.ts) */
+const MAILD_NODE_FLAGS = (process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+const SERVERS = (process.env.BENCH_SERVERS ?? "Postfix,maild,Haraka").split(",").map((s) => s.trim().toLowerCase());
+/** give up on a server when the sink has received nothing new for this long after the load ended */
+const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 60_000);
+const DOMAIN = "example.org";
+const ALIAS = `fwd@${DOMAIN}`;
+const TARGET = "x@sink.test";
+const SENDER = "load@example.net";
+const NOBODY = 65534;
+
+interface Result {
+  name: string;
+  /** smtp-source start until the server had accepted (250) every message */
+  acceptSeconds: number;
+  /** smtp-source start until the sink had received every message */
+  seconds: number;
+  /** distinct messages at the sink with the forwarded recipient */
+  delivered: number;
+  idleMb: number;
+  peakPssMb: number;
+  peakRssMb: number;
+  cpuSeconds: number;
+  concurrency: string;
+  note?: string;
+}
+
+/** Sum of RSS in MiB over every process in a namespace (pages shared between them counted each time). */
+function namespaceRssMb(ns: string): number {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
+  } catch {
+    return 0;
+  }
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) kb += Number(m[1]);
+    } catch {
+      /* exited between listing and reading */
+    }
+  }
+  return kb / 1024;
+}
+
+/** smtp-sink as the MX of sink.test: counts messages from its `-c` output, dumps each one (`-d`). */
+class Sink {
+  private count = 0;
+  private lastChange = Date.now();
+  private waiters: { n: number; resolve: () => void }[] = [];
+
+  private constructor(
+    readonly dumpDir: string,
+    private readonly child: ChildProcess,
+  ) {
+    let pending = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      // `-c` rewrites one status line with \r after every session end, QUIT and "."
+      pending += chunk.toString("latin1");
+      const lines = pending.split(/[\r\n]/);
+      pending = lines.pop()!;
+      for (const line of lines) {
+        const m = /\bmesg=(\d+)/.exec(line);
+        if (m && Number(m[1]) !== this.count) {
+          this.count = Number(m[1]);
+          this.lastChange = Date.now();
+        }
+      }
+      this.waiters = this.waiters.filter((w) => (this.count >= w.n ? (w.resolve(), false) : true));
+    });
+  }
+
+  static async start(host: NetHost, dir: string): Promise<Sink> {
+    const dumpDir = path.join(dir, "dump");
+    fs.mkdirSync(dumpDir, { recursive: true });
+    fs.chownSync(dumpDir, NOBODY, NOBODY);
+    // -u: smtp-sink refuses to run as root; -m: sessions at once (Haraka opens many)
+    const child = host.spawn(
+      ["/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-h", "mx.sink.test", "-m", "2000", "-d", path.join(dumpDir, "m."), `${host.ipv4}:25`, "4096"],
+      { logFile: path.join(dir, "smtp-sink.log") },
+    );
+    await waitForPort(host.ipv4, 25, "smtp-sink", 10_000, () => child.exitCode === null);
+    // smtp-sink counts the probe's connection as a session, not as a message
+    return new Sink(dumpDir, child);
+  }
+
+  /** resolves when the counter reaches n; rejects when it has not moved for stallMs after `since` */
+  async waitFor(n: number, since: () => number | undefined, stallMs: number): Promise<void> {
+    if (this.count >= n) return;
+    const reached = new Promise<void>((resolve) => this.waiters.push({ n, resolve }));
+    for (;;) {
+      const done = await Promise.race([reached.then(() => true), sleep(500).then(() => false)]);
+      if (done) return;
+      const t = since();
+      if (t !== undefined && Date.now() - Math.max(t, this.lastChange) > stallMs) {
+        throw new Error(`the sink received ${this.count} of ${n} messages and nothing more for ${stallMs / 1000} s`);
+      }
+    }
+  }
+
+  /** distinct smtp-source messages dumped with the forwarded recipient, and what else was there */
+  check(): { delivered: number; problems: string[] } {
+    const ids = new Set<string>();
+    const problems: string[] = [];
+    let duplicates = 0;
+    for (const name of fs.readdirSync(this.dumpDir)) {
+      const text = fs.readFileSync(path.join(this.dumpDir, name), "latin1");
+      const rcpts = [...text.matchAll(/^X-Rcpt-Args: <([^>]*)>/gm)].map((m) => m[1]);
+      const id = /^Message-Id: (<[^>]+>)/im.exec(text)?.[1];
+      if (rcpts.length !== 1 || rcpts[0] !== TARGET || id === undefined) {
+        if (problems.length < 5) problems.push(`${name}: recipients ${rcpts.join(",") || "none"}, Message-Id ${id ?? "none"}`);
+        continue;
+      }
+      if (ids.has(id)) duplicates++;
+      ids.add(id);
+    }
+    if (duplicates > 0) problems.push(`${duplicates} duplicate deliveries`);
+    return { delivered: ids.size, problems };
+  }
+
+  async stop(): Promise<void> {
+    await LocalInternet.stopProcess(this.child);
+  }
+}
+
+interface Measured {
+  acceptSeconds: number;
+  seconds: number;
+  peakPssMb: number;
+  peakRssMb: number;
+  cpuSeconds: number;
+}
+
+/**
+ * smtp-source from `load` to server:25, then wait for the sink to have every message; memory
+ * sampled throughout.
+ */
+async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measured> {
+  const cpuBefore = namespaceCpuSeconds(server.ns);
+  let peakPssMb = namespacePssMb(server.ns);
+  let peakRssMb = namespaceRssMb(server.ns);
+  const sampler = setInterval(() => {
+    peakPssMb = Math.max(peakPssMb, namespacePssMb(server.ns));
+    peakRssMb = Math.max(peakRssMb, namespaceRssMb(server.ns));
+  }, 100);
+  const started = process.hrtime.bigint();
+  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+  let loadEnded: number | undefined;
+  try {
+    const source = load.run([
+      "/usr/sbin/smtp-source", "-d", "-s", String(SESSIONS), "-m", String(MESSAGES), "-l", String(SIZE),
+      "-M", "load.example.net", "-f", SENDER, "-t", ALIAS, `${server.ipv4}:25`,
+    ]);
+    const delivered = sink.waitFor(MESSAGES, () => loadEnded, STALL_MS);
+    // keep a stall rejection handled while smtp-source is still running
+    delivered.catch(() => undefined);
+    const r = await source;
+    const acceptSeconds = elapsed();
+    loadEnded = Date.now();
+    if (r.code !== 0) throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
+    await delivered;
+    const seconds = elapsed();
+    const cpuSeconds = namespaceCpuSeconds(server.ns) - cpuBefore;
+    return { acceptSeconds, seconds, peakPssMb, peakRssMb, cpuSeconds };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+/** Runs one server's benchmark against a fresh sink; failures become a note, not an abort. */
+async function measure(
+  name: string, concurrency: string, sinkHost: NetHost, load: NetHost, server: NetHost, dir: string,
+  start: () => Promise<{ stop: () => Promise<void>; log: string }>,
+): Promise<Result> {
+  fs.mkdirSync(dir, { recursive: true });
+  const sink = await Sink.start(sinkHost, path.join(dir, "sink"));
+  const result: Result = { name, concurrency, acceptSeconds: NaN, seconds: NaN, delivered: 0, idleMb: NaN, peakPssMb: NaN, peakRssMb: NaN, cpuSeconds: NaN };
+  let running: { stop: () => Promise<void>; log: string } | undefined;
+  try {
+    running = await start();
+    result.idleMb = await idleMb(server);
+    Object.assign(result, await drive(load, server, sink));
+  } catch (e) {
+    result.note = (e as Error).message.split("\n")[0];
+  } finally {
+    // a second after the last one, so that a late duplicate would be seen
+    await sleep(1000);
+    const { delivered, problems } = sink.check();
+    result.delivered = delivered;
+    if (problems.length > 0) result.note = [result.note, ...problems].filter(Boolean).join("; ");
+    if (running) {
+      await running.stop();
+      keepLog(running.log);
+    }
+    await sink.stop();
+  }
+  return result;
+}
+
+async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotServer): Promise<{ stop: () => Promise<void>; log: string }> {
+  const dir = path.join(net.workDir, "maild");
+  fs.mkdirSync(dir, { recursive: true });
+  // The box runs a bundle (one JS file) on plain node; so does the benchmark.
+  const bundle = path.join(dir, "maild.js");
+  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [path.join(ROOT, "server-bootstrap/maild/main.ts"), "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
+  const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
+  const salt = randomBytes(16);
+  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
+  const hash = argon2Sync("argon2id", { message: "bench", nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
+  const config = {
+    hostname: `mail.${DOMAIN}`,
+    domains: [{ name: DOMAIN, dkim: [] }],
+    users: [{ address: `postmaster@${DOMAIN}`, passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}` }],
+    aliases: [{ address: ALIAS, to: [TARGET] }],
+    tls: { certPath: tls.certPath, keyPath: tls.keyPath },
+    dataDir: path.join(dir, "data"),
+    listen: { smtp: [{ host: host.ipv4, port: 25 }] },
+    // MX, MTA-STS and TLSA lookups of the outbound transport go here too
+    dnsServers: [knot.host.ipv4],
+    limits: { maxConnectionsPerIp: 100000, maxConnections: 100000, maxMessagesPerIpPerMinute: 10000000 },
+    outbound: CONCURRENCY ? { maxConnectionsPerDomain: CONCURRENCY } : {},
+  };
+  const configPath = path.join(dir, "maild.json");
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const log = path.join(dir, "maild.log");
+  const child = spawnLogged(host, [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], log);
+  await waitForPort(host.ipv4, 25, "maild", 20_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}\n${fs.readFileSync(log, "utf8").slice(-3000)}`);
+  });
+  return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
+}
+
+async function startPostfixServer(net: LocalInternet, host: NetHost): Promise<{ stop: () => Promise<void>; log: string }> {
+  const peer = await startPostfix(net, host, {
+    myhostname: `postfix.${DOMAIN}`,
+    mydomain: DOMAIN,
+    extraMain: {
+      // the forwarding alias (virtual(5)); delivery by MX through the default smtp transport
+      virtual_alias_domains: DOMAIN,
+      virtual_alias_maps: `inline:{ ${ALIAS}=${TARGET} }`,
+      smtpd_client_connection_rate_limit: "0",
+      smtpd_client_message_rate_limit: "0",
+      ...(CONCURRENCY ? { default_destination_concurrency_limit: String(CONCURRENCY), initial_destination_concurrency: String(Math.min(5, CONCURRENCY)) } : {}),
+    },
+  });
+  return {
+    stop: async () => {
+      const sent = (peer.log().match(/ status=sent \(/g) ?? []).length;
+      if (sent !== MESSAGES) progress(`Postfix: its log shows ${sent} deliveries of ${MESSAGES}`);
+      await peer.stop();
+    },
+    log: path.join(peer.configDir, "maillog"),
+  };
+}
+
+async function startHarakaServer(net: LocalInternet, host: NetHost): Promise<{ stop: () => Promise<void>; log: string }> {
+  const bin = ensureHaraka();
+  const dir = path.join(net.workDir, "haraka");
+  // `haraka -i` writes the default configuration (connection.ini and friends); ours overrides it.
+  execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
+  const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
+  cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
+  cfg("me", `haraka.${DOMAIN}\n`);
+  // aliases must come before every other rcpt plugin (its README)
+  cfg("plugins", "aliases\nbench_forward\n");
+  cfg("aliases.json", JSON.stringify({ [ALIAS]: { action: "alias", to: TARGET } }) + "\n");
+  cfg("log.ini", "[main]\nlevel=notice\n");
+  if (CONCURRENCY) cfg("outbound.ini", `concurrency_max=${CONCURRENCY}\n`);
+  fs.copyFileSync(path.join(__dirname, "outbound-haraka-forward.js"), path.join(dir, "plugins", "bench_forward.js"));
+  const log = path.join(dir, "haraka.log");
+  const child = spawnLogged(host, [process.execPath, bin, "-c", dir], log);
+  await waitForPort(host.ipv4, 25, "haraka", 20_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}\n${fs.readFileSync(log, "utf8").slice(-3000)}`);
+  });
+  return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
+}
+
+function table(results: Result[]): string {
+  const postfix = results.find((r) => r.name === "Postfix");
+  const rate = (r: Result) => r.delivered / r.seconds;
+  const ratio = (v: number, base: number | undefined) => (base && Number.isFinite(v) && Number.isFinite(base) ? `${(v / base).toFixed(2)}x` : "n/a");
+  const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
+  const lines = [
+    "| server | conns/dest | msgs/s (to the sink) | vs Postfix | all accepted s | all at sink s | idle MiB | peak MiB (PSS) | vs Postfix | peak MiB (RSS sum) | vs Postfix | CPU ms/msg |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.name} | ${r.concurrency} | ${f(rate(r))} | ${ratio(rate(r), postfix && rate(postfix))} | ${f(r.acceptSeconds, 1)} | ${f(r.seconds, 1)} | ${f(r.idleMb, 1)} | ` +
+        `${f(r.peakPssMb, 1)} | ${ratio(r.peakPssMb, postfix?.peakPssMb)} | ${f(r.peakRssMb, 1)} | ${ratio(r.peakRssMb, postfix?.peakRssMb)} | ${f((r.cpuSeconds * 1000) / r.delivered, 2)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
+    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run test/harness/install-packages.sh as root first`);
+  }
+  const net = await LocalInternet.create();
+  const results: Result[] = [];
+  try {
+    // smtp-sink drops to nobody and writes its dumps below workDir
+    fs.chmodSync(net.workDir, 0o711);
+    const dns = await net.addHost("dns");
+    const load = await net.addHost("load");
+    const sinkHost = await net.addHost("sink");
+    const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
+    const knot = await startKnot(net, dns, [
+      {
+        origin: "example.net.",
+        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
+      },
+      { origin: `${DOMAIN}.`, lines: [] },
+      // IPv4 only, so every server takes the same path to the sink
+      { origin: "sink.test.", lines: ["sink.test. 300 IN MX 10 mx.sink.test.", `mx.sink.test. 300 IN A ${sinkHost.ipv4}`] },
+    ]);
+    await net.setResolver(dns.ipv4);
+    const own = (v: string) => (CONCURRENCY ? String(CONCURRENCY) : v);
+    const runs: [string, string, NetHost, () => Promise<{ stop: () => Promise<void>; log: string }>][] = [
+      ["Postfix", own("20"), hosts.postfix, () => startPostfixServer(net, hosts.postfix)],
+      ["maild", own("5"), hosts.maild, () => startMaildServer(net, hosts.maild, knot)],
+      ["Haraka", own("10000 (total)"), hosts.haraka, () => startHarakaServer(net, hosts.haraka)],
+    ];
+    for (const [name, concurrency, host, start] of runs) {
+      if (!SERVERS.includes(name.toLowerCase())) continue;
+      progress(`${name}: ${MESSAGES} messages of ${SIZE} bytes over ${SESSIONS} sessions, forwarded to ${TARGET} ...`);
+      const r = await measure(name, concurrency, sinkHost, load, host, path.join(net.workDir, `run-${name.toLowerCase()}`), start);
+      if (r.note === undefined && r.delivered !== MESSAGES) r.note = `the sink has ${r.delivered} of ${MESSAGES} messages`;
+      progress(`${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.delivered / r.seconds).toFixed(0)} msgs/s` : ""}${r.note ? ` (${r.note})` : ""}`);
+      results.push(r);
+    }
+    await knot.stop();
+  } finally {
+    await net.destroy();
+  }
+  const cpu = (await runCommand(["nproc"])).stdout.trim();
+  process.stdout.write(
+    `\nsmtp-source -d -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} -t ${ALIAS} (alias for ${TARGET}, MX smtp-sink); ${cpu} CPUs; Node ${process.version}; ` +
+      `memory = sum over the server's processes, highest 100 ms sample\n\n` +
+      table(results) +
+      "\n" +
+      results.filter((r) => r.note).map((r) => `\n${r.name}: ${r.note}`).join("") +
+      "\n",
+  );
+  if (results.some((r) => r.note)) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench:outbound: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
