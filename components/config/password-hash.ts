@@ -1,6 +1,15 @@
 // Mailbox passwords are stored only as argon2id hashes in the PHC string format
 // (https://github.com/P-H-C/phc-string-format): $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>,
 // salt and hash in unpadded standard base64.
+import { argon2Sync, randomBytes } from "node:crypto";
+
+/** An argon2id PHC string for `password`: fresh 16-byte salt, OWASP's second parameter set (m=19 MiB, t=2, p=1). */
+export function argon2idHash(password: string): string {
+  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
+  const salt = randomBytes(16);
+  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
+  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
+}
 
 /** The shell command the docs and error messages suggest for making a hash. */
 export const HASH_COMMAND =

@@ -7,7 +7,8 @@
 // From that one run come both halves of the demo, so they cannot drift apart: the DNS records and
 // PTRs knot serves, and the files the MailDaemon step would copy to the box (the secret file
 // manifest: maild's config, DKIM keys, TLS key, ACME account key, Dovecot config and passwd-file).
-import { argon2Sync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { argon2idHash } from "../../components/config/password-hash";
 import * as path from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
 import type { PlannedRecord } from "../../components/records/types";
@@ -67,14 +68,6 @@ export interface PlanDemoStackOptions {
   ipv6Network: string;
   /** the ACME account URL for CAA accounturi, once the account exists */
   acmeAccountUrl?: string;
-}
-
-/** An argon2id PHC string with OWASP's second recommended parameter set (m=19 MiB, t=2, p=1). */
-export function argon2idHash(password: string): string {
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const salt = randomBytes(16);
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
 }
 
 /** The stack file's users, each with a fresh random password. */

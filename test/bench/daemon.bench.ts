@@ -22,13 +22,13 @@
  * peak = highest sample (every 100 ms) during the load.
  */
 import { execFileSync } from "node:child_process";
-import { argon2Sync, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
 import { startKnot, type KnotServer } from "../harness/knot";
 import { makeTestTls, waitForPort } from "../harness/dovecot";
 import { startPostfix } from "../harness/postfix";
+import { argon2idHash } from "../../components/config/password-hash";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
@@ -66,8 +66,11 @@ export function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
-/** Sum of PSS in MiB over every process in a namespace. */
-export function namespacePssMb(ns: string): number {
+/**
+ * Sum over every process in a namespace, in MiB, of PSS (smaps_rollup; shared pages split between
+ * their users) or of RSS (status; shared pages counted once per process).
+ */
+export function namespaceMemoryMb(ns: string, kind: "pss" | "rss"): number {
   let pids: string[] = [];
   try {
     pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
@@ -77,13 +80,19 @@ export function namespacePssMb(ns: string): number {
   let kb = 0;
   for (const pid of pids) {
     try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+      const m = kind === "pss"
+        ? /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))
+        : /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
       if (m) kb += Number(m[1]);
     } catch {
       /* exited between listing and reading */
     }
   }
   return kb / 1024;
+}
+
+export function namespacePssMb(ns: string): number {
+  return namespaceMemoryMb(ns, "pss");
 }
 
 /** utime + stime in seconds summed over every process in a namespace (proc(5) stat fields 14, 15). */
@@ -162,14 +171,11 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   const bundle = path.join(dir, "maild.js");
   execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [main, "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: "bench", nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
   const dataDir = path.join(dir, "data");
   const config = {
     hostname: `mail.${DOMAIN}`,
     domains: [{ name: DOMAIN, dkim: [] }],
-    users: [{ address: RECIPIENT, passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}` }],
+    users: [{ address: RECIPIENT, passwordHash: argon2idHash("bench") }],
     aliases: [],
     tls: { certPath: tls.certPath, keyPath: tls.keyPath },
     dataDir,

@@ -27,14 +27,14 @@
  * processes (the namespace), highest 100 ms sample from the first message to the last delivery.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { argon2Sync, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
 import { startKnot, type KnotServer } from "../harness/knot";
 import { makeTestTls, waitForPort } from "../harness/dovecot";
 import { startPostfix } from "../harness/postfix";
-import { ensureHaraka, idleMb, keepLog, namespaceCpuSeconds, namespacePssMb, progress, sleep, spawnLogged } from "./daemon.bench";
+import { ensureHaraka, idleMb, keepLog, namespaceCpuSeconds, namespaceMemoryMb, namespacePssMb, progress, sleep, spawnLogged } from "./daemon.bench";
+import { argon2idHash } from "../../components/config/password-hash";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
@@ -72,26 +72,6 @@ interface Result {
   cpuSeconds: number;
   concurrency: string;
   note?: string;
-}
-
-/** Sum of RSS in MiB over every process in a namespace (pages shared between them counted each time). */
-function namespaceRssMb(ns: string): number {
-  let pids: string[] = [];
-  try {
-    pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
-  } catch {
-    return 0;
-  }
-  let kb = 0;
-  for (const pid of pids) {
-    try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (m) kb += Number(m[1]);
-    } catch {
-      /* exited between listing and reading */
-    }
-  }
-  return kb / 1024;
 }
 
 /** smtp-sink as the MX of sink.test: counts messages from its `-c` output, dumps each one (`-d`). */
@@ -189,10 +169,10 @@ interface Measured {
 async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measured> {
   const cpuBefore = namespaceCpuSeconds(server.ns);
   let peakPssMb = namespacePssMb(server.ns);
-  let peakRssMb = namespaceRssMb(server.ns);
+  let peakRssMb = namespaceMemoryMb(server.ns, "rss");
   const sampler = setInterval(() => {
     peakPssMb = Math.max(peakPssMb, namespacePssMb(server.ns));
-    peakRssMb = Math.max(peakRssMb, namespaceRssMb(server.ns));
+    peakRssMb = Math.max(peakRssMb, namespaceMemoryMb(server.ns, "rss"));
   }, 100);
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -255,13 +235,10 @@ async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotSer
   const bundle = path.join(dir, "maild.js");
   execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [path.join(ROOT, "server-bootstrap/maild/main.ts"), "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: "bench", nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
   const config = {
     hostname: `mail.${DOMAIN}`,
     domains: [{ name: DOMAIN, dkim: [] }],
-    users: [{ address: `postmaster@${DOMAIN}`, passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}` }],
+    users: [{ address: `postmaster@${DOMAIN}`, passwordHash: argon2idHash("bench") }],
     aliases: [{ address: ALIAS, to: [TARGET] }],
     tls: { certPath: tls.certPath, keyPath: tls.keyPath },
     dataDir: path.join(dir, "data"),

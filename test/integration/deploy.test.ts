@@ -4,7 +4,7 @@
 // installs into a fresh root directory with --no-systemctl, starting maild from the unit's ExecStart.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { argon2Sync, generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -18,16 +18,10 @@ import { renderManifest } from "../../server-bootstrap/install/fileManifest";
 import { installScript } from "../../server-bootstrap/install/installScript";
 import { installCommand, stagedPath, stopCommand, waitCommand } from "../../server-bootstrap/install/deployCommands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemonBundle";
+import { argon2idHash } from "../../components/config/password-hash";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/node/bin/node");
-
-function argon2idPhc(password: string): string {
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const salt = randomBytes(16);
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
-}
 
 /** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
 async function selfSignedCert(dir: string, name: string, days: number, keyFile?: string): Promise<{ certificatePem: string; privateKeyPem: string }> {
@@ -157,7 +151,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
           ],
           mtaStsPolicy: "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n",
         }],
-        users: [{ address: "alice@example.test", passwordHash: argon2idPhc("alice secret") }],
+        users: [{ address: "alice@example.test", passwordHash: argon2idHash("alice secret") }],
         aliases: [{ address: "postmaster@example.test", to: ["alice@example.test"] }],
         tls: await selfSignedCert(work, "mail.example.test", 30),
         maild: {
@@ -216,7 +210,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
 
   test("a changed user list rewrites the config and passwd-file and restarts maild, nothing else", async () => {
     const pid = pidOf(first.layout);
-    first.input = { ...first.input, users: [...first.input.users, { address: "bob@example.test", passwordHash: argon2idPhc("bob secret") }] };
+    first.input = { ...first.input, users: [...first.input.users, { address: "bob@example.test", passwordHash: argon2idHash("bob secret") }] };
     const { summary } = await deploy(target, first, bundle);
     assert.equal(summary, `mailstack-install: changed=${first.layout.configJson},${first.layout.dovecotPasswd} actions=maild:restart`);
     assert.notEqual(pidOf(first.layout), pid);

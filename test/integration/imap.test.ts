@@ -2,7 +2,7 @@
 // over IMAPS 993 and 143+STARTTLS, with the user's argon2id password.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { argon2Sync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
@@ -10,18 +10,12 @@ import * as net from "node:net";
 import { ImapFlow, type ImapFlowOptions } from "imapflow";
 import { LocalInternet, type NetHost } from "../harness/netns";
 import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../harness/dovecot";
+import { argon2idHash } from "../../components/config/password-hash";
 
 const MAIL_UID = 65534;
 const PASSWORD = "correct horse battery staple";
 const ADDRESS = "alice@example.test";
 const SUBJECT = `IMAP test ${randomBytes(4).toString("hex")}`;
-
-function argon2idPhc(password: string): string {
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
-}
 
 /** Put one message into <dataDir>/mail/<domain>/<local>/Maildir/new the way a Maildir writer does (tmp, then rename). */
 function deliverIntoMaildir(dataDir: string, address: string, message: string): void {
@@ -85,7 +79,7 @@ describe("IMAP through Dovecot with the box's configuration", () => {
     );
     dovecot = await startDovecot(internet, imapHost, {
       dataDir,
-      users: [{ address: ADDRESS, passwordHash: argon2idPhc(PASSWORD) }],
+      users: [{ address: ADDRESS, passwordHash: argon2idHash(PASSWORD) }],
       tls: certs,
       uid: MAIL_UID,
       gid: MAIL_UID,

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { argon2Sync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImapFlow } from "imapflow";
@@ -12,6 +12,7 @@ import { LocalInternet, type NetHost } from "../harness/netns";
 import { startKnot, type KnotServer } from "../harness/knot";
 import { makeTestTls, startDovecot, waitForPort, type DovecotServer, type TestTls } from "../harness/dovecot";
 import { startPostfix, type PostfixPeer } from "../harness/postfix";
+import { argon2idHash } from "../../components/config/password-hash";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MAIL_UID = 65534;
@@ -19,13 +20,6 @@ const DOMAIN = "example.test";
 const ADDRESS = `alice@${DOMAIN}`;
 const PASSWORD = "imap end to end";
 const SUBJECT = `end to end ${randomBytes(4).toString("hex")}`;
-
-function argon2idPhc(password: string): string {
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
-}
 
 describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
   let internet: LocalInternet;
@@ -59,7 +53,7 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
     const dataDir = path.join(dir, "data");
     fs.mkdirSync(dataDir, { mode: 0o755 });
     fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
-    const users = [{ address: ADDRESS, passwordHash: argon2idPhc(PASSWORD) }];
+    const users = [{ address: ADDRESS, passwordHash: argon2idHash(PASSWORD) }];
     const configPath = path.join(dir, "maild.json");
     fs.writeFileSync(configPath, JSON.stringify({
       hostname: `mail.${DOMAIN}`,

@@ -5,29 +5,18 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { argon2Sync, generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import { LocalInternet } from "../harness/netns";
 import { startKnot } from "../harness/knot";
 import { makeTestTls, startDovecot } from "../harness/dovecot";
 import { startPostfix } from "../harness/postfix";
 import { startMaild } from "../harness/maild";
+import { argon2idHash } from "../../components/config/password-hash";
+import { txtContent } from "../../components/records/txt";
 
 const MAIL_UID = 65534;
 const PASSWORD = "correct horse battery staple";
-
-function argon2idPhc(password: string): string {
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
-}
-
-function txt(value: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`);
-  return parts.join(" ");
-}
 
 let internet: LocalInternet | undefined;
 after(async () => {
@@ -50,7 +39,7 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
       lines: [
         `peer.test. TXT "v=spf1 ip4:${peer.ipv4} ip6:${peer.ipv6} -all"`,
         `mail.peer.test. A ${peer.ipv4}`,
-        `s1._domainkey.peer.test. TXT ${txt(`v=DKIM1; k=rsa; p=${dkim.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
+        `s1._domainkey.peer.test. TXT ${txtContent(`v=DKIM1; k=rsa; p=${dkim.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
         `_dmarc.peer.test. TXT "v=DMARC1; p=reject"`,
       ],
     },
@@ -62,7 +51,7 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
   const dataDir = path.join(internet.workDir, "data");
   fs.mkdirSync(dataDir, { mode: 0o700 });
   fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
-  const users = [{ address: "alice@example.org", passwordHash: argon2idPhc(PASSWORD) }];
+  const users = [{ address: "alice@example.org", passwordHash: argon2idHash(PASSWORD) }];
 
   await startMaild(internet, mx, {
     hostname: "mx.example.org",

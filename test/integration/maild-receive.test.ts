@@ -10,6 +10,7 @@ import { LocalInternet, type NetHost } from "../harness/netns";
 import { startKnot } from "../harness/knot";
 import { makeTestTls } from "../harness/dovecot";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
+import { txtContent } from "../../components/records/txt";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
@@ -24,13 +25,6 @@ const dkimPem = dkimKey.privateKey.export({ type: "pkcs8", format: "pem" }).toSt
 const wrongKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 const arcKey = generateKeyPairSync("ed25519");
 const arcPem = arcKey.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-
-/** RFC 1035 character-strings of at most 255 bytes for a long TXT value. */
-function txt(value: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`);
-  return parts.join(" ");
-}
 
 function spkiB64(key: import("node:crypto").KeyObject): string {
   return key.export({ type: "spki", format: "der" }).toString("base64");
@@ -111,7 +105,7 @@ before(async () => {
       origin: "sender.test.",
       lines: [
         `sender.test. TXT "v=spf1 ip4:${sender.ipv4} ip6:${sender.ipv6} -all"`,
-        `s1._domainkey.sender.test. TXT ${txt(`v=DKIM1; k=rsa; p=${spkiB64(dkimKey.publicKey)}`)}`,
+        `s1._domainkey.sender.test. TXT ${txtContent(`v=DKIM1; k=rsa; p=${spkiB64(dkimKey.publicKey)}`)}`,
         `_dmarc.sender.test. TXT "v=DMARC1; p=reject; adkim=s; aspf=s"`,
       ],
     },
@@ -119,7 +113,7 @@ before(async () => {
       origin: "lax.test.",
       lines: [
         `lax.test. TXT "v=spf1 ip4:${sender.ipv4} -all"`,
-        `s1._domainkey.lax.test. TXT ${txt(`v=DKIM1; k=rsa; p=${spkiB64(dkimKey.publicKey)}`)}`,
+        `s1._domainkey.lax.test. TXT ${txtContent(`v=DKIM1; k=rsa; p=${spkiB64(dkimKey.publicKey)}`)}`,
         `_dmarc.lax.test. TXT "v=DMARC1; p=none"`,
       ],
     },

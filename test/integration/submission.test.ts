@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as https from "node:https";
 import * as net from "node:net";
-import { argon2Sync, generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { simpleParser } from "mailparser";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { LocalInternet, type NetHost } from "../harness/netns";
@@ -17,23 +17,12 @@ import { startKnot } from "../harness/knot";
 import { makeTestTls, type TestTls } from "../harness/dovecot";
 import { startPostfix, type PostfixPeer } from "../harness/postfix";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
+import { argon2idHash } from "../../components/config/password-hash";
+import { txtContent } from "../../components/records/txt";
 
 const MAIL_UID = 65534;
 const ALICE_PASSWORD = "alice's long passphrase";
 const BOB_PASSWORD = "bob's long passphrase";
-
-function argon2idPhc(password: string): string {
-  const salt = randomBytes(16);
-  const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
-  const hash = argon2Sync("argon2id", { message: password, nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
-  return `$argon2id$v=19$m=19456,t=2,p=1$${b64(salt)}$${b64(hash)}`;
-}
-
-function txt(value: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`);
-  return parts.join(" ");
-}
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -130,7 +119,7 @@ before(async () => {
         `mx.example.org. A ${mx.ipv4}`,
         `mx.example.org. AAAA ${mx.ipv6}`,
         `example.org. TXT "v=spf1 ip4:${mx.ipv4} ip6:${mx.ipv6} -all"`,
-        `g1-rsa._domainkey.example.org. TXT ${txt(`v=DKIM1; k=rsa; p=${rsa.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
+        `g1-rsa._domainkey.example.org. TXT ${txtContent(`v=DKIM1; k=rsa; p=${rsa.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
         `g1-ed25519._domainkey.example.org. TXT "v=DKIM1; k=ed25519; p=${ed.publicKey.export({ type: "spki", format: "der" }).subarray(-32).toString("base64")}"`,
         `_dmarc.example.org. TXT "v=DMARC1; p=reject"`,
       ],
@@ -142,7 +131,7 @@ before(async () => {
         `mail.peer.test. A ${peerHost.ipv4}`,
         `mail.peer.test. AAAA ${peerHost.ipv6}`,
         `peer.test. TXT "v=spf1 ip4:${peerHost.ipv4} ip6:${peerHost.ipv6} -all"`,
-        `s1._domainkey.peer.test. TXT ${txt(`v=DKIM1; k=rsa; p=${peerDkim.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
+        `s1._domainkey.peer.test. TXT ${txtContent(`v=DKIM1; k=rsa; p=${peerDkim.publicKey.export({ type: "spki", format: "der" }).toString("base64")}`)}`,
       ],
     },
     // RFC 7505 null MX: this domain accepts no mail
@@ -195,8 +184,8 @@ before(async () => {
       ],
     }],
     users: [
-      { address: "alice@example.org", passwordHash: argon2idPhc(ALICE_PASSWORD) },
-      { address: "bob@example.org", passwordHash: argon2idPhc(BOB_PASSWORD) },
+      { address: "alice@example.org", passwordHash: argon2idHash(ALICE_PASSWORD) },
+      { address: "bob@example.org", passwordHash: argon2idHash(BOB_PASSWORD) },
     ],
     aliases: [{ address: "postmaster@example.org", to: ["alice@example.org"] }],
     dnsServers: [dns.ipv4],
@@ -353,14 +342,27 @@ describe("submission and outbound delivery", () => {
 
   test("MTA-STS enforce without a valid certificate for the MX: not delivered, deferred and recorded for TLSRPT", async () => {
     const subject = `to strict ${randomBytes(4).toString("hex")}`;
-    await submit(mx, tlsFiles.caPem, { port: 587, user: "alice@example.org", password: ALICE_PASSWORD, from: "alice@example.org", to: ["fred@strict.test"], message: message("alice@example.org", "fred@strict.test", subject) });
+    // one message to the strict domain, one to peer.test for a successful session to count
+    await submit(mx, tlsFiles.caPem, { port: 587, user: "alice@example.org", password: ALICE_PASSWORD, from: "alice@example.org", to: ["fred@strict.test", "gil@peer.test"], message: message("alice@example.org", "fred@strict.test, gil@peer.test", subject) });
     const tlsrptDir = path.join(dataDir, "reports", "tlsrpt");
-    const report = await until("a TLS failure recorded for strict.test", 30_000, () => {
+    type Policy = { policy: { "policy-domain": string }; summary: Record<string, number>; "failure-details"?: { "result-type": string }[] };
+    const policies = await until("a TLS failure for strict.test and a success for peer.test", 30_000, () => {
       if (!fs.existsSync(tlsrptDir)) return undefined;
-      const text = fs.readdirSync(tlsrptDir).map((f) => fs.readFileSync(path.join(tlsrptDir, f), "utf8")).join("\n");
-      return text.includes("strict.test") && /certificate-host-mismatch|sts-webpki-invalid|validation-failure/.test(text) ? text : undefined;
+      const all = fs.readdirSync(tlsrptDir).flatMap((f) => (JSON.parse(fs.readFileSync(path.join(tlsrptDir, f), "utf8")) as { policies: Policy[] }).policies);
+      const strict = all.find((p) => p.policy["policy-domain"] === "strict.test");
+      const ok = all.find((p) => p.policy["policy-domain"] === "peer.test");
+      return strict && ok && strict.summary["total-failure-session-count"] >= 1 && ok.summary["total-successful-session-count"] >= 1 ? { strict, ok } : undefined;
     });
-    assert.match(report, /peer\.test/, "successful sessions to peer.test are counted too");
-    assert.equal(atPeer(subject), undefined, "never delivered to the unverified MX");
+    assert.equal(policies.strict.summary["total-successful-session-count"], 0);
+    assert.match(policies.strict["failure-details"]!.map((f) => f["result-type"]).join(","), /certificate-host-mismatch/);
+    const results = await until("the queue's result for fred@strict.test", 10_000, () => {
+      const r = maild.logs().filter((l) => l.event === "queue.result" && l.recipient === "fred@strict.test");
+      return r.length > 0 ? r : undefined;
+    });
+    assert.ok(results.every((l) => l.status === "deferred"), `deferred, never delivered or failed: ${JSON.stringify(results)}`);
+    // gil@peer.test got it; the peer's copy must not have gone to fred@strict.test as well
+    const copy = await until("gil's copy at the peer", 30_000, () => atPeer(subject));
+    assert.doesNotMatch(peer.log(), /to=<fred@strict\.test>/, "never delivered to the unverified MX");
+    assert.ok(copy);
   });
 });

@@ -1,7 +1,7 @@
 // The outbound queue's state on disk: enqueue, discard, restart, leftovers of crashes, stop.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DeliveryAttempt, RecipientResult } from "../../server-bootstrap/maild/outbound/types";
 import { OutboundQueue } from "../../server-bootstrap/maild/outbound/queue";
@@ -196,9 +196,18 @@ describe("outbound queue on disk: restart", () => {
 });
 
 describe("outbound queue on disk: failed writes", () => {
-  // A directory where the envelope's temporary file goes makes the next envelope write fail.
-  const breakWrites = (h: QueueHarness, id: string): void => mkdirSync(join(h.dataDir, "queue", `${id}.json.tmp`));
-  const mendWrites = (h: QueueHarness, id: string): void => rmdirSync(join(h.dataDir, "queue", `${id}.json.tmp`));
+  // A directory at I.json makes the rename of the next envelope write fail (EISDIR); the envelope
+  // on disk is kept aside meanwhile and put back by mendWrites.
+  const breakWrites = (h: QueueHarness, id: string): void => {
+    const envelope = join(h.dataDir, "queue", `${id}.json`);
+    renameSync(envelope, `${envelope}.kept`);
+    mkdirSync(envelope);
+  };
+  const mendWrites = (h: QueueHarness, id: string): void => {
+    const envelope = join(h.dataDir, "queue", `${id}.json`);
+    rmdirSync(envelope);
+    renameSync(`${envelope}.kept`, envelope);
+  };
 
   test("no attempt marker on disk, no attempt: the transport is not called, and the message is tried later", async () => {
     const h = await queueHarness({ retryBaseSeconds: 60 });
@@ -227,8 +236,8 @@ describe("outbound queue on disk: failed writes", () => {
     id = await h.submit({ recipients: ["bob@remote.test"] });
     await h.queue.runDue();
     assert.equal(h.dsns.length, 0, "the result could not be recorded: no DSN yet");
-    assert.equal(h.envelope(id).recipients[0].inFlight, true, "the disk still says in flight");
     mendWrites(h, id);
+    assert.equal(h.envelope(id).recipients[0].inFlight, true, "the disk still says in flight");
     await at(h, T0 + 60_000);
     assert.equal(h.calls.length, 1, "the recipient is not tried again: its result is known");
     assert.equal(h.dsns.length, 1);

@@ -6,7 +6,8 @@ import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fsyncDir } from "../dir-sync";
 
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/** `syncDir` makes the rename durable; a caller with a shared DirSyncer passes its `sync`. */
+export async function writeFileAtomic(path: string, data: string, syncDir: (dir: string) => Promise<void> = fsyncDir): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // unique per write: concurrent writers of one target must not share a temporary file
@@ -27,5 +28,5 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dir);
+  await syncDir(dir);
 }

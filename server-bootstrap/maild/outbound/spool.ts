@@ -6,7 +6,7 @@
 // Protocol (every step is a name created, replaced or removed in one directory):
 //   Q1. enqueue: I.eml is a hard link of the caller's fsynced message file (on another file
 //       system: a copy into I.eml.tmp, fsynced, renamed to I.eml); the directory is fsynced.
-//   Q2. enqueue: I.json is written as I.json.tmp, fsynced, renamed to I.json; the directory is
+//   Q2. enqueue: I.json is written as I.json.<random>.tmp, fsynced, renamed to I.json; the directory is
 //       fsynced. Only then does enqueue resolve: the entry is durable before the client's 250.
 //   Q3. every change of state writes a whole new I.json the same way (tmp, fsync, rename, fsync
 //       of the directory). rename(2) replaces atomically, so I.json is always one complete state
@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { DirSyncer } from "../dir-sync";
 import { splitHeader } from "../trace-headers";
 import type { RecipientResult } from "./types";
+import { writeFileAtomic } from "./atomic-file";
 
 export interface RecipientState {
   address: string;
@@ -112,24 +113,9 @@ export class Spool {
     return (await stat(target)).size;
   }
 
-  /**
-   * Q2/Q3: replaces I.json with `env` atomically and durably. Callers must not write one id
-   * twice at the same time (they share I.json.tmp); the queue serialises per entry.
-   */
+  /** Q2/Q3: replaces I.json with `env` atomically and durably (tmp + fsync + rename + dir fsync). */
   async writeEnvelope(env: Envelope): Promise<void> {
-    const path = this.envelopePath(env.id);
-    const tmp = `${path}.tmp`;
-    const data = Buffer.from(JSON.stringify(env));
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      let off = 0;
-      while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    await this.syncer.sync(this.dir);
+    await writeFileAtomic(this.envelopePath(env.id), JSON.stringify(env), (dir) => this.syncer.sync(dir));
   }
 
   /** Q4. Missing files are no error: removal may be repeated after a crash. */
