@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { MailStack } from "../components/MailStack";
+import { MailStack } from "../components/mail-stack";
 import { ConfigError, validateStackConfig } from "../components/config/validate";
 import { readStackConfig } from "./stack-config";
 

@@ -8,7 +8,7 @@
 // Dovecot, and unattended security upgrades.
 import YAML from "yaml";
 import { boxLayout, type BoxLayout } from "./install/layout";
-import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./install/shellSteps";
+import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./install/shell-steps";
 
 export interface CloudInitArgs {
   /** OpenSSH-format Ed25519 host private key (a secret; only cloud-init on the box reads it). */

@@ -2,7 +2,7 @@
 import type { AcmeSpec } from "../spec";
 import { Problems } from "./config-error";
 import { readDomainName } from "./domain";
-import { parseEmail } from "./names";
+import { parseEmail } from "./name-syntax";
 import { isAbsent, keyPath, readObject, readString, show } from "./shape";
 
 const ACME_KEYS = ["email", "directory", "caaIdentity"] as const;

@@ -1,7 +1,7 @@
 // One entry of the `domains` section: a mail domain and the policies published for it.
 import type { DkimSpec, DmarcAlignment, DmarcPolicy, DmarcSpec, DomainSpec, MtaStsMode, MtaStsSpec, SpfSpec, SpfInclude } from "../spec";
 import { Problems } from "./config-error";
-import { isAtOrBelow, normaliseDomain, parseCidr, parseEmail } from "./names";
+import { isAtOrBelow, normaliseDomain, parseCidr, parseEmail } from "./name-syntax";
 import { SPF_LOOKUP_LIMIT, spfLookupCount } from "./spf-lookups";
 import {
   indexPath,

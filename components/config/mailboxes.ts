@@ -1,7 +1,7 @@
 // The `users` and `aliases` sections: who has a mailbox and where every other address delivers.
 import type { AliasSpec } from "../spec";
 import { Problems } from "./config-error";
-import { parseEmail } from "./names";
+import { parseEmail } from "./name-syntax";
 import { argon2idProblem } from "./password-hash";
 import { SecretValue } from "./secret";
 import { indexPath, isAbsent, keyPath, readList, readObject, readString, show } from "./shape";

@@ -1,7 +1,7 @@
 // The `server` section: the Hetzner Cloud machine that runs the mail daemon.
 import type { ServerSpec } from "../spec";
 import { Problems } from "./config-error";
-import { parseCidr } from "./names";
+import { parseCidr } from "./name-syntax";
 import { isAbsent, keyPath, readBoolean, readEnum, readInteger, readObject, readString, readStringList, show } from "./shape";
 
 export const SERVER_LOCATIONS = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;

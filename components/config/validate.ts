@@ -5,7 +5,7 @@ import { ConfigError, Problems, type ConfigProblem } from "./config-error";
 import { readAcme } from "./acme";
 import { readDomain, readDomainName } from "./domain";
 import { implicitPostmasters, readAliases, readUsers, type ConfigUser, type MailDomains } from "./mailboxes";
-import { isAtOrBelow, parseEmail } from "./names";
+import { isAtOrBelow, parseEmail } from "./name-syntax";
 import { HASH_COMMAND } from "./password-hash";
 import { SecretValue } from "./secret";
 import { readServer } from "./server";

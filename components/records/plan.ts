@@ -1,6 +1,6 @@
 // The complete DNS record set a mail domain and its mail host need, as Cloudflare stores it.
 //
-// Invariants (tested in test/unit/records.plan.test.ts):
+// Invariants (tested in test/unit/records-plan.test.ts):
 // - which records exist (key, name, type) depends only on the spec and on which optional host
 //   facts are present, never on their values, so one resource per key can be created before
 //   the server's addresses or keys are known (see placeholders.ts);
@@ -12,7 +12,7 @@ import { canonicalIpv4, canonicalIpv6 } from "./address";
 import { caaContent, caaProperties } from "./caa";
 import { dkimRecordName, dkimSelectors, dkimTxt } from "./dkim";
 import { dmarcRecordName, dmarcTxt } from "./dmarc";
-import { mtaStsPolicy, mtaStsPolicyHost, mtaStsRecordName, mtaStsTxt } from "./mtasts";
+import { mtaStsPolicy, mtaStsPolicyHost, mtaStsRecordName, mtaStsTxt } from "./mta-sts";
 import { domainSpf, heloSpf } from "./spf";
 import { srvContent, srvRecords } from "./srv";
 import { tlsaContent, tlsaData, tlsaRecordName } from "./tlsa";

@@ -2,7 +2,7 @@
 // the Pulumi program publishes. Values the offline plan cannot know (addresses not given, the ACME
 // account, DKIM keys, the TLS key) are marked unknown and compared only where they are given.
 import { parseTxtContent } from "../../components/records/txt";
-import { mtaStsId, mtaStsPolicy, mtaStsRecordName } from "../../components/records/mtasts";
+import { mtaStsId, mtaStsPolicy, mtaStsRecordName } from "../../components/records/mta-sts";
 import { dmarcRecordName } from "../../components/records/dmarc";
 import { tlsrptRecordName } from "../../components/records/tlsrpt";
 import { tlsaRecordName } from "../../components/records/tlsa";

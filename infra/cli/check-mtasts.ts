@@ -3,7 +3,7 @@
 // and whether the policy's mx patterns cover the domain's MX hosts.
 import * as https from "node:https";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
-import { mtaStsId } from "../../components/records/mtasts";
+import { mtaStsId } from "../../components/records/mta-sts";
 import { combine, fail, pass, warn, type CheckRow, type CheckStatus } from "./check-result";
 import { lookupFailure, type DnsAnswer } from "./check-dns";
 import { parseTagList, recordsStartingWith } from "./check-records";

@@ -9,7 +9,7 @@ import * as tls from "node:tls";
 import { parseArgs } from "node:util";
 import { readStackFile } from "../../components/config/stack-file";
 import { ConfigError, validateStackConfig } from "../../components/config/validate";
-import { normaliseDomain } from "../../components/config/names";
+import { normaliseDomain } from "../../components/config/name-syntax";
 import { canonicalIpv4, canonicalIpv6 } from "../../components/records/address";
 import type { DkimPublicKey } from "../../components/records/types";
 import type { DomainSpec, StackSpec } from "../../components/spec";

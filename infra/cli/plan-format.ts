@@ -1,5 +1,5 @@
 // Renders a StackPlan for people (table), machines (json) and DNS servers (zone files).
-import { renderZone } from "../../components/records/zonefile";
+import { renderZone } from "../../components/records/zone-file";
 import type { PlannedRecord } from "../../components/records/types";
 import { srvPresentation } from "../../components/records/srv";
 import { containsUnknown, displayValue, markUnknown, shortType, type StackPlan } from "./plan";

@@ -1,6 +1,6 @@
-// The mail server of the demo: sshd in the box namespace (test/harness/sshd.ts) stands in for the
+// The mail server of the demo: sshd in the box namespace (infra/local-internet/sshd.ts) stands in for the
 // Hetzner server, and the deployment is MailDaemon's, step for step: the same command strings
-// (server-bootstrap/install/deployCommands.ts) over SSH with the host key pinned, the same three
+// (server-bootstrap/install/deploy-commands.ts) over SSH with the host key pinned, the same three
 // copies (daemon bundle, install script, file manifest) and the same idempotent install script.
 //
 // What differs from a real box, and why:
@@ -13,14 +13,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, type NetHost } from "../../test/harness/netns";
-import { connectPinned, copyToRemote, exec, startSshd, type SshServer, type SshTarget } from "../../test/harness/sshd";
-import { waitForPort } from "../../test/harness/dovecot";
+import { LocalInternet, type NetHost } from "../local-internet/netns";
+import { connectPinned, copyToRemote, exec, startSshd, type SshServer, type SshTarget } from "../local-internet/sshd";
+import { waitForPort } from "../local-internet/dovecot";
 import { boxLayout, type BoxLayout } from "../../server-bootstrap/install/layout";
-import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deployFiles";
-import { renderManifest } from "../../server-bootstrap/install/fileManifest";
-import { installScript } from "../../server-bootstrap/install/installScript";
-import { installCommand, stagedPath, stopCommand, waitCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deployCommands";
+import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
+import { renderManifest } from "../../server-bootstrap/install/file-manifest";
+import { installScript } from "../../server-bootstrap/install/install-script";
+import { installCommand, stagedPath, stopCommand, waitCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deploy-commands";
 
 const REPO = path.resolve(__dirname, "../..");
 /** The pinned Node (layout.ts NODE_VERSION) ships as this package's `node` dev dependency. */

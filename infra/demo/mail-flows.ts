@@ -9,7 +9,7 @@ import { promises as dnsPromises } from "node:dns";
 import * as https from "node:https";
 import nodemailer from "nodemailer";
 import { ImapFlow } from "imapflow";
-import { mtaStsId } from "../../components/records/mtasts";
+import { mtaStsId } from "../../components/records/mta-sts";
 import type { MailPeer } from "./peer";
 
 export interface Verdicts {

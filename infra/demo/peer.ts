@@ -1,5 +1,5 @@
 // The rest of the internet, in the demo: one mail domain served by Debian's Postfix on the peer
-// host (test/harness/postfix.ts), set up the way a careful operator runs it:
+// host (infra/local-internet/postfix.ts), set up the way a careful operator runs it:
 // - opendkim signs its own mail and verifies incoming signatures, opendmarc checks SPF (itself)
 //   and DMARC; both write Authentication-Results (RFC 8601) into what it receives;
 // - postfix-mta-sts-resolver (`mta-sts-daemon`) hands Postfix each destination's MTA-STS policy
@@ -10,9 +10,9 @@ import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, runCommand, type NetHost } from "../../test/harness/netns";
-import { startPostfix, type PostfixPeer } from "../../test/harness/postfix";
-import { makeTestTls } from "../../test/harness/dovecot";
+import { LocalInternet, runCommand, type NetHost } from "../local-internet/netns";
+import { startPostfix, type PostfixPeer } from "../local-internet/postfix";
+import { makeTestTls } from "../local-internet/dovecot";
 
 export const PEER_DOMAIN = "peer.test";
 export const PEER_HOSTNAME = "mx.peer.test";

@@ -16,9 +16,9 @@ import { runOffline, Secret, type RecordedResource } from "../offline/engine";
 import { configFromStackValues, stackFilePath } from "../cli/plan";
 import { CONFIG_NAMESPACE } from "../stack-config";
 import { boxLayout, dkimKeyPath } from "../../server-bootstrap/install/layout";
-import { deployFiles, type DeployDomain, type DeployInput } from "../../server-bootstrap/install/deployFiles";
-import { parseManifest, renderManifest } from "../../server-bootstrap/install/fileManifest";
-import { STAGED } from "../../server-bootstrap/install/deployCommands";
+import { deployFiles, type DeployDomain, type DeployInput } from "../../server-bootstrap/install/deploy-files";
+import { parseManifest, renderManifest } from "../../server-bootstrap/install/file-manifest";
+import { STAGED } from "../../server-bootstrap/install/deploy-commands";
 
 export interface DemoUser {
   address: string;

@@ -5,14 +5,14 @@
 // things on purpose.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, runCommand, type NetHost } from "../../test/harness/netns";
-import { startKnot, type KnotServer } from "../../test/harness/knot";
-import { startPebble, type PebbleCa } from "../../test/harness/pebble";
-import { acmeClient, ensureAccount } from "../../components/acme/issue";
-import { createCertificate, type CertificateOutputs } from "../../components/acme/certificateResource";
+import { LocalInternet, runCommand, type NetHost } from "../local-internet/netns";
+import { startKnot, type KnotServer } from "../local-internet/knot";
+import { startPebble, type PebbleCa } from "../local-internet/pebble";
+import { acmeClient, ensureAccount } from "../../components/shared/acme/issue";
+import { createCertificate, type CertificateOutputs } from "../../components/acme-certificate-provider";
 import type { TlsaData } from "../../components/records/types";
-import { parsePinnedHostKey, sha256Fingerprint } from "../../server-bootstrap/install/hostKeyPin";
-import { addDemoHost, buildDemoNetwork, type DemoHosts } from "./local-internet";
+import { parsePinnedHostKey, sha256Fingerprint } from "../../server-bootstrap/install/host-key-pin";
+import { addDemoHost, buildDemoNetwork, type DemoHosts } from "./demo-network";
 import { planDemoStack, demoUsers, type DemoUser, type PlannedStack } from "./planned-stack";
 import { countByType, demoZones, NAMESERVER_ZONE, type KnotZone } from "./zones";
 import { startBoxServer, deployToBox, type DeployedBox } from "./box";
@@ -71,7 +71,7 @@ async function preflight(projectDir: string): Promise<string> {
   if (!/\b(debian|ubuntu)\b/.test(family)) {
     throw new Error(`the demo runs on Debian or Ubuntu (it installs Debian packages); this is ${field("PRETTY_NAME") || "an unknown system"}`);
   }
-  const script = path.join(projectDir, "test/harness/install-packages.sh");
+  const script = path.join(projectDir, "infra/local-internet/install-packages.sh");
   const r = await runCommand(["bash", script]);
   if (r.code !== 0) throw new Error(`${script} failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split("\n").slice(-3).join(" | ")}`);
   return `${field("PRETTY_NAME")}, packages ${/apt-get|Setting up/.test(r.stdout) ? "installed" : "present"}`;

@@ -1,11 +1,11 @@
-// The DNS of the demo's local internet, as zone-file lines for knot (test/harness/knot.ts):
+// The DNS of the demo's local internet, as zone-file lines for knot (infra/local-internet/knot.ts):
 // - the stack's zones exactly as the Pulumi program plans them (the same renderer as
 //   `mailstack plan --format zone`), with the local name server in NS where Cloudflare's would be;
 // - the reverse zones holding the PTRs the program sets through Hetzner (RFC 1035 3.5, RFC 3596 2.5);
 // - the peer's domain: MX, SPF, DKIM and DMARC of the "rest of the internet";
 // - the name server's own zone, so its NS name resolves (RFC 1034 4.2.2).
 // Pure: the addresses come in, the lines go out.
-import { renderZone } from "../../components/records/zonefile";
+import { renderZone } from "../../components/records/zone-file";
 import { reverseName } from "../../components/records/address";
 import { txtContent } from "../../components/records/txt";
 import type { PlannedRecord, RecordType } from "../../components/records/types";

@@ -5,8 +5,8 @@
 // the data directory is given whole, because it is the mounted volume that outlives the server
 // and a rebuild points a new root at the same data directory.
 import * as path from "node:path";
-import { CERT_FILE, KEY_FILE } from "../../components/acme/keeper";
-import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tlsReloadUnits";
+import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
+import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tls-reload-units";
 
 /** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
 export const NODE_VERSION = "24.21.0";
@@ -66,7 +66,7 @@ export interface BoxLayout {
   dovecotPasswd: string;
   /**
    * TLS certificate chain and key, on the volume so a certificate renewed on the box survives a
-   * rebuild; named as the on-box renewal (components/acme/keeper.ts) writes them, in a directory
+   * rebuild; named as the on-box renewal (components/shared/acme/keeper.ts) writes them, in a directory
    * maild owns so it can replace them atomically.
    */
   tlsDir: string;

@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { basename, dirname, isAbsolute } from "node:path";
-import { certificateNameProblem } from "../../components/acme/names";
-import { CERT_FILE, KEY_FILE } from "../../components/acme/keeper";
+import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
+import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -58,7 +58,7 @@ export interface LimitsConfig {
 }
 
 /**
- * On-box certificate renewal (components/acme/keeper.ts): HTTP-01 on maild's own port 80, with the
+ * On-box certificate renewal (components/shared/acme/keeper.ts): HTTP-01 on maild's own port 80, with the
  * same ACME account the Pulumi side uses (CAA accounturi pins it, RFC 8657).
  */
 export interface AcmeConfig {
@@ -697,7 +697,7 @@ function acmeSection(p: Problems, v: Json, hostname: string, tls: { certPath: st
     checkIntervalSeconds = intIn(p, "acme.checkIntervalSeconds", v.checkIntervalSeconds, 1, 7 * 86_400) ?? checkIntervalSeconds;
   }
 
-  // The keeper renews `cert.pem` and `key.pem` in one directory (components/acme/keeper.ts):
+  // The keeper renews `cert.pem` and `key.pem` in one directory (components/shared/acme/keeper.ts):
   // maild must serve exactly those files, or a renewal would never reach a client.
   if (tls.certPath && tls.keyPath) {
     const dir = dirname(tls.certPath);

@@ -7,7 +7,7 @@ import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { Router, mailboxKey, type Mailbox } from "./router";
-import { RateLimiter } from "./limits";
+import { RateLimiter } from "./client-limits";
 import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
@@ -16,7 +16,7 @@ import { authenticateStream, prefetchSpf, transactionResolver } from "./message-
 import { ReceivedData } from "./received-data";
 import { receivedHeader, isForgedAuthResults } from "./trace-headers";
 import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
-import type { RemoteQueue } from "./queue";
+import type { RemoteQueue } from "./remote-queue";
 import type { TlsMaterial } from "./tls";
 
 export interface InboundDeps {

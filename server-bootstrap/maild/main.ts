@@ -4,10 +4,10 @@ import { ConfigError, loadMaildConfig } from "./config";
 import { startDaemon, type Daemon } from "./daemon";
 import { createLogger } from "./log";
 import { renderMetrics } from "./metrics";
-import { startWebServers, type WebServers } from "./web/webServers";
+import { startWebServers, type WebServers } from "./web/web-servers";
 import type { ChallengeStore } from "./web/routes";
-import { Http01Challenges } from "../../components/acme/http01";
-import { startRenewal, type Renewal } from "./renewal";
+import { Http01Challenges } from "../../components/shared/acme/http01";
+import { startRenewal, type Renewal } from "./certificate-renewal";
 
 const USAGE = "usage: maild --config FILE | maild --check-config FILE";
 

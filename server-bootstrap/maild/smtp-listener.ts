@@ -5,7 +5,7 @@ import type { SMTPServer, SMTPServerSession } from "smtp-server";
 import type { ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
-import { ConnectionLimiter } from "./limits";
+import { ConnectionLimiter } from "./client-limits";
 import { smtpError } from "./smtp-replies";
 import type { TlsMaterial } from "./tls";
 

@@ -10,7 +10,7 @@ import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { mailboxKey, type Mailbox, type Router } from "./router";
-import { RateLimiter } from "./limits";
+import { RateLimiter } from "./client-limits";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
 import { LocalStore, filterFields, newMessageId } from "./delivery";
@@ -20,7 +20,7 @@ import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
 import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from "./dkim-sign";
 import type { SubmissionAuthenticator } from "./submission-auth";
-import type { RemoteQueue } from "./queue";
+import type { RemoteQueue } from "./remote-queue";
 import type { TlsMaterial } from "./tls";
 
 export interface SubmissionDeps {

@@ -2,7 +2,7 @@
  * Daemon benchmark: messages per second accepted and stored durably, and idle and peak memory,
  * for maild beside Haraka (npm) and Postfix (Debian), under the same `smtp-source` load.
  *
- *   npm run bench:daemon            (root; Debian packages from test/harness/install-packages.sh)
+ *   npm run bench:daemon            (root; Debian packages from infra/local-internet/install-packages.sh)
  *   BENCH_MESSAGES=20000 BENCH_SESSIONS=50 BENCH_SIZE=4096 npm run bench:daemon
  *
  * Each server runs alone in its own namespace host of a local internet, one after the other; the
@@ -24,10 +24,10 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
-import { startKnot, type KnotServer } from "../harness/knot";
-import { makeTestTls, waitForPort } from "../harness/dovecot";
-import { startPostfix } from "../harness/postfix";
+import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
+import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
+import { startPostfix } from "../../infra/local-internet/postfix";
 import { argon2idHash } from "../../components/config/password-hash";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -277,7 +277,7 @@ function table(results: Result[]): string {
 
 async function main(): Promise<void> {
   for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run test/harness/install-packages.sh as root first`);
+    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run infra/local-internet/install-packages.sh as root first`);
   }
   const net = await LocalInternet.create();
   const results: Result[] = [];

@@ -5,7 +5,7 @@
  * and CPU on the way. maild beside Postfix (Debian) and Haraka (npm), on the same run.
  *
  *   node_modules/.bin/node --import tsx test/bench/outbound.bench.ts     (root; Debian packages
- *                                         from test/harness/install-packages.sh)
+ *                                         from infra/local-internet/install-packages.sh)
  *   BENCH_MESSAGES=5000 BENCH_SESSIONS=20 BENCH_CONCURRENCY=20 node_modules/.bin/node --import tsx test/bench/outbound.bench.ts
  *
  * A local internet: knot serves the zones; `sink` runs Postfix's `smtp-sink` as the MX of
@@ -29,10 +29,10 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, runCommand, type NetHost } from "../harness/netns";
-import { startKnot, type KnotServer } from "../harness/knot";
-import { makeTestTls, waitForPort } from "../harness/dovecot";
-import { startPostfix } from "../harness/postfix";
+import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
+import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
+import { startPostfix } from "../../infra/local-internet/postfix";
 import { ensureHaraka, idleMb, keepLog, namespaceCpuSeconds, namespaceMemoryMb, namespacePssMb, progress, sleep, spawnLogged } from "./daemon.bench";
 import { argon2idHash } from "../../components/config/password-hash";
 
@@ -323,7 +323,7 @@ function table(results: Result[]): string {
 
 async function main(): Promise<void> {
   for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run test/harness/install-packages.sh as root first`);
+    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run infra/local-internet/install-packages.sh as root first`);
   }
   const net = await LocalInternet.create();
   const results: Result[] = [];

@@ -11,10 +11,10 @@ import { runOffline, Secret, type RecordedResource, type OfflineRun } from "../.
 import { configFromStackValues } from "../../infra/cli/plan";
 import { readStackFile } from "../../components/config/stack-file";
 import { boxLayout } from "../../server-bootstrap/install/layout";
-import { installScript } from "../../server-bootstrap/install/installScript";
-import { installCommand, stopCommand, waitCommand } from "../../server-bootstrap/install/deployCommands";
-import { WAIT_FOR_SSH_ENV } from "../../server-bootstrap/install/waitForSshCommand";
-import { parseManifest } from "../../server-bootstrap/install/fileManifest";
+import { installScript } from "../../server-bootstrap/install/install-script";
+import { installCommand, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
+import { WAIT_FOR_SSH_ENV } from "../../server-bootstrap/install/wait-for-ssh-command";
+import { parseManifest } from "../../server-bootstrap/install/file-manifest";
 
 const root = path.resolve(__dirname, "..", "..");
 const devValues = readStackFile(path.join(root, "stacks", "Pulumi.dev.yaml"));
@@ -110,7 +110,7 @@ describe("MailDaemon in the program (mocks)", async () => {
 
   test("ssh-reachable runs the wait script on the deployer's machine with this Node, pinned to the same host key, for 600 s", () => {
     const script = String(reachable.inputs.create);
-    assert.ok(path.isAbsolute(script) && /waitForSsh\.(ts|js)$/.test(script) && fs.existsSync(script), script);
+    assert.ok(path.isAbsolute(script) && /wait-for-ssh\.(ts|js)$/.test(script) && fs.existsSync(script), script);
     const interpreter = reachable.inputs.interpreter as string[];
     assert.equal(interpreter[0], process.execPath);
     const remoteConnection = reveal(wait.inputs.connection) as Record<string, unknown>;

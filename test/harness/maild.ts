@@ -8,7 +8,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, type NetHost } from "./netns";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/.bin/node");

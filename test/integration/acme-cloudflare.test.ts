@@ -4,11 +4,11 @@ import { generateKeyPairSync } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { promises as dns } from "node:dns";
-import { LocalInternet } from "../harness/netns";
-import { startAcmeTestbed, type AcmeTestbed } from "../harness/pebble";
-import { CloudflareDns01Solver } from "../../components/acme/cloudflareDns01Solver";
-import { issueCertificate } from "../../components/acme/issue";
-import type { Challenge } from "../../components/acme/challengeSolver";
+import { LocalInternet } from "../../infra/local-internet/netns";
+import { startAcmeTestbed, type AcmeTestbed } from "../../infra/local-internet/pebble";
+import { CloudflareDns01Solver } from "../../components/shared/acme/cloudflare-dns01-solver";
+import { issueCertificate } from "../../components/shared/acme/issue";
+import type { Challenge } from "../../components/shared/acme/challenge-solver";
 
 interface SeenRequest { method: string; path: string; query: Record<string, string>; body: unknown; authorization: string | undefined }
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { startAcmeTestbed, type AcmeTestbed } from "../harness/pebble";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startAcmeTestbed, type AcmeTestbed } from "../../infra/local-internet/pebble";
 
 const REPO = path.resolve(__dirname, "../..");
 const NAMES = ["mail.example.test", "mta-sts.example.test", "autoconfig.example.test"];
@@ -18,8 +18,8 @@ function ecKeyPem(): string {
 // plus what the store held at the end (it must be empty again).
 const ISSUER_SCRIPT = `
 const http = require("node:http");
-const { Http01Challenges, Http01Solver } = require(${JSON.stringify(path.join(REPO, "components/acme/http01"))});
-const { issueCertificate } = require(${JSON.stringify(path.join(REPO, "components/acme/issue"))});
+const { Http01Challenges, Http01Solver } = require(${JSON.stringify(path.join(REPO, "components/shared/acme/http01"))});
+const { issueCertificate } = require(${JSON.stringify(path.join(REPO, "components/shared/acme/issue"))});
 const input = JSON.parse(require("node:fs").readFileSync(process.argv[2], "utf8"));
 const store = new Http01Challenges();
 const served = [];

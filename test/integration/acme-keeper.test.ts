@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { startAcmeTestbed, type AcmeTestbed } from "../harness/pebble";
-import { CERT_FILE, KEY_FILE, installCertificate, readInstalledCertificate } from "../../components/acme/keeper";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startAcmeTestbed, type AcmeTestbed } from "../../infra/local-internet/pebble";
+import { CERT_FILE, KEY_FILE, installCertificate, readInstalledCertificate } from "../../components/shared/acme/keeper";
 
 const REPO = path.resolve(__dirname, "../..");
 const NAMES = ["mail.example.test", "mta-sts.example.test"];
@@ -14,8 +14,8 @@ const NAMES = ["mail.example.test", "mta-sts.example.test"];
 // Http01Challenges store; one keeper check; the result as JSON.
 const KEEPER_SCRIPT = `
 const http = require("node:http");
-const { Http01Challenges } = require(${JSON.stringify(path.join(REPO, "components/acme/http01"))});
-const { CertificateKeeper } = require(${JSON.stringify(path.join(REPO, "components/acme/keeper"))});
+const { Http01Challenges } = require(${JSON.stringify(path.join(REPO, "components/shared/acme/http01"))});
+const { CertificateKeeper } = require(${JSON.stringify(path.join(REPO, "components/shared/acme/keeper"))});
 const input = JSON.parse(require("node:fs").readFileSync(process.argv[2], "utf8"));
 const challenges = new Http01Challenges();
 const server = http.createServer((req, res) => {

@@ -1,11 +1,11 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { LocalInternet } from "../harness/netns";
-import { startAcmeTestbed, httpsGetText, type AcmeTestbed } from "../harness/pebble";
-import { acmeCertificateProvider } from "../../components/AcmeCertificate";
-import { planCertificate, updateCertificate, type CertificateOutputs } from "../../components/acme/certificateResource";
-import { spkiSha256OfKey } from "../../components/acme/certificateInfo";
+import { LocalInternet } from "../../infra/local-internet/netns";
+import { startAcmeTestbed, httpsGetText, type AcmeTestbed } from "../../infra/local-internet/pebble";
+import { acmeCertificateProvider } from "../../components/acme-certificate";
+import { planCertificate, updateCertificate, type CertificateOutputs } from "../../components/acme-certificate-provider";
+import { spkiSha256OfKey } from "../../components/shared/acme/certificate-info";
 
 function ecKeyPem(): string {
   return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();

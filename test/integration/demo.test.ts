@@ -10,11 +10,11 @@ import { promises as dnsPromises } from "node:dns";
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import { runCommand } from "../harness/netns";
+import { runCommand } from "../../infra/local-internet/netns";
 import { runDemo, type DemoHandle } from "../../infra/demo/run-demo";
 import { formatReport, reportFailures } from "../../infra/demo/report";
 import { parseCharacterStrings } from "../../components/records/txt";
-import { splitPemChain } from "../../components/acme/certificateInfo";
+import { splitPemChain } from "../../components/shared/acme/certificate-info";
 import type { CaaData, PlannedRecord, SrvData, TlsaData } from "../../components/records/types";
 import { MAILD_UID } from "../../server-bootstrap/install/layout";
 

@@ -7,9 +7,9 @@ import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import ts from "typescript";
-import { LocalInternet, runCommand, type NetHost, type RunResult } from "../harness/netns";
-import { ed25519KeyPair, startSshd, type KeyPair, type SshServer } from "../harness/sshd";
-import { waitForSshEnvironment, waitForSshInvocation, type WaitForSshInvocation } from "../../server-bootstrap/install/waitForSshCommand";
+import { LocalInternet, runCommand, type NetHost, type RunResult } from "../../infra/local-internet/netns";
+import { ed25519KeyPair, startSshd, type KeyPair, type SshServer } from "../../infra/local-internet/sshd";
+import { waitForSshEnvironment, waitForSshInvocation, type WaitForSshInvocation } from "../../server-bootstrap/install/wait-for-ssh-command";
 
 const REPO = path.resolve(__dirname, "../..");
 const INSTALL_DIR = path.join(REPO, "server-bootstrap/install");
@@ -89,7 +89,7 @@ describe("wait-for-ssh against sshd in a namespace", () => {
   test("from sources the script runs through a TypeScript loader with this Node", () => {
     assert.equal(fromSources.interpreter[0], process.execPath);
     assert.equal(fromSources.interpreter[1], "--require");
-    assert.equal(fromSources.script, path.join(INSTALL_DIR, "waitForSsh.ts"));
+    assert.equal(fromSources.script, path.join(INSTALL_DIR, "wait-for-ssh.ts"));
   });
 
   test("the right pinned key: exits 0 and names the verified fingerprint, never the private key", async () => {
@@ -103,7 +103,7 @@ describe("wait-for-ssh against sshd in a namespace", () => {
 
   test("compiled to .js (the published package): runs with plain Node and exits 0 for the right key", async () => {
     const compiled = waitForSshInvocation(compiledDir);
-    assert.deepEqual(compiled, { interpreter: [process.execPath], script: path.join(compiledDir, "waitForSsh.js") });
+    assert.deepEqual(compiled, { interpreter: [process.execPath], script: path.join(compiledDir, "wait-for-ssh.js") });
     const r = await runWait(compiled, target());
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /presents the pinned ssh-ed25519 host key SHA256:/);

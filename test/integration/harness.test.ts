@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
-import { LocalInternet, withLocalInternet, type NetHost } from "../harness/netns";
-import { startKnot, type KnotServer } from "../harness/knot";
-import { startPebble, httpsGetText, type PebbleCa } from "../harness/pebble";
+import { LocalInternet, withLocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
+import { startPebble, httpsGetText, type PebbleCa } from "../../infra/local-internet/pebble";
 
 const NODE = process.execPath;
 
@@ -133,7 +133,7 @@ describe("local-internet teardown", () => {
 
   test("a test process that crashes leaves nothing behind (exit hook)", async () => {
     const script = `
-      const { LocalInternet } = require(${JSON.stringify(require.resolve("../harness/netns"))});
+      const { LocalInternet } = require(${JSON.stringify(require.resolve("../../infra/local-internet/netns"))});
       (async () => {
         const net = await LocalInternet.create();
         const h = await net.addHost("crash");

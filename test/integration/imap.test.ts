@@ -8,8 +8,8 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import * as net from "node:net";
 import { ImapFlow, type ImapFlowOptions } from "imapflow";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../harness/dovecot";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
 import { argon2idHash } from "../../components/config/password-hash";
 
 const MAIL_UID = 65534;

@@ -5,9 +5,9 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet } from "../harness/netns";
-import { startKnot } from "../harness/knot";
-import { makeTestTls } from "../harness/dovecot";
+import { LocalInternet } from "../../infra/local-internet/netns";
+import { startKnot } from "../../infra/local-internet/knot";
+import { makeTestTls } from "../../infra/local-internet/dovecot";
 import { startMaild, RawSmtp } from "../harness/maild";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";

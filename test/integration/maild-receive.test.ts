@@ -6,9 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { generateKeyPairSync, randomBytes, X509Certificate } from "node:crypto";
 import { dkimSign, sealMessage } from "mailauth";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { startKnot } from "../harness/knot";
-import { makeTestTls } from "../harness/dovecot";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot } from "../../infra/local-internet/knot";
+import { makeTestTls } from "../../infra/local-internet/dovecot";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
 import { txtContent } from "../../components/records/txt";
 

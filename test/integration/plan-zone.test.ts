@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { startKnot, type KnotServer } from "../harness/knot";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 
 const root = path.resolve(__dirname, "..", "..");
 const IPV4 = "198.51.100.25";

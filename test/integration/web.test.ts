@@ -6,11 +6,11 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { XMLParser } from "fast-xml-parser";
-import { LocalInternet, type NetHost } from "../harness/netns";
-import { startKnot, type KnotServer } from "../harness/knot";
-import { makeTestTls, type TestTls } from "../harness/dovecot";
-import { startWebServers, type WebServers } from "../../server-bootstrap/maild/web/webServers";
-import { mtaStsPolicy } from "../../components/records/mtasts";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { startWebServers, type WebServers } from "../../server-bootstrap/maild/web/web-servers";
+import { mtaStsPolicy } from "../../components/records/mta-sts";
 import type { DomainSpec } from "../../components/spec";
 
 const DOMAIN = "example.test";

@@ -6,8 +6,8 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { AddressInfo } from "node:net";
-import { ariCertificateId, authorityKeyIdentifier, readCertificateInfo } from "../../components/acme/certificateInfo";
-import { fetchRenewalInfo } from "../../components/acme/ari";
+import { ariCertificateId, authorityKeyIdentifier, readCertificateInfo } from "../../components/shared/acme/certificate-info";
+import { fetchRenewalInfo } from "../../components/shared/acme/ari";
 import { X509Certificate } from "node:crypto";
 
 /**

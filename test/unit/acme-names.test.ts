@@ -1,7 +1,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { checkCertificateNames, sameNames } from "../../components/acme/names";
-import { Http01Challenges } from "../../components/acme/http01";
+import { checkCertificateNames, sameNames } from "../../components/shared/acme/certificate-names";
+import { Http01Challenges } from "../../components/shared/acme/http01";
 
 describe("checkCertificateNames", () => {
   const bad: [string[], RegExp][] = [

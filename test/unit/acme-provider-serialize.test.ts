@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { acmeCertificateProvider } from "../../components/AcmeCertificate";
+import { acmeCertificateProvider } from "../../components/acme-certificate";
 
 const REPO = path.resolve(__dirname, "../..");
 

@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { renewalDecision, pointInWindow, isNewerCertificate, renewalTime } from "../../components/acme/renewal";
+import { renewalDecision, pointInWindow, isNewerCertificate, renewalTime } from "../../components/shared/acme/renewal-decision";
 
 const DAY = 86_400_000;
 const T0 = new Date("2026-01-01T00:00:00Z");

@@ -1,8 +1,8 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { signMessage, verifyResponse, checkTsigKey, type TsigKey } from "../../components/acme/tsig";
-import { encodeUpdate, encodeName, encodeTxtRdata, readName, CLASS_IN, TYPE_TXT } from "../../components/acme/dnsWire";
+import { signMessage, verifyResponse, checkTsigKey, type TsigKey } from "../../components/shared/acme/tsig";
+import { encodeUpdate, encodeName, encodeTxtRdata, readName, CLASS_IN, TYPE_TXT } from "../../components/shared/dns-wire";
 
 const key: TsigKey = { name: "update-key.", algorithm: "hmac-sha256", secretB64: Buffer.alloc(32, 9).toString("base64") };
 const now = new Date("2026-01-01T00:00:00Z");

@@ -9,8 +9,8 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { BOOTSTRAP_SCRIPT, FIRST_BOOT_PACKAGES, hetznerVolumeDevice, renderCloudInit, SSHD_DROP_IN, bootstrapScript } from "../../server-bootstrap/cloud-init";
 import { boxLayout, NODE_TARBALLS, NODE_VERSION, type BoxLayout } from "../../server-bootstrap/install/layout";
-import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "../../server-bootstrap/install/shellSteps";
-import { installScript } from "../../server-bootstrap/install/installScript";
+import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "../../server-bootstrap/install/shell-steps";
+import { installScript } from "../../server-bootstrap/install/install-script";
 
 const NODE = path.resolve(__dirname, "../../node_modules/node/bin/node");
 const HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACD0test0key0material0only0for0yaml0shape0AAAA=\n-----END OPENSSH PRIVATE KEY-----\n";

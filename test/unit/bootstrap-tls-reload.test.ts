@@ -6,9 +6,9 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT, tlsReloadPathUnit, tlsReloadServiceUnit } from "../../server-bootstrap/systemd/tlsReloadUnits";
+import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT, tlsReloadPathUnit, tlsReloadServiceUnit } from "../../server-bootstrap/systemd/tls-reload-units";
 import { boxLayout } from "../../server-bootstrap/install/layout";
-import { deployFiles } from "../../server-bootstrap/install/deployFiles";
+import { deployFiles } from "../../server-bootstrap/install/deploy-files";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-tls-reload-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

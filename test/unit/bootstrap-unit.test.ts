@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { maildUnit } from "../../server-bootstrap/systemd/maildUnit";
+import { maildUnit } from "../../server-bootstrap/systemd/maild-unit";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 
 const NODE = path.resolve(__dirname, "../../node_modules/node/bin/node");

@@ -5,7 +5,7 @@ import { readStackFile } from "../../components/config/stack-file";
 import { validateStackConfig } from "../../components/config/validate";
 import { planDomainRecords, planHostRecords } from "../../components/records/plan";
 import { placeholderDkimKeys } from "../../components/records/placeholders";
-import { mtaStsId, mtaStsPolicy } from "../../components/records/mtasts";
+import { mtaStsId, mtaStsPolicy } from "../../components/records/mta-sts";
 import type { HostFacts, PlannedRecord } from "../../components/records/types";
 import { expectationsFromPlan, holdsStandIn } from "../../infra/cli/check-expect";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../../infra/offline/mock-provider";

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { checkMtaStsMx, checkMtaStsPolicy, checkMtaStsRecord, parseMtaStsTxt, policyUrl, type PolicyFetch } from "../../infra/cli/check-mtasts";
-import { mtaStsId, mtaStsPolicy } from "../../components/records/mtasts";
+import { mtaStsId, mtaStsPolicy } from "../../components/records/mta-sts";
 import type { DomainSpec } from "../../components/spec";
 
 // Issued by a test CA for mail.example.org and mta-sts.example.org, valid 2026-01-01..2026-04-01.

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { normaliseDomain, parseCidr, parseEmail } from "../../components/config/names";
+import { normaliseDomain, parseCidr, parseEmail } from "../../components/config/name-syntax";
 import { argon2idProblem } from "../../components/config/password-hash";
 import { spfLookupCount } from "../../components/config/spf-lookups";
 

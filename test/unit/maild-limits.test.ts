@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionLimiter, RateLimiter } from "../../server-bootstrap/maild/limits";
+import { ConnectionLimiter, RateLimiter } from "../../server-bootstrap/maild/client-limits";
 
 describe("maild connection limits", () => {
   test("a client address gets at most perIp concurrent connections, others are unaffected", () => {

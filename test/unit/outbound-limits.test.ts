@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionSlots } from "../../server-bootstrap/maild/outbound/limits";
+import { ConnectionSlots } from "../../server-bootstrap/maild/outbound/connection-limits";
 
 /** Whether a promise has settled by the time queued microtasks and immediates have run. */
 async function settled(p: Promise<unknown>): Promise<boolean> {

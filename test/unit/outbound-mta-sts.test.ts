@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import { makeTestTls, type TestTls } from "../harness/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
 import {
   fetchPolicyText, lookupVia, MtaStsPolicies, MAX_POLICY_BYTES, mxAllowed, PolicyFetchError, policyLines, type StsPolicy,
 } from "../../server-bootstrap/maild/outbound/mta-sts";

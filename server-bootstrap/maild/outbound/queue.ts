@@ -32,7 +32,7 @@
 import type { MaildConfig } from "../config";
 import type { Logger } from "../log";
 import { metrics } from "../metrics";
-import type { QueueEntry, RemoteQueue } from "../queue";
+import type { QueueEntry, RemoteQueue } from "../remote-queue";
 import { buildDsn, type DsnRecipient } from "./dsn";
 import { delayNoticeAt, expiresAt, isFinished, nextWake, retryDelayMs, unreportedFailures } from "./schedule";
 import { Spool, type Envelope, type RecipientState } from "./spool";

@@ -28,7 +28,7 @@ import type { Logger } from "../log";
 import { counter } from "../metrics";
 import { adServers, createAdQuery, RRTYPE, type AdQuery } from "./dns-ad";
 import { isSecure, isUsable, lookupTlsa, tlsaToString, verifyDane, type TlsaRecord } from "./dane";
-import { ConnectionSlots } from "./limits";
+import { ConnectionSlots } from "./connection-limits";
 import { fetchPolicyText, lookupVia, MtaStsPolicies, mxAllowed, policyLines, type StsLookup, type StsPolicy } from "./mta-sts";
 import { createDnsLookup, findRoute, hostAddresses, type DnsLookup, type MxHost } from "./mx";
 import { certificateResult, type TlsPolicyType, type TlsReport } from "./tls-report";

@@ -4,7 +4,7 @@
 // Format: https://wiki.mozilla.org/Thunderbird:Autoconfiguration:ConfigFileFormat
 // Submission: RFC 8314 3.3 prefers implicit TLS (465); 587 with STARTTLS is listed second for
 // networks that block 465.
-import { xmlEscape } from "./xmlEscape";
+import { xmlEscape } from "./xml-escape";
 
 export interface AutoconfigInput {
   /** the mail domain the client asked about, e.g. example.com */

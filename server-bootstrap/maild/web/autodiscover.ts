@@ -6,7 +6,7 @@
 // to https://autodiscover.<domain>/autodiscover/autodiscover.xml and reads IMAP/SMTP settings
 // from the answer ([MS-OXDSCLI] 2.2.4, the "email" account type).
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { xmlEscape } from "./xmlEscape";
+import { xmlEscape } from "./xml-escape";
 
 export class AutodiscoverRequestError extends Error {}
 

@@ -1,8 +1,8 @@
 // What the box answers on 443 and 80, as pure functions from request to response; the
-// servers in webServers.ts only move bytes.
+// servers in web-servers.ts only move bytes.
 import { autoconfigXml } from "./autoconfig";
 import { autodiscoverRequestEmail, autodiscoverXml, AutodiscoverRequestError } from "./autodiscover";
-import { requestHost } from "./requestHost";
+import { requestHost } from "./request-host";
 
 export interface WebRequest {
   method: string;

@@ -1,0 +1,272 @@
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { local, remote } from "@pulumi/command";
+import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/layout";
+import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deploy-files";
+import { renderManifest } from "../server-bootstrap/install/file-manifest";
+import { installScript } from "../server-bootstrap/install/install-script";
+import { installCommand, releaseVolumeCommand, stagedPath, stopCommand, waitCommand } from "../server-bootstrap/install/deploy-commands";
+import { bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
+import { durationSeconds, waitForSshEnvironment, waitForSshInvocation } from "../server-bootstrap/install/wait-for-ssh-command";
+
+export interface MailDaemonConnection {
+  host: pulumi.Input<string>;
+  /** default 22 */
+  port?: pulumi.Input<number>;
+  /** default root; any other user needs passwordless sudo */
+  user?: string;
+  /** OpenSSH or PEM private key (secret) */
+  privateKey: pulumi.Input<string>;
+  /** the host key the server must present, `ssh-ed25519 AAAA...`: pinned, never trusted on first use */
+  hostKey: pulumi.Input<string>;
+}
+
+export interface MailDaemonDkimKey {
+  selector: string;
+  algorithm: "rsa" | "ed25519";
+  privateKeyPem: pulumi.Input<string>;
+}
+
+export interface MailDaemonDomain {
+  name: string;
+  /** newest first */
+  dkim: MailDaemonDkimKey[];
+  mtaStsPolicy?: pulumi.Input<string>;
+}
+
+/**
+ * On-box certificate renewal: maild renews the certificate itself over HTTP-01 on port 80, so it
+ * never expires because nobody ran `pulumi up`; a deploy never puts back an older certificate.
+ */
+export interface MailDaemonAcme {
+  /** the ACME directory the certificate came from */
+  directoryUrl: pulumi.Input<string>;
+  /** the same account key the Pulumi side issues with (CAA accounturi pins the account); secret */
+  accountKeyPem: pulumi.Input<string>;
+  email?: pulumi.Input<string>;
+  /** names the certificate carries; the hostname among them */
+  names: pulumi.Input<string[]>;
+  /** default 1/3: renew when a third or less of the lifetime remains */
+  renewBeforeFraction?: number;
+  /** PEM of an extra CA to trust for the directory (test CAs) */
+  extraCaPem?: pulumi.Input<string>;
+  /** default 12 h */
+  checkIntervalSeconds?: number;
+}
+
+export interface MailDaemonArgs {
+  connection: MailDaemonConnection;
+  /** the mail host's FQDN (SMTP banner, HELO) */
+  hostname: string;
+  domains: MailDaemonDomain[];
+  /** argon2id hashes, secret */
+  users: { address: string; passwordHash: pulumi.Input<string> }[];
+  aliases?: { address: string; to: string[] }[];
+  tls: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
+  /** renew the certificate on the box; absent: only deploys change it */
+  acme?: MailDaemonAcme;
+  /** block device of a data volume to mount at the data directory (formatted only if blank) */
+  dataDevice?: pulumi.Input<string>;
+  /**
+   * Anything that changes when the machine is replaced (a server id). A new machine at the same
+   * address with the same host key is otherwise indistinguishable, and would not be installed.
+   */
+  instance?: pulumi.Input<string>;
+  maild?: MaildTuning;
+  /** paths on the box (defaults: layout.ts) */
+  layout?: BoxLayoutOptions;
+  /** where the copies land; default ~/.mailstack-deploy of the SSH user */
+  stageDir?: string;
+  /**
+   * bound on waiting for SSH after the server is created, and then again for cloud-init; a
+   * Pulumi duration (`90s`, `10m`); default 10m
+   */
+  waitTimeout?: string;
+  /** a prebuilt daemon bundle; default: bundled with esbuild when the program runs */
+  daemonBundlePath?: string;
+}
+
+type ResolvedAcme = pulumi.Unwrap<MailDaemonAcme>;
+
+function deployAcme(acme: ResolvedAcme): DeployAcme {
+  return {
+    directoryUrl: acme.directoryUrl,
+    // Unknown only under mocks, which do not model keys.
+    accountKeyPem: acme.accountKeyPem ?? "",
+    ...(acme.email !== undefined ? { email: acme.email } : {}),
+    names: acme.names,
+    ...(acme.renewBeforeFraction !== undefined ? { renewBeforeFraction: acme.renewBeforeFraction } : {}),
+    ...(acme.extraCaPem !== undefined ? { extraCaPem: acme.extraCaPem } : {}),
+    ...(acme.checkIntervalSeconds !== undefined ? { checkIntervalSeconds: acme.checkIntervalSeconds } : {}),
+  };
+}
+
+const sha256 = (data: string | Buffer) => crypto.createHash("sha256").update(data).digest("hex");
+
+/**
+ * maild on any Debian/Ubuntu host reachable over SSH: waits for SSH with the host key pinned,
+ * copies the bundled daemon, the install script and the (secret) file manifest, and runs the
+ * idempotent install script. Every step is keyed by content hashes, so an unchanged `pulumi up`
+ * runs nothing; deleting the component stops maild cleanly and leaves mail and keys in place.
+ *
+ * Nothing here carries a cloud provider token: the box gets exactly the files listed in
+ * server-bootstrap/install/deploy-files.ts.
+ */
+export class MailDaemon extends pulumi.ComponentResource {
+  /** the machine id of the box deployed to (changes when the machine is replaced) */
+  public readonly machineId: pulumi.Output<string>;
+  /** the install script's summary line of the last run: `mailstack-install: changed=... actions=...` */
+  public readonly installSummary: pulumi.Output<string>;
+
+  constructor(name: string, args: MailDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("mailstack:index:MailDaemon", name, {}, opts);
+    const layout = boxLayout(args.layout);
+    const user = args.connection.user ?? "root";
+    const stageDir = args.stageDir ?? (user === "root" ? "/root/.mailstack-deploy" : `/home/${user}/.mailstack-deploy`);
+
+    const base = {
+      host: args.connection.host,
+      port: args.connection.port ?? 22,
+      user,
+      privateKey: pulumi.secret(args.connection.privateKey),
+      hostKey: args.connection.hostKey,
+    };
+    // Once SSH has answered, a failing dial (a wrong host key above all) fails the step at once.
+    const connection = { ...base, dialErrorLimit: 3, perDialTimeout: 15 };
+    const child = { parent: this };
+
+    // On the deployer's machine: dials every ~2 s until SSH answers with the pinned host key, and
+    // fails at once on another key and with a plain message at the bound; @pulumi/command's own
+    // dialing does neither (pulumi-command#1238). The private key goes on stdin, never in argv;
+    // the script prints fingerprints and progress only.
+    const waitTimeout = args.waitTimeout ?? "10m";
+    const waitSeconds = durationSeconds(waitTimeout, "waitTimeout");
+    const script = waitForSshInvocation();
+    const reachable = new local.Command(
+      `${name}-ssh-reachable`,
+      {
+        interpreter: script.interpreter,
+        create: script.script,
+        stdin: pulumi.secret(args.connection.privateKey),
+        environment: waitForSshEnvironment({
+          host: pulumi.output(base.host),
+          port: pulumi.output(base.port).apply(String),
+          user: pulumi.output(user),
+          hostKey: pulumi.output(base.hostKey),
+          timeoutSeconds: pulumi.output(String(waitSeconds)),
+        }),
+        logging: local.Logging.StdoutAndStderr,
+        // A rebuilt server (new id) or a new host key is waited for again.
+        triggers: [args.instance ?? "", args.connection.hostKey],
+      },
+      // A component's dependsOn does not reach its children: the first step carries it. The
+      // engine's timeout leaves the script room to say why it gave up.
+      { ...child, dependsOn: opts?.dependsOn, customTimeouts: { create: `${waitSeconds + 60}s`, update: `${waitSeconds + 60}s` } },
+    );
+    // SSH answers by now: waits for cloud-init's first boot and reads the machine id.
+    const wait = new remote.Command(
+      `${name}-wait-for-ssh`,
+      { connection, create: waitCommand(), triggers: [args.instance ?? ""] },
+      { ...child, dependsOn: [reachable], customTimeouts: { create: waitTimeout } },
+    );
+    this.machineId = wait.stdout.apply((s) => (s ?? "").trim());
+
+    const bundlePath = args.daemonBundlePath ?? bundleDaemon();
+    const bundleHash = sha256(fs.readFileSync(path.resolve(bundlePath)));
+    const installer = installScript(layout);
+    const manifest = pulumi.secret(
+      pulumi
+        .all([
+          pulumi.output(args.tls),
+          pulumi.output(args.users),
+          pulumi.output(args.domains.map((d) => pulumi.output(d))),
+          pulumi.output(args.acme),
+        ])
+        .apply(([tls, users, domains, acme]) =>
+          renderManifest(
+            deployFiles(layout, {
+              hostname: args.hostname,
+              domains: domains as DeployDomain[],
+              users,
+              aliases: args.aliases ?? [],
+              // Unknown only under mocks, which do not model certificates.
+              tls: { certificatePem: tls.certificatePem ?? "", privateKeyPem: tls.privateKeyPem ?? "" },
+              ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
+              maild: args.maild,
+            }),
+          ),
+        ),
+    );
+    const manifestHash = manifest.apply(sha256);
+    const deployOpts = { stageDir, sudo: user !== "root", dataDevice: undefined as string | undefined };
+    const machine = this.machineId;
+
+    const copyDaemon = new remote.CopyToRemote(
+      `${name}-daemon`,
+      {
+        connection,
+        source: new pulumi.asset.FileAsset(bundlePath),
+        remotePath: stagedPath(deployOpts, "daemon"),
+        triggers: [machine, bundleHash],
+      },
+      { ...child, dependsOn: [wait] },
+    );
+    const copyInstaller = new remote.CopyToRemote(
+      `${name}-installer`,
+      {
+        connection,
+        source: new pulumi.asset.StringAsset(installer),
+        remotePath: stagedPath(deployOpts, "installer"),
+        triggers: [machine, sha256(installer)],
+      },
+      { ...child, dependsOn: [wait] },
+    );
+    const copyFiles = new remote.CopyToRemote(
+      `${name}-files`,
+      {
+        connection,
+        source: manifest.apply((text) => new pulumi.asset.StringAsset(text)),
+        remotePath: stagedPath(deployOpts, "manifest"),
+        triggers: [machine, manifestHash],
+      },
+      { ...child, dependsOn: [wait] },
+    );
+
+    const commands = pulumi.output(args.dataDevice).apply((dataDevice) => {
+      const o = { ...deployOpts, dataDevice };
+      return { install: installCommand(o), stop: stopCommand(o) };
+    });
+    // `update` is set, so a changed trigger re-runs the install in place: replacing the command
+    // would run the old one's `delete` (stop maild) after the new one's install.
+    const install = new remote.Command(
+      `${name}-install`,
+      {
+        connection,
+        create: commands.install,
+        update: commands.install,
+        delete: commands.stop,
+        triggers: [machine, bundleHash, sha256(installer), manifestHash],
+      },
+      { ...child, dependsOn: [copyDaemon, copyInstaller, copyFiles] },
+    );
+    if (args.dataDevice !== undefined) {
+      // Replaced with the machine (instance trigger), and so deleted before the volume attachment
+      // and the old server are: stops maild and Dovecot and unmounts the volume first.
+      new remote.Command(
+        `${name}-release-volume`,
+        {
+          connection,
+          create: "true",
+          delete: machine.apply((id) => releaseVolumeCommand(deployOpts, id)),
+          triggers: [args.instance ?? ""],
+        },
+        { ...child, dependsOn: [install] },
+      );
+    }
+    this.installSummary = install.stdout.apply((s) => (s ?? "").trim().split("\n").pop() ?? "");
+
+    this.registerOutputs({ machineId: this.machineId, installSummary: this.installSummary });
+  }
+}

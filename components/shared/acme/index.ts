@@ -1,0 +1,23 @@
+// ACME certificates: one module for the Pulumi side (AcmeCertificate) and the box (CertificateKeeper).
+export type { Challenge, ChallengeSolver, ChallengeType } from "./challenge-solver";
+export { issueCertificate, revokeCertificate, ensureAccount, acmeClient } from "./issue";
+export type { IssueOptions, IssuedCertificate, RevokeOptions, AcmeAccountOptions, Backoff } from "./issue";
+export { Http01Challenges, Http01Solver, HTTP01_PATH_PREFIX } from "./http01";
+export { Rfc2136Dns01Solver } from "./rfc2136-dns01-solver";
+export type { Rfc2136SolverOptions } from "./rfc2136-dns01-solver";
+export { CloudflareDns01Solver } from "./cloudflare-dns01-solver";
+export type { CloudflareSolverOptions } from "./cloudflare-dns01-solver";
+export { waitForTxt, findZoneApex, authoritativeServers, DEFAULT_PROPAGATION_TIMEOUT_MS } from "./dns01-propagation";
+export type { PropagationOptions } from "./dns01-propagation";
+export { sendUpdate } from "./rfc2136";
+export type { TsigKey, TsigAlgorithm } from "./tsig";
+export { readCertificateInfo, splitPemChain, spkiSha256OfKey, ariCertificateId } from "./certificate-info";
+export type { CertificateInfo } from "./certificate-info";
+export { renewalDecision, renewalTime, pointInWindow, isNewerCertificate, DEFAULT_RENEW_BEFORE_FRACTION } from "./renewal-decision";
+export type { RenewalDecision, RenewalInput, RenewalWindow } from "./renewal-decision";
+export { fetchRenewalInfo } from "./ari";
+export type { RenewalInfo } from "./ari";
+export { trustExtraCa } from "./ca-trust";
+export { checkCertificateNames, sameNames } from "./certificate-names";
+export { CertificateKeeper, installCertificate, readInstalledCertificate, shouldInstall, CERT_FILE, KEY_FILE } from "./keeper";
+export type { KeeperOptions, KeeperResult, InstallResult, InstalledCertificate } from "./keeper";
