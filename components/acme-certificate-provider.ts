@@ -14,7 +14,15 @@ import { randomBytes } from "node:crypto";
 
 export type Dns01Config =
   | { provider: "cloudflare"; apiToken: string; baseUrl?: string }
-  | { provider: "rfc2136"; server: string; port?: number; zone?: string; tsigName: string; tsigAlgorithm: TsigAlgorithm; tsigSecret: string };
+  | {
+      provider: "rfc2136";
+      server: string;
+      port?: number;
+      zone?: string;
+      tsigName: string;
+      tsigAlgorithm: TsigAlgorithm;
+      tsigSecret: string;
+    };
 
 /** Resolved inputs of an AcmeCertificate (what the engine hands the provider). */
 export interface CertificateInputs {
@@ -59,7 +67,10 @@ export interface CertificateOutputs {
   issueReason: string;
 }
 
-export interface CheckFailure { property: string; reason: string }
+export interface CheckFailure {
+  property: string;
+  reason: string;
+}
 
 /** Pulumi secrets arrive unwrapped when the provider does not accept secrets; tolerate both. */
 function plain<T>(v: T): T {
@@ -73,9 +84,12 @@ export function normalizeInputs(raw: Record<string, unknown>): CertificateInputs
   for (const [k, v] of Object.entries(raw)) {
     if (k.startsWith("__")) continue;
     const p = plain(v);
-    out[k] = p && typeof p === "object" && !Array.isArray(p)
-      ? Object.fromEntries(Object.entries(p as object).map(([kk, vv]) => [kk, plain(vv)]))
-      : Array.isArray(p) ? p.map(plain) : p;
+    out[k] =
+      p && typeof p === "object" && !Array.isArray(p)
+        ? Object.fromEntries(Object.entries(p as object).map(([kk, vv]) => [kk, plain(vv)]))
+        : Array.isArray(p)
+          ? p.map(plain)
+          : p;
   }
   return out as unknown as CertificateInputs;
 }
@@ -84,11 +98,17 @@ export function checkInputs(i: CertificateInputs): CheckFailure[] {
   const failures: CheckFailure[] = [];
   const fail = (property: string, reason: string) => failures.push({ property, reason });
   const guard = (property: string, f: () => void) => {
-    try { f(); } catch (err) { fail(property, (err as Error).message); }
+    try {
+      f();
+    } catch (err) {
+      fail(property, (err as Error).message);
+    }
   };
   guard("names", () => checkCertificateNames(i.names ?? []));
-  if (typeof i.directoryUrl !== "string" || !/^https:\/\//.test(i.directoryUrl)) fail("directoryUrl", `directoryUrl: "${i.directoryUrl}" must be an https URL of an ACME directory`);
-  if (typeof i.accountKeyPem !== "string" || !/PRIVATE KEY-----/.test(i.accountKeyPem)) fail("accountKeyPem", "accountKeyPem: must be a PEM private key");
+  if (typeof i.directoryUrl !== "string" || !/^https:\/\//.test(i.directoryUrl))
+    fail("directoryUrl", `directoryUrl: "${i.directoryUrl}" must be an https URL of an ACME directory`);
+  if (typeof i.accountKeyPem !== "string" || !/PRIVATE KEY-----/.test(i.accountKeyPem))
+    fail("accountKeyPem", "accountKeyPem: must be a PEM private key");
   guard("certificateKeyPem", () => spkiSha256OfKey(i.certificateKeyPem));
   if (i.email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(i.email)) fail("email", `email: "${i.email}" is not an email address`);
   if (i.renewBeforeFraction !== undefined) guard("renewBeforeFraction", () => checkRenewBeforeFraction(i.renewBeforeFraction!));
@@ -103,7 +123,8 @@ export function checkInputs(i: CertificateInputs): CheckFailure[] {
   } else {
     if (!d.server) fail("dns01", "dns01.server: required for provider rfc2136 (address of the primary)");
     if (!d.tsigName) fail("dns01", "dns01.tsigName: required for provider rfc2136");
-    if (!TSIG_ALGORITHMS.includes(d.tsigAlgorithm)) fail("dns01", `dns01.tsigAlgorithm: "${d.tsigAlgorithm}" is not one of ${TSIG_ALGORITHMS.join("|")}`);
+    if (!TSIG_ALGORITHMS.includes(d.tsigAlgorithm))
+      fail("dns01", `dns01.tsigAlgorithm: "${d.tsigAlgorithm}" is not one of ${TSIG_ALGORITHMS.join("|")}`);
     if (!d.tsigSecret) fail("dns01", "dns01.tsigSecret: required for provider rfc2136 (base64)");
   }
   return failures;
@@ -180,15 +201,29 @@ export interface CertificatePlan {
 }
 
 /** Decide what an update would do; asks the CA for ARI when it offers renewalInfo. */
-export async function planCertificate(oldsRaw: Record<string, unknown>, newsRaw: Record<string, unknown>, now = new Date()): Promise<CertificatePlan> {
+export async function planCertificate(
+  oldsRaw: Record<string, unknown>,
+  newsRaw: Record<string, unknown>,
+  now = new Date(),
+): Promise<CertificatePlan> {
   const olds = normalizeInputs(oldsRaw) as unknown as CertificateOutputs;
   const news = normalizeInputs(newsRaw);
   if (olds.directoryUrl !== news.directoryUrl) {
-    return { reissue: true, replace: true, changes: true, properties: ["directoryUrl"], reason: `the ACME directory changed (${olds.directoryUrl} -> ${news.directoryUrl})` };
+    return {
+      reissue: true,
+      replace: true,
+      changes: true,
+      properties: ["directoryUrl"],
+      reason: `the ACME directory changed (${olds.directoryUrl} -> ${news.directoryUrl})`,
+    };
   }
   const ari = await fetchRenewalInfo(news.directoryUrl, olds.certificatePem, { extraCaPem: news.extraCaPem });
   let wantedSpki: string | undefined;
-  try { wantedSpki = spkiSha256OfKey(news.certificateKeyPem); } catch { wantedSpki = undefined; }
+  try {
+    wantedSpki = spkiSha256OfKey(news.certificateKeyPem);
+  } catch {
+    wantedSpki = undefined;
+  }
   const decision = renewalDecision({
     now,
     notBefore: new Date(olds.notBefore),
@@ -205,8 +240,9 @@ export async function planCertificate(oldsRaw: Record<string, unknown>, newsRaw:
   if (!sameNames(olds.names, news.names)) properties.push("names");
   if (wantedSpki !== olds.spkiSha256) properties.push("certificateKeyPem");
   if (decision.renew && properties.length === 0) properties.push("renewal");
-  const other = (["email", "accountKeyPem", "extraCaPem", "revokeOnDelete", "renewBeforeFraction"] as const)
-    .filter((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+  const other = (["email", "accountKeyPem", "extraCaPem", "revokeOnDelete", "renewBeforeFraction"] as const).filter(
+    (k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null),
+  );
   return {
     reissue: decision.renew,
     replace: false,
@@ -217,7 +253,11 @@ export async function planCertificate(oldsRaw: Record<string, unknown>, newsRaw:
   };
 }
 
-export async function updateCertificate(oldsRaw: Record<string, unknown>, newsRaw: Record<string, unknown>, now = new Date()): Promise<CertificateOutputs> {
+export async function updateCertificate(
+  oldsRaw: Record<string, unknown>,
+  newsRaw: Record<string, unknown>,
+  now = new Date(),
+): Promise<CertificateOutputs> {
   const olds = normalizeInputs(oldsRaw) as unknown as CertificateOutputs;
   const news = normalizeInputs(newsRaw);
   const failures = checkInputs(news);
@@ -227,7 +267,12 @@ export async function updateCertificate(oldsRaw: Record<string, unknown>, newsRa
   // Same certificate; refresh the account (a new account key or email) and the settings.
   let accountUrl = olds.accountUrl;
   if (olds.accountKeyPem !== news.accountKeyPem || olds.email !== news.email) {
-    const client = acmeClient({ directoryUrl: news.directoryUrl, accountKeyPem: news.accountKeyPem, email: news.email, extraCaPem: news.extraCaPem });
+    const client = acmeClient({
+      directoryUrl: news.directoryUrl,
+      accountKeyPem: news.accountKeyPem,
+      email: news.email,
+      extraCaPem: news.extraCaPem,
+    });
     accountUrl = await ensureAccount(client, { directoryUrl: news.directoryUrl, accountKeyPem: news.accountKeyPem, email: news.email });
   }
   return {

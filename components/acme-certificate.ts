@@ -78,7 +78,9 @@ export function acmeCertificateProvider(modulePath: string = ACME_MODULE): pulum
         // the only channel for a free-text reason out of a dynamic provider: the provider's log
         try {
           require("@pulumi/pulumi").log.info(`AcmeCertificate ${plan.reissue ? "re-issue" : "update"}: ${plan.reason}`);
-        } catch { /* no engine */ }
+        } catch {
+          /* no engine */
+        }
       }
       return {
         changes: plan.changes,

@@ -93,9 +93,7 @@ export class MailDomain extends pulumi.ComponentResource {
           comment: planned.comment,
           proxied: false,
           // CAA/SRV/TLSA are written as structured data; Cloudflare derives their content.
-          ...(planned.data
-            ? { data: live.apply((r) => r.data!) }
-            : { content: live.apply((r) => r.content) }),
+          ...(planned.data ? { data: live.apply((r) => r.data!) } : { content: live.apply((r) => r.content) }),
           ...(planned.priority !== undefined ? { priority: live.apply((r) => r.priority!) } : {}),
         },
         { parent: this },

@@ -55,11 +55,7 @@ export class MailHost extends pulumi.ComponentResource {
 
     const hostKey = new tls.PrivateKey(`${name}-ssh-host-key`, { algorithm: "ED25519" }, parent);
     const deployerKey = new tls.PrivateKey(`${name}-deployer-key`, { algorithm: "ED25519" }, parent);
-    const sshKey = new hcloud.SshKey(
-      `${name}-deployer`,
-      { publicKey: deployerKey.publicKeyOpenssh.apply((k) => k.trim()) },
-      parent,
-    );
+    const sshKey = new hcloud.SshKey(`${name}-deployer`, { publicKey: deployerKey.publicKeyOpenssh.apply((k) => k.trim()) }, parent);
 
     // autoDelete false: the addresses outlive any one server (reputation, PTR, DNS).
     const ipv4 = new hcloud.PrimaryIp(
@@ -143,16 +139,8 @@ export class MailHost extends pulumi.ComponentResource {
     this.ipv6 = ipv6.ipAddress.apply(hostAddressOfV6Network);
 
     // PTRs hang on the primary IPs, not the server, so they survive a server replacement.
-    new hcloud.Rdns(
-      `${name}-ptr-ipv4`,
-      { primaryIpId: ipv4.id.apply(Number), ipAddress: this.ipv4, dnsPtr: args.hostname },
-      parent,
-    );
-    new hcloud.Rdns(
-      `${name}-ptr-ipv6`,
-      { primaryIpId: ipv6.id.apply(Number), ipAddress: this.ipv6, dnsPtr: args.hostname },
-      parent,
-    );
+    new hcloud.Rdns(`${name}-ptr-ipv4`, { primaryIpId: ipv4.id.apply(Number), ipAddress: this.ipv4, dnsPtr: args.hostname }, parent);
+    new hcloud.Rdns(`${name}-ptr-ipv6`, { primaryIpId: ipv6.id.apply(Number), ipAddress: this.ipv6, dnsPtr: args.hostname }, parent);
 
     this.hostname = args.hostname;
     this.serverId = srv.id;

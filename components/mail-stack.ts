@@ -123,9 +123,7 @@ export class MailStack extends pulumi.ComponentResource {
       const given = args.zoneIds?.[zone];
       zoneIds.set(
         zone,
-        given !== undefined
-          ? pulumi.output(given)
-          : cloudflare.getZoneOutput({ filter: { name: zone } }, parent).apply((z) => z.id),
+        given !== undefined ? pulumi.output(given) : cloudflare.getZoneOutput({ filter: { name: zone } }, parent).apply((z) => z.id),
       );
     }
 
@@ -176,16 +174,18 @@ export class MailStack extends pulumi.ComponentResource {
         ),
     );
 
-    this.records = pulumi
-      .all(this.domains.map((d, i) => d.records.apply((rs) => [spec.domains[i].zone, rs] as const)))
-      .apply((pairs) => {
-        const byZone: Record<string, PlannedRecord[]> = {};
-        for (const [zone, rs] of pairs) byZone[zone] = [...(byZone[zone] ?? []), ...rs];
-        return byZone;
-      });
+    this.records = pulumi.all(this.domains.map((d, i) => d.records.apply((rs) => [spec.domains[i].zone, rs] as const))).apply((pairs) => {
+      const byZone: Record<string, PlannedRecord[]> = {};
+      for (const [zone, rs] of pairs) byZone[zone] = [...(byZone[zone] ?? []), ...rs];
+      return byZone;
+    });
 
     this.dkimPublicKeys = pulumi
-      .all(this.dkimKeys.map((k) => k.publicKeyB64.apply((p) => ({ domain: k.domain, key: { selector: k.selector, algorithm: k.algorithm, publicKeyB64: p } }))))
+      .all(
+        this.dkimKeys.map((k) =>
+          k.publicKeyB64.apply((p) => ({ domain: k.domain, key: { selector: k.selector, algorithm: k.algorithm, publicKeyB64: p } })),
+        ),
+      )
       .apply((entries) => {
         const byDomain: Record<string, DkimPublicKey[]> = {};
         for (const { domain, key } of entries) byDomain[domain] = [...(byDomain[domain] ?? []), key];

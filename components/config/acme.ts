@@ -52,7 +52,10 @@ export function readAcme(value: unknown, path: string, problems: Problems): Acme
   if (!isAbsent(raw.caaIdentity)) {
     caaIdentity = readDomainName(raw.caaIdentity, caaPath, problems, "the CA's CAA issuer domain");
     if (caaIdentity !== undefined && knownCa !== undefined && caaIdentity !== knownCa.caaIdentity) {
-      problems.add(caaPath, `"${caaIdentity}" would forbid this CA from issuing (its CAA identity is ${knownCa.caaIdentity}); omit caaIdentity or set it to ${knownCa.caaIdentity}`);
+      problems.add(
+        caaPath,
+        `"${caaIdentity}" would forbid this CA from issuing (its CAA identity is ${knownCa.caaIdentity}); omit caaIdentity or set it to ${knownCa.caaIdentity}`,
+      );
     }
   } else if (knownCa === undefined && directory !== undefined) {
     problems.add(caaPath, "is required with a custom ACME directory: the CA's CAA issuer domain (RFC 8659 4.2), e.g. letsencrypt.org");

@@ -170,7 +170,14 @@ function readSpfIncludes(value: unknown, path: string, problems: Problems): SpfI
         return;
       }
       if (!isAbsent(raw.lookups)) {
-        lookups = readInteger(raw.lookups, keyPath(itemPath, "lookups"), 1, SPF_LOOKUP_LIMIT, problems, " (DNS lookups the include costs, itself included)");
+        lookups = readInteger(
+          raw.lookups,
+          keyPath(itemPath, "lookups"),
+          1,
+          SPF_LOOKUP_LIMIT,
+          problems,
+          " (DNS lookups the include costs, itself included)",
+        );
       }
     }
     const text = readString(domainValue, domainPath, problems, "a domain name or a mapping {domain, lookups}");
@@ -200,7 +207,10 @@ function readMtaSts(value: unknown, path: string, problems: Problems): MtaStsSpe
     const agePath = keyPath(path, "maxAge");
     maxAge = readInteger(raw.maxAge, agePath, 0, MTA_STS_MAX_AGE_LIMIT, problems, " seconds (RFC 8461 3.2)");
     if (maxAge !== undefined && maxAge < MTA_STS_MAX_AGE_MIN) {
-      problems.add(agePath, `${maxAge} seconds is under a day; RFC 8461 3.2 recommends weeks (default ${MTA_STS_MAX_AGE_DEFAULT}), so use ${MTA_STS_MAX_AGE_MIN} to ${MTA_STS_MAX_AGE_LIMIT}`);
+      problems.add(
+        agePath,
+        `${maxAge} seconds is under a day; RFC 8461 3.2 recommends weeks (default ${MTA_STS_MAX_AGE_DEFAULT}), so use ${MTA_STS_MAX_AGE_MIN} to ${MTA_STS_MAX_AGE_LIMIT}`,
+      );
       maxAge = undefined;
     }
   }

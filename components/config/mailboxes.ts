@@ -75,15 +75,12 @@ function readPasswordHash(value: unknown, path: string, problems: Problems): str
 }
 
 /** `local@domain` in a managed domain; `@domain` too when `catchAll`. Returns it lowercased. */
-function readMailboxAddress(
-  value: unknown,
-  path: string,
-  domains: MailDomains,
-  problems: Problems,
-  catchAll: boolean,
-): string | undefined {
+function readMailboxAddress(value: unknown, path: string, domains: MailDomains, problems: Problems, catchAll: boolean): string | undefined {
   if (isAbsent(value)) {
-    problems.add(path, catchAll ? "is required: local@domain, or @domain for a catch-all" : "is required: the mailbox address, e.g. alice@example.org");
+    problems.add(
+      path,
+      catchAll ? "is required: local@domain, or @domain for a catch-all" : "is required: the mailbox address, e.g. alice@example.org",
+    );
     return undefined;
   }
   const text = readString(value, path, problems, "an email address");

@@ -77,7 +77,8 @@ export function parseEmail(input: string): Checked<Email> {
   if (at < 0) return bad("has no @; expected an address like someone@example.org");
   const local = text.slice(0, at);
   if (local === "") return bad("has an empty local part before the @");
-  if (Buffer.byteLength(local) > 64) return bad(`local part is ${Buffer.byteLength(local)} octets long; at most 64 are allowed (RFC 5321 4.5.3.1.1)`);
+  if (Buffer.byteLength(local) > 64)
+    return bad(`local part is ${Buffer.byteLength(local)} octets long; at most 64 are allowed (RFC 5321 4.5.3.1.1)`);
   if (!DOT_ATOM.test(local)) {
     return bad(`local part "${local}" is not an RFC 5322 dot-atom (letters, digits and !#$%&'*+/=?^_\`{|}~- separated by single dots)`);
   }

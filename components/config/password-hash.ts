@@ -12,8 +12,7 @@ export function argon2idHash(password: string): string {
 }
 
 /** The shell command the docs and error messages suggest for making a hash. */
-export const HASH_COMMAND =
-  `printf %s "$PASSWORD" | argon2 "$(head -c 16 /dev/urandom | base64)" -id -t 3 -m 16 -p 1 -e`;
+export const HASH_COMMAND = `printf %s "$PASSWORD" | argon2 "$(head -c 16 /dev/urandom | base64)" -id -t 3 -m 16 -p 1 -e`;
 
 const PHC = /^\$argon2id\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/;
 
@@ -31,7 +30,8 @@ export function argon2idProblem(text: string): string | undefined {
   // RFC 9106 3.1: 1 <= p <= 2^24-1, t >= 1, m >= 8p KiB, salt >= 8 bytes, tag >= 4 bytes.
   if (p < 1 || p > 0xffffff) return `has p=${lanes}; parallelism must be from 1 to 16777215 (RFC 9106 3.1)`;
   if (Number(passes) < 1) return `has t=${passes}; at least one pass is needed (RFC 9106 3.1)`;
-  if (Number(memory) < 8 * p || Number(memory) > 0xffffffff) return `has m=${memory}; memory must be from 8*p KiB to 2^32-1 KiB (RFC 9106 3.1)`;
+  if (Number(memory) < 8 * p || Number(memory) > 0xffffffff)
+    return `has m=${memory}; memory must be from 8*p KiB to 2^32-1 KiB (RFC 9106 3.1)`;
   const saltBytes = base64Length(salt);
   const hashBytes = base64Length(hash);
   if (saltBytes === undefined || hashBytes === undefined) return "has a salt or hash that is not unpadded base64";

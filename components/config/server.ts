@@ -30,7 +30,10 @@ export function readServer(value: unknown, path: string, problems: Problems): Se
   if (!isAbsent(raw.type)) {
     const text = readString(raw.type, keyPath(path, "type"), problems, "a Hetzner server type");
     if (text !== undefined && !SERVER_TYPE.test(text)) {
-      problems.add(keyPath(path, "type"), `${show(text)} is not a Hetzner server type; expected cx, cpx, cax or ccx followed by digits, e.g. cx22, cpx31, cax11, ccx13`);
+      problems.add(
+        keyPath(path, "type"),
+        `${show(text)} is not a Hetzner server type; expected cx, cpx, cax or ccx followed by digits, e.g. cx22, cpx31, cax11, ccx13`,
+      );
     } else if (text !== undefined) type = text;
   }
   const location = isAbsent(raw.location) ? d.location : readEnum(raw.location, keyPath(path, "location"), SERVER_LOCATIONS, problems);

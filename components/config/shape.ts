@@ -74,12 +74,7 @@ export function readString(value: unknown, path: string, problems: Problems, wha
   return trimmed;
 }
 
-export function readEnum<T extends string>(
-  value: unknown,
-  path: string,
-  allowed: readonly T[],
-  problems: Problems,
-): T | undefined {
+export function readEnum<T extends string>(value: unknown, path: string, allowed: readonly T[], problems: Problems): T | undefined {
   if (typeof value !== "string") return expected(problems, path, `one of ${allowed.join("|")}`, value);
   if (!(allowed as readonly string[]).includes(value)) {
     problems.add(path, `${show(value)} is not one of ${allowed.join("|")}`);
@@ -92,14 +87,7 @@ export function readEnum<T extends string>(
  * An integer within [min, max]. A string of digits is accepted too: `pulumi config set` without
  * `--type int` stores numbers as strings.
  */
-export function readInteger(
-  value: unknown,
-  path: string,
-  min: number,
-  max: number,
-  problems: Problems,
-  unit = "",
-): number | undefined {
+export function readInteger(value: unknown, path: string, min: number, max: number, problems: Problems, unit = ""): number | undefined {
   let n: number | undefined;
   if (typeof value === "number") n = value;
   else if (typeof value === "string" && /^-?\d+$/.test(value.trim())) n = Number(value.trim());

@@ -116,7 +116,10 @@ function readHostname(value: unknown, domains: readonly DomainSpec[], complete: 
   if (hostname === undefined || domains.length === 0) return hostname;
   const zones = [...new Set(domains.map((d) => d.zone))];
   if (complete && !zones.some((zone) => isAtOrBelow(hostname, zone))) {
-    problems.add("hostname", `"${hostname}" is in none of the managed zones (${zones.join(", ")}); its A/AAAA records must go in one of them`);
+    problems.add(
+      "hostname",
+      `"${hostname}" is in none of the managed zones (${zones.join(", ")}); its A/AAAA records must go in one of them`,
+    );
     return undefined;
   }
   if (domains.some((d) => d.name === hostname)) {
@@ -130,7 +133,12 @@ function readHostname(value: unknown, domains: readonly DomainSpec[], complete: 
 }
 
 /** DMARC and TLSRPT reports to a managed domain must reach a mailbox. Lowercases such addresses. */
-function checkReportAddresses(domains: DomainSpec[], users: readonly ConfigUser[], aliases: readonly AliasSpec[], problems: Problems): void {
+function checkReportAddresses(
+  domains: DomainSpec[],
+  users: readonly ConfigUser[],
+  aliases: readonly AliasSpec[],
+  problems: Problems,
+): void {
   const names = new Set(domains.map((d) => d.name));
   const reachable = new Set([...users.map((u) => u.address), ...aliases.map((a) => a.address)]);
   const resolve = (list: string[], path: string) => {
@@ -141,7 +149,10 @@ function checkReportAddresses(domains: DomainSpec[], users: readonly ConfigUser[
       const address = `${email.value.local.toLowerCase()}@${email.value.domain}`;
       list[j] = address;
       if (!reachable.has(address)) {
-        problems.add(indexPath(path, j), `"${address}" is in a managed domain but is neither a user nor an alias, so reports sent there would bounce`);
+        problems.add(
+          indexPath(path, j),
+          `"${address}" is in a managed domain but is neither a user nor an alias, so reports sent there would bounce`,
+        );
       }
     });
   };

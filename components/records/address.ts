@@ -14,7 +14,7 @@ export function canonicalIpv6(address: string): string {
   const groups = parseIpv6(address);
   let bestStart = -1;
   let bestLength = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -80,9 +80,7 @@ function parseIpv6(address: string): number[] {
   const halves = text.split("::");
   if (halves.length > 2) fail();
   const toGroups = (s: string): number[] =>
-    s === ""
-      ? []
-      : s.split(":").map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16) : fail()));
+    s === "" ? [] : s.split(":").map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16) : fail()));
   const head = toGroups(halves[0]);
   const tail = halves.length === 2 ? toGroups(halves[1]) : [];
   const explicit = head.length + tail.length;

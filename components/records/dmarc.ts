@@ -15,13 +15,7 @@ export function dmarcTxt(dmarc: DmarcSpec): string {
   if (!Number.isInteger(dmarc.pct) || dmarc.pct < 0 || dmarc.pct > 100) {
     throw new Error(`dmarc.pct: ${dmarc.pct} is not an integer 0..100 (RFC 7489 6.3)`);
   }
-  const tags = [
-    "v=DMARC1",
-    `p=${dmarc.policy}`,
-    `sp=${dmarc.subdomainPolicy}`,
-    `adkim=${dmarc.adkim}`,
-    `aspf=${dmarc.aspf}`,
-  ];
+  const tags = ["v=DMARC1", `p=${dmarc.policy}`, `sp=${dmarc.subdomainPolicy}`, `adkim=${dmarc.adkim}`, `aspf=${dmarc.aspf}`];
   if (dmarc.pct !== 100) tags.push(`pct=${dmarc.pct}`);
   if (dmarc.rua.length > 0) tags.push(`rua=${dmarc.rua.map(mailtoUri).join(",")}`);
   if (dmarc.ruf.length > 0) tags.push(`ruf=${dmarc.ruf.map(mailtoUri).join(",")}`, "fo=1");

@@ -10,6 +10,15 @@ export { tlsrptRecordName, tlsrptTxt } from "./tlsrpt";
 export { caaProperties, caaContent, type CaaOptions } from "./caa";
 export { srvRecords, srvContent, srvPresentation, type SrvRecordSpec } from "./srv";
 export { spkiSha256FromPem, tlsaRecordName, tlsaData, tlsaContent } from "./tlsa";
-export { planHostRecords, planDomainRecords, planPtr, assertUniqueKeys, normalizeName, AUTO_TTL, MAX_COMMENT_LENGTH, MX_PRIORITY } from "./plan";
+export {
+  planHostRecords,
+  planDomainRecords,
+  planPtr,
+  assertUniqueKeys,
+  normalizeName,
+  AUTO_TTL,
+  MAX_COMMENT_LENGTH,
+  MX_PRIORITY,
+} from "./plan";
 export { placeholderHostFacts, placeholderDkimKeys, type PresentFacts } from "./placeholders";
 export { renderZone, type ZoneOptions } from "./zone-file";

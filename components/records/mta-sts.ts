@@ -22,17 +22,10 @@ export function mtaStsRecordName(domain: string): string {
 export function mtaStsPolicy(domain: DomainSpec, mxHosts: string[]): string {
   const { mode, maxAge } = domain.mtaSts;
   if (!Number.isInteger(maxAge) || maxAge < 0 || maxAge > MTA_STS_MAX_AGE_LIMIT) {
-    throw new Error(
-      `${domain.name}: mtaSts.maxAge ${maxAge} is not an integer 0..${MTA_STS_MAX_AGE_LIMIT} (RFC 8461 3.2)`,
-    );
+    throw new Error(`${domain.name}: mtaSts.maxAge ${maxAge} is not an integer 0..${MTA_STS_MAX_AGE_LIMIT} (RFC 8461 3.2)`);
   }
   if (mxHosts.length === 0) throw new Error(`${domain.name}: an MTA-STS policy needs at least one mx host`);
-  const lines = [
-    "version: STSv1",
-    `mode: ${mode}`,
-    ...mxHosts.map((host) => `mx: ${host.toLowerCase()}`),
-    `max_age: ${maxAge}`,
-  ];
+  const lines = ["version: STSv1", `mode: ${mode}`, ...mxHosts.map((host) => `mx: ${host.toLowerCase()}`), `max_age: ${maxAge}`];
   return lines.map((line) => `${line}\r\n`).join("");
 }
 

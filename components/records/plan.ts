@@ -46,7 +46,9 @@ export function planHostRecords(facts: HostFacts): PlannedRecord[] {
     const data = tlsaData(facts.tlsSpkiSha256);
     const name = tlsaRecordName(host);
     records.push(
-      record(`TLSA ${name}`, name, "TLSA", tlsaContent(data), "DANE-EE SPKI SHA-256 pin of the SMTP key (RFC 7672 3.1.1, RFC 7671 5.1)", { data }),
+      record(`TLSA ${name}`, name, "TLSA", tlsaContent(data), "DANE-EE SPKI SHA-256 pin of the SMTP key (RFC 7672 3.1.1, RFC 7671 5.1)", {
+        data,
+      }),
     );
   }
   return records;
@@ -56,12 +58,7 @@ export function planHostRecords(facts: HostFacts): PlannedRecord[] {
  * Records for one mail domain. `dkim` must hold a key for every selector of every generation
  * in `domain.dkim.generations` (see `dkimSelectors`), and no other.
  */
-export function planDomainRecords(
-  domain: DomainSpec,
-  facts: HostFacts,
-  dkim: DkimPublicKey[],
-  acme: AcmeSpec,
-): PlannedRecord[] {
+export function planDomainRecords(domain: DomainSpec, facts: HostFacts, dkim: DkimPublicKey[], acme: AcmeSpec): PlannedRecord[] {
   const d = normalizeName(domain.name);
   const host = normalizeName(facts.hostname);
   const records: PlannedRecord[] = [
@@ -69,11 +66,18 @@ export function planDomainRecords(
     txt(`TXT ${d} spf`, d, domainSpf(domain.spf, facts.ipv4, facts.ipv6), "SPF: who may send for this domain (RFC 7208 3, 5.6)"),
     ...planDkimRecords(domain, dkim),
     txt(`TXT ${dmarcRecordName(d)}`, dmarcRecordName(d), dmarcTxt(domain.dmarc), "DMARC policy and report addresses (RFC 7489 6.1, 6.3)"),
-    txt(`TXT ${mtaStsRecordName(d)}`, mtaStsRecordName(d), mtaStsTxt(mtaStsPolicy(domain, [host])), "MTA-STS policy id, changes with the policy (RFC 8461 3.1)"),
+    txt(
+      `TXT ${mtaStsRecordName(d)}`,
+      mtaStsRecordName(d),
+      mtaStsTxt(mtaStsPolicy(domain, [host])),
+      "MTA-STS policy id, changes with the policy (RFC 8461 3.1)",
+    ),
     ...addressRecords(mtaStsPolicyHost(d), facts, "Serves the MTA-STS policy over HTTPS (RFC 8461 3.3)"),
   ];
   if (domain.tlsrpt.rua.length > 0) {
-    records.push(txt(`TXT ${tlsrptRecordName(d)}`, tlsrptRecordName(d), tlsrptTxt(domain.tlsrpt.rua), "Where to send SMTP TLS reports (RFC 8460 3)"));
+    records.push(
+      txt(`TXT ${tlsrptRecordName(d)}`, tlsrptRecordName(d), tlsrptTxt(domain.tlsrpt.rua), "Where to send SMTP TLS reports (RFC 8460 3)"),
+    );
   }
   if (domain.caa) {
     for (const data of caaProperties({ caaIdentity: acme.caaIdentity, accountUri: facts.acmeAccountUri })) {

@@ -1,9 +1,23 @@
 // A DNS record exactly as Cloudflare stores it, so a preview compares like with like.
 export type RecordType = "A" | "AAAA" | "MX" | "TXT" | "CAA" | "SRV" | "TLSA";
 
-export interface CaaData { flags: number; tag: "issue" | "issuewild" | "iodef"; value: string }
-export interface SrvData { priority: number; weight: number; port: number; target: string }
-export interface TlsaData { usage: number; selector: number; matchingType: number; certificate: string }
+export interface CaaData {
+  flags: number;
+  tag: "issue" | "issuewild" | "iodef";
+  value: string;
+}
+export interface SrvData {
+  priority: number;
+  weight: number;
+  port: number;
+  target: string;
+}
+export interface TlsaData {
+  usage: number;
+  selector: number;
+  matchingType: number;
+  certificate: string;
+}
 
 export interface PlannedRecord {
   /**

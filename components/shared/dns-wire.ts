@@ -70,7 +70,13 @@ export function encodeTxtRdata(value: string): Buffer {
   return Buffer.concat(parts);
 }
 
-export interface WireRecord { name: string; type: number; class: number; ttl: number; rdata: Buffer }
+export interface WireRecord {
+  name: string;
+  type: number;
+  class: number;
+  ttl: number;
+  rdata: Buffer;
+}
 
 function encodeRecord(r: WireRecord): Buffer {
   const head = Buffer.alloc(10);

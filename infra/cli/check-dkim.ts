@@ -51,14 +51,20 @@ export function parseDkimKey(text: string): DkimKeyRecord {
       if (key.asymmetricKeyType !== "rsa") out.problems.push(`p= holds an ${key.asymmetricKeyType} key, k= says rsa`);
       out.bits = key.asymmetricKeyDetails?.modulusLength;
       // RFC 8301 3.2: verifiers must not accept keys under 1024 bits.
-      if (out.bits !== undefined && out.bits < 1024) out.problems.push(`an RSA key of ${out.bits} bits is refused by verifiers (RFC 8301 3.2)`);
+      if (out.bits !== undefined && out.bits < 1024)
+        out.problems.push(`an RSA key of ${out.bits} bits is refused by verifiers (RFC 8301 3.2)`);
     } catch {
       out.problems.push("p= is not an RSA SubjectPublicKeyInfo");
     }
   }
   const t = list.tags.get("t");
   // RFC 6376 3.6.1: t=y marks a domain testing DKIM; verifiers may ignore its failures.
-  out.testing = t !== undefined && t.split(":").map((f) => f.trim()).includes("y");
+  out.testing =
+    t !== undefined &&
+    t
+      .split(":")
+      .map((f) => f.trim())
+      .includes("y");
   return out;
 }
 
@@ -77,11 +83,16 @@ export function checkDkim(domain: string, expected: ExpectedDkim, answer: DnsAns
     return fail(check, `k=${key.algorithm}, the plan publishes an ${expected.algorithm} key at this selector`, name);
   }
   if (expected.publicKeyB64 !== null && key.publicKeyB64 !== expected.publicKeyB64) {
-    return fail(check, `the published ${key.algorithm} key is not the deployed key of selector ${expected.selector} (--dkim-keys): signatures will not verify`, name);
+    return fail(
+      check,
+      `the published ${key.algorithm} key is not the deployed key of selector ${expected.selector} (--dkim-keys): signatures will not verify`,
+      name,
+    );
   }
   const size = key.algorithm === "rsa" ? `${key.bits}-bit RSA` : "Ed25519";
   const compared = expected.publicKeyB64 !== null ? ", matches the deployed key" : ", key not compared (pass --dkim-keys FILE)";
   if (key.testing) return warn(check, `${size} key with t=y: receivers treat failures as if unsigned`, name);
-  if (key.algorithm === "rsa" && key.bits !== undefined && key.bits < 2048) return warn(check, `${size} key: use 2048 bits (RFC 8301 3.2)${compared}`, name);
+  if (key.algorithm === "rsa" && key.bits !== undefined && key.bits < 2048)
+    return warn(check, `${size} key: use 2048 bits (RFC 8301 3.2)${compared}`, name);
   return pass(check, `${size} key${compared}`, name);
 }

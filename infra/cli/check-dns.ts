@@ -18,7 +18,10 @@ export class DnsLookups {
    * @param servers IP literals with optional port (`198.51.100.53`, `198.51.100.53:5353`,
    *   `[2001:db8::53]:5353`); empty: /etc/resolv.conf
    */
-  constructor(servers: string[], private readonly timeoutMs: number) {
+  constructor(
+    servers: string[],
+    private readonly timeoutMs: number,
+  ) {
     // c-ares retries with a doubling timeout; two tries fit in the budget, the race below ends the rest.
     this.resolver = new dns.Resolver({ timeout: Math.max(100, Math.floor(timeoutMs / 3)), tries: 2 });
     if (servers.length > 0) this.resolver.setServers(servers);

@@ -87,9 +87,7 @@ export function expectationsFromPlan(
     return holdsStandIn(value) ? null : value;
   };
 
-  const mx = all
-    .filter((r) => r.type === "MX" && r.name === d)
-    .map((r) => ({ host: normalizeName(r.content), priority: r.priority ?? 0 }));
+  const mx = all.filter((r) => r.type === "MX" && r.name === d).map((r) => ({ host: normalizeName(r.content), priority: r.priority ?? 0 }));
   if (mx.length === 0) throw new Error(`the plan of stack ${plan.stack} has no MX record for ${d}`);
 
   const keys = new Map((options.dkimKeys ?? []).map((k) => [k.selector, k.publicKeyB64]));
@@ -103,7 +101,10 @@ export function expectationsFromPlan(
 
   const mtaStsRecord = required(`TXT ${mtaStsRecordName(d)}`);
   const id = /id=([A-Za-z0-9]+)/.exec(parseTxtContent(mtaStsRecord.content))?.[1];
-  const policy = mtaStsPolicy(domain, mx.map((m) => m.host));
+  const policy = mtaStsPolicy(
+    domain,
+    mx.map((m) => m.host),
+  );
   if (id !== mtaStsId(policy)) {
     throw new Error(`the plan of stack ${plan.stack}: _mta-sts id ${id} is not the id of the policy built from the stack's spec`);
   }

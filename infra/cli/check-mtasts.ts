@@ -134,7 +134,9 @@ export function fetchPolicy(domain: string, address: string, ca: string[], timeo
         res.on("error", (err) => finish({ error: err.message, certificate }));
       },
     );
-    req.on("error", (err: NodeJS.ErrnoException) => finish({ error: err.code === "ECONNREFUSED" ? `connection refused (nothing listens on ${port})` : err.message }));
+    req.on("error", (err: NodeJS.ErrnoException) =>
+      finish({ error: err.code === "ECONNREFUSED" ? `connection refused (nothing listens on ${port})` : err.message }),
+    );
     req.end();
   });
 }
@@ -162,7 +164,8 @@ export function parsePolicy(body: string): { policy?: ParsedPolicy; problem?: st
 export function checkMtaStsPolicy(domain: string, fetch: PolicyFetch, now: Date, expected?: Expectations["mtaSts"]): CheckRow {
   const check = "mta-sts.policy";
   const url = fetch.url;
-  if (fetch.address === undefined) return fail(check, fetch.error ?? `mta-sts.${domain} has no A or AAAA record: senders cannot fetch the policy`, url);
+  if (fetch.address === undefined)
+    return fail(check, fetch.error ?? `mta-sts.${domain} has no A or AAAA record: senders cannot fetch the policy`, url);
   const findings: { status: CheckStatus; detail: string }[] = [];
   if (fetch.certificate) {
     const cert = certificateFindings(fetch.certificate, `mta-sts.${domain}`, now).filter((f) => f.status !== "pass");
@@ -171,7 +174,8 @@ export function checkMtaStsPolicy(domain: string, fetch: PolicyFetch, now: Date,
   }
   if (fetch.error !== undefined) return combine(check, [...findings, { status: "fail", detail: `${url}: ${fetch.error}` }], url);
   if (fetch.status !== 200) {
-    const why = fetch.status !== undefined && fetch.status >= 300 && fetch.status < 400 ? " (senders do not follow redirects, RFC 8461 3.3)" : "";
+    const why =
+      fetch.status !== undefined && fetch.status >= 300 && fetch.status < 400 ? " (senders do not follow redirects, RFC 8461 3.3)" : "";
     findings.push({ status: "fail", detail: `${url} answered HTTP ${fetch.status}${why}` });
     return combine(check, findings, url);
   }
@@ -189,13 +193,20 @@ export function checkMtaStsPolicy(domain: string, fetch: PolicyFetch, now: Date,
       detail: `the served policy is not the planned one (served id ${mtaStsId(fetch.body ?? "")}, planned id ${expected.id}): redeploy the server`,
     });
   }
-  if (policy.mode === "testing") findings.push({ status: "warn", detail: "mode testing: senders report TLS problems but still deliver without TLS" });
+  if (policy.mode === "testing")
+    findings.push({ status: "warn", detail: "mode testing: senders report TLS problems but still deliver without TLS" });
   if (policy.mode === "none") findings.push({ status: "warn", detail: "mode none: the policy is withdrawn" });
   if (policy.maxAge !== undefined && policy.maxAge < SHORT_MAX_AGE) {
-    findings.push({ status: "warn", detail: `max_age ${policy.maxAge} is under a day: senders refetch constantly and a DNS spoofer waits less` });
+    findings.push({
+      status: "warn",
+      detail: `max_age ${policy.maxAge} is under a day: senders refetch constantly and a DNS spoofer waits less`,
+    });
   }
   if (findings.length === 0) {
-    findings.push({ status: "pass", detail: `mode ${policy.mode}, max_age ${policy.maxAge}, mx ${policy.mx.join(", ")}${expected ? " (as planned)" : ""}` });
+    findings.push({
+      status: "pass",
+      detail: `mode ${policy.mode}, max_age ${policy.maxAge}, mx ${policy.mx.join(", ")}${expected ? " (as planned)" : ""}`,
+    });
   }
   return combine(check, findings, url);
 }
@@ -212,7 +223,11 @@ export function checkMtaStsMx(domain: string, fetch: PolicyFetch, mx: DnsAnswer<
   const asPolicy = { mode: policy.mode, mx: policy.mx } as Parameters<typeof mailauthMtaSts.validateMx>[1];
   const unmatched = hosts.filter((h) => !mailauthMtaSts.validateMx(h, asPolicy).valid);
   if (unmatched.length > 0) {
-    return fail(check, `MX ${unmatched.join(", ")} matches no mx pattern of the policy (${policy.mx.join(", ")}): senders ${policy.mode === "enforce" ? "refuse to deliver there" : "report failures"}`, domain);
+    return fail(
+      check,
+      `MX ${unmatched.join(", ")} matches no mx pattern of the policy (${policy.mx.join(", ")}): senders ${policy.mode === "enforce" ? "refuse to deliver there" : "report failures"}`,
+      domain,
+    );
   }
   return pass(check, `MX ${hosts.join(", ")} covered by ${policy.mx.join(", ")}`, domain);
 }

@@ -28,7 +28,7 @@ export function parseTagList(text: string): TagList {
   parts.forEach((raw, i) => {
     const part = raw.trim();
     if (part === "") {
-      if (i !== parts.length - 1) out.problems.push("empty tag between two \";\"");
+      if (i !== parts.length - 1) out.problems.push('empty tag between two ";"');
       return;
     }
     const m = /^([A-Za-z][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*)$/s.exec(part);
@@ -81,11 +81,15 @@ export function checkMx(domain: string, answer: DnsAnswer<MxRecord>, expected?: 
   for (const e of expected) {
     const found = live.find((r) => r.host === e.host);
     if (!found) findings.push({ status: "fail", detail: `${e.host} is missing (planned: ${e.priority} ${e.host}; live: ${shown})` });
-    else if (found.priority !== e.priority) findings.push({ status: "warn", detail: `${e.host} has preference ${found.priority}, the plan ${e.priority}` });
+    else if (found.priority !== e.priority)
+      findings.push({ status: "warn", detail: `${e.host} has preference ${found.priority}, the plan ${e.priority}` });
   }
   const extra = live.filter((r) => !expected.some((e) => e.host === r.host));
   if (extra.length > 0) {
-    findings.push({ status: "fail", detail: `MX ${names(extra.map((r) => r.host))} not in the plan: mail sent there does not reach the mail host` });
+    findings.push({
+      status: "fail",
+      detail: `MX ${names(extra.map((r) => r.host))} not in the plan: mail sent there does not reach the mail host`,
+    });
   }
   if (findings.length === 0) return pass(check, `${shown} (as planned)`, domain);
   return combine(check, findings, domain);
@@ -144,7 +148,11 @@ export function checkPtr(family: 4 | 6, hostname: string, probes: PtrProbe[]): C
       return { status: "fail", detail: `PTR of ${p.address} is ${names(p.ptr.records)}, not the mail host ${host}` };
     }
     const back = p.forward[host];
-    if (!back || !back.ok) return { status: "fail", detail: `${host} (PTR of ${p.address}): ${back && !back.ok ? `lookup failed (${back.error})` : "not looked up"}` };
+    if (!back || !back.ok)
+      return {
+        status: "fail",
+        detail: `${host} (PTR of ${p.address}): ${back && !back.ok ? `lookup failed (${back.error})` : "not looked up"}`,
+      };
     const addresses = back.records.map(canonicalAddress);
     if (!addresses.includes(canonicalAddress(p.address))) {
       return {
@@ -154,7 +162,10 @@ export function checkPtr(family: 4 | 6, hostname: string, probes: PtrProbe[]): C
     }
     if (p.ptr.records.length > 1) {
       // Receivers may check any one of several PTR names; only one should exist.
-      return { status: "warn", detail: `${p.address} has ${p.ptr.records.length} PTR records (${names(p.ptr.records)}); keep only ${host}` };
+      return {
+        status: "warn",
+        detail: `${p.address} has ${p.ptr.records.length} PTR records (${names(p.ptr.records)}); keep only ${host}`,
+      };
     }
     return { status: "pass", detail: `${p.address} -> ${host} -> ${p.address}` };
   });
@@ -195,7 +206,8 @@ export function parseDmarc(text: string): DmarcRecord {
     const list2 = v.split(",").map((u) => u.trim());
     for (const u of list2) {
       // RFC 7489 6.2: mailto: is the one report URI scheme receivers must support.
-      if (!/^(mailto:[^\s@,!]+@[^\s@,!]+|https:\/\/\S+)(!\d+[kmgt]?)?$/i.test(u)) problems.push(`${tag}: "${u}" is not a mailto: or https: URI`);
+      if (!/^(mailto:[^\s@,!]+@[^\s@,!]+|https:\/\/\S+)(!\d+[kmgt]?)?$/i.test(u))
+        problems.push(`${tag}: "${u}" is not a mailto: or https: URI`);
     }
     return list2;
   };
@@ -231,7 +243,8 @@ export function parseTlsrpt(text: string): { rua: string[]; problems: string[] }
   const value = list.tags.get("rua");
   const rua = value === undefined ? [] : value.split(",").map((u) => u.trim());
   if (value === undefined) problems.push("no rua= (RFC 8460 3: required)");
-  for (const u of rua) if (!/^(mailto:[^\s@,!]+@[^\s@,!]+|https:\/\/\S+)$/i.test(u)) problems.push(`rua: "${u}" is not a mailto: or https: URI`);
+  for (const u of rua)
+    if (!/^(mailto:[^\s@,!]+@[^\s@,!]+|https:\/\/\S+)$/i.test(u)) problems.push(`rua: "${u}" is not a mailto: or https: URI`);
   return { rua, problems };
 }
 
@@ -307,29 +320,58 @@ export function checkCaa(domain: string, lookup: CaaLookup, expected?: ExpectedC
   if (!lookup.answer.ok) return fail(check, lookupFailure(`CAA ${lookup.name}`, lookup.answer), lookup.name);
   const props = caaProperties(lookup.answer.records);
   if (props.length === 0) {
-    if (expected && expected.length > 0) return fail(check, `no CAA record at ${domain}; the plan publishes ${expected.map((e) => `${e.tag} "${e.value}"`).join(", ")}`, domain);
+    if (expected && expected.length > 0)
+      return fail(
+        check,
+        `no CAA record at ${domain}; the plan publishes ${expected.map((e) => `${e.tag} "${e.value}"`).join(", ")}`,
+        domain,
+      );
     return warn(check, `no CAA record for ${domain} or its parents: any CA may issue certificates for it`, domain);
   }
   const inherited = lookup.name !== domain ? ` (inherited from ${lookup.name})` : "";
   const unknownCritical = props.filter((p) => p.critical && !["issue", "issuewild", "iodef"].includes(p.tag));
   if (unknownCritical.length > 0) {
     // RFC 8659 4.1: a CA must not issue when it sees a critical property it does not understand.
-    return fail(check, `critical CAA tag ${unknownCritical.map((p) => p.tag).join(", ")} that CAs do not know: no CA will issue${inherited}`, lookup.name);
+    return fail(
+      check,
+      `critical CAA tag ${unknownCritical.map((p) => p.tag).join(", ")} that CAs do not know: no CA will issue${inherited}`,
+      lookup.name,
+    );
   }
   const issue = props.filter((p) => p.tag === "issue");
   const issuers = [...new Set(issue.map((p) => parseCaaIssueValue(p.value).issuer || "(none)"))];
-  const summary = `issue: ${issuers.join(", ") || "-"}${props.some((p) => p.tag === "issuewild") ? `; issuewild: ${props.filter((p) => p.tag === "issuewild").map((p) => `"${p.value}"`).join(", ")}` : ""}${inherited}`;
+  const summary = `issue: ${issuers.join(", ") || "-"}${
+    props.some((p) => p.tag === "issuewild")
+      ? `; issuewild: ${props
+          .filter((p) => p.tag === "issuewild")
+          .map((p) => `"${p.value}"`)
+          .join(", ")}`
+      : ""
+  }${inherited}`;
   if (!expected) return pass(check, summary, lookup.name);
   const findings: { status: CheckStatus; detail: string }[] = [];
   for (const e of expected) {
     if (!props.some((p) => p.tag === e.tag && caaValueMatches(p.value, e))) {
       const shown = e.accountUriUnknown ? e.value.replace(/accounturi=[^;]*/, "accounturi=<your ACME account>") : e.value;
-      findings.push({ status: "fail", detail: `${e.tag} "${shown}" is missing (live: ${props.filter((p) => p.tag === e.tag).map((p) => `"${p.value}"`).join(", ") || "none"})` });
+      findings.push({
+        status: "fail",
+        detail: `${e.tag} "${shown}" is missing (live: ${
+          props
+            .filter((p) => p.tag === e.tag)
+            .map((p) => `"${p.value}"`)
+            .join(", ") || "none"
+        })`,
+      });
     }
   }
-  const extra = props.filter((p) => (p.tag === "issue" || p.tag === "issuewild") && !expected.some((e) => e.tag === p.tag && caaValueMatches(p.value, e)));
-  if (extra.length > 0) findings.push({ status: "fail", detail: `${extra.map((p) => `${p.tag} "${p.value}"`).join(", ")} not in the plan` });
+  const extra = props.filter(
+    (p) => (p.tag === "issue" || p.tag === "issuewild") && !expected.some((e) => e.tag === p.tag && caaValueMatches(p.value, e)),
+  );
+  if (extra.length > 0)
+    findings.push({ status: "fail", detail: `${extra.map((p) => `${p.tag} "${p.value}"`).join(", ")} not in the plan` });
   if (findings.length > 0) return combine(check, findings, lookup.name);
-  const pinned = expected.some((e) => e.accountUriUnknown) ? " (accounturi present; pass --acme-account URL to compare it)" : " (as planned)";
+  const pinned = expected.some((e) => e.accountUriUnknown)
+    ? " (accounturi present; pass --acme-account URL to compare it)"
+    : " (as planned)";
   return pass(check, `${summary}${pinned}`, lookup.name);
 }

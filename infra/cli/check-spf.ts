@@ -86,13 +86,15 @@ function mechanismProblem(name: string, value: string | undefined): string | und
     case "ip4": {
       if (!value) return "ip4 needs an address";
       const [ip, len, more] = value.split("/");
-      if (more !== undefined || isIP(ip) !== 4 || (len !== undefined && !cidr(len, 32))) return `"${value}" is not an IPv4 address or network`;
+      if (more !== undefined || isIP(ip) !== 4 || (len !== undefined && !cidr(len, 32)))
+        return `"${value}" is not an IPv4 address or network`;
       return undefined;
     }
     case "ip6": {
       if (!value) return "ip6 needs an address";
       const [ip, len, more] = value.split("/");
-      if (more !== undefined || isIP(ip) !== 6 || (len !== undefined && !cidr(len, 128))) return `"${value}" is not an IPv6 address or network`;
+      if (more !== undefined || isIP(ip) !== 6 || (len !== undefined && !cidr(len, 128)))
+        return `"${value}" is not an IPv6 address or network`;
       return undefined;
     }
     case "a":
@@ -100,7 +102,8 @@ function mechanismProblem(name: string, value: string | undefined): string | und
       // a[:domain][/v4cidr][//v6cidr] (RFC 7208 5.3, 5.4)
       if (value === undefined) return undefined;
       const m = /^([^/]*)(?:\/(\d{1,3}))?(?:\/\/(\d{1,3}))?$/.exec(value);
-      if (!m || (m[2] !== undefined && !cidr(m[2], 32)) || (m[3] !== undefined && !cidr(m[3], 128))) return `"${value}" is not [domain][/cidr]`;
+      if (!m || (m[2] !== undefined && !cidr(m[2], 32)) || (m[3] !== undefined && !cidr(m[3], 128)))
+        return `"${value}" is not [domain][/cidr]`;
       return undefined;
     }
     default:
@@ -150,7 +153,12 @@ export function checkSpf(
   const records = spfRecords(answer.records);
   if (records.length === 0) return fail(check, `no v=spf1 record at ${name}`, name);
   // RFC 7208 4.5: more than one SPF record is a permerror.
-  if (records.length > 1) return fail(check, `${records.length} v=spf1 records at ${name} (RFC 7208 4.5: permerror): ${records.map((r) => `"${r}"`).join(", ")}`, name);
+  if (records.length > 1)
+    return fail(
+      check,
+      `${records.length} v=spf1 records at ${name} (RFC 7208 4.5: permerror): ${records.map((r) => `"${r}"`).join(", ")}`,
+      name,
+    );
   const record = records[0];
   const parsed = parseSpf(record);
   if (parsed.problems.length > 0) return fail(check, `"${record}": ${parsed.problems.join("; ")}`, name);

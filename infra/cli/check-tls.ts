@@ -247,7 +247,10 @@ export function certificateFindings(cert: PresentedCertificate, name: string, no
   // Expiry and name are reported above in words; any other chain error means "not trusted".
   const ownWords = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERR_TLS_CERT_ALTNAME_INVALID"]);
   if (!cert.authorized && cert.authorizationError && !ownWords.has(cert.authorizationError)) {
-    findings.push({ status: "fail", detail: `certificate is not trusted: ${cert.authorizationError} (issuer ${commonName(leaf.issuer)}; a private CA needs --ca FILE)` });
+    findings.push({
+      status: "fail",
+      detail: `certificate is not trusted: ${cert.authorizationError} (issuer ${commonName(leaf.issuer)}; a private CA needs --ca FILE)`,
+    });
   }
   if (findings.length > 0) return findings;
   const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
@@ -268,7 +271,13 @@ export function checkTlsProbe(check: string, probe: TlsProbeResult, hostname: st
       ? { status: "pass", detail: protocol }
       : { status: "fail", detail: `negotiated ${protocol}: use TLS 1.2 or later (RFC 8996)` },
   );
-  findings.push(...certificateFindings({ chain: probe.chain ?? [], authorized: probe.authorized ?? false, authorizationError: probe.authorizationError }, hostname, now));
+  findings.push(
+    ...certificateFindings(
+      { chain: probe.chain ?? [], authorized: probe.authorized ?? false, authorizationError: probe.authorizationError },
+      hostname,
+      now,
+    ),
+  );
   return combine(check, findings, target);
 }
 
@@ -332,7 +341,11 @@ export function checkTlsa(hostname: string, answer: DnsAnswer<TlsaRecord>, port2
   }
   const usable = records.filter(tlsaUsable);
   if (usable.length === 0) {
-    return fail(check, `no usable TLSA record (${records.map(presentation).join(", ")}): SMTP uses only usages 2 and 3 (RFC 7672 3.1.3)`, name);
+    return fail(
+      check,
+      `no usable TLSA record (${records.map(presentation).join(", ")}): SMTP uses only usages 2 and 3 (RFC 7672 3.1.3)`,
+      name,
+    );
   }
   if (port25.length === 0) return fail(check, `cannot compare: the host has no address to connect to`, name);
   const findings = port25.map((p): { status: CheckStatus; detail: string } => {

@@ -108,12 +108,16 @@ export function parseCheckArgs(argv: string[]): CheckOptions {
     selectors: [],
   };
   if (values.stack !== undefined) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(values.stack)) throw new UsageError(`--stack: "${values.stack}" is not a stack name (letters, digits, _ . -)`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(values.stack))
+      throw new UsageError(`--stack: "${values.stack}" is not a stack name (letters, digits, _ . -)`);
     options.stack = values.stack;
   }
   for (const r of values.resolver!.flatMap((v) => v.split(","))) {
     const server = parseResolverAddress(r.trim());
-    if (server === undefined) throw new UsageError(`--resolver: "${r}" is not an IP address with an optional port (198.51.100.53, 198.51.100.53:5353, [2001:db8::53]:53)`);
+    if (server === undefined)
+      throw new UsageError(
+        `--resolver: "${r}" is not an IP address with an optional port (198.51.100.53, 198.51.100.53:5353, [2001:db8::53]:53)`,
+      );
     options.resolvers.push(server);
   }
   if (values.timeout !== undefined) {
@@ -188,7 +192,11 @@ export function readDkimKeys(file: string, domain: string): DkimPublicKey[] {
   if (!Array.isArray(list)) throw new UsageError(`--dkim-keys: ${file}: "${domain}" is not a list of keys`);
   return list.map((k: unknown, i) => {
     const key = k as Partial<DkimPublicKey>;
-    if (typeof key?.selector !== "string" || (key.algorithm !== "rsa" && key.algorithm !== "ed25519") || typeof key.publicKeyB64 !== "string") {
+    if (
+      typeof key?.selector !== "string" ||
+      (key.algorithm !== "rsa" && key.algorithm !== "ed25519") ||
+      typeof key.publicKeyB64 !== "string"
+    ) {
       throw new UsageError(`--dkim-keys: ${file}: ${domain}[${i}] is not {selector, algorithm: rsa|ed25519, publicKeyB64}`);
     }
     return { selector: key.selector, algorithm: key.algorithm, publicKeyB64: key.publicKeyB64 };
@@ -219,7 +227,9 @@ function stackDomains(file: string): string[] {
   try {
     const domains = readStackFile(file).domains;
     if (!Array.isArray(domains)) return [];
-    return domains.map((d) => (d && typeof d === "object" ? String((d as { name?: unknown }).name ?? "") : "").toLowerCase().replace(/\.$/, ""));
+    return domains.map((d) =>
+      (d && typeof d === "object" ? String((d as { name?: unknown }).name ?? "") : "").toLowerCase().replace(/\.$/, ""),
+    );
   } catch {
     // An unreadable stack file manages no domain we could find; naming it with --stack shows why.
     return [];
@@ -247,7 +257,9 @@ export function chooseStack(options: CheckOptions, findProjectDir: (start: strin
     const spec = loadSpec(file);
     const domain = spec.domains.find((d) => d.name === options.domain);
     if (!domain) {
-      throw new UsageError(`--stack ${options.stack}: ${options.domain} is not one of its domains (${spec.domains.map((d) => d.name).join(", ")})`);
+      throw new UsageError(
+        `--stack ${options.stack}: ${options.domain} is not one of its domains (${spec.domains.map((d) => d.name).join(", ")})`,
+      );
     }
     return { stack: options.stack, projectDir, spec, domain };
   }
@@ -268,7 +280,8 @@ export function ipv6Network64(address: string): string {
   const full = canonicalIpv6(address)
     .split("::")
     .map((half) => (half === "" ? [] : half.split(":")));
-  const groups = full.length === 1 ? full[0] : [...full[0], ...new Array<string>(8 - full[0].length - full[1].length).fill("0"), ...full[1]];
+  const groups =
+    full.length === 1 ? full[0] : [...full[0], ...new Array<string>(8 - full[0].length - full[1].length).fill("0"), ...full[1]];
   return canonicalIpv6([...groups.slice(0, 4), "0", "0", "0", "0"].join(":"));
 }
 
@@ -285,7 +298,12 @@ export interface CheckContext {
 }
 
 const sortMx = (a: DnsAnswer<{ exchange: string; priority: number }>): string[] =>
-  a.ok ? [...a.records].sort((x, y) => x.priority - y.priority).map((r) => r.exchange.toLowerCase().replace(/\.$/, "")).filter(Boolean) : [];
+  a.ok
+    ? [...a.records]
+        .sort((x, y) => x.priority - y.priority)
+        .map((r) => r.exchange.toLowerCase().replace(/\.$/, ""))
+        .filter(Boolean)
+    : [];
 
 /** Runs every probe and turns the answers into rows. Never throws for what it finds. */
 export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
@@ -297,7 +315,9 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
   const firstMx = sortMx(mx)[0];
   const hostname = options.hostname ?? choice?.spec.hostname ?? firstMx ?? domain;
   if (!options.hostname && !choice) {
-    notes.push(`mail host ${hostname}: ${firstMx ? "the domain's first MX" : "the domain itself, it has no MX"} (pass --hostname to check another)`);
+    notes.push(
+      `mail host ${hostname}: ${firstMx ? "the domain's first MX" : "the domain itself, it has no MX"} (pass --hostname to check another)`,
+    );
   }
   const [liveA, liveAaaa] = await Promise.all([dns.a(hostname), dns.aaaa(hostname)]);
 
@@ -343,7 +363,8 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
     if (ptr.ok) await Promise.all(ptr.records.map(async (n) => (forward[n] = await dns.addressesLike(address, n))));
     return { address, ptr, forward };
   };
-  const spfVerdicts = (sender: string) => Promise.all(hostAddresses.map((a) => evaluateSpf(dns.resolve, sender, hostname, a, options.timeoutMs)));
+  const spfVerdicts = (sender: string) =>
+    Promise.all(hostAddresses.map((a) => evaluateSpf(dns.resolve, sender, hostname, a, options.timeoutMs)));
 
   const dkimExpected = dkimSelectors(options, expect, ctx.dkimKeys);
   const mtaStsTxt = dns.txt(`_mta-sts.${domain}`);
@@ -385,7 +406,8 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
   rows.push(checkMx(domain, mx, expect?.mx));
   const addressExpectation = (family: 4 | 6) => {
     const given = family === 4 ? options.ipv4 : options.ipv6Network !== undefined ? `${options.ipv6Network}1` : undefined;
-    if (expect) return { planned: true, address: family === 4 ? expect.ipv4 : expect.ipv6, source: addressSource[family === 4 ? "ipv4" : "ipv6"] };
+    if (expect)
+      return { planned: true, address: family === 4 ? expect.ipv4 : expect.ipv6, source: addressSource[family === 4 ? "ipv4" : "ipv6"] };
     return given !== undefined ? { planned: false, address: given, source: "options" as const } : undefined;
   };
   rows.push(checkAddresses(4, hostname, liveA, addressExpectation(4)));
@@ -407,7 +429,14 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
   }
   rows.push(checkCaa(domain, caa, expect?.caa));
   rows.push(...tlsRows(probes, hostV4, hostV6, hostname, ctx.now));
-  rows.push(checkTlsa(hostname, tlsa, probes.filter((p) => p.port === 25), expect?.tlsa));
+  rows.push(
+    checkTlsa(
+      hostname,
+      tlsa,
+      probes.filter((p) => p.port === 25),
+      expect?.tlsa,
+    ),
+  );
   return { domain, hostname, stack: choice?.stack ?? null, notes, rows };
 }
 

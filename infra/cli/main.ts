@@ -61,7 +61,10 @@ async function plan(argv: string[]): Promise<string> {
   });
   if (format === "json") return formatJson(result);
   if (format === "zone") {
-    const nameservers = values.nameservers?.split(",").map((s) => s.trim()).filter(Boolean);
+    const nameservers = values.nameservers
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     return formatZones(result, { nameservers });
   }
   return formatTable(result);

@@ -108,7 +108,10 @@ export function normaliseV6Network(input: string): string {
   if (!/^[0-9a-f:]+$/i.test(address) || !address.endsWith("::") || address.split("::").length !== 2) {
     throw new Error(`--ipv6: "${input}" is not an IPv6 /64 network address like 2001:db8:1:: (the host is ::1)`);
   }
-  const groups = address.slice(0, -2).split(":").filter((g) => g !== "");
+  const groups = address
+    .slice(0, -2)
+    .split(":")
+    .filter((g) => g !== "");
   if (groups.length > 4 || groups.some((g) => g.length > 4)) {
     throw new Error(`--ipv6: "${input}" has more than a /64 prefix; give the network address, e.g. 2001:db8:1::`);
   }
@@ -118,10 +121,14 @@ export function normaliseV6Network(input: string): string {
 /** Replaces the stand-in addresses with a visible marker. */
 export function markUnknown(text: string): string {
   return text
-    .split(`${UNKNOWN_IPV6_NETWORK}1`).join("<ipv6 unknown>")
-    .split(UNKNOWN_IPV6_NETWORK).join("<ipv6 unknown>")
-    .split(UNKNOWN_IPV4).join("<ipv4 unknown>")
-    .split(UNKNOWN_ACME_ACCOUNT).join("<acme account unknown>");
+    .split(`${UNKNOWN_IPV6_NETWORK}1`)
+    .join("<ipv6 unknown>")
+    .split(UNKNOWN_IPV6_NETWORK)
+    .join("<ipv6 unknown>")
+    .split(UNKNOWN_IPV4)
+    .join("<ipv4 unknown>")
+    .split(UNKNOWN_ACME_ACCOUNT)
+    .join("<acme account unknown>");
 }
 
 export function containsUnknown(text: string): boolean {

@@ -20,7 +20,13 @@ import { boxLayout, type BoxLayout } from "../../server-bootstrap/install/layout
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stagedPath, stopCommand, waitCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deploy-commands";
+import {
+  installCommand,
+  stagedPath,
+  stopCommand,
+  waitCommand,
+  type DeployCommandOptions,
+} from "../../server-bootstrap/install/deploy-commands";
 
 const REPO = path.resolve(__dirname, "../..");
 /** The pinned Node (layout.ts NODE_VERSION) ships as this package's `node` dev dependency. */
@@ -79,15 +85,18 @@ function dovecotWrapper(layout: BoxLayout): { confPath: string; logPath: string 
   const confPath = under("etc/dovecot/local-internet.conf");
   const logPath = under("var/log/dovecot.log");
   // Dovecot reads settings in order; a later assignment overrides an earlier one.
-  fs.writeFileSync(confPath, [
-    "# The demo box shares the host's file system: everything below / of a real box lives under the box's root.",
-    `!include ${layout.dovecotConf}`,
-    `base_dir = ${under("run/dovecot")}`,
-    `state_dir = ${under("var/lib/dovecot")}`,
-    `log_path = ${logPath}`,
-    `info_log_path = ${logPath}`,
-    "",
-  ].join("\n"));
+  fs.writeFileSync(
+    confPath,
+    [
+      "# The demo box shares the host's file system: everything below / of a real box lives under the box's root.",
+      `!include ${layout.dovecotConf}`,
+      `base_dir = ${under("run/dovecot")}`,
+      `state_dir = ${under("var/lib/dovecot")}`,
+      `log_path = ${logPath}`,
+      `info_log_path = ${logPath}`,
+      "",
+    ].join("\n"),
+  );
   return { confPath, logPath };
 }
 
@@ -106,18 +115,24 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     await copyToRemote(conn, installScript(layout), stagedPath(deployOptions, "installer"));
     await copyToRemote(conn, renderManifest(deployFiles(layout, input)), stagedPath(deployOptions, "manifest"));
     const install = await exec(conn, installCommand(deployOptions));
-    if (install.code !== 0) throw new Error(`the install step failed (exit ${install.code}): ${install.stderr.trim().split("\n").slice(-5).join(" | ")}`);
+    if (install.code !== 0)
+      throw new Error(`the install step failed (exit ${install.code}): ${install.stderr.trim().split("\n").slice(-5).join(" | ")}`);
     installSummary = install.stdout.trim().split("\n").pop() ?? "";
   } finally {
     conn.end();
   }
 
   const dovecot = dovecotWrapper(layout);
-  const child: ChildProcess = server.host.spawn(["/usr/sbin/dovecot", "-F", "-c", dovecot.confPath], { logFile: `${dovecot.logPath}.stdout` });
+  const child: ChildProcess = server.host.spawn(["/usr/sbin/dovecot", "-F", "-c", dovecot.confPath], {
+    logFile: `${dovecot.logPath}.stdout`,
+  });
   try {
     await waitForPort(server.host.ipv4, 993, "dovecot", 10_000, () => child.exitCode === null && child.signalCode === null);
   } catch (err) {
-    const log = [dovecot.logPath, `${dovecot.logPath}.stdout`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, "utf8")).join("");
+    const log = [dovecot.logPath, `${dovecot.logPath}.stdout`]
+      .filter((f) => fs.existsSync(f))
+      .map((f) => fs.readFileSync(f, "utf8"))
+      .join("");
     throw new Error(`${(err as Error).message}\n${log.slice(-2000)}`);
   }
 

@@ -119,16 +119,20 @@ export async function sendInbound(peer: MailPeer, to: string, timeoutMs = 30_000
   const result: InboundResult = { ok: false, from, to, messageId };
   const logStart = peer.postfix.log().length;
   try {
-    await peer.postfix.sendmail(from, [to], [
-      `From: Carol <${from}>`,
-      `To: <${to}>`,
-      `Subject: hello from the rest of the internet`,
-      `Message-ID: ${messageId}`,
-      `Date: ${new Date().toUTCString()}`,
-      "",
-      "Sent by Postfix on the peer host, found your MX in DNS, and came in over STARTTLS.",
-      "",
-    ].join("\n"));
+    await peer.postfix.sendmail(
+      from,
+      [to],
+      [
+        `From: Carol <${from}>`,
+        `To: <${to}>`,
+        `Subject: hello from the rest of the internet`,
+        `Message-ID: ${messageId}`,
+        `Date: ${new Date().toUTCString()}`,
+        "",
+        "Sent by Postfix on the peer host, found your MX in DNS, and came in over STARTTLS.",
+        "",
+      ].join("\n"),
+    );
     await peer.postfix.waitForEmptyQueue(timeoutMs);
   } catch (err) {
     result.error = `the peer could not deliver: ${reason(err).slice(0, 400)}`;
@@ -233,17 +237,21 @@ export async function sendOutbound(sub: Submission, peer: MailPeer, maildLogPath
     result.submission = oneLine(info.response);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { response?: string };
-    result.error = e.code === "ECONNREFUSED"
-      ? `submission: nothing listens on ${sub.host}:587 (connection refused): this maild does not offer submission (listen.submission) yet`
-      : `submission on ${sub.host}:587 as ${sub.user} failed: ${oneLine(e.response ?? reason(err))}`;
+    result.error =
+      e.code === "ECONNREFUSED"
+        ? `submission: nothing listens on ${sub.host}:587 (connection refused): this maild does not offer submission (listen.submission) yet`
+        : `submission on ${sub.host}:587 as ${sub.user} failed: ${oneLine(e.response ?? reason(err))}`;
     return result;
   } finally {
     transport.close();
   }
-  const copy = await until(timeoutMs, () => peer.delivered().find((m) => unfoldedHeaders(m.source).some((h) => h.toLowerCase() === `message-id: ${messageId.toLowerCase()}`)));
+  const copy = await until(timeoutMs, () =>
+    peer.delivered().find((m) => unfoldedHeaders(m.source).some((h) => h.toLowerCase() === `message-id: ${messageId.toLowerCase()}`)),
+  );
   if (!copy) {
     const tail = peer.postfix.log().trim().split("\n").slice(-3).map(oneLine).join(" | ");
-    result.error = `maild accepted the message (${result.submission}) but it did not reach ${peer.user} within ${timeoutMs / 1000} s ` +
+    result.error =
+      `maild accepted the message (${result.submission}) but it did not reach ${peer.user} within ${timeoutMs / 1000} s ` +
       `(maild's log: ${maildLogPath}); the peer's log ends: ${tail || "(empty)"}`;
     return result;
   }
@@ -269,7 +277,13 @@ function httpsGet(address: string, name: string, urlPath: string, caPem: string)
  * RFC 8461 3: the `_mta-sts` TXT record and the policy at https://mta-sts.<domain>/.well-known/
  * mta-sts.txt (looked up in the local internet's DNS, TLS verified against the ACME CA's root).
  */
-export async function checkMtaSts(domain: string, plannedPolicy: string | undefined, dnsServer: string, caPem: string, peer: MailPeer): Promise<MtaStsResult> {
+export async function checkMtaSts(
+  domain: string,
+  plannedPolicy: string | undefined,
+  dnsServer: string,
+  caPem: string,
+  peer: MailPeer,
+): Promise<MtaStsResult> {
   const result: MtaStsResult = { domain, ok: false, matchesPlan: false };
   const resolver = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
   resolver.setServers([dnsServer]);
@@ -289,7 +303,8 @@ export async function checkMtaSts(domain: string, plannedPolicy: string | undefi
     return result;
   }
   if (result.dnsId === undefined) result.error = `${domain}: no single v=STSv1 record with an id at _mta-sts.${domain}`;
-  else if (result.dnsId !== result.policyId) result.error = `${domain}: DNS says id=${result.dnsId}, the served policy has id ${result.policyId}`;
+  else if (result.dnsId !== result.policyId)
+    result.error = `${domain}: DNS says id=${result.dnsId}, the served policy has id ${result.policyId}`;
   else if (!result.matchesPlan) result.error = `${domain}: the served policy differs from the planned one`;
   else if (result.mode === "enforce" && !/^secure\b/.test(result.peerPolicy ?? "")) {
     result.error = `${domain}: mode enforce, but the peer's MTA-STS resolver returns ${JSON.stringify(result.peerPolicy)} instead of a secure policy`;

@@ -109,7 +109,10 @@ async function main(argv: string[]): Promise<number> {
     }
     stopping = true;
     process.stdout.write("\n");
-    stopGracefully(signal).then(() => settle(exitCode), () => settle(1));
+    stopGracefully(signal).then(
+      () => settle(exitCode),
+      () => settle(1),
+    );
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

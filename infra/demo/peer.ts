@@ -74,7 +74,8 @@ async function waitInside(host: NetHost, port: number, what: string, child: Chil
     const r = await host.run(["bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`]);
     if (r.code === 0) return;
     const log = () => (fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").slice(-2000) : "");
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before listening on 127.0.0.1:${port}:\n${log()}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited before listening on 127.0.0.1:${port}:\n${log()}`);
     if (Date.now() > deadline) throw new Error(`${what}: nothing listening on 127.0.0.1:${port} in ${host.name} after 15 s:\n${log()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -93,20 +94,23 @@ export async function startPeer(internet: LocalInternet, host: NetHost, opts: St
   const bundle = path.join(dir, "trusted-roots.pem");
   fs.writeFileSync(bundle, opts.trustRootPem);
   const config = path.join(dir, "mta-sts-daemon.yml");
-  fs.writeFileSync(config, [
-    "host: 127.0.0.1",
-    "port: 8461",
-    "reuse_port: true",
-    "shutdown_timeout: 5",
-    "cache:",
-    "  type: internal",
-    "  options:",
-    "    cache_size: 1000",
-    "default_zone:",
-    "  strict_testing: false",
-    "  timeout: 4",
-    "",
-  ].join("\n"));
+  fs.writeFileSync(
+    config,
+    [
+      "host: 127.0.0.1",
+      "port: 8461",
+      "reuse_port: true",
+      "shutdown_timeout: 5",
+      "cache:",
+      "  type: internal",
+      "  options:",
+      "    cache_size: 1000",
+      "default_zone:",
+      "  strict_testing: false",
+      "  timeout: 4",
+      "",
+    ].join("\n"),
+  );
   const mtaStsLogPath = path.join(dir, "mta-sts-daemon.log");
   const resolver = host.spawn(["/usr/bin/mta-sts-daemon", "-c", config, "-v", "info"], {
     env: { ...process.env, SSL_CERT_FILE: bundle },
@@ -167,7 +171,11 @@ export async function startPeer(internet: LocalInternet, host: NetHost, opts: St
       // with Postfix (it would stop those only with the namespace; opendkim takes seconds to exit).
       const running = await runCommand(["ip", "netns", "pids", host.ns]);
       for (const pid of running.stdout.split("\n").filter(Boolean)) {
-        try { process.kill(Number(pid), "SIGTERM"); } catch { /* already gone */ }
+        try {
+          process.kill(Number(pid), "SIGTERM");
+        } catch {
+          /* already gone */
+        }
       }
       await Promise.all([postfix.stop(), LocalInternet.stopProcess(resolver)]);
     },

@@ -130,7 +130,11 @@ function deployInputFromManifest(manifest: string): DeployInput {
   };
   const domains: DeployDomain[] = config.domains.map((d) => ({
     name: d.name,
-    dkim: d.dkim.map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyPem: file(dkimKeyPath(layout, d.name, k.selector)) })),
+    dkim: d.dkim.map((k) => ({
+      selector: k.selector,
+      algorithm: k.algorithm,
+      privateKeyPem: file(dkimKeyPath(layout, d.name, k.selector)),
+    })),
     ...(d.mtaStsPolicy !== undefined ? { mtaStsPolicy: d.mtaStsPolicy } : {}),
   }));
   const input: DeployInput = {
@@ -140,11 +144,20 @@ function deployInputFromManifest(manifest: string): DeployInput {
     aliases: config.aliases,
     tls: { certificatePem: file(layout.tlsCert), privateKeyPem: file(layout.tlsKey) },
     ...(config.acme
-      ? { acme: { directoryUrl: config.acme.directoryUrl, email: config.acme.email, names: config.acme.names, accountKeyPem: file(layout.acmeAccountKey) } }
+      ? {
+          acme: {
+            directoryUrl: config.acme.directoryUrl,
+            email: config.acme.email,
+            names: config.acme.names,
+            accountKeyPem: file(layout.acmeAccountKey),
+          },
+        }
       : {}),
   };
   if (renderManifest(deployFiles(layout, input)) !== manifest) {
-    throw new Error("the demo cannot reproduce the program's deploy manifest from its parts (server-bootstrap/install changed?): infra/demo/planned-stack.ts needs updating");
+    throw new Error(
+      "the demo cannot reproduce the program's deploy manifest from its parts (server-bootstrap/install changed?): infra/demo/planned-stack.ts needs updating",
+    );
   }
   return input;
 }
@@ -166,7 +179,9 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
   const manifestAsset = plain(one(run.resources, "deploy manifests", copyTo("manifest")).inputs.source) as { text?: string };
   const bundleAsset = plain(one(run.resources, "daemon bundles", copyTo("daemon")).inputs.source) as { path?: string };
   if (typeof manifestAsset.text !== "string" || typeof bundleAsset.path !== "string") {
-    throw new Error("the program's MailDaemon copies are not a text manifest and a file bundle any more: infra/demo/planned-stack.ts needs updating");
+    throw new Error(
+      "the program's MailDaemon copies are not a text manifest and a file bundle any more: infra/demo/planned-stack.ts needs updating",
+    );
   }
   return {
     stack: opts.stack,

@@ -10,7 +10,10 @@ export interface StepOutcome {
 
 /** An error a step already reported on its progress line (the cause is the original error). */
 export class StepFailure extends Error {
-  constructor(readonly step: string, cause: unknown) {
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
     super((cause as Error)?.message ?? String(cause), { cause });
     this.name = "StepFailure";
   }

@@ -63,17 +63,25 @@ export function formatReport(r: DemoReport): string {
   const more = (text: string) => lines.push(`  ${"".padEnd(9)} ${text}`);
   lines.push(`Report: stack ${r.stack}, mail host ${r.hostname}`);
 
-  const types = Object.entries(r.dns.byType).sort(([a], [b]) => a.localeCompare(b)).map(([t, n]) => `${t} ${n}`).join(", ");
+  const types = Object.entries(r.dns.byType)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([t, n]) => `${t} ${n}`)
+    .join(", ");
   row("DNS", `${r.dns.total} records published as planned in ${r.dns.zones.join(", ")}: ${types}`);
   more(`PTR ${r.dns.ptr.map((p) => `${p.address} -> ${p.ptr}`).join(", ")}`);
 
   const c = r.certificate;
   const caaOk = c.caaAccountUris.length > 0 && c.caaAccountUris.every((u) => u === c.accountUrl);
   row("TLS", `certificate from "${c.issuer}" for ${c.names.join(", ")}`);
-  more(`expires ${c.notAfter}; CAA accounturi ${caaOk ? "is" : "is NOT"} the issuing account (${c.accountUrl}); ` +
-    `DANE TLSA 3 1 1 ${c.tlsaSha256 === c.spkiSha256 ? "matches" : "does NOT match"} the certificate key`);
+  more(
+    `expires ${c.notAfter}; CAA accounturi ${caaOk ? "is" : "is NOT"} the issuing account (${c.accountUrl}); ` +
+      `DANE TLSA 3 1 1 ${c.tlsaSha256 === c.spkiSha256 ? "matches" : "does NOT match"} the certificate key`,
+  );
 
-  row("deploy", `over SSH with the host key pinned (${r.deploy.hostKeyFingerprint}), install actions: ${actionsOf(r.deploy.installSummary)}`);
+  row(
+    "deploy",
+    `over SSH with the host key pinned (${r.deploy.hostKeyFingerprint}), install actions: ${actionsOf(r.deploy.installSummary)}`,
+  );
   more("maild started from its unit's ExecStart, Dovecot with the deployed configuration (no systemd in a namespace)");
 
   const i = r.inbound;
@@ -81,8 +89,11 @@ export function formatReport(r: DemoReport): string {
   const m = r.imap;
   row("IMAP", `${mark(m.ok)} ${m.user} read it over IMAPS (993)` + (m.ok ? `, maild's verdicts: ${verdicts(m.verdicts)}` : `: ${m.error}`));
   const o = r.outbound;
-  row("outbound", `${mark(o.ok)} ${o.from} -> ${o.to} (submission 587, maild's queue)` +
-    (o.ok ? `, the peer's verdicts: ${verdicts(o.peerVerdicts)}` : `: ${o.error}`));
+  row(
+    "outbound",
+    `${mark(o.ok)} ${o.from} -> ${o.to} (submission 587, maild's queue)` +
+      (o.ok ? `, the peer's verdicts: ${verdicts(o.peerVerdicts)}` : `: ${o.error}`),
+  );
 
   for (const [n, s] of r.mtaSts.entries()) {
     const label = n === 0 ? "MTA-STS" : "";
@@ -97,6 +108,8 @@ export function formatReport(r: DemoReport): string {
   }
 
   const failures = reportFailures(r);
-  lines.push(failures.length === 0 ? "All checks passed." : `${failures.length} check(s) failed:\n${failures.map((f) => `  - ${f}`).join("\n")}`);
+  lines.push(
+    failures.length === 0 ? "All checks passed." : `${failures.length} check(s) failed:\n${failures.map((f) => `  - ${f}`).join("\n")}`,
+  );
   return lines.join("\n") + "\n";
 }

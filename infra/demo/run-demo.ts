@@ -64,21 +64,26 @@ const REPO = path.resolve(__dirname, "../..");
 
 /** Root on Debian or Ubuntu, then the Debian packages the local internet runs on. */
 async function preflight(projectDir: string): Promise<string> {
-  if (process.getuid?.() !== 0) throw new Error("the demo needs root (network namespaces, servers on ports 25-993): run it as root, e.g. sudo npm start");
+  if (process.getuid?.() !== 0)
+    throw new Error("the demo needs root (network namespaces, servers on ports 25-993): run it as root, e.g. sudo npm start");
   const osRelease = fs.existsSync("/etc/os-release") ? fs.readFileSync("/etc/os-release", "utf8") : "";
   const field = (k: string) => new RegExp(`^${k}="?([^"\\n]*)"?$`, "m").exec(osRelease)?.[1] ?? "";
   const family = `${field("ID")} ${field("ID_LIKE")}`;
   if (!/\b(debian|ubuntu)\b/.test(family)) {
-    throw new Error(`the demo runs on Debian or Ubuntu (it installs Debian packages); this is ${field("PRETTY_NAME") || "an unknown system"}`);
+    throw new Error(
+      `the demo runs on Debian or Ubuntu (it installs Debian packages); this is ${field("PRETTY_NAME") || "an unknown system"}`,
+    );
   }
   const script = path.join(projectDir, "infra/local-internet/install-packages.sh");
   const r = await runCommand(["bash", script]);
-  if (r.code !== 0) throw new Error(`${script} failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split("\n").slice(-3).join(" | ")}`);
+  if (r.code !== 0)
+    throw new Error(`${script} failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split("\n").slice(-3).join(" | ")}`);
   return `${field("PRETTY_NAME")}, packages ${/apt-get|Setting up/.test(r.stdout) ? "installed" : "present"}`;
 }
 
 function caaAccountUris(plan: PlannedStack): string[] {
-  const uris = Object.values(plan.zones).flat()
+  const uris = Object.values(plan.zones)
+    .flat()
     .filter((r) => r.type === "CAA")
     .map((r) => /accounturi=([^;"\s]+)/.exec(r.content)?.[1])
     .filter((u): u is string => u !== undefined);
@@ -86,7 +91,9 @@ function caaAccountUris(plan: PlannedStack): string[] {
 }
 
 function tlsaSha256(plan: PlannedStack): string | undefined {
-  const tlsa = Object.values(plan.zones).flat().find((r) => r.type === "TLSA");
+  const tlsa = Object.values(plan.zones)
+    .flat()
+    .find((r) => r.type === "TLSA");
   return (tlsa?.data as TlsaData | undefined)?.certificate;
 }
 
@@ -113,43 +120,73 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
   };
 
   try {
-    await progress.step("checking the machine: root, Debian/Ubuntu, Debian packages", () => preflight(projectDir), (note) => ({ ok: true, note }));
+    await progress.step(
+      "checking the machine: root, Debian/Ubuntu, Debian packages",
+      () => preflight(projectDir),
+      (note) => ({ ok: true, note }),
+    );
 
-    const network = await progress.step("building the local internet: namespaces dns, ca, box, peer", async () => {
-      internet = await LocalInternet.create();
-      const n = await buildDemoNetwork(internet);
-      await internet.setResolver(n.hosts.dns.ipv4);
-      return n;
-    }, (n) => ({ ok: true, note: `box ${n.hosts.box.ipv4} ${n.hosts.box.ipv6}, peer ${n.hosts.peer.ipv4}` }));
+    const network = await progress.step(
+      "building the local internet: namespaces dns, ca, box, peer",
+      async () => {
+        internet = await LocalInternet.create();
+        const n = await buildDemoNetwork(internet);
+        await internet.setResolver(n.hosts.dns.ipv4);
+        return n;
+      },
+      (n) => ({ ok: true, note: `box ${n.hosts.box.ipv4} ${n.hosts.box.ipv6}, peer ${n.hosts.peer.ipv4}` }),
+    );
     const { dns, ca, box, peer } = network.hosts;
     const net = internet!;
 
-    const pebble = await progress.step("starting the ACME CA (pebble) on ca", async () => {
-      const p = await startPebble(net, ca, { dnsServer: `${dns.ipv4}:53` });
-      stoppers.push(() => p.stop());
-      return p;
-    }, (p) => ({ ok: true, note: p.directoryUrl }));
+    const pebble = await progress.step(
+      "starting the ACME CA (pebble) on ca",
+      async () => {
+        const p = await startPebble(net, ca, { dnsServer: `${dns.ipv4}:53` });
+        stoppers.push(() => p.stop());
+        return p;
+      },
+      (p) => ({ ok: true, note: p.directoryUrl }),
+    );
     const caRootPem = await pebble.issuingRootPem();
     const caRootPemPath = path.join(net.workDir, "ca-root.pem");
     fs.writeFileSync(caRootPemPath, caRootPem, { mode: 0o644 });
 
-    const users = await progress.step(`creating the stack's users with random passwords (argon2id)`, async () => demoUsers(projectDir, stack),
-      (u) => ({ ok: true, note: u.map((x) => x.address).join(", ") }));
+    const users = await progress.step(
+      `creating the stack's users with random passwords (argon2id)`,
+      async () => demoUsers(projectDir, stack),
+      (u) => ({ ok: true, note: u.map((x) => x.address).join(", ") }),
+    );
 
-    const plan = await progress.step(`running the Pulumi program offline for stack ${stack} (box addresses, pebble as CA)`, async () => {
-      const base = {
-        projectDir, stack, users,
-        acme: { directoryUrl: pebble.directoryUrl, caaIdentity: DEMO_CAA_IDENTITY },
-        ipv4: box.ipv4, ipv6Network: network.boxIpv6Network,
-      };
-      // The CAA record names the ACME account (RFC 8657), which exists once the program's account
-      // key is registered: plan, register that key, plan again with its URL (same keys: the
-      // offline engine keeps them per resource, as Pulumi's state would).
-      const first = await planDemoStack(base);
-      const account = { directoryUrl: pebble.directoryUrl, accountKeyPem: first.certificate.accountKeyPem, email: first.certificate.email, extraCaPem: pebble.listenerCaPem };
-      const accountUrl = await ensureAccount(acmeClient(account), account);
-      return planDemoStack({ ...base, acmeAccountUrl: accountUrl });
-    }, (p) => ({ ok: true, note: `${p.resourceCount} resources, ${Object.values(p.zones).flat().length} DNS records, ${p.ptr.length} PTRs` }));
+    const plan = await progress.step(
+      `running the Pulumi program offline for stack ${stack} (box addresses, pebble as CA)`,
+      async () => {
+        const base = {
+          projectDir,
+          stack,
+          users,
+          acme: { directoryUrl: pebble.directoryUrl, caaIdentity: DEMO_CAA_IDENTITY },
+          ipv4: box.ipv4,
+          ipv6Network: network.boxIpv6Network,
+        };
+        // The CAA record names the ACME account (RFC 8657), which exists once the program's account
+        // key is registered: plan, register that key, plan again with its URL (same keys: the
+        // offline engine keeps them per resource, as Pulumi's state would).
+        const first = await planDemoStack(base);
+        const account = {
+          directoryUrl: pebble.directoryUrl,
+          accountKeyPem: first.certificate.accountKeyPem,
+          email: first.certificate.email,
+          extraCaPem: pebble.listenerCaPem,
+        };
+        const accountUrl = await ensureAccount(acmeClient(account), account);
+        return planDemoStack({ ...base, acmeAccountUrl: accountUrl });
+      },
+      (p) => ({
+        ok: true,
+        note: `${p.resourceCount} resources, ${Object.values(p.zones).flat().length} DNS records, ${p.ptr.length} PTRs`,
+      }),
+    );
 
     for (const own of [PEER_DOMAIN, NAMESERVER_ZONE]) {
       if (Object.keys(plan.zones).some((z) => z === own || z.endsWith(`.${own}`) || own.endsWith(`.${z}`))) {
@@ -161,64 +198,114 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
       planned: plan.zones,
       ptr: plan.ptr,
       nameserver: { ipv4: dns.ipv4, ipv6: dns.ipv6 },
-      peer: { domain: PEER_DOMAIN, hostname: PEER_HOSTNAME, ipv4: peer.ipv4, ipv6: peer.ipv6, dkimSelector: peerDkim.selector, dkimPublicKeyB64: peerDkim.publicKeyB64 },
+      peer: {
+        domain: PEER_DOMAIN,
+        hostname: PEER_HOSTNAME,
+        ipv4: peer.ipv4,
+        ipv6: peer.ipv6,
+        dkimSelector: peerDkim.selector,
+        dkimPublicKeyB64: peerDkim.publicKeyB64,
+      },
     });
-    const knot = await progress.step("publishing DNS on knot: the planned zones, PTRs, the peer's domain", async () => {
-      const k = await startKnot(net, dns, zones);
-      stoppers.push(() => k.stop());
-      return k;
-    }, () => ({ ok: true, note: zones.map((z) => z.origin.replace(/\.$/, "")).join(", ") }));
+    const knot = await progress.step(
+      "publishing DNS on knot: the planned zones, PTRs, the peer's domain",
+      async () => {
+        const k = await startKnot(net, dns, zones);
+        stoppers.push(() => k.stop());
+        return k;
+      },
+      () => ({ ok: true, note: zones.map((z) => z.origin.replace(/\.$/, "")).join(", ") }),
+    );
 
-    const certificate = await progress.step("issuing the certificate from pebble (DNS-01 via RFC 2136 into knot)", async () => {
-      const { outs } = await createCertificate({
-        // the program's own key as @pulumi/tls gives it (SEC1 PEM for ECDSA)
-        ...plan.certificate,
-        dns01: { provider: "rfc2136", server: dns.ipv4, tsigName: knot.tsig.name, tsigAlgorithm: knot.tsig.algorithm, tsigSecret: knot.tsig.secretB64 },
-        propagationTimeoutSeconds: 20,
-        propagationResolvers: [dns.ipv4],
-        extraCaPem: pebble.listenerCaPem,
-        backoffMinMs: 100,
-      });
-      const caa = caaAccountUris(plan);
-      if (caa.length !== 1 || caa[0] !== outs.accountUrl) {
-        throw new Error(`the certificate was ordered by ${outs.accountUrl}, but CAA names ${caa.join(", ") || "no account"}`);
-      }
-      return outs;
-    }, (c) => ({ ok: true, note: `${c.names.length} names, expires ${c.notAfter}` }));
+    const certificate = await progress.step(
+      "issuing the certificate from pebble (DNS-01 via RFC 2136 into knot)",
+      async () => {
+        const { outs } = await createCertificate({
+          // the program's own key as @pulumi/tls gives it (SEC1 PEM for ECDSA)
+          ...plan.certificate,
+          dns01: {
+            provider: "rfc2136",
+            server: dns.ipv4,
+            tsigName: knot.tsig.name,
+            tsigAlgorithm: knot.tsig.algorithm,
+            tsigSecret: knot.tsig.secretB64,
+          },
+          propagationTimeoutSeconds: 20,
+          propagationResolvers: [dns.ipv4],
+          extraCaPem: pebble.listenerCaPem,
+          backoffMinMs: 100,
+        });
+        const caa = caaAccountUris(plan);
+        if (caa.length !== 1 || caa[0] !== outs.accountUrl) {
+          throw new Error(`the certificate was ordered by ${outs.accountUrl}, but CAA names ${caa.join(", ") || "no account"}`);
+        }
+        return outs;
+      },
+      (c) => ({ ok: true, note: `${c.names.length} names, expires ${c.notAfter}` }),
+    );
 
-    const deployed = await progress.step("deploying maild over SSH into box (pinned host key), starting Dovecot", async () => {
-      const server = await startBoxServer(net, box);
-      const d = await deployToBox(server, {
-        ...plan.deploy,
-        tls: { certificatePem: certificate.certificatePem, privateKeyPem: plan.deploy.tls.privateKeyPem },
-        // What MailStack deploys when given `certificate.extraCaPem`: the box renews from a test CA.
-        ...(plan.deploy.acme ? { acme: { ...plan.deploy.acme, extraCaPem: pebble.listenerCaPem } } : {}),
-      }, plan.daemonBundle);
-      // maild stops over SSH, as deleting the deployment does: sshd goes last.
-      stoppers.push(() => d.stop().finally(() => server.sshd.stop()));
-      return d;
-    }, (d) => ({ ok: true, note: d.installSummary.replace(/changed=\S+ /, "") }));
+    const deployed = await progress.step(
+      "deploying maild over SSH into box (pinned host key), starting Dovecot",
+      async () => {
+        const server = await startBoxServer(net, box);
+        const d = await deployToBox(
+          server,
+          {
+            ...plan.deploy,
+            tls: { certificatePem: certificate.certificatePem, privateKeyPem: plan.deploy.tls.privateKeyPem },
+            // What MailStack deploys when given `certificate.extraCaPem`: the box renews from a test CA.
+            ...(plan.deploy.acme ? { acme: { ...plan.deploy.acme, extraCaPem: pebble.listenerCaPem } } : {}),
+          },
+          plan.daemonBundle,
+        );
+        // maild stops over SSH, as deleting the deployment does: sshd goes last.
+        stoppers.push(() => d.stop().finally(() => server.sshd.stop()));
+        return d;
+      },
+      (d) => ({ ok: true, note: d.installSummary.replace(/changed=\S+ /, "") }),
+    );
 
-    const mailPeer = await progress.step("starting the peer: Postfix with opendkim, opendmarc, postfix-mta-sts-resolver", async () => {
-      const p = await startPeer(net, peer, { dkim: peerDkim, trustRootPem: caRootPem });
-      stoppers.push(() => p.stop());
-      return p;
-    }, (p) => ({ ok: true, note: `${p.hostname}, mailbox ${p.user}` }));
+    const mailPeer = await progress.step(
+      "starting the peer: Postfix with opendkim, opendmarc, postfix-mta-sts-resolver",
+      async () => {
+        const p = await startPeer(net, peer, { dkim: peerDkim, trustRootPem: caRootPem });
+        stoppers.push(() => p.stop());
+        return p;
+      },
+      (p) => ({ ok: true, note: `${p.hostname}, mailbox ${p.user}` }),
+    );
 
     const user = users[0];
-    const inbound = await progress.step(`mail ${mailPeer.user} -> ${user.address} (Postfix, MX, STARTTLS)`, () => sendInbound(mailPeer, user.address),
-      (r) => ({ ok: r.ok, note: r.ok ? r.tls : r.error }));
+    const inbound = await progress.step(
+      `mail ${mailPeer.user} -> ${user.address} (Postfix, MX, STARTTLS)`,
+      () => sendInbound(mailPeer, user.address),
+      (r) => ({ ok: r.ok, note: r.ok ? r.tls : r.error }),
+    );
 
     const imapLogin = { host: box.ipv4, servername: plan.hostname, caPem: caRootPem, user: user.address, password: user.password };
-    const imap = await progress.step(`${user.address} reads it over IMAPS (Dovecot, 993)`, () => readOverImap(imapLogin, inbound.messageId, plan.hostname),
-      (r) => ({ ok: r.ok, note: r.ok ? `Authentication-Results: spf=${r.verdicts.spf} dkim=${r.verdicts.dkim} dmarc=${r.verdicts.dmarc}` : r.error }));
+    const imap = await progress.step(
+      `${user.address} reads it over IMAPS (Dovecot, 993)`,
+      () => readOverImap(imapLogin, inbound.messageId, plan.hostname),
+      (r) => ({
+        ok: r.ok,
+        note: r.ok ? `Authentication-Results: spf=${r.verdicts.spf} dkim=${r.verdicts.dkim} dmarc=${r.verdicts.dmarc}` : r.error,
+      }),
+    );
 
-    const outbound = await progress.step(`mail ${user.address} -> ${mailPeer.user} (submission 587, maild delivers)`, () => sendOutbound(imapLogin, mailPeer, deployed.maildLogPath),
-      (r) => ({ ok: r.ok, note: r.ok ? `the peer says spf=${r.peerVerdicts.spf} dkim=${r.peerVerdicts.dkim} dmarc=${r.peerVerdicts.dmarc}` : r.error }));
+    const outbound = await progress.step(
+      `mail ${user.address} -> ${mailPeer.user} (submission 587, maild delivers)`,
+      () => sendOutbound(imapLogin, mailPeer, deployed.maildLogPath),
+      (r) => ({
+        ok: r.ok,
+        note: r.ok ? `the peer says spf=${r.peerVerdicts.spf} dkim=${r.peerVerdicts.dkim} dmarc=${r.peerVerdicts.dmarc}` : r.error,
+      }),
+    );
 
-    const mtaSts = await progress.step("checking MTA-STS: policy over HTTPS, id in DNS, the peer's resolver", () =>
-      Promise.all(plan.deploy.domains.map((d) => checkMtaSts(d.name, d.mtaStsPolicy, dns.ipv4, caRootPem, mailPeer))),
-    (rs) => ({ ok: rs.every((r) => r.ok), note: rs.map((r) => r.error ?? `${r.domain} ${r.mode}`).join("; ") }));
+    const mtaSts = await progress.step(
+      "checking MTA-STS: policy over HTTPS, id in DNS, the peer's resolver",
+      () => Promise.all(plan.deploy.domains.map((d) => checkMtaSts(d.name, d.mtaStsPolicy, dns.ipv4, caRootPem, mailPeer))),
+      (rs) => ({ ok: rs.every((r) => r.ok), note: rs.map((r) => r.error ?? `${r.domain} ${r.mode}`).join("; ") }),
+    );
 
     const report: DemoReport = {
       stack,
@@ -238,7 +325,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
         spkiSha256: certificate.spkiSha256,
         tlsaSha256: tlsaSha256(plan),
       },
-      deploy: { hostKeyFingerprint: sha256Fingerprint(parsePinnedHostKey(deployed.ssh.hostKey).blob), installSummary: deployed.installSummary },
+      deploy: {
+        hostKeyFingerprint: sha256Fingerprint(parsePinnedHostKey(deployed.ssh.hostKey).blob),
+        installSummary: deployed.installSummary,
+      },
       inbound,
       imap,
       outbound,

@@ -64,7 +64,12 @@ export function peerRecords(peer: PeerDns): PlannedRecord[] {
     record(peer.hostname, "A", peer.ipv4, "the peer's MX host"),
     record(peer.hostname, "AAAA", peer.ipv6, "the peer's MX host"),
     record(peer.domain, "TXT", txtContent(`v=spf1 ip4:${peer.ipv4} ip6:${peer.ipv6} -all`), "SPF (RFC 7208)"),
-    record(`${peer.dkimSelector}._domainkey.${peer.domain}`, "TXT", txtContent(`v=DKIM1; k=rsa; p=${peer.dkimPublicKeyB64}`), "DKIM (RFC 6376)"),
+    record(
+      `${peer.dkimSelector}._domainkey.${peer.domain}`,
+      "TXT",
+      txtContent(`v=DKIM1; k=rsa; p=${peer.dkimPublicKeyB64}`),
+      "DKIM (RFC 6376)",
+    ),
     record(`_dmarc.${peer.domain}`, "TXT", txtContent("v=DMARC1; p=reject"), "DMARC (RFC 7489)"),
   ];
 }
@@ -85,7 +90,13 @@ export function demoZones(input: DemoZonesInput): KnotZone[] {
   }));
   zones.push({
     origin: input.peer.domain,
-    lines: recordLines(renderZone(input.peer.domain, peerRecords(input.peer), { nameservers: [NAMESERVER], hostmaster: `hostmaster.${input.peer.domain}`, serial: 1 })),
+    lines: recordLines(
+      renderZone(input.peer.domain, peerRecords(input.peer), {
+        nameservers: [NAMESERVER],
+        hostmaster: `hostmaster.${input.peer.domain}`,
+        serial: 1,
+      }),
+    ),
   });
   zones.push({
     origin: NAMESERVER_ZONE,

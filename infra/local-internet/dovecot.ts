@@ -25,15 +25,48 @@ export async function makeTestTls(dir: string, names: string[], label = "server"
   fs.mkdirSync(dir, { recursive: true });
   const p = (f: string) => path.join(dir, `${label}-${f}`);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await mustRun(["openssl", "req", "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "30",
-    "-subj", `/CN=mailstack test CA (${label})`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  await mustRun([
+    "openssl",
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.pem"),
+    "-days",
+    "30",
+    "-subj",
+    `/CN=mailstack test CA (${label})`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   await mustRun(["openssl", "req", ...ec, "-keyout", p("key.pem"), "-out", p("req.csr"), "-subj", `/CN=${names[0]}`]);
   const san = names.map((n) => (net.isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
-  fs.writeFileSync(p("ext.cnf"),
-    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
-  await mustRun(["openssl", "x509", "-req", "-in", p("req.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-    "-CAcreateserial", "-out", p("cert.pem"), "-days", "30", "-extfile", p("ext.cnf")]);
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
+  await mustRun([
+    "openssl",
+    "x509",
+    "-req",
+    "-in",
+    p("req.csr"),
+    "-CA",
+    p("ca.pem"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("cert.pem"),
+    "-days",
+    "30",
+    "-extfile",
+    p("ext.cnf"),
+  ]);
   return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), caPath: p("ca.pem"), certPath: p("cert.pem"), keyPath: p("key.pem") };
 }
 
@@ -43,7 +76,10 @@ export async function waitForPort(host: string, port: number, what: string, time
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host, port });
-      s.once("connect", () => { s.destroy(); resolve(true); });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once("error", () => resolve(false));
     });
     if (ok) return;
@@ -88,18 +124,21 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
   const passwdPath = path.join(dir, "passwd");
   const logPath = path.join(dir, "dovecot.log");
   fs.writeFileSync(passwdPath, passwdFile(opts.users, { dataDir: opts.dataDir, uid, gid }), { mode: 0o644 });
-  fs.writeFileSync(confPath, dovecotConf({
-    dataDir: opts.dataDir,
-    passwdFilePath: passwdPath,
-    tls: opts.tls,
-    uid,
-    gid,
-    listen: [host.ipv4, host.ipv6],
-    ports: opts.ports,
-    baseDir: path.join(dir, "run"),
-    stateDir: path.join(dir, "state"),
-    logPath,
-  }));
+  fs.writeFileSync(
+    confPath,
+    dovecotConf({
+      dataDir: opts.dataDir,
+      passwdFilePath: passwdPath,
+      tls: opts.tls,
+      uid,
+      gid,
+      listen: [host.ipv4, host.ipv6],
+      ports: opts.ports,
+      baseDir: path.join(dir, "run"),
+      stateDir: path.join(dir, "state"),
+      logPath,
+    }),
+  );
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const child: ChildProcess = host.spawn(["/usr/sbin/dovecot", "-F", "-c", confPath], { logFile: path.join(dir, "stdout.log") });
   const alive = () => child.exitCode === null && child.signalCode === null;

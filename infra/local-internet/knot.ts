@@ -26,7 +26,12 @@ export interface KnotServer {
   stop(): Promise<void>;
 }
 
-interface ParsedLine { owner: string; ttl: string; type: string; rdata: string }
+interface ParsedLine {
+  owner: string;
+  ttl: string;
+  type: string;
+  rdata: string;
+}
 
 function fqdn(name: string): string {
   return name.endsWith(".") ? name.toLowerCase() : `${name.toLowerCase()}.`;
@@ -58,11 +63,7 @@ function zoneFile(origin: string, lines: string[], host: NetHost): string {
   return out.join("\n") + "\n";
 }
 
-export async function startKnot(
-  net: LocalInternet,
-  host: NetHost,
-  zones: { origin: string; lines: string[] }[],
-): Promise<KnotServer> {
+export async function startKnot(net: LocalInternet, host: NetHost, zones: { origin: string; lines: string[] }[]): Promise<KnotServer> {
   for (const bin of ["/usr/sbin/knotd", "/usr/sbin/knotc"]) {
     if (!fs.existsSync(bin)) throw new Error(`startKnot: ${bin} not found; install the Debian package "knot"`);
   }

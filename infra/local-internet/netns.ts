@@ -23,10 +23,23 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-export interface RunResult { code: number; stdout: string; stderr: string }
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
-export interface RunOptions { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string }
-export interface SpawnOptions { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string }
+export interface RunOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  cwd?: string;
+}
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logFile?: string;
+}
 
 export interface NetHost {
   /** logical name given to addHost, e.g. "dns", "mx", "peer" */
@@ -63,9 +76,7 @@ export function runCommand(argv: string[], opts: RunOptions = {}): Promise<RunRe
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = opts.timeoutMs
-      ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs)
-      : undefined;
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
     child.on("error", (err) => {
       if (timer) clearTimeout(timer);
       reject(new Error(`cannot run ${argv[0]}: ${err.message}`));
@@ -110,27 +121,54 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-interface SlotRecord { pid: number; prefix: string }
+interface SlotRecord {
+  pid: number;
+  prefix: string;
+}
 
 /** Synchronous teardown of everything a prefix owns; used on process exit and for stale slots. */
 function teardownSync(prefix: string, pids: number[], workDir: string | undefined): void {
   for (const pid of pids) {
-    try { process.kill(pid, "SIGKILL"); } catch { /* already gone */ }
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
   }
   let namespaces: string[] = [];
   try {
     namespaces = execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
-      .split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(`${prefix}-`));
-  } catch { /* ip missing: nothing was created */ }
+      .split("\n")
+      .map((l) => l.split(" ")[0])
+      .filter((n) => n.startsWith(`${prefix}-`));
+  } catch {
+    /* ip missing: nothing was created */
+  }
   for (const ns of namespaces) {
     try {
       const inside = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
-      for (const p of inside) { try { process.kill(Number(p), "SIGKILL"); } catch { /* gone */ } }
-    } catch { /* namespace vanished */ }
+      for (const p of inside) {
+        try {
+          process.kill(Number(p), "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+    } catch {
+      /* namespace vanished */
+    }
   }
-  try { execFileSync("ip", ["link", "del", `${prefix}r`], { stdio: "ignore" }); } catch { /* not there */ }
+  try {
+    execFileSync("ip", ["link", "del", `${prefix}r`], { stdio: "ignore" });
+  } catch {
+    /* not there */
+  }
   for (const ns of namespaces) {
-    try { execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" }); } catch { /* gone */ }
+    try {
+      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    } catch {
+      /* gone */
+    }
     fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   }
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
@@ -222,7 +260,9 @@ export class LocalInternet {
         let owner: SlotRecord | undefined;
         try {
           owner = JSON.parse(fs.readFileSync(file, "utf8")) as SlotRecord;
-        } catch { /* half-written by a racing creator: leave it */ }
+        } catch {
+          /* half-written by a racing creator: leave it */
+        }
         if (owner && !pidAlive(owner.pid)) {
           log(`reclaiming slot ${slot} from dead pid ${owner.pid} (${owner.prefix})`);
           teardownSync(owner.prefix, [], undefined);
@@ -275,8 +315,18 @@ export class LocalInternet {
     await mustRun(["ip", "netns", "add", ns]);
     await mustRun(["ip", "link", "add", hostEnd, "netns", ns, "type", "veth", "peer", "name", bridgeEnd, "netns", this.bridgeNs]);
     await mustRun(["ip", "-n", this.bridgeNs, "link", "set", bridgeEnd, "master", "br0", "up"]);
-    await mustRun(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-      "net.ipv4.ip_unprivileged_port_start=0", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+    await mustRun([
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "sysctl",
+      "-q",
+      "-w",
+      "net.ipv4.ip_unprivileged_port_start=0",
+      "net.ipv6.conf.all.accept_dad=0",
+      "net.ipv6.conf.default.accept_dad=0",
+    ]);
     await mustRun(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await mustRun(["ip", "-n", ns, "link", "set", hostEnd, "name", "eth0"]);
     await mustRun(["ip", "-n", ns, "addr", "add", `${ipv4}/27`, "dev", "eth0"]);
@@ -318,7 +368,11 @@ export class LocalInternet {
     this.children.add(child);
     child.on("close", () => {
       this.children.delete(child);
-      try { fs.closeSync(out); } catch { /* closed */ }
+      try {
+        fs.closeSync(out);
+      } catch {
+        /* closed */
+      }
     });
     return child;
   }
@@ -337,9 +391,17 @@ export class LocalInternet {
   static async stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     const exited = new Promise<void>((r) => child.once("close", () => r()));
-    try { process.kill(child.pid, "SIGTERM"); } catch { return; }
+    try {
+      process.kill(child.pid, "SIGTERM");
+    } catch {
+      return;
+    }
     const timer = setTimeout(() => {
-      try { process.kill(child.pid!, "SIGKILL"); } catch { /* gone */ }
+      try {
+        process.kill(child.pid!, "SIGKILL");
+      } catch {
+        /* gone */
+      }
     }, graceMs);
     await exited;
     clearTimeout(timer);
@@ -353,7 +415,11 @@ export class LocalInternet {
     for (const ns of [...this.hosts.map((h) => h.ns), this.bridgeNs]) {
       const r = await runCommand(["ip", "netns", "pids", ns]);
       for (const p of r.stdout.split("\n").filter(Boolean)) {
-        try { process.kill(Number(p), "SIGKILL"); } catch { /* gone */ }
+        try {
+          process.kill(Number(p), "SIGKILL");
+        } catch {
+          /* gone */
+        }
       }
     }
     await runCommand(["ip", "link", "del", `${this.prefix}r`]);
@@ -381,7 +447,9 @@ export class LocalInternet {
     try {
       const owner = JSON.parse(fs.readFileSync(file, "utf8")) as SlotRecord;
       if (owner.prefix === this.prefix) fs.rmSync(file, { force: true });
-    } catch { /* already released */ }
+    } catch {
+      /* already released */
+    }
   }
 }
 

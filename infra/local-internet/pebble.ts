@@ -63,14 +63,47 @@ export function httpsGetText(url: string, caPem: string, timeoutMs = 5000): Prom
 async function makeListenerCert(dir: string, host: NetHost): Promise<{ caPem: string; certFile: string; keyFile: string }> {
   const p = (f: string) => path.join(dir, f);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await mustRun(["openssl", "req", "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "30",
-    "-subj", "/CN=mailstack test: pebble listener CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  await mustRun([
+    "openssl",
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.pem"),
+    "-days",
+    "30",
+    "-subj",
+    "/CN=mailstack test: pebble listener CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   await mustRun(["openssl", "req", ...ec, "-keyout", p("key.pem"), "-out", p("listener.csr"), "-subj", "/CN=pebble"]);
-  fs.writeFileSync(p("ext.cnf"),
-    `subjectAltName=IP:${host.ipv4},IP:${host.ipv6},DNS:pebble\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
-  await mustRun(["openssl", "x509", "-req", "-in", p("listener.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-    "-CAcreateserial", "-out", p("cert.pem"), "-days", "30", "-extfile", p("ext.cnf")]);
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=IP:${host.ipv4},IP:${host.ipv6},DNS:pebble\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
+  await mustRun([
+    "openssl",
+    "x509",
+    "-req",
+    "-in",
+    p("listener.csr"),
+    "-CA",
+    p("ca.pem"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("cert.pem"),
+    "-days",
+    "30",
+    "-extfile",
+    p("ext.cnf"),
+  ]);
   return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), certFile: p("cert.pem"), keyFile: p("key.pem") };
 }
 

@@ -147,48 +147,66 @@ export function postfixMainCf(host: NetHost, dir: string, opts: PostfixOptions, 
       : {}),
     ...opts.extraMain,
   };
-  return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+  return (
+    Object.entries(settings)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join("\n") + "\n"
+  );
 }
 
 async function startOpendkim(host: NetHost, dir: string, dkim: PostfixDkimOptions, resolver: string): Promise<void> {
-  if (!fs.existsSync("/usr/sbin/opendkim")) throw new Error('startPostfix: /usr/sbin/opendkim not found; install the Debian package "opendkim"');
+  if (!fs.existsSync("/usr/sbin/opendkim"))
+    throw new Error('startPostfix: /usr/sbin/opendkim not found; install the Debian package "opendkim"');
   const keyPath = path.join(dir, "dkim.key");
   fs.writeFileSync(keyPath, dkim.privateKeyPem, { mode: 0o600 });
   // libunbound would answer test. and the documentation reverse zones NXDOMAIN itself.
-  fs.writeFileSync(path.join(dir, "unbound.conf"),
-    `server:\n  local-zone: "test." nodefault\n  local-zone: "100.51.198.in-addr.arpa." nodefault\n  do-not-query-localhost: no\nforward-zone:\n  name: "."\n  forward-addr: ${resolver}\n`);
-  fs.writeFileSync(path.join(dir, "opendkim.conf"), [
-    "Syslog no",
-    "Mode sv",
-    `Domain ${dkim.domain}`,
-    `Selector ${dkim.selector}`,
-    `KeyFile ${keyPath}`,
-    "Canonicalization relaxed/relaxed",
-    "Socket inet:8891@127.0.0.1",
-    `PidFile ${path.join(dir, "opendkim.pid")}`,
-    "RequireSafeKeys no",
-    "AlwaysAddARHeader yes",
-    `AuthservID ${host.name}`,
-    `ResolverConfiguration ${path.join(dir, "unbound.conf")}`,
-    "",
-  ].join("\n"));
-  const child = host.spawn(["/usr/sbin/opendkim", "-f", "-x", path.join(dir, "opendkim.conf")], { logFile: path.join(dir, "opendkim.log") });
+  fs.writeFileSync(
+    path.join(dir, "unbound.conf"),
+    `server:\n  local-zone: "test." nodefault\n  local-zone: "100.51.198.in-addr.arpa." nodefault\n  do-not-query-localhost: no\nforward-zone:\n  name: "."\n  forward-addr: ${resolver}\n`,
+  );
+  fs.writeFileSync(
+    path.join(dir, "opendkim.conf"),
+    [
+      "Syslog no",
+      "Mode sv",
+      `Domain ${dkim.domain}`,
+      `Selector ${dkim.selector}`,
+      `KeyFile ${keyPath}`,
+      "Canonicalization relaxed/relaxed",
+      "Socket inet:8891@127.0.0.1",
+      `PidFile ${path.join(dir, "opendkim.pid")}`,
+      "RequireSafeKeys no",
+      "AlwaysAddARHeader yes",
+      `AuthservID ${host.name}`,
+      `ResolverConfiguration ${path.join(dir, "unbound.conf")}`,
+      "",
+    ].join("\n"),
+  );
+  const child = host.spawn(["/usr/sbin/opendkim", "-f", "-x", path.join(dir, "opendkim.conf")], {
+    logFile: path.join(dir, "opendkim.log"),
+  });
   await probeInside(host, 8891, "opendkim", child);
 }
 
 async function startOpendmarc(host: NetHost, dir: string): Promise<void> {
-  if (!fs.existsSync("/usr/sbin/opendmarc")) throw new Error('startPostfix: /usr/sbin/opendmarc not found; install the Debian package "opendmarc"');
-  fs.writeFileSync(path.join(dir, "opendmarc.conf"), [
-    "Socket inet:8893@127.0.0.1",
-    `PidFile ${path.join(dir, "opendmarc.pid")}`,
-    `AuthservID ${host.name}`,
-    "Syslog false",
-    "SPFSelfValidate true",
-    "IgnoreAuthenticatedClients true",
-    "RejectFailures false",
-    "",
-  ].join("\n"));
-  const child = host.spawn(["/usr/sbin/opendmarc", "-f", "-c", path.join(dir, "opendmarc.conf")], { logFile: path.join(dir, "opendmarc.log") });
+  if (!fs.existsSync("/usr/sbin/opendmarc"))
+    throw new Error('startPostfix: /usr/sbin/opendmarc not found; install the Debian package "opendmarc"');
+  fs.writeFileSync(
+    path.join(dir, "opendmarc.conf"),
+    [
+      "Socket inet:8893@127.0.0.1",
+      `PidFile ${path.join(dir, "opendmarc.pid")}`,
+      `AuthservID ${host.name}`,
+      "Syslog false",
+      "SPFSelfValidate true",
+      "IgnoreAuthenticatedClients true",
+      "RejectFailures false",
+      "",
+    ].join("\n"),
+  );
+  const child = host.spawn(["/usr/sbin/opendmarc", "-f", "-c", path.join(dir, "opendmarc.conf")], {
+    logFile: path.join(dir, "opendmarc.log"),
+  });
   await probeInside(host, 8893, "opendmarc", child);
 }
 
@@ -205,7 +223,10 @@ async function probeInside(host: NetHost, port: number, what: string, child: Chi
 }
 
 export async function startPostfix(internet: LocalInternet, host: NetHost, opts: PostfixOptions): Promise<PostfixPeer> {
-  for (const [bin, pkg] of [["/usr/sbin/postfix", "postfix"], ["/usr/lib/postfix/sbin/master", "postfix"]]) {
+  for (const [bin, pkg] of [
+    ["/usr/sbin/postfix", "postfix"],
+    ["/usr/lib/postfix/sbin/master", "postfix"],
+  ]) {
     if (!fs.existsSync(bin)) throw new Error(`startPostfix: ${bin} not found; install the Debian package "${pkg}"`);
   }
   fs.chmodSync(internet.workDir, 0o711);
@@ -258,7 +279,10 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
   const queue = async () => {
     const r = await run(["/usr/sbin/postqueue", "-c", dir, "-j"]);
     if (r.code !== 0) throw new Error(`postqueue -j: ${r.stderr}`);
-    return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   };
   return {
     host,
@@ -284,7 +308,8 @@ export async function startPostfix(internet: LocalInternet, host: NetHost, opts:
       for (;;) {
         const q = await queue();
         if (q.length === 0) return;
-        if (Date.now() > deadline) throw new Error(`postfix on ${host.name}: queue not empty after ${timeoutMs} ms: ${JSON.stringify(q)}\n${readLog()}`);
+        if (Date.now() > deadline)
+          throw new Error(`postfix on ${host.name}: queue not empty after ${timeoutMs} ms: ${JSON.stringify(q)}\n${readLog()}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     },

@@ -75,7 +75,10 @@ export async function startSshd(internet: LocalInternet, host: NetHost, opts: { 
     if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${fs.readFileSync(path.join(dir, "sshd.log"), "utf8")}`);
     const up = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: host.ipv4, port });
-      s.once("connect", () => { s.destroy(); resolve(true); });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once("error", () => resolve(false));
     });
     if (up) break;
@@ -127,7 +130,13 @@ export function connectPinned(target: SshTarget): Promise<Client> {
     };
     conn.once("ready", () => resolve(conn));
     conn.once("error", (err) => {
-      reject(mismatch ? new HostKeyMismatch(`host key mismatch: ${target.host} presented ssh-ed25519 ${mismatch.toString("base64")}, pinned ${target.hostKey}`) : err);
+      reject(
+        mismatch
+          ? new HostKeyMismatch(
+              `host key mismatch: ${target.host} presented ssh-ed25519 ${mismatch.toString("base64")}, pinned ${target.hostKey}`,
+            )
+          : err,
+      );
     });
     conn.connect(config);
   });

@@ -67,7 +67,7 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
 
 /** Hetzner ids are integers; derive a stable one from the resource's identity. */
 function numericId(identity: string): number {
-  return createHash("sha256").update(identity).digest().readUInt32BE(0) % 90_000_000 + 10_000_000;
+  return (createHash("sha256").update(identity).digest().readUInt32BE(0) % 90_000_000) + 10_000_000;
 }
 
 function keyPair(name: string, inputs: Record<string, unknown>): Record<string, string> {
@@ -89,7 +89,10 @@ function keyPair(name: string, inputs: Record<string, unknown>): Record<string, 
     privateKeyOpenssh: pkcs8,
     publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
     publicKeyOpenssh: opensshPublicKey(publicKey, algorithm),
-    publicKeyFingerprintSha256: `SHA256:${createHash("sha256").update(publicKey.export({ format: "der", type: "spki" })).digest("base64").replace(/=+$/, "")}`,
+    publicKeyFingerprintSha256: `SHA256:${createHash("sha256")
+      .update(publicKey.export({ format: "der", type: "spki" }))
+      .digest("base64")
+      .replace(/=+$/, "")}`,
   };
   keyCache.set(cacheKey, state);
   return state;

@@ -34,7 +34,9 @@ function line(user: PasswdFileUser, index: number, opts: PasswdFileOptions): str
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
   if (at <= 0 || !localPart.test(local) || !domainName.test(domain)) {
-    throw new PasswdFileError(`users[${index}].address: ${JSON.stringify(user.address)} is not local@domain (dot-atom local part, DNS domain)`);
+    throw new PasswdFileError(
+      `users[${index}].address: ${JSON.stringify(user.address)} is not local@domain (dot-atom local part, DNS domain)`,
+    );
   }
   if (!argon2idPhc.test(user.passwordHash)) {
     throw new PasswdFileError(`users[${index}].passwordHash: not an argon2id PHC string ($argon2id$v=19$m=..,t=..,p=..$salt$hash)`);

@@ -45,8 +45,10 @@ function asRoot(opts: DeployCommandOptions, command: string): string {
 
 export function installCommand(opts: DeployCommandOptions): string {
   const args = [
-    "bash", shq(stagedPath(opts, "installer")),
-    "--stage", shq(opts.stageDir),
+    "bash",
+    shq(stagedPath(opts, "installer")),
+    "--stage",
+    shq(opts.stageDir),
     ...(opts.dataDevice ? ["--data-device", shq(opts.dataDevice)] : []),
     ...(opts.noSystemctl ? ["--no-systemctl"] : []),
   ];

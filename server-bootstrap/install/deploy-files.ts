@@ -32,8 +32,11 @@ export interface ListenEndpoint {
 /** maild settings beyond what the stack describes; absent keys take maild's defaults. */
 export interface MaildTuning {
   listen?: {
-    smtp?: ListenEndpoint[]; submission?: ListenEndpoint[]; submissions?: ListenEndpoint[];
-    http?: ListenEndpoint[]; https?: ListenEndpoint[];
+    smtp?: ListenEndpoint[];
+    submission?: ListenEndpoint[];
+    submissions?: ListenEndpoint[];
+    http?: ListenEndpoint[];
+    https?: ListenEndpoint[];
   };
   /** maild's `outbound` section (server-bootstrap/maild/config.ts OutboundConfig) */
   outbound?: Record<string, unknown>;
@@ -171,7 +174,13 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
       effect: "maild-restart",
     });
     if (input.acme.extraCaPem !== undefined) {
-      files.push({ path: layout.acmeExtraCa, content: withNewline(input.acme.extraCaPem), mode: "0644", owner: "0:0", effect: "maild-restart" });
+      files.push({
+        path: layout.acmeExtraCa,
+        content: withNewline(input.acme.extraCaPem),
+        mode: "0644",
+        owner: "0:0",
+        effect: "maild-restart",
+      });
     }
   }
   for (const d of input.domains) {

@@ -58,6 +58,13 @@ export function parseManifest(text: string): ManifestFile[] {
       const parts = line.split(" ");
       if (parts.length !== 6) throw new Error(`manifest line ${i + 1}: expected 6 fields, got ${parts.length}`);
       const [kind, mode, owner, effect, path, b64] = parts;
-      return { kind: kind as FileKind, mode, owner, effect: effect as FileEffect, path, content: Buffer.from(b64, "base64").toString("utf8") };
+      return {
+        kind: kind as FileKind,
+        mode,
+        owner,
+        effect: effect as FileEffect,
+        path,
+        content: Buffer.from(b64, "base64").toString("utf8"),
+      };
     });
 }

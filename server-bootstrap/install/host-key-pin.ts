@@ -22,7 +22,9 @@ export interface PinnedHostKey {
 export function parsePinnedHostKey(text: string, name = "hostKey"): PinnedHostKey {
   const [type = "", data = ""] = text.trim().split(/\s+/);
   if (!(type in SIGNATURE_ALGORITHMS)) {
-    throw new Error(`${name}: "${text.trim().slice(0, 40)}" is not an OpenSSH public key of type ${Object.keys(SIGNATURE_ALGORITHMS).join("|")}`);
+    throw new Error(
+      `${name}: "${text.trim().slice(0, 40)}" is not an OpenSSH public key of type ${Object.keys(SIGNATURE_ALGORITHMS).join("|")}`,
+    );
   }
   const blob = Buffer.from(data, "base64");
   if (blob.length === 0 || blob.toString("base64").replace(/=+$/, "") !== data.replace(/=+$/, "") || keyBlobType(blob) !== type) {

@@ -41,7 +41,8 @@ export function waitForSshInvocation(dir: string = __dirname): WaitForSshInvocat
   // The Node that runs the Pulumi program exists on this machine; `node` on PATH may be older or absent.
   const node = process.execPath;
   if (fs.existsSync(`${base}.js`)) return { interpreter: [node], script: `${base}.js` };
-  if (!fs.existsSync(`${base}.ts`)) throw new Error(`wait-for-ssh: neither ${base}.js nor ${base}.ts exists; reinstall the mailstack package`);
+  if (!fs.existsSync(`${base}.ts`))
+    throw new Error(`wait-for-ssh: neither ${base}.js nor ${base}.ts exists; reinstall the mailstack package`);
   for (const loader of ["tsx/cjs", "ts-node/register/transpile-only"]) {
     try {
       return { interpreter: [node, "--require", require.resolve(loader)], script: `${base}.ts` };

@@ -34,9 +34,7 @@ export interface WaitForSshOptions {
   onProgress?: (message: string) => void;
 }
 
-export type WaitForSshOutcome =
-  | { ok: true; message: string }
-  | { ok: false; reason: "host-key" | "timeout"; message: string };
+export type WaitForSshOutcome = { ok: true; message: string } | { ok: false; reason: "host-key" | "timeout"; message: string };
 
 type Dial =
   | { kind: "ready" }
@@ -59,7 +57,10 @@ function dialOnce(o: WaitForSshOptions, timeoutMs: number): Promise<Dial> {
       resolve(d);
     };
     // ssh2's readyTimeout should end every dial; this guards against a dial that never reports.
-    const guard = setTimeout(() => settle({ kind: "unreachable", error: `no answer within ${Math.round(timeoutMs / 1000)} s` }), timeoutMs + 2000);
+    const guard = setTimeout(
+      () => settle({ kind: "unreachable", error: `no answer within ${Math.round(timeoutMs / 1000)} s` }),
+      timeoutMs + 2000,
+    );
     const config: ConnectConfig = {
       host: o.host,
       port: o.port,
@@ -81,7 +82,11 @@ function dialOnce(o: WaitForSshOptions, timeoutMs: number): Promise<Dial> {
       else if (err.level === "client-authentication") settle({ kind: "auth", error: `${o.user} refused: ${err.message}` });
       else settle({ kind: "unreachable", error: err.message });
     });
-    conn.once("close", () => settle(presented ? { kind: "mismatch", presented } : { kind: "unreachable", error: "connection closed before the SSH handshake finished" }));
+    conn.once("close", () =>
+      settle(
+        presented ? { kind: "mismatch", presented } : { kind: "unreachable", error: "connection closed before the SSH handshake finished" },
+      ),
+    );
     try {
       conn.connect(config);
     } catch (err) {
@@ -136,7 +141,8 @@ export function waitOptionsFromEnvironment(env: NodeJS.ProcessEnv, privateKey: s
     return v.trim();
   };
   const port = Number(env[WAIT_FOR_SSH_ENV.port] ?? "22");
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${WAIT_FOR_SSH_ENV.port}: "${env[WAIT_FOR_SSH_ENV.port]}" is not a port 1-65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`${WAIT_FOR_SSH_ENV.port}: "${env[WAIT_FOR_SSH_ENV.port]}" is not a port 1-65535`);
   const timeoutSeconds = Number(env[WAIT_FOR_SSH_ENV.timeoutSeconds] ?? "600");
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
     throw new Error(`${WAIT_FOR_SSH_ENV.timeoutSeconds}: "${env[WAIT_FOR_SSH_ENV.timeoutSeconds]}" is not a whole number of seconds >= 1`);

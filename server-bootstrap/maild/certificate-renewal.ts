@@ -38,7 +38,10 @@ function readSecretFile(key: string, file: string): string {
 
 /** The keeper, with every check's outcome in the log (its own timer calls checkNow). */
 class ReportingKeeper extends CertificateKeeper {
-  constructor(private readonly logger: Logger, opts: KeeperOptions) {
+  constructor(
+    private readonly logger: Logger,
+    opts: KeeperOptions,
+  ) {
     super(opts);
   }
 

@@ -33,7 +33,10 @@ export class ConnectionLimiter {
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(private perMinute: () => number, private now: () => number = Date.now) {}
+  constructor(
+    private perMinute: () => number,
+    private now: () => number = Date.now,
+  ) {}
 
   take(ip: string): boolean {
     const cap = this.perMinute();

@@ -164,8 +164,11 @@ export interface MaildConfig {
    * implicit TLS (RFC 8314). http/https: MTA-STS, autoconfig, ACME HTTP-01, metrics.
    */
   listen: {
-    smtp: ListenEndpoint[]; submission: ListenEndpoint[]; submissions: ListenEndpoint[];
-    http: ListenEndpoint[]; https: ListenEndpoint[];
+    smtp: ListenEndpoint[];
+    submission: ListenEndpoint[];
+    submissions: ListenEndpoint[];
+    http: ListenEndpoint[];
+    https: ListenEndpoint[];
   };
   /** DNS servers (IP literals, optional `:port`) for SPF/DKIM/DMARC; absent: the system's resolv.conf */
   dnsServers?: string[];
@@ -332,8 +335,20 @@ export function validateMaildConfig(raw: Json): MaildConfig {
   const p = new Problems();
   if (!isObject(raw)) throw new ConfigError([`(top level): ${show(raw)} is not a JSON object`]);
   checkKeys(p, "", raw, [
-    "hostname", "domains", "users", "aliases", "recipientDelimiter", "tls", "dataDir",
-    "listen", "dnsServers", "limits", "shutdownTimeoutMs", "acme", "outbound", "submission",
+    "hostname",
+    "domains",
+    "users",
+    "aliases",
+    "recipientDelimiter",
+    "tls",
+    "dataDir",
+    "listen",
+    "dnsServers",
+    "limits",
+    "shutdownTimeoutMs",
+    "acme",
+    "outbound",
+    "submission",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -571,21 +586,40 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     lockoutMaxSeconds: [1, 7 * 86_400],
   });
   if (submission.lockoutMaxSeconds < submission.lockoutSeconds) {
-    p.add("submission.lockoutMaxSeconds", `${submission.lockoutMaxSeconds} is less than submission.lockoutSeconds (${submission.lockoutSeconds})`);
+    p.add(
+      "submission.lockoutMaxSeconds",
+      `${submission.lockoutMaxSeconds} is less than submission.lockoutSeconds (${submission.lockoutSeconds})`,
+    );
   }
 
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
-    hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen,
+    hostname,
+    domains,
+    users,
+    aliases,
+    recipientDelimiter,
+    tls,
+    dataDir,
+    listen,
     ...(dnsServers !== undefined ? { dnsServers } : {}),
-    limits, shutdownTimeoutMs,
+    limits,
+    shutdownTimeoutMs,
     ...(acme !== undefined ? { acme } : {}),
-    outbound, submission,
+    outbound,
+    submission,
   };
 }
 
 /** A section of integers with defaults and a range per key. */
-function numberSection<T extends object>(p: Problems, name: string, v: Json, defaults: T, ranges: Partial<Record<keyof T, [number, number]>>, otherKeys: string[] = []): T {
+function numberSection<T extends object>(
+  p: Problems,
+  name: string,
+  v: Json,
+  defaults: T,
+  ranges: Partial<Record<keyof T, [number, number]>>,
+  otherKeys: string[] = [],
+): T {
   const out = { ...defaults };
   if (v === undefined) return out;
   if (!isObject(v)) {
@@ -603,16 +637,23 @@ function numberSection<T extends object>(p: Problems, name: string, v: Json, def
 }
 
 function outboundSection(p: Problems, v: Json): OutboundConfig {
-  const out = numberSection(p, "outbound", v, DEFAULT_OUTBOUND, {
-    maxConnectionsPerDomain: [1, 1000],
-    maxConnections: [1, 10000],
-    retryBaseSeconds: [1, 86_400],
-    retryMaxSeconds: [1, 7 * 86_400],
-    delayNoticeAfterSeconds: [0, 30 * 86_400],
-    expireAfterSeconds: [60, 30 * 86_400],
-    port: [1, 65535],
-    timeoutMs: [100, 600_000],
-  }, ["ipv6", "ipv4", "sourceIpv4", "sourceIpv6", "mtaSts", "dane", "extraCaPath"]);
+  const out = numberSection(
+    p,
+    "outbound",
+    v,
+    DEFAULT_OUTBOUND,
+    {
+      maxConnectionsPerDomain: [1, 1000],
+      maxConnections: [1, 10000],
+      retryBaseSeconds: [1, 86_400],
+      retryMaxSeconds: [1, 7 * 86_400],
+      delayNoticeAfterSeconds: [0, 30 * 86_400],
+      expireAfterSeconds: [60, 30 * 86_400],
+      port: [1, 65535],
+      timeoutMs: [100, 600_000],
+    },
+    ["ipv6", "ipv4", "sourceIpv4", "sourceIpv6", "mtaSts", "dane", "extraCaPath"],
+  );
   if (!isObject(v)) return out;
   for (const key of ["ipv6", "ipv4", "mtaSts", "dane"] as const) {
     if (v[key] === undefined) continue;
@@ -620,7 +661,10 @@ function outboundSection(p: Problems, v: Json): OutboundConfig {
     else out[key] = v[key];
   }
   if (!out.ipv4 && !out.ipv6) p.add("outbound.ipv4", "false together with outbound.ipv6 false leaves no way to send");
-  for (const [key, family] of [["sourceIpv4", 4], ["sourceIpv6", 6]] as const) {
+  for (const [key, family] of [
+    ["sourceIpv4", 4],
+    ["sourceIpv6", 6],
+  ] as const) {
     if (v[key] === undefined) continue;
     const ip = str(p, `outbound.${key}`, v[key]);
     if (ip !== undefined && isIP(ip) !== family) p.add(`outbound.${key}`, `${show(ip)} is not an IPv${family} address`);
@@ -634,7 +678,10 @@ function outboundSection(p: Problems, v: Json): OutboundConfig {
     p.add("outbound.retryMaxSeconds", `${out.retryMaxSeconds} is less than outbound.retryBaseSeconds (${out.retryBaseSeconds})`);
   }
   if (out.delayNoticeAfterSeconds >= out.expireAfterSeconds) {
-    p.add("outbound.delayNoticeAfterSeconds", `${out.delayNoticeAfterSeconds} is not less than outbound.expireAfterSeconds (${out.expireAfterSeconds}); the delay notice would never be sent`);
+    p.add(
+      "outbound.delayNoticeAfterSeconds",
+      `${out.delayNoticeAfterSeconds} is not less than outbound.expireAfterSeconds (${out.expireAfterSeconds}); the delay notice would never be sent`,
+    );
   }
   return out;
 }
@@ -652,9 +699,14 @@ function acmeSection(p: Problems, v: Json, hostname: string, tls: { certPath: st
   const directoryUrl = str(p, "acme.directoryUrl", v.directoryUrl);
   if (directoryUrl !== undefined) {
     let url: URL | undefined;
-    try { url = new URL(directoryUrl); } catch { url = undefined; }
+    try {
+      url = new URL(directoryUrl);
+    } catch {
+      url = undefined;
+    }
     // RFC 8555 6.1: ACME runs over HTTPS only.
-    if (url?.protocol !== "https:") p.add("acme.directoryUrl", `${show(directoryUrl)} is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)`);
+    if (url?.protocol !== "https:")
+      p.add("acme.directoryUrl", `${show(directoryUrl)} is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)`);
   }
   const accountKeyPath = absPath(p, "acme.accountKeyPath", v.accountKeyPath);
 
@@ -704,13 +756,19 @@ function acmeSection(p: Problems, v: Json, hostname: string, tls: { certPath: st
     if (basename(tls.certPath) !== CERT_FILE) {
       p.add("tls.certPath", `${show(tls.certPath)} must be named ${CERT_FILE} when acme is set (the on-box renewal writes that file)`);
     } else if (tls.keyPath !== `${dir}/${KEY_FILE}`) {
-      p.add("tls.keyPath", `${show(tls.keyPath)} must be ${show(`${dir}/${KEY_FILE}`)} when acme is set (beside tls.certPath, where the on-box renewal reads it)`);
+      p.add(
+        "tls.keyPath",
+        `${show(tls.keyPath)} must be ${show(`${dir}/${KEY_FILE}`)} when acme is set (beside tls.certPath, where the on-box renewal reads it)`,
+      );
     }
   }
 
   if (p.list.length > before || directoryUrl === undefined || accountKeyPath === undefined) return undefined;
   return {
-    directoryUrl, accountKeyPath, names, checkIntervalSeconds,
+    directoryUrl,
+    accountKeyPath,
+    names,
+    checkIntervalSeconds,
     ...(email !== undefined ? { email } : {}),
     ...(renewBeforeFraction !== undefined ? { renewBeforeFraction } : {}),
     ...(extraCaPath !== undefined ? { extraCaPath } : {}),

@@ -41,9 +41,14 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   let resolver = createResolver(config.dnsServers) as DNSResolver;
 
   const store = new LocalStore(config.dataDir, () => config.hostname);
-  const tlsReport = new TlsReport({ dataDir: () => config.dataDir, onWriteError: (e) => log.warn("tlsrpt.write_failed", { error: e.message }) });
+  const tlsReport = new TlsReport({
+    dataDir: () => config.dataDir,
+    onWriteError: (e) => log.warn("tlsrpt.write_failed", { error: e.message }),
+  });
   const queue: OutboundQueue = new OutboundQueue({
-    dataDir: config.dataDir, config: () => config, log,
+    dataDir: config.dataDir,
+    config: () => config,
+    log,
     transport: new SmtpTransport({ config: () => config, log, tlsReport }),
     // A DSN (or delay notice) goes to the original sender like any other message the server
     // itself writes: into a local mailbox, or back into the queue with the null sender.
@@ -57,7 +62,11 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     const id = newMessageId();
     const received = `Received: by ${config.hostname} (maild) id ${id};\r\n\t${rfc5322Date(new Date())}\r\n`;
     await store.store({
-      id, rawPath: store.rawPath(id), held: [message], prepend: received, mailboxes: route.mailboxes,
+      id,
+      rawPath: store.rawPath(id),
+      held: [message],
+      prepend: received,
+      mailboxes: route.mailboxes,
       ...(route.remote.length > 0
         ? { beforeCommit: (messagePath: string) => queue.enqueue({ id, messagePath, sender: "", recipients: route.remote }) }
         : {}),
@@ -65,26 +74,46 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     if (route.remote.length > 0) queue.commit(id);
   };
 
-  const report = await recoverSpool(config.dataDir, config.hostname, config.users.map((u) => {
-    const at = u.address.lastIndexOf("@");
-    return { local: u.address.slice(0, at), domain: u.address.slice(at + 1) };
-  }), (id) => queue.discard(id));
+  const report = await recoverSpool(
+    config.dataDir,
+    config.hostname,
+    config.users.map((u) => {
+      const at = u.address.lastIndexOf("@");
+      return { local: u.address.slice(0, at), domain: u.address.slice(at + 1) };
+    }),
+    (id) => queue.discard(id),
+  );
   log.info("spool.recovered", { rolledBack: report.rolledBack, discardedRaw: report.discardedRaw });
 
   await store.init();
   // After recovery: what is left in the queue was committed, and is sent from now on.
   await queue.start();
   const smtp = new InboundSmtp({
-    config: () => config, router: () => router, tls: () => tls, resolver: () => resolver, store, queue, log,
+    config: () => config,
+    router: () => router,
+    tls: () => tls,
+    resolver: () => resolver,
+    store,
+    queue,
+    log,
   });
   const bound = await smtp.listen(config.listen.smtp);
 
   const dkim = new DkimKeyring();
   await dkim.load(config);
-  const auth = new SubmissionAuthenticator(() => config.users, () => config.submission);
+  const auth = new SubmissionAuthenticator(
+    () => config.users,
+    () => config.submission,
+  );
   const sweep = setInterval(() => auth.sweep(), 60_000).unref();
   const submission = new SubmissionSmtp({
-    config: () => config, router: () => router, tls: () => tls, store, queue, auth, log,
+    config: () => config,
+    router: () => router,
+    tls: () => tls,
+    store,
+    queue,
+    auth,
+    log,
     dkimKeys: (domain) => dkim.get(domain),
   });
   const submissionBound = await submission.listen(config.listen.submission, config.listen.submissions);

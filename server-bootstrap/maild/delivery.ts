@@ -74,7 +74,10 @@ export class LocalStore {
   private readonly syncer = new DirSyncer();
   readonly paths: SpoolPaths;
 
-  constructor(private readonly dataDir: string, private readonly hostname: () => string) {
+  constructor(
+    private readonly dataDir: string,
+    private readonly hostname: () => string,
+  ) {
     this.paths = spoolPaths(dataDir);
   }
 
@@ -177,7 +180,12 @@ const OUR_TMP = /^\d+\.M[0-9a-f]{24}\.maild$/;
 const MAX_FILTERED_HEADER = 1024 * 1024;
 
 /** Writes prepend + raw (header fields filtered) into `path`, fsyncs it, returns its size. */
-async function writeMessage(path: string, prepend: string, raw: string | Buffer[], dropHeader?: (field: string) => boolean): Promise<number> {
+async function writeMessage(
+  path: string,
+  prepend: string,
+  raw: string | Buffer[],
+  dropHeader?: (field: string) => boolean,
+): Promise<number> {
   if (typeof raw !== "string") return writeHeldMessage(path, prepend, Buffer.concat(raw), dropHeader);
   const rawPath = raw;
   const fh = await open(path, "wx", 0o600);
@@ -207,7 +215,12 @@ async function writeMessage(path: string, prepend: string, raw: string | Buffer[
     }
     if (head !== undefined && head.length > 0) {
       const split = splitHeader(head) ?? head.length;
-      await write(Buffer.from(dropHeader ? filterFields(head.subarray(0, split).toString("latin1"), dropHeader) : head.subarray(0, split).toString("latin1"), "latin1"));
+      await write(
+        Buffer.from(
+          dropHeader ? filterFields(head.subarray(0, split).toString("latin1"), dropHeader) : head.subarray(0, split).toString("latin1"),
+          "latin1",
+        ),
+      );
       await write(head.subarray(split));
     }
     await fh.sync();
@@ -220,7 +233,9 @@ async function writeMessage(path: string, prepend: string, raw: string | Buffer[
 /** writeMessage for DATA held in memory: one write of the whole message. */
 async function writeHeldMessage(path: string, prepend: string, raw: Buffer, dropHeader?: (field: string) => boolean): Promise<number> {
   const split = splitHeader(raw) ?? raw.length;
-  const header = dropHeader ? Buffer.from(filterFields(raw.subarray(0, split).toString("latin1"), dropHeader), "latin1") : raw.subarray(0, split);
+  const header = dropHeader
+    ? Buffer.from(filterFields(raw.subarray(0, split).toString("latin1"), dropHeader), "latin1")
+    : raw.subarray(0, split);
   const message = Buffer.concat([Buffer.from(prepend, "latin1"), header, raw.subarray(split)]);
   const fh = await open(path, "wx", 0o600);
   try {
@@ -268,7 +283,10 @@ export async function recoverSpool(
       const name = maildirName(id, hostname, size);
       for (const mb of mailboxes) {
         const newDir = join(maildirPath(dataDir, mb), "new");
-        const removed = await unlink(join(newDir, name)).then(() => true, () => false);
+        const removed = await unlink(join(newDir, name)).then(
+          () => true,
+          () => false,
+        );
         if (removed) touched.add(newDir);
       }
       await onRollback(id);

@@ -19,16 +19,18 @@ export class DirSyncer {
     if (pending && !pending.started) return pending.promise;
     const before = this.running.get(dir) ?? Promise.resolve();
     const batch: Batch = { started: false, promise: Promise.resolve() };
-    batch.promise = before.catch(() => undefined).then(async () => {
-      batch.started = true;
-      this.next.delete(dir);
-      this.running.set(dir, batch.promise);
-      try {
-        await fsyncDir(dir);
-      } finally {
-        if (this.running.get(dir) === batch.promise) this.running.delete(dir);
-      }
-    });
+    batch.promise = before
+      .catch(() => undefined)
+      .then(async () => {
+        batch.started = true;
+        this.next.delete(dir);
+        this.running.set(dir, batch.promise);
+        try {
+          await fsyncDir(dir);
+        } finally {
+          if (this.running.get(dir) === batch.promise) this.running.delete(dir);
+        }
+      });
     this.next.set(dir, batch);
     return batch.promise;
   }

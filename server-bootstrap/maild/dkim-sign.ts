@@ -24,18 +24,48 @@ export interface DkimSigningKey {
  * (RFC 6376 8.15); a missing one is then listed once, which forbids adding it at all.
  */
 const SIGNED = [
-  "from", "reply-to", "subject", "date", "to", "cc", "message-id", "in-reply-to", "references",
-  "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-language",
-  "sender", "list-id", "list-unsubscribe", "list-unsubscribe-post", "list-post", "list-help",
-  "list-subscribe", "list-owner", "list-archive", "autocrypt", "openpgp", "resent-date", "resent-from",
-  "resent-to", "resent-cc", "resent-message-id", "feedback-id",
+  "from",
+  "reply-to",
+  "subject",
+  "date",
+  "to",
+  "cc",
+  "message-id",
+  "in-reply-to",
+  "references",
+  "mime-version",
+  "content-type",
+  "content-transfer-encoding",
+  "content-disposition",
+  "content-language",
+  "sender",
+  "list-id",
+  "list-unsubscribe",
+  "list-unsubscribe-post",
+  "list-post",
+  "list-help",
+  "list-subscribe",
+  "list-owner",
+  "list-archive",
+  "autocrypt",
+  "openpgp",
+  "resent-date",
+  "resent-from",
+  "resent-to",
+  "resent-cc",
+  "resent-message-id",
+  "feedback-id",
 ];
 const OVERSIGNED = new Set(["from", "reply-to", "subject", "date", "to", "cc", "message-id", "mime-version", "content-type"]);
 
 /** Splits a message at the first empty line; the header keeps its final CRLF. */
 export function splitMessage(message: Buffer): { header: string; body: Buffer } {
   const end = message.indexOf("\r\n\r\n");
-  if (end < 0) return { header: message.toString("latin1") + (message.length > 0 && !message.toString("latin1").endsWith("\r\n") ? "\r\n" : ""), body: Buffer.alloc(0) };
+  if (end < 0)
+    return {
+      header: message.toString("latin1") + (message.length > 0 && !message.toString("latin1").endsWith("\r\n") ? "\r\n" : ""),
+      body: Buffer.alloc(0),
+    };
   return { header: message.subarray(0, end + 2).toString("latin1"), body: message.subarray(end + 4) };
 }
 
@@ -150,13 +180,21 @@ export function dkimSignatures(message: Buffer, keys: DkimSigningKey[], opts: Si
     const key = createPrivateKey(k.privateKeyPem);
     const alg = keyAlgorithm(key);
     const a = alg === "rsa" ? "rsa-sha256" : "ed25519-sha256";
-    const tags = [`v=1`, `a=${a}`, `c=relaxed/relaxed`, `d=${k.domain}`, `s=${k.selector}`, `t=${time}`, `h=${names.join(":")}`, `bh=${bodyHash}`, `b=`];
+    const tags = [
+      `v=1`,
+      `a=${a}`,
+      `c=relaxed/relaxed`,
+      `d=${k.domain}`,
+      `s=${k.selector}`,
+      `t=${time}`,
+      `h=${names.join(":")}`,
+      `bh=${bodyHash}`,
+      `b=`,
+    ];
     const unsigned = foldTags("DKIM-Signature:", tags);
     const signedData = Buffer.from(data.join("") + relaxedHeader(unsigned), "latin1");
     // RFC 8463 3: Ed25519 signs the SHA-256 hash of the data with PureEdDSA.
-    const signature = alg === "rsa"
-      ? sign("sha256", signedData, key)
-      : sign(null, createHash("sha256").update(signedData).digest(), key);
+    const signature = alg === "rsa" ? sign("sha256", signedData, key) : sign(null, createHash("sha256").update(signedData).digest(), key);
     const b64 = signature.toString("base64");
     const lastLine = unsigned.slice(unsigned.lastIndexOf("\n") + 1);
     out += unsigned + foldBase64(b64, Math.max(0, 76 - lastLine.length)) + "\r\n";

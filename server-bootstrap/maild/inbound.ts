@@ -54,7 +54,10 @@ export class InboundSmtp {
   constructor(private readonly deps: InboundDeps) {
     useOwnEnhancedStatusCodes();
     const limits = () => deps.config().limits;
-    this.listeners = new SmtpListeners("smtp", deps.log, deps.tls, () => ({ perIp: limits().maxConnectionsPerIp, total: limits().maxConnections }));
+    this.listeners = new SmtpListeners("smtp", deps.log, deps.tls, () => ({
+      perIp: limits().maxConnectionsPerIp,
+      total: limits().maxConnections,
+    }));
     this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
   }
 
@@ -137,9 +140,11 @@ export class InboundSmtp {
         // a transaction with no valid recipient causes none.
         if (txn.rcpts === 0) {
           prefetchSpf({
-            clientIp: session.remoteAddress, helo: session.hostNameAppearsAs || "",
+            clientIp: session.remoteAddress,
+            helo: session.hostNameAppearsAs || "",
             sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-            hostname: this.deps.config().hostname, resolver: txn.resolver,
+            hostname: this.deps.config().hostname,
+            resolver: txn.resolver,
           });
         }
         txn.rcpts++;
@@ -163,7 +168,11 @@ export class InboundSmtp {
     // SPF, DKIM, DMARC and ARC run on the DATA as it arrives (what passes the size limit), so
     // the message is never read back; a message refused below just leaves its verdict unused.
     const auth = authenticateStream({
-      clientIp: session.remoteAddress, helo, sender, hostname: cfg.hostname, resolver: txn?.resolver ?? this.deps.resolver(),
+      clientIp: session.remoteAddress,
+      helo,
+      sender,
+      hostname: cfg.hostname,
+      resolver: txn?.resolver ?? this.deps.resolver(),
     });
     const data = new ReceivedData(rawPath, IN_MEMORY_DATA_BYTES);
     try {
@@ -182,7 +191,11 @@ export class InboundSmtp {
       }
       if (guard.detector.found) {
         this.deps.log.warn("smtp.bare_newline", { ...fields, kind: guard.detector.found });
-        throw reject("bare-newline", 550, `5.5.2 Message refused: bare ${guard.detector.found === "bare-lf" ? "<LF>" : "<CR>"} received; lines must end in <CR><LF> (RFC 5321 2.3.8)`);
+        throw reject(
+          "bare-newline",
+          550,
+          `5.5.2 Message refused: bare ${guard.detector.found === "bare-lf" ? "<LF>" : "<CR>"} received; lines must end in <CR><LF> (RFC 5321 2.3.8)`,
+        );
       }
       let verdict;
       const t0 = performance.now();
@@ -198,31 +211,58 @@ export class InboundSmtp {
         this.deps.log.info("smtp.dmarc_reject", { ...fields, ...verdictFields });
         throw reject("dmarc", verdict.reject.code, verdict.reject.message);
       }
-      const tls = session.secure && session.tlsOptions ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName || session.tlsOptions.name } : undefined;
+      const tls =
+        session.secure && session.tlsOptions
+          ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName || session.tlsOptions.name }
+          : undefined;
       const received = receivedHeader({
-        helo, clientIp: session.remoteAddress, hostname: cfg.hostname,
-        protocol: session.secure ? "ESMTPS" : "ESMTP", ...(tls ? { tls } : {}), id, date: new Date(),
+        helo,
+        clientIp: session.remoteAddress,
+        hostname: cfg.hostname,
+        protocol: session.secure ? "ESMTPS" : "ESMTP",
+        ...(tls ? { tls } : {}),
+        id,
+        date: new Date(),
       });
       const mailboxes = [...txn.mailboxes.values()];
       const remote = [...txn.remote];
       const t1 = performance.now();
       const { size } = await this.deps.store.store({
-        id, rawPath, ...(data.held ? { held: data.held } : {}), prepend: verdict.headers + received, mailboxes,
+        id,
+        rawPath,
+        ...(data.held ? { held: data.held } : {}),
+        prepend: verdict.headers + received,
+        mailboxes,
         dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
         ...(remote.length > 0
-          ? { beforeCommit: async (messagePath: string) => { await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }); enqueued = true; } }
+          ? {
+              beforeCommit: async (messagePath: string) => {
+                await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote });
+                enqueued = true;
+              },
+            }
           : {}),
       });
       const storeMs = Math.round(performance.now() - t1);
       if (remote.length > 0) this.deps.queue.commit(id);
       metrics.accepted.inc({ service: "smtp" });
       metrics.delivered.inc({}, mailboxes.length);
-      this.deps.log.info("smtp.accepted", { ...fields, size, from: sender, mailboxes: mailboxes.map(mailboxKey), remote: remote.length, ...verdictFields, authMs, storeMs });
+      this.deps.log.info("smtp.accepted", {
+        ...fields,
+        size,
+        from: sender,
+        mailboxes: mailboxes.map(mailboxKey),
+        remote: remote.length,
+        ...verdictFields,
+        authMs,
+        storeMs,
+      });
       return `Ok: queued as ${id}`;
     } catch (e) {
       await this.deps.store.discard(id);
       // enqueued but the local commit failed: not acknowledged, so the queue must not send it
-      if (enqueued) await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
+      if (enqueued)
+        await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
       if ((e as { responseCode?: number }).responseCode) throw e;
       this.deps.log.error("smtp.store_error", { ...fields, error: (e as Error).message });
       throw reject("store-error", 451, "4.3.0 Local error storing the message, try again later");

@@ -13,7 +13,10 @@ interface Metric {
 const registry = new Map<string, Metric>();
 
 function labelKey(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(",");
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(",");
 }
 
 function escapeLabel(v: string): string {

@@ -10,7 +10,10 @@ export class ReceivedData extends Writable {
   private chunks: Buffer[] | undefined = [];
   private file: FileHandle | undefined;
 
-  constructor(readonly spillPath: string, private readonly memoryLimit: number) {
+  constructor(
+    readonly spillPath: string,
+    private readonly memoryLimit: number,
+  ) {
     super();
   }
 
@@ -39,7 +42,10 @@ export class ReceivedData extends Writable {
     const file = this.file;
     this.file = undefined;
     if (!file) return cb(err);
-    file.close().then(() => cb(err), () => cb(err));
+    file.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
   }
 
   private async spill(chunk: Buffer): Promise<void> {

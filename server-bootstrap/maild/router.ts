@@ -49,7 +49,10 @@ export class Router {
     // RFC 5321 2.4: local parts may be case-sensitive, but no mailbox here differs only by case,
     // and treating them case-insensitively is what users expect.
     const local = address.slice(0, at).toLowerCase();
-    const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, "");
+    const domain = address
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, "");
     if (!this.domains.has(domain)) {
       return ctx.authenticatedUser ? { kind: "accept", mailboxes: [], remote: [address] } : { kind: "relay-denied" };
     }

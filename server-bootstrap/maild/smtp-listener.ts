@@ -72,7 +72,9 @@ export class SmtpListeners {
     const ok = this.connections.tryOpen(ip);
     if (ok !== true) {
       this.log.warn(`${this.service}.connection_refused`, { ip, limit: ok });
-      return cb(this.refuse(ok === "per-ip" ? "connections-per-ip" : "connections-total", 421, "4.7.0 Too many connections, try again later"));
+      return cb(
+        this.refuse(ok === "per-ip" ? "connections-per-ip" : "connections-total", 421, "4.7.0 Too many connections, try again later"),
+      );
     }
     this.counted.add(session.id);
     metrics.activeConnections.inc({ service: this.service });
@@ -98,7 +100,10 @@ export class SmtpListeners {
   data(work: Promise<string>, cb: (err: Error | null, message?: string) => void): void {
     this.inflight++;
     work
-      .then((msg) => cb(null, msg), (err: Error) => cb(err))
+      .then(
+        (msg) => cb(null, msg),
+        (err: Error) => cb(err),
+      )
       .finally(() => {
         // after the reply is queued, so a graceful close does not cut it off
         if (--this.inflight === 0) for (const r of this.idle.splice(0)) setImmediate(r);

@@ -34,17 +34,28 @@ export function parseArgon2id(phc: string): Phc {
   const m = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/.exec(phc);
   if (!m) throw new Error("not an argon2id PHC string");
   return {
-    memory: Number(m[1]), passes: Number(m[2]), parallelism: Number(m[3]),
-    salt: Buffer.from(m[4], "base64"), hash: Buffer.from(m[5], "base64"),
+    memory: Number(m[1]),
+    passes: Number(m[2]),
+    parallelism: Number(m[3]),
+    salt: Buffer.from(m[4], "base64"),
+    hash: Buffer.from(m[5], "base64"),
   };
 }
 
 function argon2id(password: string, p: Phc): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    argon2("argon2id", {
-      message: password, nonce: p.salt, parallelism: p.parallelism, tagLength: p.hash.length,
-      memory: p.memory, passes: p.passes,
-    }, (err, out) => (err ? reject(err) : resolve(out))),
+    argon2(
+      "argon2id",
+      {
+        message: password,
+        nonce: p.salt,
+        parallelism: p.parallelism,
+        tagLength: p.hash.length,
+        memory: p.memory,
+        passes: p.passes,
+      },
+      (err, out) => (err ? reject(err) : resolve(out)),
+    ),
   );
 }
 
@@ -77,9 +88,7 @@ interface Record {
 }
 
 export type AuthOutcome =
-  | { ok: true; user: string }
-  | { ok: false; reason: "bad-credentials" }
-  | { ok: false; reason: "blocked"; retryAfterSeconds: number };
+  { ok: true; user: string } | { ok: false; reason: "bad-credentials" } | { ok: false; reason: "blocked"; retryAfterSeconds: number };
 
 export class SubmissionAuthenticator {
   private readonly byIp = new Map<string, Record>();
@@ -102,16 +111,15 @@ export class SubmissionAuthenticator {
     const client = clientKey(ip);
     const now = this.now();
     const known = this.knownGood.get(account)?.has(client) ?? false;
-    const blockedFor = Math.max(
-      this.remaining(this.byIp.get(client), now),
-      known ? 0 : this.remaining(this.byAccount.get(account), now),
-    );
+    const blockedFor = Math.max(this.remaining(this.byIp.get(client), now), known ? 0 : this.remaining(this.byAccount.get(account), now));
     if (blockedFor > 0) {
       authResults.inc({ result: "blocked" });
       return { ok: false, reason: "blocked", retryAfterSeconds: Math.ceil(blockedFor / 1000) };
     }
     const user = this.users().find((u) => u.address === account);
-    const ok = user ? await matches(password, parseArgon2id(user.passwordHash)) : await matches(password, this.dummyLike()).then(() => false);
+    const ok = user
+      ? await matches(password, parseArgon2id(user.passwordHash))
+      : await matches(password, this.dummyLike()).then(() => false);
     if (ok) {
       authResults.inc({ result: "ok" });
       let map = this.knownGood.get(account);

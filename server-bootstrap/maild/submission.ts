@@ -4,7 +4,13 @@
 // (RSA and Ed25519) before it is stored for local recipients or queued for remote ones.
 import { readFile } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream, type SMTPServerAddress, type SMTPServerAuthentication } from "smtp-server";
+import {
+  SMTPServer,
+  type SMTPServerSession,
+  type SMTPServerDataStream,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+} from "smtp-server";
 import addressparser from "nodemailer/lib/addressparser";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
@@ -54,9 +60,16 @@ export class DkimKeyring {
     for (const d of config.domains) {
       const chosen = (["rsa", "ed25519"] as const).flatMap((alg) => d.dkim.filter((k) => k.algorithm === alg).slice(0, 1));
       try {
-        next.set(d.name, await Promise.all(chosen.map(async (k) => ({
-          domain: d.name, selector: k.selector, privateKeyPem: await readFile(k.keyPath, "utf8"),
-        }))));
+        next.set(
+          d.name,
+          await Promise.all(
+            chosen.map(async (k) => ({
+              domain: d.name,
+              selector: k.selector,
+              privateKeyPem: await readFile(k.keyPath, "utf8"),
+            })),
+          ),
+        );
       } catch (e) {
         next.set(d.name, new Error(`DKIM key of ${d.name} unreadable: ${(e as Error).message}`));
       }
@@ -79,7 +92,10 @@ export class SubmissionSmtp {
   constructor(private readonly deps: SubmissionDeps) {
     useOwnEnhancedStatusCodes();
     const limits = () => deps.config().limits;
-    this.listeners = new SmtpListeners("submission", deps.log, deps.tls, () => ({ perIp: limits().maxConnectionsPerIp, total: limits().maxConnections }));
+    this.listeners = new SmtpListeners("submission", deps.log, deps.tls, () => ({
+      perIp: limits().maxConnectionsPerIp,
+      total: limits().maxConnections,
+    }));
     // Per user, not per address: a stolen password must not turn the box into a spam cannon.
     this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
   }
@@ -121,7 +137,11 @@ export class SubmissionSmtp {
       disableReverseLookup: true,
       logger: false,
       onConnect: (session, cb) => this.listeners.onConnect(session, cb),
-      onAuth: (auth, session, cb) => void this.onAuth(auth, session).then((user) => cb(null, { user }), (err: Error) => cb(err)),
+      onAuth: (auth, session, cb) =>
+        void this.onAuth(auth, session).then(
+          (user) => cb(null, { user }),
+          (err: Error) => cb(err),
+        ),
       onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
@@ -170,7 +190,8 @@ export class SubmissionSmtp {
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
-    if (txn.rcpts >= this.deps.config().limits.maxRecipients) return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
+    if (txn.rcpts >= this.deps.config().limits.maxRecipients)
+      return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
     const route = this.deps.router().route(address.address, { authenticatedUser: session.user as string });
     switch (route.kind) {
       case "bad-address":
@@ -210,15 +231,18 @@ export class SubmissionSmtp {
     let enqueued = false;
     try {
       if (!txn || (txn.mailboxes.size === 0 && txn.remote.size === 0)) throw smtpError(503, "5.5.1 No valid recipients");
-      if (limit.exceeded || stream.sizeExceeded) throw this.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${cfg.limits.maxMessageBytes} bytes`);
-      if (guard.detector.found) throw this.refuse("bare-newline", 550, "5.5.2 Message refused: lines must end in <CR><LF> (RFC 5321 2.3.8)");
+      if (limit.exceeded || stream.sizeExceeded)
+        throw this.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${cfg.limits.maxMessageBytes} bytes`);
+      if (guard.detector.found)
+        throw this.refuse("bare-newline", 550, "5.5.2 Message refused: lines must end in <CR><LF> (RFC 5321 2.3.8)");
       const original = data.held ? Buffer.concat(data.held) : await readFile(rawPath);
       const { header, body } = splitMessage(original);
       const fromDomain = this.checkAuthorFields(header, user);
 
       // RFC 6409 8.2/8.3/8.1: the MSA may add Date and Message-ID, and removes Bcc.
       const present = new Set(headerFields(header).map((f) => f.name));
-      const added = (present.has("date") ? "" : `Date: ${rfc5322Date(new Date())}\r\n`) +
+      const added =
+        (present.has("date") ? "" : `Date: ${rfc5322Date(new Date())}\r\n`) +
         (present.has("message-id") ? "" : `Message-ID: <${id}@${cfg.hostname}>\r\n`);
       const message = Buffer.concat([Buffer.from(added + filterFields(header, (f) => /^bcc[ \t]*:/i.test(f)) + "\r\n", "latin1"), body]);
 
@@ -228,29 +252,53 @@ export class SubmissionSmtp {
         throw this.refuse("dkim-unavailable", 451, "4.3.0 Signing key unavailable, try again later");
       }
       const signatures = keys.length > 0 ? dkimSignatures(message, keys) : "";
-      const tls = session.tlsOptions ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName || session.tlsOptions.name } : undefined;
+      const tls = session.tlsOptions
+        ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName || session.tlsOptions.name }
+        : undefined;
       const received = receivedHeader({
-        helo: session.hostNameAppearsAs || "", clientIp: session.remoteAddress, hostname: cfg.hostname,
-        protocol: "ESMTPSA", ...(tls ? { tls } : {}), id, date: new Date(),
+        helo: session.hostNameAppearsAs || "",
+        clientIp: session.remoteAddress,
+        hostname: cfg.hostname,
+        protocol: "ESMTPSA",
+        ...(tls ? { tls } : {}),
+        id,
+        date: new Date(),
       });
       const mailboxes = [...txn.mailboxes.values()];
       const remote = [...txn.remote];
       const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
       const { size } = await this.deps.store.store({
-        id, rawPath, held: [message], prepend: received + signatures, mailboxes,
+        id,
+        rawPath,
+        held: [message],
+        prepend: received + signatures,
+        mailboxes,
         ...(remote.length > 0
-          ? { beforeCommit: async (messagePath: string) => { await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote }); enqueued = true; } }
+          ? {
+              beforeCommit: async (messagePath: string) => {
+                await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote });
+                enqueued = true;
+              },
+            }
           : {}),
       });
       if (remote.length > 0) this.deps.queue.commit(id);
       metrics.accepted.inc({ service: "submission" });
       metrics.delivered.inc({}, mailboxes.length);
-      this.deps.log.info("submission.accepted", { ...fields, size, from: sender, mailboxes: mailboxes.map(mailboxKey), remote: remote.length, signatures: keys.map((k) => k.selector) });
+      this.deps.log.info("submission.accepted", {
+        ...fields,
+        size,
+        from: sender,
+        mailboxes: mailboxes.map(mailboxKey),
+        remote: remote.length,
+        signatures: keys.map((k) => k.selector),
+      });
       return `Ok: queued as ${id}`;
     } catch (e) {
       await this.deps.store.discard(id);
       // enqueued but the local commit failed: not acknowledged, so the queue must not send it
-      if (enqueued) await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
+      if (enqueued)
+        await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
       if ((e as { responseCode?: number }).responseCode) throw e;
       this.deps.log.error("submission.store_error", { ...fields, error: (e as Error).message });
       throw this.refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");
@@ -264,7 +312,8 @@ export class SubmissionSmtp {
   private checkAuthorFields(header: string, user: string): string {
     const fields = headerFields(header);
     const from = fields.filter((f) => f.name === "from");
-    if (from.length !== 1) throw this.refuse("bad-from", 550, `5.6.0 Message must have exactly one From: header field (found ${from.length})`);
+    if (from.length !== 1)
+      throw this.refuse("bad-from", 550, `5.6.0 Message must have exactly one From: header field (found ${from.length})`);
     const router = this.deps.router();
     const addresses = (raw: string) =>
       addressparser(raw.slice(raw.indexOf(":") + 1).replace(/\r\n/g, ""), { flatten: true }).map((a) => a.address.toLowerCase());

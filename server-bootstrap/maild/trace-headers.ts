@@ -24,7 +24,10 @@ export interface ReceivedInfo {
 // Characters a client controls end up in a header field: keep them to printable ASCII without
 // the comment delimiters so they cannot break out of the comment or the field.
 function clean(s: string): string {
-  return s.replace(/[^\x21-\x7e]/g, "?").replace(/[()\\]/g, "?").slice(0, 255);
+  return s
+    .replace(/[^\x21-\x7e]/g, "?")
+    .replace(/[()\\]/g, "?")
+    .slice(0, 255);
 }
 
 /** RFC 5321 4.4 time stamp line, folded, ending in CRLF. */

@@ -80,9 +80,10 @@ export function namespaceMemoryMb(ns: string, kind: "pss" | "rss"): number {
   let kb = 0;
   for (const pid of pids) {
     try {
-      const m = kind === "pss"
-        ? /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))
-        : /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      const m =
+        kind === "pss"
+          ? /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))
+          : /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
       if (m) kb += Number(m[1]);
     } catch {
       /* exited between listing and reading */
@@ -129,8 +130,21 @@ async function drive(load: NetHost, server: NetHost): Promise<{ seconds: number;
   }, 100);
   const started = process.hrtime.bigint();
   const r = await load.run([
-    "/usr/sbin/smtp-source", ...(REUSE ? ["-d"] : []), "-s", String(SESSIONS), "-m", String(MESSAGES), "-l", String(SIZE),
-    "-M", "load.example.net", "-f", SENDER, "-t", RECIPIENT, `${server.ipv4}:25`,
+    "/usr/sbin/smtp-source",
+    ...(REUSE ? ["-d"] : []),
+    "-s",
+    String(SESSIONS),
+    "-m",
+    String(MESSAGES),
+    "-l",
+    String(SIZE),
+    "-M",
+    "load.example.net",
+    "-f",
+    SENDER,
+    "-t",
+    RECIPIENT,
+    `${server.ipv4}:25`,
   ]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   clearInterval(sampler);
@@ -164,12 +178,20 @@ export async function idleMb(host: NetHost): Promise<number> {
 
 async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot: KnotServer): Promise<Result> {
   const main = path.join(ROOT, "server-bootstrap/maild/main.ts");
-  if (!fs.existsSync(main)) return { name: "maild", seconds: NaN, stored: 0, idleMb: NaN, peakMb: NaN, cpuSeconds: NaN, note: `${main} does not exist yet` };
+  if (!fs.existsSync(main))
+    return { name: "maild", seconds: NaN, stored: 0, idleMb: NaN, peakMb: NaN, cpuSeconds: NaN, note: `${main} does not exist yet` };
   const dir = path.join(net.workDir, "maild");
   fs.mkdirSync(dir, { recursive: true });
   // The box runs a bundle (one JS file) on plain node; so does the benchmark.
   const bundle = path.join(dir, "maild.js");
-  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [main, "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
+  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+    main,
+    "--bundle",
+    "--platform=node",
+    "--target=node24",
+    `--outfile=${bundle}`,
+    "--log-level=error",
+  ]);
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
   const dataDir = path.join(dir, "data");
   const config = {
@@ -305,7 +327,9 @@ async function main(): Promise<void> {
       if (r.note === undefined && r.stored !== MESSAGES) {
         r.note = `stored ${r.stored} of ${MESSAGES} messages`;
       }
-      progress(`${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.stored / r.seconds).toFixed(0)} msgs/s` : r.note}`);
+      progress(
+        `${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.stored / r.seconds).toFixed(0)} msgs/s` : r.note}`,
+      );
       results.push(r);
     }
     await knot.stop();
@@ -317,7 +341,10 @@ async function main(): Promise<void> {
     `\nsmtp-source ${REUSE ? "-d " : ""}-s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; ${cpu} CPUs; Node ${process.version}; memory = PSS summed over the server's processes\n\n` +
       table(results) +
       "\n" +
-      results.filter((r) => r.note).map((r) => `\n${r.name}: ${r.note}`).join("") +
+      results
+        .filter((r) => r.note)
+        .map((r) => `\n${r.name}: ${r.note}`)
+        .join("") +
       "\n",
   );
   if (results.some((r) => r.note)) process.exitCode = 1;

@@ -33,7 +33,17 @@ import { LocalInternet, runCommand, type NetHost } from "../../infra/local-inter
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
 import { startPostfix } from "../../infra/local-internet/postfix";
-import { ensureHaraka, idleMb, keepLog, namespaceCpuSeconds, namespaceMemoryMb, namespacePssMb, progress, sleep, spawnLogged } from "./daemon.bench";
+import {
+  ensureHaraka,
+  idleMb,
+  keepLog,
+  namespaceCpuSeconds,
+  namespaceMemoryMb,
+  namespacePssMb,
+  progress,
+  sleep,
+  spawnLogged,
+} from "./daemon.bench";
 import { argon2idHash } from "../../components/config/password-hash";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -107,7 +117,20 @@ class Sink {
     fs.chownSync(dumpDir, NOBODY, NOBODY);
     // -u: smtp-sink refuses to run as root; -m: sessions at once (Haraka opens many)
     const child = host.spawn(
-      ["/usr/sbin/smtp-sink", "-u", "nobody", "-c", "-h", "mx.sink.test", "-m", "2000", "-d", path.join(dumpDir, "m."), `${host.ipv4}:25`, "4096"],
+      [
+        "/usr/sbin/smtp-sink",
+        "-u",
+        "nobody",
+        "-c",
+        "-h",
+        "mx.sink.test",
+        "-m",
+        "2000",
+        "-d",
+        path.join(dumpDir, "m."),
+        `${host.ipv4}:25`,
+        "4096",
+      ],
       { logFile: path.join(dir, "smtp-sink.log") },
     );
     await waitForPort(host.ipv4, 25, "smtp-sink", 10_000, () => child.exitCode === null);
@@ -179,8 +202,21 @@ async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measur
   let loadEnded: number | undefined;
   try {
     const source = load.run([
-      "/usr/sbin/smtp-source", "-d", "-s", String(SESSIONS), "-m", String(MESSAGES), "-l", String(SIZE),
-      "-M", "load.example.net", "-f", SENDER, "-t", ALIAS, `${server.ipv4}:25`,
+      "/usr/sbin/smtp-source",
+      "-d",
+      "-s",
+      String(SESSIONS),
+      "-m",
+      String(MESSAGES),
+      "-l",
+      String(SIZE),
+      "-M",
+      "load.example.net",
+      "-f",
+      SENDER,
+      "-t",
+      ALIAS,
+      `${server.ipv4}:25`,
     ]);
     const delivered = sink.waitFor(MESSAGES, () => loadEnded, STALL_MS);
     // keep a stall rejection handled while smtp-source is still running
@@ -188,7 +224,8 @@ async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measur
     const r = await source;
     const acceptSeconds = elapsed();
     loadEnded = Date.now();
-    if (r.code !== 0) throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
+    if (r.code !== 0)
+      throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
     await delivered;
     const seconds = elapsed();
     const cpuSeconds = namespaceCpuSeconds(server.ns) - cpuBefore;
@@ -200,12 +237,27 @@ async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measur
 
 /** Runs one server's benchmark against a fresh sink; failures become a note, not an abort. */
 async function measure(
-  name: string, concurrency: string, sinkHost: NetHost, load: NetHost, server: NetHost, dir: string,
+  name: string,
+  concurrency: string,
+  sinkHost: NetHost,
+  load: NetHost,
+  server: NetHost,
+  dir: string,
   start: () => Promise<{ stop: () => Promise<void>; log: string }>,
 ): Promise<Result> {
   fs.mkdirSync(dir, { recursive: true });
   const sink = await Sink.start(sinkHost, path.join(dir, "sink"));
-  const result: Result = { name, concurrency, acceptSeconds: NaN, seconds: NaN, delivered: 0, idleMb: NaN, peakPssMb: NaN, peakRssMb: NaN, cpuSeconds: NaN };
+  const result: Result = {
+    name,
+    concurrency,
+    acceptSeconds: NaN,
+    seconds: NaN,
+    delivered: 0,
+    idleMb: NaN,
+    peakPssMb: NaN,
+    peakRssMb: NaN,
+    cpuSeconds: NaN,
+  };
   let running: { stop: () => Promise<void>; log: string } | undefined;
   try {
     running = await start();
@@ -233,7 +285,14 @@ async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotSer
   fs.mkdirSync(dir, { recursive: true });
   // The box runs a bundle (one JS file) on plain node; so does the benchmark.
   const bundle = path.join(dir, "maild.js");
-  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [path.join(ROOT, "server-bootstrap/maild/main.ts"), "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
+  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+    path.join(ROOT, "server-bootstrap/maild/main.ts"),
+    "--bundle",
+    "--platform=node",
+    "--target=node24",
+    `--outfile=${bundle}`,
+    "--log-level=error",
+  ]);
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
   const config = {
     hostname: `mail.${DOMAIN}`,
@@ -268,7 +327,9 @@ async function startPostfixServer(net: LocalInternet, host: NetHost): Promise<{ 
       virtual_alias_maps: `inline:{ ${ALIAS}=${TARGET} }`,
       smtpd_client_connection_rate_limit: "0",
       smtpd_client_message_rate_limit: "0",
-      ...(CONCURRENCY ? { default_destination_concurrency_limit: String(CONCURRENCY), initial_destination_concurrency: String(Math.min(5, CONCURRENCY)) } : {}),
+      ...(CONCURRENCY
+        ? { default_destination_concurrency_limit: String(CONCURRENCY), initial_destination_concurrency: String(Math.min(5, CONCURRENCY)) }
+        : {}),
     },
   });
   return {
@@ -306,7 +367,8 @@ async function startHarakaServer(net: LocalInternet, host: NetHost): Promise<{ s
 function table(results: Result[]): string {
   const postfix = results.find((r) => r.name === "Postfix");
   const rate = (r: Result) => r.delivered / r.seconds;
-  const ratio = (v: number, base: number | undefined) => (base && Number.isFinite(v) && Number.isFinite(base) ? `${(v / base).toFixed(2)}x` : "n/a");
+  const ratio = (v: number, base: number | undefined) =>
+    base && Number.isFinite(v) && Number.isFinite(base) ? `${(v / base).toFixed(2)}x` : "n/a";
   const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
   const lines = [
     "| server | conns/dest | msgs/s (to the sink) | vs Postfix | all accepted s | all at sink s | idle MiB | peak MiB (PSS) | vs Postfix | peak MiB (RSS sum) | vs Postfix | CPU ms/msg |",
@@ -355,7 +417,9 @@ async function main(): Promise<void> {
       progress(`${name}: ${MESSAGES} messages of ${SIZE} bytes over ${SESSIONS} sessions, forwarded to ${TARGET} ...`);
       const r = await measure(name, concurrency, sinkHost, load, host, path.join(net.workDir, `run-${name.toLowerCase()}`), start);
       if (r.note === undefined && r.delivered !== MESSAGES) r.note = `the sink has ${r.delivered} of ${MESSAGES} messages`;
-      progress(`${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.delivered / r.seconds).toFixed(0)} msgs/s` : ""}${r.note ? ` (${r.note})` : ""}`);
+      progress(
+        `${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.delivered / r.seconds).toFixed(0)} msgs/s` : ""}${r.note ? ` (${r.note})` : ""}`,
+      );
       results.push(r);
     }
     await knot.stop();
@@ -368,7 +432,10 @@ async function main(): Promise<void> {
       `memory = sum over the server's processes, highest 100 ms sample\n\n` +
       table(results) +
       "\n" +
-      results.filter((r) => r.note).map((r) => `\n${r.name}: ${r.note}`).join("") +
+      results
+        .filter((r) => r.note)
+        .map((r) => `\n${r.name}: ${r.note}`)
+        .join("") +
       "\n",
   );
   if (results.some((r) => r.note)) process.exitCode = 1;

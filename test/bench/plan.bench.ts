@@ -28,7 +28,22 @@ function runOnce(projectDir: string): { seconds: number; rssMb: number; records:
   const started = process.hrtime.bigint();
   const result = spawnSync(
     process.execPath,
-    ["--require", path.join(__dirname, "rss-on-exit.cjs"), cli, "plan", "--stack", "bench", "--format", "json", "--project", projectDir, "--ipv4", "198.51.100.25", "--ipv6", "2001:db8:1::"],
+    [
+      "--require",
+      path.join(__dirname, "rss-on-exit.cjs"),
+      cli,
+      "plan",
+      "--stack",
+      "bench",
+      "--format",
+      "json",
+      "--project",
+      projectDir,
+      "--ipv4",
+      "198.51.100.25",
+      "--ipv6",
+      "2001:db8:1::",
+    ],
     { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 },
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -52,7 +67,12 @@ function main(): void {
       fs.copyFileSync(path.join(root, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
       fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), stackFor(domains));
       const runs = Array.from({ length: RUNS }, () => runOnce(dir));
-      rows.push({ domains, records: runs[0].records, seconds: median(runs.map((r) => r.seconds)), rssMb: median(runs.map((r) => r.rssMb)) });
+      rows.push({
+        domains,
+        records: runs[0].records,
+        seconds: median(runs.map((r) => r.seconds)),
+        rssMb: median(runs.map((r) => r.rssMb)),
+      });
       process.stderr.write(`  ${domains} domain(s): done\n`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -53,7 +53,13 @@ async function runDev(): Promise<Observed> {
       const { stack: _stack, ...outputs } = defineMailStack();
       return outputs;
     },
-    { stack: "dev", config: withTokens, secretKeys: [...secretKeys, "hcloud:token", "cloudflare:apiToken"], ipv4: "198.51.100.25", ipv6Network: "2001:db8:1::" },
+    {
+      stack: "dev",
+      config: withTokens,
+      secretKeys: [...secretKeys, "hcloud:token", "cloudflare:apiToken"],
+      ipv4: "198.51.100.25",
+      ipv6Network: "2001:db8:1::",
+    },
   );
   return { run, dependsOn: new Map(await Promise.all(pending)), timeouts };
 }
@@ -114,7 +120,9 @@ describe("MailDaemon in the program (mocks)", async () => {
     const interpreter = reachable.inputs.interpreter as string[];
     assert.equal(interpreter[0], process.execPath);
     const remoteConnection = reveal(wait.inputs.connection) as Record<string, unknown>;
-    const env = Object.fromEntries(Object.entries(reveal(reachable.inputs.environment) as Record<string, unknown>).map(([k, v]) => [k, reveal(v)]));
+    const env = Object.fromEntries(
+      Object.entries(reveal(reachable.inputs.environment) as Record<string, unknown>).map(([k, v]) => [k, reveal(v)]),
+    );
     assert.deepEqual(env, {
       [WAIT_FOR_SSH_ENV.host]: "198.51.100.25",
       [WAIT_FOR_SSH_ENV.port]: "22",
@@ -135,13 +143,17 @@ describe("MailDaemon in the program (mocks)", async () => {
     assert.equal(key, reveal((reveal(wait.inputs.connection) as Record<string, unknown>).privateKey));
     const body = key.split("\n")[1];
     const visible = strings([reachable.inputs.create, reachable.inputs.interpreter, reachable.inputs.environment]);
-    assert.deepEqual(visible.filter((s) => s.includes(body)), []);
+    assert.deepEqual(
+      visible.filter((s) => s.includes(body)),
+      [],
+    );
   });
 
   test("wait-for-ssh (cloud-init, machine id) and later steps fail after 3 dials; wait-for-ssh is bounded by 10 minutes", () => {
     assert.equal(wait.inputs.create, waitCommand());
     assert.deepEqual(timeouts.get("mail-wait-for-ssh"), { create: "10m" });
-    for (const r of [wait, install, ...copies]) assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
+    for (const r of [wait, install, ...copies])
+      assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
   });
 
   test("install runs the install script as create and update, and stops maild on delete", () => {
@@ -164,7 +176,9 @@ describe("MailDaemon in the program (mocks)", async () => {
     const view = (r: OfflineRun) =>
       r.resources
         .filter((x) => x.type === CMD || x.type === COPY)
-        .map((x) => JSON.stringify({ name: x.name, triggers: strings(x.inputs.triggers), create: x.inputs.create, update: x.inputs.update }));
+        .map((x) =>
+          JSON.stringify({ name: x.name, triggers: strings(x.inputs.triggers), create: x.inputs.create, update: x.inputs.update }),
+        );
     assert.deepEqual(view(again.run), view(run));
   });
 
@@ -211,7 +225,10 @@ describe("MailDaemon in the program (mocks)", async () => {
     const commands = run.resources.filter((x) => x.type.startsWith("command:"));
     assert.equal(commands.length, 7);
     const carriers = commands.filter((r) => strings(r.inputs).some((s) => s.includes(HCLOUD_TOKEN) || s.includes(CLOUDFLARE_TOKEN)));
-    assert.deepEqual(carriers.map((r) => r.name), []);
+    assert.deepEqual(
+      carriers.map((r) => r.name),
+      [],
+    );
     const userData = String(reveal(one(run, "hcloud:index/server:Server", "mail-server").inputs.userData));
     assert.ok(!userData.includes(HCLOUD_TOKEN) && !userData.includes(CLOUDFLARE_TOKEN));
   });

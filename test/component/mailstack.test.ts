@@ -111,17 +111,33 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
   });
 
   test("PTRs hang on the primary IPs and name the mail host for both addresses (IPv6 on ::1)", () => {
-    const rdns = byType(run, "hcloud:index/rdns:Rdns").map((r) => ({ ip: r.inputs.ipAddress, ptr: r.inputs.dnsPtr, viaPrimaryIp: typeof r.inputs.primaryIpId === "number", viaServer: r.inputs.serverId !== undefined }));
-    assert.deepEqual(rdns.sort((a, b) => String(a.ip).localeCompare(String(b.ip))), [
-      { ip: "198.51.100.25", ptr: "mail.example.org", viaPrimaryIp: true, viaServer: false },
-      { ip: "2001:db8:1::1", ptr: "mail.example.org", viaPrimaryIp: true, viaServer: false },
-    ]);
+    const rdns = byType(run, "hcloud:index/rdns:Rdns").map((r) => ({
+      ip: r.inputs.ipAddress,
+      ptr: r.inputs.dnsPtr,
+      viaPrimaryIp: typeof r.inputs.primaryIpId === "number",
+      viaServer: r.inputs.serverId !== undefined,
+    }));
+    assert.deepEqual(
+      rdns.sort((a, b) => String(a.ip).localeCompare(String(b.ip))),
+      [
+        { ip: "198.51.100.25", ptr: "mail.example.org", viaPrimaryIp: true, viaServer: false },
+        { ip: "2001:db8:1::1", ptr: "mail.example.org", viaPrimaryIp: true, viaServer: false },
+      ],
+    );
   });
 
   test("firewall opens the mail ports to all and SSH only to the configured ranges", () => {
-    const rules = one(run, "hcloud:index/firewall:Firewall", "mail-firewall").inputs.rules as { direction: string; protocol: string; port?: string; sourceIps: string[] }[];
+    const rules = one(run, "hcloud:index/firewall:Firewall", "mail-firewall").inputs.rules as {
+      direction: string;
+      protocol: string;
+      port?: string;
+      sourceIps: string[];
+    }[];
     const tcp = rules.filter((r) => r.protocol === "tcp");
-    assert.deepEqual(tcp.map((r) => r.port), ["22", "25", "80", "143", "443", "465", "587", "993"]);
+    assert.deepEqual(
+      tcp.map((r) => r.port),
+      ["22", "25", "80", "143", "443", "465", "587", "993"],
+    );
     assert.ok(tcp.every((r) => r.direction === "in"));
     const ssh = tcp.find((r) => r.port === "22")!;
     assert.deepEqual(ssh.sourceIps, (devValues.server as { sshSourceRanges?: string[] }).sshSourceRanges ?? ["0.0.0.0/0", "::/0"]);
@@ -197,9 +213,10 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
 
   test("a second run produces identical record names and content", async () => {
     const again = await runDev();
-    const records = (r: OfflineRun) => (r.outputs.records as Record<string, PlannedRecord[]>);
+    const records = (r: OfflineRun) => r.outputs.records as Record<string, PlannedRecord[]>;
     assert.deepEqual(records(again.run), records(run));
-    const names = (r: OfflineRun) => byType(r, "cloudflare:index/dnsRecord:DnsRecord").map((x) => [x.name, x.inputs.content ?? x.inputs.data]);
+    const names = (r: OfflineRun) =>
+      byType(r, "cloudflare:index/dnsRecord:DnsRecord").map((x) => [x.name, x.inputs.content ?? x.inputs.data]);
     assert.deepEqual(names(again.run), names(run));
   });
 });
@@ -220,6 +237,9 @@ describe("bad stack configuration", () => {
       ),
       /domains\[0\]\.dmarc\.policy: "rejct" is not one of none\|quarantine\|reject/,
     );
-    assert.deepEqual(recorded.filter((r) => r.type !== "pulumi:pulumi:Stack").map((r) => r.type), []);
+    assert.deepEqual(
+      recorded.filter((r) => r.type !== "pulumi:pulumi:Stack").map((r) => r.type),
+      [],
+    );
   });
 });

@@ -10,7 +10,10 @@ import { formatJson, formatTable } from "../../infra/cli/plan-format";
 const root = path.resolve(__dirname, "..", "..");
 
 function cli(...args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", path.join(root, "infra", "cli", "main.ts"), ...args], { cwd: root, encoding: "utf8" });
+  return spawnSync(process.execPath, ["--import", "tsx", path.join(root, "infra", "cli", "main.ts"), ...args], {
+    cwd: root,
+    encoding: "utf8",
+  });
 }
 
 describe("plan output", async () => {
@@ -22,7 +25,9 @@ describe("plan output", async () => {
     for (const text of [table, json]) {
       assert.doesNotMatch(text, /PRIVATE KEY|\$argon2|v1:REPLACE/);
     }
-    const server = (JSON.parse(json).resources as { type: string; inputs: { userData: string } }[]).find((r) => r.type === "hcloud:index/server:Server")!;
+    const server = (JSON.parse(json).resources as { type: string; inputs: { userData: string } }[]).find(
+      (r) => r.type === "hcloud:index/server:Server",
+    )!;
     assert.equal(server.inputs.userData, "[secret]");
     assert.match(table, /userData=\[secret\]/);
   });
@@ -55,8 +60,16 @@ describe("bad arguments are refused on one line naming the argument", () => {
   const cases: [string, string[], RegExp][] = [
     ["unknown format", ["plan", "--format", "xml"], /^mailstack plan: --format: "xml" is not one of table\|json\|zone$/m],
     ["ipv4 without ipv6", ["plan", "--ipv4", "198.51.100.25"], /--ipv4 and --ipv6 go together/],
-    ["ipv6 prefix that is not a /64", ["plan", "--ipv4", "198.51.100.25", "--ipv6", "2001:db8::/48"], /--ipv6: Hetzner assigns a \/64; got \/48/],
-    ["ipv6 host address instead of the network", ["plan", "--ipv4", "198.51.100.25", "--ipv6", "2001:db8:1::1"], /--ipv6: "2001:db8:1::1" is not an IPv6 \/64 network address/],
+    [
+      "ipv6 prefix that is not a /64",
+      ["plan", "--ipv4", "198.51.100.25", "--ipv6", "2001:db8::/48"],
+      /--ipv6: Hetzner assigns a \/64; got \/48/,
+    ],
+    [
+      "ipv6 host address instead of the network",
+      ["plan", "--ipv4", "198.51.100.25", "--ipv6", "2001:db8:1::1"],
+      /--ipv6: "2001:db8:1::1" is not an IPv6 \/64 network address/,
+    ],
     ["bad ipv4", ["plan", "--ipv4", "198.51.100.256", "--ipv6", "2001:db8:1::"], /--ipv4: "198.51.100.256" is not an IPv4 address/],
     ["missing stack file", ["plan", "--stack", "nosuch"], /stacks\/Pulumi\.nosuch\.yaml: cannot read the stack file/],
     ["unknown command", ["deploy"], /unknown command "deploy"/],

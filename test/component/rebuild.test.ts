@@ -29,7 +29,8 @@ describe("rebuilding the server (a new server id, as after `pulumi up --replace`
     byType(run, type).map((r) => [r.name, JSON.stringify(r.inputs, (_k, v: unknown) => (v instanceof Secret ? { secret: v.value } : v))]);
 
   test("the rebuild really is a different server", () => {
-    const id = (run: OfflineRun) => (byType(run, "command:remote:Command").find((r) => r.name === "mail-wait-for-ssh")!.inputs.triggers as unknown[])[0];
+    const id = (run: OfflineRun) =>
+      (byType(run, "command:remote:Command").find((r) => r.name === "mail-wait-for-ssh")!.inputs.triggers as unknown[])[0];
     assert.notDeepEqual(id(after), id(before));
   });
 

@@ -62,7 +62,12 @@ export interface StartMaildOptions {
 }
 
 /** Writes `config` to the net's workDir and starts maild in `host`; resolves once SMTP is up. */
-export async function startMaild(internet: LocalInternet, host: NetHost, config: Record<string, unknown>, opts: StartMaildOptions = {}): Promise<MaildProcess> {
+export async function startMaild(
+  internet: LocalInternet,
+  host: NetHost,
+  config: Record<string, unknown>,
+  opts: StartMaildOptions = {},
+): Promise<MaildProcess> {
   const name = opts.name ?? "maild";
   const script = await bundleMaild();
   const configPath = path.join(internet.workDir, `${name}.json`);
@@ -73,7 +78,9 @@ export async function startMaild(internet: LocalInternet, host: NetHost, config:
   const smtp = (config.listen as { smtp: { host: string; port: number }[] }).smtp[0];
 
   const proc: MaildProcess = {
-    host, configPath, logPath,
+    host,
+    configPath,
+    logPath,
     child: undefined as unknown as ChildProcess,
     async kill9() {
       const c = proc.child;
@@ -90,7 +97,8 @@ export async function startMaild(internet: LocalInternet, host: NetHost, config:
       await waitReady(child, smtp.host, smtp.port, logPath);
       // every listener (submission, HTTP) is up once the daemon logs start.ready
       const deadline = Date.now() + 15_000;
-      while (readyCount(logPath) === readyBefore && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      while (readyCount(logPath) === readyBefore && child.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 25));
     },
     async stop() {
       const c = proc.child;
@@ -104,7 +112,11 @@ export async function startMaild(internet: LocalInternet, host: NetHost, config:
     },
     logs() {
       if (!fs.existsSync(logPath)) return [];
-      return fs.readFileSync(logPath, "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return fs
+        .readFileSync(logPath, "utf8")
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     },
   };
   await proc.restart();
@@ -119,11 +131,16 @@ async function waitReady(child: ChildProcess, host: string, port: number, logPat
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`maild exited (${child.exitCode ?? child.signalCode}) before listening:\n${fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").slice(-3000) : ""}`);
+      throw new Error(
+        `maild exited (${child.exitCode ?? child.signalCode}) before listening:\n${fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").slice(-3000) : ""}`,
+      );
     }
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host, port });
-      s.once("connect", () => { s.destroy(); resolve(true); });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once("error", () => resolve(false));
     });
     if (ok) return;
@@ -188,7 +205,10 @@ export class RawSmtp {
       const m = /^((?:\d{3}-[^\r\n]*\r\n)*)(\d{3}) ?([^\r\n]*)\r\n/.exec(this.buf);
       if (m) {
         this.buf = this.buf.slice(m[0].length);
-        const lines = m[1].split("\r\n").filter(Boolean).map((l) => l.slice(4));
+        const lines = m[1]
+          .split("\r\n")
+          .filter(Boolean)
+          .map((l) => l.slice(4));
         lines.push(m[3]);
         return { code: Number(m[2]), text: lines.join("\n") };
       }
@@ -197,7 +217,10 @@ export class RawSmtp {
       if (left <= 0) throw new Error(`no SMTP reply within ${timeoutMs} ms (buffer: ${JSON.stringify(this.buf)})`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
-        this.waiters.push(() => { clearTimeout(t); r(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
     }
   }

@@ -10,16 +10,24 @@ import { CloudflareDns01Solver } from "../../components/shared/acme/cloudflare-d
 import { issueCertificate } from "../../components/shared/acme/issue";
 import type { Challenge } from "../../components/shared/acme/challenge-solver";
 
-interface SeenRequest { method: string; path: string; query: Record<string, string>; body: unknown; authorization: string | undefined }
+interface SeenRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+  authorization: string | undefined;
+}
 
 /**
  * A stand-in for the few Cloudflare API v4 endpoints the solver calls. Zones: example.test.
  * Records it creates are handed to `onCreate`/`onDelete` (e.g. written into knot).
  */
-async function startCloudflareStandIn(hooks: {
-  onCreate?: (name: string, content: string) => Promise<void>;
-  onDelete?: (name: string) => Promise<void>;
-} = {}) {
+async function startCloudflareStandIn(
+  hooks: {
+    onCreate?: (name: string, content: string) => Promise<void>;
+    onDelete?: (name: string) => Promise<void>;
+  } = {},
+) {
   const seen: SeenRequest[] = [];
   const zones = [{ id: "023e105f4ecef8ad9ca31a8372d0c353", name: "example.test" }];
   const records = new Map<string, { id: string; name: string; content: string }>();
@@ -31,12 +39,20 @@ async function startCloudflareStandIn(hooks: {
     req.on("end", async () => {
       const url = new URL(req.url!, "http://x");
       const body = raw ? JSON.parse(raw) : undefined;
-      seen.push({ method: req.method!, path: url.pathname, query: Object.fromEntries(url.searchParams), body, authorization: req.headers.authorization });
+      seen.push({
+        method: req.method!,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        body,
+        authorization: req.headers.authorization,
+      });
       res.setHeader("content-type", "application/json");
       let m: RegExpMatchArray | null;
       if (req.method === "GET" && url.pathname === "/client/v4/zones") {
         const found = zones.filter((z) => z.name === url.searchParams.get("name"));
-        res.end(envelope(found, { result_info: { page: 1, per_page: 20, count: found.length, total_count: found.length, total_pages: 1 } }));
+        res.end(
+          envelope(found, { result_info: { page: 1, per_page: 20, count: found.length, total_count: found.length, total_pages: 1 } }),
+        );
       } else if (req.method === "POST" && (m = url.pathname.match(/^\/client\/v4\/zones\/([^/]+)\/dns_records$/))) {
         const id = `rec${next++}`;
         records.set(id, { id, name: body.name, content: body.content });
@@ -46,7 +62,9 @@ async function startCloudflareStandIn(hooks: {
         const r = records.get(m[2]);
         if (!r) {
           res.statusCode = 404;
-          res.end(JSON.stringify({ success: false, errors: [{ code: 81044, message: "Record does not exist." }], messages: [], result: null }));
+          res.end(
+            JSON.stringify({ success: false, errors: [{ code: 81044, message: "Record does not exist." }], messages: [], result: null }),
+          );
           return;
         }
         records.delete(m[2]);
@@ -86,7 +104,13 @@ describe("CloudflareDns01Solver against a Cloudflare API stand-in", () => {
       await solver.cleanup(challenge);
       const auth = "Bearer test-token-123";
       assert.deepEqual(cf.seen, [
-        { method: "GET", path: "/client/v4/zones", query: { name: "_acme-challenge.mail.example.test" }, body: undefined, authorization: auth },
+        {
+          method: "GET",
+          path: "/client/v4/zones",
+          query: { name: "_acme-challenge.mail.example.test" },
+          body: undefined,
+          authorization: auth,
+        },
         { method: "GET", path: "/client/v4/zones", query: { name: "mail.example.test" }, body: undefined, authorization: auth },
         { method: "GET", path: "/client/v4/zones", query: { name: "example.test" }, body: undefined, authorization: auth },
         {
@@ -102,7 +126,13 @@ describe("CloudflareDns01Solver against a Cloudflare API stand-in", () => {
           },
           authorization: auth,
         },
-        { method: "DELETE", path: "/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/dns_records/rec1", query: {}, body: undefined, authorization: auth },
+        {
+          method: "DELETE",
+          path: "/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/dns_records/rec1",
+          query: {},
+          body: undefined,
+          authorization: auth,
+        },
       ]);
       assert.equal(cf.records.size, 0);
     } finally {
@@ -115,7 +145,10 @@ describe("CloudflareDns01Solver against a Cloudflare API stand-in", () => {
     try {
       const solver = new CloudflareDns01Solver({ apiToken: "t0ken", baseUrl: cf.baseUrl });
       const elsewhere = { ...challenge, identifier: "mail.other.test", dnsName: "_acme-challenge.mail.other.test." };
-      await assert.rejects(solver.present(elsewhere), /Cloudflare: no zone for _acme-challenge\.mail\.other\.test is visible to this API token/);
+      await assert.rejects(
+        solver.present(elsewhere),
+        /Cloudflare: no zone for _acme-challenge\.mail\.other\.test is visible to this API token/,
+      );
       const before = cf.seen.length;
       await solver.cleanup(elsewhere);
       assert.equal(cf.seen.length, before);

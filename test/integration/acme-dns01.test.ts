@@ -39,21 +39,23 @@ describe("ACME DNS-01 through RFC 2136 into knot, validated by pebble", () => {
   const certificateKeyPem = ecKeyPem();
   let first: IssuedCertificate;
 
-  const solver = (overrides: { server?: string; timeoutMs?: number } = {}) => new Rfc2136Dns01Solver({
-    server: overrides.server ?? bed.dns.ipv4,
-    tsig: bed.knot.tsig,
-    propagation: { resolvers: [bed.dns.ipv4], timeoutMs: overrides.timeoutMs ?? 10_000, intervalMs: 100 },
-  });
-  const issue = (names: string[], s: ChallengeSolver, key = accountKeyPem) => issueCertificate({
-    directoryUrl: bed.pebble.directoryUrl,
-    extraCaPem: bed.pebble.listenerCaPem,
-    accountKeyPem: key,
-    email: "admin@example.test",
-    certificateKeyPem,
-    names,
-    solver: s,
-    backoff: FAST,
-  });
+  const solver = (overrides: { server?: string; timeoutMs?: number } = {}) =>
+    new Rfc2136Dns01Solver({
+      server: overrides.server ?? bed.dns.ipv4,
+      tsig: bed.knot.tsig,
+      propagation: { resolvers: [bed.dns.ipv4], timeoutMs: overrides.timeoutMs ?? 10_000, intervalMs: 100 },
+    });
+  const issue = (names: string[], s: ChallengeSolver, key = accountKeyPem) =>
+    issueCertificate({
+      directoryUrl: bed.pebble.directoryUrl,
+      extraCaPem: bed.pebble.listenerCaPem,
+      accountKeyPem: key,
+      email: "admin@example.test",
+      certificateKeyPem,
+      names,
+      solver: s,
+      backoff: FAST,
+    });
 
   before(async () => {
     net = await LocalInternet.create();
@@ -79,8 +81,15 @@ describe("ACME DNS-01 through RFC 2136 into knot, validated by pebble", () => {
     fs.writeFileSync(path.join(dir, "root.pem"), await bed.pebble.issuingRootPem());
     fs.writeFileSync(path.join(dir, "chain.pem"), intermediates.join(""));
     fs.writeFileSync(path.join(dir, "leaf.pem"), leaf);
-    const r = await runCommand(["openssl", "verify", "-CAfile", path.join(dir, "root.pem"),
-      "-untrusted", path.join(dir, "chain.pem"), path.join(dir, "leaf.pem")]);
+    const r = await runCommand([
+      "openssl",
+      "verify",
+      "-CAfile",
+      path.join(dir, "root.pem"),
+      "-untrusted",
+      path.join(dir, "chain.pem"),
+      path.join(dir, "leaf.pem"),
+    ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /leaf\.pem: OK/);
   });
@@ -92,8 +101,12 @@ describe("ACME DNS-01 through RFC 2136 into knot, validated by pebble", () => {
   test("renewal with the same certificate key keeps the public key (SPKI) and changes the serial", async () => {
     const again = await issue(NAMES, solver());
     assert.equal(again.spkiSha256, first.spkiSha256);
-    assert.equal(new X509Certificate(splitPemChain(again.certificatePem)[0]).publicKey.export({ type: "spki", format: "der" })
-      .equals(new X509Certificate(splitPemChain(first.certificatePem)[0]).publicKey.export({ type: "spki", format: "der" })), true);
+    assert.equal(
+      new X509Certificate(splitPemChain(again.certificatePem)[0]).publicKey
+        .export({ type: "spki", format: "der" })
+        .equals(new X509Certificate(splitPemChain(first.certificatePem)[0]).publicKey.export({ type: "spki", format: "der" })),
+      true,
+    );
     assert.notEqual(again.serialHex, first.serialHex);
     assert.equal(again.accountUrl, first.accountUrl);
   });
@@ -105,8 +118,10 @@ describe("ACME DNS-01 through RFC 2136 into knot, validated by pebble", () => {
       tsig: otherKnot.tsig,
       propagation: { resolvers: [bed.dns.ipv4], timeoutMs: 1000, intervalMs: 100 },
     });
-    await assert.rejects(issue(["never.example.test"], toDns2),
-      /TXT _acme-challenge\.never\.example\.test = ".+" not visible at the authoritative servers of example\.test after 1 s; missing at ns\.example\.test/);
+    await assert.rejects(
+      issue(["never.example.test"], toDns2),
+      /TXT _acme-challenge\.never\.example\.test = ".+" not visible at the authoritative servers of example\.test after 1 s; missing at ns\.example\.test/,
+    );
     assert.deepEqual(await txtAt(other.ipv4, "_acme-challenge.never.example.test"), []);
     assert.deepEqual(await txtAt(bed.dns.ipv4, "_acme-challenge.never.example.test"), []);
   });
@@ -130,26 +145,35 @@ describe("ACME DNS-01 through RFC 2136 into knot, validated by pebble", () => {
       tsig: { ...bed.knot.tsig, secretB64: Buffer.alloc(32, 1).toString("base64") },
       propagation: { resolvers: [bed.dns.ipv4], timeoutMs: 2000, intervalMs: 100 },
     });
-    await assert.rejects(issue(["badkey.example.test"], bad),
-      new RegExp(`dns-01 for badkey\\.example\\.test: publishing the challenge failed: RFC 2136 update of zone example\\.test at ${bed.dns.ipv4.replace(/\./g, "\\.")}:53 was refused: NOTAUTH \\(.*BADSIG`));
+    await assert.rejects(
+      issue(["badkey.example.test"], bad),
+      new RegExp(
+        `dns-01 for badkey\\.example\\.test: publishing the challenge failed: RFC 2136 update of zone example\\.test at ${bed.dns.ipv4.replace(/\./g, "\\.")}:53 was refused: NOTAUTH \\(.*BADSIG`,
+      ),
+    );
     assert.deepEqual(await txtAt(bed.dns.ipv4, "_acme-challenge.badkey.example.test"), []);
   });
 
   test("an invalid name is refused before anything is sent, naming its index", async () => {
-    await assert.rejects(issue(["mail.example.test", "bad_name.example.test"], solver()),
-      /names\[1\]: "bad_name\.example\.test" has an invalid label "bad_name"/);
+    await assert.rejects(
+      issue(["mail.example.test", "bad_name.example.test"], solver()),
+      /names\[1\]: "bad_name\.example\.test" has an invalid label "bad_name"/,
+    );
   });
 
   test("an account key the CA does not know, with a foreign account URL, is refused clearly", async () => {
-    await assert.rejects(issueCertificate({
-      directoryUrl: bed.pebble.directoryUrl,
-      extraCaPem: bed.pebble.listenerCaPem,
-      accountKeyPem: ecKeyPem(),
-      accountUrl: first.accountUrl,
-      certificateKeyPem,
-      names: ["mail.example.test"],
-      solver: solver(),
-      backoff: FAST,
-    }), /ACME account at https:\/\/.+ could not be registered or found: .+/);
+    await assert.rejects(
+      issueCertificate({
+        directoryUrl: bed.pebble.directoryUrl,
+        extraCaPem: bed.pebble.listenerCaPem,
+        accountKeyPem: ecKeyPem(),
+        accountUrl: first.accountUrl,
+        certificateKeyPem,
+        names: ["mail.example.test"],
+        solver: solver(),
+        backoff: FAST,
+      }),
+      /ACME account at https:\/\/.+ could not be registered or found: .+/,
+    );
   });
 });

@@ -58,16 +58,21 @@ describe("ACME HTTP-01 with the Http01Challenges store on port 80 of the mail ho
   async function issueFromMx(names: string[]): Promise<ScriptResult> {
     const dir = fs.mkdtempSync(path.join(net.workDir, "http01-"));
     fs.writeFileSync(path.join(dir, "issuer.js"), ISSUER_SCRIPT);
-    fs.writeFileSync(path.join(dir, "input.json"), JSON.stringify({
-      directoryUrl: bed.pebble.directoryUrl,
-      extraCaPem: bed.pebble.listenerCaPem,
-      accountKeyPem,
-      certificateKeyPem,
-      names,
-      backoff: { attempts: 20, minMs: 100, maxMs: 500 },
-    }));
-    const r = await mx.run([process.execPath, "--require", "tsx/cjs", path.join(dir, "issuer.js"), path.join(dir, "input.json")],
-      { cwd: REPO, timeoutMs: 60_000 });
+    fs.writeFileSync(
+      path.join(dir, "input.json"),
+      JSON.stringify({
+        directoryUrl: bed.pebble.directoryUrl,
+        extraCaPem: bed.pebble.listenerCaPem,
+        accountKeyPem,
+        certificateKeyPem,
+        names,
+        backoff: { attempts: 20, minMs: 100, maxMs: 500 },
+      }),
+    );
+    const r = await mx.run([process.execPath, "--require", "tsx/cjs", path.join(dir, "issuer.js"), path.join(dir, "input.json")], {
+      cwd: REPO,
+      timeoutMs: 60_000,
+    });
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as ScriptResult;
   }
@@ -75,10 +80,12 @@ describe("ACME HTTP-01 with the Http01Challenges store on port 80 of the mail ho
   before(async () => {
     net = await LocalInternet.create();
     mx = await net.addHost("mx");
-    bed = await startAcmeTestbed(net, [{
-      origin: "example.test.",
-      lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${mx.ipv4}`, `${n}. 300 IN AAAA ${mx.ipv6}`]),
-    }]);
+    bed = await startAcmeTestbed(net, [
+      {
+        origin: "example.test.",
+        lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${mx.ipv4}`, `${n}. 300 IN AAAA ${mx.ipv6}`]),
+      },
+    ]);
   });
   after(async () => {
     await net?.destroy();

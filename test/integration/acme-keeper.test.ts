@@ -32,7 +32,13 @@ server.listen(80, "::", async () => {
 });
 `;
 
-interface KeeperRun { action: string; reason: string; notAfter?: string; installed: number; left: number }
+interface KeeperRun {
+  action: string;
+  reason: string;
+  notAfter?: string;
+  installed: number;
+  left: number;
+}
 
 describe("CertificateKeeper on the mail host: HTTP-01 renewal into a certificate directory", () => {
   let net: LocalInternet;
@@ -47,12 +53,22 @@ describe("CertificateKeeper on the mail host: HTTP-01 renewal into a certificate
   async function runKeeper(extra: Record<string, unknown> = {}): Promise<KeeperRun> {
     const work = fs.mkdtempSync(path.join(net.workDir, "keeper-"));
     fs.writeFileSync(path.join(work, "keeper.js"), KEEPER_SCRIPT);
-    fs.writeFileSync(path.join(work, "input.json"), JSON.stringify({
-      dir, names: NAMES, directoryUrl: bed.pebble.directoryUrl, accountKeyPem, extraCaPem: bed.pebble.listenerCaPem,
-      backoff: { attempts: 20, minMs: 100, maxMs: 500 }, ...extra,
-    }));
-    const r = await mx.run([process.execPath, "--require", "tsx/cjs", path.join(work, "keeper.js"), path.join(work, "input.json")],
-      { cwd: REPO, timeoutMs: 60_000 });
+    fs.writeFileSync(
+      path.join(work, "input.json"),
+      JSON.stringify({
+        dir,
+        names: NAMES,
+        directoryUrl: bed.pebble.directoryUrl,
+        accountKeyPem,
+        extraCaPem: bed.pebble.listenerCaPem,
+        backoff: { attempts: 20, minMs: 100, maxMs: 500 },
+        ...extra,
+      }),
+    );
+    const r = await mx.run([process.execPath, "--require", "tsx/cjs", path.join(work, "keeper.js"), path.join(work, "input.json")], {
+      cwd: REPO,
+      timeoutMs: 60_000,
+    });
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as KeeperRun;
   }
@@ -60,10 +76,16 @@ describe("CertificateKeeper on the mail host: HTTP-01 renewal into a certificate
   before(async () => {
     net = await LocalInternet.create();
     mx = await net.addHost("mx");
-    bed = await startAcmeTestbed(net, [{
-      origin: "example.test.",
-      lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${mx.ipv4}`, `${n}. 300 IN AAAA ${mx.ipv6}`]),
-    }], { certificateValidityPeriodSeconds: 90 * 86_400 });
+    bed = await startAcmeTestbed(
+      net,
+      [
+        {
+          origin: "example.test.",
+          lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${mx.ipv4}`, `${n}. 300 IN AAAA ${mx.ipv6}`]),
+        },
+      ],
+      { certificateValidityPeriodSeconds: 90 * 86_400 },
+    );
     dir = path.join(net.workDir, "tls");
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, KEY_FILE), keyPem, { mode: 0o600 });

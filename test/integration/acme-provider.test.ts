@@ -32,14 +32,20 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
       accountKeyPem,
       certificateKeyPem,
       names: ["mail.example.test", "mta-sts.example.test"],
-      dns01: { provider: "rfc2136", server: bed.dns.ipv4, tsigName: bed.knot.tsig.name, tsigAlgorithm: "hmac-sha256", tsigSecret: bed.knot.tsig.secretB64 },
+      dns01: {
+        provider: "rfc2136",
+        server: bed.dns.ipv4,
+        tsigName: bed.knot.tsig.name,
+        tsigAlgorithm: "hmac-sha256",
+        tsigSecret: bed.knot.tsig.secretB64,
+      },
       propagationTimeoutSeconds: 10,
       propagationResolvers: [bed.dns.ipv4],
       extraCaPem: bed.pebble.listenerCaPem,
       revokeOnDelete: true,
       backoffMinMs: 100,
     };
-    created = await provider.create!(inputs) as { id: string; outs: CertificateOutputs };
+    created = (await provider.create!(inputs)) as { id: string; outs: CertificateOutputs };
   });
   after(async () => {
     await net?.destroy();
@@ -123,21 +129,34 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
   });
 
   test("a different directory URL is a replacement", async () => {
-    const d = await provider.diff!(created.id, created.outs, { ...inputs, directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory" });
+    const d = await provider.diff!(created.id, created.outs, {
+      ...inputs,
+      directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+    });
     assert.deepEqual(d.replaces, ["directoryUrl"]);
   });
 
   test("delete with revokeOnDelete revokes the certificate at the CA", async () => {
-    const fresh = await provider.create!(inputs) as { id: string; outs: CertificateOutputs };
+    const fresh = (await provider.create!(inputs)) as { id: string; outs: CertificateOutputs };
     await provider.delete!(fresh.id, fresh.outs);
-    const status = JSON.parse(await httpsGetText(`https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`, bed.pebble.listenerCaPem)) as { Status: string };
+    const status = JSON.parse(
+      await httpsGetText(
+        `https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`,
+        bed.pebble.listenerCaPem,
+      ),
+    ) as { Status: string };
     assert.equal(status.Status, "Revoked");
   });
 
   test("delete without revokeOnDelete leaves the certificate valid", async () => {
-    const fresh = await provider.create!({ ...inputs, revokeOnDelete: false }) as { id: string; outs: CertificateOutputs };
+    const fresh = (await provider.create!({ ...inputs, revokeOnDelete: false })) as { id: string; outs: CertificateOutputs };
     await provider.delete!(fresh.id, fresh.outs);
-    const status = JSON.parse(await httpsGetText(`https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`, bed.pebble.listenerCaPem)) as { Status: string };
+    const status = JSON.parse(
+      await httpsGetText(
+        `https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`,
+        bed.pebble.listenerCaPem,
+      ),
+    ) as { Status: string };
     assert.equal(status.Status, "Valid");
   });
 });

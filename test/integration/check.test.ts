@@ -35,7 +35,6 @@ const ACCOUNT = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/123";
 const V6_NET = "2001:db8:2::";
 const MX_V6 = "2001:db8:2::1";
 
-
 let internet: LocalInternet;
 let dns: NetHost;
 let mx: NetHost;
@@ -79,12 +78,38 @@ async function expiredCertificate(dir: string): Promise<string> {
   const p = (f: string) => path.join(dir, f);
   fs.writeFileSync(p("index.txt"), "");
   fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(p("ca.cnf"), `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`);
-  fs.writeFileSync(p("ext.cnf"), `subjectAltName=DNS:${HOST},DNS:mta-sts.${DOMAIN}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
+  fs.writeFileSync(
+    p("ca.cnf"),
+    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
+  );
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=DNS:${HOST},DNS:mta-sts.${DOMAIN}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
   await mustRun(["openssl", "req", "-new", "-key", certs.keyPath, "-subj", `/CN=${HOST}`, "-out", p("req.csr")]);
   // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) sets arbitrary validity dates.
-  await mustRun(["openssl", "ca", "-batch", "-config", p("ca.cnf"), "-cert", certs.caPath, "-keyfile", caKey, "-in", p("req.csr"),
-    "-out", p("expired.pem"), "-startdate", "20240101000000Z", "-enddate", "20240201000000Z", "-extfile", p("ext.cnf"), "-notext"]);
+  await mustRun([
+    "openssl",
+    "ca",
+    "-batch",
+    "-config",
+    p("ca.cnf"),
+    "-cert",
+    certs.caPath,
+    "-keyfile",
+    caKey,
+    "-in",
+    p("req.csr"),
+    "-out",
+    p("expired.pem"),
+    "-startdate",
+    "20240101000000Z",
+    "-enddate",
+    "20240201000000Z",
+    "-extfile",
+    p("ext.cnf"),
+    "-notext",
+  ]);
   return fs.readFileSync(p("expired.pem"), "utf8");
 }
 
@@ -104,8 +129,31 @@ async function reloadMaild(): Promise<void> {
 
 async function check(...extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   // From the client host, as an outside observer: every query to knot, every connection over the link.
-  const argv = [NODE, "--import", "tsx", MAIN, "check", DOMAIN, "--stack", "dev", "--resolver", dns.ipv4, "--ca", certs.caPath,
-    "--ipv4", mx.ipv4, "--ipv6", V6_NET, "--acme-account", ACCOUNT, "--dkim-keys", keysFile, "--timeout", "4000", ...extra];
+  const argv = [
+    NODE,
+    "--import",
+    "tsx",
+    MAIN,
+    "check",
+    DOMAIN,
+    "--stack",
+    "dev",
+    "--resolver",
+    dns.ipv4,
+    "--ca",
+    certs.caPath,
+    "--ipv4",
+    mx.ipv4,
+    "--ipv6",
+    V6_NET,
+    "--acme-account",
+    ACCOUNT,
+    "--dkim-keys",
+    keysFile,
+    "--timeout",
+    "4000",
+    ...extra,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn("ip", ["netns", "exec", client.ns, ...argv], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -131,13 +179,21 @@ async function checkJson(): Promise<{ code: number; report: CheckJson }> {
   return { code: r.code, report };
 }
 
-const failing = (report: CheckJson) => report.checks.filter((c) => c.status === "fail").map((c) => c.check).sort();
+const failing = (report: CheckJson) =>
+  report.checks
+    .filter((c) => c.status === "fail")
+    .map((c) => c.check)
+    .sort();
 const row = (report: CheckJson, name: string) => {
   const found = report.checks.find((c) => c.check === name);
   assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
   return found;
 };
-const show = (report: CheckJson) => report.checks.filter((c) => c.status !== "pass").map((c) => `${c.check} ${c.status}: ${c.detail}`).join("\n");
+const show = (report: CheckJson) =>
+  report.checks
+    .filter((c) => c.status !== "pass")
+    .map((c) => `${c.check} ${c.status}: ${c.detail}`)
+    .join("\n");
 
 describe("mailstack check against a live mail host in the local internet", () => {
   before(async () => {
@@ -155,20 +211,27 @@ describe("mailstack check against a live mail host in the local internet", () =>
     // The dev stack planned with the mail host's real addresses: what `pulumi up` would publish.
     const plan = await planStack({ stack: "dev", projectDir: ROOT, ipv4: mx.ipv4, ipv6: V6_NET, acmeAccount: ACCOUNT });
     const zones = new Map<string, string[]>();
-    for (const chunk of formatZones(plan).split(/(?=^\$ORIGIN )/m).filter((c) => c.trim())) {
+    for (const chunk of formatZones(plan)
+      .split(/(?=^\$ORIGIN )/m)
+      .filter((c) => c.trim())) {
       const origin = /^\$ORIGIN (\S+)\.$/m.exec(chunk)![1];
       // The offline plan's TLS key is a stand-in; the deployed server's key is the one DANE pins.
       const lines = zoneLines(chunk).map((l) =>
-        / IN TLSA 3 1 1 [0-9a-f]{64}/.test(l) ? l.replace(/3 1 1 [0-9a-f]{64}/, `3 1 1 ${spkiSha256FromPem(fs.readFileSync(certs.keyPath, "utf8"))}`) : l,
+        / IN TLSA 3 1 1 [0-9a-f]{64}/.test(l)
+          ? l.replace(/3 1 1 [0-9a-f]{64}/, `3 1 1 ${spkiSha256FromPem(fs.readFileSync(certs.keyPath, "utf8"))}`)
+          : l,
       );
       zones.set(origin, lines);
       remember(lines);
     }
     // What `pulumi stack output dkimPublicKeys --json` would print for the deployed keys.
-    const dkimKeys = Object.values(plan.zones).flat().filter((r) => r.name.endsWith(`._domainkey.${DOMAIN}`)).map((r) => {
-      const value = parseTxtContent(r.content);
-      return { selector: r.name.split(".")[0], algorithm: /k=(\w+)/.exec(value)![1], publicKeyB64: /p=(\S+)/.exec(value)![1] };
-    });
+    const dkimKeys = Object.values(plan.zones)
+      .flat()
+      .filter((r) => r.name.endsWith(`._domainkey.${DOMAIN}`))
+      .map((r) => {
+        const value = parseTxtContent(r.content);
+        return { selector: r.name.split(".")[0], algorithm: /k=(\w+)/.exec(value)![1], publicKeyB64: /p=(\S+)/.exec(value)![1] };
+      });
     keysFile = path.join(internet.workDir, "dkim-keys.json");
     fs.writeFileSync(keysFile, JSON.stringify({ [DOMAIN]: dkimKeys }));
 
@@ -185,7 +248,10 @@ describe("mailstack check against a live mail host in the local internet", () =>
 
     const dataDir = path.join(internet.workDir, "data");
     fs.mkdirSync(dataDir, { mode: 0o700 });
-    const both = (port: number) => [{ host: mx.ipv4, port }, { host: MX_V6, port }];
+    const both = (port: number) => [
+      { host: mx.ipv4, port },
+      { host: MX_V6, port },
+    ];
     maild = await startMaild(internet, mx, {
       hostname: HOST,
       dataDir,
@@ -211,8 +277,25 @@ describe("mailstack check against a live mail host in the local internet", () =>
     const ports = ["25", "587", "465", "993", "443"].flatMap((p) => [`tls.${p}.ipv4`, `tls.${p}.ipv6`]);
     assert.deepEqual(
       report.checks.map((c) => c.check).sort(),
-      ["mx", "address.ipv4", "address.ipv6", "ptr.ipv4", "ptr.ipv6", "spf.domain", "spf.helo", "dkim.s1-rsa", "dkim.s1-ed25519",
-        "dmarc", "tlsrpt", "mta-sts.record", "mta-sts.policy", "mta-sts.mx", "caa", ...ports, "tlsa"].sort(),
+      [
+        "mx",
+        "address.ipv4",
+        "address.ipv6",
+        "ptr.ipv4",
+        "ptr.ipv6",
+        "spf.domain",
+        "spf.helo",
+        "dkim.s1-rsa",
+        "dkim.s1-ed25519",
+        "dmarc",
+        "tlsrpt",
+        "mta-sts.record",
+        "mta-sts.policy",
+        "mta-sts.mx",
+        "caa",
+        ...ports,
+        "tlsa",
+      ].sort(),
     );
     assert.match(row(report, "tls.25.ipv4").detail, /^TLSv1\.[23]; certificate valid until/);
     assert.match(row(report, "ptr.ipv6").detail, new RegExp(`^${MX_V6} -> ${HOST} -> ${MX_V6}$`));
@@ -258,7 +341,10 @@ describe("mailstack check against a live mail host in the local internet", () =>
     const config = JSON.parse(fs.readFileSync(maild.configPath, "utf8")) as { domains: { name: string; mtaStsPolicy: string }[] };
     const deployed = fs.readFileSync(maild.configPath, "utf8");
     const domainSpec = spec.domains.find((d) => d.name === DOMAIN)!;
-    config.domains.find((d) => d.name === DOMAIN)!.mtaStsPolicy = mtaStsPolicy({ ...domainSpec, mtaSts: { mode: "enforce", maxAge: 1209600 } }, [HOST]);
+    config.domains.find((d) => d.name === DOMAIN)!.mtaStsPolicy = mtaStsPolicy(
+      { ...domainSpec, mtaSts: { mode: "enforce", maxAge: 1209600 } },
+      [HOST],
+    );
     // maild reads the policy at start (a redeploy restarts it).
     await maild.stop();
     fs.writeFileSync(maild.configPath, JSON.stringify(config));
@@ -298,7 +384,9 @@ describe("mailstack check against a live mail host in the local internet", () =>
 
   test("a DKIM key in DNS that is not the deployed one fails that selector only", async () => {
     const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }).toString("base64");
-    await knot.addRecords(DOMAIN, [`s1-rsa._domainkey.${DOMAIN}. 300 IN TXT ${txtContent(dkimTxt({ selector: "s1-rsa", algorithm: "rsa", publicKeyB64: other }))}`]);
+    await knot.addRecords(DOMAIN, [
+      `s1-rsa._domainkey.${DOMAIN}. 300 IN TXT ${txtContent(dkimTxt({ selector: "s1-rsa", algorithm: "rsa", publicKeyB64: other }))}`,
+    ]);
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
@@ -316,5 +404,4 @@ describe("mailstack check against a live mail host in the local internet", () =>
     assert.deepEqual(failing(report), ["tls.993.ipv4", "tls.993.ipv6"], show(report));
     assert.match(row(report, "tls.993.ipv4").detail, /connection refused/);
   });
-
 });

@@ -37,23 +37,32 @@ function resolver(): dnsPromises.Resolver {
 /** What a resolver returns for one planned record, in the planner's terms. */
 async function served(r: dnsPromises.Resolver, rec: PlannedRecord): Promise<unknown[]> {
   switch (rec.type) {
-    case "A": return r.resolve4(rec.name);
-    case "AAAA": return r.resolve6(rec.name);
-    case "MX": return (await r.resolveMx(rec.name)).map((m) => `${m.priority} ${m.exchange}`);
-    case "TXT": return (await r.resolveTxt(rec.name)).map((chunks) => JSON.stringify(chunks));
-    case "CAA": return (await r.resolveCaa(rec.name)).map((c) => {
-      const [tag, value] = Object.entries(c).find(([k]) => k !== "critical" && k !== "type")!;
-      return `${c.critical} ${tag} ${value}`;
-    });
-    case "SRV": return (await r.resolveSrv(rec.name)).map((s) => `${s.priority} ${s.weight} ${s.port} ${s.name}`);
-    case "TLSA": return (await r.resolveTlsa(rec.name)).map((t) => `${t.certUsage} ${t.selector} ${t.match} ${Buffer.from(t.data).toString("hex")}`);
+    case "A":
+      return r.resolve4(rec.name);
+    case "AAAA":
+      return r.resolve6(rec.name);
+    case "MX":
+      return (await r.resolveMx(rec.name)).map((m) => `${m.priority} ${m.exchange}`);
+    case "TXT":
+      return (await r.resolveTxt(rec.name)).map((chunks) => JSON.stringify(chunks));
+    case "CAA":
+      return (await r.resolveCaa(rec.name)).map((c) => {
+        const [tag, value] = Object.entries(c).find(([k]) => k !== "critical" && k !== "type")!;
+        return `${c.critical} ${tag} ${value}`;
+      });
+    case "SRV":
+      return (await r.resolveSrv(rec.name)).map((s) => `${s.priority} ${s.weight} ${s.port} ${s.name}`);
+    case "TLSA":
+      return (await r.resolveTlsa(rec.name)).map((t) => `${t.certUsage} ${t.selector} ${t.match} ${Buffer.from(t.data).toString("hex")}`);
   }
 }
 
 function expected(rec: PlannedRecord): unknown {
   switch (rec.type) {
-    case "MX": return `${rec.priority} ${rec.content}`;
-    case "TXT": return JSON.stringify(parseCharacterStrings(rec.content).map((b) => b.toString("utf8")));
+    case "MX":
+      return `${rec.priority} ${rec.content}`;
+    case "TXT":
+      return JSON.stringify(parseCharacterStrings(rec.content).map((b) => b.toString("utf8")));
     case "CAA": {
       const d = rec.data as CaaData;
       return `${d.flags} ${d.tag} ${d.value}`;
@@ -67,13 +76,18 @@ function expected(rec: PlannedRecord): unknown {
       const d = rec.data as TlsaData;
       return `${d.usage} ${d.selector} ${d.matchingType} ${d.certificate}`;
     }
-    default: return rec.content;
+    default:
+      return rec.content;
   }
 }
 
 describe("npm start: the whole system in a local internet", () => {
   test("every step of the setup reports ok", () => {
-    const setup = progress.join("").split("\n").filter((l) => /^\[\d+\/\d+\]/.test(l)).slice(0, 9);
+    const setup = progress
+      .join("")
+      .split("\n")
+      .filter((l) => /^\[\d+\/\d+\]/.test(l))
+      .slice(0, 9);
     assert.equal(setup.length, 9, progress.join(""));
     for (const line of setup) assert.match(line, / \.\.\. ok \(\d+\.\d s\)/, line);
   });
@@ -114,12 +128,18 @@ describe("npm start: the whole system in a local internet", () => {
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
     assert.match(status, new RegExp(`^Uid:\\s+${MAILD_UID}\\s+${MAILD_UID}\\s+${MAILD_UID}\\s+${MAILD_UID}$`, "m"));
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-    const execStart = fs.readFileSync(demo.box.layout.unitFile, "utf8").match(/^ExecStart=(.*)$/m)![1].split(" ");
+    const execStart = fs
+      .readFileSync(demo.box.layout.unitFile, "utf8")
+      .match(/^ExecStart=(.*)$/m)![1]
+      .split(" ");
     assert.deepEqual(cmdline, execStart);
     for (const host of [demo.hosts.box.ipv4, demo.hosts.box.ipv6]) {
       const banner = await new Promise<string>((resolve, reject) => {
         const s = net.connect({ host, port: 25 });
-        s.once("data", (d) => { s.end("QUIT\r\n"); resolve(d.toString().split("\r\n")[0]); });
+        s.once("data", (d) => {
+          s.end("QUIT\r\n");
+          resolve(d.toString().split("\r\n")[0]);
+        });
         s.once("error", reject);
       });
       assert.match(banner, new RegExp(`^220 ${demo.plan.hostname.replace(/\./g, "\\.")} `), host);
@@ -131,7 +151,10 @@ describe("npm start: the whole system in a local internet", () => {
     assert.equal(i.error, undefined);
     assert.equal(i.ok, true);
     assert.match(i.tls ?? "", /^Verified TLSv1\.[23]$/);
-    assert.match(i.relay ?? "", new RegExp(`^relay=${demo.plan.hostname.replace(/\./g, "\\.")}\\[(${demo.hosts.box.ipv4}|${demo.hosts.box.ipv6})\\]:25 \\(250 `));
+    assert.match(
+      i.relay ?? "",
+      new RegExp(`^relay=${demo.plan.hostname.replace(/\./g, "\\.")}\\[(${demo.hosts.box.ipv4}|${demo.hosts.box.ipv6})\\]:25 \\(250 `),
+    );
   });
 
   test("IMAP: the user reads the message over IMAPS with maild's spf=pass dkim=pass dmarc=pass", () => {
@@ -185,13 +208,16 @@ describe("npm start: the whole system in a local internet", () => {
     assert.deepEqual(namespaces, []);
     assert.throws(() => process.kill(maild, 0), /ESRCH/);
     // Every server ran with its configuration under the work directory: none may still run.
-    const survivors = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(demo.internet.workDir);
-      } catch {
-        return false; // exited while we looked
-      }
-    });
+    const survivors = fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(demo.internet.workDir);
+        } catch {
+          return false; // exited while we looked
+        }
+      });
     assert.deepEqual(survivors, []);
     assert.equal(fs.existsSync(demo.internet.workDir), false);
   });

@@ -9,7 +9,11 @@ import * as path from "node:path";
 import ts from "typescript";
 import { LocalInternet, runCommand, type NetHost, type RunResult } from "../../infra/local-internet/netns";
 import { ed25519KeyPair, startSshd, type KeyPair, type SshServer } from "../../infra/local-internet/sshd";
-import { waitForSshEnvironment, waitForSshInvocation, type WaitForSshInvocation } from "../../server-bootstrap/install/wait-for-ssh-command";
+import {
+  waitForSshEnvironment,
+  waitForSshInvocation,
+  type WaitForSshInvocation,
+} from "../../server-bootstrap/install/wait-for-ssh-command";
 
 const REPO = path.resolve(__dirname, "../..");
 const INSTALL_DIR = path.join(REPO, "server-bootstrap/install");
@@ -24,8 +28,18 @@ interface Target {
 
 /** Runs the script; `guardMs` kills it if it hangs (then its code is not 0, 1 or 2). */
 function runWait(invocation: WaitForSshInvocation, t: Target, guardMs = 60_000): Promise<RunResult> {
-  const env = waitForSshEnvironment({ host: t.host, port: String(t.port), user: "root", hostKey: t.hostKey, timeoutSeconds: String(t.timeoutSeconds) });
-  return runCommand([...invocation.interpreter, invocation.script], { env: { PATH: process.env.PATH, ...env }, input: t.privateKey, timeoutMs: guardMs });
+  const env = waitForSshEnvironment({
+    host: t.host,
+    port: String(t.port),
+    user: "root",
+    hostKey: t.hostKey,
+    timeoutSeconds: String(t.timeoutSeconds),
+  });
+  return runCommand([...invocation.interpreter, invocation.script], {
+    env: { PATH: process.env.PATH, ...env },
+    input: t.privateKey,
+    timeoutMs: guardMs,
+  });
 }
 
 /** OpenSSH's own SHA256 fingerprint of a public key line (ssh-keygen -l), to check ours against. */
@@ -42,7 +56,10 @@ function compiledCopy(): string {
   const cache = path.join(REPO, "node_modules", ".cache");
   fs.mkdirSync(cache, { recursive: true });
   const dir = fs.mkdtempSync(path.join(cache, "wait-for-ssh-"));
-  for (const name of fs.readdirSync(INSTALL_DIR).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3))) {
+  for (const name of fs
+    .readdirSync(INSTALL_DIR)
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => f.slice(0, -3))) {
     const source = fs.readFileSync(path.join(INSTALL_DIR, `${name}.ts`), "utf8");
     const out = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2023, esModuleInterop: true },
@@ -96,7 +113,12 @@ describe("wait-for-ssh against sshd in a namespace", () => {
     const r = await runWait(fromSources, target());
     assert.equal(r.code, 0, r.stderr);
     const fp = await opensshFingerprint(internet.workDir, sshd.hostKey);
-    assert.match(r.stdout, new RegExp(`^SSH at ${reEscape(box.ipv4)}:22 presents the pinned ssh-ed25519 host key ${reEscape(fp)}; logged in as root after \\d+ s\\n$`));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^SSH at ${reEscape(box.ipv4)}:22 presents the pinned ssh-ed25519 host key ${reEscape(fp)}; logged in as root after \\d+ s\\n$`,
+      ),
+    );
     const keyBody = sshd.client.privateKey.split("\n")[1];
     assert.ok(!r.stdout.includes(keyBody) && !r.stderr.includes(keyBody));
   });
@@ -128,13 +150,21 @@ describe("wait-for-ssh against sshd in a namespace", () => {
   test("a port nobody listens on, 3 s bound: exits 1 with the timeout message and the last error", async () => {
     const r = await runWait(fromSources, target({ port: 2222, timeoutSeconds: 3 }), 30_000);
     assert.equal(r.code, 1, r.stderr);
-    assert.equal(r.stderr, `wait-for-ssh: no SSH answer from ${box.ipv4}:2222 within 3 s (last error: connect ECONNREFUSED ${box.ipv4}:2222)\n`);
+    assert.equal(
+      r.stderr,
+      `wait-for-ssh: no SSH answer from ${box.ipv4}:2222 within 3 s (last error: connect ECONNREFUSED ${box.ipv4}:2222)\n`,
+    );
   });
 
   test("a deployer key the server does not authorise, 3 s bound: exits 1 saying the host key matched but the key was refused", async () => {
     const r = await runWait(fromSources, target({ privateKey: stranger.privateKey, timeoutSeconds: 3 }), 30_000);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`^wait-for-ssh: SSH at ${reEscape(box.ipv4)}:22 presents the pinned host key but did not accept the deployer key within 3 s \\(last error: root refused: .+\\)\\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^wait-for-ssh: SSH at ${reEscape(box.ipv4)}:22 presents the pinned host key but did not accept the deployer key within 3 s \\(last error: root refused: .+\\)\\n$`,
+      ),
+    );
   });
 
   test("a server that comes up while the script waits (link down, then up): keeps dialing and exits 0", async () => {
@@ -143,7 +173,13 @@ describe("wait-for-ssh against sshd in a namespace", () => {
     try {
       const down = await late.run(["ip", "link", "set", "eth0", "down"]);
       assert.equal(down.code, 0, down.stderr);
-      const running = runWait(fromSources, { ...target(), host: late.ipv4, hostKey: lateSshd.hostKey, privateKey: lateSshd.client.privateKey, timeoutSeconds: 120 });
+      const running = runWait(fromSources, {
+        ...target(),
+        host: late.ipv4,
+        hostKey: lateSshd.hostKey,
+        privateKey: lateSshd.client.privateKey,
+        timeoutSeconds: 120,
+      });
       await new Promise((r) => setTimeout(r, 5000));
       const up = await late.run(["ip", "link", "set", "eth0", "up"]);
       assert.equal(up.code, 0, up.stderr);

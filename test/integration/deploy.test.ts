@@ -11,7 +11,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import nodemailer from "nodemailer";
 import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
-import { connectPinned, copyToRemote, ed25519KeyPair, exec, HostKeyMismatch, startSshd, type SshServer, type SshTarget } from "../../infra/local-internet/sshd";
+import {
+  connectPinned,
+  copyToRemote,
+  ed25519KeyPair,
+  exec,
+  HostKeyMismatch,
+  startSshd,
+  type SshServer,
+  type SshTarget,
+} from "../../infra/local-internet/sshd";
 import { boxLayout, dkimKeyPath, MAILD_UID, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
@@ -24,11 +33,29 @@ const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/node/bin/node");
 
 /** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
-async function selfSignedCert(dir: string, name: string, days: number, keyFile?: string): Promise<{ certificatePem: string; privateKeyPem: string }> {
+async function selfSignedCert(
+  dir: string,
+  name: string,
+  days: number,
+  keyFile?: string,
+): Promise<{ certificatePem: string; privateKeyPem: string }> {
   const key = keyFile ?? path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}-${days}.pem`);
   const keyArgs = keyFile ? ["-key", keyFile] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key];
-  const r = await runCommand(["openssl", "req", "-x509", ...keyArgs, "-out", cert, "-days", String(days), "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`]);
+  const r = await runCommand([
+    "openssl",
+    "req",
+    "-x509",
+    ...keyArgs,
+    "-out",
+    cert,
+    "-days",
+    String(days),
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+  ]);
   if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
   return { certificatePem: fs.readFileSync(cert, "utf8"), privateKeyPem: fs.readFileSync(key, "utf8") };
 }
@@ -81,19 +108,32 @@ function smtpBanner(host: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host, port });
     let buf = "";
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no SMTP banner from ${host}:${port} in 10 s`)); }, 10_000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no SMTP banner from ${host}:${port} in 10 s`));
+    }, 10_000);
     s.on("data", (d) => {
       buf += d.toString();
-      if (buf.includes("\r\n")) { clearTimeout(timer); s.end("QUIT\r\n"); resolve(buf.split("\r\n")[0]); }
+      if (buf.includes("\r\n")) {
+        clearTimeout(timer);
+        s.end("QUIT\r\n");
+        resolve(buf.split("\r\n")[0]);
+      }
     });
-    s.on("error", (e) => { clearTimeout(timer); reject(e); });
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }
 
 function tcpOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
-    s.once("connect", () => { s.destroy(); resolve(true); });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once("error", () => resolve(false));
   });
 }
@@ -110,7 +150,9 @@ function mtimes(files: string[]): Record<string, number> {
 
 function walk(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
@@ -143,14 +185,16 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
       stageDir: path.join(root, "root/.mailstack-deploy"),
       input: {
         hostname: "mail.example.test",
-        domains: [{
-          name: "example.test",
-          dkim: [
-            { selector: "s1-rsa", algorithm: "rsa", privateKeyPem: dkimRsa },
-            { selector: "s1-ed25519", algorithm: "ed25519", privateKeyPem: dkimEd },
-          ],
-          mtaStsPolicy: "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n",
-        }],
+        domains: [
+          {
+            name: "example.test",
+            dkim: [
+              { selector: "s1-rsa", algorithm: "rsa", privateKeyPem: dkimRsa },
+              { selector: "s1-ed25519", algorithm: "ed25519", privateKeyPem: dkimEd },
+            ],
+            mtaStsPolicy: "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 86400\r\n",
+          },
+        ],
         users: [{ address: "alice@example.test", passwordHash: argon2idHash("alice secret") }],
         aliases: [{ address: "postmaster@example.test", to: ["alice@example.test"] }],
         tls: await selfSignedCert(work, "mail.example.test", 30),
@@ -170,7 +214,12 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
         await stop(target, d);
       } catch {
         const pidFile = path.join(d.layout.runDir, "maild.pid");
-        if (fs.existsSync(pidFile)) try { process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL"); } catch { /* gone */ }
+        if (fs.existsSync(pidFile))
+          try {
+            process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+          } catch {
+            /* gone */
+          }
       }
     }
     await internet?.destroy();
@@ -185,8 +234,14 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
     assert.equal(await tcpOpen(box.ipv4, 80), true, "port 80");
     assert.equal(await tcpOpen(box.ipv4, 443), true, "port 443");
-    const cmdline = fs.readFileSync(`/proc/${pidOf(first.layout)}/cmdline`, "utf8").split("\0").filter(Boolean);
-    const execStart = fs.readFileSync(first.layout.unitFile, "utf8").match(/^ExecStart=(.*)$/m)![1].split(" ");
+    const cmdline = fs
+      .readFileSync(`/proc/${pidOf(first.layout)}/cmdline`, "utf8")
+      .split("\0")
+      .filter(Boolean);
+    const execStart = fs
+      .readFileSync(first.layout.unitFile, "utf8")
+      .match(/^ExecStart=(.*)$/m)![1]
+      .split(" ");
     assert.deepEqual(cmdline, execStart);
   });
 
@@ -210,7 +265,10 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
 
   test("a changed user list rewrites the config and passwd-file and restarts maild, nothing else", async () => {
     const pid = pidOf(first.layout);
-    first.input = { ...first.input, users: [...first.input.users, { address: "bob@example.test", passwordHash: argon2idHash("bob secret") }] };
+    first.input = {
+      ...first.input,
+      users: [...first.input.users, { address: "bob@example.test", passwordHash: argon2idHash("bob secret") }],
+    };
     const { summary } = await deploy(target, first, bundle);
     assert.equal(summary, `mailstack-install: changed=${first.layout.configJson},${first.layout.dovecotPasswd} actions=maild:restart`);
     assert.notEqual(pidOf(first.layout), pid);
@@ -263,17 +321,28 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     await stop(target, first);
     started.splice(started.indexOf(first), 1);
     const root2 = freshRoot(work, "root2");
-    const second: Deployment = { layout: boxLayout({ root: root2, dataDir }), stageDir: path.join(root2, "root/.mailstack-deploy"), input: first.input };
+    const second: Deployment = {
+      layout: boxLayout({ root: root2, dataDir }),
+      stageDir: path.join(root2, "root/.mailstack-deploy"),
+      input: first.input,
+    };
     const { summary } = await deploy(target, second, bundle);
     started.push(second);
     assert.match(summary, /actions=maild:start/);
-    assert.doesNotMatch(summary, new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")), "the renewed certificate was not replaced");
+    assert.doesNotMatch(
+      summary,
+      new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")),
+      "the renewed certificate was not replaced",
+    );
 
     const mailAfter = walk(path.join(dataDir, "mail")).filter((f) => /\/Maildir\/(new|cur)\//.test(f));
     assert.deepEqual(mailAfter, mailBefore);
     assert.match(fs.readFileSync(mailAfter[0], "utf8"), /Subject: kept across rebuilds/);
     for (const [file, pem] of Object.entries(keysBefore)) assert.equal(fs.readFileSync(file, "utf8"), pem, file);
-    assert.equal(fs.readFileSync(dkimKeyPath(second.layout, "example.test", "s1-rsa"), "utf8"), first.input.domains[0].dkim[0].privateKeyPem + (first.input.domains[0].dkim[0].privateKeyPem.endsWith("\n") ? "" : "\n"));
+    assert.equal(
+      fs.readFileSync(dkimKeyPath(second.layout, "example.test", "s1-rsa"), "utf8"),
+      first.input.domains[0].dkim[0].privateKeyPem + (first.input.domains[0].dkim[0].privateKeyPem.endsWith("\n") ? "" : "\n"),
+    );
     assert.equal(fs.readFileSync(second.layout.tlsCert, "utf8"), renewed.certificatePem);
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
   });

@@ -27,7 +27,6 @@ const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
 const DOMAIN = "example.org";
 
-
 let demo: DemoHandle;
 /** where `mailstack check` runs: a host of the local internet that resolves through knot */
 let checker: NetHost;
@@ -41,7 +40,8 @@ before(async () => {
   checker = await demo.addHost("checker");
   // What `pulumi stack output dkimPublicKeys --json` prints: the public halves of the keys the
   // program generated and deployed, read here from the records it planned for them.
-  const keys = Object.values(demo.plan.zones).flat()
+  const keys = Object.values(demo.plan.zones)
+    .flat()
     .filter((r) => r.type === "TXT" && r.name.endsWith(`._domainkey.${DOMAIN}`))
     .map((r) => {
       const value = parseTxtContent(r.content);
@@ -68,9 +68,31 @@ after(async () => {
 });
 
 async function check(): Promise<{ code: number; report: CheckJson }> {
-  const argv = [NODE, "--import", "tsx", MAIN, "check", DOMAIN, "--stack", "dev", "--project", projectDir, "--resolver", demo.hosts.dns.ipv4,
-    "--ca", demo.caRootPemPath, "--ipv4", demo.hosts.box.ipv4, "--ipv6", demo.boxIpv6Network,
-    "--acme-account", demo.certificate.accountUrl, "--dkim-keys", dkimKeysFile, "--json"];
+  const argv = [
+    NODE,
+    "--import",
+    "tsx",
+    MAIN,
+    "check",
+    DOMAIN,
+    "--stack",
+    "dev",
+    "--project",
+    projectDir,
+    "--resolver",
+    demo.hosts.dns.ipv4,
+    "--ca",
+    demo.caRootPemPath,
+    "--ipv4",
+    demo.hosts.box.ipv4,
+    "--ipv6",
+    demo.boxIpv6Network,
+    "--acme-account",
+    demo.certificate.accountUrl,
+    "--dkim-keys",
+    dkimKeysFile,
+    "--json",
+  ];
   const r = await checker.run(argv, { cwd: ROOT, timeoutMs: 120_000 });
   let report: CheckJson;
   try {
@@ -81,9 +103,16 @@ async function check(): Promise<{ code: number; report: CheckJson }> {
   return { code: r.code, report };
 }
 
-const failing = (report: CheckJson) => report.checks.filter((c) => c.status === "fail").map((c) => c.check).sort();
+const failing = (report: CheckJson) =>
+  report.checks
+    .filter((c) => c.status === "fail")
+    .map((c) => c.check)
+    .sort();
 const notPassing = (report: CheckJson) =>
-  report.checks.filter((c) => c.status !== "pass").map((c) => `${c.check} ${c.status}: ${c.detail}`).join("\n") || "(every check passes)";
+  report.checks
+    .filter((c) => c.status !== "pass")
+    .map((c) => `${c.check} ${c.status}: ${c.detail}`)
+    .join("\n") || "(every check passes)";
 const row = (report: CheckJson, name: string) => {
   const found = report.checks.find((c) => c.check === name);
   assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
@@ -92,10 +121,12 @@ const row = (report: CheckJson, name: string) => {
 
 /** The line knot was started with for `owner type` (without the planner's trailing comment). */
 function servedLine(zone: string, owner: string, type: string): string {
-  const lines = demo.zones.find((z) => z.origin === zone)?.lines.filter((l) => {
-    const [o, , , t] = l.split(/\s+/);
-    return o === `${owner}.` && t === type;
-  });
+  const lines = demo.zones
+    .find((z) => z.origin === zone)
+    ?.lines.filter((l) => {
+      const [o, , , t] = l.split(/\s+/);
+      return o === `${owner}.` && t === type;
+    });
   assert.equal(lines?.length, 1, `expected one ${type} record for ${owner} in zone ${zone}`);
   return lines![0].replace(/ ; [^"]*$/, "");
 }
@@ -140,17 +171,45 @@ async function expiredChain(): Promise<string> {
   const management = `https://${demo.hosts.ca.ipv4}:15000`;
   const intermediatePem = await httpsGetText(`${management}/intermediates/0`, demo.pebble.listenerCaPem);
   fs.writeFileSync(p("intermediate.pem"), intermediatePem);
-  fs.writeFileSync(p("intermediate.key"), await httpsGetText(`${management}/intermediate-keys/0`, demo.pebble.listenerCaPem), { mode: 0o600 });
+  fs.writeFileSync(p("intermediate.key"), await httpsGetText(`${management}/intermediate-keys/0`, demo.pebble.listenerCaPem), {
+    mode: 0o600,
+  });
   fs.writeFileSync(p("box.key"), demo.plan.deploy.tls.privateKeyPem, { mode: 0o600 });
   fs.writeFileSync(p("index.txt"), "");
   fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(p("ca.cnf"), `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`);
+  fs.writeFileSync(
+    p("ca.cnf"),
+    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
+  );
   const san = demo.certificate.names.map((n) => `DNS:${n}`).join(",");
-  fs.writeFileSync(p("ext.cnf"), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`);
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
   await mustRun(["openssl", "req", "-new", "-key", p("box.key"), "-subj", `/CN=${demo.plan.hostname}`, "-out", p("req.csr")]);
   // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) takes arbitrary validity dates.
-  await mustRun(["openssl", "ca", "-batch", "-config", p("ca.cnf"), "-cert", p("intermediate.pem"), "-keyfile", p("intermediate.key"),
-    "-in", p("req.csr"), "-out", p("expired.pem"), "-startdate", "20240101000000Z", "-enddate", "20240201000000Z", "-extfile", p("ext.cnf"), "-notext"]);
+  await mustRun([
+    "openssl",
+    "ca",
+    "-batch",
+    "-config",
+    p("ca.cnf"),
+    "-cert",
+    p("intermediate.pem"),
+    "-keyfile",
+    p("intermediate.key"),
+    "-in",
+    p("req.csr"),
+    "-out",
+    p("expired.pem"),
+    "-startdate",
+    "20240101000000Z",
+    "-enddate",
+    "20240201000000Z",
+    "-extfile",
+    p("ext.cnf"),
+    "-notext",
+  ]);
   return `${fs.readFileSync(p("expired.pem"), "utf8").trim()}\n${intermediatePem.trim()}\n`;
 }
 
@@ -172,7 +231,10 @@ async function dovecotPid(): Promise<number> {
 function connects(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
-    s.once("connect", () => { s.destroy(); resolve(true); });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once("error", () => resolve(false));
   });
 }
@@ -189,8 +251,12 @@ describe("mailstack check against the system npm start runs", () => {
     for (const port of [25, 587, 465, 993, 443]) {
       for (const family of ["ipv4", "ipv6"]) assert.equal(row(report, `tls.${port}.${family}`).status, "pass", `tls.${port}.${family}`);
     }
-    for (const selector of ["s1-rsa", "s1-ed25519"]) assert.match(row(report, `dkim.${selector}`).detail, /matches the deployed key/, selector);
-    assert.match(row(report, "ptr.ipv4").detail, new RegExp(`^${demo.hosts.box.ipv4.replace(/\./g, "\\.")} -> ${demo.plan.hostname.replace(/\./g, "\\.")} -> `));
+    for (const selector of ["s1-rsa", "s1-ed25519"])
+      assert.match(row(report, `dkim.${selector}`).detail, /matches the deployed key/, selector);
+    assert.match(
+      row(report, "ptr.ipv4").detail,
+      new RegExp(`^${demo.hosts.box.ipv4.replace(/\./g, "\\.")} -> ${demo.plan.hostname.replace(/\./g, "\\.")} -> `),
+    );
     assert.match(row(report, "tlsa").detail, /^3 1 1 .* matches /);
     assert.match(row(report, "caa").detail, /^issue: pebble\.internet\.test\b.*\(as planned\)$/);
   });

@@ -55,8 +55,11 @@ describe("local-internet harness", () => {
   test("a host resolves a name served by knot with dig and with node's resolver", async () => {
     const dig = await a.run(["dig", "+short", "b.example.test", "A"]);
     assert.equal(dig.stdout.trim(), b.ipv4);
-    const viaNode = await a.run([NODE, "-e",
-      `require("dns").promises.resolve6("b.example.test").then(r=>process.stdout.write(r.join(",")),e=>{console.error(e.message);process.exit(1)})`]);
+    const viaNode = await a.run([
+      NODE,
+      "-e",
+      `require("dns").promises.resolve6("b.example.test").then(r=>process.stdout.write(r.join(",")),e=>{console.error(e.message);process.exit(1)})`,
+    ]);
     assert.equal(viaNode.stdout, b.ipv6);
   });
 
@@ -71,8 +74,13 @@ describe("local-internet harness", () => {
   });
 
   test("an RFC 2136 update signed with the TSIG key becomes visible", async () => {
-    const script = [`server ${dns.ipv4} 53`, "zone example.test.",
-      `update add dyn.example.test. 60 IN TXT "via nsupdate"`, "send", ""].join("\n");
+    const script = [
+      `server ${dns.ipv4} 53`,
+      "zone example.test.",
+      `update add dyn.example.test. 60 IN TXT "via nsupdate"`,
+      "send",
+      "",
+    ].join("\n");
     const r = await a.run(["nsupdate", "-y", `${knot.tsig.algorithm}:${knot.tsig.name}:${knot.tsig.secretB64}`], { input: script });
     assert.equal(r.code, 0, r.stderr);
     const dig = await a.run(["dig", "+short", "dyn.example.test", "TXT"]);
@@ -80,8 +88,9 @@ describe("local-internet harness", () => {
   });
 
   test("an RFC 2136 update with a wrong TSIG secret is refused", async () => {
-    const script = [`server ${dns.ipv4} 53`, "zone example.test.",
-      `update add bad.example.test. 60 IN TXT "forged"`, "send", ""].join("\n");
+    const script = [`server ${dns.ipv4} 53`, "zone example.test.", `update add bad.example.test. 60 IN TXT "forged"`, "send", ""].join(
+      "\n",
+    );
     const wrong = Buffer.alloc(32, 7).toString("base64");
     const r = await a.run(["nsupdate", "-y", `hmac-sha256:${knot.tsig.name}:${wrong}`], { input: script });
     assert.notEqual(r.code, 0);
@@ -122,11 +131,14 @@ describe("local-internet teardown", () => {
 
   test("withLocalInternet cleans up when the test body throws", async () => {
     let prefix = "";
-    await assert.rejects(withLocalInternet(async (net) => {
-      prefix = net.prefix;
-      await net.addHost("z");
-      throw new Error("boom");
-    }), /boom/);
+    await assert.rejects(
+      withLocalInternet(async (net) => {
+        prefix = net.prefix;
+        await net.addHost("z");
+        throw new Error("boom");
+      }),
+      /boom/,
+    );
     assert.doesNotMatch(execFileSync("ip", ["netns", "list"], { encoding: "utf8" }), new RegExp(prefix));
     assert.doesNotMatch(execFileSync("ip", ["link"], { encoding: "utf8" }), new RegExp(prefix));
   });

@@ -55,22 +55,35 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
     fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
     const users = [{ address: ADDRESS, passwordHash: argon2idHash(PASSWORD) }];
     const configPath = path.join(dir, "maild.json");
-    fs.writeFileSync(configPath, JSON.stringify({
-      hostname: `mail.${DOMAIN}`,
-      domains: [{ name: DOMAIN, dkim: [] }],
-      users,
-      aliases: [],
-      tls: { certPath: certs.certPath, keyPath: certs.keyPath },
-      dataDir,
-      listen: { smtp: [{ host: mx.ipv4, port: 25 }], http: [{ host: mx.ipv4, port: 80 }], https: [{ host: mx.ipv4, port: 443 }] },
-      dnsServers: [dns.ipv4],
-    }));
+    fs.writeFileSync(
+      configPath,
+      JSON.stringify({
+        hostname: `mail.${DOMAIN}`,
+        domains: [{ name: DOMAIN, dkim: [] }],
+        users,
+        aliases: [],
+        tls: { certPath: certs.certPath, keyPath: certs.keyPath },
+        dataDir,
+        listen: { smtp: [{ host: mx.ipv4, port: 25 }], http: [{ host: mx.ipv4, port: 80 }], https: [{ host: mx.ipv4, port: 443 }] },
+        dnsServers: [dns.ipv4],
+      }),
+    );
     fs.chmodSync(configPath, 0o644);
     // The box runs maild as one bundled file; so does the test, as the mail user.
     const bundle = path.join(dir, "maild.js");
-    execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [main, "--bundle", "--platform=node", "--target=node24", `--outfile=${bundle}`, "--log-level=error"]);
+    execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+      main,
+      "--bundle",
+      "--platform=node",
+      "--target=node24",
+      `--outfile=${bundle}`,
+      "--log-level=error",
+    ]);
     maildLog = path.join(dir, "maild.log");
-    maild = mx.spawn(["setpriv", `--reuid=${MAIL_UID}`, `--regid=${MAIL_UID}`, "--clear-groups", process.execPath, bundle, "--config", configPath], { logFile: maildLog });
+    maild = mx.spawn(
+      ["setpriv", `--reuid=${MAIL_UID}`, `--regid=${MAIL_UID}`, "--clear-groups", process.execPath, bundle, "--config", configPath],
+      { logFile: maildLog },
+    );
     await waitForPort(mx.ipv4, 25, "maild", 20_000, () => maild.exitCode === null).catch((e: Error) => {
       throw new Error(`${e.message}\n${fs.readFileSync(maildLog, "utf8").slice(-3000)}`);
     });
@@ -92,7 +105,11 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
   });
 
   test("a message relayed by the Postfix peer over verified TLS is read once through IMAPS", async () => {
-    await peer.sendmail("bob@example.net", [ADDRESS], `From: Bob <bob@example.net>\r\nTo: ${ADDRESS}\r\nSubject: ${SUBJECT}\r\n\r\nRelayed by Postfix.\r\n`);
+    await peer.sendmail(
+      "bob@example.net",
+      [ADDRESS],
+      `From: Bob <bob@example.net>\r\nTo: ${ADDRESS}\r\nSubject: ${SUBJECT}\r\n\r\nRelayed by Postfix.\r\n`,
+    );
     await peer.waitForEmptyQueue(30_000).catch((e: Error) => {
       throw new Error(`${e.message}\nmaild log:\n${fs.readFileSync(maildLog, "utf8").slice(-3000)}`);
     });

@@ -25,7 +25,9 @@ after(async () => {
 function body(n: number): string {
   return (
     `From: load@lax.test\r\nTo: alice@example.org\r\nSubject: load ${n}\r\nMessage-ID: <attempt-${n}@lax.test>\r\n` +
-    `X-Attempt: ${n}\r\n\r\n` + `line of text for attempt ${n}\r\n`.repeat(20) + `End-Of-Attempt: ${n}\r\n`
+    `X-Attempt: ${n}\r\n\r\n` +
+    `line of text for attempt ${n}\r\n`.repeat(20) +
+    `End-Of-Attempt: ${n}\r\n`
   );
 }
 
@@ -33,7 +35,9 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
   internet = await LocalInternet.create();
   const dns = await internet.addHost("dns");
   const mx = await internet.addHost("mx");
-  await startKnot(internet, dns, [{ origin: "lax.test.", lines: [`lax.test. TXT "v=spf1 -all"`, `_dmarc.lax.test. TXT "v=DMARC1; p=none"`] }]);
+  await startKnot(internet, dns, [
+    { origin: "lax.test.", lines: [`lax.test. TXT "v=spf1 -all"`, `_dmarc.lax.test. TXT "v=DMARC1; p=none"`] },
+  ]);
   const tlsFiles = await makeTestTls(path.join(internet.workDir, "tls"), ["mx.example.org"], "mx");
   const dataDir = path.join(internet.workDir, "data");
   const maild = await startMaild(internet, mx, {
@@ -123,5 +127,7 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
   assert.deepEqual(twice, [], "in the mailbox more than once");
   assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "incoming")), [], "the spool is empty after a clean stop");
   assert.deepEqual(fs.readdirSync(path.join(maildir, "tmp")), []);
-  process.stderr.write(`# crash test: ${next} attempts, ${acked.size} acknowledged, ${interrupted} interrupted, ${kills} kills, ${seen.size - acked.size} unacknowledged but delivered\n`);
+  process.stderr.write(
+    `# crash test: ${next} attempts, ${acked.size} acknowledged, ${interrupted} interrupted, ${kills} kills, ${seen.size - acked.size} unacknowledged but delivered\n`,
+  );
 });

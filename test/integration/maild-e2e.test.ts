@@ -53,15 +53,27 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
   fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
   const users = [{ address: "alice@example.org", passwordHash: argon2idHash(PASSWORD) }];
 
-  await startMaild(internet, mx, {
-    hostname: "mx.example.org",
-    dataDir,
-    tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-    domains: [{ name: "example.org" }],
-    users,
-    aliases: [],
-    listen: { smtp: [{ host: mx.ipv4, port: 25 }, { host: mx.ipv6, port: 25 }], http: [], https: [] },
-  }, { user: { uid: MAIL_UID, gid: MAIL_UID } });
+  await startMaild(
+    internet,
+    mx,
+    {
+      hostname: "mx.example.org",
+      dataDir,
+      tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
+      domains: [{ name: "example.org" }],
+      users,
+      aliases: [],
+      listen: {
+        smtp: [
+          { host: mx.ipv4, port: 25 },
+          { host: mx.ipv6, port: 25 },
+        ],
+        http: [],
+        https: [],
+      },
+    },
+    { user: { uid: MAIL_UID, gid: MAIL_UID } },
+  );
   const dovecot = await startDovecot(internet, mx, { dataDir, users, tls: tlsFiles, uid: MAIL_UID, gid: MAIL_UID });
   const postfix = await startPostfix(internet, peer, {
     myhostname: "mail.peer.test",
@@ -73,14 +85,22 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
   try {
     const id = `e2e-${randomBytes(6).toString("hex")}@peer.test`;
     const subject = `end to end ${id}`;
-    await postfix.sendmail("ann@peer.test", ["alice@example.org"], `From: Ann <ann@peer.test>\nTo: alice@example.org\nSubject: ${subject}\nMessage-ID: <${id}>\n\nHello Alice.\n`);
+    await postfix.sendmail(
+      "ann@peer.test",
+      ["alice@example.org"],
+      `From: Ann <ann@peer.test>\nTo: alice@example.org\nSubject: ${subject}\nMessage-ID: <${id}>\n\nHello Alice.\n`,
+    );
     await postfix.waitForEmptyQueue(30_000);
     assert.match(postfix.log(), /to=<alice@example\.org>, relay=mx\.example\.org\[[^\]]+\]:25, .*status=sent \(250 /);
 
     const imap = new ImapFlow({
-      host: mx.ipv4, port: 993, secure: true, servername: "mx.example.org",
+      host: mx.ipv4,
+      port: 993,
+      secure: true,
+      servername: "mx.example.org",
       tls: { ca: tlsFiles.caPem } as never,
-      auth: { user: "alice@example.org", pass: PASSWORD }, logger: false,
+      auth: { user: "alice@example.org", pass: PASSWORD },
+      logger: false,
     });
     try {
       await imap.connect();
@@ -99,7 +119,10 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
       assert.ok(ar, header);
       const verdicts = Object.fromEntries([...ar.matchAll(/;\s*(spf|dkim|dmarc)=(\w+)/g)].map((m) => [m[1], m[2]]));
       assert.deepEqual(verdicts, { dkim: "pass", spf: "pass", dmarc: "pass" });
-      assert.match(header, /^Received: from mail\.peer\.test \(\[(198\.51\.100\.\d+|IPv6:2001:db8:1::[0-9a-f]+)\]\) by mx\.example\.org \(maild\) with ESMTPS \(TLSv1\.[23] /m);
+      assert.match(
+        header,
+        /^Received: from mail\.peer\.test \(\[(198\.51\.100\.\d+|IPv6:2001:db8:1::[0-9a-f]+)\]\) by mx\.example\.org \(maild\) with ESMTPS \(TLSv1\.[23] /m,
+      );
       assert.match(sources[0], /\r\n\r\nHello Alice\.\r\n$/);
     } finally {
       await imap.logout().catch(() => undefined);

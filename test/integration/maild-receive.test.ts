@@ -143,7 +143,10 @@ before(async () => {
       { address: "@example.net", to: ["bob@example.net"] },
     ],
     listen: {
-      smtp: [{ host: mx.ipv4, port: 25 }, { host: mx.ipv6, port: 25 }],
+      smtp: [
+        { host: mx.ipv4, port: 25 },
+        { host: mx.ipv6, port: 25 },
+      ],
       http: [{ host: mx.ipv4, port: 80 }],
       https: [{ host: mx.ipv4, port: 443 }],
     },
@@ -168,7 +171,10 @@ describe("maild receives mail on port 25", () => {
     const copies = findDelivered(id);
     assert.equal(copies.length, 1);
     assert.deepEqual(verdicts(copies[0].text), { dkim: "pass", spf: "pass", dmarc: "pass" });
-    assert.match(copies[0].text, /^Received: from mail\.sender\.test \(\[198\.51\.100\.\d+\]\)\r\n\tby mx\.example\.org \(maild\) with ESMTPS \(TLSv1\.3 /m);
+    assert.match(
+      copies[0].text,
+      /^Received: from mail\.sender\.test \(\[198\.51\.100\.\d+\]\)\r\n\tby mx\.example\.org \(maild\) with ESMTPS \(TLSv1\.3 /m,
+    );
   });
 
   test("mail from an unauthorized host with a broken signature, From a p=none domain, is delivered with spf=fail dkim=fail dmarc=fail", async () => {
@@ -194,7 +200,10 @@ describe("maild receives mail on port 25", () => {
     const id = `arc-${randomBytes(6).toString("hex")}@lax.test`;
     const original = await signed(message({ from: "ann@lax.test", to: "list@list.test", subject: "arc", id }), "lax.test", dkimPem);
     const seal = await sealMessage(Buffer.from(original), {
-      signingDomain: "list.test", selector: "arc1", privateKey: arcPem, cv: "none",
+      signingDomain: "list.test",
+      selector: "arc1",
+      privateKey: arcPem,
+      cv: "none",
       authResults: "list.test; dkim=pass header.d=lax.test; spf=pass smtp.mailfrom=lax.test",
     } as never);
     const r = await swaks(rogue, ["--from", "list-bounces@list.test", "--to", "alice@example.org"], seal.toString() + original);
@@ -206,8 +215,13 @@ describe("maild receives mail on port 25", () => {
 
   test("an Authentication-Results field forged with our authserv-id is removed; others are kept", async () => {
     const id = `forged-${randomBytes(6).toString("hex")}@lax.test`;
-    const extra = "Authentication-Results: mx.example.org; dkim=pass header.d=bank.test; dmarc=pass\r\nAuthentication-Results: mx.elsewhere.test; spf=pass\r\n";
-    const r = await swaks(rogue, ["--from", "x@lax.test", "--to", "alice@example.org"], message({ from: "x@lax.test", to: "alice@example.org", subject: "forged", id, extra }));
+    const extra =
+      "Authentication-Results: mx.example.org; dkim=pass header.d=bank.test; dmarc=pass\r\nAuthentication-Results: mx.elsewhere.test; spf=pass\r\n";
+    const r = await swaks(
+      rogue,
+      ["--from", "x@lax.test", "--to", "alice@example.org"],
+      message({ from: "x@lax.test", to: "alice@example.org", subject: "forged", id, extra }),
+    );
     assert.equal(r.code, 0, r.out);
     const [copy] = findDelivered(id);
     assert.deepEqual(verdicts(copy.text), { dkim: "none", spf: "fail", dmarc: "fail" });
@@ -223,16 +237,28 @@ describe("maild receives mail on port 25", () => {
     ];
     for (const [rcpt, local, domain] of cases) {
       const id = `route-${randomBytes(6).toString("hex")}@lax.test`;
-      const r = await swaks(sender, ["--from", "ann@lax.test", "--to", rcpt], message({ from: "ann@lax.test", to: rcpt, subject: "route", id }));
+      const r = await swaks(
+        sender,
+        ["--from", "ann@lax.test", "--to", rcpt],
+        message({ from: "ann@lax.test", to: rcpt, subject: "route", id }),
+      );
       assert.equal(r.code, 0, r.out);
       const copies = findDelivered(id);
-      assert.deepEqual(copies.map((c) => path.dirname(c.file)), [mailbox(local, domain)], rcpt);
+      assert.deepEqual(
+        copies.map((c) => path.dirname(c.file)),
+        [mailbox(local, domain)],
+        rcpt,
+      );
     }
   });
 
   test("a message to an alias and its target user in one transaction is stored once", async () => {
     const id = `dedupe-${randomBytes(6).toString("hex")}@lax.test`;
-    const r = await swaks(sender, ["--from", "ann@lax.test", "--to", "alice@example.org,postmaster@example.org,alice+x@example.org"], message({ from: "ann@lax.test", to: "alice@example.org", subject: "dedupe", id }));
+    const r = await swaks(
+      sender,
+      ["--from", "ann@lax.test", "--to", "alice@example.org,postmaster@example.org,alice+x@example.org"],
+      message({ from: "ann@lax.test", to: "alice@example.org", subject: "dedupe", id }),
+    );
     assert.equal(r.code, 0, r.out);
     assert.equal(findDelivered(id).length, 1);
   });
@@ -240,7 +266,10 @@ describe("maild receives mail on port 25", () => {
   test("an unknown recipient in our domain is refused at RCPT with 550 5.1.1", async () => {
     const c = await rawSession();
     assert.equal((await c.command("MAIL FROM:<ann@lax.test>")).code, 250);
-    assert.deepEqual(await c.command("RCPT TO:<nobody@example.org>"), { code: 550, text: "5.1.1 Recipient address rejected: user unknown" });
+    assert.deepEqual(await c.command("RCPT TO:<nobody@example.org>"), {
+      code: 550,
+      text: "5.1.1 Recipient address rejected: user unknown",
+    });
     c.close();
   });
 
@@ -280,7 +309,9 @@ describe("maild receives mail on port 25", () => {
     assert.equal((await c.command("RCPT TO:<alice@example.org>")).code, 250);
     assert.equal((await c.command("DATA")).code, 354);
     const id = `big-${randomBytes(6).toString("hex")}@lax.test`;
-    c.write(message({ from: "ann@lax.test", to: "alice@example.org", subject: "big", id }) + ("x".repeat(998) + "\r\n").repeat(150) + ".\r\n");
+    c.write(
+      message({ from: "ann@lax.test", to: "alice@example.org", subject: "big", id }) + ("x".repeat(998) + "\r\n").repeat(150) + ".\r\n",
+    );
     assert.deepEqual(await c.reply(), { code: 552, text: "5.3.4 Message exceeds the size limit of 100000 bytes" });
     assert.equal(findDelivered(id).length, 0);
     c.close();
@@ -304,9 +335,12 @@ describe("maild refuses SMTP smuggling (bare CR/LF in DATA), like smtpd_forbid_b
       assert.equal((await c.command("RCPT TO:<alice@example.org>")).code, 250);
       assert.equal((await c.command("DATA")).code, 354);
       c.write(
-        message({ from: "ann@lax.test", to: "alice@example.org", subject: "first", id: first }) + "text" + terminator +
-        "MAIL FROM:<ceo@sender.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" +
-        message({ from: "ceo@sender.test", to: "alice@example.org", subject: "smuggled", id: second }) + ".\r\n",
+        message({ from: "ann@lax.test", to: "alice@example.org", subject: "first", id: first }) +
+          "text" +
+          terminator +
+          "MAIL FROM:<ceo@sender.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" +
+          message({ from: "ceo@sender.test", to: "alice@example.org", subject: "smuggled", id: second }) +
+          ".\r\n",
       );
       const reply = await c.reply();
       assert.equal(reply.code, 550);
@@ -359,7 +393,9 @@ describe("maild per-client limits", () => {
   test("a client that starts more than maxMessagesPerIpPerMinute transactions is deferred with 450 4.7.1; another client is not", async () => {
     const probe = path.join(internet.workDir, "flood.ts");
     // The flood runs from its own namespace so only its address is limited.
-    fs.writeFileSync(probe, `
+    fs.writeFileSync(
+      probe,
+      `
       const net = require("node:net");
       const s = net.connect(25, ${JSON.stringify(mx.ipv4)});
       let buf = "", replies = [];
@@ -369,7 +405,8 @@ describe("maild per-client limits", () => {
       let seen = 0; setInterval(() => { if (replies.length > seen) { seen = replies.length; next(); } }, 5);
       s.on("close", () => { console.log(JSON.stringify(replies)); process.exit(0); });
       s.once("data", () => next());
-    `);
+    `,
+    );
     const node = path.resolve(__dirname, "../../node_modules/.bin/node");
     const r = await flood.run([node, probe], { timeoutMs: 30_000 });
     const replies = JSON.parse(r.stdout) as string[];
@@ -386,7 +423,11 @@ describe("maild reload and shutdown", () => {
   test("SIGHUP loads new users and a new certificate; an open session continues", async () => {
     const before = await rawSession();
     const tlsFiles = await makeTestTls(path.join(certDir, "next"), ["mx.example.org"], "mx2");
-    const next = { ...config, users: [...config.users, { address: "carol@example.org", passwordHash: HASH }], tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath } };
+    const next = {
+      ...config,
+      users: [...config.users, { address: "carol@example.org", passwordHash: HASH }],
+      tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
+    };
     fs.writeFileSync(maild.configPath, JSON.stringify(next));
     maild.signal("SIGHUP");
     const deadline = Date.now() + 10_000;

@@ -31,10 +31,16 @@ const NAMES = [HOSTNAME, "mta-sts.example.test"];
 const DUE_AFTER_SECONDS = 15;
 
 const spkiSha256 = (key: string | KeyObject) =>
-  createHash("sha256").update((typeof key === "string" ? createPublicKey(key) : key).export({ type: "spki", format: "der" })).digest("hex");
+  createHash("sha256")
+    .update((typeof key === "string" ? createPublicKey(key) : key).export({ type: "spki", format: "der" }))
+    .digest("hex");
 
 /** openssl's GeneralizedTime for -startdate/-enddate */
-const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, "").replace(/\.\d{3}Z$/, "Z");
+const asn1Time = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/[-:T]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
 
 /**
  * A certificate for `names` with the given key and validity, self-signed: `openssl ca` is the one
@@ -45,17 +51,48 @@ async function certificateWithDates(dir: string, keyFile: string, notBefore: Dat
   const p = (f: string) => path.join(ca, f);
   fs.writeFileSync(p("index.txt"), "");
   fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(p("ca.cnf"), [
-    "[ca]", "default_ca = here",
-    "[here]", `database = ${p("index.txt")}`, `new_certs_dir = ${ca}`, `serial = ${p("serial")}`,
-    "default_md = sha256", "policy = any", "unique_subject = no", "copy_extensions = none", "x509_extensions = ext",
-    "[any]", "commonName = supplied",
-    "[ext]", `subjectAltName = ${NAMES.map((n) => `DNS:${n}`).join(",")}`, "basicConstraints = CA:FALSE",
-    "",
-  ].join("\n"));
+  fs.writeFileSync(
+    p("ca.cnf"),
+    [
+      "[ca]",
+      "default_ca = here",
+      "[here]",
+      `database = ${p("index.txt")}`,
+      `new_certs_dir = ${ca}`,
+      `serial = ${p("serial")}`,
+      "default_md = sha256",
+      "policy = any",
+      "unique_subject = no",
+      "copy_extensions = none",
+      "x509_extensions = ext",
+      "[any]",
+      "commonName = supplied",
+      "[ext]",
+      `subjectAltName = ${NAMES.map((n) => `DNS:${n}`).join(",")}`,
+      "basicConstraints = CA:FALSE",
+      "",
+    ].join("\n"),
+  );
   await mustRun(["openssl", "req", "-new", "-key", keyFile, "-subj", `/CN=${HOSTNAME}`, "-out", p("req.csr")]);
-  await mustRun(["openssl", "ca", "-batch", "-notext", "-config", p("ca.cnf"), "-selfsign", "-keyfile", keyFile, "-in", p("req.csr"),
-    "-startdate", asn1Time(notBefore), "-enddate", asn1Time(notAfter), "-out", p("cert.pem")]);
+  await mustRun([
+    "openssl",
+    "ca",
+    "-batch",
+    "-notext",
+    "-config",
+    p("ca.cnf"),
+    "-selfsign",
+    "-keyfile",
+    keyFile,
+    "-in",
+    p("req.csr"),
+    "-startdate",
+    asn1Time(notBefore),
+    "-enddate",
+    asn1Time(notAfter),
+    "-out",
+    p("cert.pem"),
+  ]);
   return fs.readFileSync(p("cert.pem"), "utf8");
 }
 
@@ -84,18 +121,28 @@ async function deploy(box: NetHost, layout: BoxLayout, stageDir: string, bundle:
 function logLines(layout: BoxLayout): Record<string, unknown>[] {
   const file = path.join(layout.runDir, "maild.log");
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** Polls maild's log until `predicate` matches a line; fails with the log's acme lines after `ms`. */
-async function waitForLog(layout: BoxLayout, predicate: (l: Record<string, unknown>) => boolean, ms: number): Promise<Record<string, unknown>> {
+async function waitForLog(
+  layout: BoxLayout,
+  predicate: (l: Record<string, unknown>) => boolean,
+  ms: number,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const hit = logLines(layout).find(predicate);
     if (hit) return hit;
     if (Date.now() > deadline) {
       const acme = logLines(layout).filter((l) => String(l.event).startsWith("acme.") || l.level === "error");
-      throw new Error(`maild did not log the awaited event within ${ms / 1000} s; its acme log:\n${acme.map((l) => JSON.stringify(l)).join("\n")}`);
+      throw new Error(
+        `maild did not log the awaited event within ${ms / 1000} s; its acme log:\n${acme.map((l) => JSON.stringify(l)).join("\n")}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -146,10 +193,16 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
     if (process.getuid?.() !== 0) throw new Error("maild renewal tests need root (network namespaces, chown, setpriv)");
     internet = await LocalInternet.create();
     box = await internet.addHost("box");
-    bed = await startAcmeTestbed(internet, [{
-      origin: "example.test.",
-      lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${box.ipv4}`, `${n}. 300 IN AAAA ${box.ipv6}`]),
-    }], { certificateValidityPeriodSeconds: 90 * 86_400 });
+    bed = await startAcmeTestbed(
+      internet,
+      [
+        {
+          origin: "example.test.",
+          lines: NAMES.flatMap((n) => [`${n}. 300 IN A ${box.ipv4}`, `${n}. 300 IN AAAA ${box.ipv6}`]),
+        },
+      ],
+      { certificateValidityPeriodSeconds: 90 * 86_400 },
+    );
 
     work = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-renewal-"));
     fs.chmodSync(work, 0o755);
@@ -163,8 +216,12 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
     fs.writeFileSync(keyFile, keyPem, { mode: 0o600 });
     // Lifetime 3 days + 3/2 DUE_AFTER: a third of it is left DUE_AFTER_SECONDS from now.
     const now = Date.now();
-    const certificatePem = await certificateWithDates(work, keyFile,
-      new Date(now - 2 * 86_400_000), new Date(now + 86_400_000 + 1.5 * DUE_AFTER_SECONDS * 1000));
+    const certificatePem = await certificateWithDates(
+      work,
+      keyFile,
+      new Date(now - 2 * 86_400_000),
+      new Date(now + 86_400_000 + 1.5 * DUE_AFTER_SECONDS * 1000),
+    );
     deployed = new X509Certificate(certificatePem);
 
     input = {
@@ -191,7 +248,9 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
     maildRunning = true;
     const onDisk = fs.readFileSync(layout.tlsCert, "utf8");
     if (onDisk.trim() !== certificatePem.trim()) {
-      throw new Error(`the certificate was renewed before the test could look at the deployed one: the deploy took longer than ${DUE_AFTER_SECONDS} s`);
+      throw new Error(
+        `the certificate was renewed before the test could look at the deployed one: the deploy took longer than ${DUE_AFTER_SECONDS} s`,
+      );
     }
     deployedInode = fs.statSync(layout.tlsCert).ino;
     keyInode = fs.statSync(layout.tlsKey).ino;
@@ -207,7 +266,12 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
       const r = await box.run(["bash", "-c", stopCommand({ stageDir, noSystemctl: true })], { timeoutMs: 30_000 });
       if (r.code !== 0) {
         const pidFile = path.join(layout.runDir, "maild.pid");
-        if (fs.existsSync(pidFile)) try { process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL"); } catch { /* gone */ }
+        if (fs.existsSync(pidFile))
+          try {
+            process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+          } catch {
+            /* gone */
+          }
       }
     }
     await internet?.destroy();
@@ -220,13 +284,19 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
   });
 
   test("pebble validated the renewal over HTTP-01 at maild's own port 80", () => {
-    const pebbleLog = fs.readdirSync(internet.workDir).filter((d) => d.startsWith("pebble-"))
-      .map((d) => fs.readFileSync(path.join(internet.workDir, d, "pebble.log"), "utf8")).join("\n");
+    const pebbleLog = fs
+      .readdirSync(internet.workDir)
+      .filter((d) => d.startsWith("pebble-"))
+      .map((d) => fs.readFileSync(path.join(internet.workDir, d, "pebble.log"), "utf8"))
+      .join("\n");
     for (const name of NAMES) {
       const escaped = name.replace(/\./g, "\\.");
       assert.match(pebbleLog, new RegExp(`Attempting to validate w/ HTTP: http://${escaped}:80/\\.well-known/acme-challenge/`), name);
     }
-    assert.ok(logLines(layout).some((l) => l.event === "acme.installed"), "maild logged the installation");
+    assert.ok(
+      logLines(layout).some((l) => l.event === "acme.installed"),
+      "maild logged the installation",
+    );
   });
 
   test("the renewed certificate is issued by pebble for the same names and expires later than the deployed one", async () => {
@@ -236,7 +306,8 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
     const chain = splitPemChain(renewedPem).map((pem) => new X509Certificate(pem));
     const root = new X509Certificate(await bed.pebble.issuingRootPem());
     chain.push(root);
-    for (let i = 0; i + 1 < chain.length; i++) assert.ok(chain[i].verify(chain[i + 1].publicKey), `chain[${i}] is signed by the next certificate`);
+    for (let i = 0; i + 1 < chain.length; i++)
+      assert.ok(chain[i].verify(chain[i + 1].publicKey), `chain[${i}] is signed by the next certificate`);
     assert.deepEqual((renewed.subjectAltName ?? "").split(", ").sort(), NAMES.map((n) => `DNS:${n}`).sort());
   });
 

@@ -51,7 +51,15 @@ class SinkTransport implements Transport {
 
   deliver(attempt: DeliveryAttempt): Promise<RecipientResult[]> {
     return new Promise((resolveResults) => {
-      const conn = new SMTPConnection({ host: "127.0.0.1", port: this.port, ignoreTLS: true, name: "mx.example.org", connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 10_000 });
+      const conn = new SMTPConnection({
+        host: "127.0.0.1",
+        port: this.port,
+        ignoreTLS: true,
+        name: "mx.example.org",
+        connectionTimeout: 10_000,
+        greetingTimeout: 10_000,
+        socketTimeout: 10_000,
+      });
       let settled = false;
       const finish = (results: RecipientResult[]): void => {
         if (settled) return;
@@ -70,17 +78,25 @@ class SinkTransport implements Transport {
       conn.once("error", (err: Error & { responseCode?: number; response?: string }) => {
         finish(attempt.recipients.map((r) => result(r, err.responseCode, err.response ?? err.message)));
       });
-      conn.once("end", () => finish(attempt.recipients.map((r) => result(r, undefined, "connection closed before the end of the transaction"))));
+      conn.once("end", () =>
+        finish(attempt.recipients.map((r) => result(r, undefined, "connection closed before the end of the transaction"))),
+      );
       conn.connect(() => {
-        conn.send({ from: attempt.sender || false, to: attempt.recipients, size: attempt.size }, createReadStream(attempt.messagePath), (err, info) => {
-          const rejected = new Map(((err ?? info)?.rejectedErrors ?? []).map((e) => [(e as { recipient?: string }).recipient, e]));
-          finish(attempt.recipients.map((r) => {
-            const rej = rejected.get(r);
-            if (rej) return result(r, rej.responseCode, rej.response ?? rej.message);
-            if (err) return result(r, err.responseCode, err.response ?? err.message);
-            return result(r, 250, info.response);
-          }));
-        });
+        conn.send(
+          { from: attempt.sender || false, to: attempt.recipients, size: attempt.size },
+          createReadStream(attempt.messagePath),
+          (err, info) => {
+            const rejected = new Map(((err ?? info)?.rejectedErrors ?? []).map((e) => [(e as { recipient?: string }).recipient, e]));
+            finish(
+              attempt.recipients.map((r) => {
+                const rej = rejected.get(r);
+                if (rej) return result(r, rej.responseCode, rej.response ?? rej.message);
+                if (err) return result(r, err.responseCode, err.response ?? err.message);
+                return result(r, 250, info.response);
+              }),
+            );
+          },
+        );
       });
     });
   }
@@ -92,7 +108,10 @@ async function runChild(): Promise<void> {
   const cfg = config(dataDir);
   const log = createLogger();
   const queue = new OutboundQueue({
-    dataDir, config: () => cfg, log, transport: new SinkTransport(Number(process.env.OUTBOUND_CRASH_SINK_PORT)),
+    dataDir,
+    config: () => cfg,
+    log,
+    transport: new SinkTransport(Number(process.env.OUTBOUND_CRASH_SINK_PORT)),
     bounce: async (dsn) => {
       throw new Error(`unexpected DSN to ${dsn.recipient}`);
     },
@@ -120,7 +139,10 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     const arrivals = new Map<string, number>();
     const greylisted = new Set<string>();
     const sink = new SMTPServer({
-      authOptional: true, disabledCommands: ["STARTTLS", "AUTH"], logger: false, size: 1024 * 1024,
+      authOptional: true,
+      disabledCommands: ["STARTTLS", "AUTH"],
+      logger: false,
+      size: 1024 * 1024,
       onRcptTo(address, _session, cb) {
         const m = /^m(\d+)@b\.test$/.exec(address.address);
         if (m && Number(m[1]) % 10 === 0 && !greylisted.has(address.address)) {
@@ -152,16 +174,32 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     // Queue every message, as receiving does (an fsynced file linked in, then committed). The
     // queue is only stopped here, never committed: what is on disk at start counts as committed.
     const filler = new OutboundQueue({
-      dataDir, config: () => config(dataDir), log: createLogger(() => undefined),
-      transport: { deliver: async () => { throw new Error("the filler never sends"); } },
+      dataDir,
+      config: () => config(dataDir),
+      log: createLogger(() => undefined),
+      transport: {
+        deliver: async () => {
+          throw new Error("the filler never sends");
+        },
+      },
       bounce: async () => undefined,
     });
     await filler.start();
     mkdirSync(join(dataDir, "incoming"));
     for (let seq = 0; seq < MESSAGES; seq++) {
       const path = join(dataDir, "incoming", `${seq}.eml`);
-      writeFileSync(path, `From: alice@example.org\r\nTo: m${seq}@a.test, m${seq}@b.test\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n` + `line of text for message ${seq}\r\n`.repeat(30) + `End-Of-Message: ${seq}\r\n`);
-      await filler.enqueue({ id: queueId(seq), messagePath: path, sender: "alice@example.org", recipients: [`m${seq}@a.test`, `m${seq}@b.test`] });
+      writeFileSync(
+        path,
+        `From: alice@example.org\r\nTo: m${seq}@a.test, m${seq}@b.test\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n` +
+          `line of text for message ${seq}\r\n`.repeat(30) +
+          `End-Of-Message: ${seq}\r\n`,
+      );
+      await filler.enqueue({
+        id: queueId(seq),
+        messagePath: path,
+        sender: "alice@example.org",
+        recipients: [`m${seq}@a.test`, `m${seq}@b.test`],
+      });
     }
     assert.equal(filler.size(), MESSAGES);
     await filler.stop();
@@ -169,7 +207,8 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     const logs: Record<string, unknown>[] = [];
     const startChild = (): { child: ChildProcess; loaded: Promise<void>; exited: Promise<number | null> } => {
       const child = spawn(NODE, ["--import", "tsx", __filename], {
-        cwd: REPO, stdio: ["ignore", "pipe", "inherit"],
+        cwd: REPO,
+        stdio: ["ignore", "pipe", "inherit"],
         env: { ...process.env, OUTBOUND_CRASH_CHILD: "run", OUTBOUND_CRASH_DATA_DIR: dataDir, OUTBOUND_CRASH_SINK_PORT: String(port) },
       });
       let onLoaded: () => void = () => undefined;
@@ -202,7 +241,17 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     const code = await Promise.race([last.exited, new Promise<string>((r) => (timer = setTimeout(() => r("timeout"), 60_000)))]);
     clearTimeout(timer);
     if (code !== 0) last.child.kill("SIGKILL");
-    assert.equal(code, 0, `the last run empties the queue and exits; files left in the queue: ${readdirSync(join(dataDir, "queue")).filter((f) => f.endsWith(".json")).map((f) => readFileSync(join(dataDir, "queue", f), "utf8")).join("\n")}; last log lines:\n${logs.slice(-15).map((l) => JSON.stringify(l)).join("\n")}`);
+    assert.equal(
+      code,
+      0,
+      `the last run empties the queue and exits; files left in the queue: ${readdirSync(join(dataDir, "queue"))
+        .filter((f) => f.endsWith(".json"))
+        .map((f) => readFileSync(join(dataDir, "queue", f), "utf8"))
+        .join("\n")}; last log lines:\n${logs
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join("\n")}`,
+    );
 
     const possible = new Set<string>();
     for (const l of logs.filter((e) => e.event === "queue.possible_duplicate")) {
@@ -226,6 +275,8 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     assert.equal(greylisted.size, MESSAGES / 10, "every greylisted recipient was retried");
     assert.deepEqual(readdirSync(join(dataDir, "queue")), [], "the queue ends empty");
     assert.equal(logs.filter((e) => e.event === "queue.dsn_sent" || e.level === "error").length, 0, "no DSN and no error");
-    process.stderr.write(`# outbound crash test: ${MESSAGES * 2} recipients, ${kills} kills, ${possible.size} logged as possible duplicates, ${duplicates} delivered twice\n`);
+    process.stderr.write(
+      `# outbound crash test: ${MESSAGES * 2} recipients, ${kills} kills, ${possible.size} logged as possible duplicates, ${duplicates} delivered twice\n`,
+    );
   });
 }

@@ -105,7 +105,10 @@ let messagePath: string;
 const peers: Record<string, Peer> = {};
 const logLines: string[] = [];
 
-async function startPeer(host: NetHost, opts: { smtp?: string[]; tls: TestTls; refuse?: Record<string, string>; https?: unknown }): Promise<Peer> {
+async function startPeer(
+  host: NetHost,
+  opts: { smtp?: string[]; tls: TestTls; refuse?: Record<string, string>; https?: unknown },
+): Promise<Peer> {
   const dir = path.join(internet.workDir, `peer-${host.name}`);
   fs.mkdirSync(dir, { recursive: true });
   const events = path.join(dir, "events.jsonl");
@@ -113,16 +116,29 @@ async function startPeer(host: NetHost, opts: { smtp?: string[]; tls: TestTls; r
   const script = path.join(internet.workDir, "peer.js");
   if (!fs.existsSync(script)) fs.writeFileSync(script, PEER_SCRIPT);
   const configPath = path.join(dir, "peer.json");
-  fs.writeFileSync(configPath, JSON.stringify({
-    name: `mx.${host.name}.test`, events, certPath: opts.tls.certPath, keyPath: opts.tls.keyPath,
-    smtp: opts.smtp ?? [], refuse: opts.refuse ?? {}, https: opts.https,
-  }));
+  fs.writeFileSync(
+    configPath,
+    JSON.stringify({
+      name: `mx.${host.name}.test`,
+      events,
+      certPath: opts.tls.certPath,
+      keyPath: opts.tls.keyPath,
+      smtp: opts.smtp ?? [],
+      refuse: opts.refuse ?? {},
+      https: opts.https,
+    }),
+  );
   const child = host.spawn([NODE, script, configPath], { logFile: path.join(dir, "stdout.log") });
   const alive = () => child.exitCode === null && child.signalCode === null;
   for (const ip of opts.smtp ?? []) await waitForPort(ip, 25, `peer ${host.name}`, 10_000, alive);
   return {
     host,
-    events: () => fs.readFileSync(events, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as PeerEvent),
+    events: () =>
+      fs
+        .readFileSync(events, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as PeerEvent),
   };
 }
 
@@ -170,7 +186,20 @@ before(async () => {
   const www = await internet.addHost("www");
 
   const tlsDir = path.join(internet.workDir, "tls");
-  trusted = await makeTestTls(tlsDir, ["mx.v6.test", "mx.fallback.test", "implicit.test", "mx.reject.test", "mx.sts-good.test", "mx.sts-webpki.test", "mx.dane.test", "mx.wrong.dane.test"], "trusted");
+  trusted = await makeTestTls(
+    tlsDir,
+    [
+      "mx.v6.test",
+      "mx.fallback.test",
+      "implicit.test",
+      "mx.reject.test",
+      "mx.sts-good.test",
+      "mx.sts-webpki.test",
+      "mx.dane.test",
+      "mx.wrong.dane.test",
+    ],
+    "trusted",
+  );
   web = await makeTestTls(tlsDir, ["mta-sts.sts-good.test", "mta-sts.sts-bad.test", "mta-sts.sts-testing.test"], "web");
   untrusted = await makeTestTls(tlsDir, ["mx.sts-bad.test", "mx.sts-testing.test", "mx.ee.dane.test"], "untrusted");
   webUntrusted = await makeTestTls(tlsDir, ["mta-sts.sts-webpki.test"], "web-untrusted");
@@ -178,26 +207,45 @@ before(async () => {
   fs.writeFileSync(extraCaPath, trusted.caPem + web.caPem);
 
   const sts = (name: string, host: NetHost) => [
-    `${name}. MX 10 mx.${name}.`, `mx.${name}. A ${host.ipv4}`,
-    `_mta-sts.${name}. TXT "v=STSv1; id=20250101"`, `mta-sts.${name}. A ${www.ipv4}`,
+    `${name}. MX 10 mx.${name}.`,
+    `mx.${name}. A ${host.ipv4}`,
+    `_mta-sts.${name}. TXT "v=STSv1; id=20250101"`,
+    `mta-sts.${name}. A ${www.ipv4}`,
   ];
-  await startKnot(internet, dns, [{
-    origin: "test.",
-    lines: [
-      `v6.test. MX 10 mx.v6.test.`, `mx.v6.test. A ${mx1.ipv4}`, `mx.v6.test. AAAA ${mx1.ipv6}`,
-      // the IPv6 address of this MX has no listener: connection refused, then IPv4
-      `fallback.test. MX 10 mx.fallback.test.`, `mx.fallback.test. A ${mx4.ipv4}`, `mx.fallback.test. AAAA ${mx4.ipv6}`,
-      `implicit.test. A ${mx1.ipv4}`,
-      `nullmx.test. MX 0 .`, `nullmx.test. A ${mx1.ipv4}`,
-      `reject.test. MX 10 mx.reject.test.`, `mx.reject.test. A ${mx1.ipv4}`,
-      `down.test. MX 10 mx.down.test.`, `mx.down.test. A ${down.ipv4}`, `mx.down.test. AAAA ${down.ipv6}`,
-      ...sts("sts-good.test", mx1), ...sts("sts-bad.test", bad), ...sts("sts-testing.test", bad), ...sts("sts-webpki.test", mx1),
-      `mta-sts.sts-webpki.test. A ${www.ipv4}`,
-    ],
-  }]);
+  await startKnot(internet, dns, [
+    {
+      origin: "test.",
+      lines: [
+        `v6.test. MX 10 mx.v6.test.`,
+        `mx.v6.test. A ${mx1.ipv4}`,
+        `mx.v6.test. AAAA ${mx1.ipv6}`,
+        // the IPv6 address of this MX has no listener: connection refused, then IPv4
+        `fallback.test. MX 10 mx.fallback.test.`,
+        `mx.fallback.test. A ${mx4.ipv4}`,
+        `mx.fallback.test. AAAA ${mx4.ipv6}`,
+        `implicit.test. A ${mx1.ipv4}`,
+        `nullmx.test. MX 0 .`,
+        `nullmx.test. A ${mx1.ipv4}`,
+        `reject.test. MX 10 mx.reject.test.`,
+        `mx.reject.test. A ${mx1.ipv4}`,
+        `down.test. MX 10 mx.down.test.`,
+        `mx.down.test. A ${down.ipv4}`,
+        `mx.down.test. AAAA ${down.ipv6}`,
+        ...sts("sts-good.test", mx1),
+        ...sts("sts-bad.test", bad),
+        ...sts("sts-testing.test", bad),
+        ...sts("sts-webpki.test", mx1),
+        `mta-sts.sts-webpki.test. A ${www.ipv4}`,
+      ],
+    },
+  ]);
 
   const policy = (mode: string, mx: string) => `version: STSv1\r\nmode: ${mode}\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
-  peers.mx1 = await startPeer(mx1, { smtp: [mx1.ipv4, mx1.ipv6], tls: trusted, refuse: { "nobody@reject.test": "5.1.1 <nobody@reject.test>: no such user" } });
+  peers.mx1 = await startPeer(mx1, {
+    smtp: [mx1.ipv4, mx1.ipv6],
+    tls: trusted,
+    refuse: { "nobody@reject.test": "5.1.1 <nobody@reject.test>: no such user" },
+  });
   peers.mx4 = await startPeer(mx4, { smtp: [mx4.ipv4], tls: trusted });
   peers.bad = await startPeer(bad, { smtp: [bad.ipv4], tls: untrusted });
   peers.www = await startPeer(www, {
@@ -218,7 +266,10 @@ before(async () => {
   dataDir = path.join(internet.workDir, "data");
   fs.mkdirSync(dataDir);
   messagePath = path.join(dataDir, "message.eml");
-  fs.writeFileSync(messagePath, "From: Ann <ann@sender.test>\r\nTo: someone\r\nSubject: outbound transport test\r\nMessage-ID: <t@sender.test>\r\n\r\nHello.\r\n.leading dot\r\n");
+  fs.writeFileSync(
+    messagePath,
+    "From: Ann <ann@sender.test>\r\nTo: someone\r\nSubject: outbound transport test\r\nMessage-ID: <t@sender.test>\r\n\r\nHello.\r\n.leading dot\r\n",
+  );
   report = new TlsReport({ dataDir: () => dataDir, now: () => new Date(`${DAY}T12:00:00Z`) });
   const cfg = config();
   transport = new SmtpTransport({ config: () => cfg, log: createLogger((l) => logLines.push(l)), tlsReport: report });
@@ -269,10 +320,19 @@ describe("outbound SMTP transport in the local internet", () => {
   test("a null MX fails at once with 5.1.10, without a connection", async () => {
     const before = peers.mx1.events().length;
     assert.deepEqual(only(await transport.deliver(attempt("nullmx.test", ["dave@nullmx.test"]))), {
-      recipient: "dave@nullmx.test", status: "failed", enhancedCode: "5.1.10",
-      diagnostic: "domain nullmx.test does not accept mail (null MX, RFC 7505)", remoteReply: false,
+      recipient: "dave@nullmx.test",
+      status: "failed",
+      enhancedCode: "5.1.10",
+      diagnostic: "domain nullmx.test does not accept mail (null MX, RFC 7505)",
+      remoteReply: false,
     });
-    assert.deepEqual(peers.mx1.events().slice(before).filter((e) => e.event === "connect"), []);
+    assert.deepEqual(
+      peers.mx1
+        .events()
+        .slice(before)
+        .filter((e) => e.event === "connect"),
+      [],
+    );
   });
 
   test("a domain that does not exist fails with 5.1.2", async () => {
@@ -285,8 +345,12 @@ describe("outbound SMTP transport in the local internet", () => {
     const byRcpt = Object.fromEntries(results.map((r) => [r.recipient, r]));
     assert.equal(byRcpt["good@reject.test"].status, "delivered");
     assert.deepEqual(byRcpt["nobody@reject.test"], {
-      recipient: "nobody@reject.test", status: "failed", enhancedCode: "5.1.1",
-      diagnostic: "550 5.1.1 <nobody@reject.test>: no such user", remoteReply: true, remoteMta: "mx.reject.test",
+      recipient: "nobody@reject.test",
+      status: "failed",
+      enhancedCode: "5.1.1",
+      diagnostic: "550 5.1.1 <nobody@reject.test>: no such user",
+      remoteReply: true,
+      remoteMta: "mx.reject.test",
     });
     const [data] = dataFor(peers.mx1, "good@reject.test");
     assert.deepEqual(data.to, ["good@reject.test"]);
@@ -325,16 +389,24 @@ describe("outbound SMTP transport in the local internet", () => {
     assert.equal(r.enhancedCode, "4.7.5");
     assert.match(r.diagnostic, /certificate-not-trusted/);
     assert.equal(r.remoteMta, "mx.sts-bad.test");
-    const sessions = peers.bad.events().filter((e) => e.event === "secure").map((e) => e.id);
+    const sessions = peers.bad
+      .events()
+      .filter((e) => e.event === "secure")
+      .map((e) => e.id);
     assert.ok(sessions.length >= 1, "the TLS session was made");
-    assert.deepEqual(peers.bad.events().filter((e) => sessions.includes(e.id) && ["mail", "rcpt", "data"].includes(e.event)), []);
+    assert.deepEqual(
+      peers.bad.events().filter((e) => sessions.includes(e.id) && ["mail", "rcpt", "data"].includes(e.event)),
+      [],
+    );
     // RFC 8460 4.3.1: an MX certificate without a trust anchor is certificate-not-trusted
     // (sts-webpki-invalid is for the policy host, next tests).
     const [p] = await policiesFor("sts-bad.test");
     assert.equal(p.policy["policy-type"], "sts");
     assert.deepEqual(p.summary, { "total-successful-session-count": 0, "total-failure-session-count": 1 });
-    assert.deepEqual(p["failure-details"].map((f) => [f["result-type"], f["receiving-mx-hostname"], f["receiving-ip"]]),
-      [["certificate-not-trusted", "mx.sts-bad.test", peers.bad.host.ipv4]]);
+    assert.deepEqual(
+      p["failure-details"].map((f) => [f["result-type"], f["receiving-mx-hostname"], f["receiving-ip"]]),
+      [["certificate-not-trusted", "mx.sts-bad.test", peers.bad.host.ipv4]],
+    );
   });
 
   test("MTA-STS testing with an untrusted MX certificate: delivered, and the failure counted", async () => {
@@ -351,7 +423,10 @@ describe("outbound SMTP transport in the local internet", () => {
     assert.equal(r.status, "delivered", r.diagnostic);
     const policies = await policiesFor("sts-webpki.test");
     const sts = policies.find((p) => p.policy["policy-type"] === "sts");
-    assert.deepEqual(sts?.["failure-details"].map((f) => f["result-type"]), ["sts-webpki-invalid"]);
+    assert.deepEqual(
+      sts?.["failure-details"].map((f) => f["result-type"]),
+      ["sts-webpki-invalid"],
+    );
     assert.equal(policies.find((p) => p.policy["policy-type"] === "no-policy-found")?.summary["total-successful-session-count"], 1);
   });
 
@@ -360,7 +435,10 @@ describe("outbound SMTP transport in the local internet", () => {
     const limited = new SmtpTransport({ config: () => cfg, log: createLogger(() => undefined), tlsReport: report });
     const from = peers.mx1.events().length;
     const all = await Promise.all([1, 2, 3].map((i) => limited.deliver(attempt("v6.test", [`queue${i}@v6.test`]))));
-    assert.deepEqual(all.map((r) => only(r).status), ["delivered", "delivered", "delivered"]);
+    assert.deepEqual(
+      all.map((r) => only(r).status),
+      ["delivered", "delivered", "delivered"],
+    );
     const events = peers.mx1.events().slice(from);
     const ours = new Set(events.filter((e) => e.event === "connect").map((e) => e.id));
     assert.equal(ours.size, 3);
@@ -392,16 +470,27 @@ async function signZone(origin: string, lines: string[]): Promise<{ signed: stri
   const dir = fs.mkdtempSync(path.join(internet.workDir, "sign-"));
   const key = (await mustRun(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "-K", dir, origin], { cwd: dir })).trim();
   fs.writeFileSync(path.join(dir, "zone"), [`$ORIGIN ${origin}.`, "$TTL 300", ...lines].join("\n") + "\n");
-  await mustRun(["dnssec-signzone", "-S", "-K", dir, "-z", "-O", "full", "-o", origin, "-f", path.join(dir, "signed"), path.join(dir, "zone")], { cwd: dir });
-  const signed = fs.readFileSync(path.join(dir, "signed"), "utf8").split("\n").filter((l) => l.trim() !== "" && !l.startsWith(";"));
-  const trustAnchor = fs.readFileSync(path.join(dir, `${key}.key`), "utf8").split("\n").find((l) => l.includes("DNSKEY") && !l.startsWith(";"))!;
+  await mustRun(
+    ["dnssec-signzone", "-S", "-K", dir, "-z", "-O", "full", "-o", origin, "-f", path.join(dir, "signed"), path.join(dir, "zone")],
+    { cwd: dir },
+  );
+  const signed = fs
+    .readFileSync(path.join(dir, "signed"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "" && !l.startsWith(";"));
+  const trustAnchor = fs
+    .readFileSync(path.join(dir, `${key}.key`), "utf8")
+    .split("\n")
+    .find((l) => l.includes("DNSKEY") && !l.startsWith(";"))!;
   return { signed, trustAnchor: trustAnchor.replace(/\s+/g, " ").trim() };
 }
 
 /** SHA-256 of a certificate's SubjectPublicKeyInfo: the data of a "3 1 1" TLSA record. */
 function spkiSha256(certPath: string): string {
   const cert = new X509Certificate(fs.readFileSync(certPath));
-  return createHash("sha256").update(cert.publicKey.export({ type: "spki", format: "der" })).digest("hex");
+  return createHash("sha256")
+    .update(cert.publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
 }
 
 describe("DANE (RFC 7672) with a DNSSEC-validating resolver", () => {
@@ -417,12 +506,21 @@ describe("DANE (RFC 7672) with a DNSSEC-validating resolver", () => {
       "@ NS ns.dane.test.",
       `ns A ${dns2.ipv4}`,
       // TLSA 3 1 1 of the peer's own key: authenticated
-      "@ MX 10 mx.dane.test.", `mx A ${mx1.ipv4}`, `mx AAAA ${mx1.ipv6}`, `_25._tcp.mx TLSA 3 1 1 ${spkiSha256(trusted.certPath)}`,
+      "@ MX 10 mx.dane.test.",
+      `mx A ${mx1.ipv4}`,
+      `mx AAAA ${mx1.ipv6}`,
+      `_25._tcp.mx TLSA 3 1 1 ${spkiSha256(trusted.certPath)}`,
       // TLSA that matches nothing the peer shows
-      "wrong MX 10 mx.wrong.dane.test.", `mx.wrong A ${mx1.ipv4}`, `_25._tcp.mx.wrong TLSA 3 1 1 ${"00".repeat(32)}`,
+      "wrong MX 10 mx.wrong.dane.test.",
+      `mx.wrong A ${mx1.ipv4}`,
+      `_25._tcp.mx.wrong TLSA 3 1 1 ${"00".repeat(32)}`,
       // DANE-EE for a certificate no CA vouches for: the DNS record is the authority
-      "ee MX 10 mx.ee.dane.test.", `mx.ee A ${bad.ipv4}`, `_25._tcp.mx.ee TLSA 3 1 1 ${spkiSha256(untrusted.certPath)}`,
-      "bogus MX 10 mx.bogus.dane.test.", `mx.bogus A ${mx1.ipv4}`, `_25._tcp.mx.bogus TLSA 3 1 1 ${spkiSha256(trusted.certPath)}`,
+      "ee MX 10 mx.ee.dane.test.",
+      `mx.ee A ${bad.ipv4}`,
+      `_25._tcp.mx.ee TLSA 3 1 1 ${spkiSha256(untrusted.certPath)}`,
+      "bogus MX 10 mx.bogus.dane.test.",
+      `mx.bogus A ${mx1.ipv4}`,
+      `_25._tcp.mx.bogus TLSA 3 1 1 ${spkiSha256(trusted.certPath)}`,
     ]);
     // The TLSA signature of mx.bogus is damaged after signing: the resolver finds it bogus (SERVFAIL).
     const tampered = zone.signed.map((line) => {
@@ -438,7 +536,9 @@ describe("DANE (RFC 7672) with a DNSSEC-validating resolver", () => {
     const dir = fs.mkdtempSync(path.join(internet.workDir, "unbound-"));
     const conf = path.join(dir, "unbound.conf");
     const dnsHost = internet.allHosts.find((h) => h.name === "dns")!;
-    fs.writeFileSync(conf, `server:
+    fs.writeFileSync(
+      conf,
+      `server:
   interface: ${resolver.ipv4}
   access-control: 0.0.0.0/0 allow
   do-ip6: no
@@ -462,7 +562,8 @@ stub-zone:
   stub-addr: ${dnsHost.ipv4}
 remote-control:
   control-enable: no
-`);
+`,
+    );
     await mustRun(["unbound-checkconf", conf]);
     const child = resolver.spawn(["/usr/sbin/unbound", "-d", "-c", conf], { logFile: path.join(dir, "unbound.log") });
     await waitForPort(resolver.ipv4, 53, "unbound", 10_000, () => child.exitCode === null);
@@ -483,10 +584,16 @@ remote-control:
   test("TLSA records that match nothing: deferred, counted tlsa-invalid, no mail transaction", async () => {
     const r = only(await dane.deliver(attempt("wrong.dane.test", ["kim@wrong.dane.test"])));
     assert.deepEqual([r.status, r.enhancedCode, r.remoteMta], ["deferred", "4.7.5", "mx.wrong.dane.test"]);
-    assert.deepEqual(peers.mx1.events().filter((e) => e.event === "rcpt" && e.to === "kim@wrong.dane.test"), []);
+    assert.deepEqual(
+      peers.mx1.events().filter((e) => e.event === "rcpt" && e.to === "kim@wrong.dane.test"),
+      [],
+    );
     const [p] = await policiesFor("wrong.dane.test");
     assert.equal(p.policy["policy-type"], "tlsa");
-    assert.deepEqual(p["failure-details"].map((f) => [f["result-type"], f["receiving-mx-hostname"]]), [["tlsa-invalid", "mx.wrong.dane.test"]]);
+    assert.deepEqual(
+      p["failure-details"].map((f) => [f["result-type"], f["receiving-mx-hostname"]]),
+      [["tlsa-invalid", "mx.wrong.dane.test"]],
+    );
   });
 
   test("DANE-EE authenticates a certificate that no CA vouches for", async () => {
@@ -501,15 +608,24 @@ remote-control:
     const r = only(await dane.deliver(attempt("bogus.dane.test", ["max@bogus.dane.test"])));
     assert.deepEqual([r.status, r.enhancedCode], ["deferred", "4.7.5"]);
     assert.match(r.diagnostic, /TLSA lookup for mx\.bogus\.dane\.test failed/);
-    assert.deepEqual(peers.mx1.events().filter((e) => e.event === "rcpt" && e.to === "max@bogus.dane.test"), []);
+    assert.deepEqual(
+      peers.mx1.events().filter((e) => e.event === "rcpt" && e.to === "max@bogus.dane.test"),
+      [],
+    );
     const [p] = await policiesFor("bogus.dane.test");
-    assert.deepEqual(p["failure-details"].map((f) => f["result-type"]), ["dnssec-invalid"]);
+    assert.deepEqual(
+      p["failure-details"].map((f) => f["result-type"]),
+      ["dnssec-invalid"],
+    );
   });
 
   test("an unsigned domain through the same validating resolver gets no DANE: opportunistic TLS as before", async () => {
     const r = only(await dane.deliver(attempt("v6.test", ["nina@v6.test"])));
     assert.equal(r.status, "delivered", r.diagnostic);
     const policies = await policiesFor("v6.test");
-    assert.deepEqual(policies.map((p) => p.policy["policy-type"]), ["no-policy-found"]);
+    assert.deepEqual(
+      policies.map((p) => p.policy["policy-type"]),
+      ["no-policy-found"],
+    );
   });
 });

@@ -54,7 +54,11 @@ describe("mailstack plan --stack dev --format zone", () => {
         const file = path.join(dir, `${origin}.zone`);
         fs.writeFileSync(file, text);
         // -i local: integrity checks without looking up names outside the zone (no traffic).
-        const r = spawnSync("named-checkzone", ["-i", "local", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail", origin, file], { encoding: "utf8" });
+        const r = spawnSync(
+          "named-checkzone",
+          ["-i", "local", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail", origin, file],
+          { encoding: "utf8" },
+        );
         assert.equal(r.error, undefined, "named-checkzone is missing: install the Debian package bind9-utils");
         assert.equal(r.status, 0, `${origin}: ${r.stdout}${r.stderr}`);
         assert.match(r.stdout, /OK/);
@@ -106,7 +110,10 @@ describe("the planned zones served by knot, checked by receivers' validators", (
     assert.equal(await dig("MX", "example.net"), "10 mail.example.org.");
     assert.equal(await dig("A", "mail.example.org"), IPV4);
     assert.equal(await dig("AAAA", "mail.example.org"), "2001:db8:1::1");
-    assert.equal(await dig("TXT", "_dmarc.example.org"), '"v=DMARC1; p=reject; sp=reject; adkim=r; aspf=r; rua=mailto:postmaster@example.org"');
+    assert.equal(
+      await dig("TXT", "_dmarc.example.org"),
+      '"v=DMARC1; p=reject; sp=reject; adkim=r; aspf=r; rua=mailto:postmaster@example.org"',
+    );
     assert.deepEqual((await dig("CAA", "example.net")).split("\n").sort(), [
       '0 issue "letsencrypt.org; accounturi=' + ACCOUNT + '; validationmethods=dns-01,http-01"',
       '0 issuewild ";"',

@@ -46,8 +46,15 @@ interface SubmitOptions {
 /** One SMTP submission with nodemailer's client; resolves with the server's last reply or rejects with it. */
 async function submit(host: NetHost, ca: string, o: SubmitOptions): Promise<string> {
   const conn = new SMTPConnection({
-    host: host.ipv4, port: o.port, secure: o.port === 465, requireTLS: o.port === 587,
-    name: "client.example", servername: "mx.example.org", tls: { ca }, connectionTimeout: 10_000, socketTimeout: 20_000,
+    host: host.ipv4,
+    port: o.port,
+    secure: o.port === 465,
+    requireTLS: o.port === 587,
+    name: "client.example",
+    servername: "mx.example.org",
+    tls: { ca },
+    connectionTimeout: 10_000,
+    socketTimeout: 20_000,
   });
   await new Promise<void>((resolve, reject) => {
     conn.once("error", reject);
@@ -55,7 +62,9 @@ async function submit(host: NetHost, ca: string, o: SubmitOptions): Promise<stri
   });
   try {
     if (o.user) {
-      await new Promise<void>((resolve, reject) => conn.login({ user: o.user!, pass: o.password ?? "" }, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        conn.login({ user: o.user!, pass: o.password ?? "" }, (err) => (err ? reject(err) : resolve())),
+      );
     }
     return await new Promise<string>((resolve, reject) =>
       conn.send({ from: o.from, to: o.to }, o.message, (err, info) => (err ? reject(err) : resolve(info.response))),
@@ -164,7 +173,9 @@ before(async () => {
     dkim: { domain: "peer.test", selector: "s1", privateKeyPem: peerDkim.privateKey.export({ type: "pkcs8", format: "pem" }).toString() },
     dmarc: true,
     // a mailbox that does not exist there: a permanent 550 for maild to bounce
-    extraMain: { smtpd_recipient_restrictions: "check_recipient_access inline:{ { nobody@peer.test = REJECT 5.1.1 no such user here } }, permit" },
+    extraMain: {
+      smtpd_recipient_restrictions: "check_recipient_access inline:{ { nobody@peer.test = REJECT 5.1.1 no such user here } }, permit",
+    },
   });
 
   dataDir = path.join(internet.workDir, "data");
@@ -172,32 +183,43 @@ before(async () => {
   fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
   const caPath = path.join(internet.workDir, "ca.pem");
   fs.writeFileSync(caPath, tlsFiles.caPem);
-  maild = await startMaild(internet, mx, {
-    hostname: "mx.example.org",
-    dataDir,
-    tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-    domains: [{
-      name: "example.org",
-      dkim: [
-        { selector: "g1-rsa", algorithm: "rsa", keyPath: rsaPath },
-        { selector: "g1-ed25519", algorithm: "ed25519", keyPath: edPath },
+  maild = await startMaild(
+    internet,
+    mx,
+    {
+      hostname: "mx.example.org",
+      dataDir,
+      tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
+      domains: [
+        {
+          name: "example.org",
+          dkim: [
+            { selector: "g1-rsa", algorithm: "rsa", keyPath: rsaPath },
+            { selector: "g1-ed25519", algorithm: "ed25519", keyPath: edPath },
+          ],
+        },
       ],
-    }],
-    users: [
-      { address: "alice@example.org", passwordHash: argon2idHash(ALICE_PASSWORD) },
-      { address: "bob@example.org", passwordHash: argon2idHash(BOB_PASSWORD) },
-    ],
-    aliases: [{ address: "postmaster@example.org", to: ["alice@example.org"] }],
-    dnsServers: [dns.ipv4],
-    listen: {
-      smtp: [{ host: mx.ipv4, port: 25 }, { host: mx.ipv6, port: 25 }],
-      submission: [{ host: mx.ipv4, port: 587 }],
-      submissions: [{ host: mx.ipv4, port: 465 }],
-      http: [], https: [],
+      users: [
+        { address: "alice@example.org", passwordHash: argon2idHash(ALICE_PASSWORD) },
+        { address: "bob@example.org", passwordHash: argon2idHash(BOB_PASSWORD) },
+      ],
+      aliases: [{ address: "postmaster@example.org", to: ["alice@example.org"] }],
+      dnsServers: [dns.ipv4],
+      listen: {
+        smtp: [
+          { host: mx.ipv4, port: 25 },
+          { host: mx.ipv6, port: 25 },
+        ],
+        submission: [{ host: mx.ipv4, port: 587 }],
+        submissions: [{ host: mx.ipv4, port: 465 }],
+        http: [],
+        https: [],
+      },
+      outbound: { extraCaPath: caPath, retryBaseSeconds: 1, retryMaxSeconds: 2, timeoutMs: 10_000 },
+      submission: { maxFailuresPerIp: 4, lockoutSeconds: 1, lockoutMaxSeconds: 2 },
     },
-    outbound: { extraCaPath: caPath, retryBaseSeconds: 1, retryMaxSeconds: 2, timeoutMs: 10_000 },
-    submission: { maxFailuresPerIp: 4, lockoutSeconds: 1, lockoutMaxSeconds: 2 },
-  }, { user: { uid: MAIL_UID, gid: MAIL_UID } });
+    { user: { uid: MAIL_UID, gid: MAIL_UID } },
+  );
 });
 
 after(async () => {
@@ -216,16 +238,29 @@ describe("submission and outbound delivery", () => {
   test("587: a message is signed with both keys, delivered over TLS, and the peer's milters and dkimverify say pass", async () => {
     const subject = `via 587 ${randomBytes(4).toString("hex")}`;
     const reply = await submit(mx, tlsFiles.caPem, {
-      port: 587, user: "alice@example.org", password: ALICE_PASSWORD,
-      from: "alice@example.org", to: ["carl@peer.test"], message: message("Alice <alice@example.org>", "carl@peer.test", subject),
+      port: 587,
+      user: "alice@example.org",
+      password: ALICE_PASSWORD,
+      from: "alice@example.org",
+      to: ["carl@peer.test"],
+      message: message("Alice <alice@example.org>", "carl@peer.test", subject),
     });
     assert.match(reply, /^250 /);
     const received = await until("the message at the peer", 30_000, () => atPeer(subject));
     const header = headerOf(received);
     // opendkim: one result per signature; opendmarc: SPF (self-validated) and DMARC
     // (a comment such as "(2048-bit key; unprotected)" may hold a semicolon)
-    const dkim = [...header.matchAll(/dkim=(\w+)(?: \([^)]*\))? header\.d=example\.org [^;]*?header\.s=([\w-]+)/g)].map((m) => `${m[2]}:${m[1]}`).sort();
-    assert.deepEqual(dkim, ["g1-ed25519:pass", "g1-rsa:pass"], header.split("\r\n").filter((l) => l.startsWith("Authentication-Results")).join("\n"));
+    const dkim = [...header.matchAll(/dkim=(\w+)(?: \([^)]*\))? header\.d=example\.org [^;]*?header\.s=([\w-]+)/g)]
+      .map((m) => `${m[2]}:${m[1]}`)
+      .sort();
+    assert.deepEqual(
+      dkim,
+      ["g1-ed25519:pass", "g1-rsa:pass"],
+      header
+        .split("\r\n")
+        .filter((l) => l.startsWith("Authentication-Results"))
+        .join("\n"),
+    );
     assert.match(header, /spf=pass smtp\.mailfrom=example\.org/, header);
     assert.match(header, /dmarc=pass \(p=reject dis=none\) header\.from=example\.org/, header);
     // Postfix logged a TLS connection from maild
@@ -241,12 +276,18 @@ describe("submission and outbound delivery", () => {
   test("465: one message to a local user and a remote one; both copies signed", async () => {
     const subject = `via 465 ${randomBytes(4).toString("hex")}`;
     await submit(mx, tlsFiles.caPem, {
-      port: 465, user: "bob@example.org", password: BOB_PASSWORD,
-      from: "bob@example.org", to: ["alice@example.org", "dora@peer.test"], message: message("bob@example.org", "alice@example.org, dora@peer.test", subject),
+      port: 465,
+      user: "bob@example.org",
+      password: BOB_PASSWORD,
+      from: "bob@example.org",
+      to: ["alice@example.org", "dora@peer.test"],
+      message: message("bob@example.org", "alice@example.org, dora@peer.test", subject),
     });
     const remote = await until("the message at the peer", 30_000, () => atPeer(subject));
     assert.match(headerOf(remote), /dkim=pass [^;]*header\.s=g1-ed25519/);
-    const local = maildirMessages(path.join(dataDir, "mail", "example.org", "alice", "Maildir")).find((m) => headerOf(m).includes(`Subject: ${subject}`));
+    const local = maildirMessages(path.join(dataDir, "mail", "example.org", "alice", "Maildir")).find((m) =>
+      headerOf(m).includes(`Subject: ${subject}`),
+    );
     assert.ok(local, "alice has her copy");
     assert.equal([...headerOf(local).matchAll(/^DKIM-Signature:/gm)].length, 2);
     assert.match(headerOf(local), /^Received: from client\.example .* with ESMTPSA/m);
@@ -268,16 +309,35 @@ describe("submission and outbound delivery", () => {
     }
 
     await assert.rejects(submit(mx, tlsFiles.caPem, { port: 587, ...base }), (e: { responseCode?: number }) => e.responseCode === 530);
-    await assert.rejects(submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "alice@example.org", password: "wrong" }), (e: { responseCode?: number }) => e.responseCode === 535);
+    await assert.rejects(
+      submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "alice@example.org", password: "wrong" }),
+      (e: { responseCode?: number }) => e.responseCode === 535,
+    );
     const login = { user: "alice@example.org", password: ALICE_PASSWORD };
-    await assert.rejects(submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "bob@example.org" }), (e: { responseCode?: number; response?: string }) => e.responseCode === 553 && /not owned/.test(e.response ?? ""));
+    await assert.rejects(
+      submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "bob@example.org" }),
+      (e: { responseCode?: number; response?: string }) => e.responseCode === 553 && /not owned/.test(e.response ?? ""),
+    );
     await assert.rejects(
       submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, message: message("Bob <bob@example.org>", "carl@peer.test", "spoof") }),
-      (e: { responseCode?: number; response?: string }) => e.responseCode === 550 && /From: address bob@example\.org is not owned/.test(e.response ?? ""),
+      (e: { responseCode?: number; response?: string }) =>
+        e.responseCode === 550 && /From: address bob@example\.org is not owned/.test(e.response ?? ""),
     );
-    await assert.rejects(submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "" }), (e: { responseCode?: number }) => e.responseCode === 550);
+    await assert.rejects(
+      submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "" }),
+      (e: { responseCode?: number }) => e.responseCode === 550,
+    );
     // an alias that reaches alice is hers to send as
-    assert.match(await submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "postmaster@example.org", message: message("postmaster@example.org", "carl@peer.test", "as alias") }), /^250 /);
+    assert.match(
+      await submit(mx, tlsFiles.caPem, {
+        port: 587,
+        ...base,
+        ...login,
+        from: "postmaster@example.org",
+        message: message("postmaster@example.org", "carl@peer.test", "as alias"),
+      }),
+      /^250 /,
+    );
   });
 
   test("clients that leave in the middle of the TLS handshake on 465 do not take maild down", async () => {
@@ -290,14 +350,28 @@ describe("submission and outbound delivery", () => {
     }
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(maild.child.exitCode, null, "maild still runs");
-    assert.match(await submit(mx, tlsFiles.caPem, { port: 465, user: "alice@example.org", password: ALICE_PASSWORD, from: "alice@example.org", to: ["alice@example.org"], message: message("alice@example.org", "alice@example.org", "still here") }), /^250 /);
+    assert.match(
+      await submit(mx, tlsFiles.caPem, {
+        port: 465,
+        user: "alice@example.org",
+        password: ALICE_PASSWORD,
+        from: "alice@example.org",
+        to: ["alice@example.org"],
+        message: message("alice@example.org", "alice@example.org", "still here"),
+      }),
+      /^250 /,
+    );
   });
 
   test("repeated wrong passwords block the address for a while, then the owner logs in again", async () => {
     const base = { from: "bob@example.org", to: ["carl@peer.test"], message: message("bob@example.org", "carl@peer.test", "throttle") };
     // maxFailuresPerIp is 4 in this config; the earlier test spent one
-    for (let i = 0; i < 4; i++) await submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "bob@example.org", password: `guess ${i}` }).catch(() => undefined);
-    await assert.rejects(submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "bob@example.org", password: BOB_PASSWORD }), (e: { responseCode?: number }) => e.responseCode === 454);
+    for (let i = 0; i < 4; i++)
+      await submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "bob@example.org", password: `guess ${i}` }).catch(() => undefined);
+    await assert.rejects(
+      submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "bob@example.org", password: BOB_PASSWORD }),
+      (e: { responseCode?: number }) => e.responseCode === 454,
+    );
     await new Promise((r) => setTimeout(r, 2100));
     assert.match(await submit(mx, tlsFiles.caPem, { port: 465, ...base, user: "bob@example.org", password: BOB_PASSWORD }), /^250 /);
   });
@@ -305,9 +379,21 @@ describe("submission and outbound delivery", () => {
   test("a peer that is down gets retries, and the message arrives once it is back", async () => {
     await peer.stop();
     const subject = `while down ${randomBytes(4).toString("hex")}`;
-    await submit(mx, tlsFiles.caPem, { port: 587, user: "alice@example.org", password: ALICE_PASSWORD, from: "alice@example.org", to: ["erin@peer.test"], message: message("alice@example.org", "erin@peer.test", subject) });
-    await until("two deferred attempts", 20_000, () =>
-      maild.logs().filter((l) => l.event === "queue.result" && l.recipient === "erin@peer.test" && l.status === "deferred").length >= 2 || undefined);
+    await submit(mx, tlsFiles.caPem, {
+      port: 587,
+      user: "alice@example.org",
+      password: ALICE_PASSWORD,
+      from: "alice@example.org",
+      to: ["erin@peer.test"],
+      message: message("alice@example.org", "erin@peer.test", subject),
+    });
+    await until(
+      "two deferred attempts",
+      20_000,
+      () =>
+        maild.logs().filter((l) => l.event === "queue.result" && l.recipient === "erin@peer.test" && l.status === "deferred").length >= 2 ||
+        undefined,
+    );
     await peer.start();
     const got = await until("the message after the peer came back", 30_000, () => atPeer(subject));
     assert.equal(peer.received().filter((m) => headerOf(m).includes(`Subject: ${subject}`)).length, 1, "exactly once");
@@ -317,8 +403,12 @@ describe("submission and outbound delivery", () => {
   test("a permanent failure and a null MX each come back to the sender as an RFC 3464 DSN", async () => {
     const subject = `to bounce ${randomBytes(4).toString("hex")}`;
     await submit(mx, tlsFiles.caPem, {
-      port: 587, user: "alice@example.org", password: ALICE_PASSWORD,
-      from: "alice@example.org", to: ["nobody@peer.test", "someone@nullmx.test"], message: message("alice@example.org", "nobody@peer.test", subject),
+      port: 587,
+      user: "alice@example.org",
+      password: ALICE_PASSWORD,
+      from: "alice@example.org",
+      to: ["nobody@peer.test", "someone@nullmx.test"],
+      message: message("alice@example.org", "nobody@peer.test", subject),
     });
     const inbox = path.join(dataDir, "mail", "example.org", "alice", "Maildir");
     const dsnText = await until("the DSN in alice's mailbox", 30_000, () => {
@@ -328,7 +418,13 @@ describe("submission and outbound delivery", () => {
       return all.includes("nobody@peer.test") && all.includes("someone@nullmx.test") ? found : undefined;
     });
     const parsed = await Promise.all(dsnText.map((t) => simpleParser(t)));
-    for (const p of parsed) assert.match(p.headers.get("content-type") ? String((p.headers.get("content-type") as { params?: Record<string, string> }).params?.["report-type"]) : "", /delivery-status/);
+    for (const p of parsed)
+      assert.match(
+        p.headers.get("content-type")
+          ? String((p.headers.get("content-type") as { params?: Record<string, string> }).params?.["report-type"])
+          : "",
+        /delivery-status/,
+      );
     const statusText = dsnText.join("\n").replace(/\r\n[ \t]+/g, " ");
     assert.match(statusText, /Final-Recipient: rfc822; ?nobody@peer\.test/i);
     assert.match(statusText, /Action: failed/i);
@@ -343,15 +439,26 @@ describe("submission and outbound delivery", () => {
   test("MTA-STS enforce without a valid certificate for the MX: not delivered, deferred and recorded for TLSRPT", async () => {
     const subject = `to strict ${randomBytes(4).toString("hex")}`;
     // one message to the strict domain, one to peer.test for a successful session to count
-    await submit(mx, tlsFiles.caPem, { port: 587, user: "alice@example.org", password: ALICE_PASSWORD, from: "alice@example.org", to: ["fred@strict.test", "gil@peer.test"], message: message("alice@example.org", "fred@strict.test, gil@peer.test", subject) });
+    await submit(mx, tlsFiles.caPem, {
+      port: 587,
+      user: "alice@example.org",
+      password: ALICE_PASSWORD,
+      from: "alice@example.org",
+      to: ["fred@strict.test", "gil@peer.test"],
+      message: message("alice@example.org", "fred@strict.test, gil@peer.test", subject),
+    });
     const tlsrptDir = path.join(dataDir, "reports", "tlsrpt");
     type Policy = { policy: { "policy-domain": string }; summary: Record<string, number>; "failure-details"?: { "result-type": string }[] };
     const policies = await until("a TLS failure for strict.test and a success for peer.test", 30_000, () => {
       if (!fs.existsSync(tlsrptDir)) return undefined;
-      const all = fs.readdirSync(tlsrptDir).flatMap((f) => (JSON.parse(fs.readFileSync(path.join(tlsrptDir, f), "utf8")) as { policies: Policy[] }).policies);
+      const all = fs
+        .readdirSync(tlsrptDir)
+        .flatMap((f) => (JSON.parse(fs.readFileSync(path.join(tlsrptDir, f), "utf8")) as { policies: Policy[] }).policies);
       const strict = all.find((p) => p.policy["policy-domain"] === "strict.test");
       const ok = all.find((p) => p.policy["policy-domain"] === "peer.test");
-      return strict && ok && strict.summary["total-failure-session-count"] >= 1 && ok.summary["total-successful-session-count"] >= 1 ? { strict, ok } : undefined;
+      return strict && ok && strict.summary["total-failure-session-count"] >= 1 && ok.summary["total-successful-session-count"] >= 1
+        ? { strict, ok }
+        : undefined;
     });
     assert.equal(policies.strict.summary["total-successful-session-count"], 0);
     assert.match(policies.strict["failure-details"]!.map((f) => f["result-type"]).join(","), /certificate-host-mismatch/);
@@ -359,7 +466,10 @@ describe("submission and outbound delivery", () => {
       const r = maild.logs().filter((l) => l.event === "queue.result" && l.recipient === "fred@strict.test");
       return r.length > 0 ? r : undefined;
     });
-    assert.ok(results.every((l) => l.status === "deferred"), `deferred, never delivered or failed: ${JSON.stringify(results)}`);
+    assert.ok(
+      results.every((l) => l.status === "deferred"),
+      `deferred, never delivered or failed: ${JSON.stringify(results)}`,
+    );
     // gil@peer.test got it; the peer's copy must not have gone to fred@strict.test as well
     const copy = await until("gil's copy at the peer", 30_000, () => atPeer(subject));
     assert.doesNotMatch(peer.log(), /to=<fred@strict\.test>/, "never delivered to the unverified MX");

@@ -16,11 +16,14 @@ const NAME = "mail.example.test";
 /** The certificate fingerprint a fresh TLS connection is shown (optionally without SNI). */
 function peerFingerprint(port: number, ca: string, sni: boolean): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: "127.0.0.1", port, ca, ...(sni ? { servername: NAME } : { checkServerIdentity: () => undefined }) }, () => {
-      const fp = s.getPeerCertificate().fingerprint256;
-      s.end();
-      resolve(fp);
-    });
+    const s = tls.connect(
+      { host: "127.0.0.1", port, ca, ...(sni ? { servername: NAME } : { checkServerIdentity: () => undefined }) },
+      () => {
+        const fp = s.getPeerCertificate().fingerprint256;
+        s.end();
+        resolve(fp);
+      },
+    );
     s.on("error", reject);
   });
 }
@@ -105,7 +108,9 @@ describe("HTTPS with a secure-context getter", () => {
       const web = await startWebServers({
         hostname: NAME,
         domains: [],
-        tls: { secureContext: () => tls.createSecureContext({ cert: fs.readFileSync(current.certPath), key: fs.readFileSync(current.keyPath) }) },
+        tls: {
+          secureContext: () => tls.createSecureContext({ cert: fs.readFileSync(current.certPath), key: fs.readFileSync(current.keyPath) }),
+        },
         listen: { https: [{ host: "127.0.0.1", port: 0 }], http: [] },
         challenges: { get: () => undefined },
         metrics: () => "",

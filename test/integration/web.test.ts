@@ -60,9 +60,7 @@ describe("HTTPS and HTTP endpoints over the local internet", () => {
     const dns = await internet.addHost("dns");
     client = await internet.addHost("client");
     const at = internet.localIpv4;
-    knot = await startKnot(internet, dns, [
-      { origin: `${DOMAIN}.`, lines: NAMES.map((n) => `${n}. 300 IN A ${at}`) },
-    ]);
+    knot = await startKnot(internet, dns, [{ origin: `${DOMAIN}.`, lines: NAMES.map((n) => `${n}. 300 IN A ${at}`) }]);
     await internet.setResolver(dns.ipv4);
     certs = await makeTestTls(path.join(internet.workDir, "web-tls"), NAMES, "web");
     web = await startWebServers({
@@ -70,7 +68,10 @@ describe("HTTPS and HTTP endpoints over the local internet", () => {
       domains: [{ name: DOMAIN, mtaStsPolicy: POLICY }],
       tls: { certPath: certs.certPath, keyPath: certs.keyPath },
       listen: {
-        https: [{ host: at, port: 443 }, { host: "127.0.0.1", port: 0 }],
+        https: [
+          { host: at, port: 443 },
+          { host: "127.0.0.1", port: 0 },
+        ],
         http: [{ host: at, port: 80 }],
       },
       challenges: { get: (t) => challengeStore.get(t) },
@@ -112,17 +113,28 @@ describe("HTTPS and HTTP endpoints over the local internet", () => {
 
   test("answers an Outlook autodiscover POST with the requested address as login name", async () => {
     const body = `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>alice@${DOMAIN}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`;
-    const r = await curl(client, certs.caPath, `https://autodiscover.${DOMAIN}/Autodiscover/Autodiscover.xml`, ["-H", "content-type: text/xml", "--data-binary", body]);
+    const r = await curl(client, certs.caPath, `https://autodiscover.${DOMAIN}/Autodiscover/Autodiscover.xml`, [
+      "-H",
+      "content-type: text/xml",
+      "--data-binary",
+      body,
+    ]);
     assert.equal(r.status, 200);
     const protocols = new XMLParser().parse(r.body).Autodiscover.Response.Account.Protocol;
-    assert.deepEqual(protocols.map((p: Record<string, unknown>) => [p.Type, p.Server, p.LoginName]), [
-      ["IMAP", HOSTNAME, `alice@${DOMAIN}`],
-      ["SMTP", HOSTNAME, `alice@${DOMAIN}`],
-    ]);
+    assert.deepEqual(
+      protocols.map((p: Record<string, unknown>) => [p.Type, p.Server, p.LoginName]),
+      [
+        ["IMAP", HOSTNAME, `alice@${DOMAIN}`],
+        ["SMTP", HOSTNAME, `alice@${DOMAIN}`],
+      ],
+    );
   });
 
   test("answers 400 to an autodiscover POST that is not XML", async () => {
-    const r = await curl(client, certs.caPath, `https://autodiscover.${DOMAIN}/autodiscover/autodiscover.xml`, ["--data-binary", "<Autodiscover><Request>"]);
+    const r = await curl(client, certs.caPath, `https://autodiscover.${DOMAIN}/autodiscover/autodiscover.xml`, [
+      "--data-binary",
+      "<Autodiscover><Request>",
+    ]);
     assert.equal(r.status, 400);
   });
 

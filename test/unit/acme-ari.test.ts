@@ -17,12 +17,60 @@ import { X509Certificate } from "node:crypto";
 function rfcExampleCertificate(dir: string): string {
   const p = (f: string) => path.join(dir, f);
   const run = (args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
-  fs.writeFileSync(p("ca.cnf"), "subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n");
-  run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.csr"), "-subj", "/CN=ARI example CA"]);
+  fs.writeFileSync(
+    p("ca.cnf"),
+    "subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n",
+  );
+  run([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.csr"),
+    "-subj",
+    "/CN=ARI example CA",
+  ]);
   run(["x509", "-req", "-in", p("ca.csr"), "-signkey", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-extfile", p("ca.cnf")]);
   fs.writeFileSync(p("leaf.cnf"), "authorityKeyIdentifier=keyid:always\nsubjectAltName=DNS:mail.example.org\n");
-  run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", p("leaf.key"), "-out", p("leaf.csr"), "-subj", "/CN=mail.example.org"]);
-  run(["x509", "-req", "-in", p("leaf.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-set_serial", "0x87654321", "-out", p("leaf.pem"), "-days", "1", "-extfile", p("leaf.cnf")]);
+  run([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    p("leaf.key"),
+    "-out",
+    p("leaf.csr"),
+    "-subj",
+    "/CN=mail.example.org",
+  ]);
+  run([
+    "x509",
+    "-req",
+    "-in",
+    p("leaf.csr"),
+    "-CA",
+    p("ca.pem"),
+    "-CAkey",
+    p("ca.key"),
+    "-set_serial",
+    "0x87654321",
+    "-out",
+    p("leaf.pem"),
+    "-days",
+    "1",
+    "-extfile",
+    p("leaf.cnf"),
+  ]);
   return fs.readFileSync(p("leaf.pem"), "utf8");
 }
 
@@ -56,7 +104,12 @@ describe("ARI certificate identifier (RFC 9773 4.1)", () => {
         if (req.url === "/dir") {
           res.end(JSON.stringify({ newOrder: `${base}/new-order`, ...(withAri ? { renewalInfo: `${base}/renewal-info` } : {}) }));
         } else if (req.url === "/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE") {
-          res.end(JSON.stringify({ suggestedWindow: { start: "2026-03-12T00:00:00Z", end: "2026-03-14T00:00:00Z" }, explanationURL: "https://ca.example/why" }));
+          res.end(
+            JSON.stringify({
+              suggestedWindow: { start: "2026-03-12T00:00:00Z", end: "2026-03-14T00:00:00Z" },
+              explanationURL: "https://ca.example/why",
+            }),
+          );
         } else {
           res.statusCode = 404;
           res.end("{}");

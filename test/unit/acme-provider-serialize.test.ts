@@ -14,7 +14,11 @@ describe("AcmeCertificate's dynamic provider survives Pulumi's closure serialisa
     const provider = acmeCertificateProvider();
     // what pulumi.dynamic.Resource does with the provider object
     const serialized = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
-    assert.equal(serialized.text.length < 20_000, true, `serialised provider is ${serialized.text.length} bytes: it captured more than the loader`);
+    assert.equal(
+      serialized.text.length < 20_000,
+      true,
+      `serialised provider is ${serialized.text.length} bytes: it captured more than the loader`,
+    );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "acme-provider-"));
     try {
       fs.writeFileSync(path.join(dir, "provider.js"), serialized.text);
@@ -30,7 +34,10 @@ describe("AcmeCertificate's dynamic provider survives Pulumi's closure serialisa
           .then((r) => process.stdout.write(JSON.stringify(r.failures)), (e) => { console.error(e); process.exit(1); });`;
       const out = execFileSync(process.execPath, ["-e", host], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
       const failures = JSON.parse(out) as { property: string }[];
-      assert.deepEqual(failures.map((f) => f.property), ["names", "directoryUrl", "accountKeyPem", "certificateKeyPem"]);
+      assert.deepEqual(
+        failures.map((f) => f.property),
+        ["names", "directoryUrl", "accountKeyPem", "certificateKeyPem"],
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,7 @@ describe("renewalDecision: the lifetime rule (a third or less remaining)", () =>
     test(`${c.lifetimeDays}-day certificate on day ${c.nowDay}: renew=${c.renew}`, () => {
       const d = renewalDecision({ ...base, now: at(c.nowDay), notBefore: T0, notAfter: at(c.lifetimeDays) });
       assert.equal(d.renew, c.renew);
-      assert.equal(d.renewAt!.getTime(), at(c.lifetimeDays * 2 / 3).getTime());
+      assert.equal(d.renewAt!.getTime(), at((c.lifetimeDays * 2) / 3).getTime());
     });
   }
 
@@ -46,8 +46,10 @@ describe("renewalDecision: the lifetime rule (a third or less remaining)", () =>
   });
 
   test("renewBeforeFraction outside (0, 1) is an error naming the input", () => {
-    assert.throws(() => renewalDecision({ ...base, now: at(1), notBefore: T0, notAfter: at(90), renewBeforeFraction: 1.5 }),
-      /renewBeforeFraction: 1\.5 must be a number between 0 and 1/);
+    assert.throws(
+      () => renewalDecision({ ...base, now: at(1), notBefore: T0, notAfter: at(90), renewBeforeFraction: 1.5 }),
+      /renewBeforeFraction: 1\.5 must be a number between 0 and 1/,
+    );
   });
 
   test("an expired certificate is renewed and the reason says since when", () => {
@@ -62,12 +64,24 @@ describe("renewalDecision: the lifetime rule (a third or less remaining)", () =>
 
 describe("renewalDecision: names and key", () => {
   test("an added and a removed name re-issue at once and are listed", () => {
-    const d = renewalDecision({ now: at(1), notBefore: T0, notAfter: at(90), currentNames: names, wantedNames: ["mail.example.org", "autoconfig.example.org"] });
+    const d = renewalDecision({
+      now: at(1),
+      notBefore: T0,
+      notAfter: at(90),
+      currentNames: names,
+      wantedNames: ["mail.example.org", "autoconfig.example.org"],
+    });
     assert.deepEqual([d.renew, d.reason], [true, "names changed (+autoconfig.example.org, -mta-sts.example.org)"]);
   });
 
   test("names in another order or case are the same certificate", () => {
-    const d = renewalDecision({ now: at(1), notBefore: T0, notAfter: at(90), currentNames: names, wantedNames: ["MTA-STS.example.org", "mail.example.org"] });
+    const d = renewalDecision({
+      now: at(1),
+      notBefore: T0,
+      notAfter: at(90),
+      currentNames: names,
+      wantedNames: ["MTA-STS.example.org", "mail.example.org"],
+    });
     assert.equal(d.renew, false);
   });
 

@@ -13,12 +13,29 @@ function serverAnswer(requestMac: Buffer, id: number, secret = key.secretB64, ti
   msg.writeUInt16BE(id, 0);
   msg.writeUInt16BE(0x8000 | (5 << 11), 2);
   const alg = encodeName("hmac-sha256");
-  const vars = Buffer.concat([encodeName("update-key"), Buffer.from([0, 255, 0, 0, 0, 0]), alg,
-    Buffer.from([0, 0, ...u32(timeSigned), 1, 44, 0, 0, 0, 0])]);
+  const vars = Buffer.concat([
+    encodeName("update-key"),
+    Buffer.from([0, 255, 0, 0, 0, 0]),
+    alg,
+    Buffer.from([0, 0, ...u32(timeSigned), 1, 44, 0, 0, 0, 0]),
+  ]);
   const mac = createHmac("sha256", Buffer.from(secret, "base64"))
-    .update(Buffer.from([requestMac.length >> 8, requestMac.length & 255])).update(requestMac).update(msg).update(vars).digest();
-  const rdata = Buffer.concat([alg, Buffer.from([0, 0, ...u32(timeSigned), 1, 44, 0, 32]), mac, Buffer.from([id >> 8, id & 255, 0, 0, 0, 0])]);
-  const rr = Buffer.concat([encodeName("update-key"), Buffer.from([0, 250, 0, 255, 0, 0, 0, 0, rdata.length >> 8, rdata.length & 255]), rdata]);
+    .update(Buffer.from([requestMac.length >> 8, requestMac.length & 255]))
+    .update(requestMac)
+    .update(msg)
+    .update(vars)
+    .digest();
+  const rdata = Buffer.concat([
+    alg,
+    Buffer.from([0, 0, ...u32(timeSigned), 1, 44, 0, 32]),
+    mac,
+    Buffer.from([id >> 8, id & 255, 0, 0, 0, 0]),
+  ]);
+  const rr = Buffer.concat([
+    encodeName("update-key"),
+    Buffer.from([0, 250, 0, 255, 0, 0, 0, 0, rdata.length >> 8, rdata.length & 255]),
+    rdata,
+  ]);
   const out = Buffer.concat([msg, rr]);
   out.writeUInt16BE(1, 10);
   return out;
@@ -28,7 +45,9 @@ function u32(n: number): number[] {
 }
 
 describe("TSIG (RFC 8945)", () => {
-  const update = encodeUpdate(4242, "example.test.", [{ name: "_acme-challenge.a.example.test.", type: TYPE_TXT, class: CLASS_IN, ttl: 60, rdata: encodeTxtRdata("v") }]);
+  const update = encodeUpdate(4242, "example.test.", [
+    { name: "_acme-challenge.a.example.test.", type: TYPE_TXT, class: CLASS_IN, ttl: 60, rdata: encodeTxtRdata("v") },
+  ]);
 
   test("signing appends one TSIG RR naming the key and algorithm, and counts it in ARCOUNT", () => {
     const { signed, mac } = signMessage(update, key, now);
@@ -67,7 +86,10 @@ describe("TSIG (RFC 8945)", () => {
   });
 
   test("key shape errors name the field", () => {
-    assert.throws(() => checkTsigKey({ ...key, algorithm: "hmac-md5" as never }), /tsig\.algorithm: "hmac-md5" is not one of hmac-sha256\|hmac-sha384\|hmac-sha512/);
+    assert.throws(
+      () => checkTsigKey({ ...key, algorithm: "hmac-md5" as never }),
+      /tsig\.algorithm: "hmac-md5" is not one of hmac-sha256\|hmac-sha384\|hmac-sha512/,
+    );
     assert.throws(() => checkTsigKey({ ...key, secretB64: "c2hvcnQ=" }), /tsig\.secret: must be base64 of at least 16 bytes/);
     assert.throws(() => checkTsigKey({ ...key, name: "bad key" }), /tsig\.name: "bad key" is not a DNS name/);
   });

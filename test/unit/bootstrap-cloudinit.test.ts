@@ -7,13 +7,21 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import YAML from "yaml";
-import { BOOTSTRAP_SCRIPT, FIRST_BOOT_PACKAGES, hetznerVolumeDevice, renderCloudInit, SSHD_DROP_IN, bootstrapScript } from "../../server-bootstrap/cloud-init";
+import {
+  BOOTSTRAP_SCRIPT,
+  FIRST_BOOT_PACKAGES,
+  hetznerVolumeDevice,
+  renderCloudInit,
+  SSHD_DROP_IN,
+  bootstrapScript,
+} from "../../server-bootstrap/cloud-init";
 import { boxLayout, NODE_TARBALLS, NODE_VERSION, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "../../server-bootstrap/install/shell-steps";
 import { installScript } from "../../server-bootstrap/install/install-script";
 
 const NODE = path.resolve(__dirname, "../../node_modules/node/bin/node");
-const HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACD0test0key0material0only0for0yaml0shape0AAAA=\n-----END OPENSSH PRIVATE KEY-----\n";
+const HOST_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACD0test0key0material0only0for0yaml0shape0AAAA=\n-----END OPENSSH PRIVATE KEY-----\n";
 const HOST_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPR0ZXN0a2V5bWF0ZXJpYWxvbmx5Zm9yeWFtbHNoYXBl";
 
 const temps: string[] = [];
@@ -80,7 +88,10 @@ describe("cloud-init user data (YAML)", () => {
   });
 
   test("the bootstrap and install scripts are valid bash", () => {
-    for (const [name, body] of [["bootstrap", bootstrapScript(boxLayout(), hetznerVolumeDevice("1"))], ["install", installScript(boxLayout())]]) {
+    for (const [name, body] of [
+      ["bootstrap", bootstrapScript(boxLayout(), hetznerVolumeDevice("1"))],
+      ["install", installScript(boxLayout())],
+    ]) {
       const r = spawnSync("bash", ["-n"], { input: body, encoding: "utf8" });
       assert.equal(r.status, 0, `${name}: ${r.stderr}`);
     }
@@ -94,7 +105,15 @@ describe("cloud-init user data (YAML)", () => {
 /** Runs the shared shell steps with `calls`, in bash, against `layout`'s root. */
 function steps(layout: BoxLayout, calls: string, env: NodeJS.ProcessEnv = {}) {
   const fstab = path.join(layout.root, "etc/fstab");
-  const script = ["set -euo pipefail", shellHeader(layout, { FSTAB: fstab }), shellPrelude("test"), ensureAccount, ensureNode, ensureDataVolume, calls].join("\n");
+  const script = [
+    "set -euo pipefail",
+    shellHeader(layout, { FSTAB: fstab }),
+    shellPrelude("test"),
+    ensureAccount,
+    ensureNode,
+    ensureDataVolume,
+    calls,
+  ].join("\n");
   return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ...env } });
 }
 
@@ -127,7 +146,13 @@ describe("first-boot shell steps against a fake root", () => {
     const { layout, root } = fakeRoot();
     const first = steps(layout, "ensure_account; ensure_account");
     assert.equal(first.status, 0, first.stderr);
-    assert.equal(fs.readFileSync(path.join(root, "etc/passwd"), "utf8").match(/^maild:.*$/gm)!.join("\n"), `maild:x:2525:2525:mailstack mail daemon:${layout.dataDir}:/usr/sbin/nologin`);
+    assert.equal(
+      fs
+        .readFileSync(path.join(root, "etc/passwd"), "utf8")
+        .match(/^maild:.*$/gm)!
+        .join("\n"),
+      `maild:x:2525:2525:mailstack mail daemon:${layout.dataDir}:/usr/sbin/nologin`,
+    );
     assert.equal(fs.readFileSync(path.join(root, "etc/group"), "utf8").match(/^maild:.*$/gm)!.length, 1);
     const other = fakeRoot();
     fs.appendFileSync(path.join(other.root, "etc/group"), "maild:x:3000:\n");

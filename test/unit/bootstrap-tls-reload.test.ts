@@ -6,7 +6,12 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT, tlsReloadPathUnit, tlsReloadServiceUnit } from "../../server-bootstrap/systemd/tls-reload-units";
+import {
+  TLS_RELOAD_PATH_UNIT,
+  TLS_RELOAD_SERVICE_UNIT,
+  tlsReloadPathUnit,
+  tlsReloadServiceUnit,
+} from "../../server-bootstrap/systemd/tls-reload-units";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles } from "../../server-bootstrap/install/deploy-files";
 
@@ -34,7 +39,9 @@ describe("maild-tls-reload.path and .service", () => {
   });
 
   test("the service reloads a running Dovecot and nothing else", () => {
-    const exec = tlsReloadServiceUnit().split("\n").filter((l) => l.startsWith("ExecStart"));
+    const exec = tlsReloadServiceUnit()
+      .split("\n")
+      .filter((l) => l.startsWith("ExecStart"));
     assert.deepEqual(exec, ["ExecStart=/bin/systemctl try-reload-or-restart dovecot.service"]);
   });
 
@@ -47,9 +54,12 @@ describe("maild-tls-reload.path and .service", () => {
       tls: { certificatePem: "CERT", privateKeyPem: "KEY" },
     });
     const units = files.filter((f) => f.path === layout.tlsReloadPathFile || f.path === layout.tlsReloadServiceFile);
-    assert.deepEqual(units.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, effect: f.effect })), [
-      { path: "/etc/systemd/system/maild-tls-reload.service", mode: "0644", owner: "0:0", effect: "tls-watch" },
-      { path: "/etc/systemd/system/maild-tls-reload.path", mode: "0644", owner: "0:0", effect: "tls-watch" },
-    ]);
+    assert.deepEqual(
+      units.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, effect: f.effect })),
+      [
+        { path: "/etc/systemd/system/maild-tls-reload.service", mode: "0644", owner: "0:0", effect: "tls-watch" },
+        { path: "/etc/systemd/system/maild-tls-reload.path", mode: "0644", owner: "0:0", effect: "tls-watch" },
+      ],
+    );
   });
 });

@@ -16,9 +16,32 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 describe("parseCheckArgs", () => {
   test("every option, normalised", () => {
     const o = parseCheckArgs([
-      "Example.ORG.", "--stack", "dev", "--json", "--resolver", "198.51.100.53:5353", "--timeout", "1500", "--ca", "/tmp/ca.pem",
-      "--hostname", "Mail.Example.org", "--selector", "s1-rsa,s1-ed25519", "--selector", "old", "--dkim-keys", "keys.json",
-      "--ipv4", "198.51.100.25", "--ipv6", "2001:DB8:1::/64", "--acme-account", "https://acme.example/acct/1", "--project", "/srv/p",
+      "Example.ORG.",
+      "--stack",
+      "dev",
+      "--json",
+      "--resolver",
+      "198.51.100.53:5353",
+      "--timeout",
+      "1500",
+      "--ca",
+      "/tmp/ca.pem",
+      "--hostname",
+      "Mail.Example.org",
+      "--selector",
+      "s1-rsa,s1-ed25519",
+      "--selector",
+      "old",
+      "--dkim-keys",
+      "keys.json",
+      "--ipv4",
+      "198.51.100.25",
+      "--ipv6",
+      "2001:DB8:1::/64",
+      "--acme-account",
+      "https://acme.example/acct/1",
+      "--project",
+      "/srv/p",
     ]);
     assert.deepEqual(o, {
       domain: "example.org",
@@ -38,7 +61,14 @@ describe("parseCheckArgs", () => {
   });
 
   test("defaults: 5000 ms, the system resolver, table output", () => {
-    assert.deepEqual(parseCheckArgs(["example.org"]), { domain: "example.org", json: false, resolvers: [], timeoutMs: 5000, caFiles: [], selectors: [] });
+    assert.deepEqual(parseCheckArgs(["example.org"]), {
+      domain: "example.org",
+      json: false,
+      resolvers: [],
+      timeoutMs: 5000,
+      caFiles: [],
+      selectors: [],
+    });
   });
 
   const bad: [string[], RegExp][] = [
@@ -52,14 +82,20 @@ describe("parseCheckArgs", () => {
     [["example.org", "--ipv4", "198.51.100"], /^--ipv4: "198\.51\.100" is not an IPv4 address$/],
     [["example.org", "--ipv6", "2001:db8:1::1"], /^--ipv6: /],
     [["example.org", "--selector", "bad selector"], /^--selector: "bad selector" is not a DKIM selector/],
-    [["example.org", "--acme-account", "http://acme.example/1"], /^--acme-account: "http:\/\/acme\.example\/1" is not an https:\/\/ account URL$/],
+    [
+      ["example.org", "--acme-account", "http://acme.example/1"],
+      /^--acme-account: "http:\/\/acme\.example\/1" is not an https:\/\/ account URL$/,
+    ],
     [["example.org", "--stack", "../x"], /^--stack: "\.\.\/x" is not a stack name/],
     [["example.org", "--hostname", "mail..example.org"], /^--hostname: "mail\.\.example\.org" has an empty label/],
     [["example.org", "--frobnicate"], /--frobnicate/],
   ];
   for (const [argv, message] of bad) {
     test(`usage error: ${argv.join(" ") || "(no arguments)"}`, () => {
-      assert.throws(() => parseCheckArgs(argv), (err: unknown) => err instanceof UsageError && message.test((err as Error).message));
+      assert.throws(
+        () => parseCheckArgs(argv),
+        (err: unknown) => err instanceof UsageError && message.test((err as Error).message),
+      );
     });
   }
 });
@@ -94,7 +130,8 @@ describe("chooseStack: which plan to compare with", () => {
   const project = path.join(tmp, "project");
   fs.mkdirSync(path.join(project, "stacks"), { recursive: true });
   fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: mailstack\nruntime: nodejs\n");
-  for (const s of ["dev", "prod"]) fs.copyFileSync(path.join(ROOT, "stacks", `Pulumi.${s}.yaml`), path.join(project, "stacks", `Pulumi.${s}.yaml`));
+  for (const s of ["dev", "prod"])
+    fs.copyFileSync(path.join(ROOT, "stacks", `Pulumi.${s}.yaml`), path.join(project, "stacks", `Pulumi.${s}.yaml`));
   const noProject = () => {
     throw new Error("no project");
   };
@@ -114,11 +151,17 @@ describe("chooseStack: which plan to compare with", () => {
   });
 
   test("--stack naming a stack without the domain is a usage error listing its domains", () => {
-    assert.throws(() => chooseStack(options("example.com", { stack: "dev" }), noProject), /^Error: --stack dev: example\.com is not one of its domains \(example\.org, example\.net\)$/);
+    assert.throws(
+      () => chooseStack(options("example.com", { stack: "dev" }), noProject),
+      /^Error: --stack dev: example\.com is not one of its domains \(example\.org, example\.net\)$/,
+    );
   });
 
   test("--stack naming a missing stack file is a usage error", () => {
-    assert.throws(() => chooseStack(options("example.org", { stack: "staging" }), noProject), (e: unknown) => e instanceof UsageError && /Pulumi\.staging\.yaml does not exist/.test((e as Error).message));
+    assert.throws(
+      () => chooseStack(options("example.org", { stack: "staging" }), noProject),
+      (e: unknown) => e instanceof UsageError && /Pulumi\.staging\.yaml does not exist/.test((e as Error).message),
+    );
   });
 
   test("two stacks listing the domain: a usage error asking for --stack", () => {
@@ -150,7 +193,10 @@ describe("readDkimKeys: the deployed keys", () => {
 
   test("malformed files are usage errors naming the file and the entry", () => {
     assert.throws(() => readDkimKeys(file("bad.json", "{"), "example.org"), /^Error: --dkim-keys: cannot read .*bad\.json as JSON/);
-    assert.throws(() => readDkimKeys(file("bad2.json", { "example.org": [{ selector: "s1" }] }), "example.org"), /example\.org\[0\] is not \{selector, algorithm: rsa\|ed25519, publicKeyB64\}/);
+    assert.throws(
+      () => readDkimKeys(file("bad2.json", { "example.org": [{ selector: "s1" }] }), "example.org"),
+      /example\.org\[0\] is not \{selector, algorithm: rsa\|ed25519, publicKeyB64\}/,
+    );
   });
 });
 

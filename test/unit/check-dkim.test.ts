@@ -6,7 +6,10 @@ import { dkimPublicKeyFromPem, dkimTxt } from "../../components/records/dkim";
 
 const rsa2048 = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }).toString("base64");
 const rsa1024 = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "der" }).toString("base64");
-const ed25519 = dkimPublicKeyFromPem(generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString(), "ed25519");
+const ed25519 = dkimPublicKeyFromPem(
+  generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString(),
+  "ed25519",
+);
 const ok = (records: string[]) => ({ ok: true as const, records });
 
 describe("parseDkimKey (RFC 6376 3.6.1, RFC 8463 3.2)", () => {
@@ -68,17 +71,33 @@ describe("checkDkim: one record per selector, usable, the deployed key", () => {
   });
 
   test("an ed25519 key where the plan has rsa fails", () => {
-    const r = checkDkim("example.org", { selector: "s1-rsa", algorithm: "rsa", publicKeyB64: null }, ok([dkimTxt({ selector: "x", algorithm: "ed25519", publicKeyB64: ed25519 })]));
+    const r = checkDkim(
+      "example.org",
+      { selector: "s1-rsa", algorithm: "rsa", publicKeyB64: null },
+      ok([dkimTxt({ selector: "x", algorithm: "ed25519", publicKeyB64: ed25519 })]),
+    );
     assert.equal(r.detail, "k=ed25519, the plan publishes an rsa key at this selector");
   });
 
   test("nothing published fails; two records at one selector fail", () => {
-    assert.equal(checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([])).detail, "no key published at s1-rsa._domainkey.example.org");
-    assert.equal(checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([record, record])).status, "fail");
+    assert.equal(
+      checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([])).detail,
+      "no key published at s1-rsa._domainkey.example.org",
+    );
+    assert.equal(
+      checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([record, record])).status,
+      "fail",
+    );
   });
 
   test("a 1024-bit RSA key warns; t=y (testing) warns", () => {
-    assert.equal(checkDkim("example.org", { selector: "old", algorithm: null, publicKeyB64: null }, ok([`v=DKIM1; k=rsa; p=${rsa1024}`])).status, "warn");
-    assert.equal(checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([`v=DKIM1; t=y; p=${rsa2048}`])).status, "warn");
+    assert.equal(
+      checkDkim("example.org", { selector: "old", algorithm: null, publicKeyB64: null }, ok([`v=DKIM1; k=rsa; p=${rsa1024}`])).status,
+      "warn",
+    );
+    assert.equal(
+      checkDkim("example.org", { selector: "s1-rsa", algorithm: null, publicKeyB64: null }, ok([`v=DKIM1; t=y; p=${rsa2048}`])).status,
+      "warn",
+    );
   });
 });

@@ -70,20 +70,22 @@ describe("expectationsFromPlan", () => {
     ]);
   });
 
-  test("CAA: issue with the known account and issuewild \";\"", () => {
+  test('CAA: issue with the known account and issuewild ";"', () => {
     assert.deepEqual(expectationsFromPlan(plan, org, { addressSource: sources }).caa, [
-      { tag: "issue", value: "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/7; validationmethods=dns-01,http-01", accountUriUnknown: false },
+      {
+        tag: "issue",
+        value: "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/7; validationmethods=dns-01,http-01",
+        accountUriUnknown: false,
+      },
       { tag: "issuewild", value: ";", accountUriUnknown: false },
     ]);
   });
 
   test("stand-in addresses and account: addresses and SPF unknown, accounturi required but not compared", () => {
     const standIn: HostFacts = { ...known, ipv4: UNKNOWN_IPV4, ipv6: `${UNKNOWN_IPV6_NETWORK}1`, acmeAccountUri: UNKNOWN_ACME_ACCOUNT };
-    const e = expectationsFromPlan(
-      { stack: "dev", hostname: "mail.example.org", ipv4: null, ipv6: null, zones: zones(standIn) },
-      org,
-      { addressSource: { ipv4: "unknown", ipv6: "unknown" } },
-    );
+    const e = expectationsFromPlan({ stack: "dev", hostname: "mail.example.org", ipv4: null, ipv6: null, zones: zones(standIn) }, org, {
+      addressSource: { ipv4: "unknown", ipv6: "unknown" },
+    });
     assert.equal(e.ipv4, null);
     assert.equal(e.ipv6, null);
     assert.equal(e.spfDomain, null);
@@ -94,7 +96,10 @@ describe("expectationsFromPlan", () => {
   });
 
   test("a plan without the domain's MX is refused (the plan and the reader disagree)", () => {
-    assert.throws(() => expectationsFromPlan({ ...plan, zones: { "example.org": [] } }, org, { addressSource: sources }), /has no MX record for example\.org/);
+    assert.throws(
+      () => expectationsFromPlan({ ...plan, zones: { "example.org": [] } }, org, { addressSource: sources }),
+      /has no MX record for example\.org/,
+    );
   });
 
   test("holdsStandIn spots each stand-in", () => {

@@ -1,7 +1,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { checkMtaStsMx, checkMtaStsPolicy, checkMtaStsRecord, parseMtaStsTxt, policyUrl, type PolicyFetch } from "../../infra/cli/check-mtasts";
+import {
+  checkMtaStsMx,
+  checkMtaStsPolicy,
+  checkMtaStsRecord,
+  parseMtaStsTxt,
+  policyUrl,
+  type PolicyFetch,
+} from "../../infra/cli/check-mtasts";
 import { mtaStsId, mtaStsPolicy } from "../../components/records/mta-sts";
 import type { DomainSpec } from "../../components/spec";
 
@@ -100,7 +107,10 @@ describe("the policy file (RFC 8461 3.2, 3.3)", () => {
     const other = mtaStsPolicy(domain("enforce", 1209600), ["mail.example.org"]);
     const r = checkMtaStsPolicy("example.org", served(other), now, planned);
     assert.equal(r.status, "fail");
-    assert.equal(r.detail, `the served policy is not the planned one (served id ${mtaStsId(other)}, planned id ${planned.id}): redeploy the server`);
+    assert.equal(
+      r.detail,
+      `the served policy is not the planned one (served id ${mtaStsId(other)}, planned id ${planned.id}): redeploy the server`,
+    );
   });
 
   test("mode testing warns", () => {
@@ -109,11 +119,17 @@ describe("the policy file (RFC 8461 3.2, 3.3)", () => {
 
   test("a redirect fails: senders do not follow it", () => {
     const r = checkMtaStsPolicy("example.org", served("", { status: 301 }), now);
-    assert.equal(r.detail, "https://mta-sts.example.org/.well-known/mta-sts.txt answered HTTP 301 (senders do not follow redirects, RFC 8461 3.3)");
+    assert.equal(
+      r.detail,
+      "https://mta-sts.example.org/.well-known/mta-sts.txt answered HTTP 301 (senders do not follow redirects, RFC 8461 3.3)",
+    );
   });
 
   test("another media type fails", () => {
-    assert.match(checkMtaStsPolicy("example.org", served(POLICY, { contentType: "text/html" }), now).detail, /served as text\/html, not text\/plain/);
+    assert.match(
+      checkMtaStsPolicy("example.org", served(POLICY, { contentType: "text/html" }), now).detail,
+      /served as text\/html, not text\/plain/,
+    );
   });
 
   test("an invalid policy fails with the parser's reason", () => {
@@ -129,8 +145,18 @@ describe("the policy file (RFC 8461 3.2, 3.3)", () => {
   });
 
   test("no address for the policy host, or no answer, fails", () => {
-    assert.match(checkMtaStsPolicy("example.org", { url: policyUrl("example.org") }, now).detail, /mta-sts\.example\.org has no A or AAAA record/);
-    assert.match(checkMtaStsPolicy("example.org", served("", { status: undefined, body: undefined, error: "connection refused (nothing listens on 443)" }), now).detail, /connection refused/);
+    assert.match(
+      checkMtaStsPolicy("example.org", { url: policyUrl("example.org") }, now).detail,
+      /mta-sts\.example\.org has no A or AAAA record/,
+    );
+    assert.match(
+      checkMtaStsPolicy(
+        "example.org",
+        served("", { status: undefined, body: undefined, error: "connection refused (nothing listens on 443)" }),
+        now,
+      ).detail,
+      /connection refused/,
+    );
   });
 });
 
@@ -152,7 +178,11 @@ describe("the policy's mx patterns against the MX hosts (RFC 8461 4.1)", () => {
   });
 
   test("mode none requires nothing; no policy fails", () => {
-    assert.equal(checkMtaStsMx("example.org", served("version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n"), ok([{ exchange: "x.example.net" }])).status, "pass");
+    assert.equal(
+      checkMtaStsMx("example.org", served("version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n"), ok([{ exchange: "x.example.net" }]))
+        .status,
+      "pass",
+    );
     assert.equal(checkMtaStsMx("example.org", served("", { status: 404 }), ok([{ exchange: "mail.example.org" }])).status, "fail");
   });
 });

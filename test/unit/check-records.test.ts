@@ -22,7 +22,14 @@ describe("parseTagList (RFC 6376 3.2)", () => {
   test("tags in order, whitespace around names and values ignored, trailing ; allowed", () => {
     const t = parseTagList(" v=DKIM1 ;  k = rsa; p=AB CD ;");
     assert.deepEqual(t.names, ["v", "k", "p"]);
-    assert.deepEqual([...t.tags], [["v", "DKIM1"], ["k", "rsa"], ["p", "AB CD"]]);
+    assert.deepEqual(
+      [...t.tags],
+      [
+        ["v", "DKIM1"],
+        ["k", "rsa"],
+        ["p", "AB CD"],
+      ],
+    );
     assert.deepEqual(t.problems, []);
   });
 
@@ -48,7 +55,13 @@ describe("checkMx (RFC 5321 5.1, RFC 7505)", () => {
   });
 
   test("without a plan any MX passes, listed by preference", () => {
-    const r = checkMx("example.org", ok([{ exchange: "b.example.org", priority: 20 }, { exchange: "a.example.org", priority: 5 }]));
+    const r = checkMx(
+      "example.org",
+      ok([
+        { exchange: "b.example.org", priority: 20 },
+        { exchange: "a.example.org", priority: 5 },
+      ]),
+    );
     assert.equal(r.status, "pass");
     assert.equal(r.detail, "5 a.example.org, 20 b.example.org");
   });
@@ -57,14 +70,21 @@ describe("checkMx (RFC 5321 5.1, RFC 7505)", () => {
     assert.equal(checkMx("example.org", ok([])).status, "fail");
   });
 
-  test("a null MX (target \".\") fails: the domain announces it takes no mail", () => {
+  test('a null MX (target ".") fails: the domain announces it takes no mail', () => {
     const r = checkMx("example.org", ok([{ exchange: "", priority: 0 }]));
     assert.equal(r.status, "fail");
     assert.match(r.detail, /^null MX \(RFC 7505\)/);
   });
 
   test("an MX host not in the plan fails: mail sent there misses the mail host", () => {
-    const r = checkMx("example.org", ok([{ exchange: "mail.example.org", priority: 10 }, { exchange: "backup.example.net", priority: 20 }]), planned);
+    const r = checkMx(
+      "example.org",
+      ok([
+        { exchange: "mail.example.org", priority: 10 },
+        { exchange: "backup.example.net", priority: 20 },
+      ]),
+      planned,
+    );
     assert.equal(r.status, "fail");
     assert.equal(r.detail, "MX backup.example.net not in the plan: mail sent there does not reach the mail host");
   });
@@ -99,12 +119,20 @@ describe("checkAddresses: A/AAAA of the mail host", () => {
   });
 
   test("an extra address beside the planned one fails: the plan publishes one", () => {
-    const r = checkAddresses(4, "mail.example.org", ok(["198.51.100.25", "198.51.100.26"]), { planned: true, address: "198.51.100.25", source: "options" });
+    const r = checkAddresses(4, "mail.example.org", ok(["198.51.100.25", "198.51.100.26"]), {
+      planned: true,
+      address: "198.51.100.25",
+      source: "options",
+    });
     assert.equal(r.status, "fail");
   });
 
   test("IPv6 compares canonical forms (RFC 5952)", () => {
-    const r = checkAddresses(6, "mail.example.org", ok(["2001:0db8:0001:0000:0000:0000:0000:0001"]), { planned: true, address: "2001:db8:1::1", source: "options" });
+    const r = checkAddresses(6, "mail.example.org", ok(["2001:0db8:0001:0000:0000:0000:0000:0001"]), {
+      planned: true,
+      address: "2001:db8:1::1",
+      source: "options",
+    });
     assert.equal(r.status, "pass");
   });
 
@@ -155,16 +183,27 @@ describe("checkPtr: forward-confirmed reverse DNS", () => {
   test("a PTR whose name does not resolve back fails (not forward-confirmed)", () => {
     const r = checkPtr(4, "mail.example.org", [probe(["mail.example.org"], ["198.51.100.99"])]);
     assert.equal(r.status, "fail");
-    assert.equal(r.detail, "PTR of 198.51.100.25 is mail.example.org, but mail.example.org resolves to 198.51.100.99, not back to 198.51.100.25");
+    assert.equal(
+      r.detail,
+      "PTR of 198.51.100.25 is mail.example.org, but mail.example.org resolves to 198.51.100.99, not back to 198.51.100.25",
+    );
   });
 
   test("several PTR records including the host warn", () => {
-    const p: PtrProbe = { address: "198.51.100.25", ptr: ok(["mail.example.org", "www.example.org"]), forward: { "mail.example.org": ok(["198.51.100.25"]), "www.example.org": ok([]) } };
+    const p: PtrProbe = {
+      address: "198.51.100.25",
+      ptr: ok(["mail.example.org", "www.example.org"]),
+      forward: { "mail.example.org": ok(["198.51.100.25"]), "www.example.org": ok([]) },
+    };
     assert.equal(checkPtr(4, "mail.example.org", [p]).status, "warn");
   });
 
   test("IPv6 addresses compare canonically", () => {
-    const p: PtrProbe = { address: "2001:db8:1::1", ptr: ok(["mail.example.org"]), forward: { "mail.example.org": ok(["2001:db8:1:0:0:0:0:1"]) } };
+    const p: PtrProbe = {
+      address: "2001:db8:1::1",
+      ptr: ok(["mail.example.org"]),
+      forward: { "mail.example.org": ok(["2001:db8:1:0:0:0:0:1"]) },
+    };
     assert.equal(checkPtr(6, "mail.example.org", [p]).status, "pass");
   });
 });
@@ -196,7 +235,12 @@ describe("DMARC (RFC 7489)", () => {
   test("checkDmarc: the planned record passes", () => {
     const text = "v=DMARC1; p=reject; sp=reject; adkim=r; aspf=r; rua=mailto:postmaster@example.org";
     const r = checkDmarc("example.org", ok([text, "some other txt"]), text);
-    assert.deepEqual(r, { check: "dmarc", status: "pass", detail: "p=reject sp=reject rua=mailto:postmaster@example.org (as planned)", target: "_dmarc.example.org" });
+    assert.deepEqual(r, {
+      check: "dmarc",
+      status: "pass",
+      detail: "p=reject sp=reject rua=mailto:postmaster@example.org (as planned)",
+      target: "_dmarc.example.org",
+    });
   });
 
   test("checkDmarc: p=none warns (monitoring only)", () => {
@@ -254,34 +298,64 @@ describe("CAA (RFC 8659, RFC 8657)", () => {
     },
     { tag: "issuewild", value: ";", accountUriUnknown: false },
   ];
-  const live = (issue: string) => ({ name: "example.org", answer: ok([{ critical: 0, issue }, { critical: 0, issuewild: ";" }]) });
+  const live = (issue: string) => ({
+    name: "example.org",
+    answer: ok([
+      { critical: 0, issue },
+      { critical: 0, issuewild: ";" },
+    ]),
+  });
 
   test("parseCaaIssueValue splits issuer and parameters", () => {
     const v = parseCaaIssueValue("LetsEncrypt.org; accounturi=https://a/1 ; validationmethods=dns-01");
     assert.equal(v.issuer, "letsencrypt.org");
-    assert.deepEqual([...v.params], [["accounturi", "https://a/1"], ["validationmethods", "dns-01"]]);
+    assert.deepEqual(
+      [...v.params],
+      [
+        ["accounturi", "https://a/1"],
+        ["validationmethods", "dns-01"],
+      ],
+    );
   });
 
   test("the planned properties pass, the account compared when known", () => {
-    const r = checkCaa("example.org", live("letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1; validationmethods=dns-01,http-01"), planned(false));
+    const r = checkCaa(
+      "example.org",
+      live("letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1; validationmethods=dns-01,http-01"),
+      planned(false),
+    );
     assert.equal(r.status, "pass");
     assert.equal(r.detail, 'issue: letsencrypt.org; issuewild: ";" (as planned)');
   });
 
   test("another account fails", () => {
-    const r = checkCaa("example.org", live("letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/2; validationmethods=dns-01,http-01"), planned(false));
+    const r = checkCaa(
+      "example.org",
+      live("letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/2; validationmethods=dns-01,http-01"),
+      planned(false),
+    );
     assert.equal(r.status, "fail");
   });
 
   test("an unknown account only needs accounturi to be there", () => {
-    assert.equal(checkCaa("example.org", live("letsencrypt.org; accounturi=https://x/9; validationmethods=dns-01,http-01"), planned(true)).status, "pass");
+    assert.equal(
+      checkCaa("example.org", live("letsencrypt.org; accounturi=https://x/9; validationmethods=dns-01,http-01"), planned(true)).status,
+      "pass",
+    );
     const r = checkCaa("example.org", live("letsencrypt.org; validationmethods=dns-01,http-01"), planned(true));
     assert.equal(r.status, "fail");
     assert.match(r.detail, /accounturi=<your ACME account>/);
   });
 
   test("an issuer not in the plan fails", () => {
-    const lookup = { name: "example.org", answer: ok([{ critical: 0, issue: "letsencrypt.org; accounturi=https://x/9; validationmethods=dns-01,http-01" }, { critical: 0, issue: "sectigo.com" }, { critical: 0, issuewild: ";" }]) };
+    const lookup = {
+      name: "example.org",
+      answer: ok([
+        { critical: 0, issue: "letsencrypt.org; accounturi=https://x/9; validationmethods=dns-01,http-01" },
+        { critical: 0, issue: "sectigo.com" },
+        { critical: 0, issuewild: ";" },
+      ]),
+    };
     const r = checkCaa("example.org", lookup, planned(true));
     assert.equal(r.status, "fail");
     assert.equal(r.detail, 'issue "sectigo.com" not in the plan');
@@ -298,7 +372,10 @@ describe("CAA (RFC 8659, RFC 8657)", () => {
   });
 
   test("a critical unknown tag fails: no CA will issue (RFC 8659 4.1)", () => {
-    const r = checkCaa("example.org", { name: "example.org", answer: ok([{ critical: 128, issue: "letsencrypt.org" }, { critical: 128, contactemail: "x@example.org" } as never]) });
+    const r = checkCaa("example.org", {
+      name: "example.org",
+      answer: ok([{ critical: 128, issue: "letsencrypt.org" }, { critical: 128, contactemail: "x@example.org" } as never]),
+    });
     assert.equal(r.status, "fail");
   });
 

@@ -7,7 +7,11 @@ const passes = (...addresses: string[]): SpfVerdict[] => addresses.map((address)
 
 describe("spfRecords (RFC 7208 4.5)", () => {
   test("v=spf1 alone or followed by a space, in any case; nothing else", () => {
-    assert.deepEqual(spfRecords(["v=spf1 -all", "V=SPF1", "v=spf10 -all", "google-site-verification=x", "v=spf1"]), ["v=spf1 -all", "V=SPF1", "v=spf1"]);
+    assert.deepEqual(spfRecords(["v=spf1 -all", "V=SPF1", "v=spf10 -all", "google-site-verification=x", "v=spf1"]), [
+      "v=spf1 -all",
+      "V=SPF1",
+      "v=spf1",
+    ]);
   });
 });
 
@@ -16,12 +20,10 @@ describe("parseSpf (RFC 7208 section 12)", () => {
     const p = parseSpf("v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 include:_spf.example.net -all");
     assert.deepEqual(p.problems, []);
     assert.equal(p.lookups, 1);
-    assert.deepEqual(p.terms.map((t) => `${t.qualifier}${t.name}${t.value === undefined ? "" : `:${t.value}`}`), [
-      "+ip4:198.51.100.25",
-      "+ip6:2001:db8:1::1",
-      "+include:_spf.example.net",
-      "-all",
-    ]);
+    assert.deepEqual(
+      p.terms.map((t) => `${t.qualifier}${t.name}${t.value === undefined ? "" : `:${t.value}`}`),
+      ["+ip4:198.51.100.25", "+ip6:2001:db8:1::1", "+include:_spf.example.net", "-all"],
+    );
   });
 
   test("a, mx with cidr lengths and modifiers parse; ptr warns (RFC 7208 5.5)", () => {
@@ -39,7 +41,10 @@ describe("parseSpf (RFC 7208 section 12)", () => {
     ["v=spf1 all:example.org", /all takes no argument/],
     ["v=spf1 ipv4:198.51.100.1 -all", /"ipv4:198\.51\.100\.1" is not an SPF mechanism or modifier/],
     ["v=spf1 redirect=a.example redirect=b.example", /redirect= appears twice/],
-    [`v=spf1 ${Array.from({ length: 11 }, (_, i) => `include:i${i}.example.org`).join(" ")} -all`, /11 terms need DNS lookups, more than 10/],
+    [
+      `v=spf1 ${Array.from({ length: 11 }, (_, i) => `include:i${i}.example.org`).join(" ")} -all`,
+      /11 terms need DNS lookups, more than 10/,
+    ],
   ];
   for (const [record, problem] of bad) {
     test(`refused: ${record.slice(0, 60)}`, () => {
@@ -61,13 +66,19 @@ describe("checkSpf: one record, valid, authorizing the mail host, as planned", (
   });
 
   test("an address the record does not authorize fails with the evaluator's result", () => {
-    const r = checkSpf("spf.helo", "mail.example.org", ok([planned]), [{ address: "198.51.100.25", result: "pass" }, { address: "2001:db8:1::1", result: "fail" }]);
+    const r = checkSpf("spf.helo", "mail.example.org", ok([planned]), [
+      { address: "198.51.100.25", result: "pass" },
+      { address: "2001:db8:1::1", result: "fail" },
+    ]);
     assert.equal(r.status, "fail");
     assert.match(r.detail, /does not authorize the mail host: 2001:db8:1::1 fail$/);
   });
 
   test("two SPF records fail (permerror)", () => {
-    assert.match(checkSpf("spf.domain", "example.org", ok([planned, "v=spf1 -all"]), passes()).detail, /^2 v=spf1 records at example\.org \(RFC 7208 4\.5: permerror\)/);
+    assert.match(
+      checkSpf("spf.domain", "example.org", ok([planned, "v=spf1 -all"]), passes()).detail,
+      /^2 v=spf1 records at example\.org \(RFC 7208 4\.5: permerror\)/,
+    );
   });
 
   test("none fails", () => {
@@ -75,7 +86,13 @@ describe("checkSpf: one record, valid, authorizing the mail host, as planned", (
   });
 
   test("a valid record other than the planned one fails", () => {
-    const r = checkSpf("spf.domain", "example.org", ok(["v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 ~all"]), passes("198.51.100.25"), planned);
+    const r = checkSpf(
+      "spf.domain",
+      "example.org",
+      ok(["v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 ~all"]),
+      passes("198.51.100.25"),
+      planned,
+    );
     assert.equal(r.status, "fail");
     assert.match(r.detail, /differs from the plan/);
   });

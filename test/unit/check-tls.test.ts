@@ -87,7 +87,10 @@ describe("certificateFindings: trust, name and lifetime at a given time", () => 
     const untrusted = { chain, authorized: false, authorizationError: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" };
     const [finding] = certificateFindings(untrusted, "mail.example.org", at("2026-02-01T00:00:00Z"));
     assert.equal(finding.status, "fail");
-    assert.match(finding.detail, /^certificate is not trusted: UNABLE_TO_VERIFY_LEAF_SIGNATURE \(issuer mailstack unit test CA; a private CA needs --ca FILE\)$/);
+    assert.match(
+      finding.detail,
+      /^certificate is not trusted: UNABLE_TO_VERIFY_LEAF_SIGNATURE \(issuer mailstack unit test CA; a private CA needs --ca FILE\)$/,
+    );
   });
 
   test("no certificate at all fails", () => {
@@ -98,7 +101,12 @@ describe("certificateFindings: trust, name and lifetime at a given time", () => 
 });
 
 describe("checkTlsProbe: one row per port and address", () => {
-  const probe = (extra: Partial<TlsProbeResult>): TlsProbeResult => ({ port: 25, address: "198.51.100.25", mode: "smtp-starttls", ...extra });
+  const probe = (extra: Partial<TlsProbeResult>): TlsProbeResult => ({
+    port: 25,
+    address: "198.51.100.25",
+    mode: "smtp-starttls",
+    ...extra,
+  });
   const now = at("2026-02-01T00:00:00Z");
 
   test("TLS 1.3 with a good certificate passes and records the protocol", () => {
@@ -118,19 +126,39 @@ describe("checkTlsProbe: one row per port and address", () => {
   });
 
   test("a probe that did not connect fails with its reason; IPv6 targets are bracketed", () => {
-    const r = checkTlsProbe("tls.993.ipv6", { port: 993, address: "2001:db8::1", mode: "implicit", error: "connect: connection refused (nothing listens on the port)" }, "mail.example.org", now);
-    assert.deepEqual(r, { check: "tls.993.ipv6", status: "fail", detail: "connect: connection refused (nothing listens on the port)", target: "[2001:db8::1]:993" });
+    const r = checkTlsProbe(
+      "tls.993.ipv6",
+      { port: 993, address: "2001:db8::1", mode: "implicit", error: "connect: connection refused (nothing listens on the port)" },
+      "mail.example.org",
+      now,
+    );
+    assert.deepEqual(r, {
+      check: "tls.993.ipv6",
+      status: "fail",
+      detail: "connect: connection refused (nothing listens on the port)",
+      target: "[2001:db8::1]:993",
+    });
   });
 
   test("an expired certificate fails the row and says so", () => {
-    const r = checkTlsProbe("tls.443.ipv4", probe({ port: 443, protocol: "TLSv1.2", chain, authorized: false, authorizationError: "CERT_HAS_EXPIRED" }), "mail.example.org", at("2026-06-01T00:00:00Z"));
+    const r = checkTlsProbe(
+      "tls.443.ipv4",
+      probe({ port: 443, protocol: "TLSv1.2", chain, authorized: false, authorizationError: "CERT_HAS_EXPIRED" }),
+      "mail.example.org",
+      at("2026-06-01T00:00:00Z"),
+    );
     assert.equal(r.status, "fail");
     assert.equal(r.detail, "certificate expired on 2026-04-01");
   });
 });
 
 describe("DANE TLSA association matching (RFC 6698 2.1, RFC 7671, RFC 7672 3.1.3)", () => {
-  const assoc = (usage: number, selector: number, matchingType: number, data: Buffer): TlsaAssociation => ({ usage, selector, matchingType, data });
+  const assoc = (usage: number, selector: number, matchingType: number, data: Buffer): TlsaAssociation => ({
+    usage,
+    selector,
+    matchingType,
+    data,
+  });
 
   const cases: [string, TlsaAssociation, boolean][] = [
     ["3 1 1: SHA-256 of the server's SPKI", assoc(3, 1, 1, sha256(spki(leaf))), true],
@@ -187,7 +215,9 @@ describe("checkTlsa: records against what port 25 serves on each address", () =>
   });
 
   test("port 25 unreachable: the records cannot be compared, a failure", () => {
-    const r = checkTlsa("mail.example.org", { ok: true, records: [good] }, [{ port: 25, address: "198.51.100.25", mode: "smtp-starttls", error: "connect: connection refused (nothing listens on the port)" }]);
+    const r = checkTlsa("mail.example.org", { ok: true, records: [good] }, [
+      { port: 25, address: "198.51.100.25", mode: "smtp-starttls", error: "connect: connection refused (nothing listens on the port)" },
+    ]);
     assert.equal(r.status, "fail");
     assert.match(r.detail, /^cannot compare with 198\.51\.100\.25:25: connect: connection refused/);
   });

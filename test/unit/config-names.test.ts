@@ -81,17 +81,28 @@ describe("parseCidr", () => {
 
 describe("argon2idProblem", () => {
   test("accepts a hash made by the argon2 CLI", () => {
-    assert.equal(argon2idProblem("$argon2id$v=19$m=65536,t=3,p=1$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA"), undefined);
+    assert.equal(
+      argon2idProblem("$argon2id$v=19$m=65536,t=3,p=1$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA"),
+      undefined,
+    );
   });
   test("refuses memory below 8 KiB per lane (RFC 9106 3.1)", () => {
-    const problem = argon2idProblem("$argon2id$v=19$m=16,t=3,p=4$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA");
+    const problem = argon2idProblem(
+      "$argon2id$v=19$m=16,t=3,p=4$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA",
+    );
     assert.ok(problem?.includes("memory must be from 8*p KiB"));
   });
 });
 
 describe("spfLookupCount", () => {
   test("sums what each include costs (RFC 7208 4.6.4)", () => {
-    assert.equal(spfLookupCount([{ domain: "a.example", lookups: 1 }, { domain: "b.example", lookups: 4 }]), 5);
+    assert.equal(
+      spfLookupCount([
+        { domain: "a.example", lookups: 1 },
+        { domain: "b.example", lookups: 4 },
+      ]),
+      5,
+    );
     assert.equal(spfLookupCount([]), 0);
   });
 });

@@ -82,17 +82,25 @@ describe("readStackFile", () => {
 
   test("a missing file is an error naming the file", () => {
     const file = path.join(dir, "Pulumi.missing.yaml");
-    assert.throws(() => readStackFile(file), { message: `${file}: cannot read the stack file: no such file; create it or pick another --stack` });
+    assert.throws(() => readStackFile(file), {
+      message: `${file}: cannot read the stack file: no such file; create it or pick another --stack`,
+    });
   });
 
   test("bad YAML is an error naming the file", () => {
     const file = write("Pulumi.f.yaml", "config:\n  mailstack:hostname: [unclosed\n");
-    assert.throws(() => readStackFile(file), (err: Error) => err.message.startsWith(`${file}: not valid YAML: `));
+    assert.throws(
+      () => readStackFile(file),
+      (err: Error) => err.message.startsWith(`${file}: not valid YAML: `),
+    );
   });
 
   test("a duplicate key is an error naming the file", () => {
     const file = write("Pulumi.g.yaml", "config:\n  mailstack:hostname: a.example.org\n  mailstack:hostname: b.example.org\n");
-    assert.throws(() => readStackFile(file), (err: Error) => err.message.startsWith(`${file}: not valid YAML: `));
+    assert.throws(
+      () => readStackFile(file),
+      (err: Error) => err.message.startsWith(`${file}: not valid YAML: `),
+    );
   });
 
   test("config that is not a mapping is an error naming the file", () => {

@@ -52,71 +52,386 @@ interface BadCase {
 
 const badCases: BadCase[] = [
   { name: "hostname with an empty label", set: { hostname: "mail..example.org" }, path: "hostname", message: "has an empty label" },
-  { name: "hostname with an underscore", set: { hostname: "mail_1.example.org" }, path: "hostname", message: `label "mail_1" may hold only letters, digits and hyphens` },
-  { name: "hostname in no managed zone", set: { hostname: "mail.other.net" }, path: "hostname", message: `"mail.other.net" is in none of the managed zones (example.org)` },
-  { name: "hostname equal to a mail domain", set: { hostname: "example.org" }, path: "hostname", message: "its HELO SPF record would collide with the domain's SPF record" },
+  {
+    name: "hostname with an underscore",
+    set: { hostname: "mail_1.example.org" },
+    path: "hostname",
+    message: `label "mail_1" may hold only letters, digits and hyphens`,
+  },
+  {
+    name: "hostname in no managed zone",
+    set: { hostname: "mail.other.net" },
+    path: "hostname",
+    message: `"mail.other.net" is in none of the managed zones (example.org)`,
+  },
+  {
+    name: "hostname equal to a mail domain",
+    set: { hostname: "example.org" },
+    path: "hostname",
+    message: "its HELO SPF record would collide with the domain's SPF record",
+  },
   { name: "hostname missing", set: { hostname: undefined }, path: "hostname", message: "is required: the mail host's FQDN" },
-  { name: "misspelt top-level key", set: { hostnmae: "mail.example.org" }, path: "hostnmae", message: "unknown key; allowed keys here are hostname, server, domains, users, aliases, acme" },
-  { name: "unknown server location", set: { "server.location": "fra1" }, path: "server.location", message: `"fra1" is not one of fsn1|nbg1|hel1|ash|hil|sin` },
-  { name: "server type of another cloud", set: { "server.type": "t2.micro" }, path: "server.type", message: "is not a Hetzner server type; expected cx, cpx, cax or ccx followed by digits" },
-  { name: "unsupported server image", set: { "server.image": "centos-7" }, path: "server.image", message: `"centos-7" is not one of debian-12|debian-13|ubuntu-24.04|ubuntu-22.04` },
-  { name: "SSH range with host bits set", set: { "server.sshSourceRanges": ["203.0.113.0/24", "10.1.2.3/8"] }, path: "server.sshSourceRanges[1]", message: "has host bits set; the network is 10.0.0.0/8" },
-  { name: "SSH range with a too long IPv6 prefix", set: { "server.sshSourceRanges": ["2001:db8::/129"] }, path: "server.sshSourceRanges[0]", message: `prefix length "129" is not an integer from 0 to 128` },
-  { name: "SSH range that is a bare address", set: { "server.sshSourceRanges": ["203.0.113.7"] }, path: "server.sshSourceRanges[0]", message: "write 203.0.113.7/32 for a single address" },
-  { name: "volume below Hetzner's minimum", set: { "server.volumeSizeGb": 5 }, path: "server.volumeSizeGb", message: "5 is out of range; expected an integer from 10 to 10240" },
-  { name: "delete protection not a boolean", set: { "server.deleteProtection": "yes" }, path: "server.deleteProtection", message: `expected true or false, got "yes"` },
-  { name: "misspelt server key", set: { "server.tpye": "cx22" }, path: "server.tpye", message: "allowed keys here are type, location, image, sshSourceRanges, volumeSizeGb, deleteProtection" },
+  {
+    name: "misspelt top-level key",
+    set: { hostnmae: "mail.example.org" },
+    path: "hostnmae",
+    message: "unknown key; allowed keys here are hostname, server, domains, users, aliases, acme",
+  },
+  {
+    name: "unknown server location",
+    set: { "server.location": "fra1" },
+    path: "server.location",
+    message: `"fra1" is not one of fsn1|nbg1|hel1|ash|hil|sin`,
+  },
+  {
+    name: "server type of another cloud",
+    set: { "server.type": "t2.micro" },
+    path: "server.type",
+    message: "is not a Hetzner server type; expected cx, cpx, cax or ccx followed by digits",
+  },
+  {
+    name: "unsupported server image",
+    set: { "server.image": "centos-7" },
+    path: "server.image",
+    message: `"centos-7" is not one of debian-12|debian-13|ubuntu-24.04|ubuntu-22.04`,
+  },
+  {
+    name: "SSH range with host bits set",
+    set: { "server.sshSourceRanges": ["203.0.113.0/24", "10.1.2.3/8"] },
+    path: "server.sshSourceRanges[1]",
+    message: "has host bits set; the network is 10.0.0.0/8",
+  },
+  {
+    name: "SSH range with a too long IPv6 prefix",
+    set: { "server.sshSourceRanges": ["2001:db8::/129"] },
+    path: "server.sshSourceRanges[0]",
+    message: `prefix length "129" is not an integer from 0 to 128`,
+  },
+  {
+    name: "SSH range that is a bare address",
+    set: { "server.sshSourceRanges": ["203.0.113.7"] },
+    path: "server.sshSourceRanges[0]",
+    message: "write 203.0.113.7/32 for a single address",
+  },
+  {
+    name: "volume below Hetzner's minimum",
+    set: { "server.volumeSizeGb": 5 },
+    path: "server.volumeSizeGb",
+    message: "5 is out of range; expected an integer from 10 to 10240",
+  },
+  {
+    name: "delete protection not a boolean",
+    set: { "server.deleteProtection": "yes" },
+    path: "server.deleteProtection",
+    message: `expected true or false, got "yes"`,
+  },
+  {
+    name: "misspelt server key",
+    set: { "server.tpye": "cx22" },
+    path: "server.tpye",
+    message: "allowed keys here are type, location, image, sshSourceRanges, volumeSizeGb, deleteProtection",
+  },
   { name: "no domains", set: { domains: [] }, path: "domains", message: "at least one mail domain is required" },
   { name: "domain with a space", set: { "domains[0].name": "exa mple.org" }, path: "domains[0].name", message: `contains " "` },
   { name: "domain with one label", set: { "domains[0].name": "localhost" }, path: "domains[0].name", message: "needs at least two labels" },
-  { name: "domain that is an IP address", set: { "domains[0].name": "192.0.2.1" }, path: "domains[0].name", message: `its last label "1" is all digits` },
-  { name: "domain with an invalid A-label", set: { "domains[0].name": "xn--a.org" }, path: "domains[0].name", message: `label "xn--a" is not a valid A-label` },
-  { name: "duplicate domain after normalisation", set: { "domains[1].name": "EXAMPLE.org." }, path: "domains[1].name", message: `"example.org" is listed twice (also domains[0])` },
-  { name: "zone that does not contain the domain", set: { "domains[0].zone": "example.net" }, path: "domains[0].zone", message: `"example.net" does not contain the domain "example.org"` },
-  { name: "unknown DMARC policy", set: { "domains[0].dmarc.policy": "rejct" }, path: "domains[0].dmarc.policy", message: `"rejct" is not one of none|quarantine|reject` },
-  { name: "unknown DMARC subdomain policy", set: { "domains[0].dmarc.subdomainPolicy": "block" }, path: "domains[0].dmarc.subdomainPolicy", message: `"block" is not one of none|quarantine|reject` },
-  { name: "unknown DKIM alignment", set: { "domains[0].dmarc.adkim": "strict" }, path: "domains[0].dmarc.adkim", message: `"strict" is not one of r|s` },
+  {
+    name: "domain that is an IP address",
+    set: { "domains[0].name": "192.0.2.1" },
+    path: "domains[0].name",
+    message: `its last label "1" is all digits`,
+  },
+  {
+    name: "domain with an invalid A-label",
+    set: { "domains[0].name": "xn--a.org" },
+    path: "domains[0].name",
+    message: `label "xn--a" is not a valid A-label`,
+  },
+  {
+    name: "duplicate domain after normalisation",
+    set: { "domains[1].name": "EXAMPLE.org." },
+    path: "domains[1].name",
+    message: `"example.org" is listed twice (also domains[0])`,
+  },
+  {
+    name: "zone that does not contain the domain",
+    set: { "domains[0].zone": "example.net" },
+    path: "domains[0].zone",
+    message: `"example.net" does not contain the domain "example.org"`,
+  },
+  {
+    name: "unknown DMARC policy",
+    set: { "domains[0].dmarc.policy": "rejct" },
+    path: "domains[0].dmarc.policy",
+    message: `"rejct" is not one of none|quarantine|reject`,
+  },
+  {
+    name: "unknown DMARC subdomain policy",
+    set: { "domains[0].dmarc.subdomainPolicy": "block" },
+    path: "domains[0].dmarc.subdomainPolicy",
+    message: `"block" is not one of none|quarantine|reject`,
+  },
+  {
+    name: "unknown DKIM alignment",
+    set: { "domains[0].dmarc.adkim": "strict" },
+    path: "domains[0].dmarc.adkim",
+    message: `"strict" is not one of r|s`,
+  },
   { name: "unknown SPF alignment", set: { "domains[0].dmarc.aspf": "x" }, path: "domains[0].dmarc.aspf", message: `"x" is not one of r|s` },
-  { name: "DMARC pct above 100", set: { "domains[0].dmarc.pct": 101 }, path: "domains[0].dmarc.pct", message: "101 is out of range; expected an integer from 0 to 100" },
-  { name: "DMARC rua that is not an address", set: { "domains[0].dmarc.rua": ["reports"] }, path: "domains[0].dmarc.rua[0]", message: "has no @" },
-  { name: "DMARC rua in a managed domain without a mailbox", set: { "domains[0].dmarc.rua": ["reports@example.org"] }, path: "domains[0].dmarc.rua[0]", message: `"reports@example.org" is in a managed domain but is neither a user nor an alias` },
-  { name: "DMARC ruf in a managed domain without a mailbox", set: { "domains[0].dmarc.ruf": ["mailto:Forensic@example.org"] }, path: "domains[0].dmarc.ruf[0]", message: `"forensic@example.org" is in a managed domain but is neither a user nor an alias` },
-  { name: "misspelt domain key", set: { "domains[0].dmarcc": {} }, path: "domains[0].dmarcc", message: "allowed keys here are name, zone, dmarc, spf, mtaSts, tlsrpt, dkim, caa" },
-  { name: "SPF over the lookup limit", set: { "domains[0].spf.include": elevenIncludes }, path: "domains[0].spf.include", message: "would need 11 DNS lookups" },
-  { name: "SPF over the limit through nested lookups", set: { "domains[0].spf.include": [{ domain: "_spf.google.com", lookups: 4 }, { domain: "spf.protection.outlook.com", lookups: 7 }] }, path: "domains[0].spf.include", message: "would need 11 DNS lookups (_spf.google.com 4, spf.protection.outlook.com 7); RFC 7208 4.6.4 allows at most 10" },
-  { name: "SPF include that is not a domain", set: { "domains[0].spf.include": ["spf.example.com", "ip4:192.0.2.1"] }, path: "domains[0].spf.include[1]", message: `"ip4:192.0.2.1" is not a domain an SPF include can name` },
-  { name: "SPF include with zero lookups", set: { "domains[0].spf.include": [{ domain: "spf.example.com", lookups: 0 }] }, path: "domains[0].spf.include[0].lookups", message: "0 is out of range; expected an integer from 1 to 10" },
-  { name: "SPF +all", set: { "domains[0].spf.all": "+all" }, path: "domains[0].spf.all", message: "would let every host on the internet send as this domain" },
-  { name: "SPF ?all", set: { "domains[0].spf.all": "?all" }, path: "domains[0].spf.all", message: "is neutral, so SPF would protect nothing" },
-  { name: "SPF ip4 holding an IPv6 address", set: { "domains[0].spf.ip4": ["2001:db8::1"] }, path: "domains[0].spf.ip4[0]", message: "is not an IPv4 address or CIDR" },
-  { name: "MTA-STS max_age above RFC 8461's limit", set: { "domains[0].mtaSts.maxAge": 31557601 }, path: "domains[0].mtaSts.maxAge", message: "31557601 is out of range; expected an integer from 0 to 31557600 seconds (RFC 8461 3.2)" },
-  { name: "MTA-STS max_age under a day", set: { "domains[0].mtaSts.maxAge": 3600 }, path: "domains[0].mtaSts.maxAge", message: "3600 seconds is under a day; RFC 8461 3.2 recommends weeks" },
-  { name: "unknown MTA-STS mode", set: { "domains[0].mtaSts.mode": "strict" }, path: "domains[0].mtaSts.mode", message: `"strict" is not one of enforce|testing|none` },
-  { name: "TLSRPT report URL over plain http", set: { "domains[0].tlsrpt.rua": ["http://reports.example.net/tlsrpt"] }, path: "domains[0].tlsrpt.rua[0]", message: "is neither an email address nor an https:// URL" },
-  { name: "TLSRPT without report addresses", set: { "domains[0].tlsrpt.rua": [] }, path: "domains[0].tlsrpt.rua", message: "RFC 8460 3 requires at least one report address" },
-  { name: "repeated DKIM generation", set: { "domains[0].dkim.generations": ["s2", "s2"] }, path: "domains[0].dkim.generations[1]", message: `"s2" is listed twice` },
-  { name: "DKIM generation with invalid characters", set: { "domains[0].dkim.generations": ["S_1"] }, path: "domains[0].dkim.generations[0]", message: "is not a selector generation; use 1 to 40 of a-z 0-9" },
-  { name: "user outside the managed domains", set: { "users[0].address": "alice@example.net" }, path: "users[0].address", message: `"alice@example.net" is in none of the managed domains (example.org)` },
-  { name: "user address with a bad local part", set: { "users[0].address": "al..ice@example.org" }, path: "users[0].address", message: "is not an RFC 5322 dot-atom" },
-  { name: "duplicate user differing in case", set: { users: [{ address: "alice@example.org", passwordHash: HASH }, { address: "Alice@Example.ORG", passwordHash: HASH }] }, path: "users[1].address", message: `"alice@example.org" is listed twice (addresses compare case-insensitively)` },
-  { name: "bcrypt password hash", set: { "users[0].passwordHash": "$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01" }, path: "users[0].passwordHash", message: `is a "2b" hash; expected an argon2id PHC string` },
-  { name: "argon2i instead of argon2id", set: { "users[0].passwordHash": HASH.replace("argon2id", "argon2i") }, path: "users[0].passwordHash", message: `is a "argon2i" hash` },
-  { name: "argon2id with a 4-byte salt", set: { "users[0].passwordHash": "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA" }, path: "users[0].passwordHash", message: "has a 4-byte salt; at least 8 bytes are required" },
-  { name: "user without a password hash", set: { "users[0].passwordHash": undefined }, path: "users[0].passwordHash", message: "is required: an argon2id PHC hash" },
-  { name: "no users at all", set: { users: [] }, path: "users", message: "at least one user is required (postmaster@example.org needs a mailbox)" },
-  { name: "alias pointing nowhere", set: { aliases: [{ address: "info@example.org", to: ["nobody@example.org"] }] }, path: "aliases[0].to[0]", message: `"nobody@example.org" points nowhere` },
-  { name: "alias equal to a user", set: { aliases: [{ address: "ALICE@example.org", to: ["bob@example.net"] }] }, path: "aliases[0].address", message: `"alice@example.org" is also a user` },
-  { name: "duplicate aliases", set: { aliases: [{ address: "info@example.org", to: ["alice@example.org"] }, { address: "Info@example.org", to: ["alice@example.org"] }] }, path: "aliases[1].address", message: `"info@example.org" is listed twice` },
-  { name: "aliases forming a loop", set: { aliases: [{ address: "a@example.org", to: ["b@example.org"] }, { address: "b@example.org", to: ["a@example.org"] }] }, path: "aliases[1].to[0]", message: "makes a loop: a@example.org -> b@example.org -> a@example.org" },
-  { name: "alias without targets", set: { aliases: [{ address: "info@example.org", to: [] }] }, path: "aliases[0].to", message: "an alias needs at least one target" },
-  { name: "catch-all in an unmanaged domain", set: { aliases: [{ address: "@example.net", to: ["alice@example.org"] }] }, path: "aliases[0].address", message: `"@example.net" is in none of the managed domains` },
+  {
+    name: "DMARC pct above 100",
+    set: { "domains[0].dmarc.pct": 101 },
+    path: "domains[0].dmarc.pct",
+    message: "101 is out of range; expected an integer from 0 to 100",
+  },
+  {
+    name: "DMARC rua that is not an address",
+    set: { "domains[0].dmarc.rua": ["reports"] },
+    path: "domains[0].dmarc.rua[0]",
+    message: "has no @",
+  },
+  {
+    name: "DMARC rua in a managed domain without a mailbox",
+    set: { "domains[0].dmarc.rua": ["reports@example.org"] },
+    path: "domains[0].dmarc.rua[0]",
+    message: `"reports@example.org" is in a managed domain but is neither a user nor an alias`,
+  },
+  {
+    name: "DMARC ruf in a managed domain without a mailbox",
+    set: { "domains[0].dmarc.ruf": ["mailto:Forensic@example.org"] },
+    path: "domains[0].dmarc.ruf[0]",
+    message: `"forensic@example.org" is in a managed domain but is neither a user nor an alias`,
+  },
+  {
+    name: "misspelt domain key",
+    set: { "domains[0].dmarcc": {} },
+    path: "domains[0].dmarcc",
+    message: "allowed keys here are name, zone, dmarc, spf, mtaSts, tlsrpt, dkim, caa",
+  },
+  {
+    name: "SPF over the lookup limit",
+    set: { "domains[0].spf.include": elevenIncludes },
+    path: "domains[0].spf.include",
+    message: "would need 11 DNS lookups",
+  },
+  {
+    name: "SPF over the limit through nested lookups",
+    set: {
+      "domains[0].spf.include": [
+        { domain: "_spf.google.com", lookups: 4 },
+        { domain: "spf.protection.outlook.com", lookups: 7 },
+      ],
+    },
+    path: "domains[0].spf.include",
+    message: "would need 11 DNS lookups (_spf.google.com 4, spf.protection.outlook.com 7); RFC 7208 4.6.4 allows at most 10",
+  },
+  {
+    name: "SPF include that is not a domain",
+    set: { "domains[0].spf.include": ["spf.example.com", "ip4:192.0.2.1"] },
+    path: "domains[0].spf.include[1]",
+    message: `"ip4:192.0.2.1" is not a domain an SPF include can name`,
+  },
+  {
+    name: "SPF include with zero lookups",
+    set: { "domains[0].spf.include": [{ domain: "spf.example.com", lookups: 0 }] },
+    path: "domains[0].spf.include[0].lookups",
+    message: "0 is out of range; expected an integer from 1 to 10",
+  },
+  {
+    name: "SPF +all",
+    set: { "domains[0].spf.all": "+all" },
+    path: "domains[0].spf.all",
+    message: "would let every host on the internet send as this domain",
+  },
+  {
+    name: "SPF ?all",
+    set: { "domains[0].spf.all": "?all" },
+    path: "domains[0].spf.all",
+    message: "is neutral, so SPF would protect nothing",
+  },
+  {
+    name: "SPF ip4 holding an IPv6 address",
+    set: { "domains[0].spf.ip4": ["2001:db8::1"] },
+    path: "domains[0].spf.ip4[0]",
+    message: "is not an IPv4 address or CIDR",
+  },
+  {
+    name: "MTA-STS max_age above RFC 8461's limit",
+    set: { "domains[0].mtaSts.maxAge": 31557601 },
+    path: "domains[0].mtaSts.maxAge",
+    message: "31557601 is out of range; expected an integer from 0 to 31557600 seconds (RFC 8461 3.2)",
+  },
+  {
+    name: "MTA-STS max_age under a day",
+    set: { "domains[0].mtaSts.maxAge": 3600 },
+    path: "domains[0].mtaSts.maxAge",
+    message: "3600 seconds is under a day; RFC 8461 3.2 recommends weeks",
+  },
+  {
+    name: "unknown MTA-STS mode",
+    set: { "domains[0].mtaSts.mode": "strict" },
+    path: "domains[0].mtaSts.mode",
+    message: `"strict" is not one of enforce|testing|none`,
+  },
+  {
+    name: "TLSRPT report URL over plain http",
+    set: { "domains[0].tlsrpt.rua": ["http://reports.example.net/tlsrpt"] },
+    path: "domains[0].tlsrpt.rua[0]",
+    message: "is neither an email address nor an https:// URL",
+  },
+  {
+    name: "TLSRPT without report addresses",
+    set: { "domains[0].tlsrpt.rua": [] },
+    path: "domains[0].tlsrpt.rua",
+    message: "RFC 8460 3 requires at least one report address",
+  },
+  {
+    name: "repeated DKIM generation",
+    set: { "domains[0].dkim.generations": ["s2", "s2"] },
+    path: "domains[0].dkim.generations[1]",
+    message: `"s2" is listed twice`,
+  },
+  {
+    name: "DKIM generation with invalid characters",
+    set: { "domains[0].dkim.generations": ["S_1"] },
+    path: "domains[0].dkim.generations[0]",
+    message: "is not a selector generation; use 1 to 40 of a-z 0-9",
+  },
+  {
+    name: "user outside the managed domains",
+    set: { "users[0].address": "alice@example.net" },
+    path: "users[0].address",
+    message: `"alice@example.net" is in none of the managed domains (example.org)`,
+  },
+  {
+    name: "user address with a bad local part",
+    set: { "users[0].address": "al..ice@example.org" },
+    path: "users[0].address",
+    message: "is not an RFC 5322 dot-atom",
+  },
+  {
+    name: "duplicate user differing in case",
+    set: {
+      users: [
+        { address: "alice@example.org", passwordHash: HASH },
+        { address: "Alice@Example.ORG", passwordHash: HASH },
+      ],
+    },
+    path: "users[1].address",
+    message: `"alice@example.org" is listed twice (addresses compare case-insensitively)`,
+  },
+  {
+    name: "bcrypt password hash",
+    set: { "users[0].passwordHash": "$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01" },
+    path: "users[0].passwordHash",
+    message: `is a "2b" hash; expected an argon2id PHC string`,
+  },
+  {
+    name: "argon2i instead of argon2id",
+    set: { "users[0].passwordHash": HASH.replace("argon2id", "argon2i") },
+    path: "users[0].passwordHash",
+    message: `is a "argon2i" hash`,
+  },
+  {
+    name: "argon2id with a 4-byte salt",
+    set: { "users[0].passwordHash": "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA" },
+    path: "users[0].passwordHash",
+    message: "has a 4-byte salt; at least 8 bytes are required",
+  },
+  {
+    name: "user without a password hash",
+    set: { "users[0].passwordHash": undefined },
+    path: "users[0].passwordHash",
+    message: "is required: an argon2id PHC hash",
+  },
+  {
+    name: "no users at all",
+    set: { users: [] },
+    path: "users",
+    message: "at least one user is required (postmaster@example.org needs a mailbox)",
+  },
+  {
+    name: "alias pointing nowhere",
+    set: { aliases: [{ address: "info@example.org", to: ["nobody@example.org"] }] },
+    path: "aliases[0].to[0]",
+    message: `"nobody@example.org" points nowhere`,
+  },
+  {
+    name: "alias equal to a user",
+    set: { aliases: [{ address: "ALICE@example.org", to: ["bob@example.net"] }] },
+    path: "aliases[0].address",
+    message: `"alice@example.org" is also a user`,
+  },
+  {
+    name: "duplicate aliases",
+    set: {
+      aliases: [
+        { address: "info@example.org", to: ["alice@example.org"] },
+        { address: "Info@example.org", to: ["alice@example.org"] },
+      ],
+    },
+    path: "aliases[1].address",
+    message: `"info@example.org" is listed twice`,
+  },
+  {
+    name: "aliases forming a loop",
+    set: {
+      aliases: [
+        { address: "a@example.org", to: ["b@example.org"] },
+        { address: "b@example.org", to: ["a@example.org"] },
+      ],
+    },
+    path: "aliases[1].to[0]",
+    message: "makes a loop: a@example.org -> b@example.org -> a@example.org",
+  },
+  {
+    name: "alias without targets",
+    set: { aliases: [{ address: "info@example.org", to: [] }] },
+    path: "aliases[0].to",
+    message: "an alias needs at least one target",
+  },
+  {
+    name: "catch-all in an unmanaged domain",
+    set: { aliases: [{ address: "@example.net", to: ["alice@example.org"] }] },
+    path: "aliases[0].address",
+    message: `"@example.net" is in none of the managed domains`,
+  },
   { name: "acme missing", set: { acme: undefined }, path: "acme", message: "is required: a mapping with email" },
-  { name: "acme email invalid", set: { "acme.email": "hostmaster" }, path: "acme.email", message: `"hostmaster" is not a valid email address` },
-  { name: "acme directory over plain http", set: { "acme.directory": "http://ca.example.net/dir" }, path: "acme.directory", message: "is not one of letsencrypt|letsencrypt-staging and not an https:// URL" },
-  { name: "custom acme directory without CAA identity", set: { "acme.directory": "https://ca.example.net/dir" }, path: "acme.caaIdentity", message: "is required with a custom ACME directory" },
-  { name: "CAA identity contradicting Let's Encrypt", set: { "acme.caaIdentity": "sectigo.com" }, path: "acme.caaIdentity", message: "would forbid this CA from issuing (its CAA identity is letsencrypt.org)" },
-  { name: "password hash given as a list", set: { "users[0].passwordHash": ["x"] }, path: "users[0].passwordHash", message: "expected an argon2id PHC string, got a list" },
-  { name: "encrypted value where plain text is needed", set: { hostname: new SecretValue("v1:abc") }, path: "hostname", message: "is an encrypted value; only users[].passwordHash may be a secret" },
+  {
+    name: "acme email invalid",
+    set: { "acme.email": "hostmaster" },
+    path: "acme.email",
+    message: `"hostmaster" is not a valid email address`,
+  },
+  {
+    name: "acme directory over plain http",
+    set: { "acme.directory": "http://ca.example.net/dir" },
+    path: "acme.directory",
+    message: "is not one of letsencrypt|letsencrypt-staging and not an https:// URL",
+  },
+  {
+    name: "custom acme directory without CAA identity",
+    set: { "acme.directory": "https://ca.example.net/dir" },
+    path: "acme.caaIdentity",
+    message: "is required with a custom ACME directory",
+  },
+  {
+    name: "CAA identity contradicting Let's Encrypt",
+    set: { "acme.caaIdentity": "sectigo.com" },
+    path: "acme.caaIdentity",
+    message: "would forbid this CA from issuing (its CAA identity is letsencrypt.org)",
+  },
+  {
+    name: "password hash given as a list",
+    set: { "users[0].passwordHash": ["x"] },
+    path: "users[0].passwordHash",
+    message: "expected an argon2id PHC string, got a list",
+  },
+  {
+    name: "encrypted value where plain text is needed",
+    set: { hostname: new SecretValue("v1:abc") },
+    path: "hostname",
+    message: "is an encrypted value; only users[].passwordHash may be a secret",
+  },
 ];
 
 describe("validateStackConfig refuses bad input, naming the key and what is allowed", () => {
@@ -132,8 +447,15 @@ describe("validateStackConfig refuses bad input, naming the key and what is allo
       }
       for (const [at, value] of Object.entries(c.set)) setAt(raw, at, value);
       const problems = problemsOf(raw);
-      assert.deepEqual(problems.map((p) => p.path), [c.path], JSON.stringify(problems));
-      assert.ok(problems[0].message.includes(c.message), `message ${JSON.stringify(problems[0].message)} lacks ${JSON.stringify(c.message)}`);
+      assert.deepEqual(
+        problems.map((p) => p.path),
+        [c.path],
+        JSON.stringify(problems),
+      );
+      assert.ok(
+        problems[0].message.includes(c.message),
+        `message ${JSON.stringify(problems[0].message)} lacks ${JSON.stringify(c.message)}`,
+      );
     });
   }
 });
@@ -183,7 +505,7 @@ describe("validateStackConfig on good input", () => {
   test("domains, hostnames and managed addresses are lowercased, one trailing dot dropped, IDNs turned into A-labels", () => {
     const raw = minimal();
     raw.hostname = "MAIL.Bücher.Example.";
-    raw.domains = [{ name: "Bücher.EXAMPLE." , zone: "BÜCHER.example" }];
+    raw.domains = [{ name: "Bücher.EXAMPLE.", zone: "BÜCHER.example" }];
     raw.users = [{ address: "Alice@BÜCHER.example", passwordHash: HASH }];
     raw.aliases = [{ address: "Info@bücher.example", to: ["ALICE@bücher.example", "Friend@Elsewhere.EXAMPLE.net"] }];
     raw.acme = { email: "Alice@Bücher.example" };
@@ -193,7 +515,10 @@ describe("validateStackConfig on good input", () => {
     assert.equal(spec.domains[0].zone, "xn--bcher-kva.example");
     assert.equal(spec.users[0].address, "alice@xn--bcher-kva.example");
     // Outside addresses keep their local part: only their own server knows its case rules.
-    assert.deepEqual(spec.aliases[0], { address: "info@xn--bcher-kva.example", to: ["alice@xn--bcher-kva.example", "Friend@elsewhere.example.net"] });
+    assert.deepEqual(spec.aliases[0], {
+      address: "info@xn--bcher-kva.example",
+      to: ["alice@xn--bcher-kva.example", "Friend@elsewhere.example.net"],
+    });
     assert.equal(spec.acme.email, "Alice@xn--bcher-kva.example");
   });
 
@@ -242,7 +567,10 @@ describe("validateStackConfig on good input", () => {
       { address: "bob@example.org", passwordHash: HASH },
     ];
     const problems = problemsOf(raw, { secretKeys: new Set(["acme"]) });
-    assert.deepEqual(problems.map((p) => p.path), ["users[1].passwordHash"]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ["users[1].passwordHash"],
+    );
     assert.ok(problems[0].message.includes("pulumi config set --secret --path 'mailstack:users[1].passwordHash'"));
     assert.equal(validateStackConfig(raw, { secretKeys: new Set(["users"]) }).users[1].passwordHash, HASH);
   });
@@ -314,10 +642,16 @@ describe("ConfigError", () => {
       error = err;
     }
     assert.ok(error instanceof ConfigError);
-    assert.deepEqual(error.problems.map((p) => p.path), ["server.location", "domains[0].dmarc.policy", "acme.email"]);
+    assert.deepEqual(
+      error.problems.map((p) => p.path),
+      ["server.location", "domains[0].dmarc.policy", "acme.email"],
+    );
     const lines = error.message.split("\n");
     assert.equal(lines[0], "stack configuration has 3 problems:");
-    assert.deepEqual(lines.slice(1), error.problems.map((p) => `${p.path}: ${p.message}`));
+    assert.deepEqual(
+      lines.slice(1),
+      error.problems.map((p) => `${p.path}: ${p.message}`),
+    );
     assert.ok(lines.includes(`domains[0].dmarc.policy: "rejct" is not one of none|quarantine|reject`));
   });
 
@@ -326,7 +660,10 @@ describe("ConfigError", () => {
     const leaked = "$argon2id$v=16$m=65536,t=3,p=1$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA";
     setAt(raw, "users[0].passwordHash", leaked);
     const problems = problemsOf(raw);
-    assert.deepEqual(problems.map((p) => p.path), ["users[0].passwordHash"]);
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ["users[0].passwordHash"],
+    );
     assert.ok(problems[0].message.includes("only v=19"));
     assert.ok(!problems[0].message.includes("Lsw4zm1I"));
   });
@@ -338,9 +675,18 @@ describe("the example stacks", () => {
   test("stacks/Pulumi.dev.yaml validates: two domains in their own zones, staging CA, encrypted hashes", () => {
     const spec = validateStackConfig(readStackFile(path.join(stacks, "Pulumi.dev.yaml")));
     assert.equal(spec.hostname, "mail.example.org");
-    assert.deepEqual(spec.domains.map((d) => [d.name, d.zone]), [["example.org", "example.org"], ["example.net", "example.net"]]);
+    assert.deepEqual(
+      spec.domains.map((d) => [d.name, d.zone]),
+      [
+        ["example.org", "example.org"],
+        ["example.net", "example.net"],
+      ],
+    );
     assert.deepEqual([spec.server.type, spec.server.location], ["cx22", "fsn1"]);
-    assert.deepEqual(spec.users.map((u) => u.address), ["alice@example.org", "bob@example.net"]);
+    assert.deepEqual(
+      spec.users.map((u) => u.address),
+      ["alice@example.org", "bob@example.net"],
+    );
     assert.ok(spec.users.every((u) => u.passwordHash instanceof SecretValue));
     assert.equal(spec.acme.directory, "https://acme-staging-v02.api.letsencrypt.org/directory");
   });
@@ -348,7 +694,10 @@ describe("the example stacks", () => {
   test("stacks/Pulumi.prod.yaml validates: one domain, delete protection, restricted SSH, Let's Encrypt", () => {
     const spec = validateStackConfig(readStackFile(path.join(stacks, "Pulumi.prod.yaml")));
     assert.equal(spec.hostname, "mail.example.com");
-    assert.deepEqual(spec.domains.map((d) => d.name), ["example.com"]);
+    assert.deepEqual(
+      spec.domains.map((d) => d.name),
+      ["example.com"],
+    );
     assert.equal(spec.server.deleteProtection, true);
     assert.deepEqual(spec.server.sshSourceRanges, ["203.0.113.0/24", "2001:db8:ffff::/48"]);
     assert.ok(spec.users.every((u) => u.passwordHash instanceof SecretValue));

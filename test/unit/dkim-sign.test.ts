@@ -25,8 +25,8 @@ const resolver = async (name: string, type: string) => {
 
 const message = Buffer.from(
   "From: Alice <alice@example.org>\r\nTo: bob@peer.test\r\nSubject:  Hello\t there \r\n  folded\r\n" +
-  "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\nX-Unsigned: yes\r\n\r\n" +
-  "Line one  with   spaces \r\n\r\nlast line\r\n\r\n\r\n",
+    "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\nX-Unsigned: yes\r\n\r\n" +
+    "Line one  with   spaces \r\n\r\nlast line\r\n\r\n\r\n",
 );
 
 async function verify(msg: Buffer) {
@@ -61,13 +61,22 @@ test("a second From: added below the signed one breaks both signatures", async (
   const signed = Buffer.concat([Buffer.from(dkimSignatures(message, keys)), message]);
   const i = signed.indexOf("\r\n\r\n");
   const forged = Buffer.concat([signed.subarray(0, i + 2), Buffer.from("From: mallory@evil.test\r\n"), signed.subarray(i + 2)]);
-  assert.deepEqual((await verify(forged)).map((r) => r.result), ["fail", "fail"]);
+  assert.deepEqual(
+    (await verify(forged)).map((r) => r.result),
+    ["fail", "fail"],
+  );
 });
 
 test("relaxed canonicalization tolerates whitespace changes in transit; a body change fails", async () => {
   const signed = Buffer.concat([Buffer.from(dkimSignatures(message, keys)), message]).toString("latin1");
-  const rewrapped = Buffer.from(signed.replace("Subject:  Hello\t there", "Subject: Hello there").replace("last line\r\n", "last line   \r\n"), "latin1");
-  assert.deepEqual((await verify(rewrapped)).map((r) => r.result), ["pass", "pass"]);
+  const rewrapped = Buffer.from(
+    signed.replace("Subject:  Hello\t there", "Subject: Hello there").replace("last line\r\n", "last line   \r\n"),
+    "latin1",
+  );
+  assert.deepEqual(
+    (await verify(rewrapped)).map((r) => r.result),
+    ["pass", "pass"],
+  );
   const changed = Buffer.from(signed.replace("Line one", "Line 1"), "latin1");
   // mailauth reports a body hash mismatch as "neutral" (RFC 6376 6.1.3 leaves the label open)
   for (const r of await verify(changed)) assert.notEqual(r.result, "pass");

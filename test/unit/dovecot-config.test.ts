@@ -9,7 +9,13 @@ const opts = { dataDir: "/var/lib/maild", uid: 990, gid: 990 };
 describe("passwdFile", () => {
   test("writes one line per user: lowercase address, {ARGON2ID} + PHC hash, uid, gid, home", () => {
     assert.equal(
-      passwdFile([{ address: "Alice@Example.com", passwordHash: hash }, { address: "bob.b@example.org", passwordHash: hash }], opts),
+      passwdFile(
+        [
+          { address: "Alice@Example.com", passwordHash: hash },
+          { address: "bob.b@example.org", passwordHash: hash },
+        ],
+        opts,
+      ),
       `alice@example.com:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.com/alice::\n` +
         `bob.b@example.org:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.org/bob.b::\n`,
     );
@@ -21,11 +27,31 @@ describe("passwdFile", () => {
 
   const bad: [string, Parameters<typeof passwdFile>[0], Partial<typeof opts>, string][] = [
     ["an address without @", [{ address: "alice", passwordHash: hash }], {}, 'users[0].address: "alice" is not local@domain'],
-    ["an address with a colon", [{ address: "a:b@example.com", passwordHash: hash }], {}, 'users[0].address: "a:b@example.com" is not local@domain'],
+    [
+      "an address with a colon",
+      [{ address: "a:b@example.com", passwordHash: hash }],
+      {},
+      'users[0].address: "a:b@example.com" is not local@domain',
+    ],
     ["an address with a newline", [{ address: "a@example.com\nx", passwordHash: hash }], {}, "users[0].address:"],
-    ["a bcrypt hash", [{ address: "a@example.com", passwordHash: "$2y$10$abcdefghijklmnopqrstuu" }], {}, "users[0].passwordHash: not an argon2id PHC string"],
-    ["an argon2i hash", [{ address: "a@example.com", passwordHash: hash.replace("argon2id", "argon2i") }], {}, "users[0].passwordHash: not an argon2id PHC string"],
-    ["a hash with a colon", [{ address: "a@example.com", passwordHash: hash + ":0:0" }], {}, "users[0].passwordHash: not an argon2id PHC string"],
+    [
+      "a bcrypt hash",
+      [{ address: "a@example.com", passwordHash: "$2y$10$abcdefghijklmnopqrstuu" }],
+      {},
+      "users[0].passwordHash: not an argon2id PHC string",
+    ],
+    [
+      "an argon2i hash",
+      [{ address: "a@example.com", passwordHash: hash.replace("argon2id", "argon2i") }],
+      {},
+      "users[0].passwordHash: not an argon2id PHC string",
+    ],
+    [
+      "a hash with a colon",
+      [{ address: "a@example.com", passwordHash: hash + ":0:0" }],
+      {},
+      "users[0].passwordHash: not an argon2id PHC string",
+    ],
     [
       "the same address twice, in different case",
       [
@@ -100,7 +126,14 @@ describe("dovecotConf", () => {
   });
 
   test("takes listen addresses, ports and directories for tests", () => {
-    const t = dovecotConf({ ...input, listen: ["198.51.100.5"], ports: { imap: 1143, imaps: 1993 }, baseDir: "/tmp/d/run", stateDir: "/tmp/d/state", logPath: "/tmp/d/log" });
+    const t = dovecotConf({
+      ...input,
+      listen: ["198.51.100.5"],
+      ports: { imap: 1143, imaps: 1993 },
+      baseDir: "/tmp/d/run",
+      stateDir: "/tmp/d/state",
+      logPath: "/tmp/d/log",
+    });
     const s = settings(t);
     assert.deepEqual(
       [s.get("listen"), s.get("base_dir"), s.get("state_dir"), s.get("log_path")],
@@ -111,7 +144,11 @@ describe("dovecotConf", () => {
   });
 
   const bad: [string, Partial<DovecotConfInput>, string][] = [
-    ["a cert path with a space", { tls: { certPath: "/etc/my cert.pem", keyPath: "/k" } }, 'tls.certPath: "/etc/my cert.pem" must be an absolute path'],
+    [
+      "a cert path with a space",
+      { tls: { certPath: "/etc/my cert.pem", keyPath: "/k" } },
+      'tls.certPath: "/etc/my cert.pem" must be an absolute path',
+    ],
     ["a relative passwd-file path", { passwdFilePath: "passwd" }, 'passwdFilePath: "passwd" must be an absolute path'],
     ["uid 0", { uid: 0 }, "uid: 0 must be a positive integer"],
     ["port 70000", { ports: { imap: 70000, imaps: 993 } }, "ports.imap: 70000 must be a port number"],

@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateMaildConfig, loadMaildConfig, ConfigError, DEFAULT_LIMITS, DEFAULT_ACME_CHECK_INTERVAL_SECONDS, DEFAULT_OUTBOUND, DEFAULT_SUBMISSION } from "../../server-bootstrap/maild/config";
+import {
+  validateMaildConfig,
+  loadMaildConfig,
+  ConfigError,
+  DEFAULT_LIMITS,
+  DEFAULT_ACME_CHECK_INTERVAL_SECONDS,
+  DEFAULT_OUTBOUND,
+  DEFAULT_SUBMISSION,
+} from "../../server-bootstrap/maild/config";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
@@ -13,7 +21,11 @@ function base(): Record<string, unknown> {
     dataDir: "/var/lib/maild",
     tls: { certPath: "/etc/maild/cert.pem", keyPath: "/etc/maild/key.pem" },
     domains: [
-      { name: "example.org", dkim: [{ selector: "g1-rsa", algorithm: "rsa", keyPath: "/etc/maild/dkim/g1-rsa.pem" }], mtaStsPolicy: "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n" },
+      {
+        name: "example.org",
+        dkim: [{ selector: "g1-rsa", algorithm: "rsa", keyPath: "/etc/maild/dkim/g1-rsa.pem" }],
+        mtaStsPolicy: "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
+      },
       { name: "example.net" },
     ],
     users: [{ address: "alice@example.org", passwordHash: HASH }],
@@ -57,7 +69,14 @@ describe("maild config: valid input", () => {
       outbound: { ipv6: false, sourceIpv4: "198.51.100.5", retryBaseSeconds: 60, extraCaPath: "/etc/maild/ca.pem", dane: false },
       submission: { maxFailuresPerIp: 3 },
     });
-    assert.deepEqual(cfg.outbound, { ...DEFAULT_OUTBOUND, ipv6: false, sourceIpv4: "198.51.100.5", retryBaseSeconds: 60, extraCaPath: "/etc/maild/ca.pem", dane: false });
+    assert.deepEqual(cfg.outbound, {
+      ...DEFAULT_OUTBOUND,
+      ipv6: false,
+      sourceIpv4: "198.51.100.5",
+      retryBaseSeconds: 60,
+      extraCaPath: "/etc/maild/ca.pem",
+      dane: false,
+    });
     assert.deepEqual(cfg.submission, { ...DEFAULT_SUBMISSION, maxFailuresPerIp: 3 });
   });
 
@@ -70,9 +89,12 @@ describe("maild config: valid input", () => {
       recipientDelimiter: "+-",
     });
     assert.deepEqual(cfg.listen, {
-      smtp: [{ host: "198.51.100.5", port: 2525 }], http: [], https: [{ host: "2001:db8:1::5", port: 443 }],
+      smtp: [{ host: "198.51.100.5", port: 2525 }],
+      http: [],
+      https: [{ host: "2001:db8:1::5", port: 443 }],
       // not given: the defaults
-      submission: [{ host: "::", port: 587 }], submissions: [{ host: "::", port: 465 }],
+      submission: [{ host: "::", port: 587 }],
+      submissions: [{ host: "::", port: 465 }],
     });
     assert.equal(cfg.limits.maxMessageBytes, 2048);
     assert.equal(cfg.limits.maxRecipients, 200);
@@ -84,54 +106,203 @@ describe("maild config: valid input", () => {
 
 describe("maild config: each bad input is named by its key", () => {
   const cases: [string, (c: Record<string, any>) => void, string][] = [
-    ["hostname with trailing dot", (c) => (c.hostname = "mx.example.org."), 'hostname: "mx.example.org." is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
+    [
+      "hostname with trailing dot",
+      (c) => (c.hostname = "mx.example.org."),
+      'hostname: "mx.example.org." is not a lowercase domain name without trailing dot (e.g. mail.example.org)',
+    ],
     ["missing hostname", (c) => delete c.hostname, "hostname: missing is not a non-empty string"],
     ["relative dataDir", (c) => (c.dataDir = "data"), 'dataDir: "data" is not an absolute path'],
     ["tls not an object", (c) => (c.tls = "x"), 'tls: "x" is not an object {certPath, keyPath}'],
     ["relative tls.keyPath", (c) => (c.tls.keyPath = "key.pem"), 'tls.keyPath: "key.pem" is not an absolute path'],
-    ["unknown top-level key", (c) => (c.hostnmae = "x"), "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission"],
+    [
+      "unknown top-level key",
+      (c) => (c.hostnmae = "x"),
+      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission",
+    ],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
-    ["uppercase domain", (c) => (c.domains[1].name = "Example.NET"), 'domains[1].name: "Example.NET" is not a lowercase domain name without trailing dot (e.g. mail.example.org)'],
+    [
+      "uppercase domain",
+      (c) => (c.domains[1].name = "Example.NET"),
+      'domains[1].name: "Example.NET" is not a lowercase domain name without trailing dot (e.g. mail.example.org)',
+    ],
     ["duplicate domain", (c) => c.domains.push({ name: "example.org" }), 'domains[2].name: "example.org" is listed twice'],
-    ["bad dkim algorithm", (c) => (c.domains[0].dkim[0].algorithm = "dsa"), 'domains[0].dkim[0].algorithm: "dsa" is not one of rsa|ed25519'],
-    ["bad dkim selector", (c) => (c.domains[0].dkim[0].selector = "g1_rsa"), 'domains[0].dkim[0].selector: "g1_rsa" is not a DKIM selector (lowercase letters, digits, "-" and ".")'],
-    ["relative dkim keyPath", (c) => (c.domains[0].dkim[0].keyPath = "k.pem"), 'domains[0].dkim[0].keyPath: "k.pem" is not an absolute path'],
-    ["mta-sts policy without version", (c) => (c.domains[0].mtaStsPolicy = "mode: enforce\n"), 'domains[0].mtaStsPolicy: must start with "version: STSv1" (RFC 8461 3.2)'],
-    ["user in unknown domain", (c) => c.users.push({ address: "bob@example.com", passwordHash: HASH }), 'users[1].address: domain "example.com" is not one of the configured domains (example.org, example.net)'],
-    ["user with uppercase", (c) => (c.users[0].address = "Alice@example.org"), 'users[0].address: "Alice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -'],
-    ["user containing the delimiter", (c) => c.users.push({ address: "al+ice@example.org", passwordHash: HASH }), 'users[1].address: "al+ice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -'],
-    ["user containing a custom delimiter", (c) => { c.recipientDelimiter = "-"; c.users[0].address = "al-ice@example.org"; c.aliases[0].to = ["al-ice@example.org"]; c.aliases[1].to = ["al-ice@example.org"]; }, 'users[0].address: "al-ice@example.org" contains the recipient delimiter "-"'],
-    ["duplicate user", (c) => c.users.push({ address: "alice@example.org", passwordHash: HASH }), 'users[1].address: "alice@example.org" is listed twice'],
-    ["bcrypt hash", (c) => (c.users[0].passwordHash = "$2y$10$abcdefghijklmnopqrstuv"), "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"],
-    ["argon2i hash", (c) => (c.users[0].passwordHash = HASH.replace("argon2id", "argon2i")), "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)"],
-    ["alias equal to a user", (c) => c.aliases.push({ address: "alice@example.org", to: ["postmaster@example.org"] }), 'aliases[2].address: "alice@example.org" is also a user; an address is either a user or an alias'],
-    ["alias in unknown domain", (c) => (c.aliases[0].address = "postmaster@example.com"), 'aliases[0].address: domain "example.com" is not one of the configured domains (example.org, example.net)'],
-    ["alias pointing nowhere", (c) => (c.aliases[0].to = ["bob@example.org"]), 'aliases[0].to[0]: "bob@example.org" is in a configured domain but is neither a user nor an alias'],
+    [
+      "bad dkim algorithm",
+      (c) => (c.domains[0].dkim[0].algorithm = "dsa"),
+      'domains[0].dkim[0].algorithm: "dsa" is not one of rsa|ed25519',
+    ],
+    [
+      "bad dkim selector",
+      (c) => (c.domains[0].dkim[0].selector = "g1_rsa"),
+      'domains[0].dkim[0].selector: "g1_rsa" is not a DKIM selector (lowercase letters, digits, "-" and ".")',
+    ],
+    [
+      "relative dkim keyPath",
+      (c) => (c.domains[0].dkim[0].keyPath = "k.pem"),
+      'domains[0].dkim[0].keyPath: "k.pem" is not an absolute path',
+    ],
+    [
+      "mta-sts policy without version",
+      (c) => (c.domains[0].mtaStsPolicy = "mode: enforce\n"),
+      'domains[0].mtaStsPolicy: must start with "version: STSv1" (RFC 8461 3.2)',
+    ],
+    [
+      "user in unknown domain",
+      (c) => c.users.push({ address: "bob@example.com", passwordHash: HASH }),
+      'users[1].address: domain "example.com" is not one of the configured domains (example.org, example.net)',
+    ],
+    [
+      "user with uppercase",
+      (c) => (c.users[0].address = "Alice@example.org"),
+      'users[0].address: "Alice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -',
+    ],
+    [
+      "user containing the delimiter",
+      (c) => c.users.push({ address: "al+ice@example.org", passwordHash: HASH }),
+      'users[1].address: "al+ice@example.org" is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -',
+    ],
+    [
+      "user containing a custom delimiter",
+      (c) => {
+        c.recipientDelimiter = "-";
+        c.users[0].address = "al-ice@example.org";
+        c.aliases[0].to = ["al-ice@example.org"];
+        c.aliases[1].to = ["al-ice@example.org"];
+      },
+      'users[0].address: "al-ice@example.org" contains the recipient delimiter "-"',
+    ],
+    [
+      "duplicate user",
+      (c) => c.users.push({ address: "alice@example.org", passwordHash: HASH }),
+      'users[1].address: "alice@example.org" is listed twice',
+    ],
+    [
+      "bcrypt hash",
+      (c) => (c.users[0].passwordHash = "$2y$10$abcdefghijklmnopqrstuv"),
+      "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)",
+    ],
+    [
+      "argon2i hash",
+      (c) => (c.users[0].passwordHash = HASH.replace("argon2id", "argon2i")),
+      "users[0].passwordHash: is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)",
+    ],
+    [
+      "alias equal to a user",
+      (c) => c.aliases.push({ address: "alice@example.org", to: ["postmaster@example.org"] }),
+      'aliases[2].address: "alice@example.org" is also a user; an address is either a user or an alias',
+    ],
+    [
+      "alias in unknown domain",
+      (c) => (c.aliases[0].address = "postmaster@example.com"),
+      'aliases[0].address: domain "example.com" is not one of the configured domains (example.org, example.net)',
+    ],
+    [
+      "alias pointing nowhere",
+      (c) => (c.aliases[0].to = ["bob@example.org"]),
+      'aliases[0].to[0]: "bob@example.org" is in a configured domain but is neither a user nor an alias',
+    ],
     ["alias with no targets", (c) => (c.aliases[0].to = []), "aliases[0].to: [] must name at least one target address"],
-    ["alias target not an address", (c) => (c.aliases[1].to = ["alice"]), 'aliases[1].to[0]: "alice" is not a lowercase address local@domain'],
-    ["duplicate catch-all", (c) => c.aliases.push({ address: "@example.net", to: ["alice@example.org"] }), 'aliases[2].address: "@example.net" is listed twice'],
-    ["bad delimiter", (c) => (c.recipientDelimiter = "#"), 'recipientDelimiter: "#" is not a string of up to 4 of the characters + - _ . ='],
-    ["listen host not an IP", (c) => (c.listen = { smtp: [{ host: "localhost", port: 25 }] }), 'listen.smtp[0].host: "localhost" is not an IPv4 or IPv6 address'],
-    ["listen port out of range", (c) => (c.listen = { https: [{ host: "::", port: 70000 }] }), "listen.https[0].port: 70000 is not an integer from 0 to 65535"],
-    ["dns server not an IP", (c) => (c.dnsServers = ["ns.example.org"]), 'dnsServers[0]: "ns.example.org" is not an IP address, IPv4:port or [IPv6]:port'],
+    [
+      "alias target not an address",
+      (c) => (c.aliases[1].to = ["alice"]),
+      'aliases[1].to[0]: "alice" is not a lowercase address local@domain',
+    ],
+    [
+      "duplicate catch-all",
+      (c) => c.aliases.push({ address: "@example.net", to: ["alice@example.org"] }),
+      'aliases[2].address: "@example.net" is listed twice',
+    ],
+    [
+      "bad delimiter",
+      (c) => (c.recipientDelimiter = "#"),
+      'recipientDelimiter: "#" is not a string of up to 4 of the characters + - _ . =',
+    ],
+    [
+      "listen host not an IP",
+      (c) => (c.listen = { smtp: [{ host: "localhost", port: 25 }] }),
+      'listen.smtp[0].host: "localhost" is not an IPv4 or IPv6 address',
+    ],
+    [
+      "listen port out of range",
+      (c) => (c.listen = { https: [{ host: "::", port: 70000 }] }),
+      "listen.https[0].port: 70000 is not an integer from 0 to 65535",
+    ],
+    [
+      "dns server not an IP",
+      (c) => (c.dnsServers = ["ns.example.org"]),
+      'dnsServers[0]: "ns.example.org" is not an IP address, IPv4:port or [IPv6]:port',
+    ],
     ["empty dnsServers", (c) => (c.dnsServers = []), "dnsServers: [] must list a server or be left out (system resolver)"],
-    ["too few recipients allowed", (c) => (c.limits = { maxRecipients: 10 }), "limits.maxRecipients: 10 is not an integer from 100 to 100000"],
-    ["fractional size limit", (c) => (c.limits = { maxMessageBytes: 1.5e6 + 0.5 }), "limits.maxMessageBytes: 1500000.5 is not an integer from 1024 to 2147483647"],
-    ["unknown limit", (c) => (c.limits = { maxMsgs: 1 }), "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients"],
+    [
+      "too few recipients allowed",
+      (c) => (c.limits = { maxRecipients: 10 }),
+      "limits.maxRecipients: 10 is not an integer from 100 to 100000",
+    ],
+    [
+      "fractional size limit",
+      (c) => (c.limits = { maxMessageBytes: 1.5e6 + 0.5 }),
+      "limits.maxMessageBytes: 1500000.5 is not an integer from 1024 to 2147483647",
+    ],
+    [
+      "unknown limit",
+      (c) => (c.limits = { maxMsgs: 1 }),
+      "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients",
+    ],
     ["negative shutdown timeout", (c) => (c.shutdownTimeoutMs = -1), "shutdownTimeoutMs: -1 is not an integer from 0 to 600000"],
-    ["submission listener not an IP", (c) => (c.listen = { submissions: [{ host: "mx", port: 465 }] }), 'listen.submissions[0].host: "mx" is not an IPv4 or IPv6 address'],
-    ["unknown listener kind", (c) => (c.listen = { imap: [] }), "listen.imap: unknown key; allowed keys are smtp, submission, submissions, http, https"],
+    [
+      "submission listener not an IP",
+      (c) => (c.listen = { submissions: [{ host: "mx", port: 465 }] }),
+      'listen.submissions[0].host: "mx" is not an IPv4 or IPv6 address',
+    ],
+    [
+      "unknown listener kind",
+      (c) => (c.listen = { imap: [] }),
+      "listen.imap: unknown key; allowed keys are smtp, submission, submissions, http, https",
+    ],
     ["outbound not an object", (c) => (c.outbound = true), "outbound: true is not an object"],
-    ["outbound retry base too small", (c) => (c.outbound = { retryBaseSeconds: 0 }), "outbound.retryBaseSeconds: 0 is not an integer from 1 to 86400"],
-    ["outbound retry max below base", (c) => (c.outbound = { retryBaseSeconds: 600, retryMaxSeconds: 300 }), "outbound.retryMaxSeconds: 300 is less than outbound.retryBaseSeconds (600)"],
-    ["delay notice after expiry", (c) => (c.outbound = { delayNoticeAfterSeconds: 7200, expireAfterSeconds: 3600 }), "outbound.delayNoticeAfterSeconds: 7200 is not less than outbound.expireAfterSeconds (3600); the delay notice would never be sent"],
-    ["outbound source address of the wrong family", (c) => (c.outbound = { sourceIpv4: "2001:db8:1::5" }), 'outbound.sourceIpv4: "2001:db8:1::5" is not an IPv4 address'],
+    [
+      "outbound retry base too small",
+      (c) => (c.outbound = { retryBaseSeconds: 0 }),
+      "outbound.retryBaseSeconds: 0 is not an integer from 1 to 86400",
+    ],
+    [
+      "outbound retry max below base",
+      (c) => (c.outbound = { retryBaseSeconds: 600, retryMaxSeconds: 300 }),
+      "outbound.retryMaxSeconds: 300 is less than outbound.retryBaseSeconds (600)",
+    ],
+    [
+      "delay notice after expiry",
+      (c) => (c.outbound = { delayNoticeAfterSeconds: 7200, expireAfterSeconds: 3600 }),
+      "outbound.delayNoticeAfterSeconds: 7200 is not less than outbound.expireAfterSeconds (3600); the delay notice would never be sent",
+    ],
+    [
+      "outbound source address of the wrong family",
+      (c) => (c.outbound = { sourceIpv4: "2001:db8:1::5" }),
+      'outbound.sourceIpv4: "2001:db8:1::5" is not an IPv4 address',
+    ],
     ["outbound dane not a boolean", (c) => (c.outbound = { dane: "yes" }), 'outbound.dane: "yes" is not true or false'],
-    ["no address family left", (c) => (c.outbound = { ipv4: false, ipv6: false }), "outbound.ipv4: false together with outbound.ipv6 false leaves no way to send"],
+    [
+      "no address family left",
+      (c) => (c.outbound = { ipv4: false, ipv6: false }),
+      "outbound.ipv4: false together with outbound.ipv6 false leaves no way to send",
+    ],
     ["relative extra CA", (c) => (c.outbound = { extraCaPath: "ca.pem" }), 'outbound.extraCaPath: "ca.pem" is not an absolute path'],
-    ["unknown outbound key", (c) => (c.outbound = { retries: 3 }), "outbound.retries: unknown key; allowed keys are maxConnectionsPerDomain, maxConnections, retryBaseSeconds, retryMaxSeconds, delayNoticeAfterSeconds, expireAfterSeconds, port, timeoutMs, ipv6, ipv4, sourceIpv4, sourceIpv6, mtaSts, dane, extraCaPath"],
-    ["lockout cap below lockout", (c) => (c.submission = { lockoutSeconds: 600, lockoutMaxSeconds: 60 }), "submission.lockoutMaxSeconds: 60 is less than submission.lockoutSeconds (600)"],
-    ["zero failures allowed", (c) => (c.submission = { maxFailuresPerIp: 0 }), "submission.maxFailuresPerIp: 0 is not an integer from 1 to 100000"],
+    [
+      "unknown outbound key",
+      (c) => (c.outbound = { retries: 3 }),
+      "outbound.retries: unknown key; allowed keys are maxConnectionsPerDomain, maxConnections, retryBaseSeconds, retryMaxSeconds, delayNoticeAfterSeconds, expireAfterSeconds, port, timeoutMs, ipv6, ipv4, sourceIpv4, sourceIpv6, mtaSts, dane, extraCaPath",
+    ],
+    [
+      "lockout cap below lockout",
+      (c) => (c.submission = { lockoutSeconds: 600, lockoutMaxSeconds: 60 }),
+      "submission.lockoutMaxSeconds: 60 is less than submission.lockoutSeconds (600)",
+    ],
+    [
+      "zero failures allowed",
+      (c) => (c.submission = { maxFailuresPerIp: 0 }),
+      "submission.maxFailuresPerIp: 0 is not an integer from 1 to 100000",
+    ],
   ];
   for (const [name, mutate, expected] of cases) {
     test(name, () => {
@@ -188,7 +359,13 @@ describe("maild config: the acme section (on-box certificate renewal)", () => {
   test("email, renewBeforeFraction, extraCaPath and checkIntervalSeconds are kept", () => {
     const cfg = validateMaildConfig({
       ...base(),
-      acme: { ...acme(), email: "hostmaster@example.org", renewBeforeFraction: 0.5, extraCaPath: "/etc/maild/acme-extra-ca.pem", checkIntervalSeconds: 60 },
+      acme: {
+        ...acme(),
+        email: "hostmaster@example.org",
+        renewBeforeFraction: 0.5,
+        extraCaPath: "/etc/maild/acme-extra-ca.pem",
+        checkIntervalSeconds: 60,
+      },
     });
     assert.equal(cfg.acme?.email, "hostmaster@example.org");
     assert.equal(cfg.acme?.renewBeforeFraction, 0.5);
@@ -198,25 +375,65 @@ describe("maild config: the acme section (on-box certificate renewal)", () => {
 
   const cases: [string, (a: Record<string, any>, c: Record<string, any>) => void, string][] = [
     ["acme not an object", (_a, c) => (c.acme = true), "acme: true is not an object {directoryUrl, accountKeyPath, names, ...}"],
-    ["unknown acme key", (a) => (a.directory = "x"), "acme.directory: unknown key; allowed keys are directoryUrl, accountKeyPath, email, names, renewBeforeFraction, extraCaPath, checkIntervalSeconds"],
+    [
+      "unknown acme key",
+      (a) => (a.directory = "x"),
+      "acme.directory: unknown key; allowed keys are directoryUrl, accountKeyPath, email, names, renewBeforeFraction, extraCaPath, checkIntervalSeconds",
+    ],
     ["missing directoryUrl", (a) => delete a.directoryUrl, "acme.directoryUrl: missing is not a non-empty string"],
-    ["plain-http directoryUrl", (a) => (a.directoryUrl = "http://ca.example.org/dir"), 'acme.directoryUrl: "http://ca.example.org/dir" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)'],
-    ["directoryUrl not a URL", (a) => (a.directoryUrl = "letsencrypt"), 'acme.directoryUrl: "letsencrypt" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)'],
+    [
+      "plain-http directoryUrl",
+      (a) => (a.directoryUrl = "http://ca.example.org/dir"),
+      'acme.directoryUrl: "http://ca.example.org/dir" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)',
+    ],
+    [
+      "directoryUrl not a URL",
+      (a) => (a.directoryUrl = "letsencrypt"),
+      'acme.directoryUrl: "letsencrypt" is not an https URL (e.g. https://acme-v02.api.letsencrypt.org/directory)',
+    ],
     ["relative accountKeyPath", (a) => (a.accountKeyPath = "account.pem"), 'acme.accountKeyPath: "account.pem" is not an absolute path'],
     ["missing accountKeyPath", (a) => delete a.accountKeyPath, "acme.accountKeyPath: missing is not a non-empty string"],
     ["email without a domain", (a) => (a.email = "hostmaster"), 'acme.email: "hostmaster" is not an email address'],
     ["names not a list", (a) => (a.names = "mx.example.org"), 'acme.names: "mx.example.org" is not a list'],
     ["empty names", (a) => (a.names = []), "acme.names: [] must list the names the certificate carries"],
-    ["uppercase name", (a) => (a.names = ["mx.example.org", "MTA-STS.example.org"]), 'acme.names[1]: "MTA-STS.example.org" must be lowercase'],
-    ["wildcard name", (a) => (a.names = ["mx.example.org", "*.example.org"]), 'acme.names[1]: "*.example.org" is a wildcard; the box renews over HTTP-01, which cannot validate wildcards'],
+    [
+      "uppercase name",
+      (a) => (a.names = ["mx.example.org", "MTA-STS.example.org"]),
+      'acme.names[1]: "MTA-STS.example.org" must be lowercase',
+    ],
+    [
+      "wildcard name",
+      (a) => (a.names = ["mx.example.org", "*.example.org"]),
+      'acme.names[1]: "*.example.org" is a wildcard; the box renews over HTTP-01, which cannot validate wildcards',
+    ],
     ["duplicate name", (a) => (a.names = ["mx.example.org", "mx.example.org"]), 'acme.names[1]: "mx.example.org" is listed twice'],
-    ["names without the hostname", (a) => (a.names = ["mta-sts.example.org"]), 'acme.names: must include hostname "mx.example.org": SMTP STARTTLS serves this certificate under that name'],
-    ["renewBeforeFraction of 1", (a) => (a.renewBeforeFraction = 1), "acme.renewBeforeFraction: 1 is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime"],
-    ["renewBeforeFraction as text", (a) => (a.renewBeforeFraction = "1/3"), 'acme.renewBeforeFraction: "1/3" is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime'],
+    [
+      "names without the hostname",
+      (a) => (a.names = ["mta-sts.example.org"]),
+      'acme.names: must include hostname "mx.example.org": SMTP STARTTLS serves this certificate under that name',
+    ],
+    [
+      "renewBeforeFraction of 1",
+      (a) => (a.renewBeforeFraction = 1),
+      "acme.renewBeforeFraction: 1 is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime",
+    ],
+    [
+      "renewBeforeFraction as text",
+      (a) => (a.renewBeforeFraction = "1/3"),
+      'acme.renewBeforeFraction: "1/3" is not a number between 0 and 1 (exclusive), e.g. 0.333 for a third of the lifetime',
+    ],
     ["relative extraCaPath", (a) => (a.extraCaPath = "pebble.pem"), 'acme.extraCaPath: "pebble.pem" is not an absolute path'],
     ["zero checkIntervalSeconds", (a) => (a.checkIntervalSeconds = 0), "acme.checkIntervalSeconds: 0 is not an integer from 1 to 604800"],
-    ["certificate file the renewal does not write", (_a, c) => (c.tls.certPath = "/etc/maild/fullchain.pem"), 'tls.certPath: "/etc/maild/fullchain.pem" must be named cert.pem when acme is set (the on-box renewal writes that file)'],
-    ["key file not beside the certificate", (_a, c) => (c.tls.keyPath = "/etc/maild/keys/key.pem"), 'tls.keyPath: "/etc/maild/keys/key.pem" must be "/etc/maild/key.pem" when acme is set (beside tls.certPath, where the on-box renewal reads it)'],
+    [
+      "certificate file the renewal does not write",
+      (_a, c) => (c.tls.certPath = "/etc/maild/fullchain.pem"),
+      'tls.certPath: "/etc/maild/fullchain.pem" must be named cert.pem when acme is set (the on-box renewal writes that file)',
+    ],
+    [
+      "key file not beside the certificate",
+      (_a, c) => (c.tls.keyPath = "/etc/maild/keys/key.pem"),
+      'tls.keyPath: "/etc/maild/keys/key.pem" must be "/etc/maild/key.pem" when acme is set (beside tls.certPath, where the on-box renewal reads it)',
+    ],
   ];
   for (const [name, mutate, expected] of cases) {
     test(name, () => {
@@ -237,11 +454,17 @@ describe("maild config: files", () => {
   test("a file that is not JSON names the file and the parse error", () => {
     const f = join(dir, "bad.json");
     writeFileSync(f, "{ hostname: ");
-    assert.throws(() => loadMaildConfig(f), (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && e.problems[0].startsWith(`${f}: not valid JSON: `));
+    assert.throws(
+      () => loadMaildConfig(f),
+      (e: unknown) => e instanceof ConfigError && e.problems.length === 1 && e.problems[0].startsWith(`${f}: not valid JSON: `),
+    );
   });
 
   test("a missing file names the file", () => {
     const f = join(dir, "missing.json");
-    assert.throws(() => loadMaildConfig(f), (e: unknown) => e instanceof ConfigError && e.problems[0].startsWith(`${f}: cannot read: `));
+    assert.throws(
+      () => loadMaildConfig(f),
+      (e: unknown) => e instanceof ConfigError && e.problems[0].startsWith(`${f}: cannot read: `),
+    );
   });
 });

@@ -27,7 +27,10 @@ describe("maild local delivery", () => {
     const id = newMessageId();
     writeFileSync(store.rawPath(id), RAW);
     const { size } = await store.store({
-      id, rawPath: store.rawPath(id), prepend: "Received: by mx.example.org\r\n", mailboxes: [alice, bob],
+      id,
+      rawPath: store.rawPath(id),
+      prepend: "Received: by mx.example.org\r\n",
+      mailboxes: [alice, bob],
       dropHeader: (f) => f.toLowerCase().startsWith("authentication-results: mx.example.org"),
     });
     const expected = "Received: by mx.example.org\r\nFrom: x@sender.test\r\nSubject: hi\r\n\r\nbody\r\n";
@@ -46,10 +49,18 @@ describe("maild local delivery", () => {
     const { dataDir, store } = await setup();
     const id = newMessageId();
     writeFileSync(store.rawPath(id), RAW);
-    await assert.rejects(store.store({
-      id, rawPath: store.rawPath(id), prepend: "", mailboxes: [alice, bob],
-      beforeCommit: async () => { throw new Error("queue full"); },
-    }), /queue full/);
+    await assert.rejects(
+      store.store({
+        id,
+        rawPath: store.rawPath(id),
+        prepend: "",
+        mailboxes: [alice, bob],
+        beforeCommit: async () => {
+          throw new Error("queue full");
+        },
+      }),
+      /queue full/,
+    );
     assert.deepEqual(newFiles(dataDir, alice), []);
     assert.deepEqual(newFiles(dataDir, bob), []);
   });

@@ -28,13 +28,19 @@ describe("maild connection limits", () => {
 describe("maild message rate limit", () => {
   test("a client may send the per-minute limit at once, then no more", () => {
     const now = 0;
-    const r = new RateLimiter(() => 3, () => now);
+    const r = new RateLimiter(
+      () => 3,
+      () => now,
+    );
     assert.deepEqual([r.take("a"), r.take("a"), r.take("a"), r.take("a")], [true, true, true, false]);
     assert.equal(r.take("b"), true);
   });
   test("the allowance refills at the limit's rate", () => {
     let now = 0;
-    const r = new RateLimiter(() => 60, () => now);
+    const r = new RateLimiter(
+      () => 60,
+      () => now,
+    );
     for (let i = 0; i < 60; i++) assert.equal(r.take("a"), true);
     assert.equal(r.take("a"), false);
     now = 1000;

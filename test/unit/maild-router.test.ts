@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { Router } from "../../server-bootstrap/maild/router";
 
 const router = new Router({
-  domains: [{ name: "example.org", dkim: [] }, { name: "example.net", dkim: [] }],
+  domains: [
+    { name: "example.org", dkim: [] },
+    { name: "example.net", dkim: [] },
+  ],
   users: [
     { address: "alice@example.org", passwordHash: "x" },
     { address: "bob@example.org", passwordHash: "x" },
@@ -67,7 +70,11 @@ describe("maild recipient policy", () => {
     assert.deepEqual(router.route("alice@sub.example.org"), { kind: "relay-denied" });
   });
   test("an authenticated sender's remote recipient goes to the queue (submission seam)", () => {
-    assert.deepEqual(router.route("victim@elsewhere.test", { authenticatedUser: "alice@example.org" }), { kind: "accept", mailboxes: [], remote: ["victim@elsewhere.test"] });
+    assert.deepEqual(router.route("victim@elsewhere.test", { authenticatedUser: "alice@example.org" }), {
+      kind: "accept",
+      mailboxes: [],
+      remote: ["victim@elsewhere.test"],
+    });
   });
   test("an address without a domain is malformed", () => {
     assert.deepEqual(router.route("alice"), { kind: "bad-address" });

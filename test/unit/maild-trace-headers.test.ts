@@ -6,13 +6,28 @@ import { filterFields } from "../../server-bootstrap/maild/delivery";
 describe("maild trace headers", () => {
   test("Received names the client's HELO, address, our host, protocol, TLS and id (RFC 5321 4.4)", () => {
     const h = receivedHeader({
-      helo: "mail.sender.test", clientIp: "198.51.100.7", hostname: "mx.example.org", protocol: "ESMTPS",
-      tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" }, id: "1.Mabc", date: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
+      helo: "mail.sender.test",
+      clientIp: "198.51.100.7",
+      hostname: "mx.example.org",
+      protocol: "ESMTPS",
+      tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" },
+      id: "1.Mabc",
+      date: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
     });
-    assert.equal(h, "Received: from mail.sender.test ([198.51.100.7])\r\n\tby mx.example.org (maild) with ESMTPS (TLSv1.3 cipher TLS_AES_256_GCM_SHA384)\r\n\tid 1.Mabc; Fri, 2 Jan 2026 03:04:05 +0000\r\n");
+    assert.equal(
+      h,
+      "Received: from mail.sender.test ([198.51.100.7])\r\n\tby mx.example.org (maild) with ESMTPS (TLSv1.3 cipher TLS_AES_256_GCM_SHA384)\r\n\tid 1.Mabc; Fri, 2 Jan 2026 03:04:05 +0000\r\n",
+    );
   });
   test("a hostile HELO cannot break out of the Received field", () => {
-    const h = receivedHeader({ helo: "x\r\nBcc: a@b (", clientIp: "2001:db8:1::7", hostname: "mx.example.org", protocol: "ESMTP", id: "i", date: new Date(0) });
+    const h = receivedHeader({
+      helo: "x\r\nBcc: a@b (",
+      clientIp: "2001:db8:1::7",
+      hostname: "mx.example.org",
+      protocol: "ESMTP",
+      id: "i",
+      date: new Date(0),
+    });
     assert.equal(h.split("\r\n").length, 4);
     assert.ok(h.startsWith("Received: from x??Bcc:?a@b?? ([IPv6:2001:db8:1::7])\r\n"), h);
   });
@@ -27,7 +42,10 @@ describe("maild trace headers", () => {
   });
   test("filtering drops whole folded fields and keeps the rest byte for byte", () => {
     const header = "From: a@b\r\nAuthentication-Results: mx.example.org;\r\n dkim=pass\r\nSubject: x\r\n y\r\n\r\n";
-    assert.equal(filterFields(header, (f) => isForgedAuthResults(f, "mx.example.org")), "From: a@b\r\nSubject: x\r\n y\r\n\r\n");
+    assert.equal(
+      filterFields(header, (f) => isForgedAuthResults(f, "mx.example.org")),
+      "From: a@b\r\nSubject: x\r\n y\r\n\r\n",
+    );
   });
   test("the header section ends after the first empty line", () => {
     assert.equal(splitHeader(Buffer.from("A: b\r\n\r\nbody")), 8);

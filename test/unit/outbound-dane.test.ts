@@ -5,7 +5,16 @@ import { createHash, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { isSecure, isUsable, lookupTlsa, parseTlsaRdata, tlsaMatches, tlsaToString, verifyDane, type TlsaRecord } from "../../server-bootstrap/maild/outbound/dane";
+import {
+  isSecure,
+  isUsable,
+  lookupTlsa,
+  parseTlsaRdata,
+  tlsaMatches,
+  tlsaToString,
+  verifyDane,
+  type TlsaRecord,
+} from "../../server-bootstrap/maild/outbound/dane";
 import { RRTYPE, type AdQuery, type DnsAnswer } from "../../server-bootstrap/maild/outbound/dns-ad";
 
 let dir = "";
@@ -20,22 +29,79 @@ function openssl(...args: string[]): void {
 
 /** A certificate signed by the test CA for `san` (subjectAltName), valid 30 days from now. */
 function issue(label: string, san: string): X509Certificate {
-  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${label}.key`, "-out", `${label}.csr`, "-subj", `/CN=${label}`);
+  openssl(
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${label}.key`,
+    "-out",
+    `${label}.csr`,
+    "-subj",
+    `/CN=${label}`,
+  );
   fs.writeFileSync(path.join(dir, `${label}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\n`);
-  openssl("x509", "-req", "-in", `${label}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${label}.pem`, "-days", "30", "-extfile", `${label}.ext`);
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${label}.csr`,
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    `${label}.pem`,
+    "-days",
+    "30",
+    "-extfile",
+    `${label}.ext`,
+  );
   return new X509Certificate(fs.readFileSync(path.join(dir, `${label}.pem`)));
 }
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "dane-test-"));
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=DANE test TA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "30",
+    "-subj",
+    "/CN=DANE test TA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
   ca = new X509Certificate(fs.readFileSync(path.join(dir, "ca.pem")));
   leaf = issue("leaf", "DNS:mx.example.org");
   wildLeaf = issue("wild", "DNS:*.example.org");
-  openssl("req", "-x509", ...ec, "-keyout", "stranger.key", "-out", "stranger.pem", "-days", "30", "-subj", "/CN=mx.example.org",
-    "-addext", "subjectAltName=DNS:mx.example.org");
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "stranger.key",
+    "-out",
+    "stranger.pem",
+    "-days",
+    "30",
+    "-subj",
+    "/CN=mx.example.org",
+    "-addext",
+    "subjectAltName=DNS:mx.example.org",
+  );
   stranger = new X509Certificate(fs.readFileSync(path.join(dir, "stranger.pem")));
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +112,12 @@ function spki(c: X509Certificate): Buffer {
 
 function record(usage: number, selector: number, matchingType: number, cert: X509Certificate): TlsaRecord {
   const data = selector === 0 ? cert.raw : spki(cert);
-  const hashed = matchingType === 0 ? data : createHash(matchingType === 1 ? "sha256" : "sha512").update(data).digest();
+  const hashed =
+    matchingType === 0
+      ? data
+      : createHash(matchingType === 1 ? "sha256" : "sha512")
+          .update(data)
+          .digest();
   return { usage, selector, matchingType, data: hashed };
 }
 
@@ -129,7 +200,12 @@ describe("TLSA lookup", () => {
   function answer(partial: Partial<DnsAnswer>): DnsAnswer {
     return { rcode: 0, authenticated: true, truncated: false, answers: [], ...partial };
   }
-  const tlsaRr = (r: TlsaRecord) => ({ name: "_25._tcp.mx.example.org", type: RRTYPE.TLSA, ttl: 300, data: Buffer.from([r.usage, r.selector, r.matchingType, ...r.data]) });
+  const tlsaRr = (r: TlsaRecord) => ({
+    name: "_25._tcp.mx.example.org",
+    type: RRTYPE.TLSA,
+    ttl: 300,
+    data: Buffer.from([r.usage, r.selector, r.matchingType, ...r.data]),
+  });
 
   test("the query is for _<port>._tcp.<host> TLSA", async () => {
     const asked: string[] = [];
@@ -146,7 +222,11 @@ describe("TLSA lookup", () => {
   });
 
   test("records without AD are ignored as insecure (RFC 7672 2.1.1)", async () => {
-    const got = await lookupTlsa(async () => answer({ authenticated: false, answers: [tlsaRr(record(3, 1, 1, leaf))] }), "mx.example.org", 25);
+    const got = await lookupTlsa(
+      async () => answer({ authenticated: false, answers: [tlsaRr(record(3, 1, 1, leaf))] }),
+      "mx.example.org",
+      25,
+    );
     assert.deepEqual(got, { kind: "none" });
   });
 
@@ -157,7 +237,18 @@ describe("TLSA lookup", () => {
 
   test("SERVFAIL and transport errors are failures, not absence (RFC 7672 2.1.1)", async () => {
     assert.equal((await lookupTlsa(async () => answer({ rcode: 2, authenticated: false }), "mx.example.org", 25)).kind, "failed");
-    assert.equal((await lookupTlsa(async () => { throw new Error("timeout"); }, "mx.example.org", 25)).kind, "failed");
+    assert.equal(
+      (
+        await lookupTlsa(
+          async () => {
+            throw new Error("timeout");
+          },
+          "mx.example.org",
+          25,
+        )
+      ).kind,
+      "failed",
+    );
   });
 
   test("an RRset is secure only with AD on an answer that is NOERROR or NXDOMAIN", async () => {
@@ -165,6 +256,15 @@ describe("TLSA lookup", () => {
     assert.equal(await isSecure(async () => answer({ rcode: 3 }), "example.org", RRTYPE.MX), true);
     assert.equal(await isSecure(async () => answer({ authenticated: false }), "example.org", RRTYPE.MX), false);
     assert.equal(await isSecure(async () => answer({ rcode: 2 }), "example.org", RRTYPE.MX), false);
-    assert.equal(await isSecure(async () => { throw new Error("unreachable"); }, "example.org", RRTYPE.MX), false);
+    assert.equal(
+      await isSecure(
+        async () => {
+          throw new Error("unreachable");
+        },
+        "example.org",
+        RRTYPE.MX,
+      ),
+      false,
+    );
   });
 });

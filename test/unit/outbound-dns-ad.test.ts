@@ -5,7 +5,15 @@ import * as net from "node:net";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { adServers, createAdQuery, encodeQuery, parseResponse, parseServer, RRTYPE, systemServers } from "../../server-bootstrap/maild/outbound/dns-ad";
+import {
+  adServers,
+  createAdQuery,
+  encodeQuery,
+  parseResponse,
+  parseServer,
+  RRTYPE,
+  systemServers,
+} from "../../server-bootstrap/maild/outbound/dns-ad";
 
 // Hand-made wire format (RFC 1035 4.1): header, question, answers.
 const u16 = (n: number) => [n >> 8, n & 0xff];
@@ -17,8 +25,15 @@ const TLSA_311 = [3, 1, 1, ...Buffer.alloc(32, 0xab)];
 /** A response to `_25._tcp.mx.example.org TLSA` with `flags` and one TLSA answer whose owner is a pointer to the question name (offset 12). */
 function tlsaResponse(id: number, flags: number, answers = 1): Buffer {
   return Buffer.from([
-    ...u16(id), ...u16(flags), ...u16(1), ...u16(answers), ...u16(0), ...u16(0),
-    ...QNAME, ...u16(52), ...u16(1),
+    ...u16(id),
+    ...u16(flags),
+    ...u16(1),
+    ...u16(answers),
+    ...u16(0),
+    ...u16(0),
+    ...QNAME,
+    ...u16(52),
+    ...u16(1),
     ...(answers ? [0xc0, 12, ...u16(52), ...u16(1), ...u32(300), ...u16(TLSA_311.length), ...TLSA_311] : []),
   ]);
 }
@@ -55,7 +70,10 @@ describe("DNS response parsing", () => {
     assert.equal(r.rcode, 0);
     assert.deepEqual(r.question, { name: "_25._tcp.mx.example.org", type: 52 });
     assert.equal(r.answers.length, 1);
-    assert.deepEqual({ ...r.answers[0], data: [...r.answers[0].data] }, { name: "_25._tcp.mx.example.org", type: 52, ttl: 300, data: TLSA_311 });
+    assert.deepEqual(
+      { ...r.answers[0], data: [...r.answers[0].data] },
+      { name: "_25._tcp.mx.example.org", type: 52, ttl: 300, data: TLSA_311 },
+    );
   });
 
   test("AD=0 is not authenticated", () => {
@@ -92,7 +110,10 @@ describe("DNS server selection", () => {
     try {
       const file = path.join(dir, "resolv.conf");
       fs.writeFileSync(file, "search example.org\nnameserver 198.51.100.53\n# nameserver 198.51.100.99\nnameserver 2001:db8::53\n");
-      assert.deepEqual(systemServers(file), [{ host: "198.51.100.53", port: 53 }, { host: "2001:db8::53", port: 53 }]);
+      assert.deepEqual(systemServers(file), [
+        { host: "198.51.100.53", port: 53 },
+        { host: "2001:db8::53", port: 53 },
+      ]);
       fs.writeFileSync(file, "options edns0\n");
       assert.deepEqual(systemServers(file), [{ host: "127.0.0.1", port: 53 }]);
     } finally {
@@ -120,7 +141,10 @@ describe("queries over the wire (loopback)", () => {
       });
     });
     await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", r));
-    closers.push(() => udp.close(), () => tcp.close());
+    closers.push(
+      () => udp.close(),
+      () => tcp.close(),
+    );
     return port;
   }
 

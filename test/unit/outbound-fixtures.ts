@@ -45,16 +45,22 @@ export async function parseDsn(message: Buffer): Promise<ParsedDsn> {
   const body = raw.slice(raw.indexOf("\r\n\r\n") + 4);
   const close = body.indexOf(`\r\n--${boundary}--\r\n`);
   assert.ok(close > 0, "closing boundary");
-  const parts = body.slice(0, close).split(`--${boundary}\r\n`).slice(1).map((p, i, all) => (i < all.length - 1 ? p.slice(0, -2) : p));
+  const parts = body
+    .slice(0, close)
+    .split(`--${boundary}\r\n`)
+    .slice(1)
+    .map((p, i, all) => (i < all.length - 1 ? p.slice(0, -2) : p));
   assert.equal(parts.length, 3, "three parts");
   const parsed = await Promise.all(parts.map((p) => simpleParser(p)));
   const partTypes = parsed.map((p) => (p.headers.get("content-type") as { value: string }).value);
   const statusBody = parts[1].slice(parts[1].indexOf("\r\n\r\n") + 4);
   const groups = statusBody.replace(/\r\n$/, "").split("\r\n\r\n");
-  const fieldMaps = await Promise.all(groups.map(async (g) => {
-    const h = await simpleParser(`${g}\r\n\r\n`);
-    return new Map([...h.headers].map(([k, v]) => [k, String(v)]));
-  }));
+  const fieldMaps = await Promise.all(
+    groups.map(async (g) => {
+      const h = await simpleParser(`${g}\r\n\r\n`);
+      return new Map([...h.headers].map(([k, v]) => [k, String(v)]));
+    }),
+  );
   return {
     raw,
     headers: top.headers,
@@ -77,13 +83,32 @@ export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 
 export const delivered = (recipient: string, mta = "mx.remote.test"): RecipientResult => ({
-  recipient, status: "delivered", enhancedCode: "2.0.0", diagnostic: "250 2.0.0 Ok: queued as 4Xyz", remoteReply: true, remoteMta: mta,
+  recipient,
+  status: "delivered",
+  enhancedCode: "2.0.0",
+  diagnostic: "250 2.0.0 Ok: queued as 4Xyz",
+  remoteReply: true,
+  remoteMta: mta,
 });
 export const deferred = (recipient: string, diagnostic = "421 4.4.1 Too busy, try later", mta = "mx.remote.test"): RecipientResult => ({
-  recipient, status: "deferred", enhancedCode: diagnostic.split(" ")[1], diagnostic, remoteReply: true, remoteMta: mta,
+  recipient,
+  status: "deferred",
+  enhancedCode: diagnostic.split(" ")[1],
+  diagnostic,
+  remoteReply: true,
+  remoteMta: mta,
 });
-export const failed = (recipient: string, diagnostic = `550 5.1.1 <${recipient}>: Recipient address rejected: User unknown`, mta = "mx.remote.test"): RecipientResult => ({
-  recipient, status: "failed", enhancedCode: diagnostic.split(" ")[1], diagnostic, remoteReply: true, remoteMta: mta,
+export const failed = (
+  recipient: string,
+  diagnostic = `550 5.1.1 <${recipient}>: Recipient address rejected: User unknown`,
+  mta = "mx.remote.test",
+): RecipientResult => ({
+  recipient,
+  status: "failed",
+  enhancedCode: diagnostic.split(" ")[1],
+  diagnostic,
+  remoteReply: true,
+  remoteMta: mta,
 });
 
 export interface Call {
@@ -131,7 +156,13 @@ export function outboundConfig(outbound: Partial<OutboundConfig> = {}): MaildCon
     users: [{ address: "alice@example.org", passwordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo" }],
     aliases: [],
     shutdownTimeoutMs: 2000,
-    outbound: { retryBaseSeconds: 60, retryMaxSeconds: 3600, delayNoticeAfterSeconds: 4 * 3600, expireAfterSeconds: 2 * 86_400, ...outbound },
+    outbound: {
+      retryBaseSeconds: 60,
+      retryMaxSeconds: 3600,
+      delayNoticeAfterSeconds: 4 * 3600,
+      expireAfterSeconds: 2 * 86_400,
+      ...outbound,
+    },
   });
 }
 
@@ -147,7 +178,10 @@ export function tempDir(): string {
   return d;
 }
 
-export async function queueHarness(outbound: Partial<OutboundConfig> = {}, shared?: { dataDir: string; clock: { t: number } }): Promise<QueueHarness> {
+export async function queueHarness(
+  outbound: Partial<OutboundConfig> = {},
+  shared?: { dataDir: string; clock: { t: number } },
+): Promise<QueueHarness> {
   const dataDir = shared?.dataDir ?? tempDir();
   const clock = shared?.clock ?? { t: T0 };
   const config = outboundConfig(outbound);
@@ -156,13 +190,20 @@ export async function queueHarness(outbound: Partial<OutboundConfig> = {}, share
   const logger: Logger = { log, info: (e, f) => log("info", e, f), warn: (e, f) => log("warn", e, f), error: (e, f) => log("error", e, f) };
   const h: QueueHarness = {
     queue: undefined as unknown as OutboundQueue,
-    dataDir, clock, logs, calls: [], dsns: [],
+    dataDir,
+    clock,
+    logs,
+    calls: [],
+    dsns: [],
     respond: (a) => a.recipients.map((r) => delivered(r)),
     events: (name) => logs.filter((l) => l.event === name).map((l) => l.fields),
     async submit({ sender = "alice@example.org", recipients, subject = "test", commit = true }) {
       const id = newMessageId(clock.t);
       const path = join(dataDir, `${id}.incoming`);
-      writeFileSync(path, `From: ${sender || "MAILER-DAEMON@example.org"}\r\nTo: ${recipients.join(", ")}\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`);
+      writeFileSync(
+        path,
+        `From: ${sender || "MAILER-DAEMON@example.org"}\r\nTo: ${recipients.join(", ")}\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`,
+      );
       await h.queue.enqueue({ id, messagePath: path, sender, recipients });
       if (commit) h.queue.commit(id);
       return id;

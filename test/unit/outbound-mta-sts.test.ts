@@ -8,7 +8,14 @@ import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
 import {
-  fetchPolicyText, lookupVia, MtaStsPolicies, MAX_POLICY_BYTES, mxAllowed, PolicyFetchError, policyLines, type StsPolicy,
+  fetchPolicyText,
+  lookupVia,
+  MtaStsPolicies,
+  MAX_POLICY_BYTES,
+  mxAllowed,
+  PolicyFetchError,
+  policyLines,
+  type StsPolicy,
 } from "../../server-bootstrap/maild/outbound/mta-sts";
 
 const POLICY = "version: STSv1\nmode: enforce\nmx: mx1.example.org\nmx: *.mx.example.org\nmax_age: 86400\n";
@@ -35,8 +42,12 @@ describe("MTA-STS MX matching (RFC 8461 4.1)", () => {
   });
 
   test("policy lines for TLSRPT are the file's non-empty lines", () => {
-    assert.deepEqual(policyLines(policy({ text: "version: STSv1\r\nmode: testing\r\n\r\nmx: a.example\r\nmax_age: 60\r\n" })),
-      ["version: STSv1", "mode: testing", "mx: a.example", "max_age: 60"]);
+    assert.deepEqual(policyLines(policy({ text: "version: STSv1\r\nmode: testing\r\n\r\nmx: a.example\r\nmax_age: 60\r\n" })), [
+      "version: STSv1",
+      "mode: testing",
+      "mx: a.example",
+      "max_age: 60",
+    ]);
   });
 });
 
@@ -49,20 +60,21 @@ describe("MTA-STS policy cache (RFC 8461 3.3, 5.1)", () => {
       now: 1_000_000,
       fetches: 0,
     };
-    const make = () => new MtaStsPolicies({
-      dir: () => path.join(dir, sub),
-      resolveTxt: async () => {
-        if (state.txt === "nodata") throw Object.assign(new Error("nodata"), { code: "ENODATA" });
-        if (state.txt === "servfail") throw Object.assign(new Error("servfail"), { code: "ESERVFAIL" });
-        return state.txt;
-      },
-      fetch: async () => {
-        state.fetches++;
-        if (state.served instanceof PolicyFetchError) throw state.served;
-        return state.served;
-      },
-      now: () => state.now,
-    });
+    const make = () =>
+      new MtaStsPolicies({
+        dir: () => path.join(dir, sub),
+        resolveTxt: async () => {
+          if (state.txt === "nodata") throw Object.assign(new Error("nodata"), { code: "ENODATA" });
+          if (state.txt === "servfail") throw Object.assign(new Error("servfail"), { code: "ESERVFAIL" });
+          return state.txt;
+        },
+        fetch: async () => {
+          state.fetches++;
+          if (state.served instanceof PolicyFetchError) throw state.served;
+          return state.served;
+        },
+        now: () => state.now,
+      });
     return { state, make, file: path.join(dir, sub, "example.org.json") };
   }
 
@@ -126,9 +138,13 @@ describe("MTA-STS policy cache (RFC 8461 3.3, 5.1)", () => {
     const w = world("f");
     w.state.served = new PolicyFetchError("sts-policy-fetch-error", "HTTP status 404, not 200");
     const sts = w.make();
-    assert.deepEqual(await sts.lookup("example.org"), { failure: { result: "sts-policy-fetch-error", reason: "HTTP status 404, not 200" } });
+    assert.deepEqual(await sts.lookup("example.org"), {
+      failure: { result: "sts-policy-fetch-error", reason: "HTTP status 404, not 200" },
+    });
     w.state.now += 60_000;
-    assert.deepEqual(await sts.lookup("example.org"), { failure: { result: "sts-policy-fetch-error", reason: "HTTP status 404, not 200" } });
+    assert.deepEqual(await sts.lookup("example.org"), {
+      failure: { result: "sts-policy-fetch-error", reason: "HTTP status 404, not 200" },
+    });
     assert.equal(w.state.fetches, 1);
     w.state.now += 10 * 60_000;
     w.state.served = POLICY;
@@ -182,7 +198,11 @@ describe("MTA-STS policy fetch (RFC 8461 3.3)", () => {
   let port = 0;
   let respond: (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void = () => undefined;
   let cert = "good";
-  const lookup = lookupVia(async () => [], async () => ["127.0.0.1"], { ipv6: true, ipv4: true });
+  const lookup = lookupVia(
+    async () => [],
+    async () => ["127.0.0.1"],
+    { ipv6: true, ipv4: true },
+  );
 
   before(async () => {
     good = await makeTestTls(path.join(dir, "tls"), ["mta-sts.example.org"], "good");
@@ -268,7 +288,11 @@ describe("MTA-STS policy fetch (RFC 8461 3.3)", () => {
   });
 
   test("a policy host without addresses is a fetch error", async () => {
-    const noAddress = lookupVia(async () => [], async () => [], { ipv6: true, ipv4: true });
+    const noAddress = lookupVia(
+      async () => [],
+      async () => [],
+      { ipv6: true, ipv4: true },
+    );
     const f = await failure(fetchPolicyText("example.org", { ca: [good.caPem], timeoutMs: 1000, lookup: noAddress, port }));
     assert.equal(f.result, "sts-policy-fetch-error");
   });

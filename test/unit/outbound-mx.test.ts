@@ -10,7 +10,9 @@ function dnsError(kind: "nxdomain" | "nodata" | "servfail"): Error {
 }
 
 /** A resolver from a table: name -> type -> records or an error kind; anything else is NXDOMAIN. */
-function fakeDns(zone: Record<string, { mx?: Answer<{ exchange: string; priority: number }[]>; a?: Answer<string[]>; aaaa?: Answer<string[]> }>): DnsLookup & { asked: string[] } {
+function fakeDns(
+  zone: Record<string, { mx?: Answer<{ exchange: string; priority: number }[]>; a?: Answer<string[]>; aaaa?: Answer<string[]> }>,
+): DnsLookup & { asked: string[] } {
   const asked: string[] = [];
   const answer = <T>(name: string, type: "mx" | "a" | "aaaa"): Promise<T> => {
     asked.push(`${name}/${type}`);
@@ -38,14 +40,31 @@ function sequence(...values: number[]): () => number {
 
 describe("MX ordering (RFC 5321 5.1)", () => {
   test("hosts are tried by ascending preference", () => {
-    const hosts = orderMx([{ exchange: "c.example", priority: 30 }, { exchange: "a.example", priority: 10 }, { exchange: "b.example", priority: 20 }]);
-    assert.deepEqual(hosts.map((h) => h.name), ["a.example", "b.example", "c.example"]);
+    const hosts = orderMx([
+      { exchange: "c.example", priority: 30 },
+      { exchange: "a.example", priority: 10 },
+      { exchange: "b.example", priority: 20 },
+    ]);
+    assert.deepEqual(
+      hosts.map((h) => h.name),
+      ["a.example", "b.example", "c.example"],
+    );
   });
 
   test("equal preferences are shuffled: both orders occur", () => {
-    const records = [{ exchange: "x.example", priority: 10 }, { exchange: "y.example", priority: 10 }, { exchange: "z.example", priority: 20 }];
-    assert.deepEqual(orderMx(records, sequence(0.99)).map((h) => h.name), ["x.example", "y.example", "z.example"]);
-    assert.deepEqual(orderMx(records, sequence(0)).map((h) => h.name), ["y.example", "x.example", "z.example"]);
+    const records = [
+      { exchange: "x.example", priority: 10 },
+      { exchange: "y.example", priority: 10 },
+      { exchange: "z.example", priority: 20 },
+    ];
+    assert.deepEqual(
+      orderMx(records, sequence(0.99)).map((h) => h.name),
+      ["x.example", "y.example", "z.example"],
+    );
+    assert.deepEqual(
+      orderMx(records, sequence(0)).map((h) => h.name),
+      ["y.example", "x.example", "z.example"],
+    );
   });
 
   test("names are lowercased without trailing dot; duplicates, IP literals and a stray null MX are dropped", () => {
@@ -61,16 +80,29 @@ describe("MX ordering (RFC 5321 5.1)", () => {
 
 describe("route for a recipient domain", () => {
   test("MX records give the hosts in order", async () => {
-    const dns = fakeDns({ "example.org": { mx: [{ exchange: "mx2.example.org", priority: 20 }, { exchange: "mx1.example.org", priority: 10 }] } });
+    const dns = fakeDns({
+      "example.org": {
+        mx: [
+          { exchange: "mx2.example.org", priority: 20 },
+          { exchange: "mx1.example.org", priority: 10 },
+        ],
+      },
+    });
     assert.deepEqual(await findRoute(dns, "example.org", "mail.us.example"), {
       kind: "hosts",
-      hosts: [{ name: "mx1.example.org", preference: 10, implicit: false }, { name: "mx2.example.org", preference: 20, implicit: false }],
+      hosts: [
+        { name: "mx1.example.org", preference: 10, implicit: false },
+        { name: "mx2.example.org", preference: 20, implicit: false },
+      ],
     });
   });
 
   test("no MX records (NODATA) but an address: the domain itself is the implicit MX", async () => {
     const dns = fakeDns({ "example.org": { aaaa: ["2001:db8::25"] } });
-    assert.deepEqual(await findRoute(dns, "example.org", "mail.us.example"), { kind: "hosts", hosts: [{ name: "example.org", preference: 0, implicit: true }] });
+    assert.deepEqual(await findRoute(dns, "example.org", "mail.us.example"), {
+      kind: "hosts",
+      hosts: [{ name: "example.org", preference: 0, implicit: true }],
+    });
   });
 
   test("no MX and no address records: no mail host (permanent)", async () => {
@@ -98,16 +130,30 @@ describe("route for a recipient domain", () => {
   });
 
   test("our own name among the MX hosts drops it and every less preferred host", async () => {
-    const dns = fakeDns({ "example.org": { mx: [
-      { exchange: "primary.example.org", priority: 10 },
-      { exchange: "mail.us.example", priority: 20 },
-      { exchange: "backup.example.org", priority: 30 },
-    ] } });
-    assert.deepEqual(await findRoute(dns, "example.org", "mail.us.example"), { kind: "hosts", hosts: [{ name: "primary.example.org", preference: 10, implicit: false }] });
+    const dns = fakeDns({
+      "example.org": {
+        mx: [
+          { exchange: "primary.example.org", priority: 10 },
+          { exchange: "mail.us.example", priority: 20 },
+          { exchange: "backup.example.org", priority: 30 },
+        ],
+      },
+    });
+    assert.deepEqual(await findRoute(dns, "example.org", "mail.us.example"), {
+      kind: "hosts",
+      hosts: [{ name: "primary.example.org", preference: 10, implicit: false }],
+    });
   });
 
   test("our own name as the best MX is a loop", async () => {
-    const dns = fakeDns({ "example.org": { mx: [{ exchange: "mail.us.example", priority: 10 }, { exchange: "other.example.org", priority: 10 }] } });
+    const dns = fakeDns({
+      "example.org": {
+        mx: [
+          { exchange: "mail.us.example", priority: 10 },
+          { exchange: "other.example.org", priority: 10 },
+        ],
+      },
+    });
     assert.deepEqual(await findRoute(dns, "example.org", "Mail.Us.Example"), { kind: "loop" });
   });
 });
@@ -115,7 +161,11 @@ describe("route for a recipient domain", () => {
 describe("addresses of an MX host", () => {
   test("IPv6 addresses come before IPv4", async () => {
     const dns = fakeDns({ "mx.example.org": { a: ["198.51.100.1", "198.51.100.2"], aaaa: ["2001:db8::1"] } });
-    assert.deepEqual(await hostAddresses(dns, "mx.example.org", { ipv6: true, ipv4: true }), ["2001:db8::1", "198.51.100.1", "198.51.100.2"]);
+    assert.deepEqual(await hostAddresses(dns, "mx.example.org", { ipv6: true, ipv4: true }), [
+      "2001:db8::1",
+      "198.51.100.1",
+      "198.51.100.2",
+    ]);
   });
 
   test("a disabled family is neither asked nor used", async () => {
@@ -130,7 +180,10 @@ describe("addresses of an MX host", () => {
   });
 
   test("no address and a temporary failure is temporary; no address at all is an empty list", async () => {
-    assert.equal(await hostAddresses(fakeDns({ "mx.example.org": { a: "servfail" } }), "mx.example.org", { ipv6: true, ipv4: true }), "temporary");
+    assert.equal(
+      await hostAddresses(fakeDns({ "mx.example.org": { a: "servfail" } }), "mx.example.org", { ipv6: true, ipv4: true }),
+      "temporary",
+    );
     assert.deepEqual(await hostAddresses(fakeDns({}), "mx.example.org", { ipv6: true, ipv4: true }), []);
   });
 

@@ -5,7 +5,18 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, st
 import { join } from "node:path";
 import type { DeliveryAttempt, RecipientResult } from "../../server-bootstrap/maild/outbound/types";
 import { OutboundQueue } from "../../server-bootstrap/maild/outbound/queue";
-import { HOUR, MINUTE, T0, deferred, delivered, failed, outboundConfig, queueHarness, tempDir, type QueueHarness } from "./outbound-fixtures";
+import {
+  HOUR,
+  MINUTE,
+  T0,
+  deferred,
+  delivered,
+  failed,
+  outboundConfig,
+  queueHarness,
+  tempDir,
+  type QueueHarness,
+} from "./outbound-fixtures";
 
 async function at(h: QueueHarness, t: number): Promise<void> {
   h.clock.t = t;
@@ -20,10 +31,27 @@ describe("outbound queue on disk: enqueue and discard", () => {
     const source = join(h.dataDir, `${id}.incoming`);
     assert.equal(statSync(join(h.dataDir, "queue", `${id}.eml`)).ino, statSync(source).ino, "a hard link, not a copy");
     const env = h.envelope(id);
-    assert.deepEqual(env, {
-      version: 1, id, sender: "alice@example.org", size: statSync(source).size, arrival: T0, attempts: 0, nextAttempt: T0, delayNoticeSent: false,
-      recipients: ["bob@remote.test", "carol@other.test"].map((address) => ({ address, state: "pending", inFlight: false, reported: false, expired: false })),
-    }, "a recipient given twice is queued once");
+    assert.deepEqual(
+      env,
+      {
+        version: 1,
+        id,
+        sender: "alice@example.org",
+        size: statSync(source).size,
+        arrival: T0,
+        attempts: 0,
+        nextAttempt: T0,
+        delayNoticeSent: false,
+        recipients: ["bob@remote.test", "carol@other.test"].map((address) => ({
+          address,
+          state: "pending",
+          inFlight: false,
+          reported: false,
+          expired: false,
+        })),
+      },
+      "a recipient given twice is queued once",
+    );
     assert.equal(h.queue.size(), 1);
     await h.queue.stop();
   });
@@ -35,7 +63,12 @@ describe("outbound queue on disk: enqueue and discard", () => {
     const source = join(other, "m.eml");
     const content = "From: alice@example.org\r\nSubject: far\r\n\r\nbody\r\n";
     writeFileSync(source, content);
-    await h.queue.enqueue({ id: "1736164800.M0000000000000000000000aa", messagePath: source, sender: "alice@example.org", recipients: ["bob@remote.test"] });
+    await h.queue.enqueue({
+      id: "1736164800.M0000000000000000000000aa",
+      messagePath: source,
+      sender: "alice@example.org",
+      recipients: ["bob@remote.test"],
+    });
     assert.deepEqual(h.files(), ["1736164800.M0000000000000000000000aa.eml", "1736164800.M0000000000000000000000aa.json"]);
     assert.equal(readFileSync(join(h.dataDir, "queue", "1736164800.M0000000000000000000000aa.eml"), "utf8"), content);
     await h.queue.stop();
@@ -44,8 +77,19 @@ describe("outbound queue on disk: enqueue and discard", () => {
 
   test("an enqueue that fails leaves nothing behind", async () => {
     const h = await queueHarness();
-    await assert.rejects(h.queue.enqueue({ id: "1736164800.M0000000000000000000000bb", messagePath: join(h.dataDir, "missing"), sender: "a@example.org", recipients: ["b@remote.test"] }), /ENOENT/);
-    await assert.rejects(h.queue.enqueue({ id: "../escape", messagePath: join(h.dataDir, "missing"), sender: "a@example.org", recipients: ["b@remote.test"] }), /not a plain file name/);
+    await assert.rejects(
+      h.queue.enqueue({
+        id: "1736164800.M0000000000000000000000bb",
+        messagePath: join(h.dataDir, "missing"),
+        sender: "a@example.org",
+        recipients: ["b@remote.test"],
+      }),
+      /ENOENT/,
+    );
+    await assert.rejects(
+      h.queue.enqueue({ id: "../escape", messagePath: join(h.dataDir, "missing"), sender: "a@example.org", recipients: ["b@remote.test"] }),
+      /not a plain file name/,
+    );
     assert.deepEqual(h.files(), []);
     assert.equal(h.queue.size(), 0);
     await h.queue.stop();
@@ -79,20 +123,41 @@ describe("outbound queue on disk: enqueue and discard", () => {
     const kept = await a.submit({ recipients: ["bob@remote.test"], commit: false });
     const rolledBack = await a.submit({ recipients: ["carol@remote.test"], commit: false });
     // the process dies here; at the next start recovery discards what never committed
-    const b = new OutboundQueue({ dataDir: a.dataDir, config: () => { throw new Error("not needed to discard"); }, transport: { deliver: async () => [] }, log: { log() {}, info() {}, warn() {}, error() {} }, bounce: async () => undefined });
+    const b = new OutboundQueue({
+      dataDir: a.dataDir,
+      config: () => {
+        throw new Error("not needed to discard");
+      },
+      transport: { deliver: async () => [] },
+      log: { log() {}, info() {}, warn() {}, error() {} },
+      bounce: async () => undefined,
+    });
     await b.discard(rolledBack);
     assert.deepEqual(a.files(), [`${kept}.eml`, `${kept}.json`]);
     const c = await a.restart();
     assert.equal(c.queue.size(), 1);
     await c.queue.runDue();
-    assert.deepEqual(c.calls.map((x) => x.attempt.recipients), [["bob@remote.test"]], "what is on disk at start is committed");
+    assert.deepEqual(
+      c.calls.map((x) => x.attempt.recipients),
+      [["bob@remote.test"]],
+      "what is on disk at start is committed",
+    );
     await c.queue.stop();
   });
 
   test("enqueue is refused before start and after stop", async () => {
-    const fresh = new OutboundQueue({ dataDir: tempDir(), config: () => outboundConfig(), transport: { deliver: async () => [] }, log: { log() {}, info() {}, warn() {}, error() {} }, bounce: async () => undefined });
+    const fresh = new OutboundQueue({
+      dataDir: tempDir(),
+      config: () => outboundConfig(),
+      transport: { deliver: async () => [] },
+      log: { log() {}, info() {}, warn() {}, error() {} },
+      bounce: async () => undefined,
+    });
     assert.equal(fresh.accepting, false);
-    await assert.rejects(fresh.enqueue({ id: "1736164800.M0000000000000000000000dd", messagePath: "/nonexistent", sender: "", recipients: ["b@remote.test"] }), /not accepting \(not started\)/);
+    await assert.rejects(
+      fresh.enqueue({ id: "1736164800.M0000000000000000000000dd", messagePath: "/nonexistent", sender: "", recipients: ["b@remote.test"] }),
+      /not accepting \(not started\)/,
+    );
     const h = await queueHarness();
     assert.equal(h.queue.accepting, true);
     await h.queue.stop();
@@ -120,7 +185,11 @@ describe("outbound queue on disk: restart", () => {
     assert.equal(b.dsns.length, 0, "the delay notice is not sent again");
     b.respond = (att) => att.recipients.map((r) => delivered(r));
     await at(b, onDisk.nextAttempt);
-    assert.deepEqual(b.calls.map((c) => [c.attempt.domain, c.attempt.recipients]), [["b.test", ["carol@b.test"]]], "only what was pending");
+    assert.deepEqual(
+      b.calls.map((c) => [c.attempt.domain, c.attempt.recipients]),
+      [["b.test", ["carol@b.test"]]],
+      "only what was pending",
+    );
     assert.deepEqual(b.events("queue.done"), [{ id, attempts: 3, delivered: 2, failed: 0 }]);
     assert.deepEqual(b.files(), []);
     await b.queue.stop();
@@ -140,15 +209,23 @@ describe("outbound queue on disk: restart", () => {
     await hanging;
     // let a.test's result reach the disk, then "kill" queue a: it is never touched again
     for (let i = 0; i < 50 && a.envelope(id).recipients[0].state !== "delivered"; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.deepEqual(a.envelope(id).recipients.map((r) => [r.address, r.state, r.inFlight]), [
-      ["bob@a.test", "delivered", false], ["carol@b.test", "pending", true], ["dave@b.test", "pending", true],
-    ]);
+    assert.deepEqual(
+      a.envelope(id).recipients.map((r) => [r.address, r.state, r.inFlight]),
+      [
+        ["bob@a.test", "delivered", false],
+        ["carol@b.test", "pending", true],
+        ["dave@b.test", "pending", true],
+      ],
+    );
 
     const b = await a.restart();
     assert.deepEqual(b.events("queue.possible_duplicate"), [{ id, recipients: ["carol@b.test", "dave@b.test"], attempt: 1 }]);
     assert.deepEqual(b.events("queue.loaded"), [{ messages: 1, pending: 2, possibleDuplicates: 2 }]);
     await b.queue.runDue();
-    assert.deepEqual(b.calls.map((c) => [c.attempt.domain, c.attempt.recipients]), [["b.test", ["carol@b.test", "dave@b.test"]]]);
+    assert.deepEqual(
+      b.calls.map((c) => [c.attempt.domain, c.attempt.recipients]),
+      [["b.test", ["carol@b.test", "dave@b.test"]]],
+    );
     assert.equal(b.queue.size(), 0);
     await b.queue.stop();
   });
@@ -181,14 +258,16 @@ describe("outbound queue on disk: restart", () => {
     await a.queue.stop();
     const q = join(a.dataDir, "queue");
     writeFileSync(join(q, "1736164800.M0000000000000000000000cc.eml"), "From: x\r\n\r\nenqueue died before its envelope\r\n");
-    writeFileSync(join(q, `${good}.json.tmp`), "{\"version\":1,");
-    writeFileSync(join(q, `${bad}.json`), "{\"version\": 7}");
+    writeFileSync(join(q, `${good}.json.tmp`), '{"version":1,');
+    writeFileSync(join(q, `${bad}.json`), '{"version": 7}');
     unlinkSync(join(q, `${lost}.eml`));
 
     const b = await a.restart();
     assert.deepEqual(b.events("queue.orphan_message"), [{ id: "1736164800.M0000000000000000000000cc", action: "deleted" }]);
     assert.deepEqual(b.events("queue.message_missing"), [{ id: lost, action: "envelope deleted" }]);
-    assert.deepEqual(b.events("queue.envelope_unreadable"), [{ id: bad, error: `${bad}.json is not a version 1 queue envelope for ${bad}`, action: "left in place" }]);
+    assert.deepEqual(b.events("queue.envelope_unreadable"), [
+      { id: bad, error: `${bad}.json is not a version 1 queue envelope for ${bad}`, action: "left in place" },
+    ]);
     assert.equal(b.queue.size(), 1);
     assert.deepEqual(b.files(), [`${bad}.eml`, `${bad}.json`, `${good}.eml`, `${good}.json`].sort());
     await b.queue.stop();
@@ -269,7 +348,10 @@ describe("outbound queue: stop", () => {
     assert.equal(stopped, false, "still waiting for the attempt");
     release();
     assert.equal(await stopping, true);
-    assert.deepEqual(h.events("queue.done").map((f) => f.id), [id]);
+    assert.deepEqual(
+      h.events("queue.done").map((f) => f.id),
+      [id],
+    );
   });
 
   test("stop gives up after its timeout and says how many attempts it left in flight", async () => {

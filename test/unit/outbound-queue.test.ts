@@ -24,9 +24,17 @@ describe("outbound queue: commit gating", () => {
     await h.queue.runDue();
     assert.equal(h.calls.length, 1);
     const { attempt, data } = h.calls[0];
-    assert.deepEqual({ ...attempt, messagePath: undefined }, {
-      id, domain: "remote.test", sender: "alice@example.org", recipients: ["bob@remote.test"], messagePath: undefined, size: Buffer.byteLength(data),
-    });
+    assert.deepEqual(
+      { ...attempt, messagePath: undefined },
+      {
+        id,
+        domain: "remote.test",
+        sender: "alice@example.org",
+        recipients: ["bob@remote.test"],
+        messagePath: undefined,
+        size: Buffer.byteLength(data),
+      },
+    );
     assert.match(data, /^From: alice@example.org\r\nTo: bob@remote.test\r\nSubject: test\r\n\r\nbody of test\r\n$/);
     assert.equal(h.queue.size(), 0);
     assert.deepEqual(h.files(), [], "a delivered message leaves nothing on disk");
@@ -45,7 +53,10 @@ describe("outbound queue: retries", () => {
     let last = T0;
     for (const delay of [60_000, 120_000, 200_000]) {
       const env = h.envelope(id);
-      assert.ok(env.nextAttempt > last + delay * 0.9 - 1 && env.nextAttempt <= last + delay, `next attempt ${env.nextAttempt - last} ms after, expected about ${delay}`);
+      assert.ok(
+        env.nextAttempt > last + delay * 0.9 - 1 && env.nextAttempt <= last + delay,
+        `next attempt ${env.nextAttempt - last} ms after, expected about ${delay}`,
+      );
       const calls: number = h.calls.length;
       await at(h, last + delay * 0.9 - 1);
       assert.equal(h.calls.length, calls, "not before the backoff");
@@ -67,10 +78,24 @@ describe("outbound queue: retries", () => {
     await h.queue.runDue();
     const env = h.envelope(id);
     assert.equal(env.attempts, 1);
-    assert.deepEqual(env.recipients, [{
-      address: "bob@remote.test", state: "pending", inFlight: false, reported: false, expired: false,
-      last: { recipient: "bob@remote.test", status: "deferred", enhancedCode: "4.7.1", diagnostic: "451 4.7.1 Greylisted, come back later", remoteReply: true, remoteMta: "mx2.remote.test", at: T0 },
-    }]);
+    assert.deepEqual(env.recipients, [
+      {
+        address: "bob@remote.test",
+        state: "pending",
+        inFlight: false,
+        reported: false,
+        expired: false,
+        last: {
+          recipient: "bob@remote.test",
+          status: "deferred",
+          enhancedCode: "4.7.1",
+          diagnostic: "451 4.7.1 Greylisted, come back later",
+          remoteReply: true,
+          remoteMta: "mx2.remote.test",
+          at: T0,
+        },
+      },
+    ]);
     await h.queue.stop();
   });
 });
@@ -94,18 +119,34 @@ describe("outbound queue: domains", () => {
     };
     const id = await h.submit({ recipients: ["bob@a.test", "carol@b.test", "dave@B.test", "erin@c.test"] });
     await h.queue.runDue();
-    assert.deepEqual(domainsCalled(h).sort(), [["a.test", ["bob@a.test"]], ["b.test", ["carol@b.test", "dave@B.test"]], ["c.test", ["erin@c.test"]]]);
-    assert.equal(most, 3, "the three domains were tried at the same time");
-    assert.deepEqual(h.envelope(id).recipients.map((r) => [r.address, r.state]), [
-      ["bob@a.test", "delivered"], ["carol@b.test", "failed"], ["dave@B.test", "pending"], ["erin@c.test", "pending"],
+    assert.deepEqual(domainsCalled(h).sort(), [
+      ["a.test", ["bob@a.test"]],
+      ["b.test", ["carol@b.test", "dave@B.test"]],
+      ["c.test", ["erin@c.test"]],
     ]);
+    assert.equal(most, 3, "the three domains were tried at the same time");
+    assert.deepEqual(
+      h.envelope(id).recipients.map((r) => [r.address, r.state]),
+      [
+        ["bob@a.test", "delivered"],
+        ["carol@b.test", "failed"],
+        ["dave@B.test", "pending"],
+        ["erin@c.test", "pending"],
+      ],
+    );
 
     assert.equal(h.dsns.length, 1, "the permanent failure is reported at once, not after the others finish");
     const dsn = await parseDsn(h.dsns[0].message);
-    assert.deepEqual(dsn.perRecipient.map((g) => [g.get("final-recipient"), g.get("action")]), [["rfc822; carol@b.test", "failed"]]);
+    assert.deepEqual(
+      dsn.perRecipient.map((g) => [g.get("final-recipient"), g.get("action")]),
+      [["rfc822; carol@b.test", "failed"]],
+    );
 
     await at(h, T0 + MINUTE);
-    assert.deepEqual(domainsCalled(h).slice(3).sort(), [["b.test", ["dave@B.test"]], ["c.test", ["erin@c.test"]]]);
+    assert.deepEqual(domainsCalled(h).slice(3).sort(), [
+      ["b.test", ["dave@B.test"]],
+      ["c.test", ["erin@c.test"]],
+    ]);
     assert.equal(h.queue.size(), 0);
     assert.equal(h.dsns.length, 1, "no further DSN: the others were delivered");
     await h.queue.stop();
@@ -129,15 +170,24 @@ describe("outbound queue: failure DSNs", () => {
     assert.equal(d.subject, "Undelivered Mail Returned to Sender");
     assert.equal(d.date.getTime(), T0 + 7000);
     assert.equal(d.headers.get("auto-submitted"), "auto-replied");
-    assert.deepEqual([...d.perMessage], [["reporting-mta", "dns; mx.example.org"], ["arrival-date", "Mon, 6 Jan 2025 12:00:05 +0000"]]);
-    assert.deepEqual([...d.perRecipient[0]], [
-      ["final-recipient", "rfc822; bob@remote.test"],
-      ["action", "failed"],
-      ["status", "5.1.1"],
-      ["remote-mta", "dns; mx1.remote.test"],
-      ["diagnostic-code", `smtp; ${reply}`],
-      ["last-attempt-date", "Mon, 6 Jan 2025 12:00:07 +0000"],
-    ]);
+    assert.deepEqual(
+      [...d.perMessage],
+      [
+        ["reporting-mta", "dns; mx.example.org"],
+        ["arrival-date", "Mon, 6 Jan 2025 12:00:05 +0000"],
+      ],
+    );
+    assert.deepEqual(
+      [...d.perRecipient[0]],
+      [
+        ["final-recipient", "rfc822; bob@remote.test"],
+        ["action", "failed"],
+        ["status", "5.1.1"],
+        ["remote-mta", "dns; mx1.remote.test"],
+        ["diagnostic-code", `smtp; ${reply}`],
+        ["last-attempt-date", "Mon, 6 Jan 2025 12:00:07 +0000"],
+      ],
+    );
     assert.equal(d.returnedHeader, "From: alice@example.org\r\nTo: bob@remote.test\r\nSubject: lunch\r\n");
     assert.ok(d.text.includes(`<bob@remote.test>: host mx1.remote.test said: ${reply}`));
     assert.ok(d.text.includes(`queue id ${id}`));
@@ -145,13 +195,23 @@ describe("outbound queue: failure DSNs", () => {
     assert.deepEqual(h.files(), []);
     await at(h, T0 + 10 * 86_400_000);
     assert.equal(h.dsns.length, 1, "once only");
-    assert.deepEqual(h.events("queue.dsn_sent").map((f) => [f.id, f.failed, f.delayed]), [[id, ["bob@remote.test"], []]]);
+    assert.deepEqual(
+      h.events("queue.dsn_sent").map((f) => [f.id, f.failed, f.delayed]),
+      [[id, ["bob@remote.test"], []]],
+    );
     await h.queue.stop();
   });
 
   test("a local reason (no remote reply) gives no Diagnostic-Code or Remote-MTA", async () => {
     const h = await queueHarness();
-    h.respond = (a) => a.recipients.map((r) => ({ recipient: r, status: "failed", enhancedCode: "5.1.10", diagnostic: "remote.test has a null MX (RFC 7505): it accepts no mail", remoteReply: false }));
+    h.respond = (a) =>
+      a.recipients.map((r) => ({
+        recipient: r,
+        status: "failed",
+        enhancedCode: "5.1.10",
+        diagnostic: "remote.test has a null MX (RFC 7505): it accepts no mail",
+        remoteReply: false,
+      }));
     await h.submit({ recipients: ["bob@remote.test"] });
     await h.queue.runDue();
     const d = await parseDsn(h.dsns[0].message);
@@ -162,7 +222,12 @@ describe("outbound queue: failure DSNs", () => {
   });
 
   test("expiry fails what is still pending with one failed DSN (4.4.7, the last reply kept) and no further attempt", async () => {
-    const h = await queueHarness({ retryBaseSeconds: 7200, retryMaxSeconds: 7200, delayNoticeAfterSeconds: 0, expireAfterSeconds: 3 * 3600 });
+    const h = await queueHarness({
+      retryBaseSeconds: 7200,
+      retryMaxSeconds: 7200,
+      delayNoticeAfterSeconds: 0,
+      expireAfterSeconds: 3 * 3600,
+    });
     h.respond = (a) => a.recipients.map((r) => deferred(r, "421 4.4.2 mx.remote.test connection timed out", "mx.remote.test"));
     const id = await h.submit({ recipients: ["bob@remote.test"] });
     await h.queue.runDue();
@@ -176,15 +241,22 @@ describe("outbound queue: failure DSNs", () => {
     assert.equal(h.dsns.length, 1);
     const d = await parseDsn(h.dsns[0].message);
     assert.equal(d.subject, "Undelivered Mail Returned to Sender");
-    assert.deepEqual([...d.perRecipient[0]], [
-      ["final-recipient", "rfc822; bob@remote.test"],
-      ["action", "failed"],
-      ["status", "4.4.7"],
-      ["remote-mta", "dns; mx.remote.test"],
-      ["diagnostic-code", "smtp; 421 4.4.2 mx.remote.test connection timed out"],
-      ["last-attempt-date", "Mon, 6 Jan 2025 14:00:00 +0000"],
-    ]);
-    assert.ok(d.text.includes("<bob@remote.test>: gave up after 3 hours of trying; last error: host mx.remote.test said: 421 4.4.2 mx.remote.test connection timed out"));
+    assert.deepEqual(
+      [...d.perRecipient[0]],
+      [
+        ["final-recipient", "rfc822; bob@remote.test"],
+        ["action", "failed"],
+        ["status", "4.4.7"],
+        ["remote-mta", "dns; mx.remote.test"],
+        ["diagnostic-code", "smtp; 421 4.4.2 mx.remote.test connection timed out"],
+        ["last-attempt-date", "Mon, 6 Jan 2025 14:00:00 +0000"],
+      ],
+    );
+    assert.ok(
+      d.text.includes(
+        "<bob@remote.test>: gave up after 3 hours of trying; last error: host mx.remote.test said: 421 4.4.2 mx.remote.test connection timed out",
+      ),
+    );
     assert.deepEqual(h.events("queue.expired"), [{ id, recipients: ["bob@remote.test"], attempts: 2 }]);
     assert.equal(h.queue.size(), 0);
     await h.queue.stop();
@@ -212,8 +284,16 @@ describe("outbound queue: failure DSNs", () => {
 
 describe("outbound queue: delay notices", () => {
   test("one delay notice once the message is delayNoticeAfter old, at that time, however many retries follow", async () => {
-    const h = await queueHarness({ retryBaseSeconds: 600, retryMaxSeconds: 5400, delayNoticeAfterSeconds: 3600, expireAfterSeconds: 86_400 });
-    h.respond = (a) => a.recipients.map((r) => (r.startsWith("bob") ? deferred(r, "421 4.4.1 Connection refused", "mx.remote.test") : delivered(r, "mx.other.test")));
+    const h = await queueHarness({
+      retryBaseSeconds: 600,
+      retryMaxSeconds: 5400,
+      delayNoticeAfterSeconds: 3600,
+      expireAfterSeconds: 86_400,
+    });
+    h.respond = (a) =>
+      a.recipients.map((r) =>
+        r.startsWith("bob") ? deferred(r, "421 4.4.1 Connection refused", "mx.remote.test") : delivered(r, "mx.other.test"),
+      );
     const id = await h.submit({ recipients: ["bob@remote.test", "carol@other.test"] });
     await h.queue.runDue();
     await at(h, T0 + 10 * MINUTE);
@@ -226,15 +306,18 @@ describe("outbound queue: delay notices", () => {
     const d = await parseDsn(h.dsns[0].message);
     assert.equal(d.subject, "Delayed Mail (still being retried)");
     assert.equal(d.perRecipient.length, 1, "only the recipient still pending");
-    assert.deepEqual([...d.perRecipient[0]], [
-      ["final-recipient", "rfc822; bob@remote.test"],
-      ["action", "delayed"],
-      ["status", "4.4.1"],
-      ["remote-mta", "dns; mx.remote.test"],
-      ["diagnostic-code", "smtp; 421 4.4.1 Connection refused"],
-      ["last-attempt-date", "Mon, 6 Jan 2025 12:30:00 +0000"],
-      ["will-retry-until", "Tue, 7 Jan 2025 12:00:00 +0000"],
-    ]);
+    assert.deepEqual(
+      [...d.perRecipient[0]],
+      [
+        ["final-recipient", "rfc822; bob@remote.test"],
+        ["action", "delayed"],
+        ["status", "4.4.1"],
+        ["remote-mta", "dns; mx.remote.test"],
+        ["diagnostic-code", "smtp; 421 4.4.1 Connection refused"],
+        ["last-attempt-date", "Mon, 6 Jan 2025 12:30:00 +0000"],
+        ["will-retry-until", "Tue, 7 Jan 2025 12:00:00 +0000"],
+      ],
+    );
     assert.equal(h.envelope(id).delayNoticeSent, true);
     for (let t = T0 + HOUR; t < T0 + 23 * HOUR; t += 30 * MINUTE) await at(h, t);
     assert.ok(h.calls.length > calls + 5, "retries went on");
@@ -242,7 +325,10 @@ describe("outbound queue: delay notices", () => {
     await at(h, T0 + 24 * HOUR);
     assert.equal(h.dsns.length, 2, "then the failure");
     const f = await parseDsn(h.dsns[1].message);
-    assert.deepEqual(f.perRecipient.map((g) => [g.get("final-recipient"), g.get("action"), g.get("status")]), [["rfc822; bob@remote.test", "failed", "4.4.7"]]);
+    assert.deepEqual(
+      f.perRecipient.map((g) => [g.get("final-recipient"), g.get("action"), g.get("status")]),
+      [["rfc822; bob@remote.test", "failed", "4.4.7"]],
+    );
     await h.queue.stop();
   });
 
@@ -265,7 +351,10 @@ describe("outbound queue: the null sender", () => {
     assert.deepEqual(h.events("queue.dsn_suppressed"), [{ id, recipients: ["bob@remote.test"], reason: "null sender (RFC 5321 6.1)" }]);
     for (let t = T0; t <= T0 + 4 * HOUR; t += 30 * MINUTE) await at(h, t);
     assert.equal(h.dsns.length, 0, "no failure, delay or expiry DSN to the null sender");
-    assert.deepEqual(h.events("queue.dsn_suppressed").map((f) => f.recipients), [["bob@remote.test"], ["carol@slow.test"]]);
+    assert.deepEqual(
+      h.events("queue.dsn_suppressed").map((f) => f.recipients),
+      [["bob@remote.test"], ["carol@slow.test"]],
+    );
     assert.equal(h.queue.size(), 0);
     assert.deepEqual(h.files(), []);
     await h.queue.stop();

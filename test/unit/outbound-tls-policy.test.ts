@@ -30,7 +30,19 @@ const trusted = (): TlsObservation => ({ secure: true, chain: [leaf, ca], protoc
 const selfSigned = (): TlsObservation => ({ secure: true, chain: [leaf, ca], verifyError: "DEPTH_ZERO_SELF_SIGNED_CERT" });
 
 function tlsa(usage: number, cert: X509Certificate): HostPolicy {
-  return { type: "tlsa", records: [{ usage, selector: 1, matchingType: 1, data: createHash("sha256").update(cert.publicKey.export({ type: "spki", format: "der" })).digest() }] };
+  return {
+    type: "tlsa",
+    records: [
+      {
+        usage,
+        selector: 1,
+        matchingType: 1,
+        data: createHash("sha256")
+          .update(cert.publicKey.export({ type: "spki", format: "der" }))
+          .digest(),
+      },
+    ],
+  };
 }
 
 describe("TLS decision per connection", () => {
@@ -38,21 +50,37 @@ describe("TLS decision per connection", () => {
     assert.deepEqual(judgeTls(none, "mx.example.org", trusted()), { result: "success", block: false });
     assert.equal(judgeTls(none, "mx.example.org", plain()).result, "starttls-not-supported");
     assert.equal(judgeTls(none, "mx.example.org", plain()).block, false);
-    assert.deepEqual(judgeTls(none, "mx.example.org", selfSigned()), { result: "certificate-not-trusted", reason: "DEPTH_ZERO_SELF_SIGNED_CERT", block: false });
+    assert.deepEqual(judgeTls(none, "mx.example.org", selfSigned()), {
+      result: "certificate-not-trusted",
+      reason: "DEPTH_ZERO_SELF_SIGNED_CERT",
+      block: false,
+    });
     assert.equal(judgeTls(none, "other.example.org", trusted()).result, "certificate-host-mismatch");
   });
 
   test("MTA-STS enforce needs STARTTLS and a trusted certificate for the MX name (RFC 8461 4.2)", () => {
     assert.deepEqual(judgeTls(enforce, "mx.example.org", trusted()), { result: "success", block: false });
-    assert.deepEqual(judgeTls(enforce, "mx.example.org", plain()), { result: "starttls-not-supported", reason: "no TLS session (STARTTLS not offered or refused)", block: true });
-    assert.deepEqual(judgeTls(enforce, "mx.example.org", selfSigned()), { result: "certificate-not-trusted", reason: "DEPTH_ZERO_SELF_SIGNED_CERT", block: true });
+    assert.deepEqual(judgeTls(enforce, "mx.example.org", plain()), {
+      result: "starttls-not-supported",
+      reason: "no TLS session (STARTTLS not offered or refused)",
+      block: true,
+    });
+    assert.deepEqual(judgeTls(enforce, "mx.example.org", selfSigned()), {
+      result: "certificate-not-trusted",
+      reason: "DEPTH_ZERO_SELF_SIGNED_CERT",
+      block: true,
+    });
     assert.deepEqual(judgeTls(enforce, "mx.example.org", { ...trusted(), verifyError: "CERT_HAS_EXPIRED" }).result, "certificate-expired");
     const mismatch = judgeTls(enforce, "mx2.example.org", trusted());
     assert.deepEqual([mismatch.result, mismatch.block], ["certificate-host-mismatch", true]);
   });
 
   test("MTA-STS testing reports the same problems and never blocks (RFC 8461 5)", () => {
-    assert.deepEqual(judgeTls(testing, "mx.example.org", selfSigned()), { result: "certificate-not-trusted", reason: "DEPTH_ZERO_SELF_SIGNED_CERT", block: false });
+    assert.deepEqual(judgeTls(testing, "mx.example.org", selfSigned()), {
+      result: "certificate-not-trusted",
+      reason: "DEPTH_ZERO_SELF_SIGNED_CERT",
+      block: false,
+    });
     assert.equal(judgeTls(testing, "mx.example.org", plain()).block, false);
     const unlisted = judgeTls({ ...testing, mxAllowed: false } as HostPolicy, "mx.example.org", trusted());
     assert.deepEqual([unlisted.result, unlisted.block], ["validation-failure", false]);
@@ -76,8 +104,12 @@ describe("TLS decision per connection", () => {
 describe("recipient result from an SMTP reply", () => {
   test("5yz is a permanent failure with the server's enhanced code and text kept", () => {
     assert.deepEqual(resultFromReply("bob@example.org", "550 5.1.1 <bob@example.org>: Recipient address rejected", "mx.example.org"), {
-      recipient: "bob@example.org", status: "failed", enhancedCode: "5.1.1",
-      diagnostic: "550 5.1.1 <bob@example.org>: Recipient address rejected", remoteReply: true, remoteMta: "mx.example.org",
+      recipient: "bob@example.org",
+      status: "failed",
+      enhancedCode: "5.1.1",
+      diagnostic: "550 5.1.1 <bob@example.org>: Recipient address rejected",
+      remoteReply: true,
+      remoteMta: "mx.example.org",
     });
   });
 
@@ -98,6 +130,9 @@ describe("recipient result from an SMTP reply", () => {
   });
 
   test("a multi-line reply becomes one line", () => {
-    assert.equal(resultFromReply("b@x.example", "550-5.7.1 policy\r\n550 5.7.1 see https://example.org", "mx").diagnostic, "550-5.7.1 policy 550 5.7.1 see https://example.org");
+    assert.equal(
+      resultFromReply("b@x.example", "550-5.7.1 policy\r\n550 5.7.1 see https://example.org", "mx").diagnostic,
+      "550-5.7.1 policy 550 5.7.1 see https://example.org",
+    );
   });
 });

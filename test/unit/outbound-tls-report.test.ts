@@ -24,25 +24,60 @@ describe("TLS report (RFC 8460)", () => {
     const report = new TlsReport({ dataDir: () => dir, now: () => new Date("2025-03-04T10:00:00Z") });
     report.record({ ...STS, result: "success", receivingMxHostname: "mx.example.org", receivingIp: "198.51.100.25" });
     report.record({ ...STS, result: "success", receivingMxHostname: "mx.example.org", receivingIp: "198.51.100.25" });
-    report.record({ ...STS, result: "certificate-not-trusted", receivingMxHostname: "mx.example.org", receivingIp: "198.51.100.25", failureReasonCode: "DEPTH_ZERO_SELF_SIGNED_CERT" });
-    report.record({ ...STS, result: "certificate-not-trusted", receivingMxHostname: "mx.example.org", receivingIp: "198.51.100.25", failureReasonCode: "DEPTH_ZERO_SELF_SIGNED_CERT" });
-    report.record({ policyDomain: "example.net", policyType: "no-policy-found", result: "starttls-not-supported", receivingMxHostname: "mx.example.net", receivingIp: "2001:db8::25" });
+    report.record({
+      ...STS,
+      result: "certificate-not-trusted",
+      receivingMxHostname: "mx.example.org",
+      receivingIp: "198.51.100.25",
+      failureReasonCode: "DEPTH_ZERO_SELF_SIGNED_CERT",
+    });
+    report.record({
+      ...STS,
+      result: "certificate-not-trusted",
+      receivingMxHostname: "mx.example.org",
+      receivingIp: "198.51.100.25",
+      failureReasonCode: "DEPTH_ZERO_SELF_SIGNED_CERT",
+    });
+    report.record({
+      policyDomain: "example.net",
+      policyType: "no-policy-found",
+      result: "starttls-not-supported",
+      receivingMxHostname: "mx.example.net",
+      receivingIp: "2001:db8::25",
+    });
 
     assert.deepEqual(await report.readDay("2025-03-04"), {
       date: "2025-03-04",
       policies: [
         {
-          policy: { "policy-type": "sts", "policy-string": STS.policyString, "policy-domain": "example.org", "mx-host": ["mx.example.org"] },
+          policy: {
+            "policy-type": "sts",
+            "policy-string": STS.policyString,
+            "policy-domain": "example.org",
+            "mx-host": ["mx.example.org"],
+          },
           summary: { "total-successful-session-count": 2, "total-failure-session-count": 2 },
-          "failure-details": [{
-            "result-type": "certificate-not-trusted", "receiving-mx-hostname": "mx.example.org", "receiving-ip": "198.51.100.25",
-            "failed-session-count": 2, "failure-reason-code": "DEPTH_ZERO_SELF_SIGNED_CERT",
-          }],
+          "failure-details": [
+            {
+              "result-type": "certificate-not-trusted",
+              "receiving-mx-hostname": "mx.example.org",
+              "receiving-ip": "198.51.100.25",
+              "failed-session-count": 2,
+              "failure-reason-code": "DEPTH_ZERO_SELF_SIGNED_CERT",
+            },
+          ],
         },
         {
           policy: { "policy-type": "no-policy-found", "policy-domain": "example.net" },
           summary: { "total-successful-session-count": 0, "total-failure-session-count": 1 },
-          "failure-details": [{ "result-type": "starttls-not-supported", "receiving-mx-hostname": "mx.example.net", "receiving-ip": "2001:db8::25", "failed-session-count": 1 }],
+          "failure-details": [
+            {
+              "result-type": "starttls-not-supported",
+              "receiving-mx-hostname": "mx.example.net",
+              "receiving-ip": "2001:db8::25",
+              "failed-session-count": 1,
+            },
+          ],
         },
       ],
     });
@@ -92,7 +127,12 @@ describe("TLS report (RFC 8460)", () => {
     }
     await report.flush();
     assert.deepEqual(fs.readdirSync(path.join(dir, "reports", "tlsrpt")), ["2025-03-04.json"]);
-    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "reports", "tlsrpt", "2025-03-04.json"), "utf8")).policies[0].summary["total-successful-session-count"], 20);
+    assert.equal(
+      JSON.parse(fs.readFileSync(path.join(dir, "reports", "tlsrpt", "2025-03-04.json"), "utf8")).policies[0].summary[
+        "total-successful-session-count"
+      ],
+      20,
+    );
   });
 
   test("readDay refuses a date that is not YYYY-MM-DD", async () => {

@@ -165,7 +165,9 @@ function attempt(domain: string, recipients: string[], file = messagePath): Deli
 }
 
 function byRecipient(results: RecipientResult[]): Record<string, Pick<RecipientResult, "status" | "enhancedCode" | "diagnostic">> {
-  return Object.fromEntries(results.map((r) => [r.recipient, { status: r.status, enhancedCode: r.enhancedCode, diagnostic: r.diagnostic }]));
+  return Object.fromEntries(
+    results.map((r) => [r.recipient, { status: r.status, enhancedCode: r.enhancedCode, diagnostic: r.diagnostic }]),
+  );
 }
 
 describe("SMTP transport protocol paths", () => {
@@ -176,7 +178,12 @@ describe("SMTP transport protocol paths", () => {
     const [r] = await transport.deliver(attempt("ok.example", ["a@ok.example"]));
     assert.equal(r.status, "delivered", r.diagnostic);
     assert.deepEqual(fake.remotes, ["127.0.0.3"]);
-    assert.deepEqual(fake.sessions[0].slice(0, 4), ["EHLO mail.sender.example", "MAIL FROM:<ann@sender.example> BODY=8BITMIME", "RCPT TO:<a@ok.example>", "DATA"]);
+    assert.deepEqual(fake.sessions[0].slice(0, 4), [
+      "EHLO mail.sender.example",
+      "MAIL FROM:<ann@sender.example> BODY=8BITMIME",
+      "RCPT TO:<a@ok.example>",
+      "DATA",
+    ]);
     assert.deepEqual(fake.messages, ["Subject: hello\r\n\r\nbody"]);
   });
 
@@ -193,7 +200,12 @@ describe("SMTP transport protocol paths", () => {
     servers.push(await fakeSmtp("127.0.0.1", port, (line) => (line === "CONNECT" ? "554 5.7.1 no service for you" : undefined)));
     const good = await fakeSmtp("127.0.0.2", port, () => undefined);
     servers.push(good);
-    const { transport } = setup({ "greet.example": [["mx1.greet.example", "127.0.0.1"], ["mx2.greet.example", "127.0.0.2"]] });
+    const { transport } = setup({
+      "greet.example": [
+        ["mx1.greet.example", "127.0.0.1"],
+        ["mx2.greet.example", "127.0.0.2"],
+      ],
+    });
     const [r] = await transport.deliver(attempt("greet.example", ["a@greet.example"]));
     assert.deepEqual([r.status, r.remoteMta, r.diagnostic], ["delivered", "mx2.greet.example", "250 2.0.0 accepted"]);
     assert.equal(good.messages.length, 1);
@@ -224,12 +236,14 @@ describe("SMTP transport protocol paths", () => {
   });
 
   test("per recipient: RCPT 550 fails, RCPT 451 defers, and a 552 after DATA fails the accepted one", async () => {
-    servers.push(await fakeSmtp("127.0.0.1", port, (line) => {
-      if (line.startsWith("RCPT TO:<gone@")) return "550 5.1.1 gone";
-      if (line.startsWith("RCPT TO:<later@")) return "451 4.2.1 mailbox busy";
-      if (line === "END-OF-DATA") return "552 5.3.4 too big for this mailbox";
-      return undefined;
-    }));
+    servers.push(
+      await fakeSmtp("127.0.0.1", port, (line) => {
+        if (line.startsWith("RCPT TO:<gone@")) return "550 5.1.1 gone";
+        if (line.startsWith("RCPT TO:<later@")) return "451 4.2.1 mailbox busy";
+        if (line === "END-OF-DATA") return "552 5.3.4 too big for this mailbox";
+        return undefined;
+      }),
+    );
     const { transport } = setup({ "mixed.example": [["mx.mixed.example", "127.0.0.1"]] });
     const results = await transport.deliver(attempt("mixed.example", ["gone@mixed.example", "later@mixed.example", "ok@mixed.example"]));
     assert.deepEqual(byRecipient(results), {
@@ -267,7 +281,10 @@ describe("SMTP transport protocol paths", () => {
     const day = await report.readDay("2025-06-01");
     const p = day?.policies.find((x) => x.policy["policy-domain"] === "broken-tls.example");
     assert.equal(p?.policy["policy-type"], "no-policy-found");
-    assert.deepEqual(p?.["failure-details"].map((f) => [f["result-type"], f["failure-reason-code"]]), [["validation-failure", "tls-handshake-failed: ERR_SSL_WRONG_VERSION_NUMBER"]]);
+    assert.deepEqual(
+      p?.["failure-details"].map((f) => [f["result-type"], f["failure-reason-code"]]),
+      [["validation-failure", "tls-handshake-failed: ERR_SSL_WRONG_VERSION_NUMBER"]],
+    );
     assert.deepEqual(p?.summary, { "total-successful-session-count": 0, "total-failure-session-count": 1 });
   });
 

@@ -44,9 +44,6 @@ describe("reverseName", () => {
     assert.equal(reverseName("198.51.100.25"), "25.100.51.198.in-addr.arpa");
   });
   test("IPv6 nibbles reversed under ip6.arpa (RFC 3596 2.5)", () => {
-    assert.equal(
-      reverseName("2001:db8:1::1"),
-      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
-    );
+    assert.equal(reverseName("2001:db8:1::1"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
   });
 });

@@ -50,7 +50,8 @@ const factsB: HostFacts = {
   acmeAccountUri: "https://acme.example/acct/2",
 };
 
-const shape = (rs: PlannedRecord[]) => rs.map((r) => ({ key: r.key, name: r.name, type: r.type, hasPriority: r.priority !== undefined, hasData: r.data !== undefined }));
+const shape = (rs: PlannedRecord[]) =>
+  rs.map((r) => ({ key: r.key, name: r.name, type: r.type, hasPriority: r.priority !== undefined, hasData: r.data !== undefined }));
 const byKey = (rs: PlannedRecord[], key: string) => {
   const r = rs.find((x) => x.key === key);
   assert.ok(r, `no record ${key}`);
@@ -143,7 +144,11 @@ describe("planDomainRecords", () => {
     const b = byKey(without, "CAA example.org issue");
     assert.equal(a.content, '0 issue "letsencrypt.org; accounturi=https://acme.example/acct/1; validationmethods=dns-01,http-01"');
     assert.equal(b.content, '0 issue "letsencrypt.org; validationmethods=dns-01,http-01"');
-    assert.deepEqual(a.data, { flags: 0, tag: "issue", value: "letsencrypt.org; accounturi=https://acme.example/acct/1; validationmethods=dns-01,http-01" });
+    assert.deepEqual(a.data, {
+      flags: 0,
+      tag: "issue",
+      value: "letsencrypt.org; accounturi=https://acme.example/acct/1; validationmethods=dns-01,http-01",
+    });
   });
 
   test("SRV records carry Cloudflare's content, data and a priority equal to data.priority", () => {
@@ -160,7 +165,9 @@ describe("planDomainRecords", () => {
 
   test("two DKIM generations publish four selectors", () => {
     const d = domainSpec("example.org", { dkim: { generations: ["s2", "s1"] } });
-    const keys = planDomainRecords(d, factsA, placeholderDkimKeys(d), acme).map((r) => r.key).filter((k) => k.includes("_domainkey"));
+    const keys = planDomainRecords(d, factsA, placeholderDkimKeys(d), acme)
+      .map((r) => r.key)
+      .filter((k) => k.includes("_domainkey"));
     assert.deepEqual(keys, [
       "TXT s2-rsa._domainkey.example.org",
       "TXT s2-ed25519._domainkey.example.org",
@@ -175,11 +182,17 @@ describe("planDomainRecords", () => {
 
   test("a DKIM key for a selector the spec does not publish is an error", () => {
     const extra = [...dkim, { ...dkim[0], selector: "old-rsa" }];
-    assert.throws(() => planDomainRecords(domain, factsA, extra, acme), /selector "old-rsa" matches no generation in dkim\.generations \(s1\)/);
+    assert.throws(
+      () => planDomainRecords(domain, factsA, extra, acme),
+      /selector "old-rsa" matches no generation in dkim\.generations \(s1\)/,
+    );
   });
 
   test("a DKIM key of the wrong algorithm is an error", () => {
-    const swapped = [{ ...dkim[1], selector: "s1-rsa" }, { ...dkim[0], selector: "s1-ed25519" }];
+    const swapped = [
+      { ...dkim[1], selector: "s1-rsa" },
+      { ...dkim[0], selector: "s1-ed25519" },
+    ];
     assert.throws(() => planDomainRecords(domain, factsA, swapped, acme), /selector "s1-rsa" needs an rsa key, got ed25519/);
   });
 });
@@ -192,11 +205,17 @@ describe("planner invariants", () => {
     const a = planAll(factsA, realDkim(domain));
     const b = planAll(factsB, realDkim(domain));
     assert.deepEqual(shape(a), shape(b));
-    assert.notDeepEqual(a.map((r) => r.content), b.map((r) => r.content));
+    assert.notDeepEqual(
+      a.map((r) => r.content),
+      b.map((r) => r.content),
+    );
   });
 
   test("placeholders produce the same record set as real values", () => {
-    const placeholder = planAll(placeholderHostFacts("mail.example.org", { tlsSpkiSha256: true, acmeAccountUri: true }), placeholderDkimKeys(domain));
+    const placeholder = planAll(
+      placeholderHostFacts("mail.example.org", { tlsSpkiSha256: true, acmeAccountUri: true }),
+      placeholderDkimKeys(domain),
+    );
     assert.deepEqual(shape(placeholder), shape(planAll(factsA, realDkim(domain))));
   });
 
@@ -208,10 +227,7 @@ describe("planner invariants", () => {
 
   test("keys are unique across host records and two domains sharing one zone", () => {
     const other = domainSpec("lists.example.org");
-    const all = [
-      ...planAll(factsA, realDkim(domain)),
-      ...planDomainRecords(other, factsA, placeholderDkimKeys(other), acme),
-    ];
+    const all = [...planAll(factsA, realDkim(domain)), ...planDomainRecords(other, factsA, placeholderDkimKeys(other), acme)];
     assert.doesNotThrow(() => assertUniqueKeys(all, "zone example.org"));
     assert.equal(new Set(all.map((r) => r.key)).size, all.length);
   });
@@ -246,7 +262,11 @@ describe("planner invariants", () => {
   test("a mail hostname that is also a per-domain host collides and is reported", () => {
     const facts = { ...factsA, hostname: "mta-sts.example.org" };
     assert.throws(
-      () => assertUniqueKeys([...planHostRecords(facts), ...planDomainRecords(domain, facts, placeholderDkimKeys(domain), acme)], "zone example.org"),
+      () =>
+        assertUniqueKeys(
+          [...planHostRecords(facts), ...planDomainRecords(domain, facts, placeholderDkimKeys(domain), acme)],
+          "zone example.org",
+        ),
       /zone example\.org: two records are planned as "A mta-sts\.example\.org"/,
     );
   });

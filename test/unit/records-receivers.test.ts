@@ -65,7 +65,14 @@ describe("receivers accept the planned records (mailauth, strict)", () => {
   }
 
   test("SPF fails mail from example.org sent by any other address (-all)", async () => {
-    const result = await spf({ ip: "198.51.100.200", sender: "user@example.org", helo: "mail.example.org", mta: "mx.example.net", resolver, strict: true });
+    const result = await spf({
+      ip: "198.51.100.200",
+      sender: "user@example.org",
+      helo: "mail.example.org",
+      mta: "mx.example.net",
+      resolver,
+      strict: true,
+    });
     assert.equal(result.status.result, "fail");
   });
 
@@ -76,7 +83,10 @@ describe("receivers accept the planned records (mailauth, strict)", () => {
     assert.deepEqual([own.status.result, other.status.result], ["pass", "fail"]);
   });
 
-  for (const [selector, key] of [["s1-rsa", rsa.privateKey], ["s1-ed25519", ed.privateKey]] as const) {
+  for (const [selector, key] of [
+    ["s1-rsa", rsa.privateKey],
+    ["s1-ed25519", ed.privateKey],
+  ] as const) {
     test(`a message signed with ${selector} verifies against the published key`, async () => {
       const message = Buffer.from("From: user@example.org\r\nTo: friend@example.net\r\nSubject: hi\r\n\r\nhello\r\n");
       const signed = await dkimSign(message, {
@@ -117,10 +127,7 @@ describe("receivers accept the planned records (mailauth, strict)", () => {
   test("MTA-STS: the policy file parses in strict mode and admits the MX host only", () => {
     const policy = parsePolicy(mtaStsPolicy(domain, ["mail.example.org"]), { strict: true });
     assert.deepEqual([policy.mode, policy.mx, policy.maxAge], ["enforce", ["mail.example.org"], 604800]);
-    assert.deepEqual(
-      [validateMx("mail.example.org", policy).valid, validateMx("other.example.net", policy).valid],
-      [true, false],
-    );
+    assert.deepEqual([validateMx("mail.example.org", policy).valid, validateMx("other.example.net", policy).valid], [true, false]);
   });
 
   test("TLSRPT matches RFC 8460 3's grammar", () => {

@@ -19,7 +19,13 @@ describe("domainSpf (RFC 7208)", () => {
     },
     {
       name: "includes come after the address mechanisms",
-      spf: { ...none, include: [{ domain: "_spf.example.net", lookups: 1 }, { domain: "spf.example.com", lookups: 2 }] },
+      spf: {
+        ...none,
+        include: [
+          { domain: "_spf.example.net", lookups: 1 },
+          { domain: "spf.example.com", lookups: 2 },
+        ],
+      },
       expected: "v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 include:_spf.example.net include:spf.example.com -all",
     },
     {
@@ -35,7 +41,10 @@ describe("domainSpf (RFC 7208)", () => {
   }
 
   test("the server's IPv6 address is written in RFC 5952 form", () => {
-    assert.equal(domainSpf(none, "198.51.100.25", "2001:0DB8:0001:0000:0000:0000:0000:0001"), "v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 -all");
+    assert.equal(
+      domainSpf(none, "198.51.100.25", "2001:0DB8:0001:0000:0000:0000:0000:0001"),
+      "v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 -all",
+    );
   });
 
   test("uses no mechanism that costs a DNS lookup unless includes are configured (RFC 7208 4.6.4)", () => {

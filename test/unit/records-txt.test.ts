@@ -54,7 +54,10 @@ describe("txtContent (RFC 1035 character-strings as Cloudflare stores them)", ()
     const value = 'ab"\\'.repeat(300);
     const strings = parseCharacterStrings(txtContent(value));
     assert.ok(strings.every((s) => s.length <= 255));
-    assert.deepEqual(strings.map((s) => s.length), [255, 255, 255, 255, 180]);
+    assert.deepEqual(
+      strings.map((s) => s.length),
+      [255, 255, 255, 255, 180],
+    );
   });
 });
 

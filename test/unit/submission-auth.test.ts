@@ -16,11 +16,22 @@ function phc(password: string): string {
 }
 
 const users = [{ address: "alice@example.org", passwordHash: phc("right") }];
-const limits: SubmissionConfig = { ...DEFAULT_SUBMISSION, maxFailuresPerIp: 3, maxFailuresPerAccount: 5, failureWindowSeconds: 600, lockoutSeconds: 60, lockoutMaxSeconds: 240 };
+const limits: SubmissionConfig = {
+  ...DEFAULT_SUBMISSION,
+  maxFailuresPerIp: 3,
+  maxFailuresPerAccount: 5,
+  failureWindowSeconds: 600,
+  lockoutSeconds: 60,
+  lockoutMaxSeconds: 240,
+};
 
 function setup() {
   let now = 1_000_000;
-  const auth = new SubmissionAuthenticator(() => users, () => limits, () => now);
+  const auth = new SubmissionAuthenticator(
+    () => users,
+    () => limits,
+    () => now,
+  );
   return { auth, advance: (s: number) => (now += s * 1000) };
 }
 

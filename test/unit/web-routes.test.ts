@@ -101,7 +101,8 @@ describe("routeHttps: autoconfig", () => {
 describe("routeHttps: autodiscover", () => {
   const body = (email: string) =>
     `<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>${email}</EMailAddress></Request></Autodiscover>`;
-  const post = (email: string, url = "/autodiscover/autodiscover.xml") => get("autodiscover.example.com", url, { method: "POST", body: body(email) });
+  const post = (email: string, url = "/autodiscover/autodiscover.xml") =>
+    get("autodiscover.example.com", url, { method: "POST", body: body(email) });
 
   test("answers a POST with settings naming the requested address", () => {
     const r = routeHttps(post("alice@example.com"), site());
@@ -119,7 +120,10 @@ describe("routeHttps: autodiscover", () => {
   });
 
   test("answers 400 for a body that is not well-formed XML", () => {
-    const r = routeHttps(get("autodiscover.example.com", "/autodiscover/autodiscover.xml", { method: "POST", body: "<Autodiscover><Request>" }), site());
+    const r = routeHttps(
+      get("autodiscover.example.com", "/autodiscover/autodiscover.xml", { method: "POST", body: "<Autodiscover><Request>" }),
+      site(),
+    );
     assert.equal(r.status, 400);
   });
 

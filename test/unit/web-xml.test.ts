@@ -3,11 +3,7 @@ import assert from "node:assert/strict";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { xmlEscape } from "../../server-bootstrap/maild/web/xml-escape";
 import { autoconfigXml } from "../../server-bootstrap/maild/web/autoconfig";
-import {
-  autodiscoverRequestEmail,
-  autodiscoverXml,
-  AutodiscoverRequestError,
-} from "../../server-bootstrap/maild/web/autodiscover";
+import { autodiscoverRequestEmail, autodiscoverXml, AutodiscoverRequestError } from "../../server-bootstrap/maild/web/autodiscover";
 
 const parse = (xml: string) => new XMLParser({ ignoreAttributes: false, parseTagValue: false }).parse(xml);
 
@@ -99,7 +95,10 @@ describe("autodiscoverRequestEmail", () => {
   ];
   for (const [name, body, message] of bad) {
     test(`refuses ${name} with AutodiscoverRequestError`, () => {
-      assert.throws(() => autodiscoverRequestEmail(body), (err: unknown) => err instanceof AutodiscoverRequestError && message.test(err.message));
+      assert.throws(
+        () => autodiscoverRequestEmail(body),
+        (err: unknown) => err instanceof AutodiscoverRequestError && message.test(err.message),
+      );
     });
   }
 });
@@ -110,12 +109,18 @@ describe("autodiscoverXml", () => {
 
   test("is well-formed XML in the Outlook 2006a response schema", () => {
     assert.equal(XMLValidator.validate(xml), true);
-    assert.equal(parse(xml).Autodiscover.Response["@_xmlns"], "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a");
+    assert.equal(
+      parse(xml).Autodiscover.Response["@_xmlns"],
+      "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a",
+    );
   });
 
   test("escapes the requested address and echoes it as login name", () => {
     assert.match(xml, /<LoginName>o&apos;brien&amp;co@example\.com<\/LoginName>/);
-    assert.deepEqual(account.Protocol.map((p: Record<string, string>) => p.LoginName), ["o'brien&co@example.com", "o'brien&co@example.com"]);
+    assert.deepEqual(
+      account.Protocol.map((p: Record<string, string>) => p.LoginName),
+      ["o'brien&co@example.com", "o'brien&co@example.com"],
+    );
   });
 
   test("offers IMAP 993 and SMTP 465 with implicit TLS on the mail host", () => {

@@ -16,7 +16,15 @@ function domainSpec(name: string, zone: string, generations = ["s1"]): DomainSpe
   return {
     name,
     zone,
-    dmarc: { policy: "reject", subdomainPolicy: "reject", rua: [`dmarc@${name}`], ruf: [`forensic@${name}`], adkim: "r", aspf: "s", pct: 50 },
+    dmarc: {
+      policy: "reject",
+      subdomainPolicy: "reject",
+      rua: [`dmarc@${name}`],
+      ruf: [`forensic@${name}`],
+      adkim: "r",
+      aspf: "s",
+      pct: 50,
+    },
     spf: { ip4: ["203.0.113.0/24"], ip6: ["2001:db8:2::/48"], include: [{ domain: "_spf.example.com", lookups: 1 }], all: "-all" },
     mtaSts: { mode: "enforce", maxAge: 604800 },
     tlsrpt: { rua: [`mailto:tls@${name}`, "https://reports.example.com/tlsrpt"] },
@@ -30,7 +38,9 @@ const facts: HostFacts = {
   hostname: "mail.example.org",
   ipv4: "198.51.100.25",
   ipv6: "2001:db8:1::1",
-  tlsSpkiSha256: spkiSha256FromPem(generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }) as string),
+  tlsSpkiSha256: spkiSha256FromPem(
+    generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }) as string,
+  ),
   acmeAccountUri: "https://acme-v02.api.letsencrypt.org/acme/acct/123456789",
 };
 
@@ -60,7 +70,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function namedCheckzone(origin: string, text: string, extra: string[] = []) {
   const file = join(dir, `${origin}.zone`);
   writeFileSync(file, text);
-  const run = spawnSync("named-checkzone", ["-i", "local", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail", "-r", "fail", ...extra, origin, file], { encoding: "utf8" });
+  const run = spawnSync(
+    "named-checkzone",
+    ["-i", "local", "-k", "fail", "-m", "fail", "-M", "fail", "-n", "fail", "-S", "fail", "-r", "fail", ...extra, origin, file],
+    { encoding: "utf8" },
+  );
   if (run.error) {
     assert.fail(`named-checkzone could not run (${run.error.message}): install Debian's bind9-utils (apt-get install bind9-utils)`);
   }
@@ -84,7 +98,10 @@ describe("renderZone", () => {
   test("writes one line per record with an absolute owner name", () => {
     const body = lines.slice(5).filter((l) => l !== "");
     assert.equal(body.length, orgZone.length);
-    assert.ok(body.every((l) => /^[a-z0-9_.-]+\. 300 IN /.test(l)), body.find((l) => !/^[a-z0-9_.-]+\. 300 IN /.test(l)));
+    assert.ok(
+      body.every((l) => /^[a-z0-9_.-]+\. 300 IN /.test(l)),
+      body.find((l) => !/^[a-z0-9_.-]+\. 300 IN /.test(l)),
+    );
   });
 
   test("MX, SRV, CAA and TLSA in presentation form; TXT as planned", () => {
@@ -99,7 +116,10 @@ describe("renderZone", () => {
       `${tlsa} ;`,
       `example.org. 300 IN TXT ${spf} ;`,
     ]) {
-      assert.ok(lines.some((l) => l.startsWith(expected)), `missing: ${expected}`);
+      assert.ok(
+        lines.some((l) => l.startsWith(expected)),
+        `missing: ${expected}`,
+      );
     }
   });
 
@@ -109,13 +129,19 @@ describe("renderZone", () => {
   });
 
   test("apex records come first, then names sorted by their labels right to left", () => {
-    const owners = lines.slice(5).filter((l) => l !== "").map((l) => l.split(" ")[0]);
+    const owners = lines
+      .slice(5)
+      .filter((l) => l !== "")
+      .map((l) => l.split(" ")[0]);
     assert.equal(owners[0], "example.org.");
     assert.ok(owners.indexOf("_25._tcp.mail.example.org.") > owners.indexOf("mail.example.org."));
   });
 
   test("a mailbox hostmaster with a dot in its local part is escaped (RFC 1035 8)", () => {
-    assert.match(renderZone("example.org", [], { ...opts, hostmaster: "dns.admin@example.org" }), / SOA ns1\.example\.net\. dns\\\.admin\.example\.org\. /);
+    assert.match(
+      renderZone("example.org", [], { ...opts, hostmaster: "dns.admin@example.org" }),
+      / SOA ns1\.example\.net\. dns\\\.admin\.example\.org\. /,
+    );
   });
 
   test("records planned with ttl 1 (auto) take the zone's ttl option", () => {
@@ -123,11 +149,41 @@ describe("renderZone", () => {
   });
 
   const bad: { name: string; zone: string; records: PlannedRecord[]; o: ZoneOptions; message: RegExp }[] = [
-    { name: "a record outside the zone", zone: "example.net", records: orgZone, o: opts, message: /zone example\.net: record "A mail\.example\.org" is named mail\.example\.org, which is outside the zone/ },
-    { name: "a duplicate key", zone: "example.org", records: [orgZone[0], orgZone[0]], o: opts, message: /record "A mail\.example\.org" appears twice/ },
-    { name: "a name server inside the zone without addresses", zone: "example.org", records: orgZone, o: { ...opts, nameservers: ["ns1.example.org"] }, message: /name server ns1\.example\.org is inside the zone but has no A\/AAAA record/ },
-    { name: "a serial beyond 32 bits", zone: "example.org", records: orgZone, o: { ...opts, serial: 2 ** 32 }, message: /serial 4294967296 is not an integer 0\.\.4294967295/ },
-    { name: "no name servers", zone: "example.org", records: orgZone, o: { ...opts, nameservers: [] }, message: /at least one name server/ },
+    {
+      name: "a record outside the zone",
+      zone: "example.net",
+      records: orgZone,
+      o: opts,
+      message: /zone example\.net: record "A mail\.example\.org" is named mail\.example\.org, which is outside the zone/,
+    },
+    {
+      name: "a duplicate key",
+      zone: "example.org",
+      records: [orgZone[0], orgZone[0]],
+      o: opts,
+      message: /record "A mail\.example\.org" appears twice/,
+    },
+    {
+      name: "a name server inside the zone without addresses",
+      zone: "example.org",
+      records: orgZone,
+      o: { ...opts, nameservers: ["ns1.example.org"] },
+      message: /name server ns1\.example\.org is inside the zone but has no A\/AAAA record/,
+    },
+    {
+      name: "a serial beyond 32 bits",
+      zone: "example.org",
+      records: orgZone,
+      o: { ...opts, serial: 2 ** 32 },
+      message: /serial 4294967296 is not an integer 0\.\.4294967295/,
+    },
+    {
+      name: "no name servers",
+      zone: "example.org",
+      records: orgZone,
+      o: { ...opts, nameservers: [] },
+      message: /at least one name server/,
+    },
   ];
   for (const c of bad) {
     test(`refuses ${c.name}`, () => {
@@ -139,7 +195,12 @@ describe("renderZone", () => {
 describe("named-checkzone accepts rendered zones", () => {
   const zones: [string, string, PlannedRecord[], ZoneOptions][] = [
     ["the mail host's zone with one domain, TLSA and two DKIM generations", "example.org", orgZone, opts],
-    ["a zone holding two domains without the host records", "example.net", netZone, { ...opts, nameservers: ["ns1.example.com", "ns2.example.com"] }],
+    [
+      "a zone holding two domains without the host records",
+      "example.net",
+      netZone,
+      { ...opts, nameservers: ["ns1.example.com", "ns2.example.com"] },
+    ],
     ["a zone whose in-zone name server has its own addresses", "example.org", orgZone, { ...opts, nameservers: ["mail.example.org"] }],
   ];
   for (const [name, origin, records, o] of zones) {
@@ -157,6 +218,9 @@ describe("named-checkzone accepts rendered zones", () => {
     assert.equal(dumped.length, orgZone.length);
     // Long TXT records come back as the same character-strings.
     const dkim = orgZone.find((r) => r.key === "TXT s1-rsa._domainkey.example.org")!;
-    assert.ok(dumped.some((l) => l.startsWith("s1-rsa._domainkey.example.org.") && l.endsWith(`TXT\t${dkim.content}`)), dumped.join("\n"));
+    assert.ok(
+      dumped.some((l) => l.startsWith("s1-rsa._domainkey.example.org.") && l.endsWith(`TXT\t${dkim.content}`)),
+      dumped.join("\n"),
+    );
   });
 });

@@ -9,7 +9,9 @@ import type * as acme from "acme-client";
 
 /** acme-client's axios instance (typed through acme-client, which owns the axios dependency) */
 type AxiosInstance = typeof acme.axios;
-type RequestConfig = Parameters<AxiosInstance["interceptors"]["request"]["use"]>[0] extends ((c: infer C) => unknown) | null | undefined ? C : never;
+type RequestConfig = Parameters<AxiosInstance["interceptors"]["request"]["use"]>[0] extends ((c: infer C) => unknown) | null | undefined
+  ? C
+  : never;
 
 const agents = new Map<string, https.Agent>();
 const installedOn = new WeakSet<object>();

@@ -28,7 +28,12 @@ export function spkiSha256OfKey(keyPem: string): string {
 
 // --- minimal DER reading, enough to find the AKI keyIdentifier (RFC 5280 4.2.1.1) ---
 
-interface Tlv { tag: number; start: number; contentStart: number; end: number }
+interface Tlv {
+  tag: number;
+  start: number;
+  contentStart: number;
+  end: number;
+}
 
 function readTlv(buf: Buffer, offset: number): Tlv {
   const tag = buf[offset];

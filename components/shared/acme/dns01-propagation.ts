@@ -37,7 +37,9 @@ export async function findZoneApex(name: string, resolvers?: string[]): Promise<
       return candidate;
     } catch (err) {
       if (code(err) === "ENODATA" || code(err) === "ENOTFOUND") continue;
-      throw new Error(`DNS-01: cannot find the zone of ${name}: SOA lookup of ${candidate} failed (${code(err) ?? (err as Error).message}) using ${r.getServers().join(", ")}`);
+      throw new Error(
+        `DNS-01: cannot find the zone of ${name}: SOA lookup of ${candidate} failed (${code(err) ?? (err as Error).message}) using ${r.getServers().join(", ")}`,
+      );
     }
   }
   throw new Error(`DNS-01: no zone found for ${name} (no SOA at any of its parents) using ${r.getServers().join(", ")}`);
@@ -100,8 +102,8 @@ export async function waitForTxt(name: string, value: string, opts: PropagationO
     if (Date.now() + intervalMs > deadline) {
       throw new Error(
         `DNS-01: TXT ${fqdn} = "${value}" not visible at the authoritative servers of ${zone} after ${Math.round(timeoutMs / 1000)} s; ` +
-        `missing at ${missing.join("; ")}. Check that the DNS provider wrote into the zone those servers serve, ` +
-        `or raise the propagation timeout (propagationTimeoutSeconds).`,
+          `missing at ${missing.join("; ")}. Check that the DNS provider wrote into the zone those servers serve, ` +
+          `or raise the propagation timeout (propagationTimeoutSeconds).`,
       );
     }
     await new Promise((res) => setTimeout(res, intervalMs));

@@ -101,7 +101,11 @@ export function installCertificate(dir: string, certificatePem: string, keyPem: 
   if (!shouldInstall(certificatePem, installed?.certificatePem)) return "kept-newer";
   const keyFile = path.join(dir, KEY_FILE);
   let currentKey: string | undefined;
-  try { currentKey = fs.readFileSync(keyFile, "utf8"); } catch { currentKey = undefined; }
+  try {
+    currentKey = fs.readFileSync(keyFile, "utf8");
+  } catch {
+    currentKey = undefined;
+  }
   if (currentKey !== keyPem) writeAtomic(keyFile, keyPem, 0o600);
   writeAtomic(path.join(dir, CERT_FILE), certificatePem, 0o644);
   fsyncDir(dir);
@@ -160,14 +164,16 @@ export class CertificateKeeper {
   private async loop(): Promise<void> {
     const result = await this.checkNow();
     if (this.stopped) return;
-    const delay = result.action === "failed" ? this.opts.retryIntervalMs ?? 3_600_000 : this.opts.checkIntervalMs ?? 43_200_000;
+    const delay = result.action === "failed" ? (this.opts.retryIntervalMs ?? 3_600_000) : (this.opts.checkIntervalMs ?? 43_200_000);
     this.timer = setTimeout(() => void this.loop(), delay);
     this.timer.unref();
   }
 
   /** One check; concurrent calls share the same run. Never throws: failures are in the result. */
   checkNow(now: Date = new Date()): Promise<KeeperResult> {
-    this.running ??= this.check(now).finally(() => { this.running = undefined; });
+    this.running ??= this.check(now).finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 
@@ -185,7 +191,10 @@ export class CertificateKeeper {
       if (!installed) {
         reason = "no certificate installed";
       } else {
-        const ari = await fetchRenewalInfo(this.opts.directoryUrl, installed.certificatePem, { extraCaPem: this.opts.extraCaPem, onProblem: log });
+        const ari = await fetchRenewalInfo(this.opts.directoryUrl, installed.certificatePem, {
+          extraCaPem: this.opts.extraCaPem,
+          onProblem: log,
+        });
         const d = renewalDecision({
           now,
           notBefore: installed.notBefore,
@@ -216,7 +225,11 @@ export class CertificateKeeper {
       });
       const result = installCertificate(this.opts.dir, cert.certificatePem, keyPem);
       if (result === "kept-newer") {
-        return { action: "kept-newer", reason: `issued a certificate, but the installed one expires later; kept it (${reason})`, notAfter: installed?.notAfter };
+        return {
+          action: "kept-newer",
+          reason: `issued a certificate, but the installed one expires later; kept it (${reason})`,
+          notAfter: installed?.notAfter,
+        };
       }
       this.opts.onInstalled?.(readInstalledCertificate(this.opts.dir)!);
       return { action: "renewed", reason, notAfter: cert.notAfter };

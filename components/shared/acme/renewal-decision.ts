@@ -7,7 +7,10 @@ import { sameNames } from "./certificate-names";
 export const DEFAULT_RENEW_BEFORE_FRACTION = 1 / 3;
 
 /** RFC 9773 4.2: the CA's suggested renewal window. */
-export interface RenewalWindow { start: Date; end: Date }
+export interface RenewalWindow {
+  start: Date;
+  end: Date;
+}
 
 export interface RenewalInput {
   now: Date;
@@ -64,7 +67,8 @@ export function renewalTime(notBefore: Date, notAfter: Date, fraction = DEFAULT_
 }
 
 export function checkRenewBeforeFraction(f: number, where = "renewBeforeFraction"): void {
-  if (!(typeof f === "number" && f > 0 && f < 1)) throw new Error(`${where}: ${f} must be a number between 0 and 1 (e.g. 0.333 for a third)`);
+  if (!(typeof f === "number" && f > 0 && f < 1))
+    throw new Error(`${where}: ${f} must be a number between 0 and 1 (e.g. 0.333 for a third)`);
 }
 
 export function renewalDecision(input: RenewalInput): RenewalDecision {
@@ -92,7 +96,11 @@ export function renewalDecision(input: RenewalInput): RenewalDecision {
     if (now >= at.getTime()) {
       return { renew: true, reason: `the CA's renewal window (ARI, RFC 9773) is ${window}; chosen time ${iso(at)} has come`, renewAt: at };
     }
-    return { renew: false, reason: `valid until ${iso(input.notAfter)}; the CA's renewal window (ARI) is ${window}, renewal at ${iso(at)}`, renewAt: at };
+    return {
+      renew: false,
+      reason: `valid until ${iso(input.notAfter)}; the CA's renewal window (ARI) is ${window}, renewal at ${iso(at)}`,
+      renewAt: at,
+    };
   }
   const at = renewalTime(input.notBefore, input.notAfter, fraction);
   const share = fraction === DEFAULT_RENEW_BEFORE_FRACTION ? "a third" : `${Math.round(fraction * 100)}%`;
@@ -103,7 +111,11 @@ export function renewalDecision(input: RenewalInput): RenewalDecision {
       renewAt: at,
     };
   }
-  return { renew: false, reason: `valid until ${iso(input.notAfter)}; renewal due from ${iso(at)} (${share} of the lifetime left)`, renewAt: at };
+  return {
+    renew: false,
+    reason: `valid until ${iso(input.notAfter)}; renewal due from ${iso(at)} (${share} of the lifetime left)`,
+    renewAt: at,
+  };
 }
 
 /** Never replace a certificate with one that expires earlier (the box may hold a newer one). */

@@ -46,7 +46,7 @@ export class ConnectionSlots {
 
   /** Open connections, for one domain or in total. */
   active(domain?: string): number {
-    return domain === undefined ? this.total : this.open.get(domain) ?? 0;
+    return domain === undefined ? this.total : (this.open.get(domain) ?? 0);
   }
 
   /** Connections waiting for a slot. */
@@ -77,7 +77,7 @@ export class ConnectionSlots {
   // First come, first served, except that a waiter whose domain is at its own limit does not
   // hold up waiters for other domains behind it.
   private admit(): void {
-    for (let i = 0; i < this.line.length; ) {
+    for (let i = 0; i < this.line.length;) {
       const w = this.line[i];
       if (this.fits(w.domain)) {
         this.line.splice(i, 1);

@@ -97,13 +97,16 @@ function associationData(cert: X509Certificate, selector: number): Buffer {
 /** RFC 6698 2.1.2/2.1.3: the certificate (or its key) hashed as the record says equals its data. */
 export function tlsaMatches(cert: X509Certificate, r: TlsaRecord): boolean {
   const data = associationData(cert, r.selector);
-  const value = r.matchingType === 0 ? data : createHash(r.matchingType === 1 ? "sha256" : "sha512").update(data).digest();
+  const value =
+    r.matchingType === 0
+      ? data
+      : createHash(r.matchingType === 1 ? "sha256" : "sha512")
+          .update(data)
+          .digest();
   return value.equals(r.data);
 }
 
-export type DaneVerdict =
-  | { ok: true; usage: 2 | 3 }
-  | { ok: false; result: Exclude<TlsResultType, "success">; reason: string };
+export type DaneVerdict = { ok: true; usage: 2 | 3 } | { ok: false; result: Exclude<TlsResultType, "success">; reason: string };
 
 function withinValidity(cert: X509Certificate, now: Date): boolean {
   return new Date(cert.validFrom) <= now && now <= new Date(cert.validTo);
@@ -131,11 +134,19 @@ export function verifyDane(chain: X509Certificate[], records: TlsaRecord[], name
     let path = true;
     for (let j = 0; j < i && path; j++) path = chain[j].checkIssued(chain[j + 1]) && chain[j].verify(chain[j + 1].publicKey);
     if (!path) {
-      failure ??= { ok: false, result: "validation-failure", reason: `the certificate chain does not lead to the DANE-TA anchor at depth ${i}` };
+      failure ??= {
+        ok: false,
+        result: "validation-failure",
+        reason: `the certificate chain does not lead to the DANE-TA anchor at depth ${i}`,
+      };
       continue;
     }
     if (!chain.slice(0, i).every((c) => withinValidity(c, now))) {
-      failure = { ok: false, result: "certificate-expired", reason: "a certificate below the DANE-TA anchor is outside its validity period" };
+      failure = {
+        ok: false,
+        result: "certificate-expired",
+        reason: "a certificate below the DANE-TA anchor is outside its validity period",
+      };
       continue;
     }
     if (!names.some((n) => leaf.checkHost(n, { wildcards: true, partialWildcards: false, multiLabelWildcards: false }) !== undefined)) {

@@ -56,7 +56,8 @@ function encodeName(name: string): Buffer {
   const parts: Buffer[] = [];
   for (const label of labels) {
     const b = Buffer.from(label, "ascii");
-    if (b.length === 0 || b.length > 63) throw new Error(`DNS name ${JSON.stringify(name)}: label ${JSON.stringify(label)} must be 1 to 63 bytes`);
+    if (b.length === 0 || b.length > 63)
+      throw new Error(`DNS name ${JSON.stringify(name)}: label ${JSON.stringify(label)} must be 1 to 63 bytes`);
     parts.push(Buffer.from([b.length]), b);
   }
   parts.push(Buffer.from([0]));
@@ -153,7 +154,8 @@ export function parseResponse(buf: Buffer): ParsedResponse {
       if (truncated) break;
       throw new Error("DNS message truncated inside record data");
     }
-    if (buf.readUInt16BE(next + 2) === CLASS_IN) answers.push({ name, type, ttl, data: Buffer.from(buf.subarray(start, start + rdlength)) });
+    if (buf.readUInt16BE(next + 2) === CLASS_IN)
+      answers.push({ name, type, ttl, data: Buffer.from(buf.subarray(start, start + rdlength)) });
     pos = start + rdlength;
   }
   return {
@@ -183,7 +185,8 @@ export function systemServers(resolvConf = "/etc/resolv.conf"): DnsServer[] {
   } catch {
     // no resolv.conf: the libc default applies
   }
-  const servers = text.split("\n")
+  const servers = text
+    .split("\n")
     .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
     .filter((s): s is string => s !== undefined && net.isIP(s.replace(/%.*$/, "")) !== 0)
     .map((host) => ({ host, port: 53 }));
@@ -197,7 +200,10 @@ function sameQuestion(r: ParsedResponse, name: string, type: number): boolean {
 function udpExchange(server: DnsServer, query: Buffer, id: number, name: string, type: number, timeoutMs: number): Promise<ParsedResponse> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(server.host) ? "udp6" : "udp4");
-    const timer = setTimeout(() => finish(new Error(`DNS query ${name}/${type} to ${server.host}: no answer in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`DNS query ${name}/${type} to ${server.host}: no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     let done = false;
     const finish = (err: Error | null, r?: ParsedResponse) => {
       if (done) return;
@@ -236,7 +242,9 @@ function tcpExchange(server: DnsServer, query: Buffer, id: number, name: string,
       if (err) reject(err);
       else resolve(r!);
     };
-    socket.setTimeout(timeoutMs, () => finish(new Error(`DNS query ${name}/${type} over TCP to ${server.host}: no answer in ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () =>
+      finish(new Error(`DNS query ${name}/${type} over TCP to ${server.host}: no answer in ${timeoutMs} ms`)),
+    );
     socket.on("error", (err) => finish(err));
     socket.on("connect", () => {
       const len = Buffer.alloc(2);
@@ -248,7 +256,8 @@ function tcpExchange(server: DnsServer, query: Buffer, id: number, name: string,
       if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
       try {
         const r = parseResponse(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-        if (r.id !== id || !sameQuestion(r, name, type)) finish(new Error(`DNS query ${name}/${type} over TCP: the answer does not match the question`));
+        if (r.id !== id || !sameQuestion(r, name, type))
+          finish(new Error(`DNS query ${name}/${type} over TCP: the answer does not match the question`));
         else finish(null, r);
       } catch (err) {
         finish(err as Error);

@@ -81,11 +81,15 @@ export function buildDsn(input: DsnInput): Dsn {
         `Content-Description: Notification\r\n` +
         `Content-Type: text/plain; charset=utf-8\r\n` +
         `Content-Transfer-Encoding: ${isAscii(Buffer.from(text)) ? "7bit" : "8bit"}\r\n` +
-        `\r\n` + text + `\r\n` +
+        `\r\n` +
+        text +
+        `\r\n` +
         `--${boundary}\r\n` +
         `Content-Description: Delivery report\r\n` +
         `Content-Type: message/delivery-status\r\n` +
-        `\r\n` + status + `\r\n` +
+        `\r\n` +
+        status +
+        `\r\n` +
         `--${boundary}\r\n` +
         `Content-Description: ${failed ? "Undelivered" : "Delayed"} message headers\r\n` +
         `Content-Type: text/rfc822-headers\r\n` +
@@ -172,7 +176,10 @@ function field(name: string, value: string): string {
 
 /** CR, LF and other controls become single spaces: remote replies are multi-line. */
 function oneLine(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]+/g, " ").replace(/ {2,}/g, " ").trim();
+  return s
+    .replace(/[\x00-\x1f\x7f]+/g, " ")
+    .replace(/ {2,}/g, " ")
+    .trim();
 }
 
 function isAscii(b: Buffer): boolean {

@@ -26,7 +26,10 @@ export type StsFailureType = "sts-policy-fetch-error" | "sts-policy-invalid" | "
 
 /** A fetch that failed, with the RFC 8460 4.3.2.2 result type that describes it. */
 export class PolicyFetchError extends Error {
-  constructor(readonly result: StsFailureType, message: string) {
+  constructor(
+    readonly result: StsFailureType,
+    message: string,
+  ) {
     super(message);
     this.name = "PolicyFetchError";
   }
@@ -52,7 +55,10 @@ export function policyExpires(p: StsPolicy): number {
 
 /** The policy's lines as TLSRPT's policy-string wants them (RFC 8460 4.4). */
 export function policyLines(p: StsPolicy): string[] {
-  return p.text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
+  return p.text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
 }
 
 /** RFC 8461 4.1: does the policy allow this MX host (exact name, or "*." plus one label)? */
@@ -91,47 +97,54 @@ export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<str
       req.destroy();
       reject(new PolicyFetchError(result, `${url}: ${message}`));
     };
-    const req = https.request({
-      host,
-      port: opts.port ?? 443,
-      path: "/.well-known/mta-sts.txt",
-      method: "GET",
-      servername: host,
-      ca: opts.ca,
-      lookup: opts.lookup,
-      // a fresh connection: nothing verified under other options is reused
-      agent: false,
-      headers: { "user-agent": "maild (MTA-STS)", accept: "text/plain" },
-      // RFC 8461 3.3 / RFC 6125: the name must be a DNS-ID subjectAltName; no CN fallback.
-      checkServerIdentity: (name, cert) => {
-        const err = tls.checkServerIdentity(name, cert);
-        if (err) return err;
-        if (new X509Certificate(cert.raw).checkHost(name, { subject: "never", partialWildcards: false }) === undefined) {
-          return Object.assign(new Error(`certificate has no subjectAltName DNS entry for ${name}`), { code: "ERR_TLS_CERT_ALTNAME_INVALID" });
-        }
-        return undefined;
+    const req = https.request(
+      {
+        host,
+        port: opts.port ?? 443,
+        path: "/.well-known/mta-sts.txt",
+        method: "GET",
+        servername: host,
+        ca: opts.ca,
+        lookup: opts.lookup,
+        // a fresh connection: nothing verified under other options is reused
+        agent: false,
+        headers: { "user-agent": "maild (MTA-STS)", accept: "text/plain" },
+        // RFC 8461 3.3 / RFC 6125: the name must be a DNS-ID subjectAltName; no CN fallback.
+        checkServerIdentity: (name, cert) => {
+          const err = tls.checkServerIdentity(name, cert);
+          if (err) return err;
+          if (new X509Certificate(cert.raw).checkHost(name, { subject: "never", partialWildcards: false }) === undefined) {
+            return Object.assign(new Error(`certificate has no subjectAltName DNS entry for ${name}`), {
+              code: "ERR_TLS_CERT_ALTNAME_INVALID",
+            });
+          }
+          return undefined;
+        },
       },
-    }, (res) => {
-      // RFC 8461 3.3: only 200 is a policy; a redirect is not followed.
-      if (res.statusCode !== 200) return fail("sts-policy-fetch-error", `HTTP status ${res.statusCode}, not 200`);
-      const type = (res.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-      if (type !== "text/plain") return fail("sts-policy-fetch-error", `Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not text/plain`);
-      if (Number(res.headers["content-length"] ?? 0) > MAX_POLICY_BYTES) return fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_POLICY_BYTES) fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
-        else chunks.push(chunk);
-      });
-      res.on("end", () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(Buffer.concat(chunks).toString("utf8"));
-      });
-      res.on("error", (err) => fail("sts-policy-fetch-error", err.message));
-    });
+      (res) => {
+        // RFC 8461 3.3: only 200 is a policy; a redirect is not followed.
+        if (res.statusCode !== 200) return fail("sts-policy-fetch-error", `HTTP status ${res.statusCode}, not 200`);
+        const type = (res.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+        if (type !== "text/plain")
+          return fail("sts-policy-fetch-error", `Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not text/plain`);
+        if (Number(res.headers["content-length"] ?? 0) > MAX_POLICY_BYTES)
+          return fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_POLICY_BYTES) fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
+          else chunks.push(chunk);
+        });
+        res.on("end", () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(Buffer.concat(chunks).toString("utf8"));
+        });
+        res.on("error", (err) => fail("sts-policy-fetch-error", err.message));
+      },
+    );
     // RFC 8460 4.3.2.2: a policy host that cannot be authenticated is sts-webpki-invalid.
     req.on("error", (err: NodeJS.ErrnoException) => {
       fail(certificateResult(err.code) ? "sts-webpki-invalid" : "sts-policy-fetch-error", err.message);
@@ -142,9 +155,18 @@ export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<str
 }
 
 /** A LookupFunction over our resolver: AAAA and A as enabled (as the SMTP connections use). */
-export function lookupVia(resolve6: (n: string) => Promise<string[]>, resolve4: (n: string) => Promise<string[]>, families: { ipv6: boolean; ipv4: boolean }): LookupFunction {
-  return ((hostname: string, options: { all?: boolean }, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
-    const get = (on: boolean, fn: (n: string) => Promise<string[]>) => (on ? fn(hostname).catch(() => [] as string[]) : Promise.resolve([] as string[]));
+export function lookupVia(
+  resolve6: (n: string) => Promise<string[]>,
+  resolve4: (n: string) => Promise<string[]>,
+  families: { ipv6: boolean; ipv4: boolean },
+): LookupFunction {
+  return ((
+    hostname: string,
+    options: { all?: boolean },
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ) => {
+    const get = (on: boolean, fn: (n: string) => Promise<string[]>) =>
+      on ? fn(hostname).catch(() => [] as string[]) : Promise.resolve([] as string[]);
     void Promise.all([get(families.ipv6, resolve6), get(families.ipv4, resolve4)]).then(([v6, v4]) => {
       const all: LookupAddress[] = [...v6.map((address) => ({ address, family: 6 })), ...v4.map((address) => ({ address, family: 4 }))];
       if (all.length === 0) {
@@ -161,7 +183,8 @@ const SAFE_DOMAIN = /^(?!.*\.\.)[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 function fromJson(domain: string, raw: unknown): StsPolicy | undefined {
   const p = raw as Partial<StsPolicy> & { domain?: string };
   if (!p || typeof p !== "object" || p.domain !== domain) return undefined;
-  if (typeof p.id !== "string" || typeof p.text !== "string" || typeof p.maxAge !== "number" || typeof p.fetchedAt !== "number") return undefined;
+  if (typeof p.id !== "string" || typeof p.text !== "string" || typeof p.maxAge !== "number" || typeof p.fetchedAt !== "number")
+    return undefined;
   if (p.mode !== "enforce" && p.mode !== "testing" && p.mode !== "none") return undefined;
   if (!Array.isArray(p.mx) || !p.mx.every((m) => typeof m === "string")) return undefined;
   return { id: p.id, mode: p.mode, mx: p.mx, maxAge: p.maxAge, text: p.text, fetchedAt: p.fetchedAt };
@@ -274,7 +297,10 @@ export class MtaStsPolicies {
     const file = this.file(domain);
     if (!file) return;
     try {
-      await writeFileAtomic(file, JSON.stringify({ domain, ...policy, expires: new Date(policyExpires(policy)).toISOString() }, null, 1) + "\n");
+      await writeFileAtomic(
+        file,
+        JSON.stringify({ domain, ...policy, expires: new Date(policyExpires(policy)).toISOString() }, null, 1) + "\n",
+      );
     } catch (err) {
       this.opts.onCacheError?.(err as Error);
     }

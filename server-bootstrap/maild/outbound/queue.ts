@@ -146,14 +146,22 @@ export class OutboundQueue implements RemoteQueue {
 
   /** Spool Q1+Q2: durable before it resolves. Not sent before commit(entry.id). */
   async enqueue(entry: QueueEntry): Promise<void> {
-    if (!this.accepting) throw new Error(`outbound queue not accepting (${this.started ? "stopping" : "not started"}): cannot queue ${entry.id}`);
+    if (!this.accepting)
+      throw new Error(`outbound queue not accepting (${this.started ? "stopping" : "not started"}): cannot queue ${entry.id}`);
     if (this.entries.has(entry.id)) throw new Error(`outbound queue: ${entry.id} is queued already`);
     // one result per address and attempt: a recipient given twice is sent to once
     const recipients = [...new Set(entry.recipients)];
     if (recipients.length === 0) throw new Error(`outbound queue: ${entry.id} has no recipients`);
     const arrival = this.now();
     const env: Envelope = {
-      version: 1, id: entry.id, sender: entry.sender, size: 0, arrival, attempts: 0, nextAttempt: arrival, delayNoticeSent: false,
+      version: 1,
+      id: entry.id,
+      sender: entry.sender,
+      size: 0,
+      arrival,
+      attempts: 0,
+      nextAttempt: arrival,
+      delayNoticeSent: false,
       recipients: recipients.map((address) => ({ address, state: "pending", inFlight: false, reported: false, expired: false })),
     };
     // in the map at once (uncommitted, so never worked on) to claim the id
@@ -237,10 +245,13 @@ export class OutboundQueue implements RemoteQueue {
       if (e.committed && !e.busy) at = Math.min(at, nextWake(e.env, cfg, e.noticeRetryAt));
     }
     if (at === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.startDue();
-    }, Math.min(MAX_TIMER_MS, Math.max(0, at - now)));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.startDue();
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, at - now)),
+    );
   }
 
   private async work(e: Entry): Promise<void> {
@@ -254,7 +265,11 @@ export class OutboundQueue implements RemoteQueue {
         else if (now >= env.nextAttempt) failed = await this.attempt(e);
       }
       if (env.sender === "" && failed.length > 0) {
-        this.deps.log.info("queue.dsn_suppressed", { id: env.id, recipients: failed.map((r) => r.address), reason: "null sender (RFC 5321 6.1)" });
+        this.deps.log.info("queue.dsn_suppressed", {
+          id: env.id,
+          recipients: failed.map((r) => r.address),
+          reason: "null sender (RFC 5321 6.1)",
+        });
       }
       await this.notify(e);
       if (isFinished(env)) {
@@ -262,7 +277,8 @@ export class OutboundQueue implements RemoteQueue {
         this.entries.delete(env.id);
         metrics.queueSize.set(this.entries.size);
         this.deps.log.info("queue.done", {
-          id: env.id, attempts: env.attempts,
+          id: env.id,
+          attempts: env.attempts,
           delivered: env.recipients.filter((r) => r.state === "delivered").length,
           failed: env.recipients.filter((r) => r.state === "failed").length,
         });
@@ -304,8 +320,12 @@ export class OutboundQueue implements RemoteQueue {
   private async deliverDomain(e: Entry, domain: string, rcpts: RecipientState[]): Promise<void> {
     const env = e.env;
     const attempt: DeliveryAttempt = {
-      id: env.id, domain, sender: env.sender, recipients: rcpts.map((r) => r.address),
-      messagePath: this.spool.messagePath(env.id), size: env.size,
+      id: env.id,
+      domain,
+      sender: env.sender,
+      recipients: rcpts.map((r) => r.address),
+      messagePath: this.spool.messagePath(env.id),
+      size: env.size,
     };
     let results: RecipientResult[];
     try {
@@ -319,14 +339,23 @@ export class OutboundQueue implements RemoteQueue {
     const byAddress = new Map(results.map((r) => [r.recipient, r]));
     for (const r of rcpts) {
       const result: RecipientResult = byAddress.get(r.address) ?? {
-        recipient: r.address, status: "deferred", enhancedCode: "4.3.0", diagnostic: "no result from the transport", remoteReply: false,
+        recipient: r.address,
+        status: "deferred",
+        enhancedCode: "4.3.0",
+        diagnostic: "no result from the transport",
+        remoteReply: false,
       };
       r.inFlight = false;
       r.last = { ...result, at };
       if (result.status !== "deferred") r.state = result.status;
       this.deps.log.info("queue.result", {
-        id: env.id, recipient: r.address, status: result.status, code: result.enhancedCode,
-        diagnostic: result.diagnostic, mta: result.remoteMta, attempt: env.attempts,
+        id: env.id,
+        recipient: r.address,
+        status: result.status,
+        code: result.enhancedCode,
+        diagnostic: result.diagnostic,
+        mta: result.remoteMta,
+        attempt: env.attempts,
       });
     }
     // Recorded at once: the window for a duplicate after a crash ends here.
@@ -359,7 +388,11 @@ export class OutboundQueue implements RemoteQueue {
     if (e.unsaved) await this.save(e);
     const willRetryUntil = new Date(expiresAt(env, cfg.outbound));
     const dsn = buildDsn({
-      hostname: cfg.hostname, to: env.sender, queueId: env.id, arrivalDate: new Date(env.arrival), date: new Date(now),
+      hostname: cfg.hostname,
+      to: env.sender,
+      queueId: env.id,
+      arrivalDate: new Date(env.arrival),
+      date: new Date(now),
       originalHeader: await this.spool.readHeader(env.id),
       recipients: [
         ...failures.map((r) => dsnRecipient(r, "failed", cfg.outbound.expireAfterSeconds)),
@@ -376,8 +409,11 @@ export class OutboundQueue implements RemoteQueue {
     for (const r of failures) r.reported = true;
     if (delayed.length > 0) env.delayNoticeSent = true;
     this.deps.log.info("queue.dsn_sent", {
-      id: env.id, to: env.sender, messageId: dsn.messageId,
-      failed: failures.map((r) => r.address), delayed: delayed.map((r) => r.address),
+      id: env.id,
+      to: env.sender,
+      messageId: dsn.messageId,
+      failed: failures.map((r) => r.address),
+      delayed: delayed.map((r) => r.address),
     });
     await this.save(e);
   }
@@ -389,16 +425,18 @@ export class OutboundQueue implements RemoteQueue {
    */
   private save(e: Entry): Promise<void> {
     if (e.queuedWrite) return e.queuedWrite;
-    const write = e.lastWrite.catch(() => undefined).then(async () => {
-      e.queuedWrite = undefined;
-      e.unsaved = false;
-      try {
-        await this.spool.writeEnvelope(e.env);
-      } catch (err) {
-        e.unsaved = true;
-        throw err;
-      }
-    });
+    const write = e.lastWrite
+      .catch(() => undefined)
+      .then(async () => {
+        e.queuedWrite = undefined;
+        e.unsaved = false;
+        try {
+          await this.spool.writeEnvelope(e.env);
+        } catch (err) {
+          e.unsaved = true;
+          throw err;
+        }
+      });
     e.queuedWrite = write;
     e.lastWrite = write;
     return write;
@@ -422,7 +460,10 @@ function dsnRecipient(r: RecipientState, action: "failed" | "delayed", expireAft
     reason = last ? describe(last) : "not tried yet";
   }
   return {
-    address: r.address, action, status, reason,
+    address: r.address,
+    action,
+    status,
+    reason,
     ...(last?.remoteMta ? { remoteMta: last.remoteMta } : {}),
     ...(last?.remoteReply ? { smtpReply: last.diagnostic } : {}),
     ...(last ? { lastAttempt: new Date(last.at) } : {}),

@@ -192,8 +192,13 @@ function checkId(id: string): string {
 function parseEnvelope(id: string, text: string): Envelope {
   const env = JSON.parse(text) as Envelope;
   const ok =
-    env !== null && typeof env === "object" && env.version === 1 && env.id === id && typeof env.sender === "string" &&
-    Array.isArray(env.recipients) && env.recipients.length > 0 &&
+    env !== null &&
+    typeof env === "object" &&
+    env.version === 1 &&
+    env.id === id &&
+    typeof env.sender === "string" &&
+    Array.isArray(env.recipients) &&
+    env.recipients.length > 0 &&
     env.recipients.every((r) => typeof r.address === "string" && ["pending", "delivered", "failed"].includes(r.state)) &&
     [env.size, env.arrival, env.attempts, env.nextAttempt].every((n) => typeof n === "number" && Number.isFinite(n));
   if (!ok) throw new Error(`${id}.json is not a version 1 queue envelope for ${id}`);

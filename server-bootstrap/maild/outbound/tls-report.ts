@@ -65,17 +65,30 @@ export interface TlsDayReport {
 const EXPIRED = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERROR_IN_CERT_NOT_BEFORE_FIELD", "ERROR_IN_CERT_NOT_AFTER_FIELD"]);
 const HOST_MISMATCH = new Set(["ERR_TLS_CERT_ALTNAME_INVALID", "HOSTNAME_MISMATCH"]);
 const NOT_TRUSTED = new Set([
-  "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "CERT_SIGNATURE_FAILURE",
-  "UNABLE_TO_DECRYPT_CERT_SIGNATURE", "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY", "CERT_CHAIN_TOO_LONG",
-  "CERT_REVOKED", "INVALID_CA", "PATH_LENGTH_EXCEEDED", "INVALID_PURPOSE", "CERT_UNTRUSTED", "CERT_REJECTED",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_SIGNATURE_FAILURE",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CERT_CHAIN_TOO_LONG",
+  "CERT_REVOKED",
+  "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED",
+  "INVALID_PURPOSE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
 ]);
 
 /**
  * The RFC 8460 4.3.1 result type for a certificate verification error code, or undefined when
  * the code is not about the certificate (a reset connection, a handshake failure).
  */
-export function certificateResult(code: string | undefined): "certificate-expired" | "certificate-host-mismatch" | "certificate-not-trusted" | undefined {
+export function certificateResult(
+  code: string | undefined,
+): "certificate-expired" | "certificate-host-mismatch" | "certificate-not-trusted" | undefined {
   if (code === undefined) return undefined;
   if (EXPIRED.has(code)) return "certificate-expired";
   if (HOST_MISMATCH.has(code)) return "certificate-host-mismatch";
@@ -92,18 +105,22 @@ function utcDay(d: Date): string {
 }
 
 function samePolicy(p: TlsPolicyReport, o: TlsSessionOutcome): boolean {
-  return p.policy["policy-domain"] === o.policyDomain
-    && p.policy["policy-type"] === o.policyType
-    && JSON.stringify(p.policy["policy-string"] ?? []) === JSON.stringify(o.policyString ?? [])
-    && JSON.stringify(p.policy["mx-host"] ?? []) === JSON.stringify(o.mxHost ?? []);
+  return (
+    p.policy["policy-domain"] === o.policyDomain &&
+    p.policy["policy-type"] === o.policyType &&
+    JSON.stringify(p.policy["policy-string"] ?? []) === JSON.stringify(o.policyString ?? []) &&
+    JSON.stringify(p.policy["mx-host"] ?? []) === JSON.stringify(o.mxHost ?? [])
+  );
 }
 
 function sameFailure(f: TlsFailureDetails, o: TlsSessionOutcome): boolean {
-  return f["result-type"] === o.result
-    && f["receiving-mx-hostname"] === o.receivingMxHostname
-    && f["receiving-ip"] === o.receivingIp
-    && f["sending-mta-ip"] === o.sendingMtaIp
-    && f["failure-reason-code"] === o.failureReasonCode;
+  return (
+    f["result-type"] === o.result &&
+    f["receiving-mx-hostname"] === o.receivingMxHostname &&
+    f["receiving-ip"] === o.receivingIp &&
+    f["sending-mta-ip"] === o.sendingMtaIp &&
+    f["failure-reason-code"] === o.failureReasonCode
+  );
 }
 
 export interface TlsReportOptions {

@@ -38,9 +38,7 @@ const recipientsCounter = counter("maild_outbound_recipients_total", "Recipient 
 
 /** The TLS rule that applies to one MX host. */
 export type HostPolicy =
-  | { type: "tlsa"; records: TlsaRecord[] }
-  | { type: "sts"; policy: StsPolicy; enforce: boolean; mxAllowed: boolean }
-  | { type: "none" };
+  { type: "tlsa"; records: TlsaRecord[] } | { type: "sts"; policy: StsPolicy; enforce: boolean; mxAllowed: boolean } | { type: "none" };
 
 /** What a connection showed of its TLS, after EHLO. */
 export interface TlsObservation {
@@ -146,9 +144,7 @@ type SmtpError = Error & {
   rejectedErrors?: SmtpError[];
 };
 
-type SessionOutcome =
-  | { kind: "done"; results: RecipientResult[] }
-  | { kind: "next"; failure: Failure; retryPlaintext?: boolean };
+type SessionOutcome = { kind: "done"; results: RecipientResult[] } | { kind: "next"; failure: Failure; retryPlaintext?: boolean };
 
 export interface SmtpTransportOptions {
   config: () => MaildConfig;
@@ -182,7 +178,11 @@ export class SmtpTransport implements Transport {
         return fetchPolicyText(domain, {
           ca: this.trust().ca,
           timeoutMs: cfg.outbound.timeoutMs,
-          lookup: lookupVia((n) => dns.resolve6(n), (n) => dns.resolve4(n), cfg.outbound),
+          lookup: lookupVia(
+            (n) => dns.resolve6(n),
+            (n) => dns.resolve4(n),
+            cfg.outbound,
+          ),
         });
       },
       onCacheError: (err) => opts.log.warn("outbound.mta-sts-cache", { error: err.message }),
@@ -195,8 +195,16 @@ export class SmtpTransport implements Transport {
     try {
       results = await this.attemptDelivery(attempt);
     } catch (err) {
-      this.opts.log.error("outbound.internal-error", { id: attempt.id, domain: attempt.domain, error: (err as Error).stack ?? String(err) });
-      results = everyone(attempt, "deferred", { enhancedCode: "4.3.0", diagnostic: `internal error: ${(err as Error).message}`, remoteReply: false });
+      this.opts.log.error("outbound.internal-error", {
+        id: attempt.id,
+        domain: attempt.domain,
+        error: (err as Error).stack ?? String(err),
+      });
+      results = everyone(attempt, "deferred", {
+        enhancedCode: "4.3.0",
+        diagnostic: `internal error: ${(err as Error).message}`,
+        remoteReply: false,
+      });
     }
     for (const r of results) recipientsCounter.inc({ status: r.status });
     return results;
@@ -241,21 +249,38 @@ export class SmtpTransport implements Transport {
     const { domain } = attempt;
     const { lookup, ad } = this.dns();
     const route = await findRoute(lookup, domain, cfg.hostname, this.opts.random);
-    const log = (result: string, fields: Record<string, string>) => this.opts.log.info("outbound.route", { id: attempt.id, domain, result, ...fields });
+    const log = (result: string, fields: Record<string, string>) =>
+      this.opts.log.info("outbound.route", { id: attempt.id, domain, result, ...fields });
     switch (route.kind) {
       case "nxdomain":
         log("failed", { reason: "nxdomain" });
-        return everyone(attempt, "failed", { enhancedCode: "5.1.2", diagnostic: `domain ${domain} does not exist (DNS NXDOMAIN)`, remoteReply: false });
+        return everyone(attempt, "failed", {
+          enhancedCode: "5.1.2",
+          diagnostic: `domain ${domain} does not exist (DNS NXDOMAIN)`,
+          remoteReply: false,
+        });
       case "null-mx":
         log("failed", { reason: "null-mx" });
-        return everyone(attempt, "failed", { enhancedCode: "5.1.10", diagnostic: `domain ${domain} does not accept mail (null MX, RFC 7505)`, remoteReply: false });
+        return everyone(attempt, "failed", {
+          enhancedCode: "5.1.10",
+          diagnostic: `domain ${domain} does not accept mail (null MX, RFC 7505)`,
+          remoteReply: false,
+        });
       case "no-mail-host":
         log("failed", { reason: "no-mail-host" });
         // RFC 3463 X.4.4: no routing information, e.g. a name with only an SOA.
-        return everyone(attempt, "failed", { enhancedCode: "5.4.4", diagnostic: `domain ${domain} has no MX and no address records`, remoteReply: false });
+        return everyone(attempt, "failed", {
+          enhancedCode: "5.4.4",
+          diagnostic: `domain ${domain} has no MX and no address records`,
+          remoteReply: false,
+        });
       case "loop":
         log("failed", { reason: "loop" });
-        return everyone(attempt, "failed", { enhancedCode: "5.4.6", diagnostic: `mail for ${domain} loops back to myself (${cfg.hostname} is its best MX)`, remoteReply: false });
+        return everyone(attempt, "failed", {
+          enhancedCode: "5.4.6",
+          diagnostic: `mail for ${domain} loops back to myself (${cfg.hostname} is its best MX)`,
+          remoteReply: false,
+        });
       case "temporary":
         log("deferred", { reason: route.reason });
         return everyone(attempt, "deferred", { enhancedCode: "4.4.3", diagnostic: route.reason, remoteReply: false });
@@ -263,13 +288,24 @@ export class SmtpTransport implements Transport {
 
     const sts: StsLookup = cfg.outbound.mtaSts ? await this.sts.lookup(domain) : {};
     if (sts.failure) {
-      this.opts.tlsReport.record({ policyDomain: domain, policyType: "sts", result: sts.failure.result, failureReasonCode: sts.failure.reason });
-      this.opts.log.warn("outbound.mta-sts", { id: attempt.id, domain, result: sts.failure.result, reason: sts.failure.reason, cached: sts.policy !== undefined });
+      this.opts.tlsReport.record({
+        policyDomain: domain,
+        policyType: "sts",
+        result: sts.failure.result,
+        failureReasonCode: sts.failure.reason,
+      });
+      this.opts.log.warn("outbound.mta-sts", {
+        id: attempt.id,
+        domain,
+        result: sts.failure.result,
+        reason: sts.failure.reason,
+        cached: sts.policy !== undefined,
+      });
     }
     // RFC 7672 2.2.1: DANE only when the MX RRset is DNSSEC-secure. Without MX records the
     // domain itself is the host, and its secure addresses are checked with the host below.
     const implicit = route.hosts[0].implicit;
-    const mxSecure = cfg.outbound.dane && (implicit || await isSecure(ad, domain, RRTYPE.MX));
+    const mxSecure = cfg.outbound.dane && (implicit || (await isSecure(ad, domain, RRTYPE.MX)));
 
     let last: Failure = { enhancedCode: "4.4.1", diagnostic: `no MX host of ${domain} could be reached`, remoteReply: false };
     for (const host of route.hosts) {
@@ -284,7 +320,11 @@ export class SmtpTransport implements Transport {
         continue;
       }
       if (addresses.length === 0) {
-        last = { enhancedCode: "4.4.4", diagnostic: `MX host ${host.name} has no ${[cfg.outbound.ipv6 ? "AAAA" : "", cfg.outbound.ipv4 ? "A" : ""].filter(Boolean).join(" or ")} records`, remoteReply: false };
+        last = {
+          enhancedCode: "4.4.4",
+          diagnostic: `MX host ${host.name} has no ${[cfg.outbound.ipv6 ? "AAAA" : "", cfg.outbound.ipv4 ? "A" : ""].filter(Boolean).join(" or ")} records`,
+          remoteReply: false,
+        };
         continue;
       }
       for (const ip of addresses) {
@@ -302,7 +342,13 @@ export class SmtpTransport implements Transport {
   }
 
   /** The TLS rule for one MX host, or the reason not to use the host at all. */
-  private async hostPolicy(attempt: DeliveryAttempt, host: MxHost, mxSecure: boolean, sts: StsPolicy | undefined, ad: AdQuery): Promise<HostPolicy | Failure> {
+  private async hostPolicy(
+    attempt: DeliveryAttempt,
+    host: MxHost,
+    mxSecure: boolean,
+    sts: StsPolicy | undefined,
+    ad: AdQuery,
+  ): Promise<HostPolicy | Failure> {
     const cfg = this.opts.config();
     const domain = attempt.domain;
     // RFC 7672 2.2.2: TLSA records count only for a host whose address records are secure too.
@@ -311,9 +357,27 @@ export class SmtpTransport implements Transport {
       if (tlsa.kind === "failed") {
         // RFC 7672 2.1.1: a failed TLSA lookup could be an attacker hiding the records; this
         // host is not used. RFC 8460 4.3.2.1: dnssec-invalid.
-        this.opts.tlsReport.record({ policyDomain: domain, policyType: "tlsa", result: "dnssec-invalid", receivingMxHostname: host.name, failureReasonCode: tlsa.reason });
-        this.opts.log.warn("outbound.dane", { id: attempt.id, domain, mx: host.name, policy: "dane", result: "dnssec-invalid", reason: tlsa.reason });
-        return { enhancedCode: "4.7.5", diagnostic: `TLSA lookup for ${host.name} failed (${tlsa.reason}); not delivering without it (RFC 7672)`, remoteReply: false, remoteMta: host.name };
+        this.opts.tlsReport.record({
+          policyDomain: domain,
+          policyType: "tlsa",
+          result: "dnssec-invalid",
+          receivingMxHostname: host.name,
+          failureReasonCode: tlsa.reason,
+        });
+        this.opts.log.warn("outbound.dane", {
+          id: attempt.id,
+          domain,
+          mx: host.name,
+          policy: "dane",
+          result: "dnssec-invalid",
+          reason: tlsa.reason,
+        });
+        return {
+          enhancedCode: "4.7.5",
+          diagnostic: `TLSA lookup for ${host.name} failed (${tlsa.reason}); not delivering without it (RFC 7672)`,
+          remoteReply: false,
+          remoteMta: host.name,
+        };
       }
       if (tlsa.kind === "secure") return { type: "tlsa", records: tlsa.records };
     }
@@ -321,11 +385,28 @@ export class SmtpTransport implements Transport {
       const allowed = mxAllowed(sts, host.name);
       if (!allowed && sts.mode === "enforce") {
         this.opts.tlsReport.record({
-          policyDomain: domain, policyType: "sts", policyString: policyLines(sts), mxHost: sts.mx,
-          result: "validation-failure", receivingMxHostname: host.name, failureReasonCode: "mx-not-in-policy",
+          policyDomain: domain,
+          policyType: "sts",
+          policyString: policyLines(sts),
+          mxHost: sts.mx,
+          result: "validation-failure",
+          receivingMxHostname: host.name,
+          failureReasonCode: "mx-not-in-policy",
         });
-        this.opts.log.warn("outbound.mta-sts", { id: attempt.id, domain, mx: host.name, policy: "sts-enforce", result: "validation-failure", reason: "MX host not in policy" });
-        return { enhancedCode: "4.7.5", diagnostic: `MX host ${host.name} is not listed in the MTA-STS policy of ${domain} (RFC 8461 4.1)`, remoteReply: false, remoteMta: host.name };
+        this.opts.log.warn("outbound.mta-sts", {
+          id: attempt.id,
+          domain,
+          mx: host.name,
+          policy: "sts-enforce",
+          result: "validation-failure",
+          reason: "MX host not in policy",
+        });
+        return {
+          enhancedCode: "4.7.5",
+          diagnostic: `MX host ${host.name} is not listed in the MTA-STS policy of ${domain} (RFC 8461 4.1)`,
+          remoteReply: false,
+          remoteMta: host.name,
+        };
       }
       return { type: "sts", policy: sts, enforce: sts.mode === "enforce", mxAllowed: allowed };
     }
@@ -333,7 +414,13 @@ export class SmtpTransport implements Transport {
   }
 
   /** One connection to one address: greeting, EHLO, STARTTLS, the TLS decision, the transaction. */
-  private async session(attempt: DeliveryAttempt, host: MxHost, ip: string, policy: HostPolicy, plaintext: boolean): Promise<SessionOutcome> {
+  private async session(
+    attempt: DeliveryAttempt,
+    host: MxHost,
+    ip: string,
+    policy: HostPolicy,
+    plaintext: boolean,
+  ): Promise<SessionOutcome> {
     const cfg = this.opts.config();
     const ob = cfg.outbound;
     const localAddress = isIPv6(ip) ? ob.sourceIpv6 : ob.sourceIpv4;
@@ -375,20 +462,21 @@ export class SmtpTransport implements Transport {
 
       const observed = observe(conn);
       const verdict = judgeTls(policy, host.name, observed);
-      const tlsLabel = observed.secure ? observed.protocol ?? "tls" : "none";
+      const tlsLabel = observed.secure ? (observed.protocol ?? "tls") : "none";
       const socket = conn._socket;
       // The plaintext retry is the fallback for a handshake failure already counted.
-      if (!plaintext) this.opts.tlsReport.record({
-        policyDomain: attempt.domain,
-        policyType: policyType(policy),
-        ...(policy.type === "sts" ? { policyString: policyLines(policy.policy), mxHost: policy.policy.mx } : {}),
-        ...(policy.type === "tlsa" ? { policyString: policy.records.map(tlsaToString) } : {}),
-        result: verdict.result,
-        receivingMxHostname: host.name,
-        receivingIp: ip,
-        ...(socket && socket.localAddress ? { sendingMtaIp: socket.localAddress } : {}),
-        ...(verdict.result !== "success" && verdict.reason ? { failureReasonCode: verdict.reason } : {}),
-      });
+      if (!plaintext)
+        this.opts.tlsReport.record({
+          policyDomain: attempt.domain,
+          policyType: policyType(policy),
+          ...(policy.type === "sts" ? { policyString: policyLines(policy.policy), mxHost: policy.policy.mx } : {}),
+          ...(policy.type === "tlsa" ? { policyString: policy.records.map(tlsaToString) } : {}),
+          result: verdict.result,
+          receivingMxHostname: host.name,
+          receivingIp: ip,
+          ...(socket && socket.localAddress ? { sendingMtaIp: socket.localAddress } : {}),
+          ...(verdict.result !== "success" && verdict.reason ? { failureReasonCode: verdict.reason } : {}),
+        });
       if (verdict.block) {
         this.opts.log.warn("outbound.tls", { ...fields, tls: tlsLabel, result: verdict.result, reason: verdict.reason });
         quitting = true;
@@ -403,11 +491,22 @@ export class SmtpTransport implements Transport {
           },
         };
       }
-      if (verdict.result !== "success") this.opts.log.info("outbound.tls", { ...fields, tls: tlsLabel, result: verdict.result, reason: verdict.reason });
+      if (verdict.result !== "success")
+        this.opts.log.info("outbound.tls", { ...fields, tls: tlsLabel, result: verdict.result, reason: verdict.reason });
 
       const results = await this.transaction(conn, attempt, host.name);
-      const summary = results.map((r) => r.status).sort().filter((s, i, a) => a.indexOf(s) === i).join(",");
-      this.opts.log.info("outbound.delivery", { ...fields, tls: tlsLabel, result: summary, recipients: results.length, reply: results[0]?.diagnostic });
+      const summary = results
+        .map((r) => r.status)
+        .sort()
+        .filter((s, i, a) => a.indexOf(s) === i)
+        .join(",");
+      this.opts.log.info("outbound.delivery", {
+        ...fields,
+        tls: tlsLabel,
+        result: summary,
+        recipients: results.length,
+        reply: results[0]?.diagnostic,
+      });
       quitting = true;
       conn.quit();
       return { kind: "done", results };
@@ -418,7 +517,16 @@ export class SmtpTransport implements Transport {
     }
   }
 
-  private connectFailure(attempt: DeliveryAttempt, host: MxHost, ip: string, policy: HostPolicy, plaintext: boolean, duringTls: boolean, err: SmtpError, fields: Record<string, string>): SessionOutcome {
+  private connectFailure(
+    attempt: DeliveryAttempt,
+    host: MxHost,
+    ip: string,
+    policy: HostPolicy,
+    plaintext: boolean,
+    duringTls: boolean,
+    err: SmtpError,
+    fields: Record<string, string>,
+  ): SessionOutcome {
     const where = `${host.name} [${ip}]`;
     if (duringTls && !plaintext) {
       this.opts.tlsReport.record({
@@ -434,7 +542,12 @@ export class SmtpTransport implements Transport {
       this.opts.log.warn("outbound.tls", { ...fields, tls: "failed", result: "handshake-failed", reason: err.message });
       return {
         kind: "next",
-        failure: { enhancedCode: "4.7.5", diagnostic: `TLS handshake with ${where} failed: ${err.message}`, remoteReply: false, remoteMta: host.name },
+        failure: {
+          enhancedCode: "4.7.5",
+          diagnostic: `TLS handshake with ${where} failed: ${err.message}`,
+          remoteReply: false,
+          remoteMta: host.name,
+        },
         // RFC 7435: opportunistic security falls back to cleartext rather than not delivering.
         retryPlaintext: !requiresTls(policy),
       };
@@ -442,9 +555,20 @@ export class SmtpTransport implements Transport {
     this.opts.log.info("outbound.connect", { ...fields, result: "failed", reason: err.message });
     if (err.response) {
       // A refusal at the greeting or EHLO/HELO (RFC 5321 3.1, 4.3.2): try the next host.
-      return { kind: "next", failure: { enhancedCode: "4.4.2", diagnostic: `${where} refused the session: ${oneLine(err.response)}`, remoteReply: false, remoteMta: host.name } };
+      return {
+        kind: "next",
+        failure: {
+          enhancedCode: "4.4.2",
+          diagnostic: `${where} refused the session: ${oneLine(err.response)}`,
+          remoteReply: false,
+          remoteMta: host.name,
+        },
+      };
     }
-    return { kind: "next", failure: { enhancedCode: "4.4.1", diagnostic: `cannot talk to ${where}: ${err.message}`, remoteReply: false, remoteMta: host.name } };
+    return {
+      kind: "next",
+      failure: { enhancedCode: "4.4.1", diagnostic: `cannot talk to ${where}: ${err.message}`, remoteReply: false, remoteMta: host.name },
+    };
   }
 
   /** MAIL, RCPT per recipient, DATA with the message streamed from disk; results per recipient. */
@@ -461,12 +585,21 @@ export class SmtpTransport implements Transport {
         if ((err as SmtpError | null)?.code === "ESTREAM") conn.close();
         if (!err) {
           const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient, e as SmtpError]));
-          resolve(attempt.recipients.map((r) => {
-            const e = rejected.get(r);
-            if (e?.response) return resultFromReply(r, e.response, mx);
-            if (info.accepted.includes(r)) return resultFromReply(r, info.response, mx);
-            return { recipient: r, status: "deferred", enhancedCode: "4.4.2", diagnostic: "no reply for this recipient", remoteReply: false, remoteMta: mx };
-          }));
+          resolve(
+            attempt.recipients.map((r) => {
+              const e = rejected.get(r);
+              if (e?.response) return resultFromReply(r, e.response, mx);
+              if (info.accepted.includes(r)) return resultFromReply(r, info.response, mx);
+              return {
+                recipient: r,
+                status: "deferred",
+                enhancedCode: "4.4.2",
+                diagnostic: "no reply for this recipient",
+                remoteReply: false,
+                remoteMta: mx,
+              };
+            }),
+          );
           return;
         }
         resolve(this.failedTransaction(conn, attempt, mx, err as SmtpError));
@@ -479,7 +612,12 @@ export class SmtpTransport implements Transport {
     if (err.command === "MAIL FROM" && err.response) return attempt.recipients.map((r) => resultFromReply(r, err.response!, mx));
     if (err.command === "MAIL FROM" && err.code === "EMESSAGE") {
       // RFC 1870: the server announced a SIZE limit below the message's size.
-      return everyone(attempt, "failed", { enhancedCode: "5.3.4", diagnostic: `message size ${attempt.size} exceeds the size limit of ${mx}: ${err.message}`, remoteReply: false, remoteMta: mx });
+      return everyone(attempt, "failed", {
+        enhancedCode: "5.3.4",
+        diagnostic: `message size ${attempt.size} exceeds the size limit of ${mx}: ${err.message}`,
+        remoteReply: false,
+        remoteMta: mx,
+      });
     }
     // RCPT replies: on the error when every recipient was refused, otherwise on the connection's
     // envelope (nodemailer keeps them there but does not attach them to a DATA failure).
@@ -489,10 +627,24 @@ export class SmtpTransport implements Transport {
       const own = refused.get(r);
       if (own?.response) return resultFromReply(r, own.response, mx);
       if (err.response) return resultFromReply(r, err.response, mx);
-      if (err.code === "ESTREAM") return { recipient: r, status: "deferred", enhancedCode: "4.3.0", diagnostic: `cannot read the queued message: ${err.message}`, remoteReply: false };
+      if (err.code === "ESTREAM")
+        return {
+          recipient: r,
+          status: "deferred",
+          enhancedCode: "4.3.0",
+          diagnostic: `cannot read the queued message: ${err.message}`,
+          remoteReply: false,
+        };
       // The connection broke mid-transaction (RFC 5321 4.1.1.4 / RFC 1047: it may even have
       // been after the server took the message; the queue accepts that duplicate risk).
-      return { recipient: r, status: "deferred", enhancedCode: "4.4.2", diagnostic: `connection to ${mx} lost: ${err.message}`, remoteReply: false, remoteMta: mx };
+      return {
+        recipient: r,
+        status: "deferred",
+        enhancedCode: "4.4.2",
+        diagnostic: `connection to ${mx} lost: ${err.message}`,
+        remoteReply: false,
+        remoteMta: mx,
+      };
     });
   }
 }
@@ -511,7 +663,8 @@ function observe(conn: SMTPConnection): TlsObservation {
   }
   // Node types it as an Error; at run time it is OpenSSL's code as a string.
   const authErr = socket.authorizationError as unknown as string | Error | null | undefined;
-  const verifyError = typeof authErr === "string" ? authErr : authErr ? ((authErr as NodeJS.ErrnoException).code ?? authErr.message) : undefined;
+  const verifyError =
+    typeof authErr === "string" ? authErr : authErr ? ((authErr as NodeJS.ErrnoException).code ?? authErr.message) : undefined;
   return { secure: true, chain, protocol: socket.getProtocol() ?? undefined, ...(verifyError ? { verifyError } : {}) };
 }
 

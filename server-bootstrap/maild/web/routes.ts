@@ -48,9 +48,7 @@ const autodiscoverPath = "/autodiscover/autodiscover.xml";
 
 function splitUrl(url: string): { path: string; query: URLSearchParams } {
   const q = url.indexOf("?");
-  return q === -1
-    ? { path: url, query: new URLSearchParams() }
-    : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
+  return q === -1 ? { path: url, query: new URLSearchParams() } : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
 }
 
 /** The configured domain a service host like `mta-sts.example.com` belongs to, given its label. */
@@ -90,10 +88,10 @@ export function routeHttps(req: WebRequest, site: WebSite): WebResponse {
     // and passes ?emailaddress=; any of these naming a configured domain is enough.
     const fromQuery = addressDomain(query.get("emailaddress") ?? "");
     const domain =
-      domainUnder(host, "autoconfig", site) ??
-      site.domains.find((d) => d.name === host) ??
-      site.domains.find((d) => d.name === fromQuery);
-    return domain ? text(200, autoconfigXml({ domain: domain.name, hostname: site.hostname }), "application/xml; charset=utf-8") : notFound();
+      domainUnder(host, "autoconfig", site) ?? site.domains.find((d) => d.name === host) ?? site.domains.find((d) => d.name === fromQuery);
+    return domain
+      ? text(200, autoconfigXml({ domain: domain.name, hostname: site.hostname }), "application/xml; charset=utf-8")
+      : notFound();
   }
 
   // Outlook sends this path with varying case (/Autodiscover/Autodiscover.xml).

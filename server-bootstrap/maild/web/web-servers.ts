@@ -110,22 +110,26 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
   let current = loadTls(opts.tls);
   const httpsServers: https.Server[] = [];
 
-  const handler =
-    (route: (r: WebRequest) => WebResponse) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const method = req.method ?? "GET";
-      try {
-        let body: string | undefined;
-        if (method === "POST") {
-          body = await readBody(req, maxBody);
-          if (body === undefined) return send(res, method, { status: 413, headers: { "content-type": "text/plain" }, body: `request body over ${maxBody} bytes\n` });
-        }
-        send(res, method, route({ method, host: req.headers.host, url: req.url ?? "/", remoteAddress: req.socket.remoteAddress, body }));
-      } catch (err) {
-        opts.onError?.(err);
-        if (!res.headersSent) send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" });
-        else res.destroy();
+  const handler = (route: (r: WebRequest) => WebResponse) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const method = req.method ?? "GET";
+    try {
+      let body: string | undefined;
+      if (method === "POST") {
+        body = await readBody(req, maxBody);
+        if (body === undefined)
+          return send(res, method, {
+            status: 413,
+            headers: { "content-type": "text/plain" },
+            body: `request body over ${maxBody} bytes\n`,
+          });
       }
-    };
+      send(res, method, route({ method, host: req.headers.host, url: req.url ?? "/", remoteAddress: req.socket.remoteAddress, body }));
+    } catch (err) {
+      opts.onError?.(err);
+      if (!res.headersSent) send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" });
+      else res.destroy();
+    }
+  };
 
   const servers: http.Server[] = [];
   const addresses = { http: [] as ListenAddress[], https: [] as ListenAddress[] };
