@@ -48,7 +48,6 @@ const ACME_MODULE = path.join(__dirname, "acme-certificate-provider");
 
 /** Load the ACME logic inside the provider process; TypeScript sources get a TS loader first. */
 function loadAcme(modulePath: string): typeof import("./acme-certificate-provider") {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const req = require;
   try {
     return req(modulePath);
@@ -77,6 +76,8 @@ export function acmeCertificateProvider(modulePath: string = ACME_MODULE): pulum
       if (plan.reissue || plan.changes) {
         // the only channel for a free-text reason out of a dynamic provider: the provider's log
         try {
+          // Serialised with the provider: the engine's log is looked up inside the provider process.
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
           require("@pulumi/pulumi").log.info(`AcmeCertificate ${plan.reissue ? "re-issue" : "update"}: ${plan.reason}`);
         } catch {
           /* no engine */

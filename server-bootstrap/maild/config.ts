@@ -529,7 +529,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
   });
 
   // listen
-  let listen: MaildConfig["listen"] = { ...DEFAULT_LISTEN };
+  const listen: MaildConfig["listen"] = { ...DEFAULT_LISTEN };
   if (raw.listen !== undefined) {
     if (!isObject(raw.listen)) p.add("listen", `${show(raw.listen)} is not an object {smtp, submission, submissions, http, https}`);
     else {

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
@@ -19,7 +20,7 @@ let bundled: Promise<string> | undefined;
 export function bundleMaild(): Promise<string> {
   bundled ??= (async () => {
     const { build } = await import("esbuild");
-    const dir = fs.mkdtempSync(path.join(require("node:os").tmpdir(), "maild-bundle-"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "maild-bundle-"));
     // readable by the unprivileged user maild may be started as
     fs.chmodSync(dir, 0o755);
     process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));

@@ -56,7 +56,6 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
   const acked = new Set<number>();
   let next = 0;
   let killing = true;
-  let done = 0;
   let interrupted = 0;
 
   // One worker: a connection at a time, messages one after another; any failure (the daemon died)
@@ -88,8 +87,6 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
         interrupted++;
         c.close();
         c = undefined;
-      } finally {
-        done++;
       }
     }
     c?.close();

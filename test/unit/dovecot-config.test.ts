@@ -116,13 +116,13 @@ describe("dovecotConf", () => {
   });
 
   test("authenticates and looks up users in the passwd-file, argon2id by default", () => {
-    assert.match(conf, /passdb \{\n  driver = passwd-file\n  args = scheme=ARGON2ID \/etc\/dovecot\/maild\.passwd\n\}/);
-    assert.match(conf, /userdb \{\n  driver = passwd-file\n  args = \/etc\/dovecot\/maild\.passwd\n/);
+    assert.match(conf, /passdb \{\n {2}driver = passwd-file\n {2}args = scheme=ARGON2ID \/etc\/dovecot\/maild\.passwd\n\}/);
+    assert.match(conf, /userdb \{\n {2}driver = passwd-file\n {2}args = \/etc\/dovecot\/maild\.passwd\n/);
   });
 
   test("listens for imap on 143 and implicit-TLS imaps on 993 by default", () => {
-    assert.match(conf, /inet_listener imap \{\n    port = 143\n  \}/);
-    assert.match(conf, /inet_listener imaps \{\n    port = 993\n    ssl = yes\n  \}/);
+    assert.match(conf, /inet_listener imap \{\n {4}port = 143\n {2}\}/);
+    assert.match(conf, /inet_listener imaps \{\n {4}port = 993\n {4}ssl = yes\n {2}\}/);
   });
 
   test("takes listen addresses, ports and directories for tests", () => {
@@ -140,7 +140,7 @@ describe("dovecotConf", () => {
       ["198.51.100.5", "/tmp/d/run", "/tmp/d/state", "/tmp/d/log"],
     );
     assert.match(t, /port = 1143\n/);
-    assert.match(t, /port = 1993\n    ssl = yes/);
+    assert.match(t, /port = 1993\n {4}ssl = yes/);
   });
 
   const bad: [string, Partial<DovecotConfInput>, string][] = [

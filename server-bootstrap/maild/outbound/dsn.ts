@@ -177,7 +177,7 @@ function field(name: string, value: string): string {
 /** CR, LF and other controls become single spaces: remote replies are multi-line. */
 function oneLine(s: string): string {
   return s
-    .replace(/[\x00-\x1f\x7f]+/g, " ")
+    .replace(/\p{Cc}+/gu, " ")
     .replace(/ {2,}/g, " ")
     .trim();
 }

@@ -89,7 +89,6 @@ export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<str
   const timeoutMs = Math.min(opts.timeoutMs, MAX_FETCH_MS);
   return new Promise((resolve, reject) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
     const fail = (result: StsFailureType, message: string) => {
       if (settled) return;
       settled = true;
@@ -149,7 +148,7 @@ export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<str
     req.on("error", (err: NodeJS.ErrnoException) => {
       fail(certificateResult(err.code) ? "sts-webpki-invalid" : "sts-policy-fetch-error", err.message);
     });
-    timer = setTimeout(() => fail("sts-policy-fetch-error", `no complete answer in ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(() => fail("sts-policy-fetch-error", `no complete answer in ${timeoutMs} ms`), timeoutMs);
     req.end();
   });
 }
