@@ -23,7 +23,8 @@ module.exports = {
     },
     {
       name: "the-box-imports-no-pulumi-side",
-      comment: "server-bootstrap/ runs on (or renders for) the box: it may use components/shared/, never the rest of components/ or infra/.",
+      comment:
+        "server-bootstrap/ runs on (or renders for) the box: it may use components/shared/, never the rest of components/ or infra/.",
       severity: "error",
       from: { path: "^server-bootstrap/" },
       to: { path: "^(components/(?!shared/)|infra/)" },
