@@ -23,7 +23,7 @@ test('"mailstack" resolves to the built component library with its classes', () 
 test("the package ships type declarations for the components", () => {
   const types = path.join(root, pkg.exports["."].types);
   assert.ok(fs.existsSync(types), types);
-  const dts = fs.readFileSync(path.join(root, "dist", "components", "MailStack.d.ts"), "utf8");
+  const dts = fs.readFileSync(path.join(root, "dist", "components", "mail-stack.d.ts"), "utf8");
   assert.match(dts, /export declare class MailStack extends pulumi\.ComponentResource/);
   assert.match(dts, /export interface MailStackArgs/);
 });
