@@ -25,7 +25,15 @@ import { boxLayout, dkimKeyPath, MAILD_UID, type BoxLayout } from "../../server-
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stagedPath, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
+import {
+  installCommand,
+  LEGACY_STAGED_MANIFEST,
+  sha256Hex,
+  stagedPath,
+  stopCommand,
+  waitCommand,
+  type InstallDigests,
+} from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { argon2idHash } from "../../components/config/password-hash";
 
@@ -74,30 +82,44 @@ interface Deployment {
   layout: BoxLayout;
   stageDir: string;
   input: DeployInput;
+  /** the machine id the wait step read at the last deploy */
+  machine?: string;
 }
 
-/** The MailDaemon steps, in order: wait-for-ssh, the three copies, install. Returns the install summary line. */
+/** What MailDaemon's install step gets: the manifest for its stdin, and the digests its command line names. */
+function installPayload(d: Deployment, bundle: string): { manifest: string; digests: InstallDigests } {
+  const manifest = renderManifest(deployFiles(d.layout, d.input));
+  return {
+    manifest,
+    digests: { installer: sha256Hex(installScript(d.layout)), daemon: sha256Hex(fs.readFileSync(bundle)), files: sha256Hex(manifest) },
+  };
+}
+
+/** The MailDaemon steps, in order: wait-for-ssh, the two copies, install (manifest on stdin). Returns the install summary line. */
 async function deploy(target: SshTarget, d: Deployment, bundle: string): Promise<{ machine: string; summary: string; stderr: string }> {
   const conn = await connectPinned(target);
   try {
-    const wait = await exec(conn, waitCommand());
-    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
     const opts = { stageDir: d.stageDir, noSystemctl: true };
+    const wait = await exec(conn, waitCommand(opts));
+    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
     await copyToRemote(conn, fs.readFileSync(bundle), stagedPath(opts, "daemon"));
     await copyToRemote(conn, installScript(d.layout), stagedPath(opts, "installer"));
-    await copyToRemote(conn, renderManifest(deployFiles(d.layout, d.input)), stagedPath(opts, "manifest"));
-    const install = await exec(conn, installCommand(opts));
+    const { manifest, digests } = installPayload(d, bundle);
+    const install = await exec(conn, installCommand(opts, digests), manifest);
     assert.equal(install.code, 0, `install failed (${install.code}):\n${install.stderr}\n${install.stdout}`);
-    return { machine: wait.stdout.trim(), summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
+    d.machine = wait.stdout.trim();
+    return { machine: d.machine, summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
   } finally {
     conn.end();
   }
 }
 
-async function stop(target: SshTarget, d: Deployment): Promise<void> {
+/** The install step's delete, as recorded for the machine it ran on. */
+async function stop(target: SshTarget, d: Deployment, machine = d.machine): Promise<void> {
+  assert.ok(machine, "stop before any deploy");
   const conn = await connectPinned(target);
   try {
-    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }));
+    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }, machine));
     assert.equal(r.code, 0, `stop failed: ${r.stderr}`);
   } finally {
     conn.end();
@@ -280,14 +302,80 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     const bad = { ...first, input: { ...first.input, hostname: "not a hostname" } };
     const conn = await connectPinned(target);
     try {
-      await copyToRemote(conn, renderManifest(deployFiles(bad.layout, bad.input)), stagedPath(bad, "manifest"));
-      const r = await exec(conn, installCommand({ stageDir: bad.stageDir, noSystemctl: true }));
+      const { manifest, digests } = installPayload(bad, bundle);
+      const r = await exec(conn, installCommand({ stageDir: bad.stageDir, noSystemctl: true }, digests), manifest);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the new maild configuration is invalid, nothing was changed: hostname: "not a hostname"/);
     } finally {
       conn.end();
     }
     assert.deepEqual(mtimes(installedFiles(first)), before);
+  });
+
+  test("no key stays on the box: the stage directory is 0700 with only the daemon and the install script, and a manifest an earlier version staged is removed", async () => {
+    const legacy = path.join(first.stageDir, LEGACY_STAGED_MANIFEST);
+    fs.writeFileSync(legacy, renderManifest(deployFiles(first.layout, first.input)), { mode: 0o644 });
+    const manifestsInTmp = () =>
+      fs
+        .readdirSync(os.tmpdir())
+        .map((e) => path.join(os.tmpdir(), e, ".manifest"))
+        .filter((f) => fs.existsSync(f));
+    const before = manifestsInTmp();
+    const { summary } = await deploy(target, first, bundle);
+    assert.equal(summary, "mailstack-install: changed=none actions=none");
+    assert.deepEqual(fs.readdirSync(first.stageDir).sort(), ["install.sh", "maild.js"]);
+    assert.equal(fs.statSync(first.stageDir).mode & 0o777, 0o700);
+    assert.deepEqual(manifestsInTmp(), before, "the installer's private copy of the manifest is removed on exit");
+  });
+
+  test("a stale staged install script is refused before it runs, and nothing changes", async () => {
+    const before = mtimes(installedFiles(first));
+    const pid = pidOf(first.layout);
+    const opts = { stageDir: first.stageDir, noSystemctl: true };
+    const { manifest, digests } = installPayload(first, bundle);
+    const conn = await connectPinned(target);
+    try {
+      await copyToRemote(conn, installScript(first.layout) + "# an older or half-copied script\n", stagedPath(opts, "installer"));
+      const r = await exec(conn, installCommand(opts, digests), manifest);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the staged copies are not the ones this deployment made \(stale or partial\); run pulumi up again/);
+      assert.doesNotMatch(r.stdout, /mailstack-install:/);
+    } finally {
+      await copyToRemote(conn, installScript(first.layout), stagedPath(opts, "installer"));
+      conn.end();
+    }
+    assert.deepEqual(mtimes(installedFiles(first)), before);
+    assert.equal(pidOf(first.layout), pid);
+  });
+
+  test("a manifest cut off on stdin is refused, and nothing changes", async () => {
+    const before = mtimes(installedFiles(first));
+    const { manifest, digests } = installPayload(first, bundle);
+    const conn = await connectPinned(target);
+    try {
+      const r = await exec(
+        conn,
+        installCommand({ stageDir: first.stageDir, noSystemctl: true }, digests),
+        manifest.slice(0, manifest.length >> 1),
+      );
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `the file manifest on stdin has SHA-256 [0-9a-f]{64}, expected ${digests.files} \\(cut off or not this deployment's\\); nothing was changed`,
+        ),
+      );
+    } finally {
+      conn.end();
+    }
+    assert.deepEqual(mtimes(installedFiles(first)), before);
+  });
+
+  test("the delete step of an install made on another machine leaves this machine's maild running", async () => {
+    const pid = pidOf(first.layout);
+    await stop(target, first, "0123456789abcdef0123456789abcdef");
+    assert.doesNotThrow(() => process.kill(pid, 0));
+    assert.match(await smtpBanner(box.ipv4, 25), /^220 /);
   });
 
   test("a host presenting another key is refused before any command runs", async () => {
