@@ -17,6 +17,7 @@
 // Last line on stdout: `mailstack-install: changed=<files|none> actions=<actions|none>`.
 import type { BoxLayout } from "./layout";
 import { TLS_RELOAD_PATH_UNIT } from "../systemd/tls-reload-units";
+import { METADATA_GUARD_TABLE, METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
 import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./shell-steps";
 import { LEGACY_STAGED_MANIFEST } from "./deploy-commands";
 
@@ -30,6 +31,9 @@ export function installScript(layout: BoxLayout): string {
     TLS_DIR: layout.tlsDir,
     TLS_WATCH_UNIT: TLS_RELOAD_PATH_UNIT,
     TLS_KEY: layout.tlsKey,
+    METADATA_GUARD_RULES: layout.metadataGuardRules,
+    METADATA_GUARD_UNIT,
+    METADATA_GUARD_TABLE,
     RUN_DIR: layout.runDir,
     FSTAB: layout.root === "/" ? "/etc/fstab" : `${layout.root}/etc/fstab`,
   });
@@ -48,6 +52,13 @@ ensure_dovecot() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd >/dev/null \\
     || die "apt-get install dovecot-imapd failed"
   log "installed dovecot-imapd"
+}
+ensure_nft() {
+  command -v nft >/dev/null && return 0
+  command -v apt-get >/dev/null || die "nft (nftables) is not installed and there is no apt-get to install it"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nftables >/dev/null \\
+    || die "apt-get install nftables failed"
+  log "installed nftables"
 }
 
 # --- maild without systemd (tests): the unit's ExecStart, as the unit's user ------------------
@@ -187,7 +198,14 @@ install_all() {
 
   local actions=()
   if [ "$use_systemctl" = 1 ]; then
-    case "$effects" in *" unit "*|*" tls-watch "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;; esac
+    case "$effects" in
+      *" unit "*|*" tls-watch "*|*" dovecot-unit "*|*" metadata-guard "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;;
+    esac
+    # Before anything else starts: the fence around the metadata service.
+    if [[ "$effects" == *" metadata-guard "* ]] || ! systemctl is-enabled -q "$METADATA_GUARD_UNIT" 2>/dev/null \\
+      || ! systemctl is-active -q "$METADATA_GUARD_UNIT"; then
+      systemctl enable -q "$METADATA_GUARD_UNIT"; systemctl restart "$METADATA_GUARD_UNIT"; actions+=(metadata-guard:apply)
+    fi
     systemctl is-enabled -q "$UNIT_NAME" 2>/dev/null || { systemctl enable -q "$UNIT_NAME"; actions+=(maild:enable); }
     if ! systemctl is-active -q "$UNIT_NAME"; then
       systemctl start "$UNIT_NAME"; actions+=(maild:start)
@@ -203,10 +221,17 @@ install_all() {
     elif [[ "$effects" == *" tls-watch "* ]]; then
       systemctl restart "$TLS_WATCH_UNIT"; actions+=(tls-watch:restart)
     fi
-    if [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]] || ! systemctl is-active -q dovecot; then
+    # A unit's IP filter is set when its cgroup starts: a changed drop-in needs a restart.
+    if [[ "$effects" == *" dovecot-unit "* ]]; then
+      systemctl enable -q dovecot; systemctl restart dovecot; actions+=(dovecot:restart)
+    elif [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]] || ! systemctl is-active -q dovecot; then
       systemctl enable -q dovecot; systemctl reload-or-restart dovecot; actions+=(dovecot:reload)
     fi
   else
+    # This host's network namespace gets the same fence (tests run it in the box's own namespace).
+    if [[ "$effects" == *" metadata-guard "* ]] || ! nft list table inet "$METADATA_GUARD_TABLE" >/dev/null 2>&1; then
+      nft -f "$METADATA_GUARD_RULES"; actions+=(metadata-guard:apply)
+    fi
     if ! pid_running; then
       direct_start; actions+=(maild:start)
     elif [[ "$effects" == *" unit "* || "$effects" == *" maild-restart "* ]]; then
@@ -215,7 +240,11 @@ install_all() {
       kill -HUP "$(cat "$RUN_DIR/maild.pid")"; actions+=(maild:reload)
     fi
     # Without systemd nobody supervises Dovecot here; the action is reported, not run.
-    if [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]]; then actions+=(dovecot:reload-skipped); fi
+    if [[ "$effects" == *" dovecot-unit "* ]]; then
+      actions+=(dovecot:restart-skipped)
+    elif [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]]; then
+      actions+=(dovecot:reload-skipped)
+    fi
   fi
 
   local c=none a=none
@@ -257,6 +286,7 @@ chmod 0700 "$stage"
 ensure_account
 ensure_node
 ensure_dovecot
+ensure_nft
 [ -z "$data_device" ] || ensure_data_volume "$data_device" "$FSTAB"
 install_all "$stage"
 `;

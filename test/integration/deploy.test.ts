@@ -36,8 +36,10 @@ import {
 } from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { argon2idHash } from "../../components/config/password-hash";
+import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
 
 const REPO = path.resolve(__dirname, "../..");
+const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
 const NODE = path.join(REPO, "node_modules/node/bin/node");
 
 /** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
@@ -194,6 +196,14 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     box = await internet.addHost("box");
     sshd = await startSshd(internet, box);
     target = { host: box.ipv4, port: sshd.port, user: "root", privateKey: sshd.client.privateKey, hostKey: sshd.hostKey };
+    // The box's metadata service, as Hetzner serves it to every local process.
+    const added = await box.run(["ip", "addr", "add", `${METADATA_ADDRESS}/32`, "dev", "lo"]);
+    assert.equal(added.code, 0, added.stderr);
+    box.spawn([
+      NODE,
+      "-e",
+      `require("node:http").createServer((q, r) => r.end(q.url === "/hetzner/v1/userdata" ? ${JSON.stringify(USER_DATA)} : "")).listen(80, "${METADATA_ADDRESS}")`,
+    ]);
     work = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-deploy-"));
     fs.chmodSync(work, 0o755);
     bundle = bundleDaemon(path.join(work, "bundle", "maild.js"));
@@ -251,7 +261,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   test("a first deploy installs everything and maild, started from the unit's ExecStart, answers on 25, 80 and 443", async () => {
     const { summary } = await deploy(target, first, bundle);
     started.push(first);
-    assert.match(summary, /^mailstack-install: changed=\S+ actions=maild:start(,dovecot:reload-skipped)?$/);
+    assert.match(summary, /^mailstack-install: changed=\S+ actions=metadata-guard:apply,maild:start,dovecot:restart-skipped$/);
     for (const f of installedFiles(first)) assert.ok(fs.existsSync(f), `${f} was not installed`);
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
     assert.equal(await tcpOpen(box.ipv4, 80), true, "port 80");
@@ -273,6 +283,17 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     const capEff = BigInt("0x" + status.match(/^CapEff:\s+([0-9a-f]+)$/m)![1]);
     assert.equal(capEff, 1n << 10n, "CapEff is exactly CAP_NET_BIND_SERVICE (bit 10)");
     assert.match(fs.readFileSync(path.join(first.layout.root, "etc/passwd"), "utf8"), /^maild:x:2525:2525:/m);
+  });
+
+  test("after a deploy only root reaches the metadata service (user data, SSH host key): maild's uid and any other is refused", async () => {
+    const get = `fetch("http://${METADATA_ADDRESS}/hetzner/v1/userdata").then(async (r) => process.stdout.write(await r.text()), (e) => { process.stderr.write(String(e.cause?.code ?? e)); process.exit(1); })`;
+    const asUid = (uid: number) => box.run(["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", NODE, "-e", get]);
+    const root = await box.run([NODE, "-e", get]);
+    assert.deepEqual([root.code, root.stdout], [0, USER_DATA]);
+    for (const uid of [MAILD_UID, 65534]) {
+      const r = await asUid(uid);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", "ECONNREFUSED"], `uid ${uid}`);
+    }
   });
 
   test("a second deploy of the same inputs changes nothing: no file rewritten, no restart", async () => {
@@ -416,7 +437,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     };
     const { summary } = await deploy(target, second, bundle);
     started.push(second);
-    assert.match(summary, /actions=maild:start/);
+    assert.match(summary, / actions=metadata-guard:apply,maild:start,/);
     assert.doesNotMatch(
       summary,
       new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")),
