@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as hcloud from "@pulumi/hcloud";
 import * as tls from "@pulumi/tls";
-import type { ServerSpec } from "./spec";
+import type { AdoptSpec, ServerSpec } from "./spec";
 import { hetznerVolumeDevice, renderCloudInit } from "../server-bootstrap/cloud-init";
 
 /** Ports the mail host answers on, and why. */
@@ -42,6 +42,8 @@ export class MailHost extends pulumi.ComponentResource {
   public readonly volumeDevice: pulumi.Output<string>;
   /** the attachment of the data volume: deploy steps that need the volume depend on it */
   public readonly volumeAttachment: hcloud.VolumeAttachment;
+  /** the ids a later stack adopts (`server.adopt`) once this one is destroyed with `keepOnDestroy` */
+  public readonly adoptIds: pulumi.Output<AdoptSpec>;
   /** `ssh-ed25519 ...` host key the server presents; pin it when connecting. */
   public readonly hostKeyPublic: pulumi.Output<string>;
   /** Private key (OpenSSH format, secret) the deployment logs in with as root. */
@@ -159,6 +161,7 @@ export class MailHost extends pulumi.ComponentResource {
     this.serverId = srv.id;
     this.volumeId = volume.id;
     this.volumeDevice = volume.id.apply(hetznerVolumeDevice);
+    this.adoptIds = pulumi.all([ipv4.id, ipv6.id, volume.id]).apply(([v4, v6, vol]) => ({ ipv4: v4, ipv6: v6, volume: vol }));
     this.hostKeyPublic = hostKey.publicKeyOpenssh.apply((k) => k.trim());
     this.deployerPrivateKey = pulumi.secret(deployerKey.privateKeyOpenssh);
     this.deployerPublicKey = deployerKey.publicKeyOpenssh.apply((k) => k.trim());

@@ -94,6 +94,15 @@ describe("server.keepOnDestroy and server.adopt (mocks)", async () => {
     }
   });
 
+  test("the stack output adoptIds is what server.adopt takes: the ids of the addresses and the volume", () => {
+    assert.deepEqual(adopted.outputs.adoptIds, ADOPT);
+    assert.deepEqual(plain.outputs.adoptIds, {
+      ipv4: reveal(byName(plain, "mail-ptr-ipv4").inputs.primaryIpId)!.toString(),
+      ipv6: reveal(byName(plain, "mail-ptr-ipv6").inputs.primaryIpId)!.toString(),
+      volume: reveal(byName(plain, "mail-data-attachment").inputs.volumeId)!.toString(),
+    });
+  });
+
   test("adopted resources are declared with the inputs an import reads back (type, location, autoDelete false), so it diffs to no replacement", () => {
     for (const [name, type] of [
       ["mail-ipv4", "ipv4"],
