@@ -17,6 +17,8 @@
 // - Dovecot per image: debian-12 2.3.19 (bookworm), ubuntu-24.04 and ubuntu-22.04 2.3
 //   (packages.ubuntu.com noble-updates/jammy dovecot-core), debian-13 2.4.1
 //   (packages.debian.org/trixie/dovecot-core), ubuntu-26.04 2.4.2 (packages.ubuntu.com resolute).
+// Not confirmed by those sources, and so the first things to check against the API's
+// `server_types` when Hetzner refuses a pair admitted here: CCX in sin, and no CX/CPX gen 1 in sin.
 
 import { DOVECOT_CONFIG_VERSION } from "../../server-bootstrap/dovecot/dovecot-conf";
 
