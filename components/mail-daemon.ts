@@ -1,4 +1,3 @@
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -7,7 +6,14 @@ import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/la
 import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
 import { installScript } from "../server-bootstrap/install/install-script";
-import { installCommand, releaseVolumeCommand, stagedPath, stopCommand, waitCommand } from "../server-bootstrap/install/deploy-commands";
+import {
+  installCommand,
+  releaseVolumeCommand,
+  sha256Hex,
+  stagedPath,
+  stopCommand,
+  waitCommand,
+} from "../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
 import { durationSeconds, waitForSshEnvironment, waitForSshInvocation } from "../server-bootstrap/install/wait-for-ssh-command";
 
@@ -103,13 +109,22 @@ function deployAcme(acme: ResolvedAcme): DeployAcme {
   };
 }
 
-const sha256 = (data: string | Buffer) => crypto.createHash("sha256").update(data).digest("hex");
-
 /**
  * maild on any Debian/Ubuntu host reachable over SSH: waits for SSH with the host key pinned,
- * copies the bundled daemon, the install script and the (secret) file manifest, and runs the
- * idempotent install script. Every step is keyed by content hashes, so an unchanged `pulumi up`
- * runs nothing; deleting the component stops maild cleanly and leaves mail and keys in place.
+ * copies the bundled daemon and the install script, and runs the idempotent install script with
+ * the (secret) file manifest on its stdin.
+ *
+ * How `pulumi up` treats the steps (@pulumi/command: a change of `triggers` replaces a step, any
+ * other input change updates it in place; the SDK sets replaceOnChanges `triggers[*]`):
+ * - the triggers carry only the machine (server id, machine id), so only a new machine replaces
+ *   a step; on a server replacement the engine deletes the steps before the old server
+ *   (delete-before-replace cascade over their property dependencies): release-volume and the
+ *   install step's stop run on the old machine, each guarded by its machine id;
+ * - content (daemon, install script, users, keys, certificate) is named by digests in the
+ *   install command line and carried on its stdin, so a change is an update that runs the install
+ *   and never a replacement whose delete (stop maild) would run after it;
+ * - an unchanged `pulumi up` changes no input, so nothing runs.
+ * Deleting the component stops maild cleanly and leaves mail and keys in place.
  *
  * Nothing here carries a cloud provider token: the box gets exactly the files listed in
  * server-bootstrap/install/deploy-files.ts.
@@ -165,16 +180,17 @@ export class MailDaemon extends pulumi.ComponentResource {
       // engine's timeout leaves the script room to say why it gave up.
       { ...child, dependsOn: opts?.dependsOn, customTimeouts: { create: `${waitSeconds + 60}s`, update: `${waitSeconds + 60}s` } },
     );
-    // SSH answers by now: waits for cloud-init's first boot and reads the machine id.
+    // SSH answers by now: creates the stage directory, waits for cloud-init's first boot and reads the machine id.
+    const deployOpts = { stageDir, sudo: user !== "root", dataDevice: undefined as string | undefined };
     const wait = new remote.Command(
       `${name}-wait-for-ssh`,
-      { connection, create: waitCommand(), triggers: [args.instance ?? ""] },
+      { connection, create: waitCommand(deployOpts), triggers: [args.instance ?? ""] },
       { ...child, dependsOn: [reachable], customTimeouts: { create: waitTimeout } },
     );
     this.machineId = wait.stdout.apply((s) => (s ?? "").trim());
 
     const bundlePath = args.daemonBundlePath ?? bundleDaemon();
-    const bundleHash = sha256(fs.readFileSync(path.resolve(bundlePath)));
+    const bundleDigest = sha256Hex(fs.readFileSync(path.resolve(bundlePath)));
     const installer = installScript(layout);
     const manifest = pulumi.secret(
       pulumi
@@ -199,17 +215,20 @@ export class MailDaemon extends pulumi.ComponentResource {
           ),
         ),
     );
-    const manifestHash = manifest.apply(sha256);
-    const deployOpts = { stageDir, sudo: user !== "root", dataDevice: undefined as string | undefined };
+    // A digest of content that holds 2048-bit and Ed25519 private keys reveals nothing of it, and
+    // in the clear it lets `pulumi preview --diff` show that the install changes and why.
+    const manifestDigest = pulumi.unsecret(manifest.apply(sha256Hex));
     const machine = this.machineId;
 
+    // Triggers: the machine only. A new daemon build or install script is an update, which copies
+    // again because the source changed (copyController.go Update: source hash or remotePath).
     const copyDaemon = new remote.CopyToRemote(
       `${name}-daemon`,
       {
         connection,
         source: new pulumi.asset.FileAsset(bundlePath),
         remotePath: stagedPath(deployOpts, "daemon"),
-        triggers: [machine, bundleHash],
+        triggers: [machine],
       },
       { ...child, dependsOn: [wait] },
     );
@@ -219,27 +238,18 @@ export class MailDaemon extends pulumi.ComponentResource {
         connection,
         source: new pulumi.asset.StringAsset(installer),
         remotePath: stagedPath(deployOpts, "installer"),
-        triggers: [machine, sha256(installer)],
-      },
-      { ...child, dependsOn: [wait] },
-    );
-    const copyFiles = new remote.CopyToRemote(
-      `${name}-files`,
-      {
-        connection,
-        source: manifest.apply((text) => new pulumi.asset.StringAsset(text)),
-        remotePath: stagedPath(deployOpts, "manifest"),
-        triggers: [machine, manifestHash],
+        triggers: [machine],
       },
       { ...child, dependsOn: [wait] },
     );
 
-    const commands = pulumi.output(args.dataDevice).apply((dataDevice) => {
+    const commands = pulumi.all([pulumi.output(args.dataDevice), manifestDigest, machine]).apply(([dataDevice, files, machineId]) => {
       const o = { ...deployOpts, dataDevice };
-      return { install: installCommand(o), stop: stopCommand(o) };
+      return {
+        install: installCommand(o, { installer: sha256Hex(installer), daemon: bundleDigest, files }),
+        stop: stopCommand(o, machineId),
+      };
     });
-    // `update` is set, so a changed trigger re-runs the install in place: replacing the command
-    // would run the old one's `delete` (stop maild) after the new one's install.
     const install = new remote.Command(
       `${name}-install`,
       {
@@ -247,9 +257,16 @@ export class MailDaemon extends pulumi.ComponentResource {
         create: commands.install,
         update: commands.install,
         delete: commands.stop,
-        triggers: [machine, bundleHash, sha256(installer), manifestHash],
+        stdin: manifest,
+        // The previous run's output is of no use to the script, and sshd refuses the variables
+        // (AcceptEnv) with a warning on every update.
+        addPreviousOutputInEnv: false,
+        triggers: [machine],
       },
-      { ...child, dependsOn: [copyDaemon, copyInstaller, copyFiles] },
+      // Should the step ever be replaced on the same machine (its triggers cannot change without a
+      // new machine, but an upgrade from triggers that held content hashes does replace it once),
+      // the old step's stop runs first and the new install starts maild again.
+      { ...child, dependsOn: [copyDaemon, copyInstaller], deleteBeforeReplace: true },
     );
     if (args.dataDevice !== undefined) {
       // Replaced with the machine (instance trigger), and so deleted before the volume attachment

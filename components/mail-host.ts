@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as hcloud from "@pulumi/hcloud";
 import * as tls from "@pulumi/tls";
-import type { ServerSpec } from "./spec";
+import type { AdoptSpec, ServerSpec } from "./spec";
 import { hetznerVolumeDevice, renderCloudInit } from "../server-bootstrap/cloud-init";
 
 /** Ports the mail host answers on, and why. */
@@ -27,7 +27,8 @@ export interface MailHostArgs {
  *
  * The server can be replaced (new image, new cloud-init) while addresses, PTRs and the volume
  * stay: the primary IPs are not auto-deleted and the Server is deleteBeforeReplace, because a
- * primary IP can be assigned to only one server at a time.
+ * primary IP can be assigned to only one server at a time. With `keepOnDestroy` the addresses,
+ * PTRs and volume outlive the stack, and `adopt` takes them over again in a later one.
  */
 export class MailHost extends pulumi.ComponentResource {
   /** the server's IPv4 address */
@@ -41,6 +42,8 @@ export class MailHost extends pulumi.ComponentResource {
   public readonly volumeDevice: pulumi.Output<string>;
   /** the attachment of the data volume: deploy steps that need the volume depend on it */
   public readonly volumeAttachment: hcloud.VolumeAttachment;
+  /** the ids a later stack adopts (`server.adopt`) once this one is destroyed with `keepOnDestroy` */
+  public readonly adoptIds: pulumi.Output<AdoptSpec>;
   /** `ssh-ed25519 ...` host key the server presents; pin it when connecting. */
   public readonly hostKeyPublic: pulumi.Output<string>;
   /** Private key (OpenSSH format, secret) the deployment logs in with as root. */
@@ -52,6 +55,15 @@ export class MailHost extends pulumi.ComponentResource {
     const parent = { parent: this };
     const server = args.server;
     const protection = server.deleteProtection;
+    // What outlives the stack with keepOnDestroy: the addresses, their PTRs and the mail volume.
+    // Pulumi checks `protect` before `retainOnDelete` on a delete (engine.md sec. 6: a protected
+    // resource fails the destroy), so retainOnDelete takes protect's place; Hetzner's own delete
+    // protection (deleteProtection) stays on them either way.
+    const keep = server.keepOnDestroy;
+    const kept = { ...parent, protect: protection && !keep, retainOnDelete: keep };
+    // Adopted resources keep their names here, so they land under this component as a created
+    // one would (same URN); the import only reads them, then the usual diff applies.
+    const adopt = (id: string | undefined) => (id !== undefined ? { import: id } : {});
 
     const hostKey = new tls.PrivateKey(`${name}-ssh-host-key`, { algorithm: "ED25519" }, parent);
     const deployerKey = new tls.PrivateKey(`${name}-deployer-key`, { algorithm: "ED25519" }, parent);
@@ -61,12 +73,12 @@ export class MailHost extends pulumi.ComponentResource {
     const ipv4 = new hcloud.PrimaryIp(
       `${name}-ipv4`,
       { type: "ipv4", location: server.location, autoDelete: false, deleteProtection: protection },
-      { ...parent, protect: protection },
+      { ...kept, ...adopt(server.adopt?.ipv4) },
     );
     const ipv6 = new hcloud.PrimaryIp(
       `${name}-ipv6`,
       { type: "ipv6", location: server.location, autoDelete: false, deleteProtection: protection },
-      { ...parent, protect: protection },
+      { ...kept, ...adopt(server.adopt?.ipv6) },
     );
 
     const volume = new hcloud.Volume(
@@ -79,7 +91,7 @@ export class MailHost extends pulumi.ComponentResource {
         automount: false,
         deleteProtection: protection,
       },
-      { ...parent, protect: protection },
+      { ...kept, ...adopt(server.adopt?.volume) },
     );
 
     const anywhere = ["0.0.0.0/0", "::/0"];
@@ -138,14 +150,18 @@ export class MailHost extends pulumi.ComponentResource {
     this.ipv4 = ipv4.ipAddress;
     this.ipv6 = ipv6.ipAddress.apply(hostAddressOfV6Network);
 
-    // PTRs hang on the primary IPs, not the server, so they survive a server replacement.
-    new hcloud.Rdns(`${name}-ptr-ipv4`, { primaryIpId: ipv4.id.apply(Number), ipAddress: this.ipv4, dnsPtr: args.hostname }, parent);
-    new hcloud.Rdns(`${name}-ptr-ipv6`, { primaryIpId: ipv6.id.apply(Number), ipAddress: this.ipv6, dnsPtr: args.hostname }, parent);
+    // PTRs hang on the primary IPs, not the server, so they survive a server replacement. Kept
+    // with the addresses: deleting an Rdns resets the PTR. Never imported: creating one sets the PTR
+    // an adopted address already has.
+    const ptrOpts = { ...parent, retainOnDelete: keep };
+    new hcloud.Rdns(`${name}-ptr-ipv4`, { primaryIpId: ipv4.id.apply(Number), ipAddress: this.ipv4, dnsPtr: args.hostname }, ptrOpts);
+    new hcloud.Rdns(`${name}-ptr-ipv6`, { primaryIpId: ipv6.id.apply(Number), ipAddress: this.ipv6, dnsPtr: args.hostname }, ptrOpts);
 
     this.hostname = args.hostname;
     this.serverId = srv.id;
     this.volumeId = volume.id;
     this.volumeDevice = volume.id.apply(hetznerVolumeDevice);
+    this.adoptIds = pulumi.all([ipv4.id, ipv6.id, volume.id]).apply(([v4, v6, vol]) => ({ ipv4: v4, ipv6: v6, volume: vol }));
     this.hostKeyPublic = hostKey.publicKeyOpenssh.apply((k) => k.trim());
     this.deployerPrivateKey = pulumi.secret(deployerKey.privateKeyOpenssh);
     this.deployerPublicKey = deployerKey.publicKeyOpenssh.apply((k) => k.trim());

@@ -66,7 +66,7 @@ export interface DomainSpec {
 }
 
 export interface ServerSpec {
-  /** Hetzner server type, e.g. cx22, cax11 */
+  /** Hetzner server type sold in `location`, e.g. cx23, cpx11 */
   type: string;
   /** Hetzner location, e.g. fsn1 */
   location: string;
@@ -74,8 +74,22 @@ export interface ServerSpec {
   /** CIDRs allowed to reach SSH (22) */
   sshSourceRanges: string[];
   volumeSizeGb: number;
-  /** Hetzner delete protection on the primary IPs and the volume. */
+  /** Hetzner delete protection on the primary IPs and the volume (and Pulumi's `protect`, unless keepOnDestroy). */
   deleteProtection: boolean;
+  /**
+   * Pulumi never deletes the primary IPs, their PTRs or the volume (`retainOnDelete`): a destroy
+   * drops them from the stack and leaves them in Hetzner, to be adopted again.
+   */
+  keepOnDestroy: boolean;
+  /** Existing Hetzner resources (ids) this stack takes over instead of creating new ones. */
+  adopt?: AdoptSpec;
+}
+
+/** Hetzner ids, as digits: what a stack with `keepOnDestroy` left behind. */
+export interface AdoptSpec {
+  ipv4: string;
+  ipv6: string;
+  volume: string;
 }
 
 export interface UserSpec {

@@ -40,6 +40,8 @@ export function defineMailStack() {
     records: stack.records,
     dkimPublicKeys: stack.dkimPublicKeys,
     hostKey: stack.host.hostKeyPublic,
+    /** what `server.adopt` takes to come back after a destroy with `server.keepOnDestroy` (README: Teardown) */
+    adoptIds: stack.host.adoptIds,
     /** the ACME account the CAA records pin (RFC 8657); `mailstack check --acme-account` takes it */
     acmeAccountUrl: stack.acmeAccountUrl,
   };

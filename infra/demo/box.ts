@@ -1,7 +1,8 @@
 // The mail server of the demo: sshd in the box namespace (infra/local-internet/sshd.ts) stands in for the
 // Hetzner server, and the deployment is MailDaemon's, step for step: the same command strings
-// (server-bootstrap/install/deploy-commands.ts) over SSH with the host key pinned, the same three
-// copies (daemon bundle, install script, file manifest) and the same idempotent install script.
+// (server-bootstrap/install/deploy-commands.ts) over SSH with the host key pinned, the same two
+// copies (daemon bundle, install script) and the same idempotent install script, which gets the
+// file manifest on its stdin.
 //
 // What differs from a real box, and why:
 // - The box shares this machine's file system, so the system paths of the layout live under a
@@ -22,6 +23,7 @@ import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
 import {
   installCommand,
+  sha256Hex,
   stagedPath,
   stopCommand,
   waitCommand,
@@ -100,7 +102,7 @@ function dovecotWrapper(layout: BoxLayout): { confPath: string; logPath: string 
   return { confPath, logPath };
 }
 
-/** MailDaemon's steps, in order: wait-for-ssh, the three copies, install; then Dovecot. */
+/** MailDaemon's steps, in order: wait-for-ssh, the two copies, install (manifest on stdin); then Dovecot. */
 export async function deployToBox(server: BoxServer, input: DeployInput, daemonBundle: string): Promise<DeployedBox> {
   const { layout } = server;
   const deployOptions: DeployCommandOptions = { stageDir: path.join(layout.root, "root/.mailstack-deploy"), noSystemctl: true };
@@ -108,13 +110,16 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
   let machineId: string;
   let installSummary: string;
   try {
-    const wait = await exec(conn, waitCommand());
+    const wait = await exec(conn, waitCommand(deployOptions));
     if (wait.code !== 0) throw new Error(`the wait step failed (exit ${wait.code}): ${wait.stderr.trim()}`);
     machineId = wait.stdout.trim();
-    await copyToRemote(conn, fs.readFileSync(daemonBundle), stagedPath(deployOptions, "daemon"));
-    await copyToRemote(conn, installScript(layout), stagedPath(deployOptions, "installer"));
-    await copyToRemote(conn, renderManifest(deployFiles(layout, input)), stagedPath(deployOptions, "manifest"));
-    const install = await exec(conn, installCommand(deployOptions));
+    const daemon = fs.readFileSync(daemonBundle);
+    const installer = installScript(layout);
+    const manifest = renderManifest(deployFiles(layout, input));
+    await copyToRemote(conn, daemon, stagedPath(deployOptions, "daemon"));
+    await copyToRemote(conn, installer, stagedPath(deployOptions, "installer"));
+    const digests = { installer: sha256Hex(installer), daemon: sha256Hex(daemon), files: sha256Hex(manifest) };
+    const install = await exec(conn, installCommand(deployOptions, digests), manifest);
     if (install.code !== 0)
       throw new Error(`the install step failed (exit ${install.code}): ${install.stderr.trim().split("\n").slice(-5).join(" | ")}`);
     installSummary = install.stdout.trim().split("\n").pop() ?? "";
@@ -150,7 +155,7 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
       const stopMaild = async () => {
         const c = await connectPinned(server.ssh);
         try {
-          const r = await exec(c, stopCommand(deployOptions));
+          const r = await exec(c, stopCommand(deployOptions, machineId));
           if (r.code !== 0) throw new Error(`stopping maild failed (exit ${r.code}): ${r.stderr.trim()}`);
         } finally {
           c.end();

@@ -5,7 +5,7 @@
 // what Hetzner would assign.
 //
 // From that one run come both halves of the demo, so they cannot drift apart: the DNS records and
-// PTRs knot serves, and the files the MailDaemon step would copy to the box (the secret file
+// PTRs knot serves, and the files the MailDaemon install step would put on the box (the secret file
 // manifest: maild's config, DKIM keys, TLS key, ACME account key, Dovecot config and passwd-file).
 import { randomBytes } from "node:crypto";
 import { argon2idHash } from "../../components/config/password-hash";
@@ -176,11 +176,14 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
     { stack: opts.stack, config, secretKeys, ipv4: opts.ipv4, ipv6Network: opts.ipv6Network, acmeAccountUrl: opts.acmeAccountUrl },
   );
   const certificate = one(run.resources, "ACME certificates", (r) => r.type === "pulumi-nodejs:dynamic/mailstack:AcmeCertificate").inputs;
-  const manifestAsset = plain(one(run.resources, "deploy manifests", copyTo("manifest")).inputs.source) as { text?: string };
+  // The install step gets the manifest on its stdin.
+  const manifest = plain(
+    one(run.resources, "install steps", (r) => r.type === "command:remote:Command" && r.inputs.stdin !== undefined).inputs.stdin,
+  );
   const bundleAsset = plain(one(run.resources, "daemon bundles", copyTo("daemon")).inputs.source) as { path?: string };
-  if (typeof manifestAsset.text !== "string" || typeof bundleAsset.path !== "string") {
+  if (typeof manifest !== "string" || typeof bundleAsset.path !== "string") {
     throw new Error(
-      "the program's MailDaemon copies are not a text manifest and a file bundle any more: infra/demo/planned-stack.ts needs updating",
+      "the program's MailDaemon steps are not a manifest on the install step's stdin and a copied file bundle any more: infra/demo/planned-stack.ts needs updating",
     );
   }
   return {
@@ -198,7 +201,7 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
       certificateKeyPem: String(plain(certificate.certificateKeyPem)),
       names: (plain(certificate.names) as unknown[]).map((n) => String(plain(n))),
     },
-    deploy: deployInputFromManifest(manifestAsset.text),
+    deploy: deployInputFromManifest(manifest),
     // The program bundles relative to the working directory (the Pulumi project).
     daemonBundle: path.resolve(bundleAsset.path),
   };

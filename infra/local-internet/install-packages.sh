@@ -11,7 +11,7 @@ packages=(
   postfix dovecot-imapd dovecot-lmtpd
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
-  unbound
+  unbound nftables
 )
 
 missing=()

@@ -148,10 +148,15 @@ export interface ExecResult {
   stderr: string;
 }
 
-export function exec(conn: Client, command: string): Promise<ExecResult> {
+/**
+ * Runs `command` with `stdin` as its standard input, ended after it (an empty one by default), as
+ * @pulumi/command's remote.Command does with its `stdin` input (remote/commandOutputs.go run).
+ */
+export function exec(conn: Client, command: string, stdin = ""): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     conn.exec(command, (err: Error | undefined, stream: ClientChannel) => {
       if (err) return reject(err);
+      stream.end(stdin);
       let stdout = "";
       let stderr = "";
       let code: number | null = null;

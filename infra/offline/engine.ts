@@ -38,7 +38,15 @@ export interface RecordedResource {
     ignoreChanges: string[];
     retainOnDelete: boolean;
     additionalSecretOutputs: string[];
+    /** as the SDK sent it, including what a provider SDK adds (@pulumi/command: `triggers[*]`) */
+    replaceOnChanges: string[];
+    /** the `import` option: the provider id to adopt ("" when not importing) */
+    importId: string;
   };
+  /** URNs of the resources this one waits for (dependsOn, and every input's source) */
+  dependencies: string[];
+  /** input key -> URNs of the resources its value came from */
+  propertyDependencies: Record<string, string[]>;
 }
 
 export interface OfflineRun {
@@ -68,6 +76,10 @@ interface RegisterRequest {
   getIgnorechangesList(): string[];
   getRetainondelete(): boolean | undefined;
   getAdditionalsecretoutputsList(): string[];
+  getReplaceonchangesList(): string[];
+  getImportid(): string;
+  getDependenciesList(): string[];
+  getPropertydependenciesMap(): { forEach(cb: (value: { getUrnsList(): string[] }, key: string) => void): void };
 }
 
 /** Turns the wire form into plain values with Secret/Unknown markers. */
@@ -126,7 +138,11 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
           ignoreChanges: req.getIgnorechangesList(),
           retainOnDelete: req.getRetainondelete() ?? false,
           additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+          replaceOnChanges: req.getReplaceonchangesList(),
+          importId: req.getImportid(),
         },
+        dependencies: req.getDependenciesList(),
+        propertyDependencies: propertyDependencies(req),
       });
       const recorded = resources[resources.length - 1];
       return register(req, (err, res) => {
@@ -157,6 +173,14 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
   } finally {
     running = false;
   }
+}
+
+function propertyDependencies(req: RegisterRequest): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  req.getPropertydependenciesMap().forEach((value, key) => {
+    out[key] = value.getUrnsList();
+  });
+  return out;
 }
 
 function withoutStack(resources: RecordedResource[]): RecordedResource[] {

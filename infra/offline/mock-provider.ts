@@ -38,7 +38,8 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
   return {
     newResource(args) {
       const generation = args.type === "hcloud:index/server:Server" && options.serverGeneration ? `#${options.serverGeneration}` : "";
-      const id = String(numericId(`${args.type}/${args.name}${generation}`));
+      // An imported resource keeps the id it is adopted by (the `import` option).
+      const id = args.id ? args.id : String(numericId(`${args.type}/${args.name}${generation}`));
       const inputs = args.inputs as Record<string, unknown>;
       switch (args.type) {
         case "tls:index/privateKey:PrivateKey":

@@ -3,6 +3,14 @@
 // (RFC 3501 6.2.3 LOGINDISABLED; Dovecot: ssl=required + disable_plaintext_auth).
 // Mail is the daemon's Maildir tree; users and their argon2id hashes come from passwd-file.ts.
 
+/**
+ * The Dovecot major version this configuration is written for. Dovecot 2.4 refuses it
+ * (`dovecot_config_version` must come first, `%{user}` variables, named passdb/userdb:
+ * doc.dovecot.org/2.4.1/installation/upgrade/2.3-to-2.4.html); the stack config admits only images
+ * that ship this version (components/config/hetzner-offer.ts).
+ */
+export const DOVECOT_CONFIG_VERSION = "2.3";
+
 export interface DovecotConfInput {
   /** the daemon's data directory; mail is at <dataDir>/mail/<domain>/<local>/Maildir */
   dataDir: string;

@@ -7,6 +7,7 @@ import { dkimKeyPath } from "./layout";
 import type { ManifestFile } from "./file-manifest";
 import { maildUnit } from "../systemd/maild-unit";
 import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../systemd/tls-reload-units";
+import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../systemd/metadata-guard";
 import { dovecotConf } from "../dovecot/dovecot-conf";
 import { passwdFile } from "../dovecot/passwd-file";
 
@@ -130,6 +131,9 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
     { path: layout.unitFile, content: maildUnit(layout), mode: "0644", owner: "0:0", effect: "unit" },
     { path: layout.tlsReloadServiceFile, content: tlsReloadServiceUnit(), mode: "0644", owner: "0:0", effect: "tls-watch" },
     { path: layout.tlsReloadPathFile, content: tlsReloadPathUnit(layout), mode: "0644", owner: "0:0", effect: "tls-watch" },
+    { path: layout.metadataGuardRules, content: metadataGuardRules(), mode: "0644", owner: "0:0", effect: "metadata-guard" },
+    { path: layout.metadataGuardUnitFile, content: metadataGuardUnit(layout), mode: "0644", owner: "0:0", effect: "metadata-guard" },
+    { path: layout.dovecotDropIn, content: dovecotDropIn(), mode: "0644", owner: "0:0", effect: "dovecot-unit" },
     {
       path: layout.dovecotConf,
       content: dovecotConf({

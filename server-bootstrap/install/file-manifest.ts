@@ -12,8 +12,11 @@ export type FileKind = "F" | "C";
 /**
  * `tls`: maild and Dovecot both reload (both serve the certificate). `unit`: maild's own unit.
  * `tls-watch`: the units that reload Dovecot after an on-box renewal (daemon-reload, restart them).
+ * `dovecot-unit`: Dovecot's drop-in (daemon-reload, restart Dovecot: cgroup IP filters are set at start).
+ * `metadata-guard`: the nftables fence around the metadata service and its unit (load it again).
  */
-export type FileEffect = "maild-restart" | "maild-reload" | "tls" | "unit" | "tls-watch" | "dovecot-reload" | "none";
+export type FileEffect =
+  "maild-restart" | "maild-reload" | "tls" | "unit" | "tls-watch" | "dovecot-reload" | "dovecot-unit" | "metadata-guard" | "none";
 
 export interface ManifestFile {
   path: string;
@@ -26,7 +29,17 @@ export interface ManifestFile {
   kind?: FileKind;
 }
 
-const EFFECTS: FileEffect[] = ["maild-restart", "maild-reload", "tls", "unit", "tls-watch", "dovecot-reload", "none"];
+const EFFECTS: FileEffect[] = [
+  "maild-restart",
+  "maild-reload",
+  "tls",
+  "unit",
+  "tls-watch",
+  "dovecot-reload",
+  "dovecot-unit",
+  "metadata-guard",
+  "none",
+];
 
 export function renderManifest(files: ManifestFile[]): string {
   const seen = new Set<string>();

@@ -2,20 +2,24 @@
 // upgrades what is missing or different and restarts only what a changed file affects, so
 // running it twice in a row changes nothing the second time.
 //
-//   install.sh --stage DIR [--data-device DEV] [--no-systemctl]   install / upgrade
+//   install.sh --stage DIR --files-sha256 HEX [--data-device DEV] [--no-systemctl] < MANIFEST
+//                                                                 install / upgrade
 //   install.sh --stop [--no-systemctl]                            stop maild cleanly (resource delete)
 //   install.sh --release [--no-systemctl]                         stop maild and Dovecot, unmount the
 //                                                                 data volume (before it is detached)
 //
-// DIR holds what the deploy copied: `maild.js` (the bundled daemon) and `files` (the manifest,
-// see file-manifest.ts). The layout (every path) is baked in when the script is rendered, so a test
-// can render it for a temp root. --no-systemctl is for hosts without systemd (tests): maild is then
+// DIR holds what the deploy copied: `maild.js` (the bundled daemon). The manifest (file-manifest.ts:
+// every key and password hash) comes on stdin and only ever lands in a private temp directory that
+// is removed on exit; HEX is its SHA-256, so a cut-off stdin is refused. The layout (every path) is
+// baked in when the script is rendered, so a test can render it for a temp root. --no-systemctl is for hosts without systemd (tests): maild is then
 // started from the unit's own ExecStart line, as the unit's user, with its pid in RUN_DIR.
 //
 // Last line on stdout: `mailstack-install: changed=<files|none> actions=<actions|none>`.
 import type { BoxLayout } from "./layout";
 import { TLS_RELOAD_PATH_UNIT } from "../systemd/tls-reload-units";
+import { METADATA_GUARD_TABLE, METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
 import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./shell-steps";
+import { LEGACY_STAGED_MANIFEST } from "./deploy-commands";
 
 export function installScript(layout: BoxLayout): string {
   const header = shellHeader(layout, {
@@ -27,6 +31,9 @@ export function installScript(layout: BoxLayout): string {
     TLS_DIR: layout.tlsDir,
     TLS_WATCH_UNIT: TLS_RELOAD_PATH_UNIT,
     TLS_KEY: layout.tlsKey,
+    METADATA_GUARD_RULES: layout.metadataGuardRules,
+    METADATA_GUARD_UNIT,
+    METADATA_GUARD_TABLE,
     RUN_DIR: layout.runDir,
     FSTAB: layout.root === "/" ? "/etc/fstab" : `${layout.root}/etc/fstab`,
   });
@@ -45,6 +52,13 @@ ensure_dovecot() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd >/dev/null \\
     || die "apt-get install dovecot-imapd failed"
   log "installed dovecot-imapd"
+}
+ensure_nft() {
+  command -v nft >/dev/null && return 0
+  command -v apt-get >/dev/null || die "nft (nftables) is not installed and there is no apt-get to install it"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nftables >/dev/null \\
+    || die "apt-get install nftables failed"
+  log "installed nftables"
 }
 
 # --- maild without systemd (tests): the unit's ExecStart, as the unit's user ------------------
@@ -137,20 +151,28 @@ newer_cert_installed() {
     process.exit(b && sameKey && (!a || Date.parse(b.validFrom) > Date.parse(a.validFrom)) ? 0 : 1);' "$1" "$2" "$3"
 }
 
-install_all() {
-  local stage=$1 line kind mode owner effect path b64 changed=() effects=" "
-  [ -f "$stage/maild.js" ] || die "$stage/maild.js is missing: the daemon bundle was not copied"
-  [ -f "$stage/files" ] || die "$stage/files is missing: the file manifest was not copied"
-  # Global, so the EXIT trap still sees it after this function returns.
+# The manifest from stdin into a private temp directory (global $tree, removed on exit), checked
+# against the digest the deploy step names: a cut-off or foreign stdin changes nothing.
+read_manifest() {
+  local expected=$1 got
   tree=$(mktemp -d)
   trap 'rm -rf "$tree"' EXIT
   chmod 0700 "$tree"
+  manifest="$tree/.manifest"
+  ( umask 077; cat > "$manifest" )
+  got=$(sha256sum "$manifest" | cut -d' ' -f1)
+  [ "$got" = "$expected" ] || die "the file manifest on stdin has SHA-256 $got, expected $expected (cut off or not this deployment's); nothing was changed"
+}
+
+install_all() {
+  local stage=$1 line kind mode owner effect path b64 changed=() effects=" "
+  [ -f "$stage/maild.js" ] || die "$stage/maild.js is missing: the daemon bundle was not copied"
   while IFS= read -r line; do
     [ -n "$line" ] || continue
     read -r kind mode owner effect path b64 <<<"$line"
     mkdir -p "$tree$(dirname "$path")"
     printf '%s' "$b64" | base64 -d > "$tree$path" || die "manifest entry $path: content is not base64"
-  done < "$stage/files"
+  done < "$manifest"
 
   # Nothing is touched unless the new configuration is valid.
   [ -f "$tree$CONFIG_JSON" ] || die "the manifest has no $CONFIG_JSON"
@@ -172,11 +194,18 @@ install_all() {
       continue
     fi
     if install_file "$tree$path" "$path" "$mode" "$owner"; then changed+=("$path"); effects+="$effect "; fi
-  done < "$stage/files"
+  done < "$manifest"
 
   local actions=()
   if [ "$use_systemctl" = 1 ]; then
-    case "$effects" in *" unit "*|*" tls-watch "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;; esac
+    case "$effects" in
+      *" unit "*|*" tls-watch "*|*" dovecot-unit "*|*" metadata-guard "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;;
+    esac
+    # Before anything else starts: the fence around the metadata service.
+    if [[ "$effects" == *" metadata-guard "* ]] || ! systemctl is-enabled -q "$METADATA_GUARD_UNIT" 2>/dev/null \\
+      || ! systemctl is-active -q "$METADATA_GUARD_UNIT"; then
+      systemctl enable -q "$METADATA_GUARD_UNIT"; systemctl restart "$METADATA_GUARD_UNIT"; actions+=(metadata-guard:apply)
+    fi
     systemctl is-enabled -q "$UNIT_NAME" 2>/dev/null || { systemctl enable -q "$UNIT_NAME"; actions+=(maild:enable); }
     if ! systemctl is-active -q "$UNIT_NAME"; then
       systemctl start "$UNIT_NAME"; actions+=(maild:start)
@@ -192,10 +221,17 @@ install_all() {
     elif [[ "$effects" == *" tls-watch "* ]]; then
       systemctl restart "$TLS_WATCH_UNIT"; actions+=(tls-watch:restart)
     fi
-    if [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]] || ! systemctl is-active -q dovecot; then
+    # A unit's IP filter is set when its cgroup starts: a changed drop-in needs a restart.
+    if [[ "$effects" == *" dovecot-unit "* ]]; then
+      systemctl enable -q dovecot; systemctl restart dovecot; actions+=(dovecot:restart)
+    elif [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]] || ! systemctl is-active -q dovecot; then
       systemctl enable -q dovecot; systemctl reload-or-restart dovecot; actions+=(dovecot:reload)
     fi
   else
+    # This host's network namespace gets the same fence (tests run it in the box's own namespace).
+    if [[ "$effects" == *" metadata-guard "* ]] || ! nft list table inet "$METADATA_GUARD_TABLE" >/dev/null 2>&1; then
+      nft -f "$METADATA_GUARD_RULES"; actions+=(metadata-guard:apply)
+    fi
     if ! pid_running; then
       direct_start; actions+=(maild:start)
     elif [[ "$effects" == *" unit "* || "$effects" == *" maild-restart "* ]]; then
@@ -204,7 +240,11 @@ install_all() {
       kill -HUP "$(cat "$RUN_DIR/maild.pid")"; actions+=(maild:reload)
     fi
     # Without systemd nobody supervises Dovecot here; the action is reported, not run.
-    if [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]]; then actions+=(dovecot:reload-skipped); fi
+    if [[ "$effects" == *" dovecot-unit "* ]]; then
+      actions+=(dovecot:restart-skipped)
+    elif [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]]; then
+      actions+=(dovecot:reload-skipped)
+    fi
   fi
 
   local c=none a=none
@@ -214,15 +254,16 @@ install_all() {
 }
 
 # --- main ---------------------------------------------------------------------------------------
-stage="" data_device="" use_systemctl=1 mode=install
+stage="" files_sha256="" data_device="" use_systemctl=1 mode=install
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=\${2:?--stage needs a directory}; shift 2 ;;
+    --files-sha256) files_sha256=\${2:?--files-sha256 needs the SHA-256 of the manifest}; shift 2 ;;
     --data-device) data_device=\${2:?--data-device needs a device path}; shift 2 ;;
     --no-systemctl) use_systemctl=0; shift ;;
     --stop) mode=stop; shift ;;
     --release) mode=release; shift ;;
-    *) die "unknown argument $1 (allowed: --stage DIR, --data-device DEV, --no-systemctl, --stop, --release)" ;;
+    *) die "unknown argument $1 (allowed: --stage DIR, --files-sha256 HEX, --data-device DEV, --no-systemctl, --stop, --release)" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "must run as root (it writes $UNIT_FILE and manages services); connect as root or a user with passwordless sudo"
@@ -236,9 +277,16 @@ if [ "$mode" = release ]; then
   exit 0
 fi
 [ -n "$stage" ] || die "--stage DIR is required"
+[[ "$files_sha256" =~ ^[0-9a-f]{64}$ ]] || die "--files-sha256 HEX is required: the SHA-256 of the manifest given on stdin"
+# First, before anything else could read stdin (apt-get, useradd).
+read_manifest "$files_sha256"
+# Earlier versions staged the manifest here: no key stays behind on the disk.
+rm -f "$stage/${LEGACY_STAGED_MANIFEST}"
+chmod 0700 "$stage"
 ensure_account
 ensure_node
 ensure_dovecot
+ensure_nft
 [ -z "$data_device" ] || ensure_data_volume "$data_device" "$FSTAB"
 install_all "$stage"
 `;

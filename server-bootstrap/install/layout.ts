@@ -7,6 +7,7 @@
 import * as path from "node:path";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tls-reload-units";
+import { METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
 
 /** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
 export const NODE_VERSION = "24.21.0";
@@ -64,6 +65,11 @@ export interface BoxLayout {
   tlsReloadServiceFile: string;
   dovecotConf: string;
   dovecotPasswd: string;
+  /** Dovecot's systemd drop-in (the metadata fence) */
+  dovecotDropIn: string;
+  /** the nftables ruleset that keeps the metadata service from every account but root, and its unit */
+  metadataGuardRules: string;
+  metadataGuardUnitFile: string;
   /**
    * TLS certificate chain and key, on the volume so a certificate renewed on the box survives a
    * rebuild; named as the on-box renewal (components/shared/acme/keeper.ts) writes them, in a directory
@@ -111,6 +117,9 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     tlsReloadServiceFile: sys(`/etc/systemd/system/${TLS_RELOAD_SERVICE_UNIT}`),
     dovecotConf: sys("/etc/dovecot/dovecot.conf"),
     dovecotPasswd: sys("/etc/dovecot/maild-users"),
+    dovecotDropIn: sys("/etc/systemd/system/dovecot.service.d/50-mailstack.conf"),
+    metadataGuardRules: sys("/etc/mailstack/metadata-guard.nft"),
+    metadataGuardUnitFile: sys(`/etc/systemd/system/${METADATA_GUARD_UNIT}`),
     tlsDir: path.posix.join(dataDir, "tls"),
     tlsCert: path.posix.join(dataDir, "tls", CERT_FILE),
     tlsKey: path.posix.join(dataDir, "tls", KEY_FILE),

@@ -1,9 +1,9 @@
 // MailDaemon inside the real program under mocks: the command graph and its dependencies, the
-// triggers, the pinned host key, secrets, the server's delete-before-replace, and that no provider
-// token reaches anything sent to the box.
+// triggers (only the machine) against what @pulumi/command's SDK registers (replaceOnChanges
+// `triggers[*]`), the pinned host key, secrets, the server's delete-before-replace and the cascade
+// it implies, and that no provider token reaches anything sent to the box.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -12,7 +12,7 @@ import { configFromStackValues } from "../../infra/cli/plan";
 import { readStackFile } from "../../components/config/stack-file";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
+import { installCommand, releaseVolumeCommand, sha256Hex, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
 import { WAIT_FOR_SSH_ENV } from "../../server-bootstrap/install/wait-for-ssh-command";
 import { parseManifest } from "../../server-bootstrap/install/file-manifest";
 
@@ -29,8 +29,8 @@ interface Observed {
   timeouts: Map<string, pulumi.CustomTimeouts | undefined>;
 }
 
-async function runDev(): Promise<Observed> {
-  const { config, secretKeys } = configFromStackValues(devValues);
+async function runDev(values: Record<string, unknown> = devValues): Promise<Observed> {
+  const { config, secretKeys } = configFromStackValues(values);
   const withTokens = { ...config, "hcloud:token": HCLOUD_TOKEN, "cloudflare:apiToken": CLOUDFLARE_TOKEN };
   const pending: Promise<[string, string[]]>[] = [];
   const timeouts = new Map<string, pulumi.CustomTimeouts | undefined>();
@@ -70,7 +70,6 @@ const one = (run: OfflineRun, type: string, name: string): RecordedResource => {
   return found;
 };
 const reveal = (v: unknown): unknown => (v instanceof Secret ? reveal(v.value) : v);
-const sha256 = (s: string | Buffer) => createHash("sha256").update(s).digest("hex");
 
 /** Every string anywhere in a value, secrets opened. */
 function strings(value: unknown): string[] {
@@ -89,15 +88,15 @@ describe("MailDaemon in the program (mocks)", async () => {
   const wait = one(run, CMD, "mail-wait-for-ssh");
   const install = one(run, CMD, "mail-install");
   const release = one(run, CMD, "mail-release-volume");
-  const copies = ["mail-daemon", "mail-installer", "mail-files"].map((n) => one(run, COPY, n));
+  const copies = ["mail-daemon", "mail-installer"].map((n) => one(run, COPY, n));
   const layout = boxLayout();
   const stageDir = "/root/.mailstack-deploy";
 
-  test("the steps and their order: ssh-reachable, wait-for-ssh, then the three copies, then install, then the volume guard", () => {
+  test("the steps and their order: ssh-reachable, wait-for-ssh, then the two copies, then install, then the volume guard", () => {
     assert.deepEqual(dependsOn.get("mail-ssh-reachable"), ["mail-data-attachment"]);
     assert.deepEqual(dependsOn.get("mail-wait-for-ssh"), ["mail-ssh-reachable"]);
     for (const c of copies) assert.deepEqual(dependsOn.get(c.name), ["mail-wait-for-ssh"], c.name);
-    assert.deepEqual(dependsOn.get("mail-install"), ["mail-daemon", "mail-installer", "mail-files"]);
+    assert.deepEqual(dependsOn.get("mail-install"), ["mail-daemon", "mail-installer"]);
     assert.deepEqual(dependsOn.get("mail-release-volume"), ["mail-install"]);
     const daemon = one(run, "mailstack:index:MailDaemon", "mail");
     for (const r of [reachable, wait, install, release, ...copies]) assert.equal(r.parent, daemon.urn, r.name);
@@ -150,41 +149,111 @@ describe("MailDaemon in the program (mocks)", async () => {
   });
 
   test("wait-for-ssh (cloud-init, machine id) and later steps fail after 3 dials; wait-for-ssh is bounded by 10 minutes", () => {
-    assert.equal(wait.inputs.create, waitCommand());
+    assert.equal(wait.inputs.create, waitCommand({ stageDir }));
     assert.deepEqual(timeouts.get("mail-wait-for-ssh"), { create: "10m" });
     for (const r of [wait, install, ...copies])
       assert.equal((reveal(r.inputs.connection) as Record<string, unknown>).dialErrorLimit, 3, r.name);
   });
 
-  test("install runs the install script as create and update, and stops maild on delete", () => {
-    const cmd = installCommand({ stageDir, dataDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeIdOf(run)}` });
+  const manifestOf = (r: OfflineRun) => String(reveal(one(r, CMD, "mail-install").inputs.stdin));
+  const machineOf = (r: OfflineRun) => String(reveal((one(r, CMD, "mail-install").inputs.triggers as unknown[])[0]));
+
+  test("install runs the install script, naming the digests of what it installs, as create and update; its delete stops maild on this machine only", () => {
+    const bundle = fs.readFileSync(path.resolve(String(reveal((copies[0].inputs.source as Record<string, unknown>).path))));
+    const digests = { installer: sha256Hex(installScript(layout)), daemon: sha256Hex(bundle), files: sha256Hex(manifestOf(run)) };
+    const cmd = installCommand({ stageDir, dataDevice: `/dev/disk/by-id/scsi-0HC_Volume_${volumeIdOf(run)}` }, digests);
     assert.equal(install.inputs.create, cmd);
     assert.equal(install.inputs.update, cmd);
-    assert.equal(install.inputs.delete, stopCommand({ stageDir }));
+    assert.equal(install.inputs.delete, stopCommand({ stageDir }, machineOf(run)));
+    assert.equal(release.inputs.delete, releaseVolumeCommand({ stageDir }, machineOf(run)));
+    assert.equal(install.inputs.addPreviousOutputInEnv, false);
   });
 
-  test("triggers are content hashes: the bundle, the install script and the file manifest", () => {
-    const triggers = (install.inputs.triggers as unknown[]).map(reveal);
-    const bundle = fs.readFileSync(path.resolve(String(reveal((copies[0].inputs.source as Record<string, unknown>).path))));
-    const manifest = String((reveal(copies[2].inputs.source) as Record<string, unknown>).text);
-    assert.deepEqual(triggers.slice(1), [sha256(bundle), sha256(installScript(layout)), sha256(manifest)]);
-    assert.ok(triggers.slice(1).every((t) => /^[0-9a-f]{64}$/.test(String(t))));
+  test("every step's triggers carry only the machine (server id, machine id); the SDK makes a triggers change a replacement", () => {
+    for (const r of [wait, install, release, ...copies]) assert.deepEqual(r.options.replaceOnChanges, ["triggers[*]"], r.name);
+    assert.deepEqual((install.inputs.triggers as unknown[]).map(reveal), [machineOf(run)]);
+    for (const c of copies) assert.deepEqual((c.inputs.triggers as unknown[]).map(reveal), [machineOf(run)], c.name);
   });
 
-  test("a second run of the unchanged program produces identical triggers and copies (nothing would run)", async () => {
+  test("the install step's own replacement (one machine, only ever an upgrade) is delete-first: its stop runs before the new install starts maild", () => {
+    assert.equal(install.options.deleteBeforeReplace, true);
+  });
+
+  test("a second run of the unchanged program produces identical steps (nothing would run)", async () => {
     const again = await runDev();
     const view = (r: OfflineRun) =>
-      r.resources
-        .filter((x) => x.type === CMD || x.type === COPY)
-        .map((x) =>
-          JSON.stringify({ name: x.name, triggers: strings(x.inputs.triggers), create: x.inputs.create, update: x.inputs.update }),
-        );
+      r.resources.filter((x) => x.type === CMD || x.type === COPY).map((x) => JSON.stringify({ name: x.name, inputs: strings(x.inputs) }));
     assert.deepEqual(view(again.run), view(run));
   });
 
-  test("the file manifest is secret and carries the config, unit, Dovecot files, TLS and DKIM keys", () => {
-    assert.ok(copies[2].inputs.source instanceof Secret);
-    const files = parseManifest(String((reveal(copies[2].inputs.source) as Record<string, unknown>).text));
+  for (const [change, edit] of [
+    [
+      "a user added",
+      (v: Record<string, unknown>) => ({
+        ...v,
+        users: [...(v.users as object[]), { ...(v.users as object[])[0], address: "carol@example.org" }],
+      }),
+    ],
+    [
+      "a DKIM rotation",
+      (v: Record<string, unknown>) => ({
+        ...v,
+        domains: (v.domains as Record<string, unknown>[]).map((d, i) => (i === 0 ? { ...d, dkim: { generations: ["s2", "s1"] } } : d)),
+      }),
+    ],
+  ] as const) {
+    test(`${change} changes only inputs that update the install step in place (its stdin and command line), never a trigger`, async () => {
+      const changed = (await runDev(edit(devValues))).run;
+      const inputs = (r: OfflineRun, name: string, type = CMD) => one(r, type, name).inputs;
+      assert.deepEqual(strings(inputs(changed, "mail-install").triggers), strings(install.inputs.triggers));
+      for (const name of ["mail-daemon", "mail-installer"])
+        assert.deepEqual(strings(inputs(changed, name, COPY)), strings(inputs(run, name, COPY)), name);
+      assert.notEqual(manifestOf(changed), manifestOf(run));
+      assert.notEqual(inputs(changed, "mail-install").update, install.inputs.update);
+      assert.equal(
+        inputs(changed, "mail-install").update,
+        String(install.inputs.update).replace(sha256Hex(manifestOf(run)), sha256Hex(manifestOf(changed))),
+      );
+    });
+  }
+
+  test("on a server replacement the engine's delete-before-replace cascade reaches every step through its triggers, and deletes release-volume, then install, before the attachment and the server", () => {
+    // engine.md sec. 4 (SG calculateDependentReplacements): a dependent whose inputs hold values of
+    // a replaced resource is diffed with those inputs unknown; @pulumi/command replaces on a whole
+    // `triggers` unknown (sec. 14, forceReplace), hcloud's VolumeAttachment on `serverId` (ForceNew).
+    // The dependents are deleted in reverse registration order, all before the server.
+    const forceNew: Record<string, string[]> = {
+      "command:remote:Command": ["triggers"],
+      "command:local:Command": ["triggers"],
+      "command:remote:CopyToRemote": ["triggers"],
+      "hcloud:index/volumeAttachment:VolumeAttachment": ["serverId"],
+    };
+    const server = one(run, "hcloud:index/server:Server", "mail-server");
+    const replaced = new Set([server.urn]);
+    const order = run.resources.filter((r) => r.custom);
+    for (const r of order.slice(order.indexOf(server) + 1)) {
+      const keys = Object.entries(r.propertyDependencies).filter(([, urns]) => urns.some((u) => replaced.has(u)));
+      if (keys.some(([key]) => (forceNew[r.type] ?? []).includes(key))) replaced.add(r.urn);
+    }
+    const deletes = order
+      .filter((r) => replaced.has(r.urn))
+      .reverse()
+      .map((r) => r.name);
+    assert.deepEqual(deletes, [
+      "mail-release-volume",
+      "mail-install",
+      "mail-installer",
+      "mail-daemon",
+      "mail-wait-for-ssh",
+      "mail-ssh-reachable",
+      "mail-data-attachment",
+      "mail-server",
+    ]);
+  });
+
+  test("the file manifest is the install step's secret stdin and carries the config, unit, Dovecot files, TLS and DKIM keys", () => {
+    assert.ok(install.inputs.stdin instanceof Secret);
+    const files = parseManifest(manifestOf(run));
     const paths = files.map((f) => f.path);
     for (const p of [layout.configJson, layout.unitFile, layout.dovecotConf, layout.dovecotPasswd, layout.tlsCert, layout.tlsKey]) {
       assert.ok(paths.includes(p), p);
@@ -196,7 +265,7 @@ describe("MailDaemon in the program (mocks)", async () => {
   });
 
   test("with an ACME certificate, the box gets the same account key (0600, owned by maild) and an acme section to renew on its own", () => {
-    const files = parseManifest(String((reveal(copies[2].inputs.source) as Record<string, unknown>).text));
+    const files = parseManifest(manifestOf(run));
     const certificate = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
     const accountKey = files.find((f) => f.path === layout.acmeAccountKey);
     assert.ok(accountKey, `no ${layout.acmeAccountKey} in the manifest`);
@@ -223,7 +292,7 @@ describe("MailDaemon in the program (mocks)", async () => {
 
   test("no Hetzner or Cloudflare token reaches the box: no remote command or copy carries one, nor the user data", () => {
     const commands = run.resources.filter((x) => x.type.startsWith("command:"));
-    assert.equal(commands.length, 7);
+    assert.equal(commands.length, 6);
     const carriers = commands.filter((r) => strings(r.inputs).some((s) => s.includes(HCLOUD_TOKEN) || s.includes(CLOUDFLARE_TOKEN)));
     assert.deepEqual(
       carriers.map((r) => r.name),

@@ -61,7 +61,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       // copies of daemon, installer, files
       "command:local:Command": 1,
       "command:remote:Command": 3,
-      "command:remote:CopyToRemote": 3,
+      "command:remote:CopyToRemote": 2,
       "hcloud:index/firewall:Firewall": 1,
       "hcloud:index/primaryIp:PrimaryIp": 2,
       "hcloud:index/rdns:Rdns": 2,

@@ -25,11 +25,21 @@ import { boxLayout, dkimKeyPath, MAILD_UID, type BoxLayout } from "../../server-
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stagedPath, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
+import {
+  installCommand,
+  LEGACY_STAGED_MANIFEST,
+  sha256Hex,
+  stagedPath,
+  stopCommand,
+  waitCommand,
+  type InstallDigests,
+} from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { argon2idHash } from "../../components/config/password-hash";
+import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
 
 const REPO = path.resolve(__dirname, "../..");
+const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
 const NODE = path.join(REPO, "node_modules/node/bin/node");
 
 /** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
@@ -74,30 +84,44 @@ interface Deployment {
   layout: BoxLayout;
   stageDir: string;
   input: DeployInput;
+  /** the machine id the wait step read at the last deploy */
+  machine?: string;
 }
 
-/** The MailDaemon steps, in order: wait-for-ssh, the three copies, install. Returns the install summary line. */
+/** What MailDaemon's install step gets: the manifest for its stdin, and the digests its command line names. */
+function installPayload(d: Deployment, bundle: string): { manifest: string; digests: InstallDigests } {
+  const manifest = renderManifest(deployFiles(d.layout, d.input));
+  return {
+    manifest,
+    digests: { installer: sha256Hex(installScript(d.layout)), daemon: sha256Hex(fs.readFileSync(bundle)), files: sha256Hex(manifest) },
+  };
+}
+
+/** The MailDaemon steps, in order: wait-for-ssh, the two copies, install (manifest on stdin). Returns the install summary line. */
 async function deploy(target: SshTarget, d: Deployment, bundle: string): Promise<{ machine: string; summary: string; stderr: string }> {
   const conn = await connectPinned(target);
   try {
-    const wait = await exec(conn, waitCommand());
-    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
     const opts = { stageDir: d.stageDir, noSystemctl: true };
+    const wait = await exec(conn, waitCommand(opts));
+    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
     await copyToRemote(conn, fs.readFileSync(bundle), stagedPath(opts, "daemon"));
     await copyToRemote(conn, installScript(d.layout), stagedPath(opts, "installer"));
-    await copyToRemote(conn, renderManifest(deployFiles(d.layout, d.input)), stagedPath(opts, "manifest"));
-    const install = await exec(conn, installCommand(opts));
+    const { manifest, digests } = installPayload(d, bundle);
+    const install = await exec(conn, installCommand(opts, digests), manifest);
     assert.equal(install.code, 0, `install failed (${install.code}):\n${install.stderr}\n${install.stdout}`);
-    return { machine: wait.stdout.trim(), summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
+    d.machine = wait.stdout.trim();
+    return { machine: d.machine, summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
   } finally {
     conn.end();
   }
 }
 
-async function stop(target: SshTarget, d: Deployment): Promise<void> {
+/** The install step's delete, as recorded for the machine it ran on. */
+async function stop(target: SshTarget, d: Deployment, machine = d.machine): Promise<void> {
+  assert.ok(machine, "stop before any deploy");
   const conn = await connectPinned(target);
   try {
-    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }));
+    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }, machine));
     assert.equal(r.code, 0, `stop failed: ${r.stderr}`);
   } finally {
     conn.end();
@@ -172,6 +196,14 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     box = await internet.addHost("box");
     sshd = await startSshd(internet, box);
     target = { host: box.ipv4, port: sshd.port, user: "root", privateKey: sshd.client.privateKey, hostKey: sshd.hostKey };
+    // The box's metadata service, as Hetzner serves it to every local process.
+    const added = await box.run(["ip", "addr", "add", `${METADATA_ADDRESS}/32`, "dev", "lo"]);
+    assert.equal(added.code, 0, added.stderr);
+    box.spawn([
+      NODE,
+      "-e",
+      `require("node:http").createServer((q, r) => r.end(q.url === "/hetzner/v1/userdata" ? ${JSON.stringify(USER_DATA)} : "")).listen(80, "${METADATA_ADDRESS}")`,
+    ]);
     work = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-deploy-"));
     fs.chmodSync(work, 0o755);
     bundle = bundleDaemon(path.join(work, "bundle", "maild.js"));
@@ -229,7 +261,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   test("a first deploy installs everything and maild, started from the unit's ExecStart, answers on 25, 80 and 443", async () => {
     const { summary } = await deploy(target, first, bundle);
     started.push(first);
-    assert.match(summary, /^mailstack-install: changed=\S+ actions=maild:start(,dovecot:reload-skipped)?$/);
+    assert.match(summary, /^mailstack-install: changed=\S+ actions=metadata-guard:apply,maild:start,dovecot:restart-skipped$/);
     for (const f of installedFiles(first)) assert.ok(fs.existsSync(f), `${f} was not installed`);
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
     assert.equal(await tcpOpen(box.ipv4, 80), true, "port 80");
@@ -251,6 +283,17 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     const capEff = BigInt("0x" + status.match(/^CapEff:\s+([0-9a-f]+)$/m)![1]);
     assert.equal(capEff, 1n << 10n, "CapEff is exactly CAP_NET_BIND_SERVICE (bit 10)");
     assert.match(fs.readFileSync(path.join(first.layout.root, "etc/passwd"), "utf8"), /^maild:x:2525:2525:/m);
+  });
+
+  test("after a deploy only root reaches the metadata service (user data, SSH host key): maild's uid and any other is refused", async () => {
+    const get = `fetch("http://${METADATA_ADDRESS}/hetzner/v1/userdata").then(async (r) => process.stdout.write(await r.text()), (e) => { process.stderr.write(String(e.cause?.code ?? e)); process.exit(1); })`;
+    const asUid = (uid: number) => box.run(["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", NODE, "-e", get]);
+    const root = await box.run([NODE, "-e", get]);
+    assert.deepEqual([root.code, root.stdout], [0, USER_DATA]);
+    for (const uid of [MAILD_UID, 65534]) {
+      const r = await asUid(uid);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", "ECONNREFUSED"], `uid ${uid}`);
+    }
   });
 
   test("a second deploy of the same inputs changes nothing: no file rewritten, no restart", async () => {
@@ -280,14 +323,80 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     const bad = { ...first, input: { ...first.input, hostname: "not a hostname" } };
     const conn = await connectPinned(target);
     try {
-      await copyToRemote(conn, renderManifest(deployFiles(bad.layout, bad.input)), stagedPath(bad, "manifest"));
-      const r = await exec(conn, installCommand({ stageDir: bad.stageDir, noSystemctl: true }));
+      const { manifest, digests } = installPayload(bad, bundle);
+      const r = await exec(conn, installCommand({ stageDir: bad.stageDir, noSystemctl: true }, digests), manifest);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the new maild configuration is invalid, nothing was changed: hostname: "not a hostname"/);
     } finally {
       conn.end();
     }
     assert.deepEqual(mtimes(installedFiles(first)), before);
+  });
+
+  test("no key stays on the box: the stage directory is 0700 with only the daemon and the install script, and a manifest an earlier version staged is removed", async () => {
+    const legacy = path.join(first.stageDir, LEGACY_STAGED_MANIFEST);
+    fs.writeFileSync(legacy, renderManifest(deployFiles(first.layout, first.input)), { mode: 0o644 });
+    const manifestsInTmp = () =>
+      fs
+        .readdirSync(os.tmpdir())
+        .map((e) => path.join(os.tmpdir(), e, ".manifest"))
+        .filter((f) => fs.existsSync(f));
+    const before = manifestsInTmp();
+    const { summary } = await deploy(target, first, bundle);
+    assert.equal(summary, "mailstack-install: changed=none actions=none");
+    assert.deepEqual(fs.readdirSync(first.stageDir).sort(), ["install.sh", "maild.js"]);
+    assert.equal(fs.statSync(first.stageDir).mode & 0o777, 0o700);
+    assert.deepEqual(manifestsInTmp(), before, "the installer's private copy of the manifest is removed on exit");
+  });
+
+  test("a stale staged install script is refused before it runs, and nothing changes", async () => {
+    const before = mtimes(installedFiles(first));
+    const pid = pidOf(first.layout);
+    const opts = { stageDir: first.stageDir, noSystemctl: true };
+    const { manifest, digests } = installPayload(first, bundle);
+    const conn = await connectPinned(target);
+    try {
+      await copyToRemote(conn, installScript(first.layout) + "# an older or half-copied script\n", stagedPath(opts, "installer"));
+      const r = await exec(conn, installCommand(opts, digests), manifest);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the staged copies are not the ones this deployment made \(stale or partial\); run pulumi up again/);
+      assert.doesNotMatch(r.stdout, /mailstack-install:/);
+    } finally {
+      await copyToRemote(conn, installScript(first.layout), stagedPath(opts, "installer"));
+      conn.end();
+    }
+    assert.deepEqual(mtimes(installedFiles(first)), before);
+    assert.equal(pidOf(first.layout), pid);
+  });
+
+  test("a manifest cut off on stdin is refused, and nothing changes", async () => {
+    const before = mtimes(installedFiles(first));
+    const { manifest, digests } = installPayload(first, bundle);
+    const conn = await connectPinned(target);
+    try {
+      const r = await exec(
+        conn,
+        installCommand({ stageDir: first.stageDir, noSystemctl: true }, digests),
+        manifest.slice(0, manifest.length >> 1),
+      );
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `the file manifest on stdin has SHA-256 [0-9a-f]{64}, expected ${digests.files} \\(cut off or not this deployment's\\); nothing was changed`,
+        ),
+      );
+    } finally {
+      conn.end();
+    }
+    assert.deepEqual(mtimes(installedFiles(first)), before);
+  });
+
+  test("the delete step of an install made on another machine leaves this machine's maild running", async () => {
+    const pid = pidOf(first.layout);
+    await stop(target, first, "0123456789abcdef0123456789abcdef");
+    assert.doesNotThrow(() => process.kill(pid, 0));
+    assert.match(await smtpBanner(box.ipv4, 25), /^220 /);
   });
 
   test("a host presenting another key is refused before any command runs", async () => {
@@ -328,7 +437,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     };
     const { summary } = await deploy(target, second, bundle);
     started.push(second);
-    assert.match(summary, /actions=maild:start/);
+    assert.match(summary, / actions=metadata-guard:apply,maild:start,/);
     assert.doesNotMatch(
       summary,
       new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")),

@@ -18,7 +18,7 @@ import { boxLayout, MAILD_GID, MAILD_UID, type BoxLayout } from "../../server-bo
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stagedPath, stopCommand } from "../../server-bootstrap/install/deploy-commands";
+import { installCommand, sha256Hex, stagedPath, stopCommand } from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { installCertificate } from "../../components/shared/acme/keeper";
 import { splitPemChain } from "../../components/shared/acme/certificate-info";
@@ -106,14 +106,15 @@ function freshRoot(base: string): string {
   return root;
 }
 
-/** The MailDaemon steps without SSH: stage the three files, run the install script in the box's namespace. */
+/** The MailDaemon steps without SSH: stage the two files, run the install script in the box's namespace, manifest on stdin. */
 async function deploy(box: NetHost, layout: BoxLayout, stageDir: string, bundle: string, input: DeployInput): Promise<string> {
   const opts = { stageDir, noSystemctl: true };
   fs.mkdirSync(stageDir, { recursive: true, mode: 0o700 });
   fs.copyFileSync(bundle, stagedPath(opts, "daemon"));
   fs.writeFileSync(stagedPath(opts, "installer"), installScript(layout));
-  fs.writeFileSync(stagedPath(opts, "manifest"), renderManifest(deployFiles(layout, input)), { mode: 0o600 });
-  const r = await box.run(["bash", "-c", installCommand(opts)], { timeoutMs: 60_000 });
+  const manifest = renderManifest(deployFiles(layout, input));
+  const digests = { installer: sha256Hex(installScript(layout)), daemon: sha256Hex(fs.readFileSync(bundle)), files: sha256Hex(manifest) };
+  const r = await box.run(["bash", "-c", installCommand(opts, digests)], { timeoutMs: 60_000, input: manifest });
   if (r.code !== 0) throw new Error(`install failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
   return r.stdout.trim().split("\n").pop() ?? "";
 }
@@ -263,7 +264,8 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
 
   after(async () => {
     if (maildRunning) {
-      const r = await box.run(["bash", "-c", stopCommand({ stageDir, noSystemctl: true })], { timeoutMs: 30_000 });
+      const machine = (await box.run(["bash", "-c", "cat /etc/machine-id 2>/dev/null || hostname"])).stdout.trim();
+      const r = await box.run(["bash", "-c", stopCommand({ stageDir, noSystemctl: true }, machine)], { timeoutMs: 30_000 });
       if (r.code !== 0) {
         const pidFile = path.join(layout.runDir, "maild.pid");
         if (fs.existsSync(pidFile))

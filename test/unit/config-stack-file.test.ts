@@ -31,14 +31,14 @@ describe("readStackFile", () => {
         "    secure: v1:Y2xvdWRmbGFyZQ==",
         "  mailstack:hostname: mail.example.org",
         "  mailstack:server:",
-        "    type: cx22",
+        "    type: cx23",
         "    deleteProtection: true",
         "    volumeSizeGb: 20",
       ].join("\n"),
     );
     assert.deepEqual(readStackFile(file), {
       hostname: "mail.example.org",
-      server: { type: "cx22", deleteProtection: true, volumeSizeGb: 20 },
+      server: { type: "cx23", deleteProtection: true, volumeSizeGb: 20 },
     });
   });
 

@@ -90,10 +90,87 @@ const badCases: BadCase[] = [
     message: "is not a Hetzner server type; expected cx, cpx, cax or ccx followed by digits",
   },
   {
+    name: "a CX type in a US location, where Hetzner sells no CX",
+    set: { "server.type": "cx23", "server.location": "ash" },
+    path: "server.type",
+    message:
+      `"cx23" is not offered in "ash" (CX is sold in fsn1, nbg1, hel1 only); ` +
+      "in ash use cpx11, cpx21, cpx31, cpx41, cpx51 or ccx13, ccx23, ccx33, ccx43, ccx53, ccx63",
+  },
+  {
+    name: "an ARM type in Singapore",
+    set: { "server.type": "cax11", "server.location": "sin" },
+    path: "server.type",
+    message: `"cax11" is not offered in "sin" (CAX is sold in fsn1, nbg1, hel1 only); in sin use cpx12,`,
+  },
+  {
+    name: "a first-generation CPX type in the EU, where the second generation replaced it",
+    set: { "server.type": "cpx11", "server.location": "nbg1" },
+    path: "server.type",
+    message: `"cpx11" is not offered in "nbg1" (CPX gen 1 is sold in ash, hil only); in nbg1 use cx23, cx33, cx43, cx53 or cax11,`,
+  },
+  {
+    name: "the old default cx22, withdrawn by Hetzner",
+    set: { "server.type": "cx22" },
+    path: "server.type",
+    message:
+      `"cx22" is no longer sold (CX gen 2 was withdrawn at the end of 2025 (Hetzner changelog 2025-10-16)); ` +
+      "its successor is cx23; in fsn1 use cx23, cx33, cx43, cx53 or cax11",
+  },
+  {
+    name: "a withdrawn CX type in a US location names no EU-only successor",
+    set: { "server.type": "cx22", "server.location": "hil" },
+    path: "server.type",
+    message: `"cx22" is no longer sold (CX gen 2 was withdrawn at the end of 2025 (Hetzner changelog 2025-10-16)); in hil use cpx11,`,
+  },
+  {
+    name: "a server type Hetzner never sold",
+    set: { "server.type": "cpx99" },
+    path: "server.type",
+    message: `"cpx99" is not a server type Hetzner sells; in fsn1 use cx23,`,
+  },
+  {
     name: "unsupported server image",
     set: { "server.image": "centos-7" },
     path: "server.image",
-    message: `"centos-7" is not one of debian-12|debian-13|ubuntu-24.04|ubuntu-22.04`,
+    message: `"centos-7" is not one of debian-12|ubuntu-24.04|ubuntu-22.04`,
+  },
+  {
+    name: "Debian 13, whose Dovecot 2.4 refuses a 2.3 configuration",
+    set: { "server.image": "debian-13" },
+    path: "server.image",
+    message: `"debian-13" ships Dovecot 2.4, which refuses the Dovecot 2.3 configuration mailstack writes; use debian-12, ubuntu-24.04, ubuntu-22.04`,
+  },
+  {
+    name: "Ubuntu 26.04, whose Dovecot 2.4 refuses a 2.3 configuration",
+    set: { "server.image": "ubuntu-26.04" },
+    path: "server.image",
+    message: `"ubuntu-26.04" ships Dovecot 2.4, which refuses the Dovecot 2.3 configuration mailstack writes`,
+  },
+  {
+    name: "keepOnDestroy not a boolean",
+    set: { "server.keepOnDestroy": "always" },
+    path: "server.keepOnDestroy",
+    message: `expected true or false, got "always"`,
+  },
+  {
+    name: "adopt without the volume",
+    set: { "server.adopt": { ipv4: "52418876", ipv6: "52418877" } },
+    path: "server.adopt",
+    message:
+      "needs ipv4, ipv6 and volume together (the primary IPs and the volume a stack with keepOnDestroy left behind); missing: volume",
+  },
+  {
+    name: "adopt with an IP address where the id goes",
+    set: { "server.adopt": { ipv4: "198.51.100.25", ipv6: "52418877", volume: "100200300" } },
+    path: "server.adopt.ipv4",
+    message: `"198.51.100.25" is not a Hetzner id (digits, e.g. 52418876); \`hcloud primary-ip list\` shows it`,
+  },
+  {
+    name: "adopt with a misspelt key",
+    set: { "server.adopt": { ipv4: "52418876", ipv6: "52418877", volume: "100200300", volumes: "1" } },
+    path: "server.adopt.volumes",
+    message: "unknown key; allowed keys here are ipv4, ipv6, volume",
   },
   {
     name: "SSH range with host bits set",
@@ -129,7 +206,7 @@ const badCases: BadCase[] = [
     name: "misspelt server key",
     set: { "server.tpye": "cx22" },
     path: "server.tpye",
-    message: "allowed keys here are type, location, image, sshSourceRanges, volumeSizeGb, deleteProtection",
+    message: "allowed keys here are type, location, image, sshSourceRanges, volumeSizeGb, deleteProtection, keepOnDestroy, adopt",
   },
   { name: "no domains", set: { domains: [] }, path: "domains", message: "at least one mail domain is required" },
   { name: "domain with a space", set: { "domains[0].name": "exa mple.org" }, path: "domains[0].name", message: `contains " "` },
@@ -466,12 +543,13 @@ describe("validateStackConfig on good input", () => {
     const expected: StackSpec = {
       hostname: "mail.example.org",
       server: {
-        type: "cx22",
+        type: "cx23",
         location: "fsn1",
         image: "debian-12",
         sshSourceRanges: ["0.0.0.0/0", "::/0"],
         volumeSizeGb: 10,
         deleteProtection: false,
+        keepOnDestroy: false,
       },
       domains: [
         {
@@ -494,6 +572,48 @@ describe("validateStackConfig on good input", () => {
       },
     };
     assert.deepEqual(spec, expected);
+  });
+
+  test("without a type, each location gets the cheapest x86 type Hetzner sells there", () => {
+    const typeIn = (location: string) => {
+      const raw = minimal();
+      setAt(raw, "server.location", location);
+      return validateStackConfig(raw).server.type;
+    };
+    assert.deepEqual(
+      ["fsn1", "nbg1", "hel1", "sin", "ash", "hil"].map((l) => [l, typeIn(l)]),
+      [
+        ["fsn1", "cx23"],
+        ["nbg1", "cx23"],
+        ["hel1", "cx23"],
+        ["sin", "cpx12"],
+        ["ash", "cpx11"],
+        ["hil", "cpx11"],
+      ],
+    );
+  });
+
+  test("every type/location pair in Hetzner's offer is accepted, ARM and dedicated types included", () => {
+    for (const [type, location] of [
+      ["cax21", "hel1"],
+      ["cpx22", "sin"],
+      ["cpx31", "hil"],
+      ["ccx13", "ash"],
+      ["ccx23", "sin"],
+      ["cx53", "nbg1"],
+    ]) {
+      const raw = minimal();
+      setAt(raw, "server", { type, location });
+      assert.deepEqual([validateStackConfig(raw).server.type, validateStackConfig(raw).server.location], [type, location]);
+    }
+  });
+
+  test("keepOnDestroy and adopt are read; ids may be written as numbers, and come out as digit strings", () => {
+    const raw = minimal();
+    setAt(raw, "server", { keepOnDestroy: "true", adopt: { ipv4: 52418876, ipv6: "52418877", volume: " 100200300 " } });
+    const server = validateStackConfig(raw).server;
+    assert.equal(server.keepOnDestroy, true);
+    assert.deepEqual(server.adopt, { ipv4: "52418876", ipv6: "52418877", volume: "100200300" });
   });
 
   test("subdomainPolicy defaults to the configured policy", () => {
@@ -682,7 +802,7 @@ describe("the example stacks", () => {
         ["example.net", "example.net"],
       ],
     );
-    assert.deepEqual([spec.server.type, spec.server.location], ["cx22", "fsn1"]);
+    assert.deepEqual([spec.server.type, spec.server.location], ["cx23", "fsn1"]);
     assert.deepEqual(
       spec.users.map((u) => u.address),
       ["alice@example.org", "bob@example.net"],
