@@ -82,11 +82,11 @@ describe("hcloud stand-in: servers and where they are sold", () => {
     assert.equal(s.world.servers.size, 1);
   });
 
-  test("a cx23 in ash is refused by the API as an unsupported location, and nothing is created", async () => {
+  test("a cx23 in ash is refused by the API as an unsupported location naming type and location, and nothing is created", async () => {
     const s = setup();
     await rejectsWith(
       s.create(SERVER, "server", { serverType: "cx23", image: "debian-12", location: "ash" }),
-      /^unsupported location for server type \(invalid_input, [0-9a-f]+\)/,
+      /^unsupported location for server type \(invalid_input, [0-9a-f]+\): \[location => \[server type cx23 is not available in ash; it is sold in fsn1, nbg1, hel1\]\]$/,
     );
     assert.equal(s.world.servers.size, 0);
   });
@@ -513,6 +513,104 @@ describe("hcloud stand-in: import of a server", () => {
     const diff = await s.hcloud.diff(ctx("server"), SERVER, imported!.id, imported!.inputs, imported!.outputs, program, []);
     assert.deepEqual(diff.replaceKeys.sort(), ["sshKeys", "userData"]);
     assert.ok(diff.changedKeys.includes("publicNets"));
+  });
+});
+
+describe("hcloud stand-in: auto-deleted IPs, assignments and imports", () => {
+  test("a server without primary IPs gets auto-deleted ones that go with it; autoDelete false IPs stay", async () => {
+    const s = setup();
+    const bare = await s.create(SERVER, "bare", { serverType: "cx23", image: "debian-12", location: "fsn1" });
+    const own = [...s.world.primaryIps.values()].filter((ip) => ip.assigneeId === Number(bare.id));
+    assert.deepEqual(
+      own.map((ip) => [ip.type, ip.autoDelete]),
+      [
+        ["ipv4", true],
+        ["ipv6", true],
+      ],
+    );
+    const host = await mailHost(s);
+    await s.hcloud.delete(ctx("bare"), SERVER, bare.id, bare.inputs, bare.outputs);
+    await s.hcloud.delete(ctx("server"), SERVER, host.server.id, host.server.inputs, host.server.outputs);
+    assert.deepEqual([...s.world.primaryIps.keys()].sort(), [Number(host.v4.id), Number(host.v6.id)].sort());
+  });
+
+  test("assigning a primary IP to a running server fails server_not_stopped (the PrimaryIp update does not power off)", async () => {
+    const s = setup();
+    const bare = await s.create(SERVER, "bare", {
+      serverType: "cx23",
+      image: "debian-12",
+      location: "fsn1",
+      publicNets: [{ ipv4Enabled: false, ipv6Enabled: true }],
+    });
+    const ip = await s.create(PRIMARY_IP, "ip", { type: "ipv4", location: "fsn1" });
+    const news = { ...ip.inputs, location: undefined, assigneeId: Number(bare.id), assigneeType: "server" };
+    await rejectsWith(
+      s.hcloud.update(ctx("ip"), PRIMARY_IP, ip.id, ip.inputs, ip.outputs, news, []),
+      /The Server is running, but needs to be powered off \(server_not_stopped, /,
+    );
+  });
+
+  test("Volume, VolumeAttachment, Firewall, SshKey and Rdns import by their documented ids", async () => {
+    const s = setup();
+    const host = await mailHost(s);
+    await s.create(VOLUME_ATTACHMENT, "a", { volumeId: Number(host.volume.id), serverId: Number(host.server.id) });
+    const ptr = await s.create(RDNS, "ptr", {
+      primaryIpId: Number(host.v4.id),
+      ipAddress: String(host.v4.outputs.ipAddress),
+      dnsPtr: "mail.example.org",
+    });
+    const volume = await s.hcloud.read(ctx("v"), VOLUME, host.volume.id);
+    assert.deepEqual([volume!.outputs.size, volume!.outputs.serverId, volume!.inputs.format], [10, Number(host.server.id), undefined]);
+    const attachment = await s.hcloud.read(ctx("a"), VOLUME_ATTACHMENT, host.volume.id);
+    assert.deepEqual([attachment!.outputs.volumeId, attachment!.outputs.serverId], [Number(host.volume.id), Number(host.server.id)]);
+    const firewall = await s.hcloud.read(ctx("f"), FIREWALL, host.firewall.id);
+    assert.deepEqual(firewall!.outputs.applyTos, [{ server: Number(host.server.id) }]);
+    const key = await s.hcloud.read(ctx("k"), SSH_KEY, host.key.id);
+    assert.equal(key!.inputs.publicKey, DEPLOYER);
+    const rdns = await s.hcloud.read(ctx("ptr"), RDNS, ptr.id);
+    assert.deepEqual(rdns!.inputs, {
+      primaryIpId: Number(host.v4.id),
+      ipAddress: host.v4.outputs.ipAddress,
+      dnsPtr: "mail.example.org",
+      __defaults: [],
+    });
+    await rejectsWith(s.hcloud.read(ctx("v"), VOLUME, "data"), /Expected import identifier with format: \$VOLUME_ID/);
+  });
+});
+
+describe("hcloud stand-in: an unchanged program", () => {
+  test("every MailHost resource, checked again with its old inputs, diffs to nothing", async () => {
+    const s = setup();
+    const host = await mailHost(s);
+    const attachment = await s.create(VOLUME_ATTACHMENT, "a", {
+      volumeId: Number(host.volume.id),
+      serverId: Number(host.server.id),
+      automount: false,
+    });
+    const ptr = await s.create(RDNS, "ptr", {
+      primaryIpId: Number(host.v4.id),
+      ipAddress: String(host.v4.outputs.ipAddress),
+      dnsPtr: "mail.example.org",
+    });
+    const program: [string, string, { id: string; inputs: PropertyMap; outputs: PropertyMap }, PropertyMap][] = [
+      [SSH_KEY, "deployer", host.key, { publicKey: DEPLOYER }],
+      [PRIMARY_IP, "ipv4", host.v4, { type: "ipv4", location: "fsn1", autoDelete: false }],
+      [VOLUME, "data", host.volume, { size: 10, location: "fsn1", format: "ext4", automount: false }],
+      [
+        FIREWALL,
+        "firewall",
+        host.firewall,
+        { rules: [{ direction: "in", protocol: "tcp", port: "25", sourceIps: ["0.0.0.0/0", "::/0"] }] },
+      ],
+      [SERVER, "server", host.server, host.serverInputs],
+      [VOLUME_ATTACHMENT, "a", attachment, { volumeId: Number(host.volume.id), serverId: Number(host.server.id), automount: false }],
+      [RDNS, "ptr", ptr, { primaryIpId: Number(host.v4.id), ipAddress: String(host.v4.outputs.ipAddress), dnsPtr: "mail.example.org" }],
+    ];
+    for (const [type, name, state, inputs] of program) {
+      const checked = await s.hcloud.check(ctx(name), type, state.inputs, inputs);
+      const diff = await s.hcloud.diff(ctx(name), type, state.id, state.inputs, state.outputs, checked.inputs, []);
+      assert.deepEqual([type, diff.changes, diff.changedKeys], [type, "none", []]);
+    }
   });
 });
 

@@ -307,11 +307,16 @@ export class HcloudWorld {
     if (!type) throw invalidInput("server_type", `server type ${opts.serverType} not found`);
     const location = (opts.location ?? this.defaultLocationFor(type)) as Location;
     if (!(LOCATIONS as readonly string[]).includes(location)) throw invalidInput("location", `location ${location} not found`);
-    // trellis-cli #622: a type not offered at the location -> invalid_input "unsupported location for server type".
-    if (!type.locations[location]) throw new HcloudApiError("invalid_input", "unsupported location for server type", 422);
-    if (!orderableLocations(type, this.now()).includes(location)) {
-      // Deprecated past its date there: the API refuses the order (TF checks this first, resource.go L364-379).
-      throw new HcloudApiError("invalid_input", "unsupported location for server type", 422);
+    // trellis-cli #622: a type not offered at the location -> invalid_input "unsupported location for
+    // server type". invalid_input errors carry field details, which TF's SDKv2 resources append to the
+    // message (error_sdk.go enrichInvalidInput); the detail's wording is the stand-in's (UNCONFIRMED),
+    // naming the type, the location and where the type is sold.
+    const orderable = orderableLocations(type, this.now());
+    if (!type.locations[location] || !orderable.includes(location)) {
+      const where = orderable.length > 0 ? `it is sold in ${orderable.join(", ")}` : "it is sold nowhere";
+      throw new HcloudApiError("invalid_input", "unsupported location for server type", 422, [
+        { name: "location", messages: [`server type ${type.name} is not available in ${location}; ${where}`] },
+      ]);
     }
     if (this.options.soldOut?.some((s) => s.serverType === type.name && s.location === location)) {
       // TENT / algo #14562: sold out -> 412 resource_unavailable ("error during placement").

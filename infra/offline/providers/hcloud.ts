@@ -444,7 +444,7 @@ async function createResource(
         await api("pf", () => world.changeServerDnsPtr(parentId, address, ptr));
       }
       // rdns/common.go FormatID: `<prefix>-<id>-<net.IP.String()>`.
-      return { id: `${prefix}-${parentId}-${canonicalIp(address)}`, computed: { ipAddress: inputs.ipAddress } };
+      return { id: `${prefix}-${parentId}-${canonicalIp(address)}`, computed: { ipAddress: canonicalIp(address) } };
     }
     case VOLUME: {
       // volume/resource.go Create L84-174.
