@@ -110,6 +110,22 @@ describe("hcloud stand-in: servers and where they are sold", () => {
     assert.equal(us.outputs.serverType, "cpx11");
   });
 
+  test("a deprecated image warns until three months after its deprecation, then fails before the API is asked", async () => {
+    const log: string[] = [];
+    const before = setup();
+    const checked = await before.hcloud.check(ctx("old"), SERVER, undefined, { serverType: "cx23", image: "debian-11", location: "fsn1" });
+    await before.hcloud.create(ctx("old", false, log), SERVER, checked.inputs);
+    assert.deepEqual(log, [
+      'warning: Image Deprecated: Image "debian-11" is deprecated and will no longer be available for order as of 2026-11-30.',
+    ]);
+    const afterwards = setup({ now: () => new Date("2026-12-01T00:00:00Z") });
+    await rejectsWith(
+      afterwards.create(SERVER, "old", { serverType: "cx23", image: "debian-11", location: "fsn1" }),
+      /^Image Unavailable: Image "debian-11" is unavailable and can no longer be ordered\.$/,
+    );
+    assert.deepEqual(afterwards.world.actions, []);
+  });
+
   test("the image is looked up for the type's architecture", async () => {
     const s = setup();
     const arm = await s.create(SERVER, "arm", { serverType: "cax11", image: "debian-12", location: "hel1" });
