@@ -267,6 +267,31 @@ describe("hcloud stand-in: servers and where they are sold", () => {
     assert.equal(s.world.servers.get(Number(server.id))!.status, "running");
   });
 
+  test("leaving publicNets out of the program is no change (TF suppresses the diff while the block is absent)", async () => {
+    const s = setup();
+    const { server } = await mailHost(s);
+    const news = { ...server.inputs };
+    delete news.publicNets;
+    const diff = await s.hcloud.diff(ctx("server"), SERVER, server.id, server.inputs, server.outputs, news, []);
+    assert.equal(diff.changes, "none");
+  });
+
+  test("switching to an IPv4-less public net unassigns and DELETES the server's IPv4 when the old block did not name it", async () => {
+    const s = setup();
+    const bare = await s.create(SERVER, "bare", {
+      serverType: "cx23",
+      image: "debian-12",
+      location: "fsn1",
+      publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+    });
+    const v4 = s.world.servers.get(Number(bare.id))!.ipv4Id!;
+    const news = { ...bare.inputs, publicNets: [{ ipv4Enabled: false, ipv6Enabled: true }] };
+    await s.hcloud.update(ctx("bare"), SERVER, bare.id, bare.inputs, bare.outputs, news, []);
+    assert.equal(s.world.getPrimaryIp(v4), undefined);
+    assert.equal(s.world.servers.get(Number(bare.id))!.ipv4Id, undefined);
+    assert.equal(s.world.servers.get(Number(bare.id))!.status, "running");
+  });
+
   test("the backend hears of a new server with its addresses and user data before the create returns", async () => {
     const seen: MachineView[] = [];
     const s = setup({

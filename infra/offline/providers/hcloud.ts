@@ -3,7 +3,7 @@
 // the API's rules (hcloud-world.ts) apply to what the engine asks for. Line numbers are of
 // hetznercloud/terraform-provider-hcloud v1.67.0 (5705c821) internal/<resource>/resource.go unless
 // said otherwise; facts and further sources: /work/research/hetzner.md.
-import { createHash } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import { isIP } from "node:net";
 import { Unknown, type CallContext, type CheckFailure, type DiffResult, type PropertyMap, type ProviderStandIn } from "../model";
 import { bridgedCheck, bridgedDiff, bridgedOutputs, unknownComputed, type BridgedResourceSchema } from "./bridge";
@@ -97,7 +97,9 @@ export const schemas: Record<string, BridgedResourceSchema & { required: string[
       keepDisk: { default: false },
       backups: { default: false },
       labels: {},
-      publicNets: { set: true, normalise: normalisePublicNets },
+      // L169-176: a DiffSuppressFunc drops every public_net diff while the block is absent from the
+      // configuration, so leaving it out keeps the state's (the `computed` rule of bridge.ts).
+      publicNets: { set: true, computed: true, normalise: normalisePublicNets },
       firewallIds: { set: true, computed: true },
       ignoreRemoteFirewallIds: { default: false },
       placementGroupId: {},
@@ -854,15 +856,7 @@ async function updatePublicNet(world: HcloudWorld, server: ServerRecord, oldNets
             `Assigned ${family === "ipv4" ? "IPv4" : "IPv6"} changed between plan and apply, please check and generate a new plan`,
           );
         await api("sdkv2", () => world.unassignPrimaryIp(current));
-        const ip = await api("sdkv2", () =>
-          world.createPrimaryIp({
-            name: `primary_ip-${Date.now() % 10_000_000}`,
-            type: family,
-            location: server.location,
-            autoDelete: true,
-          }),
-        );
-        await api("sdkv2", () => world.assignPrimaryIp(ip.id, server.id));
+        await createRandomPrimaryIp(world, server, family);
       }
     }
   }
@@ -888,15 +882,7 @@ async function updatePublicNet(world: HcloudWorld, server: ServerRecord, oldNets
         } else if (enabled && wantedId === 0) {
           if (enabledBefore && removedId !== 0) await api("sdkv2", () => world.unassignPrimaryIp(removedId));
           if ((!enabledBefore && removedId === 0) || (enabledBefore && removedId !== 0)) {
-            const ip = await api("sdkv2", () =>
-              world.createPrimaryIp({
-                name: `primary_ip-${Date.now() % 10_000_000}`,
-                type: family,
-                location: server.location,
-                autoDelete: true,
-              }),
-            );
-            await api("sdkv2", () => world.assignPrimaryIp(ip.id, server.id));
+            await createRandomPrimaryIp(world, server, family);
           }
         } else {
           throw new ProviderCallError(`this operation is not allowed: ipv4_enabled = false | ipv4 = ${wantedId}`);
@@ -908,6 +894,15 @@ async function updatePublicNet(world: HcloudWorld, server: ServerRecord, oldNets
     }
   }
   await powerOn();
+}
+
+/**
+ * internal/primaryip/helpers.go CreateRandomPrimaryIP L48-66: `primary_ip-<7 random digits>`,
+ * created already assigned to the (stopped) server, auto-deleted with it.
+ */
+async function createRandomPrimaryIp(world: HcloudWorld, server: ServerRecord, family: "ipv4" | "ipv6"): Promise<void> {
+  const name = `primary_ip-${String(randomInt(1_000_000, 10_000_000))}`;
+  await api("sdkv2", () => world.createPrimaryIp({ name, type: family, assigneeId: server.id, autoDelete: true }));
 }
 
 // ------------------------------------------------------------------------------ delete
