@@ -284,6 +284,15 @@ describe("command stand-in: local.Command", () => {
     assert.deepEqual([second.command, second.environment], ["wait-for-ssh", { HOST: "h2", PULUMI_COMMAND_STDOUT: "ok" }]);
   });
 
+  test("assetPaths are refused rather than silently left out of the outputs", async () => {
+    const { command, executor } = setup();
+    await assert.rejects(
+      command.create(ctx("build"), LOCAL_COMMAND, { create: "make", assetPaths: ["dist/**"] }),
+      /assetPaths\/archivePaths are not modelled/,
+    );
+    assert.equal(executor.calls.length, 0);
+  });
+
   test("the real local executor: interpreter, dir, environment, stdin, and the failure text", async () => {
     const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "standin-local-")));
     try {

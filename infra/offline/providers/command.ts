@@ -113,6 +113,12 @@ export function commandStandIn(executor: CommandExecutor): ProviderStandIn {
    * into PULUMI_COMMAND_STDOUT/STDERR unless addPreviousOutputInEnv is false, and only when not empty.
    */
   async function run(ctx: CallContext, type: string, command: string, inputs: PropertyMap, previous: { stdout: string; stderr: string }) {
+    if (type === LOCAL_COMMAND && (!isAbsent(reveal(inputs.assetPaths)) || !isAbsent(reveal(inputs.archivePaths)))) {
+      // local/commandOutputs.go globs them into `assets`/`archive` outputs; the stand-in does not model that.
+      throw new ProviderCallError(
+        "local.Command assetPaths/archivePaths are not modelled by the offline stand-in; leave them out or extend command.ts",
+      );
+    }
     const prevEnv: Record<string, string> = {};
     if (reveal(inputs.addPreviousOutputInEnv) !== false) {
       if (previous.stdout !== "") prevEnv.PULUMI_COMMAND_STDOUT = previous.stdout;
