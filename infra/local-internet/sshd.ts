@@ -37,12 +37,26 @@ export interface SshServer {
   stop(): Promise<void>;
 }
 
-export async function startSshd(internet: LocalInternet, host: NetHost, opts: { port?: number } = {}): Promise<SshServer> {
+export interface SshdOptions {
+  port?: number;
+  /** the host key to serve (OpenSSH private key and its public line); default: a fresh Ed25519 pair */
+  hostKey?: KeyPair;
+  /** the key authorised for root; default: a fresh Ed25519 pair */
+  client?: KeyPair;
+  /** sshd's AcceptEnv patterns (none by default, as in Debian's sshd_config apart from LANG/LC_*) */
+  acceptEnv?: string[];
+}
+
+export async function startSshd(internet: LocalInternet, host: NetHost, opts: SshdOptions = {}): Promise<SshServer> {
   if (!fs.existsSync("/usr/sbin/sshd")) throw new Error('startSshd: /usr/sbin/sshd not found; install the Debian package "openssh-server"');
   const port = opts.port ?? 22;
   const dir = fs.mkdtempSync(path.join(internet.workDir, "sshd-"));
-  const hostKey = await ed25519KeyPair(dir, "ssh_host_ed25519_key");
-  const client = await ed25519KeyPair(dir, "deployer");
+  let hostKey: KeyPair;
+  if (opts.hostKey) {
+    hostKey = opts.hostKey;
+    fs.writeFileSync(path.join(dir, "ssh_host_ed25519_key"), opts.hostKey.privateKey, { mode: 0o600 });
+  } else hostKey = await ed25519KeyPair(dir, "ssh_host_ed25519_key");
+  const client = opts.client ?? (await ed25519KeyPair(dir, "deployer"));
   fs.chmodSync(path.join(dir, "ssh_host_ed25519_key"), 0o600);
   fs.writeFileSync(path.join(dir, "authorized_keys"), client.publicKey + "\n", { mode: 0o600 });
   const config = path.join(dir, "sshd_config");
@@ -63,6 +77,7 @@ export async function startSshd(internet: LocalInternet, host: NetHost, opts: { 
       "PidFile none",
       "Subsystem sftp internal-sftp",
       "LogLevel ERROR",
+      ...(opts.acceptEnv && opts.acceptEnv.length > 0 ? [`AcceptEnv ${opts.acceptEnv.join(" ")}`] : []),
       "",
     ].join("\n"),
   );
@@ -88,7 +103,7 @@ export async function startSshd(internet: LocalInternet, host: NetHost, opts: { 
   return {
     host,
     port,
-    hostKey: hostKey.publicKey.split(" ").slice(0, 2).join(" "),
+    hostKey: hostKey.publicKey.trim().split(/\s+/).slice(0, 2).join(" "),
     client,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

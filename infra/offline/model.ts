@@ -149,6 +149,12 @@ export interface ProviderStandIn {
   ): Promise<{ outputs: PropertyMap }>;
   /** Never called in preview. */
   delete(ctx: CallContext, type: string, id: string, oldInputs: PropertyMap, oldOutputs: PropertyMap): Promise<void>;
+  /**
+   * Invoke (a data source, `cloudflare:index/getZone:getZone`): the provider's answer, or a thrown
+   * error the engine reports as the program's. Runs in preview too, as real invokes do. Optional:
+   * packages without data sources the program uses leave it out.
+   */
+  invoke?(ctx: CallContext, token: string, args: PropertyMap): Promise<PropertyMap>;
 }
 
 /** What the engine did to one resource, in the order it happened. */
