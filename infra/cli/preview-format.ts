@@ -51,7 +51,13 @@ export function displayPropertyValue(value: unknown, key?: string): string {
     return v;
   });
   const shown =
-    value instanceof Secret || value instanceof EncryptedSecret ? "[secret]" : value === Unknown ? "[unknown]" : (text ?? "undefined");
+    value instanceof Secret && value.value === Unknown
+      ? "[secret, unknown]"
+      : value instanceof Secret || value instanceof EncryptedSecret
+        ? "[secret]"
+        : value === Unknown
+          ? "[unknown]"
+          : (text ?? "undefined");
   return shown.length > 120 ? `${shown.slice(0, 117)}...` : shown;
 }
 
@@ -109,8 +115,7 @@ export function formatPreview(report: PreviewReport, options: { diff: boolean })
   if (changes.length > 0) {
     out.push("Steps, in the order the engine runs them (the real engine runs steps that do not depend on each other in parallel):");
     let inDeletes = false;
-    report.steps.forEach((step, i) => {
-      if (step.op === "same") return;
+    changes.forEach((step, i) => {
       if (step.wave !== undefined && !inDeletes) {
         inDeletes = true;
         out.push("  after the program finished, deletes, dependents first:");
@@ -119,7 +124,7 @@ export function formatPreview(report: PreviewReport, options: { diff: boolean })
       out.push(
         `  ${String(i + 1).padStart(3)}. ${SYMBOL[step.op].padEnd(2)} ${label(step)}  ${shortType(step.type)}  ${nameOf(step.urn)}${wave}`,
       );
-      out.push(`        ${step.reason}`);
+      if (step.op !== "create") out.push(`        ${step.reason}`);
       if (options.diff) out.push(...diffLines(step));
     });
     out.push("");

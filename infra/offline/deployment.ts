@@ -157,8 +157,13 @@ export function defaultProviderName(version: string): string {
   return `default_${m[1]}_${m[2]}_${m[3]}${pre.join("")}${build.join("")}`;
 }
 
-/** The `%v` of a PropertyValue in a check-failure message (properties.go String), secrets never shown. */
+/**
+ * The `%v` of a PropertyValue in a check-failure message (properties.go String: `{%v}` of the value;
+ * a computed one prints `output<string>{}`, a secret `&{...}` of its element). A secret with a known
+ * value prints as [secret] here: the engine would print the plaintext.
+ */
 function goValue(value: PropertyValue): string {
+  if (value instanceof Secret && value.value === Unknown) return "{&{output<string>{}}}";
   const inner = (v: PropertyValue): string => {
     if (v === Unknown) return "output<string>{}";
     if (v instanceof Secret) return "[secret]";
