@@ -105,7 +105,7 @@ describe("mailstack preview against the deployed state", () => {
     assert.equal(code, 0);
     const report = JSON.parse(out) as {
       steps: { order: number; op: string; name: string; reason: string }[];
-      dns: { op: string; name: string }[];
+      dns: { op: string; name: string; type: string; old?: string; new?: string }[];
       failed: boolean;
     };
     assert.equal(report.failed, false);
@@ -118,9 +118,12 @@ describe("mailstack preview against the deployed state", () => {
       report.steps.map((s) => s.order),
       report.steps.map((_, i) => i + 1),
     );
-    assert.deepEqual(report.dns, [
-      { op: "update", name: "_dmarc.example.net", type: "TXT", old: report.dns[0].old, new: report.dns[0].new },
-    ]);
+    assert.deepEqual(
+      report.dns.map((d) => [d.op, d.name, d.type]),
+      [["update", "_dmarc.example.net", "TXT"]],
+    );
+    assert.match(report.dns[0].old!, /^"v=DMARC1; p=quarantine;/);
+    assert.match(report.dns[0].new!, /^"v=DMARC1; p=reject;/);
     assert.doesNotMatch(out, /PRIVATE KEY|\$argon2|v1:REPLACE/);
     assert.ok(!out.includes(CLOUDFLARE_TOKEN));
   });
