@@ -185,6 +185,34 @@ describe("delete-before-replace", () => {
     );
   });
 
+  test("a chain of dependents is deleted dependents-first before the root and re-created after it; one deletedWith the root goes too, without a diff", async () => {
+    const chain = (image: string) => () => {
+      const server = new FakeResource("Server", "server", { image }, { deleteBeforeReplace: true });
+      const attachment = new FakeResource("Attachment", "attachment", { serverId: server.out });
+      new FakeResource("Mount", "mount", { serverId: attachment.out });
+      new FakeResource("Thing", "agent", { size: 1 }, { deletedWith: server });
+    };
+    const first = await run("up", chain("debian-12"), [fake()]);
+    const provider = fake();
+    const second = await run("up", chain("debian-13"), [provider], first.checkpoint);
+    assert.deepEqual(second.diagnostics, []);
+    const order = steps(second);
+    // the dependents in reverse snapshot order (agent, unrelated to the chain, has its own place)
+    assert.deepEqual(
+      order.slice(0, 5).filter((s) => !s.endsWith(" agent")),
+      ["delete-replaced mount", "delete-replaced attachment", "delete-replaced server", "create-replacement server"],
+    );
+    assert.ok(order.indexOf("delete-replaced agent") < order.indexOf("delete-replaced server"));
+    assert.deepEqual(order.slice(5).sort(), ["create-replacement agent", "create-replacement attachment", "create-replacement mount"]);
+    assert.ok(order.indexOf("create-replacement attachment") < order.indexOf("create-replacement mount"));
+    // agent is replaced because it is deleted with the server: no diff is asked for, and its own
+    // delete makes no provider call since the server's delete takes it along
+    assert.deepEqual(
+      provider.calls.filter((c) => c.name === "agent").map((c) => c.method),
+      ["check", "create"],
+    );
+  });
+
   test("a protected dependent stops the delete-before-replace, in preview and in up, before anything is deleted", async () => {
     const first = await run("up", program("debian-12", true), [fake()]);
     for (const mode of ["preview", "up"] as const) {
