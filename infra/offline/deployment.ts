@@ -269,7 +269,7 @@ export class Deployment {
     const pkg = packageOf(type);
     const found = this.standIn(pkg);
     if (!found) {
-      this.bail(urn, `no provider stand-in for package "${pkg}" (resource ${urn}); pass one for "${pkg}" to simulate()`);
+      this.bail(urn, `no provider stand-in for package "${pkg}" (resource ${urn})`);
     }
     return found;
   }
@@ -936,9 +936,17 @@ export class Deployment {
   }
 
   async invoke(token: string, args: PropertyMap): Promise<{ outputs: PropertyMap; failures: { property: string; reason: string }[] }> {
-    const prov = this.standIn(token.split(":")[0]);
-    if (!prov?.invoke) throw new Error(`unknown function ${token}`);
+    const pkg = token.split(":")[0];
+    const prov = this.standIn(pkg);
+    if (!prov) throw new Error(`no provider stand-in for package "${pkg}"`);
+    if (!prov.invoke) throw new Error(`unknown function ${token}`);
     return prov.invoke(this.ctx(""), token, args);
+  }
+
+  /** An invoke that failed: the program would fail on it, so the run stops with the error. */
+  invokeFailed(token: string, message: string): void {
+    this.error("", `Invoke of '${token}' failed: ${message}`);
+    this.stop(message);
   }
 
   /** RegisterResourceOutputs: a component's (and the stack's) outputs. */

@@ -215,6 +215,10 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
       };
       answer().then(
         ({ outputs, failures }) => {
+          if (failures.length > 0) {
+            deployment.invokeFailed(token, failures.map((f) => (f.property ? `${f.reason} (${f.property})` : f.reason)).join("; "));
+            return;
+          }
           const resp = new resproto.ResourceInvokeResponse();
           resp.setReturn(gstruct.Struct.fromJavaScript(mapToWire(outputs)));
           resp.setFailuresList(
@@ -227,7 +231,9 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
           );
           cb(null, resp);
         },
-        (err) => cb(err),
+        // The program cannot go on without the answer: the run stops here, and the invoke stays
+        // pending like every other registration of a stopped run (no rejection reaches the program)
+        (err) => deployment.invokeFailed(token, err instanceof Error ? err.message : String(err)),
       );
     };
 

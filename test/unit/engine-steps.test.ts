@@ -3,6 +3,7 @@
 // registration is processed and how many run at once, and that the first error stops `up`.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
 import { simulate, type SimulateOptions, type SimulateResult } from "../../infra/offline/simulate";
 import { Unknown, type Checkpoint } from "../../infra/offline/model";
 import { FakeComponent, FakeProvider, FakeResource } from "../harness/fake-stand-ins";
@@ -198,6 +199,35 @@ describe("providers and URNs", () => {
       ["urn:pulumi:test::proj::pulumi:providers:fake::default_1_1_0"],
     );
     assert.equal(stateOf(second, "a")[0].provider, `${providers[0].urn}::${providers[0].id}`);
+  });
+
+  test("an invoke answers with the stand-in's outputs; one it does not know stops the run with the engine's message", async () => {
+    const fake = new FakeProvider("fake", { invoke: (token, args) => ({ id: `${token}:${String(args.name)}` }) });
+    let zoneId: unknown;
+    const ok = await run(
+      "preview",
+      async () => {
+        const result = await pulumi.runtime.invoke("fake:index/getZone:getZone", { name: "example.org" });
+        zoneId = result.id;
+      },
+      [fake],
+    );
+    assert.deepEqual(ok.diagnostics, []);
+    assert.equal(zoneId, "fake:index/getZone:getZone:example.org");
+    const failing = await run(
+      "preview",
+      async () => {
+        await pulumi.runtime.invoke("fake:index/getZone:getZone", {});
+        new FakeResource("Thing", "never", {});
+      },
+      [new FakeProvider("fake")],
+    );
+    assert.equal(failing.failed, true);
+    assert.deepEqual(
+      failing.diagnostics.map((d) => d.message),
+      ["Invoke of 'fake:index/getZone:getZone' failed: unknown function fake:index/getZone:getZone"],
+    );
+    assert.deepEqual(failing.resources, []);
   });
 
   test("a package without a stand-in fails its registration, naming the package", async () => {
