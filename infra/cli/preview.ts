@@ -36,6 +36,8 @@ export interface PreviewOptions {
   configFile?: string;
   /** provider stand-ins to use instead of infra/offline/providers/ (tests) */
   providers?: ProviderStandIn[];
+  /** where the stand-ins are; default infra/offline/providers/ */
+  standInDir?: string;
 }
 
 export interface DnsChange {
@@ -229,7 +231,10 @@ export async function previewStack(options: PreviewOptions): Promise<PreviewRepo
     providers: options.providers ?? [],
     resolveProvider: options.providers
       ? undefined
-      : standInResolver({ projectDir: options.projectDir, project: projectName(options.projectDir), config }),
+      : standInResolver(
+          { projectDir: options.projectDir, project: projectName(options.projectDir), config, zones: deployedZones(config, checkpoint) },
+          options.standInDir,
+        ),
     projectDir: options.projectDir,
     // one at a time: a fixed order that is one of the orders the engine may run them in
     parallel: 1,
@@ -253,6 +258,35 @@ export async function previewStack(options: PreviewOptions): Promise<PreviewRepo
     dns: dnsChanges(run.steps),
     failed: run.failed,
   };
+}
+
+/**
+ * The Cloudflare zones of `mailstack:domains`, with the zone id the deployed DNS records carry (the
+ * zone whose name is the longest suffix of a record's name).
+ */
+function deployedZones(config: Record<string, string>, checkpoint: Checkpoint): Record<string, string | undefined> {
+  let domains: unknown;
+  try {
+    domains = JSON.parse(config["mailstack:domains"] ?? "[]");
+  } catch {
+    return {};
+  }
+  if (!Array.isArray(domains)) return {};
+  const zones: Record<string, string | undefined> = {};
+  for (const d of domains as { zone?: unknown; name?: unknown }[]) {
+    const zone = d.zone ?? d.name;
+    if (typeof zone === "string") zones[zone.toLowerCase()] = undefined;
+  }
+  const names = Object.keys(zones).sort((a, b) => b.length - a.length);
+  for (const r of checkpoint.resources) {
+    if (r.type !== DNS_RECORD || r.delete) continue;
+    const name = String(r.inputs.name ?? "")
+      .toLowerCase()
+      .replace(/\.$/, "");
+    const zone = names.find((z) => name === z || name.endsWith(`.${z}`));
+    if (zone && zones[zone] === undefined && typeof r.inputs.zoneId === "string") zones[zone] = r.inputs.zoneId;
+  }
+  return zones;
 }
 
 /** Pulumi.yaml `name:` (the project part of every URN). */

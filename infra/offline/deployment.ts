@@ -935,7 +935,8 @@ export class Deployment {
     }
   }
 
-  async invoke(token: string, args: PropertyMap): Promise<{ outputs: PropertyMap; failures: { property: string; reason: string }[] }> {
+  /** An invoke: the stand-in's answer; a thrown error is the program's to fail on. */
+  async invoke(token: string, args: PropertyMap): Promise<PropertyMap> {
     const pkg = token.split(":")[0];
     const prov = this.standIn(pkg);
     if (!prov) throw new Error(`no provider stand-in for package "${pkg}"`);

@@ -165,11 +165,11 @@ export interface ProviderStandIn {
   /** Never called in preview. */
   delete(ctx: CallContext, type: string, id: string, oldInputs: PropertyMap, oldOutputs: PropertyMap): Promise<void>;
   /**
-   * Invoke (a data source such as cloudflare:index/getZone:getZone); runs in preview as in up
-   * (proto/pulumi/provider.proto Invoke). Optional: without it an invoke of this package fails as an
-   * unknown function, the way the Node dynamic provider host answers (cmd/dynamic-provider invoke).
+   * Invoke (a data source, `cloudflare:index/getZone:getZone`): the provider's answer, or a thrown
+   * error the engine reports as the program's. Runs in preview too, as real invokes do. Optional:
+   * packages without data sources the program uses leave it out.
    */
-  invoke?(ctx: CallContext, token: string, args: PropertyMap): Promise<{ outputs: PropertyMap; failures: CheckFailure[] }>;
+  invoke?(ctx: CallContext, token: string, args: PropertyMap): Promise<PropertyMap>;
 }
 
 /** What the engine did to one resource, in the order it happened. */

@@ -100,10 +100,6 @@ const resproto = require("@pulumi/pulumi/proto/resource_pb") as {
   ReadResourceResponse: new () => { setUrn(u: string): void; setProperties(o: unknown): void };
   ResourceInvokeResponse: new () => { setReturn(o: unknown): void; setFailuresList(f: unknown[]): void };
 };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const provproto = require("@pulumi/pulumi/proto/provider_pb") as {
-  CheckFailure: new () => { setProperty(p: string): void; setReason(r: string): void };
-};
 
 let running = false;
 
@@ -205,30 +201,19 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     monitor.invoke = (req, cb) => {
       const token = req.getTok();
       const args = mapFromWire(req.getArgs()?.toJavaScript() ?? {});
-      const answer = async () => {
+      const answer = async (): Promise<PropertyMap> => {
         if (token === "pulumi:pulumi:getResource") {
           const state = deployment.lookup(String(args.urn));
           if (!state) throw new Error(`unknown resource ${String(args.urn)}`);
-          return { outputs: { urn: state.urn, id: state.id ?? "", state: state.outputs } as PropertyMap, failures: [] };
+          return { urn: state.urn, id: state.id ?? "", state: state.outputs };
         }
         return deployment.invoke(token, args);
       };
       answer().then(
-        ({ outputs, failures }) => {
-          if (failures.length > 0) {
-            deployment.invokeFailed(token, failures.map((f) => (f.property ? `${f.reason} (${f.property})` : f.reason)).join("; "));
-            return;
-          }
+        (outputs) => {
           const resp = new resproto.ResourceInvokeResponse();
           resp.setReturn(gstruct.Struct.fromJavaScript(mapToWire(outputs)));
-          resp.setFailuresList(
-            failures.map((f) => {
-              const failure = new provproto.CheckFailure();
-              failure.setProperty(f.property);
-              failure.setReason(f.reason);
-              return failure;
-            }),
-          );
+          resp.setFailuresList([]);
           cb(null, resp);
         },
         // The program cannot go on without the answer: the run stops here, and the invoke stays

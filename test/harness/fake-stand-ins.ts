@@ -157,7 +157,7 @@ export class FakeProvider implements ProviderStandIn {
   async invoke(ctx: CallContext, token: string, args: PropertyMap) {
     this.begin("invoke", ctx, { news: args }).end = clock.tick();
     if (!this.options.invoke) throw new Error(`unknown function ${token}`);
-    return { outputs: this.options.invoke(token, args), failures: [] };
+    return this.options.invoke(token, args);
   }
 }
 

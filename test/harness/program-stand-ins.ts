@@ -56,10 +56,7 @@ export function programStandIn(pkg: string): ProviderStandIn {
     },
     async delete() {},
     async invoke(_ctx, token, args) {
-      return {
-        outputs: (await mocks.call({ token, inputs: args, provider: "" } as Parameters<typeof mocks.call>[0])) as PropertyMap,
-        failures: [],
-      };
+      return (await mocks.call({ token, inputs: args, provider: "" } as Parameters<typeof mocks.call>[0])) as PropertyMap;
     },
   };
 }

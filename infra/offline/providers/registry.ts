@@ -1,8 +1,9 @@
-// Where the offline engine finds a package's provider stand-in: infra/offline/providers/<module>.ts,
-// one module per package. A module serves its package by exporting either
-//   - `standIn`: a ProviderStandIn, or a function (context) => ProviderStandIn, or
-//   - any exported ProviderStandIn object whose `pkg` is the package,
-// so a new stand-in plugs in by its file name alone. The Node dynamic provider host is built in.
+// Where `mailstack preview` finds the provider stand-ins: infra/offline/providers/index.ts exports
+// `standInProviders(worlds, executor)` (tls, hcloud, cloudflare, command) over simulated Hetzner
+// and Cloudflare APIs and a command executor. A preview changes nothing, so the worlds start empty
+// but for the Cloudflare zones the program looks up (with the ids the deployed state holds, so its
+// records diff against the same zone), and the executor refuses to run anything. The Node dynamic
+// provider host ("pulumi-nodejs") is the engine's own.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ProviderStandIn } from "../model";
@@ -15,51 +16,41 @@ export interface StandInContext {
   project: string;
   /** full config keys to values, as the program sees them */
   config: Record<string, string>;
+  /** the Cloudflare zones the program uses: name -> the zone id in the deployed state, when known */
+  zones: Record<string, string | undefined>;
 }
 
-/** package -> module file (without extension) under this folder */
-export const STAND_IN_MODULES: Readonly<Record<string, string>> = {
-  tls: "tls",
-  hcloud: "hcloud",
-  cloudflare: "cloudflare",
-  command: "command",
-};
-
-function isStandIn(value: unknown, pkg: string): value is ProviderStandIn {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    (value as ProviderStandIn).pkg === pkg &&
-    typeof (value as ProviderStandIn).check === "function" &&
-    typeof (value as ProviderStandIn).diff === "function"
-  );
+/** What infra/offline/providers/index.ts offers (read at run time: the stand-ins are optional here). */
+interface StandInModule {
+  standInProviders(worlds: { hcloud: unknown; cloudflare: unknown }, executor: unknown): Record<string, ProviderStandIn>;
+  HcloudWorld: new () => unknown;
+  CloudflareWorld: new () => { addZone(name: string, opts?: { id?: string }): unknown };
+  RecordingExecutor: new (respond: (call: unknown) => Error) => unknown;
 }
 
-/** The stand-in module of `pkg` in `dir`, or undefined when there is none. */
-export function loadStandIn(pkg: string, context: StandInContext, dir: string = __dirname): ProviderStandIn | undefined {
-  if (pkg === "pulumi-nodejs") {
-    const config = Object.fromEntries(Object.entries(context.config).filter(([k]) => k.startsWith("pulumi-nodejs:")));
-    return dynamicProviderHost({ projectDir: context.projectDir, project: context.project, config });
-  }
-  const file = STAND_IN_MODULES[pkg];
-  if (!file) return undefined;
-  const base = path.join(dir, file);
-  if (![".ts", ".js"].some((ext) => fs.existsSync(base + ext))) return undefined;
+function loadStandIns(context: StandInContext, dir: string): Record<string, ProviderStandIn> | undefined {
+  const index = path.join(dir, "index");
+  if (![".ts", ".js"].some((ext) => fs.existsSync(index + ext))) return undefined;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(base) as Record<string, unknown>;
-  const declared = mod.standIn;
-  if (typeof declared === "function") {
-    const made = (declared as (c: StandInContext) => unknown)(context);
-    if (isStandIn(made, pkg)) return made;
-    throw new Error(`${base}: standIn(context) did not return a ProviderStandIn for package "${pkg}"`);
+  const mod = require(index) as Partial<StandInModule>;
+  if (typeof mod.standInProviders !== "function" || !mod.HcloudWorld || !mod.CloudflareWorld || !mod.RecordingExecutor) {
+    throw new Error(`${index}: expected standInProviders, HcloudWorld, CloudflareWorld and RecordingExecutor exports`);
   }
-  if (isStandIn(declared, pkg)) return declared;
-  const found = Object.values(mod).find((v) => isStandIn(v, pkg));
-  if (found) return found as ProviderStandIn;
-  throw new Error(`${base} exports no ProviderStandIn for package "${pkg}": export \`standIn\` (an object or a function of the context)`);
+  const cloudflare = new mod.CloudflareWorld();
+  for (const [name, id] of Object.entries(context.zones)) cloudflare.addZone(name, id ? { id } : {});
+  const executor = new mod.RecordingExecutor(() => new Error("a preview runs no command"));
+  return mod.standInProviders({ hcloud: new mod.HcloudWorld(), cloudflare }, executor);
 }
 
-/** A resolver for simulate(): the stand-ins in this folder, for the packages a program uses. */
-export function standInResolver(context: StandInContext, dir?: string): (pkg: string) => ProviderStandIn | undefined {
-  return (pkg) => loadStandIn(pkg, context, dir);
+/** A resolver for simulate(): the dynamic host, and the stand-ins of `dir` by package. */
+export function standInResolver(context: StandInContext, dir: string = __dirname): (pkg: string) => ProviderStandIn | undefined {
+  let standIns: Record<string, ProviderStandIn> | undefined | null = null;
+  return (pkg) => {
+    if (pkg === "pulumi-nodejs") {
+      const config = Object.fromEntries(Object.entries(context.config).filter(([k]) => k.startsWith("pulumi-nodejs:")));
+      return dynamicProviderHost({ projectDir: context.projectDir, project: context.project, config });
+    }
+    if (standIns === null) standIns = loadStandIns(context, dir);
+    return standIns?.[pkg];
+  };
 }
