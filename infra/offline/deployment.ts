@@ -900,6 +900,8 @@ export class Deployment {
     for (const [key, value] of Object.entries(state.outputs)) {
       if (!(value instanceof Secret) && state.inputs[key] instanceof Secret) state.outputs[key] = new Secret(value);
     }
+    // what the engine keeps that this one does not model (created, customTimeouts, ...) stays as it was
+    if (old?.unmodeled && !state.unmodeled) state.unmodeled = { ...old.unmodeled };
     this.newStates.push(state);
     this.news.set(state.urn, state);
     if (old && this.baseSet.has(old)) this.done.add(old);
