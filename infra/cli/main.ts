@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { planStack } from "./plan";
 import { formatJson, formatTable, formatZones, PLAN_FORMATS, type PlanFormat } from "./plan-format";
 import { CHECK_USAGE, runCheck } from "./check";
+import { PREVIEW_USAGE, runPreview } from "./preview";
 
 const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [--ipv4 ADDR --ipv6 PREFIX]
                       [--acme-account URL] [--nameservers NS1,NS2] [--project DIR] [--verbose]
@@ -17,7 +18,9 @@ const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [
          uses ::1); without them addresses show as unknown. --acme-account gives the ACME
          account URL for the CAA accounturi (known after the first pulumi up).
 
-${CHECK_USAGE}`;
+${CHECK_USAGE}
+
+${PREVIEW_USAGE}`;
 
 /** The project is where Pulumi.yaml and stacks/ are: the working directory or above, else this package. */
 export function findProjectDir(start: string): string {
@@ -79,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === "check") return await runCheck(rest, { findProjectDir });
+    if (command === "preview") return await runPreview(rest, { findProjectDir });
     if (command === undefined || command === "help" || command === "--help" || command === "-h") {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined ? 2 : 0;

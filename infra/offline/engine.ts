@@ -6,48 +6,12 @@
 // and its resource options.
 import * as pulumi from "@pulumi/pulumi";
 import { mockProvider, type MockProviderOptions } from "./mock-provider";
+import { Secret } from "./model";
+import { goalFromRequest, recordedFrom, type RecordedResource, type RegisterRequest } from "./registration";
+import { makeUrn } from "./deployment";
 
-/** Property-value markers of Pulumi's wire format (sdk/nodejs/runtime/rpc.ts). */
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const SPECIAL_SIG_KEY = "4dabf18193072939515e22adb298388d";
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-/** A secret value, still marked as one. */
-export class Secret {
-  constructor(readonly value: unknown) {}
-  toJSON(): string {
-    return "[secret]";
-  }
-}
-
-/** A value that would only be known after the real provider ran. */
-export const Unknown: unique symbol = Symbol("unknown");
-
-export interface RecordedResource {
-  urn: string;
-  type: string;
-  name: string;
-  /** URN of the parent resource ("" for the stack's children) */
-  parent: string;
-  custom: boolean;
-  /** inputs as the engine received them: Secret for secrets, Unknown for values not known yet */
-  inputs: Record<string, unknown>;
-  options: {
-    protect: boolean;
-    deleteBeforeReplace: boolean;
-    ignoreChanges: string[];
-    retainOnDelete: boolean;
-    additionalSecretOutputs: string[];
-    /** as the SDK sent it, including what a provider SDK adds (@pulumi/command: `triggers[*]`) */
-    replaceOnChanges: string[];
-    /** the `import` option: the provider id to adopt ("" when not importing) */
-    importId: string;
-  };
-  /** URNs of the resources this one waits for (dependsOn, and every input's source) */
-  dependencies: string[];
-  /** input key -> URNs of the resources its value came from */
-  propertyDependencies: Record<string, string[]>;
-}
+export { Secret, Unknown } from "./model";
+export type { RecordedResource } from "./registration";
 
 export interface OfflineRun {
   resources: RecordedResource[];
@@ -63,35 +27,6 @@ export interface OfflineOptions extends MockProviderOptions {
   secretKeys?: string[];
   /** receives every registration as it happens (still filled when the program throws) */
   recorded?: RecordedResource[];
-}
-
-interface RegisterRequest {
-  getType(): string;
-  getName(): string;
-  getParent(): string;
-  getCustom(): boolean;
-  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
-  getProtect(): boolean | undefined;
-  getDeletebeforereplace(): boolean;
-  getIgnorechangesList(): string[];
-  getRetainondelete(): boolean | undefined;
-  getAdditionalsecretoutputsList(): string[];
-  getReplaceonchangesList(): string[];
-  getImportid(): string;
-  getDependenciesList(): string[];
-  getPropertydependenciesMap(): { forEach(cb: (value: { getUrnsList(): string[] }, key: string) => void): void };
-}
-
-/** Turns the wire form into plain values with Secret/Unknown markers. */
-function revive(value: unknown): unknown {
-  if (value === UNKNOWN) return Unknown;
-  if (Array.isArray(value)) return value.map(revive);
-  if (value && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    if (obj[SPECIAL_SIG_KEY] === SECRET_SIG) return new Secret(revive(obj.value));
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, revive(v)]));
-  }
-  return value;
 }
 
 let running = false;
@@ -122,28 +57,9 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
       registerResource(req: RegisterRequest, cb: (err: unknown, res: unknown) => void): Promise<void>;
     };
     const register = monitor.registerResource.bind(monitor);
+    const context = { stack: options.stack, project: options.project ?? "mailstack", makeUrn };
     monitor.registerResource = (req, cb) => {
-      const type = req.getType();
-      const name = req.getName();
-      resources.push({
-        urn: "",
-        type,
-        name,
-        parent: req.getParent(),
-        custom: req.getCustom(),
-        inputs: (revive(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>) ?? {},
-        options: {
-          protect: req.getProtect() ?? false,
-          deleteBeforeReplace: req.getDeletebeforereplace(),
-          ignoreChanges: req.getIgnorechangesList(),
-          retainOnDelete: req.getRetainondelete() ?? false,
-          additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-          replaceOnChanges: req.getReplaceonchangesList(),
-          importId: req.getImportid(),
-        },
-        dependencies: req.getDependenciesList(),
-        propertyDependencies: propertyDependencies(req),
-      });
+      resources.push(recordedFrom(goalFromRequest(req, context), ""));
       const recorded = resources[resources.length - 1];
       return register(req, (err, res) => {
         if (res && typeof (res as { getUrn?: () => string }).getUrn === "function") {
@@ -173,14 +89,6 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
   } finally {
     running = false;
   }
-}
-
-function propertyDependencies(req: RegisterRequest): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  req.getPropertydependenciesMap().forEach((value, key) => {
-    out[key] = value.getUrnsList();
-  });
-  return out;
 }
 
 function withoutStack(resources: RecordedResource[]): RecordedResource[] {

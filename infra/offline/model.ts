@@ -62,6 +62,17 @@ export interface ResourceState {
   replaceOnChanges?: string[];
   /** explicit deleteBeforeReplace option of the last registration; undefined when not set */
   deleteBeforeReplace?: boolean;
+  /** resources whose replacement also replaces this one (replaceWith option) */
+  replaceWith?: string[];
+  /** read with `get`: Pulumi does not own its life cycle */
+  external?: boolean;
+  /** URNs this resource had before (aliases option) */
+  aliases?: string[];
+  /**
+   * Fields of `pulumi stack export` the engine does not model (created, modified, customTimeouts,
+   * sourcePosition, ...): carried through unchanged when the state is written back.
+   */
+  unmodeled?: Record<string, unknown>;
 }
 
 /** The whole state between two runs (what `pulumi stack export` writes, reduced to what we model). */
@@ -129,14 +140,18 @@ export interface ProviderStandIn {
   ): Promise<DiffResult>;
   /** In preview: the planned outputs (computed ones Unknown), id may be Unknown, nothing happens. */
   create(ctx: CallContext, type: string, inputs: PropertyMap): Promise<{ id: string | UnknownValue; outputs: PropertyMap }>;
-  /** Read for import and refresh; undefined when the resource does not exist. */
+  /**
+   * Read for import and refresh; undefined when the resource does not exist. `inputs` may be absent
+   * when the provider cannot report them (the Node dynamic host without `read`): importing then fails
+   * as it does in the engine (step.go ImportStep.Apply).
+   */
   read(
     ctx: CallContext,
     type: string,
     id: string,
     inputs?: PropertyMap,
     outputs?: PropertyMap,
-  ): Promise<{ id: string; inputs: PropertyMap; outputs: PropertyMap } | undefined>;
+  ): Promise<{ id: string; inputs?: PropertyMap; outputs: PropertyMap } | undefined>;
   /** In preview: the planned outputs, nothing happens. */
   update(
     ctx: CallContext,
@@ -171,7 +186,9 @@ export type StepOp =
   | "delete"
   | "import"
   /** deleted from the state only (retainOnDelete): the cloud resource stays */
-  | "retain";
+  | "retain"
+  /** a resource read with `get` (ReadResourceRequest): the provider's Read, nothing changes */
+  | "read";
 
 export interface Step {
   op: StepOp;
@@ -185,6 +202,10 @@ export interface Step {
   /** old and new inputs, for a detailed diff (`mailstack preview --diff`) */
   oldInputs?: PropertyMap;
   newInputs?: PropertyMap;
+  /** the property paths that differ (`triggers[1]`, `data.flags`) and whether each forces a replacement */
+  detailedDiff?: Record<string, { kind: "add" | "update" | "delete"; replace: boolean }>;
+  /** for the deletes run after the program finished: the wave (antichain) it belongs to, from 0 */
+  wave?: number;
 }
 
 /** A problem the engine reports (protect, check failures, provider errors). In `up` the first one stops the run. */

@@ -232,7 +232,7 @@ describe("MailDaemon in the program (mocks)", async () => {
     const replaced = new Set([server.urn]);
     const order = run.resources.filter((r) => r.custom);
     for (const r of order.slice(order.indexOf(server) + 1)) {
-      const keys = Object.entries(r.propertyDependencies).filter(([, urns]) => urns.some((u) => replaced.has(u)));
+      const keys = Object.entries(r.options.propertyDependencies).filter(([, urns]) => urns.some((u) => replaced.has(u)));
       if (keys.some(([key]) => (forceNew[r.type] ?? []).includes(key))) replaced.add(r.urn);
     }
     const deletes = order

@@ -551,7 +551,7 @@ describe("hcloud stand-in: import of a server", () => {
     const imported = await s.hcloud.read(ctx("server"), SERVER, server.id);
     assert.deepEqual(Object.keys(imported!.inputs).sort(), ["__defaults", "firewallIds", "image", "location", "name", "serverType"]);
     const program = { ...serverInputs, name: server.inputs.name, __defaults: [] };
-    const diff = await s.hcloud.diff(ctx("server"), SERVER, imported!.id, imported!.inputs, imported!.outputs, program, []);
+    const diff = await s.hcloud.diff(ctx("server"), SERVER, imported!.id, imported!.inputs!, imported!.outputs, program, []);
     assert.deepEqual(diff.replaceKeys.sort(), ["sshKeys", "userData"]);
     assert.ok(diff.changedKeys.includes("publicNets"));
   });
@@ -601,13 +601,13 @@ describe("hcloud stand-in: auto-deleted IPs, assignments and imports", () => {
       dnsPtr: "mail.example.org",
     });
     const volume = await s.hcloud.read(ctx("v"), VOLUME, host.volume.id);
-    assert.deepEqual([volume!.outputs.size, volume!.outputs.serverId, volume!.inputs.format], [10, Number(host.server.id), undefined]);
+    assert.deepEqual([volume!.outputs.size, volume!.outputs.serverId, volume!.inputs!.format], [10, Number(host.server.id), undefined]);
     const attachment = await s.hcloud.read(ctx("a"), VOLUME_ATTACHMENT, host.volume.id);
     assert.deepEqual([attachment!.outputs.volumeId, attachment!.outputs.serverId], [Number(host.volume.id), Number(host.server.id)]);
     const firewall = await s.hcloud.read(ctx("f"), FIREWALL, host.firewall.id);
     assert.deepEqual(firewall!.outputs.applyTos, [{ server: Number(host.server.id) }]);
     const key = await s.hcloud.read(ctx("k"), SSH_KEY, host.key.id);
-    assert.equal(key!.inputs.publicKey, DEPLOYER);
+    assert.equal(key!.inputs!.publicKey, DEPLOYER);
     const rdns = await s.hcloud.read(ctx("ptr"), RDNS, ptr.id);
     assert.deepEqual(rdns!.inputs, {
       primaryIpId: Number(host.v4.id),
@@ -669,9 +669,9 @@ describe("hcloud stand-in: Storage Box", () => {
     assert.ok(box.outputs.password instanceof Secret);
     const imported = await s.hcloud.read(ctx("backup"), STORAGE_BOX, box.id);
     assert.deepEqual(imported!.outputs.sshKeys, []);
-    assert.equal("password" in imported!.inputs, false);
+    assert.equal("password" in imported!.inputs!, false);
     const program = { ...box.inputs };
-    const diff = await s.hcloud.diff(ctx("backup"), STORAGE_BOX, box.id, imported!.inputs, imported!.outputs, program, []);
+    const diff = await s.hcloud.diff(ctx("backup"), STORAGE_BOX, box.id, imported!.inputs!, imported!.outputs, program, []);
     assert.deepEqual(diff.replaceKeys, ["sshKeys"]);
     assert.ok(diff.changedKeys.includes("password"));
     const moved = await s.hcloud.diff(ctx("backup"), STORAGE_BOX, box.id, box.inputs, box.outputs, { ...box.inputs, location: "fsn1" }, []);

@@ -1,0 +1,163 @@
+// `mailstack preview`: the real program against a state written by an offline `up`, with simple
+// stand-ins injected for every package: "no changes" for an unchanged stack, a DNS record change as
+// name, type, old -> new, a replacement of the deploy steps with its order, JSON without secrets,
+// and bad arguments refused.
+import { before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { formatStackExport } from "../../infra/offline/checkpoint";
+import { simulate } from "../../infra/offline/simulate";
+import { findProjectDir } from "../../infra/cli/main";
+import { runPreview } from "../../infra/cli/preview";
+import { CLOUDFLARE_TOKEN, devConfig, mailProgram, PROGRAM_PACKAGES, programStandIn, ROOT } from "../harness/program-stand-ins";
+
+const standIns = () => [...PROGRAM_PACKAGES, "pulumi-nodejs"].map(programStandIn);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "preview-cli-"));
+const stateFile = path.join(work, "state.json");
+const devStack = fs.readFileSync(path.join(ROOT, "stacks", "Pulumi.dev.yaml"), "utf8");
+
+/** A project directory like this one whose dev stack file is `stackText`. */
+function projectWith(stackText: string): string {
+  const dir = fs.mkdtempSync(path.join(work, "project-"));
+  fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+  fs.mkdirSync(path.join(dir, "stacks"));
+  fs.writeFileSync(path.join(dir, "stacks", "Pulumi.dev.yaml"), stackText);
+  return dir;
+}
+
+async function preview(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await runPreview(args, {
+    findProjectDir,
+    providers: standIns(),
+    stdout: (t) => (out += t),
+    stderr: (t) => (err += t),
+  });
+  return { code, out, err };
+}
+
+before(async () => {
+  const { config, secretKeys } = devConfig();
+  const up = await simulate({
+    mode: "up",
+    stack: "dev",
+    config,
+    secretKeys,
+    providers: standIns(),
+    projectDir: ROOT,
+    parallel: 1,
+    program: mailProgram,
+  });
+  assert.deepEqual(up.diagnostics, []);
+  fs.writeFileSync(stateFile, formatStackExport(up.checkpoint));
+});
+
+describe("mailstack preview against the deployed state", () => {
+  test("an unchanged stack prints no changes and exits 0", async () => {
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", ROOT]);
+    assert.equal(code, 0);
+    assert.match(out, /^Previewing stack dev against the state in .*state\.json \(\d+ resources\)$/m);
+    assert.match(out, /^no changes: \d+ resources unchanged$/m);
+    assert.doesNotMatch(out, /^Steps/m);
+  });
+
+  test("a changed DMARC policy is one record update, printed as name, type, old -> new, with the changed key", async () => {
+    const project = projectWith(devStack.replace("policy: quarantine", "policy: reject"));
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project]);
+    assert.equal(code, 0);
+    assert.match(out, /^ {2}~ {2}_dmarc\.example\.net {2}TXT {2}"v=DMARC1; p=quarantine;[^"]*" -> "v=DMARC1; p=reject;[^"]*"$/m);
+    assert.match(out, /^ +\d+\. ~ {2}update {2}cloudflare:DnsRecord {2}example\.net\/txt\/_dmarc\.example\.net$/m);
+    assert.match(out, /^ {8}changed: content$/m);
+    assert.match(out, /^ {4}~ 1 to update$/m);
+    assert.doesNotMatch(out, /to replace|to create|to delete/);
+  });
+
+  test("a new alias replaces the deploy steps create-first, and the old install's delete runs last; --diff names the trigger", async () => {
+    const project = projectWith(
+      devStack.replace("  mailstack:aliases:\n", "  mailstack:aliases:\n    - address: sales@example.org\n      to: [alice@example.org]\n"),
+    );
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project, "--diff"]);
+    assert.equal(code, 0);
+    const lines = out.split("\n");
+    const create = lines.findIndex((l) => /\+\+ create replacement \(create-first\) {2}command:Command {2}mail-install$/.test(l));
+    const remove = lines.findIndex((l) => /-- delete replaced \(old one\) {2}command:Command {2}mail-install {2}\[wave \d+\]$/.test(l));
+    assert.ok(create > 0 && remove > create, out);
+    const lastStep = lines.filter((l) => /^ +\d+\. /.test(l)).at(-1)!;
+    assert.match(lastStep, /delete replaced \(old one\)/);
+    assert.ok(
+      lines.slice(create).some((l) => /replaceOnChanges "triggers\[\*\]" matches triggers\[3\]/.test(l)),
+      "the reason names the trigger and the rule",
+    );
+    assert.ok(
+      lines.some((l) => /^ {8}~ triggers\[3\]: \[secret\] => \[secret\] \(forces replacement\)$/.test(l)),
+      "--diff shows the trigger that changed, its value (the secret manifest's hash) as [secret]",
+    );
+    assert.match(out, /^ {4}\+-2 to replace$/m);
+  });
+
+  test("--json lists the steps in order with their reasons, and no secret reaches the output", async () => {
+    const project = projectWith(devStack.replace("policy: quarantine", "policy: reject"));
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project, "--json"]);
+    assert.equal(code, 0);
+    const report = JSON.parse(out) as {
+      steps: { order: number; op: string; name: string; reason: string }[];
+      dns: { op: string; name: string; type: string; old?: string; new?: string }[];
+      failed: boolean;
+    };
+    assert.equal(report.failed, false);
+    const changed = report.steps.filter((s) => s.op !== "same");
+    assert.deepEqual(
+      changed.map((s) => [s.op, s.name, s.reason]),
+      [["update", "example.net/txt/_dmarc.example.net", "changed: content"]],
+    );
+    assert.deepEqual(
+      report.steps.map((s) => s.order),
+      report.steps.map((_, i) => i + 1),
+    );
+    assert.deepEqual(
+      report.dns.map((d) => [d.op, d.name, d.type]),
+      [["update", "_dmarc.example.net", "TXT"]],
+    );
+    assert.match(report.dns[0].old!, /^"v=DMARC1; p=quarantine;/);
+    assert.match(report.dns[0].new!, /^"v=DMARC1; p=reject;/);
+    assert.doesNotMatch(out, /PRIVATE KEY|\$argon2|v1:REPLACE/);
+    assert.ok(!out.includes(CLOUDFLARE_TOKEN));
+  });
+});
+
+describe("mailstack preview of a first deploy", () => {
+  test("without --state every resource is a create; records whose content waits on Hetzner's addresses show [unknown]", async () => {
+    const { code, out } = await preview(["--stack", "dev", "--project", ROOT]);
+    assert.equal(code, 0);
+    assert.match(out, /^warning: no --state: comparing against an empty stack \(a first deploy\)$/m);
+    assert.match(out, /^ {2}\+ {2}mail\.example\.org {2}A {2}\[unknown\]$/m);
+    assert.match(out, /^ {2}\+ {2}_dmarc\.example\.net {2}TXT {2}\[unknown\]$/m);
+    assert.match(out, /^ {4}\+ \d+ to create$/m);
+    assert.doesNotMatch(out, /to update|to replace|to delete/);
+  });
+});
+
+describe("bad arguments", () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "infra", "cli", "main.ts"), "preview", ...args], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+
+  test("no --stack: exit 2 with the usage", () => {
+    const r = cli("--state", stateFile);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^mailstack preview: --stack: required/);
+    assert.match(r.stderr, /usage: mailstack preview --stack NAME/);
+  });
+
+  test("a state file that is not there: exit 1 naming it", () => {
+    const r = cli("--stack", "dev", "--state", path.join(work, "missing.json"));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^mailstack preview: --state .*missing\.json: no such file$/m);
+  });
+});
