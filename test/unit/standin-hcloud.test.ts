@@ -549,7 +549,7 @@ describe("hcloud stand-in: import of a server", () => {
     const s = setup();
     const { server, serverInputs } = await mailHost(s);
     const imported = await s.hcloud.read(ctx("server"), SERVER, server.id);
-    assert.deepEqual(Object.keys(imported!.inputs).sort(), ["__defaults", "firewallIds", "image", "location", "name", "serverType"]);
+    assert.deepEqual(Object.keys(imported!.inputs!).sort(), ["__defaults", "firewallIds", "image", "location", "name", "serverType"]);
     const program = { ...serverInputs, name: server.inputs.name, __defaults: [] };
     const diff = await s.hcloud.diff(ctx("server"), SERVER, imported!.id, imported!.inputs!, imported!.outputs, program, []);
     assert.deepEqual(diff.replaceKeys.sort(), ["sshKeys", "userData"]);
