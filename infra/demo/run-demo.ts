@@ -94,7 +94,8 @@ function tlsaSha256(plan: PlannedStack): string | undefined {
   const tlsa = Object.values(plan.zones)
     .flat()
     .find((r) => r.type === "TLSA");
-  return (tlsa?.data as TlsaData | undefined)?.certificate;
+  // The planner writes the hex as Cloudflare returns it (upper case); digests compare in lower case.
+  return (tlsa?.data as TlsaData | undefined)?.certificate.toLowerCase();
 }
 
 /**
