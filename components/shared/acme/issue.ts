@@ -191,7 +191,13 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
       ...(opts.replaces ? { replaces: opts.replaces } : {}),
     } as Parameters<acme.Client["createOrder"]>[0]);
   } catch (err) {
-    throw new Error(`the CA refused the order for ${opts.names.join(", ")}: ${detail(err)}`);
+    // With a known account URL the order is the first request signed for that account (kid): a
+    // key that is not the account's fails here.
+    const hint =
+      opts.accountUrl && /JWS|signature|unauthorized|accountDoesNotExist|does not exist|no account/i.test(detail(err))
+        ? ` (is ${opts.accountUrl} the account of accountKeyPem? The order is signed with that key for that account)`
+        : "";
+    throw new Error(`the CA refused the order for ${opts.names.join(", ")}: ${detail(err)}${hint}`);
   }
 
   const presented: Challenge[] = [];
