@@ -5,6 +5,12 @@ export { MailHost, PUBLIC_TCP_PORTS, hostAddressOfV6Network } from "./mail-host"
 export type { MailHostArgs } from "./mail-host";
 export { MailDomain, recordResourceName } from "./mail-domain";
 export { MailDaemon } from "./mail-daemon";
+export { AcmeAccount } from "./acme-account";
+export type { AcmeAccountArgs } from "./acme-account";
+export { AcmeCertificate } from "./acme-certificate";
+export type { AcmeCertificateArgs, Dns01Config } from "./acme-certificate";
+export { SshReachable } from "./ssh-reachable";
+export type { SshReachableArgs } from "./ssh-reachable";
 export type { MailDaemonArgs, MailDaemonConnection, MailDaemonDomain, MailDaemonDkimKey } from "./mail-daemon";
 export type { MailDomainArgs, HostFactsInput, DkimPublicKeyInput } from "./mail-domain";
 export { validateStackConfig, ConfigError } from "./config/validate";

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { local, remote } from "@pulumi/command";
+import { remote } from "@pulumi/command";
 import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/layout";
 import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
@@ -15,7 +15,8 @@ import {
   waitCommand,
 } from "../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
-import { durationSeconds, waitForSshEnvironment, waitForSshInvocation } from "../server-bootstrap/install/wait-for-ssh-command";
+import { durationSeconds } from "../server-bootstrap/install/duration";
+import { SshReachable } from "./ssh-reachable";
 
 export interface MailDaemonConnection {
   host: pulumi.Input<string>;
@@ -152,33 +153,25 @@ export class MailDaemon extends pulumi.ComponentResource {
     const connection = { ...base, dialErrorLimit: 3, perDialTimeout: 15 };
     const child = { parent: this };
 
-    // On the deployer's machine: dials every ~2 s until SSH answers with the pinned host key, and
-    // fails at once on another key and with a plain message at the bound; @pulumi/command's own
-    // dialing does neither (pulumi-command#1238). The private key goes on stdin, never in argv;
-    // the script prints fingerprints and progress only.
+    // On the deployer's machine, in the engine's provider process: dials every ~2 s until SSH
+    // answers with the pinned host key, and fails at once on another key and with a plain
+    // message at the bound; @pulumi/command's own dialing does neither (pulumi-command#1238).
     const waitTimeout = args.waitTimeout ?? "10m";
     const waitSeconds = durationSeconds(waitTimeout, "waitTimeout");
-    const script = waitForSshInvocation();
-    const reachable = new local.Command(
+    const reachable = new SshReachable(
       `${name}-ssh-reachable`,
       {
-        interpreter: script.interpreter,
-        create: script.script,
-        stdin: pulumi.secret(args.connection.privateKey),
-        environment: waitForSshEnvironment({
-          host: pulumi.output(base.host),
-          port: pulumi.output(base.port).apply(String),
-          user: pulumi.output(user),
-          hostKey: pulumi.output(base.hostKey),
-          timeoutSeconds: pulumi.output(String(waitSeconds)),
-        }),
-        logging: local.Logging.StdoutAndStderr,
+        host: base.host,
+        port: base.port,
+        user,
+        hostKey: base.hostKey,
+        privateKey: base.privateKey,
+        timeoutSeconds: waitSeconds,
         // A rebuilt server (new id) or a new host key is waited for again.
-        triggers: [args.instance ?? "", args.connection.hostKey],
+        instance: args.instance ?? "",
       },
-      // A component's dependsOn does not reach its children: the first step carries it. The
-      // engine's timeout leaves the script room to say why it gave up.
-      { ...child, dependsOn: opts?.dependsOn, customTimeouts: { create: `${waitSeconds + 60}s`, update: `${waitSeconds + 60}s` } },
+      // A component's dependsOn does not reach its children: the first step carries it.
+      { ...child, dependsOn: opts?.dependsOn },
     );
     // SSH answers by now: creates the stage directory, waits for cloud-init's first boot and reads the machine id.
     const deployOpts = { stageDir, sudo: user !== "root", dataDevice: undefined as string | undefined };

@@ -11,6 +11,7 @@ import { mtaStsPolicy } from "./records/mta-sts";
 import { spkiSha256FromPem } from "./records/tlsa";
 import { SecretValue } from "./config/secret";
 import { AcmeCertificate, type Dns01Config } from "./acme-certificate";
+import { AcmeAccount } from "./acme-account";
 
 export interface MailStackArgs {
   /** The validated stack description (see `validateStackConfig`). */
@@ -78,6 +79,8 @@ export class MailStack extends pulumi.ComponentResource {
   public readonly tlsSpkiSha256: pulumi.Output<string>;
   /** Names the host's certificate must cover. */
   public readonly certificateNames: string[];
+  /** The ACME account the certificate is ordered with, when `args.certificate` is given. */
+  public readonly acmeAccount?: AcmeAccount;
   /** The ACME certificate, when `args.certificate` is given. */
   public readonly acmeCertificate?: AcmeCertificate;
   /** The ACME account URL (CAA accounturi), when `args.certificate` is given. */
@@ -131,11 +134,23 @@ export class MailStack extends pulumi.ComponentResource {
     if (args.certificate) {
       // The account key outlives every certificate: CAA pins the account (RFC 8657).
       accountKey = new tls.PrivateKey(`${name}-acme-account-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+      // The account is its own resource: a renewal changes the certificate only, never the
+      // account URL the CAA records pin.
+      this.acmeAccount = new AcmeAccount(
+        `${name}-acme-account`,
+        {
+          directoryUrl: spec.acme.directory,
+          email: spec.acme.email,
+          accountKeyPem: accountKey.privateKeyPem,
+          extraCaPem: args.certificate.extraCaPem,
+        },
+        parent,
+      );
       this.acmeCertificate = new AcmeCertificate(
         `${name}-certificate`,
         {
           directoryUrl: spec.acme.directory,
-          email: spec.acme.email,
+          accountUrl: this.acmeAccount.accountUrl,
           accountKeyPem: accountKey.privateKeyPem,
           certificateKeyPem: this.tlsPrivateKeyPem,
           names: this.certificateNames,
@@ -146,7 +161,7 @@ export class MailStack extends pulumi.ComponentResource {
         },
         parent,
       );
-      this.acmeAccountUrl = this.acmeCertificate.accountUrl;
+      this.acmeAccountUrl = this.acmeAccount.accountUrl;
     }
 
     const hostZoneOwner = domainPublishingHostRecords(spec);

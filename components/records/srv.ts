@@ -15,7 +15,10 @@ export interface SrvRecordSpec {
  * - submission with STARTTLS (587) offered too, at a lower preference per RFC 8314 5.1,
  * - IMAP with STARTTLS (143) likewise, less preferred than 993 (RFC 8314 5.1),
  * - POP3 is not offered: target "." says the service is decidedly not available (RFC 2782;
- *   labels from RFC 6186 3.3), so clients do not guess hosts,
+ *   labels from RFC 6186 3.3, which shows exactly `0 0 0 .`), so clients do not guess hosts.
+ *   Cloudflare accepts `data.target: "."` and returns it unchanged (DNSControl's "Null Target"
+ *   integration test against CLOUDFLAREAPI; octodns-cloudflare `_data_for_SRV`); an empty target
+ *   is refused (octodns #640), so the dot is what we send,
  * - `_autodiscover._tcp` for Outlook ([MS-OXDSCLI] 3.1.5).
  * Targets carry no trailing dot, except the root ".".
  */
@@ -43,11 +46,15 @@ export function srvRecords(mailHost: string): SrvRecordSpec[] {
 }
 
 /**
- * SRV content as Cloudflare returns it: `weight<TAB>port<TAB>target`, with the priority in the
- * record's separate priority field (the same split as MX). Records are written through `data`.
+ * SRV content as Cloudflare returns it today: `weight port target`, single spaces, no trailing
+ * dot, with the priority in the record's separate priority field (the same split as MX). The
+ * tab-separated form is from 2019 (DNSControl #561); the current one is in Cloudflare's API docs
+ * (cloudflare-docs dns-record-types.mdx, SRV example) and terraform-provider-cloudflare v5.22.0
+ * resource_test.go TestAccCloudflareRecord_SRV. Records are written through `data`, so this is
+ * what a preview compares against, never what is sent.
  */
 export function srvContent(data: SrvData): string {
-  return `${data.weight}\t${data.port}\t${data.target}`;
+  return `${data.weight} ${data.port} ${data.target}`;
 }
 
 /** RDATA presentation form (RFC 2782): `priority weight port target.` for zone files. */

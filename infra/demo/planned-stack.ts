@@ -28,12 +28,15 @@ export interface DemoUser {
   passwordHash: string;
 }
 
-/** What the program asks the ACME CA for (the AcmeCertificate resource's inputs). */
+/** What the program asks the ACME CA for (the AcmeAccount and AcmeCertificate resources' inputs). */
 export interface PlannedCertificate {
   directoryUrl: string;
   email?: string;
   accountKeyPem: string;
-  certificateKeyPem: string;
+  /** the account URL the program was run with (the offline engine's stand-in before the account exists) */
+  accountUrl: string;
+  /** the certificate request the program made from its stable TLS key */
+  csrPem: string;
   names: string[];
 }
 
@@ -176,6 +179,7 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
     { stack: opts.stack, config, secretKeys, ipv4: opts.ipv4, ipv6Network: opts.ipv6Network, acmeAccountUrl: opts.acmeAccountUrl },
   );
   const certificate = one(run.resources, "ACME certificates", (r) => r.type === "pulumi-nodejs:dynamic/mailstack:AcmeCertificate").inputs;
+  const account = one(run.resources, "ACME accounts", (r) => r.type === "pulumi-nodejs:dynamic/mailstack:AcmeAccount").inputs;
   // The install step gets the manifest on its stdin.
   const manifest = plain(
     one(run.resources, "install steps", (r) => r.type === "command:remote:Command" && r.inputs.stdin !== undefined).inputs.stdin,
@@ -196,9 +200,10 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
     resourceCount: run.resources.filter((r) => r.custom).length,
     certificate: {
       directoryUrl: String(plain(certificate.directoryUrl)),
-      email: certificate.email === undefined ? undefined : String(plain(certificate.email)),
+      email: account.email === undefined ? undefined : String(plain(account.email)),
       accountKeyPem: String(plain(certificate.accountKeyPem)),
-      certificateKeyPem: String(plain(certificate.certificateKeyPem)),
+      accountUrl: String(plain(certificate.accountUrl)),
+      csrPem: String(plain(certificate.csrPem)),
       names: (plain(certificate.names) as unknown[]).map((n) => String(plain(n))),
     },
     deploy: deployInputFromManifest(manifest),

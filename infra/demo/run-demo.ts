@@ -8,8 +8,8 @@ import * as path from "node:path";
 import { LocalInternet, runCommand, type NetHost } from "../local-internet/netns";
 import { startKnot, type KnotServer } from "../local-internet/knot";
 import { startPebble, type PebbleCa } from "../local-internet/pebble";
-import { acmeClient, ensureAccount } from "../../components/shared/acme/issue";
-import { createCertificate, type CertificateOutputs } from "../../components/acme-certificate-provider";
+import { createAccount } from "../../components/providers/acme-account";
+import { createCertificate, type CertificateOutputs } from "../../components/providers/acme-certificate";
 import type { TlsaData } from "../../components/records/types";
 import { parsePinnedHostKey, sha256Fingerprint } from "../../server-bootstrap/install/host-key-pin";
 import { addDemoHost, buildDemoNetwork, type DemoHosts } from "./demo-network";
@@ -94,7 +94,8 @@ function tlsaSha256(plan: PlannedStack): string | undefined {
   const tlsa = Object.values(plan.zones)
     .flat()
     .find((r) => r.type === "TLSA");
-  return (tlsa?.data as TlsaData | undefined)?.certificate;
+  // The planner writes the hex as Cloudflare returns it (upper case); digests compare in lower case.
+  return (tlsa?.data as TlsaData | undefined)?.certificate.toLowerCase();
 }
 
 /**
@@ -170,17 +171,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
           ipv6Network: network.boxIpv6Network,
         };
         // The CAA record names the ACME account (RFC 8657), which exists once the program's account
-        // key is registered: plan, register that key, plan again with its URL (same keys: the
-        // offline engine keeps them per resource, as Pulumi's state would).
+        // key is registered: plan, register that key as AcmeAccount's provider does, plan again
+        // with its URL (same keys: the offline engine keeps them per resource, as Pulumi's state would).
         const first = await planDemoStack(base);
-        const account = {
+        const { outs: account } = await createAccount({
           directoryUrl: pebble.directoryUrl,
           accountKeyPem: first.certificate.accountKeyPem,
-          email: first.certificate.email,
+          ...(first.certificate.email !== undefined ? { email: first.certificate.email } : {}),
           extraCaPem: pebble.listenerCaPem,
-        };
-        const accountUrl = await ensureAccount(acmeClient(account), account);
-        return planDemoStack({ ...base, acmeAccountUrl: accountUrl });
+        });
+        return planDemoStack({ ...base, acmeAccountUrl: account.accountUrl });
       },
       (p) => ({
         ok: true,
@@ -220,9 +220,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
     const certificate = await progress.step(
       "issuing the certificate from pebble (DNS-01 via RFC 2136 into knot)",
       async () => {
+        const { email: _email, ...request } = plan.certificate;
         const { outs } = await createCertificate({
-          // the program's own key as @pulumi/tls gives it (SEC1 PEM for ECDSA)
-          ...plan.certificate,
+          // the program's own account and certificate request
+          ...request,
           dns01: {
             provider: "rfc2136",
             server: dns.ipv4,

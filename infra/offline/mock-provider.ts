@@ -46,8 +46,8 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
           return { id, state: { ...inputs, ...keyPair(args.name, inputs) } };
         case "hcloud:index/primaryIp:PrimaryIp":
           return { id, state: { ...inputs, ipAddress: inputs.type === "ipv6" ? ipv6Network : ipv4 } };
-        case "pulumi-nodejs:dynamic/mailstack:AcmeCertificate":
-          // AcmeCertificate: the account and the certificate come from the CA at `pulumi up`.
+        case "pulumi-nodejs:dynamic/mailstack:AcmeAccount":
+          // AcmeAccount: the account URL comes from the CA at `pulumi up`.
           return { id, state: { ...inputs, accountUrl: options.acmeAccountUrl ?? UNKNOWN_ACME_ACCOUNT } };
         case "hcloud:index/server:Server":
           return { id, state: { ...inputs, ipv4Address: ipv4, ipv6Address: `${ipv6Network}1`, status: "running" } };

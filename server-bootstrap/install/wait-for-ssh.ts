@@ -1,22 +1,17 @@
-// Runs on the deployer's machine before any remote step: dials the new server's SSH every ~2 s
-// until it answers with the pinned host key and accepts the deployer key, within a bound.
-// @pulumi/command's own dialing neither pauses between dials (pulumi-command#1238) nor tells a
-// wrong host key from a server still booting, so both failures would end in a generic timeout.
-//
-// Settings come from the environment (wait-for-ssh-command.ts), the private key on stdin.
-// Exit status: 0 reachable; 2 host key mismatch (at once); 1 timeout or bad settings.
+// Runs on the deployer's machine before any remote step (the SshReachable resource's provider,
+// in the engine's provider process): dials the new server's SSH every ~2 s until it answers
+// with the pinned host key and accepts the deployer key, within a bound. @pulumi/command's own
+// dialing neither pauses between dials (pulumi-command#1238) nor tells a wrong host key from a
+// server still booting, so both failures would end in a generic timeout.
 import { Client, type ConnectConfig } from "ssh2";
-import { deployerKeyForSsh2 } from "./deployer-key";
 import {
   hostKeyAlgorithms,
   hostKeyMismatchMessage,
   hostPort,
   noPinnedKeyTypeMessage,
-  parsePinnedHostKey,
   sha256Fingerprint,
   type PinnedHostKey,
 } from "./host-key-pin";
-import { WAIT_FOR_SSH_ENV } from "./wait-for-ssh-command";
 
 export interface WaitForSshOptions {
   host: string;
@@ -131,56 +126,4 @@ export async function waitForSsh(o: WaitForSshOptions): Promise<WaitForSshOutcom
       ? `SSH at ${address} presents the pinned host key but did not accept the deployer key within ${o.timeoutSeconds} s (last error: ${last.error})`
       : `no SSH answer from ${address} within ${o.timeoutSeconds} s (last error: ${last?.error ?? "none"})`;
   return { ok: false, reason: "timeout", message };
-}
-
-/** The options from the environment (names: WAIT_FOR_SSH_ENV) and the private key read from stdin. */
-export function waitOptionsFromEnvironment(env: NodeJS.ProcessEnv, privateKey: string): WaitForSshOptions {
-  const need = (name: string): string => {
-    const v = env[name];
-    if (v === undefined || v.trim() === "") throw new Error(`${name} is not set`);
-    return v.trim();
-  };
-  const port = Number(env[WAIT_FOR_SSH_ENV.port] ?? "22");
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new Error(`${WAIT_FOR_SSH_ENV.port}: "${env[WAIT_FOR_SSH_ENV.port]}" is not a port 1-65535`);
-  const timeoutSeconds = Number(env[WAIT_FOR_SSH_ENV.timeoutSeconds] ?? "600");
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
-    throw new Error(`${WAIT_FOR_SSH_ENV.timeoutSeconds}: "${env[WAIT_FOR_SSH_ENV.timeoutSeconds]}" is not a whole number of seconds >= 1`);
-  }
-  return {
-    host: need(WAIT_FOR_SSH_ENV.host),
-    port,
-    user: env[WAIT_FOR_SSH_ENV.user]?.trim() || "root",
-    privateKey: deployerKeyForSsh2(privateKey, "stdin"),
-    hostKey: parsePinnedHostKey(need(WAIT_FOR_SSH_ENV.hostKey), WAIT_FOR_SSH_ENV.hostKey),
-    timeoutSeconds,
-  };
-}
-
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new Error("stdin: pass the deployer's private key on stdin, not a terminal");
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-async function main(): Promise<number> {
-  let options: WaitForSshOptions;
-  try {
-    options = waitOptionsFromEnvironment(process.env, await readStdin());
-  } catch (err) {
-    process.stderr.write(`wait-for-ssh: ${(err as Error).message}\n`);
-    return 1;
-  }
-  const outcome = await waitForSsh({ ...options, onProgress: (m) => process.stderr.write(`wait-for-ssh: ${m}\n`) });
-  if (outcome.ok) {
-    process.stdout.write(`${outcome.message}\n`);
-    return 0;
-  }
-  process.stderr.write(`wait-for-ssh: ${outcome.message}\n`);
-  return outcome.reason === "host-key" ? 2 : 1;
-}
-
-if (require.main === module) {
-  void main().then((code) => process.exit(code));
 }

@@ -13,7 +13,6 @@ import { readStackFile } from "../../components/config/stack-file";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { installScript } from "../../server-bootstrap/install/install-script";
 import { installCommand, releaseVolumeCommand, sha256Hex, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
-import { WAIT_FOR_SSH_ENV } from "../../server-bootstrap/install/wait-for-ssh-command";
 import { parseManifest } from "../../server-bootstrap/install/file-manifest";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -84,7 +83,7 @@ describe("MailDaemon in the program (mocks)", async () => {
   const { run, dependsOn, timeouts } = await runDev();
   const CMD = "command:remote:Command";
   const COPY = "command:remote:CopyToRemote";
-  const reachable = one(run, "command:local:Command", "mail-ssh-reachable");
+  const reachable = one(run, "pulumi-nodejs:dynamic/mailstack:SshReachable", "mail-ssh-reachable");
   const wait = one(run, CMD, "mail-wait-for-ssh");
   const install = one(run, CMD, "mail-install");
   const release = one(run, CMD, "mail-release-volume");
@@ -113,39 +112,30 @@ describe("MailDaemon in the program (mocks)", async () => {
     }
   });
 
-  test("ssh-reachable runs the wait script on the deployer's machine with this Node, pinned to the same host key, for 600 s", () => {
-    const script = String(reachable.inputs.create);
-    assert.ok(path.isAbsolute(script) && /wait-for-ssh\.(ts|js)$/.test(script) && fs.existsSync(script), script);
-    const interpreter = reachable.inputs.interpreter as string[];
-    assert.equal(interpreter[0], process.execPath);
+  test("ssh-reachable waits in the engine's provider process, pinned to the same host key, as root, for 600 s: no program, no path", () => {
     const remoteConnection = reveal(wait.inputs.connection) as Record<string, unknown>;
-    const env = Object.fromEntries(
-      Object.entries(reveal(reachable.inputs.environment) as Record<string, unknown>).map(([k, v]) => [k, reveal(v)]),
-    );
-    assert.deepEqual(env, {
-      [WAIT_FOR_SSH_ENV.host]: "198.51.100.25",
-      [WAIT_FOR_SSH_ENV.port]: "22",
-      [WAIT_FOR_SSH_ENV.user]: "root",
-      [WAIT_FOR_SSH_ENV.hostKey]: reveal(remoteConnection.hostKey),
-      [WAIT_FOR_SSH_ENV.timeoutSeconds]: "600",
+    const { __provider: provider, privateKey: _key, ...settings } = reachable.inputs;
+    assert.deepEqual(settings, {
+      host: "198.51.100.25",
+      port: 22,
+      user: "root",
+      hostKey: reveal(remoteConnection.hostKey),
+      timeoutSeconds: 600,
+      instance: serverIdOf(run),
     });
-    assert.match(String(env[WAIT_FOR_SSH_ENV.hostKey]), /^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
-    assert.equal(reachable.inputs.logging, "stdoutAndStderr");
-    // the engine's bound leaves the script a minute to report its own timeout
-    assert.deepEqual(timeouts.get("mail-ssh-reachable"), { create: "660s", update: "660s" });
+    assert.match(String(settings.hostKey), /^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
+    // The serialised provider loads its logic by package name (components/package-provider.ts).
+    assert.match(String(provider), /"mailstack\/providers\/ssh-reachable"/);
+    assert.doesNotMatch(String(provider), new RegExp(`${root.replace(/[/.]/g, "\\$&")}|\\btsx\\b|ts-node|execPath`));
+    assert.equal(timeouts.get("mail-ssh-reachable"), undefined);
   });
 
-  test("ssh-reachable gets the deployer key as a secret on stdin, and nowhere on its command line or in its environment", () => {
-    assert.ok(reachable.inputs.stdin instanceof Secret);
-    const key = String(reveal(reachable.inputs.stdin));
+  test("ssh-reachable gets the deployer key as a secret, and keeps it out of its outputs", () => {
+    assert.ok(reachable.inputs.privateKey instanceof Secret);
+    const key = String(reveal(reachable.inputs.privateKey));
     assert.match(key, /^-----BEGIN [A-Z ]*PRIVATE KEY-----\n/);
     assert.equal(key, reveal((reveal(wait.inputs.connection) as Record<string, unknown>).privateKey));
-    const body = key.split("\n")[1];
-    const visible = strings([reachable.inputs.create, reachable.inputs.interpreter, reachable.inputs.environment]);
-    assert.deepEqual(
-      visible.filter((s) => s.includes(body)),
-      [],
-    );
+    assert.ok(reachable.options.additionalSecretOutputs.includes("privateKey"));
   });
 
   test("wait-for-ssh (cloud-init, machine id) and later steps fail after 3 dials; wait-for-ssh is bounded by 10 minutes", () => {
@@ -224,7 +214,8 @@ describe("MailDaemon in the program (mocks)", async () => {
     // The dependents are deleted in reverse registration order, all before the server.
     const forceNew: Record<string, string[]> = {
       "command:remote:Command": ["triggers"],
-      "command:local:Command": ["triggers"],
+      // SshReachable's own diff replaces it on a new instance or host key (components/providers/ssh-reachable.ts)
+      "pulumi-nodejs:dynamic/mailstack:SshReachable": ["instance", "hostKey"],
       "command:remote:CopyToRemote": ["triggers"],
       "hcloud:index/volumeAttachment:VolumeAttachment": ["serverId"],
     };
@@ -267,9 +258,11 @@ describe("MailDaemon in the program (mocks)", async () => {
   test("with an ACME certificate, the box gets the same account key (0600, owned by maild) and an acme section to renew on its own", () => {
     const files = parseManifest(manifestOf(run));
     const certificate = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
+    const account = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeAccount", "mail-acme-account");
     const accountKey = files.find((f) => f.path === layout.acmeAccountKey);
     assert.ok(accountKey, `no ${layout.acmeAccountKey} in the manifest`);
     assert.equal(accountKey.content.trim(), String(reveal(certificate.inputs.accountKeyPem)).trim());
+    assert.equal(accountKey.content.trim(), String(reveal(account.inputs.accountKeyPem)).trim());
     assert.deepEqual({ mode: accountKey.mode, owner: accountKey.owner }, { mode: "0600", owner: `${layout.uid}:${layout.gid}` });
     const config = JSON.parse(files.find((f) => f.path === layout.configJson)!.content);
     assert.deepEqual(config.acme, {
@@ -285,14 +278,14 @@ describe("MailDaemon in the program (mocks)", async () => {
     assert.equal(one(run, "hcloud:index/server:Server", "mail-server").options.deleteBeforeReplace, true);
     const serverId = serverIdOf(run);
     const hostKey = reveal((reveal(wait.inputs.connection) as Record<string, unknown>).hostKey);
-    assert.deepEqual((reachable.inputs.triggers as unknown[]).map(reveal), [serverId, hostKey]);
+    assert.deepEqual([reachable.inputs.instance, reachable.inputs.hostKey], [serverId, hostKey]);
     assert.deepEqual((wait.inputs.triggers as unknown[]).map(reveal), [serverId]);
     assert.deepEqual((release.inputs.triggers as unknown[]).map(reveal), [serverId]);
   });
 
   test("no Hetzner or Cloudflare token reaches the box: no remote command or copy carries one, nor the user data", () => {
     const commands = run.resources.filter((x) => x.type.startsWith("command:"));
-    assert.equal(commands.length, 6);
+    assert.equal(commands.length, 5);
     const carriers = commands.filter((r) => strings(r.inputs).some((s) => s.includes(HCLOUD_TOKEN) || s.includes(CLOUDFLARE_TOKEN)));
     assert.deepEqual(
       carriers.map((r) => r.name),

@@ -8,6 +8,7 @@ import { configFromStackValues } from "../../infra/cli/plan";
 import { UNKNOWN_ACME_ACCOUNT } from "../../infra/offline/mock-provider";
 import { readStackFile } from "../../components/config/stack-file";
 import { parseCharacterStrings } from "../../components/records/txt";
+import { readCertificateRequest } from "../../components/shared/acme/certificate-request";
 import type { PlannedRecord } from "../../components/records/types";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -16,11 +17,14 @@ const devValues = readStackFile(path.join(root, "stacks", "Pulumi.dev.yaml"));
 interface Observed {
   run: OfflineRun;
   secrets: { dkimPrivate: boolean[]; passwordHashes: boolean[]; tlsKey: boolean; deployerKey: boolean };
+  /** the stable TLS (certificate) key the program generated */
+  tlsKeyPem: Promise<string>;
 }
 
 async function runDev(values: Record<string, unknown> = devValues): Promise<Observed> {
   const { config, secretKeys } = configFromStackValues(values);
   let probes: Promise<Observed["secrets"]> | undefined;
+  let tlsKeyPem: Promise<string> | undefined;
   const run = await runOffline(
     () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -32,14 +36,22 @@ async function runDev(values: Record<string, unknown> = devValues): Promise<Obse
         tlsKey: await pulumi.isSecret(stack.tlsPrivateKeyPem),
         deployerKey: await pulumi.isSecret(stack.host.deployerPrivateKey),
       }))();
+      tlsKeyPem = new Promise((resolve) => stack.tlsPrivateKeyPem.apply(resolve));
       return outputs;
     },
     { stack: "dev", config, secretKeys, ipv4: "198.51.100.25", ipv6Network: "2001:db8:1::" },
   );
-  return { run, secrets: await probes! };
+  return { run, secrets: await probes!, tlsKeyPem: tlsKeyPem! };
 }
 
 const byType = (run: OfflineRun, type: string): RecordedResource[] => run.resources.filter((r) => r.type === type);
+const reveal = (v: unknown): unknown => (v instanceof Secret ? reveal(v.value) : v);
+/** The TLSA record's digest: the SPKI SHA-256 of the stable TLS key. */
+const tlsSpki = (run: OfflineRun): string =>
+  String(
+    (byType(run, "cloudflare:index/dnsRecord:DnsRecord").find((r) => r.inputs.type === "TLSA")!.inputs.data as { certificate: string })
+      .certificate,
+  ).toLowerCase();
 const one = (run: OfflineRun, type: string, name: string): RecordedResource => {
   const found = run.resources.find((r) => r.type === type && r.name === name);
   assert.ok(found, `no ${type} named ${name}; have: ${run.resources.map((r) => `${r.type} ${r.name}`).join(", ")}`);
@@ -57,9 +69,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     for (const r of run.resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries([...counts].sort()), {
       "cloudflare:index/dnsRecord:DnsRecord": byType(run, "cloudflare:index/dnsRecord:DnsRecord").length,
-      // MailDaemon: ssh-reachable (on the deployer's machine); wait-for-ssh, install, release-volume;
-      // copies of daemon, installer, files
-      "command:local:Command": 1,
+      // MailDaemon: wait-for-ssh, install, release-volume; copies of daemon, installer, files
       "command:remote:Command": 3,
       "command:remote:CopyToRemote": 2,
       "hcloud:index/firewall:Firewall": 1,
@@ -73,7 +83,10 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       "mailstack:index:MailDomain": 2,
       "mailstack:index:MailHost": 1,
       "mailstack:index:MailStack": 1,
+      "pulumi-nodejs:dynamic/mailstack:AcmeAccount": 1,
       "pulumi-nodejs:dynamic/mailstack:AcmeCertificate": 1,
+      // MailDaemon's first step, on the deployer's machine
+      "pulumi-nodejs:dynamic/mailstack:SshReachable": 1,
       // host key + deployer key + TLS key + ACME account key + (RSA + Ed25519) DKIM per domain
       "tls:index/privateKey:PrivateKey": 4 + 2 * 2,
     });
@@ -151,13 +164,39 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       ...["example.org", "example.net"].flatMap((d) => [`mta-sts.${d}`, `autoconfig.${d}`, `autodiscover.${d}`]),
     ]);
     assert.equal(cert.inputs.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
-    // Key material and the Cloudflare credentials are secrets in the engine's inputs.
-    assert.ok(cert.inputs.certificateKeyPem instanceof Secret);
+    // The request carries the stable TLS key's public half and the same names.
+    const request = readCertificateRequest(String(cert.inputs.csrPem));
+    assert.deepEqual(request.names, cert.inputs.names);
+    assert.equal(request.spkiSha256, tlsSpki(run));
+    // The account key and the Cloudflare credentials are secrets in the engine's inputs.
     assert.ok(cert.inputs.accountKeyPem instanceof Secret);
     assert.ok(cert.inputs.dns01 instanceof Secret);
   });
 
-  test("CAA binds issuance to the ACME account the certificate resource registered (RFC 8657)", () => {
+  test("the certificate key reaches the certificate resource nowhere: its inputs hold the request, not the key", async () => {
+    const cert = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
+    const keyPem = await observed.tlsKeyPem;
+    const body = keyPem
+      .split("\n")
+      .filter((l) => l && !l.startsWith("-----"))
+      .join("");
+    const inputs = JSON.stringify(cert.inputs, (_k, v: unknown) => (v instanceof Secret ? { secret: v.value } : v)).replace(/\\n/g, "");
+    assert.ok(body.length > 40);
+    assert.equal(inputs.includes(body.slice(0, 40)), false);
+    assert.equal("certificateKeyPem" in cert.inputs, false);
+  });
+
+  test("the account is its own resource: AcmeAccount with the directory, the contact and the account key (secret)", () => {
+    const account = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeAccount", "mail-acme-account");
+    assert.equal(account.inputs.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
+    assert.equal(account.inputs.email, (devValues.acme as { email: string }).email);
+    assert.ok(account.inputs.accountKeyPem instanceof Secret);
+    const cert = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
+    assert.equal(cert.inputs.accountUrl, UNKNOWN_ACME_ACCOUNT);
+    assert.equal(reveal(cert.inputs.accountKeyPem), reveal(account.inputs.accountKeyPem));
+  });
+
+  test("CAA binds issuance to the ACME account the AcmeAccount resource registered (RFC 8657)", () => {
     const [issue] = byType(run, "cloudflare:index/dnsRecord:DnsRecord").filter((r) => r.name === "example.org/caa/example.org/issue");
     assert.deepEqual(issue.inputs.data, {
       flags: 0,

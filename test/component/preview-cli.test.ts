@@ -1,6 +1,6 @@
 // `mailstack preview`: the real program against a state written by an offline `up`, with simple
 // stand-ins injected for every package: "no changes" for an unchanged stack, a DNS record change as
-// name, type, old -> new, a replacement of the deploy steps with its order, JSON without secrets,
+// name, type, old -> new, a content change of the deploy as an in-place update, JSON without secrets,
 // and bad arguments refused.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -76,27 +76,18 @@ describe("mailstack preview against the deployed state", () => {
     assert.doesNotMatch(out, /to replace|to create|to delete/);
   });
 
-  test("a new alias replaces the deploy steps create-first, and the old install's delete runs last; --diff names the trigger", async () => {
+  test("a new alias updates the install step in place (its manifest on stdin changed) and replaces or deletes nothing", async () => {
     const project = projectWith(
       devStack.replace("  mailstack:aliases:\n", "  mailstack:aliases:\n    - address: sales@example.org\n      to: [alice@example.org]\n"),
     );
     const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project, "--diff"]);
     assert.equal(code, 0);
-    const lines = out.split("\n");
-    const create = lines.findIndex((l) => /\+\+ create replacement \(create-first\) {2}command:Command {2}mail-install$/.test(l));
-    const remove = lines.findIndex((l) => /-- delete replaced \(old one\) {2}command:Command {2}mail-install {2}\[wave \d+\]$/.test(l));
-    assert.ok(create > 0 && remove > create, out);
-    const lastStep = lines.filter((l) => /^ +\d+\. /.test(l)).at(-1)!;
-    assert.match(lastStep, /delete replaced \(old one\)/);
-    assert.ok(
-      lines.slice(create).some((l) => /replaceOnChanges "triggers\[\*\]" matches triggers\[3\]/.test(l)),
-      "the reason names the trigger and the rule",
-    );
-    assert.ok(
-      lines.some((l) => /^ {8}~ triggers\[3\]: \[secret\] => \[secret\] \(forces replacement\)$/.test(l)),
-      "--diff shows the trigger that changed, its value (the secret manifest's hash) as [secret]",
-    );
-    assert.match(out, /^ {4}\+-2 to replace$/m);
+    assert.match(out, /^ +\d+\. ~ {2}update {2}command:Command {2}mail-install$/m);
+    // the manifest's digest is on the install command line, so the commands change with it
+    assert.match(out, /^ {8}changed: create, stdin, update$/m);
+    assert.match(out, /^ {8}~ stdin: \[secret\] => \[secret\]$/m, "--diff shows the manifest changed, as [secret]");
+    assert.doesNotMatch(out, /to replace|to delete|replacement|delete replaced/);
+    assert.match(out, /^ {4}~ 1 to update$/m);
   });
 
   test("--json lists the steps in order with their reasons, and no secret reaches the output", async () => {

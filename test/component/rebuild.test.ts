@@ -40,6 +40,7 @@ describe("rebuilding the server (a new server id, as after `pulumi up --replace`
     ["no primary IP", "hcloud:index/primaryIp:PrimaryIp"],
     ["no volume", "hcloud:index/volume:Volume"],
     ["no key (DKIM, TLS, ACME account, SSH host)", "tls:index/privateKey:PrivateKey"],
+    ["not the ACME account", "pulumi-nodejs:dynamic/mailstack:AcmeAccount"],
     ["not the certificate request", "pulumi-nodejs:dynamic/mailstack:AcmeCertificate"],
   ] as const) {
     test(`changes ${what}`, () => {

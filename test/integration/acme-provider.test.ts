@@ -3,35 +3,53 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { LocalInternet } from "../../infra/local-internet/netns";
 import { startAcmeTestbed, httpsGetText, type AcmeTestbed } from "../../infra/local-internet/pebble";
-import { acmeCertificateProvider } from "../../components/acme-certificate";
-import { planCertificate, updateCertificate, type CertificateOutputs } from "../../components/acme-certificate-provider";
+import { provider as accountProvider, type AccountOutputs } from "../../components/providers/acme-account";
+import { provider, planCertificate, updateCertificate, type CertificateOutputs } from "../../components/providers/acme-certificate";
+import { certificateRequestPem } from "../../components/shared/acme/certificate-request";
 import { spkiSha256OfKey } from "../../components/shared/acme/certificate-info";
+import { recordAcmeRequests } from "../harness/acme-requests";
 
 function ecKeyPem(): string {
-  return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
 }
 
 const DAY = 86_400_000;
+const NAMES = ["mail.example.test", "mta-sts.example.test"];
 
 describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engine)", () => {
   let net: LocalInternet;
   let bed: AcmeTestbed;
-  const provider = acmeCertificateProvider();
   const accountKeyPem = ecKeyPem();
   const certificateKeyPem = ecKeyPem();
+  let account: AccountOutputs;
   let inputs: Record<string, unknown>;
   let created: { id: string; outs: CertificateOutputs };
+
+  const status = async (serialHex: string) =>
+    (
+      JSON.parse(
+        await httpsGetText(`https://${bed.ca.ipv4}:15000/cert-status-by-serial/${serialHex.toLowerCase()}`, bed.pebble.listenerCaPem),
+      ) as { Status: string }
+    ).Status;
 
   before(async () => {
     net = await LocalInternet.create();
     // 90-day certificates, as Let's Encrypt issues them
     bed = await startAcmeTestbed(net, [{ origin: "example.test.", lines: [] }], { certificateValidityPeriodSeconds: 90 * 86_400 });
+    account = (
+      (await accountProvider.create({
+        directoryUrl: bed.pebble.directoryUrl,
+        accountKeyPem,
+        email: "postmaster@example.test",
+        extraCaPem: bed.pebble.listenerCaPem,
+      })) as { outs: AccountOutputs }
+    ).outs;
     inputs = {
       directoryUrl: bed.pebble.directoryUrl,
-      email: "postmaster@example.test",
+      accountUrl: account.accountUrl,
       accountKeyPem,
-      certificateKeyPem,
-      names: ["mail.example.test", "mta-sts.example.test"],
+      csrPem: certificateRequestPem(certificateKeyPem, NAMES),
+      names: NAMES,
       dns01: {
         provider: "rfc2136",
         server: bed.dns.ipv4,
@@ -55,26 +73,49 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
     const r = await provider.check!({}, { ...inputs, names: ["ok.example.test", "Bad.example.test"], dns01: { provider: "route53" } });
     assert.deepEqual(r.failures, [
       { property: "names", reason: 'names[1]: "Bad.example.test" must be lowercase' },
+      {
+        property: "csrPem",
+        reason: "csrPem: asks for mail.example.test, mta-sts.example.test, but names are ok.example.test, Bad.example.test",
+      },
       { property: "dns01", reason: 'dns01.provider: "route53" is not one of cloudflare|rfc2136' },
     ]);
   });
 
-  test("create issues the certificate and outputs account URL, chain, validity, key hash", () => {
+  test("create issues the certificate with the account's URL and outputs account URL, chain, validity, key hash", () => {
     const o = created.outs;
+    assert.equal(o.accountUrl, account.accountUrl);
     assert.match(o.accountUrl, /\/my-account\//);
     assert.match(o.certificatePem, /^-----BEGIN CERTIFICATE-----/);
     assert.ok((o.certificatePem.match(/BEGIN CERTIFICATE/g) ?? []).length >= 2, "leaf + intermediate");
-    assert.deepEqual(o.names, ["mail.example.test", "mta-sts.example.test"]);
+    assert.deepEqual(o.names, NAMES);
     assert.equal(new Date(o.notAfter).getTime() - new Date(o.notBefore).getTime() >= 90 * DAY - 1000, true);
     assert.equal(o.spkiSha256, spkiSha256OfKey(certificateKeyPem));
     assert.equal(o.issueReason, "new certificate");
   });
 
-  test("create stores neither the certificate key nor the DNS credentials in the state", () => {
+  test("the outputs keep no DNS credentials and no certificate key; the account key only because revokeOnDelete is on", async () => {
     const state = JSON.stringify(created.outs);
     assert.equal(state.includes(bed.knot.tsig.secretB64), false);
     assert.equal(state.includes(certificateKeyPem.split("\n")[1]), false);
     assert.equal("dns01" in created.outs, false);
+    assert.equal(created.outs.accountKeyPem, accountKeyPem);
+    const plain = (await provider.create!({ ...inputs, revokeOnDelete: false })) as { outs: CertificateOutputs };
+    assert.deepEqual(
+      Object.keys(plain.outs).sort(),
+      [
+        "accountUrl",
+        "certificatePem",
+        "directoryUrl",
+        "extraCaPem",
+        "issueReason",
+        "issuer",
+        "names",
+        "notAfter",
+        "notBefore",
+        "serialHex",
+        "spkiSha256",
+      ].sort(),
+    );
   });
 
   test("diff with unchanged inputs right after issuance reports no change", async () => {
@@ -83,7 +124,8 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
   });
 
   test("diff with a changed name asks for an in-place update and says why", async () => {
-    const news = { ...inputs, names: ["mail.example.test", "mta-sts.example.test", "autoconfig.example.test"] };
+    const names = [...NAMES, "autoconfig.example.test"];
+    const news = { ...inputs, names, csrPem: certificateRequestPem(certificateKeyPem, names) };
     const d = await provider.diff!(created.id, created.outs, news);
     assert.equal(d.changes, true);
     assert.deepEqual(d.replaces, []);
@@ -103,29 +145,59 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
     assert.match(early.reason, /^valid until .+; renewal due from .+/);
   });
 
-  test("update when renewal is due re-issues with the same key", async () => {
-    const at = new Date(new Date(created.outs.notAfter).getTime() - 10 * DAY);
-    const renewed = await updateCertificate(created.outs as never, inputs, at);
-    assert.notEqual(renewed.serialHex, created.outs.serialHex);
-    assert.equal(renewed.spkiSha256, created.outs.spkiSha256);
-    assert.equal(renewed.accountUrl, created.outs.accountUrl);
-    assert.match(renewed.issueReason, /a third or less of the 90 days lifetime remains/);
+  test("a renewal re-issues with the same key and makes no request to the account (no contact update, no lookup)", async () => {
+    const log = recordAcmeRequests();
+    try {
+      const at = new Date(new Date(created.outs.notAfter).getTime() - 10 * DAY);
+      const renewed = await updateCertificate(created.outs as never, inputs, at);
+      assert.notEqual(renewed.serialHex, created.outs.serialHex);
+      assert.equal(renewed.spkiSha256, created.outs.spkiSha256);
+      assert.equal(renewed.accountUrl, created.outs.accountUrl);
+      assert.match(renewed.issueReason, /a third or less of the 90 days lifetime remains/);
+      assert.ok(
+        log.requests.some((r) => r.url.includes("/finalize-order/")),
+        "the renewal went through pebble",
+      );
+      const { newAccount } = JSON.parse(await httpsGetText(bed.pebble.directoryUrl, bed.pebble.listenerCaPem)) as { newAccount: string };
+      assert.deepEqual(
+        log.requests.filter((r) => r.url === account.accountUrl || r.url === newAccount),
+        [],
+      );
+    } finally {
+      log.stop();
+    }
   });
 
   test("update with new names re-issues for them, keeping the key", async () => {
-    const news = { ...inputs, names: ["mail.example.test", "autoconfig.example.test"] };
-    const r = await provider.update!(created.id, created.outs, news);
+    const names = ["mail.example.test", "autoconfig.example.test"];
+    const r = await provider.update!(created.id, created.outs, {
+      ...inputs,
+      names,
+      csrPem: certificateRequestPem(certificateKeyPem, names),
+    });
     const outs = r.outs as CertificateOutputs;
-    assert.deepEqual(outs.names, ["mail.example.test", "autoconfig.example.test"]);
+    assert.deepEqual(outs.names, names);
     assert.equal(outs.spkiSha256, created.outs.spkiSha256);
     assert.equal(outs.issueReason, "names changed (+autoconfig.example.test, -mta-sts.example.test)");
   });
 
-  test("update with only a new email keeps the certificate", async () => {
-    const r = await provider.update!(created.id, created.outs, { ...inputs, email: "hostmaster@example.test" });
+  test("update turning revokeOnDelete off keeps the certificate and drops the account key from the outputs", async () => {
+    const r = await provider.update!(created.id, created.outs, { ...inputs, revokeOnDelete: false });
     const outs = r.outs as CertificateOutputs;
     assert.equal(outs.serialHex, created.outs.serialHex);
-    assert.equal(outs.email, "hostmaster@example.test");
+    assert.equal("accountKeyPem" in outs, false);
+    assert.equal("revokeOnDelete" in outs, false);
+  });
+
+  test("state written by the previous provider (a checkout path in __provider) is moved: an update without a new certificate", async () => {
+    const legacyProvider = 'exports.handler = __f0; ... modulePath: "/home/alice/mailstack/dist/components/acme-certificate-provider" ...';
+    const olds = { ...created.outs, email: "postmaster@example.test", __provider: legacyProvider };
+    const d = await provider.diff!(created.id, olds, { ...inputs, __provider: 'loadProvider("mailstack/providers/acme-certificate")' });
+    assert.deepEqual({ changes: d.changes, replaces: d.replaces }, { changes: true, replaces: [] });
+    const r = await provider.update!(created.id, olds, inputs);
+    const outs = r.outs as CertificateOutputs;
+    assert.equal(outs.serialHex, created.outs.serialHex);
+    assert.equal("email" in outs, false);
   });
 
   test("a different directory URL is a replacement", async () => {
@@ -136,27 +208,15 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
     assert.deepEqual(d.replaces, ["directoryUrl"]);
   });
 
-  test("delete with revokeOnDelete revokes the certificate at the CA", async () => {
+  test("delete with revokeOnDelete revokes the certificate at the CA, with the kept account key", async () => {
     const fresh = (await provider.create!(inputs)) as { id: string; outs: CertificateOutputs };
     await provider.delete!(fresh.id, fresh.outs);
-    const status = JSON.parse(
-      await httpsGetText(
-        `https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`,
-        bed.pebble.listenerCaPem,
-      ),
-    ) as { Status: string };
-    assert.equal(status.Status, "Revoked");
+    assert.equal(await status(fresh.outs.serialHex), "Revoked");
   });
 
   test("delete without revokeOnDelete leaves the certificate valid", async () => {
     const fresh = (await provider.create!({ ...inputs, revokeOnDelete: false })) as { id: string; outs: CertificateOutputs };
     await provider.delete!(fresh.id, fresh.outs);
-    const status = JSON.parse(
-      await httpsGetText(
-        `https://${bed.ca.ipv4}:15000/cert-status-by-serial/${fresh.outs.serialHex.toLowerCase()}`,
-        bed.pebble.listenerCaPem,
-      ),
-    ) as { Status: string };
-    assert.equal(status.Status, "Valid");
+    assert.equal(await status(fresh.outs.serialHex), "Valid");
   });
 });

@@ -53,7 +53,9 @@ async function served(r: dnsPromises.Resolver, rec: PlannedRecord): Promise<unkn
     case "SRV":
       return (await r.resolveSrv(rec.name)).map((s) => `${s.priority} ${s.weight} ${s.port} ${s.name}`);
     case "TLSA":
-      return (await r.resolveTlsa(rec.name)).map((t) => `${t.certUsage} ${t.selector} ${t.match} ${Buffer.from(t.data).toString("hex")}`);
+      return (await r.resolveTlsa(rec.name)).map(
+        (t) => `${t.certUsage} ${t.selector} ${t.match} ${Buffer.from(t.data).toString("hex").toUpperCase()}`,
+      );
   }
 }
 

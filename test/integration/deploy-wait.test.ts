@@ -1,22 +1,15 @@
-// The deploy's first step, run exactly as MailDaemon's local.Command runs it (same interpreter,
-// script, environment and stdin), against OpenSSH's sshd in a network namespace: the right pin
-// passes, a wrong pin is refused at once naming both fingerprints, silence ends at the bound.
+// The deploy's first step, SshReachable's provider (components/providers/ssh-reachable.ts), run
+// as the engine's provider host calls it, against OpenSSH's sshd in a network namespace: the
+// right pin passes, a wrong pin is refused at once naming both fingerprints, silence ends at the
+// bound with the last connection error, a server that comes up late is waited for.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import ts from "typescript";
-import { LocalInternet, runCommand, type NetHost, type RunResult } from "../../infra/local-internet/netns";
+import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
 import { ed25519KeyPair, startSshd, type KeyPair, type SshServer } from "../../infra/local-internet/sshd";
-import {
-  waitForSshEnvironment,
-  waitForSshInvocation,
-  type WaitForSshInvocation,
-} from "../../server-bootstrap/install/wait-for-ssh-command";
-
-const REPO = path.resolve(__dirname, "../..");
-const INSTALL_DIR = path.join(REPO, "server-bootstrap/install");
+import { provider, type SshReachableOutputs } from "../../components/providers/ssh-reachable";
 
 interface Target {
   host: string;
@@ -26,20 +19,20 @@ interface Target {
   timeoutSeconds: number;
 }
 
-/** Runs the script; `guardMs` kills it if it hangs (then its code is not 0, 1 or 2). */
-function runWait(invocation: WaitForSshInvocation, t: Target, guardMs = 60_000): Promise<RunResult> {
-  const env = waitForSshEnvironment({
-    host: t.host,
-    port: String(t.port),
-    user: "root",
-    hostKey: t.hostKey,
-    timeoutSeconds: String(t.timeoutSeconds),
+/** create() as the host calls it; rejects with "killed" when it is still waiting after `guardMs`. */
+async function reach(t: Target, guardMs = 60_000): Promise<{ id: string; outs: SshReachableOutputs }> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`killed: still waiting after ${guardMs} ms`)), guardMs);
   });
-  return runCommand([...invocation.interpreter, invocation.script], {
-    env: { PATH: process.env.PATH, ...env },
-    input: t.privateKey,
-    timeoutMs: guardMs,
-  });
+  try {
+    return (await Promise.race([provider.create({ user: "root", instance: "4711", ...t }), guard])) as {
+      id: string;
+      outs: SshReachableOutputs;
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** OpenSSH's own SHA256 fingerprint of a public key line (ssh-keygen -l), to check ours against. */
@@ -51,32 +44,11 @@ async function opensshFingerprint(dir: string, publicKey: string): Promise<strin
   return r.stdout.split(" ")[1];
 }
 
-/** The published package's layout: the install folder compiled to .js as tsc emits it, no TypeScript loader. */
-function compiledCopy(): string {
-  const cache = path.join(REPO, "node_modules", ".cache");
-  fs.mkdirSync(cache, { recursive: true });
-  const dir = fs.mkdtempSync(path.join(cache, "wait-for-ssh-"));
-  for (const name of fs
-    .readdirSync(INSTALL_DIR)
-    .filter((f) => f.endsWith(".ts"))
-    .map((f) => f.slice(0, -3))) {
-    const source = fs.readFileSync(path.join(INSTALL_DIR, `${name}.ts`), "utf8");
-    const out = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2023, esModuleInterop: true },
-      fileName: `${name}.ts`,
-    });
-    fs.writeFileSync(path.join(dir, `${name}.js`), out.outputText);
-  }
-  return dir;
-}
-
-describe("wait-for-ssh against sshd in a namespace", () => {
+describe("SshReachable against sshd in a namespace", () => {
   let internet: LocalInternet;
   let box: NetHost;
   let sshd: SshServer;
   let stranger: KeyPair;
-  let fromSources: WaitForSshInvocation;
-  let compiledDir: string;
 
   before(async () => {
     if (process.getuid?.() !== 0) throw new Error("wait-for-ssh tests need root (network namespaces, sshd)");
@@ -84,12 +56,9 @@ describe("wait-for-ssh against sshd in a namespace", () => {
     box = await internet.addHost("box");
     sshd = await startSshd(internet, box);
     stranger = await ed25519KeyPair(internet.workDir, "stranger");
-    fromSources = waitForSshInvocation(INSTALL_DIR);
-    compiledDir = compiledCopy();
   });
 
   after(async () => {
-    if (compiledDir) fs.rmSync(compiledDir, { recursive: true, force: true });
     await sshd?.stop();
     await internet?.destroy();
   });
@@ -103,77 +72,62 @@ describe("wait-for-ssh against sshd in a namespace", () => {
     ...over,
   });
 
-  test("from sources the script runs through a TypeScript loader with this Node", () => {
-    assert.equal(fromSources.interpreter[0], process.execPath);
-    assert.equal(fromSources.interpreter[1], "--require");
-    assert.equal(fromSources.script, path.join(INSTALL_DIR, "wait-for-ssh.ts"));
-  });
-
-  test("the right pinned key: exits 0 and names the verified fingerprint, never the private key", async () => {
-    const r = await runWait(fromSources, target());
-    assert.equal(r.code, 0, r.stderr);
+  test("the right pinned key: create resolves naming the verified fingerprint; the outputs hold no private key", async () => {
+    const { outs } = await reach(target());
     const fp = await opensshFingerprint(internet.workDir, sshd.hostKey);
     assert.match(
-      r.stdout,
+      outs.message,
       new RegExp(
-        `^SSH at ${reEscape(box.ipv4)}:22 presents the pinned ssh-ed25519 host key ${reEscape(fp)}; logged in as root after \\d+ s\\n$`,
+        `^SSH at ${reEscape(box.ipv4)}:22 presents the pinned ssh-ed25519 host key ${reEscape(fp)}; logged in as root after \\d+ s$`,
       ),
+    );
+    assert.equal(outs.deployerKeyFingerprint, await opensshFingerprint(internet.workDir, sshd.client.publicKey));
+    assert.deepEqual(
+      { host: outs.host, port: outs.port, user: outs.user, hostKey: outs.hostKey, instance: outs.instance },
+      { host: box.ipv4, port: 22, user: "root", hostKey: sshd.hostKey, instance: "4711" },
     );
     const keyBody = sshd.client.privateKey.split("\n")[1];
-    assert.ok(!r.stdout.includes(keyBody) && !r.stderr.includes(keyBody));
+    assert.equal(JSON.stringify(outs).includes(keyBody), false);
   });
 
-  test("compiled to .js (the published package): runs with plain Node and exits 0 for the right key", async () => {
-    const compiled = waitForSshInvocation(compiledDir);
-    assert.deepEqual(compiled, { interpreter: [process.execPath], script: path.join(compiledDir, "wait-for-ssh.js") });
-    const r = await runWait(compiled, target());
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /presents the pinned ssh-ed25519 host key SHA256:/);
-  });
-
-  test("a wrong pinned key: exits 2 at once (not at the 600 s bound) naming both fingerprints and refusing to deploy", async () => {
-    // The guard kills a script still dialing after 30 s; a killed script's code is 128.
-    const r = await runWait(fromSources, target({ hostKey: stranger.publicKey }), 30_000);
-    assert.equal(r.code, 2, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  test("a wrong pinned key: create fails at once (not at the 600 s bound) naming both fingerprints and refusing to deploy", async () => {
     const presented = await opensshFingerprint(internet.workDir, sshd.hostKey);
     const pinned = await opensshFingerprint(internet.workDir, stranger.publicKey);
-    assert.equal(r.stdout, "");
-    assert.ok(
-      r.stderr.startsWith(
-        `wait-for-ssh: SSH host key mismatch at ${box.ipv4}:22: the server presents ssh-ed25519 ${presented} ` +
-          `but this stack pinned ssh-ed25519 ${pinned}: the server was not created by this stack, or its host key changed; refusing to deploy.`,
-      ),
-      r.stderr,
-    );
+    // The guard gives up on a create still dialing after 30 s.
+    await assert.rejects(reach(target({ hostKey: stranger.publicKey }), 30_000), (err: Error) => {
+      assert.ok(
+        err.message.startsWith(
+          `ssh-reachable: SSH host key mismatch at ${box.ipv4}:22: the server presents ssh-ed25519 ${presented} ` +
+            `but this stack pinned ssh-ed25519 ${pinned}: the server was not created by this stack, or its host key changed; refusing to deploy.`,
+        ),
+        err.message,
+      );
+      return true;
+    });
   });
 
-  test("a port nobody listens on, 3 s bound: exits 1 with the timeout message and the last error", async () => {
-    const r = await runWait(fromSources, target({ port: 2222, timeoutSeconds: 3 }), 30_000);
-    assert.equal(r.code, 1, r.stderr);
-    assert.equal(
-      r.stderr,
-      `wait-for-ssh: no SSH answer from ${box.ipv4}:2222 within 3 s (last error: connect ECONNREFUSED ${box.ipv4}:2222)\n`,
-    );
+  test("a port nobody listens on, 3 s bound: create fails with the timeout and the last error", async () => {
+    await assert.rejects(reach(target({ port: 2222, timeoutSeconds: 3 }), 30_000), {
+      message: `ssh-reachable: no SSH answer from ${box.ipv4}:2222 within 3 s (last error: connect ECONNREFUSED ${box.ipv4}:2222)`,
+    });
   });
 
-  test("a deployer key the server does not authorise, 3 s bound: exits 1 saying the host key matched but the key was refused", async () => {
-    const r = await runWait(fromSources, target({ privateKey: stranger.privateKey, timeoutSeconds: 3 }), 30_000);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(
-      r.stderr,
+  test("a deployer key the server does not authorise, 3 s bound: fails saying the host key matched but the key was refused", async () => {
+    await assert.rejects(
+      reach(target({ privateKey: stranger.privateKey, timeoutSeconds: 3 }), 30_000),
       new RegExp(
-        `^wait-for-ssh: SSH at ${reEscape(box.ipv4)}:22 presents the pinned host key but did not accept the deployer key within 3 s \\(last error: root refused: .+\\)\\n$`,
+        `^Error: ssh-reachable: SSH at ${reEscape(box.ipv4)}:22 presents the pinned host key but did not accept the deployer key within 3 s \\(last error: root refused: .+\\)$`,
       ),
     );
   });
 
-  test("a server that comes up while the script waits (link down, then up): keeps dialing and exits 0", async () => {
+  test("a server that comes up while create waits (link down, then up): keeps dialing and resolves", async () => {
     const late = await internet.addHost("late");
     const lateSshd = await startSshd(internet, late);
     try {
       const down = await late.run(["ip", "link", "set", "eth0", "down"]);
       assert.equal(down.code, 0, down.stderr);
-      const running = runWait(fromSources, {
+      const running = reach({
         ...target(),
         host: late.ipv4,
         hostKey: lateSshd.hostKey,
@@ -183,15 +137,14 @@ describe("wait-for-ssh against sshd in a namespace", () => {
       await new Promise((r) => setTimeout(r, 5000));
       const up = await late.run(["ip", "link", "set", "eth0", "up"]);
       assert.equal(up.code, 0, up.stderr);
-      const r = await running;
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, new RegExp(`^SSH at ${reEscape(late.ipv4)}:22 presents the pinned ssh-ed25519 host key`));
+      const { outs } = await running;
+      assert.match(outs.message, new RegExp(`^SSH at ${reEscape(late.ipv4)}:22 presents the pinned ssh-ed25519 host key`));
     } finally {
       await lateSshd.stop();
     }
   });
 
-  test("a PKCS#8 Ed25519 deployer key (@pulumi/tls privateKeyPem), authorised on the box: logs in and exits 0", async () => {
+  test("a PKCS#8 Ed25519 deployer key (@pulumi/tls privateKeyPem), authorised on the box: logs in", async () => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const raw = Buffer.from((publicKey.export({ format: "jwk" }) as { x: string }).x, "base64url");
     const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
@@ -206,15 +159,14 @@ describe("wait-for-ssh against sshd in a namespace", () => {
     fs.appendFileSync(authorized, `${line}\n`);
     const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     assert.match(pem, /^-----BEGIN PRIVATE KEY-----/);
-    const r = await runWait(fromSources, target({ privateKey: pem }));
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /logged in as root/);
+    const { outs } = await reach(target({ privateKey: pem }));
+    assert.match(outs.message, /logged in as root/);
   });
 
   test("bad settings are refused before any dial: a host key that is not an OpenSSH public key", async () => {
-    const r = await runWait(fromSources, target({ hostKey: "ssh-ed25519 bm90IGEga2V5" }));
-    assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'wait-for-ssh: MAILSTACK_SSH_HOST_KEY: the base64 after "ssh-ed25519" is not a ssh-ed25519 public key\n');
+    await assert.rejects(reach(target({ hostKey: "ssh-ed25519 bm90IGEga2V5" }), 5_000), {
+      message: 'ssh-reachable: hostKey: the base64 after "ssh-ed25519" is not a ssh-ed25519 public key',
+    });
   });
 });
 

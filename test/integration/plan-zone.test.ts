@@ -118,6 +118,14 @@ describe("the planned zones served by knot, checked by receivers' validators", (
       '0 issue "letsencrypt.org; accounturi=' + ACCOUNT + '; validationmethods=dns-01,http-01"',
       '0 issuewild ";"',
     ]);
+    // RFC 2782 "decidedly not available", as Cloudflare stores it (data.target ".").
+    assert.equal(await dig("SRV", "_pop3._tcp.example.org"), "0 0 0 .");
+    assert.equal(await dig("SRV", "_submissions._tcp.example.net"), "0 1 465 mail.example.org.");
+    // Upper-case hex in the plan; any case is the same digest (RFC 6698 2.2).
+    // dig breaks long hex into groups; the fields and the digest are what count.
+    const [usage, selector, matching, ...hex] = (await dig("TLSA", "_25._tcp.mail.example.org")).split(" ");
+    assert.deepEqual([usage, selector, matching], ["3", "1", "1"]);
+    assert.match(hex.join(""), /^[0-9A-F]{64}$/);
   });
 
   test("pyspf: the server's addresses pass for both domains and the HELO name; others fail", async () => {

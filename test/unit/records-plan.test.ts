@@ -69,8 +69,8 @@ describe("planHostRecords", () => {
 
   test("with a TLS key: also TLSA 3 1 1 at _25._tcp", () => {
     const tlsa = byKey(planHostRecords(factsA), "TLSA _25._tcp.mail.example.org");
-    assert.equal(tlsa.content, `3 1 1 ${"a".repeat(64)}`);
-    assert.deepEqual(tlsa.data, { usage: 3, selector: 1, matchingType: 1, certificate: "a".repeat(64) });
+    assert.equal(tlsa.content, `3 1 1 ${"A".repeat(64)}`);
+    assert.deepEqual(tlsa.data, { usage: 3, selector: 1, matchingType: 1, certificate: "A".repeat(64) });
   });
 
   test("A/AAAA content is canonical and the HELO SPF names both addresses", () => {
@@ -153,9 +153,25 @@ describe("planDomainRecords", () => {
 
   test("SRV records carry Cloudflare's content, data and a priority equal to data.priority", () => {
     const srv = byKey(records, "SRV _submission._tcp.example.org");
-    assert.equal(srv.content, "1\t587\tmail.example.org");
+    assert.equal(srv.content, "1 587 mail.example.org");
     assert.deepEqual(srv.data, { priority: 10, weight: 1, port: 587, target: "mail.example.org" });
     assert.equal(srv.priority, 10);
+  });
+
+  test('POP3 is published as not offered: data target "." as Cloudflare accepts and returns it, content `0 0 .`', () => {
+    for (const service of ["_pop3._tcp", "_pop3s._tcp"]) {
+      const srv = byKey(records, `SRV ${service}.example.org`);
+      assert.deepEqual(srv.data, { priority: 0, weight: 0, port: 0, target: "." });
+      assert.equal(srv.priority, 0);
+      assert.equal(srv.content, "0 0 .");
+    }
+  });
+
+  test('CAA data is what Cloudflare accepts and stores: flags the number 0, issuewild ";", content `0 issuewild ";"`', () => {
+    const wild = byKey(records, "CAA example.org issuewild");
+    assert.deepEqual(wild.data, { flags: 0, tag: "issuewild", value: ";" });
+    assert.equal(typeof (wild.data as { flags: unknown }).flags, "number");
+    assert.equal(wild.content, '0 issuewild ";"');
   });
 
   test("caa: false plans no CAA; an empty tlsrpt.rua plans no TLSRPT", () => {

@@ -37,8 +37,11 @@ describe("srvRecords (RFC 6186, RFC 8314)", () => {
 });
 
 describe("SRV content", () => {
-  test("Cloudflare's content: weight, port, target tab-separated (priority is its own field)", () => {
-    assert.equal(srvContent({ priority: 0, weight: 1, port: 465, target: "mail.example.org" }), "1\t465\tmail.example.org");
+  test("Cloudflare's content: weight, port, target separated by single spaces (priority is its own field)", () => {
+    assert.equal(srvContent({ priority: 0, weight: 1, port: 465, target: "mail.example.org" }), "1 465 mail.example.org");
+  });
+  test("Cloudflare's content of a null-target SRV (POP3 not offered): `0 0 .`", () => {
+    assert.equal(srvContent({ priority: 0, weight: 0, port: 0, target: "." }), "0 0 .");
   });
   test("zone-file presentation: priority weight port target. (RFC 2782)", () => {
     assert.equal(srvPresentation({ priority: 10, weight: 1, port: 587, target: "mail.example.org" }), "10 1 587 mail.example.org.");

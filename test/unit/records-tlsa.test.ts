@@ -23,11 +23,11 @@ describe("TLSA record (RFC 7672, RFC 7671)", () => {
   test("lives at _25._tcp.<mail host> (RFC 6698 3)", () => {
     assert.equal(tlsaRecordName("mail.example.org"), "_25._tcp.mail.example.org");
   });
-  test("DANE-EE(3) SPKI(1) SHA-256(1) data with lowercase hex", () => {
-    assert.deepEqual(tlsaData(expectedHash.toUpperCase()), { usage: 3, selector: 1, matchingType: 1, certificate: expectedHash });
+  test("DANE-EE(3) SPKI(1) SHA-256(1) data with upper-case hex, as Cloudflare returns it", () => {
+    assert.deepEqual(tlsaData(expectedHash), { usage: 3, selector: 1, matchingType: 1, certificate: expectedHash.toUpperCase() });
   });
-  test("content is `3 1 1 <hex>`", () => {
-    assert.equal(tlsaContent(tlsaData(expectedHash)), `3 1 1 ${expectedHash}`);
+  test("content is `3 1 1 <HEX>`, four fields, upper-case hex (Cloudflare's returned content)", () => {
+    assert.equal(tlsaContent(tlsaData(expectedHash)), `3 1 1 ${expectedHash.toUpperCase()}`);
   });
   test("a hash that is not 64 hex digits is refused", () => {
     assert.throws(() => tlsaData("abc"), /tlsSpkiSha256: "abc" is not 64 hex digits/);

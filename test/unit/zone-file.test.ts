@@ -105,7 +105,7 @@ describe("renderZone", () => {
   });
 
   test("MX, SRV, CAA and TLSA in presentation form; TXT as planned", () => {
-    const tlsa = `_25._tcp.mail.example.org. 300 IN TLSA 3 1 1 ${facts.tlsSpkiSha256}`;
+    const tlsa = `_25._tcp.mail.example.org. 300 IN TLSA 3 1 1 ${facts.tlsSpkiSha256!.toUpperCase()}`;
     const spf = orgZone.find((r) => r.key === "TXT example.org spf")!.content;
     for (const expected of [
       "example.org. 300 IN MX 10 mail.example.org. ;",

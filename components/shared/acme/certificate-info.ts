@@ -1,5 +1,6 @@
 // What the renewal logic and the resource outputs need to know about an issued certificate chain.
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
+import { children, readTlv } from "./der";
 
 export interface CertificateInfo {
   notBefore: Date;
@@ -26,38 +27,7 @@ export function spkiSha256OfKey(keyPem: string): string {
   return createHash("sha256").update(der).digest("hex");
 }
 
-// --- minimal DER reading, enough to find the AKI keyIdentifier (RFC 5280 4.2.1.1) ---
-
-interface Tlv {
-  tag: number;
-  start: number;
-  contentStart: number;
-  end: number;
-}
-
-function readTlv(buf: Buffer, offset: number): Tlv {
-  const tag = buf[offset];
-  let len = buf[offset + 1];
-  let p = offset + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[p + i];
-    p += n;
-  }
-  return { tag, start: offset, contentStart: p, end: p + len };
-}
-
-function children(buf: Buffer, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let p = parent.contentStart; p < parent.end;) {
-    const t = readTlv(buf, p);
-    out.push(t);
-    p = t.end;
-  }
-  return out;
-}
-
+// AKI keyIdentifier (RFC 5280 4.2.1.1)
 const OID_AKI = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
 
 /** keyIdentifier of the Authority Key Identifier extension, or undefined. */

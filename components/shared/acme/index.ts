@@ -1,7 +1,9 @@
 // ACME certificates: one module for the Pulumi side (AcmeCertificate) and the box (CertificateKeeper).
 export type { Challenge, ChallengeSolver, ChallengeType } from "./challenge-solver";
-export { issueCertificate, revokeCertificate, ensureAccount, acmeClient } from "./issue";
-export type { IssueOptions, IssuedCertificate, RevokeOptions, AcmeAccountOptions, Backoff } from "./issue";
+export { issueCertificate, revokeCertificate, ensureAccount, findOrRegisterAccount, updateAccountContact, acmeClient } from "./issue";
+export type { IssueOptions, IssuedCertificate, RevokeOptions, AcmeAccountOptions, Backoff, FoundAccount } from "./issue";
+export { certificateRequestPem, readCertificateRequest } from "./certificate-request";
+export type { CertificateRequestInfo } from "./certificate-request";
 export { Http01Challenges, Http01Solver, HTTP01_PATH_PREFIX } from "./http01";
 export { Rfc2136Dns01Solver } from "./rfc2136-dns01-solver";
 export type { Rfc2136SolverOptions } from "./rfc2136-dns01-solver";

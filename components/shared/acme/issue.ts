@@ -1,12 +1,19 @@
 // Certificate issuance with acme-client's low-level calls (RFC 8555 7): account, order,
-// challenges through one ChallengeSolver, CSR from a given stable key, finalize, download.
+// challenges through one ChallengeSolver, a request for a given stable key, finalize, download.
 // Used by the AcmeCertificate Pulumi resource and by the renewal keeper on the box.
-import { createHash, createPrivateKey } from "node:crypto";
+//
+// Issuance never changes the account: with a known account URL it makes no account request at
+// all, and without one it looks the account up (or registers it) but never updates its contact.
+// Contact changes are AcmeAccount's, made only when the configured address changed (Let's
+// Encrypt ignores contacts since 2025 and plans to drop the update path: letsencrypt/boulder
+// #8198, #8208, #8199).
+import { createHash } from "node:crypto";
 import * as acme from "acme-client";
 import type { Challenge, ChallengeSolver } from "./challenge-solver";
 import { trustExtraCa } from "./ca-trust";
 import { readCertificateInfo, spkiSha256OfKey, type CertificateInfo } from "./certificate-info";
-import { checkCertificateNames } from "./certificate-names";
+import { checkCertificateNames, sameNames } from "./certificate-names";
+import { certificateRequestPem, readCertificateRequest } from "./certificate-request";
 
 export interface Backoff {
   /** attempts while polling an order/authorization; default 10 */
@@ -22,9 +29,9 @@ export interface AcmeAccountOptions {
   directoryUrl: string;
   /** PEM of the account key (RSA or ECDSA P-256/P-384) */
   accountKeyPem: string;
-  /** known account URL (skips the lookup); default: found or created from the key */
+  /** known account URL: no account request is made; default: found or registered for the key */
   accountUrl?: string;
-  /** contact address for the account (mailto:) */
+  /** contact address (mailto:) used only when the account is registered */
   email?: string;
   /** PEM of an extra CA to trust for the directory's origin only (test CAs such as pebble) */
   extraCaPem?: string;
@@ -36,8 +43,13 @@ export interface AcmeAccountOptions {
 export interface IssueOptions extends AcmeAccountOptions {
   /** DNS names; the first is the subject CN */
   names: string[];
-  /** PEM of the certificate's private key: reused on every renewal so DANE TLSA stays valid */
-  certificateKeyPem: string;
+  /**
+   * PEM of the certificate's private key: reused on every renewal so DANE TLSA stays valid. Give
+   * this or `csrPem`.
+   */
+  certificateKeyPem?: string;
+  /** a certificate request for `names` made from the stable key (certificateRequestPem): the key itself is not needed */
+  csrPem?: string;
   solver: ChallengeSolver;
   /** RFC 9773 5: the ARI certificate ID of the certificate this order replaces */
   replaces?: string;
@@ -77,27 +89,46 @@ export function acmeClient(opts: AcmeAccountOptions): acme.Client {
   });
 }
 
-/** Register the account for the key, or find the existing one (RFC 8555 7.3, 7.3.1); returns its URL. */
-export async function ensureAccount(client: acme.Client, opts: AcmeAccountOptions): Promise<string> {
-  const contact = opts.email ? { contact: [`mailto:${opts.email}`] } : {};
+export interface FoundAccount {
+  accountUrl: string;
+  /** whether this call registered it */
+  created: boolean;
+  /** the contact the CA returned; absent when it stores none (Let's Encrypt since 2025, boulder #8198) */
+  contact?: string[];
+}
+
+/**
+ * Find the account of the key (RFC 8555 7.3.1, onlyReturnExisting: a lookup that changes
+ * nothing), or register it with the contact (7.3). An existing account is left as it is.
+ */
+export async function findOrRegisterAccount(client: acme.Client, opts: AcmeAccountOptions): Promise<FoundAccount> {
   try {
-    if (opts.accountUrl) {
-      // POST-as-GET (or a contact update) proves the URL belongs to this key
-      await client.updateAccount({ ...contact });
-      return client.getAccountUrl();
-    }
     try {
-      await client.createAccount({ onlyReturnExisting: true });
-      if (opts.email) await client.updateAccount({ ...contact });
+      const account = await client.createAccount({ onlyReturnExisting: true });
+      return { accountUrl: client.getAccountUrl(), created: false, contact: account.contact };
     } catch (err) {
       // RFC 8555 7.3.1: urn:ietf:params:acme:error:accountDoesNotExist (acme-client keeps only the detail text)
       if (!/accountDoesNotExist|does not exist|unable to find existing account|no account/i.test(detail(err))) throw err;
-      await client.createAccount({ termsOfServiceAgreed: true, ...contact });
+      const account = await client.createAccount({
+        termsOfServiceAgreed: true,
+        ...(opts.email ? { contact: [`mailto:${opts.email}`] } : {}),
+      });
+      return { accountUrl: client.getAccountUrl(), created: true, contact: account.contact };
     }
-    return client.getAccountUrl();
   } catch (err) {
     throw new Error(`ACME account at ${opts.directoryUrl} could not be registered or found: ${detail(err)}${hintFor(err)}`);
   }
+}
+
+/** The account URL: the known one without any request, else found or registered (never updated). */
+export async function ensureAccount(client: acme.Client, opts: AcmeAccountOptions): Promise<string> {
+  if (opts.accountUrl) return opts.accountUrl;
+  return (await findOrRegisterAccount(client, opts)).accountUrl;
+}
+
+/** RFC 8555 7.3.2: replace the account's contact (none when `email` is undefined). */
+export async function updateAccountContact(client: acme.Client, email: string | undefined): Promise<void> {
+  await client.updateAccount({ contact: email ? [`mailto:${email}`] : [] });
 }
 
 function hintFor(err: unknown): string {
@@ -130,10 +161,23 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
     if (wild) throw new Error(`names: "${wild}" is a wildcard; wildcards need a DNS-01 solver (RFC 8555 8.3 forbids http-01)`);
   }
   let keySpki: string;
-  try {
-    keySpki = spkiSha256OfKey(opts.certificateKeyPem);
-  } catch (err) {
-    throw new Error(`certificateKeyPem: not a usable private key: ${detail(err)}`);
+  let csr: string;
+  if (opts.csrPem !== undefined) {
+    const request = readCertificateRequest(opts.csrPem);
+    if (!sameNames(request.names, opts.names)) {
+      throw new Error(`csrPem: asks for ${request.names.join(", ")}, but the order is for ${opts.names.join(", ")}`);
+    }
+    keySpki = request.spkiSha256;
+    csr = opts.csrPem;
+  } else if (opts.certificateKeyPem !== undefined) {
+    try {
+      keySpki = spkiSha256OfKey(opts.certificateKeyPem);
+    } catch (err) {
+      throw new Error(`certificateKeyPem: not a usable private key: ${detail(err)}`);
+    }
+    csr = certificateRequestPem(opts.certificateKeyPem, opts.names);
+  } else {
+    throw new Error("certificateKeyPem or csrPem: one of them is required");
   }
   const log = opts.log ?? (() => undefined);
   const client = acmeClient(opts);
@@ -147,7 +191,13 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
       ...(opts.replaces ? { replaces: opts.replaces } : {}),
     } as Parameters<acme.Client["createOrder"]>[0]);
   } catch (err) {
-    throw new Error(`the CA refused the order for ${opts.names.join(", ")}: ${detail(err)}`);
+    // With a known account URL the order is the first request signed for that account (kid): a
+    // key that is not the account's fails here.
+    const hint =
+      opts.accountUrl && /JWS|signature|unauthorized|accountDoesNotExist|does not exist|no account/i.test(detail(err))
+        ? ` (is ${opts.accountUrl} the account of accountKeyPem? The order is signed with that key for that account)`
+        : "";
+    throw new Error(`the CA refused the order for ${opts.names.join(", ")}: ${detail(err)}${hint}`);
   }
 
   const presented: Challenge[] = [];
@@ -205,10 +255,6 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
     if (warnings.length) log(warnings.join("\n"));
   }
 
-  // acme-client imports only PKCS#8, and @pulumi/tls hands out ECDSA keys as SEC1
-  // ("BEGIN EC PRIVATE KEY"): re-encode whatever form the key came in.
-  const csrKey = createPrivateKey(opts.certificateKeyPem).export({ type: "pkcs8", format: "pem" }).toString();
-  const [, csr] = await acme.crypto.createCsr({ commonName: opts.names[0], altNames: opts.names }, csrKey);
   let chain: string;
   try {
     const finalized = await client.finalizeOrder(order, csr);
@@ -218,7 +264,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
   }
   const info = readCertificateInfo(chain);
   if (info.spkiSha256 !== keySpki) {
-    throw new Error("the issued certificate does not carry certificateKeyPem's public key");
+    throw new Error("the issued certificate does not carry the requested key");
   }
   log(`issued ${info.names.join(", ")}, valid ${info.notBefore.toISOString()} to ${info.notAfter.toISOString()}`);
   return { ...info, accountUrl, certificatePem: chain, warnings };
