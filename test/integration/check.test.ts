@@ -217,8 +217,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
       const origin = /^\$ORIGIN (\S+)\.$/m.exec(chunk)![1];
       // The offline plan's TLS key is a stand-in; the deployed server's key is the one DANE pins.
       const lines = zoneLines(chunk).map((l) =>
-        / IN TLSA 3 1 1 [0-9a-f]{64}/.test(l)
-          ? l.replace(/3 1 1 [0-9a-f]{64}/, `3 1 1 ${spkiSha256FromPem(fs.readFileSync(certs.keyPath, "utf8"))}`)
+        / IN TLSA 3 1 1 [0-9A-Fa-f]{64}/.test(l)
+          ? l.replace(/3 1 1 [0-9A-Fa-f]{64}/, `3 1 1 ${spkiSha256FromPem(fs.readFileSync(certs.keyPath, "utf8"))}`)
           : l,
       );
       zones.set(origin, lines);
