@@ -8,12 +8,18 @@ import { wantsHelp } from "./args";
 import { processIo, UsageError, type Command, type CommandIo } from "./command";
 import { planCommand } from "./plan-command";
 import { checkCommand } from "./check";
+import { initCommand } from "./init";
+import { userCommand } from "./user";
+import { aliasCommand } from "./alias";
 import { PREVIEW_USAGE, runPreview } from "./preview";
 import { findProjectDir } from "./project-dir";
 
 export { findProjectDir } from "./project-dir";
 
 export const COMMANDS: readonly Command[] = [
+  initCommand,
+  userCommand,
+  aliasCommand,
   planCommand,
   {
     name: "preview",
