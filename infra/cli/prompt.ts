@@ -60,8 +60,9 @@ export class Prompter {
   async secret(prompt: string): Promise<string | undefined> {
     const tty = this.input.isTTY === true && typeof this.input.setRawMode === "function";
     if (!tty) return this.line(prompt);
-    this.write(prompt);
+    // Raw mode before the prompt shows: whatever is typed once it shows is never echoed.
     this.input.setRawMode!(true);
+    this.write(prompt);
     let typed = "";
     try {
       for (;;) {
