@@ -361,11 +361,11 @@ export const initCommand: Command = {
     let answers: InitAnswers;
     let password: string;
     if (io.interactive) {
+      // Before any question: without the Pulumi CLI nothing could be stored.
+      await requirePulumi(pulumi);
       const prompter = new Prompter(io.stdin, io.stdout);
       try {
         answers = await gatherAnswers(terminalAsker(prompter, io), flags, projectDir);
-        // Before the password is typed: without the Pulumi CLI nothing can be stored.
-        await requirePulumi(pulumi);
         const typed = await askNewPassword(prompter, answers.user, io.stderr);
         if (typed === undefined) throw new Error("no password given (input ended); nothing was written");
         password = typed;

@@ -210,6 +210,20 @@ describe("mailstack init, non-interactive", () => {
     }
   });
 
+  test("a stack file holding only what `pulumi stack init` writes (its secrets provider) is completed, not refused", () => {
+    const t = makeSandbox();
+    try {
+      fs.writeFileSync(stackFile(t, "other"), "encryptionsalt: v1:c2FsdA==:v1:x:y\n");
+      const r = mailstack(t, ["init", "--stack", "other", "--domain", "example.org", "--user", "alice@example.org"], `${PASSWORD}\n`);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = parse(fs.readFileSync(stackFile(t, "other"), "utf8")) as Yaml & { encryptionsalt: string };
+      assert.equal(doc.encryptionsalt, "v1:c2FsdA==:v1:x:y");
+      assert.equal(validateValues(readStackFile(stackFile(t, "other"))).users[0].address, "alice@example.org");
+    } finally {
+      t.remove();
+    }
+  });
+
   test("a passphrase-protected stack without PULUMI_CONFIG_PASSPHRASE: says so, and the file is removed again", () => {
     const t = makeSandbox({ passphrase: false });
     try {
@@ -270,6 +284,15 @@ describe("mailstack user and alias, non-interactive", () => {
       since(n).map((c) => c.args),
       [],
     );
+  });
+
+  test("without the Pulumi CLI, user add says so before asking for a password, and nothing changes", () => {
+    const before = fs.readFileSync(stackFile(s));
+    const env = { ...s.env, PATH: s.env.PATH!.split(":").slice(1).join(":") };
+    const r = mailstack({ ...s, env }, ["user", "add", "dave@example.org"], "");
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `mailstack user: ${PULUMI_MISSING}\n`);
+    assert.deepEqual(fs.readFileSync(stackFile(s)), before);
   });
 
   test("user passwd replaces only that user's hash", () => {
