@@ -62,7 +62,7 @@ describe("a new user's path at a terminal", () => {
     await answer("Hetzner location: fsn1, nbg1, hel1, ash, hil, sin [fsn1]: ", ["mars"], "hel1");
     assert.match(t.screen, /"mars" is not a Hetzner location/);
     await answer(/Server type sold in hel1: cx23 cx33 .* ccx63 \[cx23\]: /, ["cpx11"], "cax11");
-    assert.match(t.screen, /Hetzner does not sell cpx11 in hel1; it sells cx23, /);
+    assert.match(t.screen, /cpx11 is not offered in "hel1" \(CPX gen 1 is sold in ash, hil only\); in hel1 use cx23, /);
 
     // Nothing is written while answers are still coming.
     await t.expect("New password for alice@example.org (not shown): ");
