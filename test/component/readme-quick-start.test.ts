@@ -1,5 +1,5 @@
 // The README's quick start ("Deploying for real"), run line by line as written, from
-// `mailstack init` up to the first Pulumi CLI call that needs a cloud (`pulumi preview`), with
+// `mailstack init` up to the first Pulumi CLI call that needs the clouds (`pulumi up`), with
 // the Pulumi CLI stand-in on PATH: each step succeeds and the stack it leaves validates and plans.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +15,10 @@ import { MAIN, makeSandbox, NODE, ROOT, standinPlaintext, TSX, type Sandbox } fr
 let s: Sandbox;
 before(() => {
   s = makeSandbox();
+  // The quick start runs in a clone of this repository; the program's dynamic providers load
+  // mailstack from the project (as after `npm install mailstack`): this checkout, built by npm test.
+  fs.mkdirSync(path.join(s.projectDir, "node_modules"));
+  fs.symlinkSync(ROOT, path.join(s.projectDir, "node_modules", "mailstack"));
   // `npx mailstack` as in a clone of this repository: this checkout's command.
   fs.writeFileSync(
     path.join(s.binDir, "npx"),
@@ -41,7 +45,7 @@ function stdinFor(line: string): string {
   return "";
 }
 
-test("the quick start runs step by step up to pulumi preview, and leaves a stack that validates and plans", () => {
+test("the quick start runs step by step up to pulumi up, and leaves a stack that validates and plans", () => {
   const lines = quickStart();
   const first = lines.findIndex((l) => l.startsWith("npx mailstack init "));
   // The first Pulumi CLI call that needs the clouds; the rest of the block is such calls.

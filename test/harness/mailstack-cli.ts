@@ -47,6 +47,10 @@ export function makeSandbox(options: { pulumi?: boolean; passphrase?: boolean } 
     LANG: "C.UTF-8",
     PULUMI_BACKEND_URL: `file://${path.join(dir, "backend")}`,
     PULUMI_STANDIN_LOG: log,
+    // tsx reads tsconfig.json from the working directory; without this repository's
+    // (useDefineForClassFields: false) the components' declared output fields would shadow the
+    // outputs Pulumi registers on them.
+    TSX_TSCONFIG_PATH: path.join(ROOT, "tsconfig.json"),
     ...(options.passphrase !== false ? { PULUMI_CONFIG_PASSPHRASE: "correct horse battery staple" } : {}),
   };
   return {
