@@ -40,10 +40,10 @@ describe("mailstack help, usage and version", () => {
     assert.match(r.err, /^usage: mailstack COMMAND/);
   });
 
-  test("the commands are init, user, alias, plan and check", () => {
+  test("the commands are init, user, alias, plan, preview and check", () => {
     assert.deepEqual(
       COMMANDS.map((c) => c.name),
-      ["init", "user", "alias", "plan", "check"],
+      ["init", "user", "alias", "plan", "preview", "check"],
     );
   });
 
@@ -52,6 +52,7 @@ describe("mailstack help, usage and version", () => {
     user: [[], ["add"], ["passwd"], ["remove"]],
     alias: [[], ["add"], ["remove"]],
     plan: [[]],
+    preview: [[]],
     check: [[]],
   };
   for (const c of COMMANDS) {
@@ -74,6 +75,7 @@ describe("mailstack help, usage and version", () => {
     [["plan", "--bogus"], /^mailstack plan: Unknown option '--bogus'\nusage: mailstack plan/],
     [["plan", "extra"], /^mailstack plan: unexpected argument "extra"; plan takes options only/],
     [["check"], /^mailstack check: DOMAIN: missing/],
+    [["preview"], /^mailstack preview: --stack: required/],
     [["init", "--stack", "../x"], /^mailstack init: --stack: "\.\.\/x" is not a stack name/],
     [["init", "positional"], /^mailstack init: unexpected argument "positional"/],
     [["user"], /^mailstack user: a subcommand is missing: add, passwd, remove\nusage: mailstack user add/],
