@@ -1,98 +1,91 @@
 #!/usr/bin/env node
-// The `mailstack` command line: `mailstack plan` (offline, no credentials) and `mailstack check`
-// (the live domain from outside, against the plan).
+// The `mailstack` command line. Each subcommand is one entry of COMMANDS (name, summary, usage,
+// run); this file only dispatches, prints help and usage, and turns errors into exit statuses:
+// 0 ok, 1 failed, 2 bad arguments.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
-import { planStack } from "./plan";
-import { formatJson, formatTable, formatZones, PLAN_FORMATS, type PlanFormat } from "./plan-format";
-import { CHECK_USAGE, runCheck } from "./check";
+import { wantsHelp } from "./args";
+import { processIo, UsageError, type Command, type CommandIo } from "./command";
+import { planCommand } from "./plan-command";
+import { checkCommand } from "./check";
+import { initCommand } from "./init";
+import { userCommand } from "./user";
+import { aliasCommand } from "./alias";
 import { PREVIEW_USAGE, runPreview } from "./preview";
+import { findProjectDir } from "./project-dir";
 
-const USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [--ipv4 ADDR --ipv6 PREFIX]
-                      [--acme-account URL] [--nameservers NS1,NS2] [--project DIR] [--verbose]
+export { findProjectDir } from "./project-dir";
 
-  plan   run the Pulumi program offline (mock engine, no credentials) and print every resource
-         it would create and every DNS record per zone. Secrets print as [secret].
-         --ipv4/--ipv6 supply what Hetzner would assign (the IPv6 is the /64 network; the host
-         uses ::1); without them addresses show as unknown. --acme-account gives the ACME
-         account URL for the CAA accounturi (known after the first pulumi up).
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  userCommand,
+  aliasCommand,
+  planCommand,
+  {
+    name: "preview",
+    summary: "what `pulumi preview --diff` would do, offline, against the last deployed state",
+    usage: PREVIEW_USAGE,
+    run: (argv, io) => runPreview(argv, { findProjectDir: () => findProjectDir(io.cwd), stdout: io.stdout, stderr: io.stderr }),
+  },
+  checkCommand,
+];
 
-${CHECK_USAGE}
-
-${PREVIEW_USAGE}`;
-
-/** The project is where Pulumi.yaml and stacks/ are: the working directory or above, else this package. */
-export function findProjectDir(start: string): string {
-  for (const from of [start, __dirname]) {
-    for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-      if (fs.existsSync(path.join(dir, "Pulumi.yaml")) && fs.existsSync(path.join(dir, "stacks"))) return dir;
-      if (path.dirname(dir) === dir) break;
+/** This package's version, from the package.json above this file (source or dist). */
+export function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "mailstack" && typeof pkg.version === "string") return pkg.version;
     }
+    if (path.dirname(dir) === dir) throw new Error("mailstack's package.json is missing");
   }
-  throw new Error(`no Pulumi.yaml with a stacks/ folder in ${start} or above; pass --project DIR`);
 }
 
-async function plan(argv: string[]): Promise<string> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      stack: { type: "string", default: "dev" },
-      format: { type: "string", default: "table" },
-      ipv4: { type: "string" },
-      ipv6: { type: "string" },
-      nameservers: { type: "string" },
-      "acme-account": { type: "string" },
-      project: { type: "string" },
-      verbose: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
-  const format = values.format as PlanFormat;
-  if (!PLAN_FORMATS.includes(format)) {
-    throw new Error(`--format: "${values.format}" is not one of ${PLAN_FORMATS.join("|")}`);
-  }
-  if ((values.ipv4 === undefined) !== (values.ipv6 === undefined)) {
-    throw new Error("--ipv4 and --ipv6 go together: Hetzner assigns both");
-  }
-  const result = await planStack({
-    stack: values.stack!,
-    projectDir: values.project ? path.resolve(values.project) : findProjectDir(process.cwd()),
-    ipv4: values.ipv4,
-    ipv6: values.ipv6,
-    acmeAccount: values["acme-account"],
-  });
-  if (format === "json") return formatJson(result);
-  if (format === "zone") {
-    const nameservers = values.nameservers
-      ?.split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    return formatZones(result, { nameservers });
-  }
-  return formatTable(result);
+export function mainUsage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "usage: mailstack COMMAND [options]        (mailstack COMMAND --help for its options)",
+    "       mailstack --version",
+    "",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join("\n");
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  const verbose = rest.includes("--verbose");
-  try {
-    if (command === "plan") {
-      process.stdout.write(await plan(rest));
-      return 0;
+export async function main(argv: string[], io: CommandIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V") {
+    io.stdout(`mailstack ${packageVersion()}\n`);
+    return 0;
+  }
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    const topic = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    if (name === "help" && rest.length > 0 && topic === undefined) {
+      io.stderr(`mailstack help: no command "${rest[0]}"\n${mainUsage()}\n`);
+      return 2;
     }
-    if (command === "check") return await runCheck(rest, { findProjectDir });
-    if (command === "preview") return await runPreview(rest, { findProjectDir });
-    if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-      process.stdout.write(`${USAGE}\n`);
-      return command === undefined ? 2 : 0;
-    }
-    process.stderr.write(`mailstack: unknown command "${command}"\n${USAGE}\n`);
+    (name === undefined ? io.stderr : io.stdout)(`${topic?.usage ?? mainUsage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr(`mailstack: unknown command "${name}"\n${mainUsage()}\n`);
     return 2;
+  }
+  if (wantsHelp(rest)) {
+    io.stdout(`${command.usage}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
   } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`mailstack ${name}: ${err.message}\n${command.usage}\n`);
+      return 2;
+    }
     const e = err as Error;
-    process.stderr.write(`mailstack ${command}: ${e.message}\n`);
-    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    io.stderr(`mailstack ${name}: ${e.message}\n`);
+    if (rest.includes("--verbose") && e.stack) io.stderr(`${e.stack}\n`);
     return 1;
   }
 }

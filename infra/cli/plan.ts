@@ -7,6 +7,9 @@ import type { PlannedRecord } from "../../components/records/types";
 import { runOffline, Secret, Unknown, type RecordedResource } from "../offline/engine";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
 import { CONFIG_NAMESPACE } from "../stack-config";
+import { normaliseV6Network } from "./ipv6-network";
+
+export { normaliseV6Network } from "./ipv6-network";
 
 export interface PlanOptions {
   stack: string;
@@ -97,25 +100,6 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
 function isIpv4(s: string): boolean {
   const parts = s.split(".");
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255 && String(Number(p)) === p);
-}
-
-/** Accepts `2001:db8:1::` or `2001:db8:1::/64`; the host part must be empty (Hetzner's /64). */
-export function normaliseV6Network(input: string): string {
-  const [address, prefix] = input.split("/");
-  if (prefix !== undefined && prefix !== "64") {
-    throw new Error(`--ipv6: Hetzner assigns a /64; got /${prefix} in "${input}"`);
-  }
-  if (!/^[0-9a-f:]+$/i.test(address) || !address.endsWith("::") || address.split("::").length !== 2) {
-    throw new Error(`--ipv6: "${input}" is not an IPv6 /64 network address like 2001:db8:1:: (the host is ::1)`);
-  }
-  const groups = address
-    .slice(0, -2)
-    .split(":")
-    .filter((g) => g !== "");
-  if (groups.length > 4 || groups.some((g) => g.length > 4)) {
-    throw new Error(`--ipv6: "${input}" has more than a /64 prefix; give the network address, e.g. 2001:db8:1::`);
-  }
-  return address.toLowerCase();
 }
 
 /** Replaces the stand-in addresses with a visible marker. */

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { argon2idHash } from "../../components/config/password-hash";
 import * as path from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
-import type { PlannedRecord } from "../../components/records/types";
+import type { DkimPublicKey, PlannedRecord } from "../../components/records/types";
 import { runOffline, Secret, type RecordedResource } from "../offline/engine";
 import { configFromStackValues, stackFilePath } from "../cli/plan";
 import { CONFIG_NAMESPACE } from "../stack-config";
@@ -57,6 +57,8 @@ export interface PlannedStack {
   deploy: DeployInput;
   /** absolute path of the maild bundle the program built for the deployment */
   daemonBundle: string;
+  /** the program's dkimPublicKeys output: what `pulumi stack output dkimPublicKeys --json` prints */
+  dkimPublicKeys: Record<string, DkimPublicKey[]>;
 }
 
 export interface PlanDemoStackOptions {
@@ -209,5 +211,6 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
     deploy: deployInputFromManifest(manifest),
     // The program bundles relative to the working directory (the Pulumi project).
     daemonBundle: path.resolve(bundleAsset.path),
+    dkimPublicKeys: plain(run.outputs.dkimPublicKeys) as Record<string, DkimPublicKey[]>,
   };
 }

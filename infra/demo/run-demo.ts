@@ -5,6 +5,7 @@
 // things on purpose.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseDocument } from "yaml";
 import { LocalInternet, runCommand, type NetHost } from "../local-internet/netns";
 import { startKnot, type KnotServer } from "../local-internet/knot";
 import { startPebble, type PebbleCa } from "../local-internet/pebble";
@@ -20,6 +21,7 @@ import { PEER_DOMAIN, PEER_HOSTNAME, peerDkimKey, startPeer, type MailPeer } fro
 import { checkMtaSts, readOverImap, sendInbound, sendOutbound } from "./mail-flows";
 import { Progress } from "./progress";
 import type { DemoReport } from "./report";
+import { stackFilePath } from "../cli/plan";
 
 /** Pebble checks no CAA; the records name it by this identity (RFC 8659 4.2 issuer domain). */
 export const DEMO_CAA_IDENTITY = "pebble.internet.test";
@@ -55,6 +57,12 @@ export interface DemoHandle {
   box: DeployedBox;
   peer: MailPeer;
   report: DemoReport;
+  /**
+   * The \`mailstack check\` arguments (after \`mailstack\`) that check this system from this machine,
+   * every row passing: the stack's first domain, compared with the stack as deployed here (a copy
+   * of the project whose stack names pebble as its CA), through knot, trusting pebble's root.
+   */
+  checkArgs: string[];
   /** tears everything down (idempotent); never rejects */
   stop(): Promise<void>;
 }
@@ -96,6 +104,57 @@ function tlsaSha256(plan: PlannedStack): string | undefined {
     .find((r) => r.type === "TLSA");
   // The planner writes the hex as Cloudflare returns it (upper case); digests compare in lower case.
   return (tlsa?.data as TlsaData | undefined)?.certificate.toLowerCase();
+}
+
+interface CheckSetup {
+  projectDir: string;
+  stack: string;
+  plan: PlannedStack;
+  acme: { directoryUrl: string; caaIdentity: string };
+  resolver: string;
+  caRootPemPath: string;
+  ipv4: string;
+  ipv6Network: string;
+  acmeAccountUrl: string;
+}
+
+/**
+ * What \`mailstack check\` needs to compare this system with its plan, as a user has it after
+ * \`pulumi up\`: the stack file with the CA it was deployed with (pebble, not the example's Let's
+ * Encrypt: the CAA records name pebble), and the deployed DKIM keys (\`pulumi stack output
+ * dkimPublicKeys --json\`). Returns the check's arguments.
+ */
+function writeCheckSetup(workDir: string, c: CheckSetup): string[] {
+  const project = path.join(workDir, "check-project");
+  fs.mkdirSync(path.join(project, "stacks"), { recursive: true });
+  fs.copyFileSync(path.join(c.projectDir, "Pulumi.yaml"), path.join(project, "Pulumi.yaml"));
+  const stackFile = parseDocument(fs.readFileSync(stackFilePath(c.projectDir, c.stack), "utf8"));
+  stackFile.setIn(["config", "mailstack:acme", "directory"], c.acme.directoryUrl);
+  stackFile.setIn(["config", "mailstack:acme", "caaIdentity"], c.acme.caaIdentity);
+  fs.writeFileSync(stackFilePath(project, c.stack), stackFile.toString());
+  const dkimKeys = path.join(workDir, "dkim-public-keys.json");
+  fs.writeFileSync(dkimKeys, JSON.stringify(c.plan.dkimPublicKeys));
+  const domain = c.plan.deploy.domains[0].name;
+  return [
+    "check",
+    domain,
+    "--stack",
+    c.stack,
+    "--project",
+    project,
+    "--resolver",
+    c.resolver,
+    "--ca",
+    c.caRootPemPath,
+    "--ipv4",
+    c.ipv4,
+    "--ipv6",
+    c.ipv6Network,
+    "--acme-account",
+    c.acmeAccountUrl,
+    "--dkim-keys",
+    dkimKeys,
+  ];
 }
 
 /**
@@ -308,6 +367,18 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
       (rs) => ({ ok: rs.every((r) => r.ok), note: rs.map((r) => r.error ?? `${r.domain} ${r.mode}`).join("; ") }),
     );
 
+    const checkArgs = writeCheckSetup(net.workDir, {
+      projectDir,
+      stack,
+      plan,
+      acme: { directoryUrl: pebble.directoryUrl, caaIdentity: DEMO_CAA_IDENTITY },
+      resolver: dns.ipv4,
+      caRootPemPath,
+      ipv4: box.ipv4,
+      ipv6Network: network.boxIpv6Network,
+      acmeAccountUrl: certificate.accountUrl,
+    });
+
     const report: DemoReport = {
       stack,
       hostname: plan.hostname,
@@ -352,6 +423,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
       box: deployed,
       peer: mailPeer,
       report,
+      checkArgs,
       stop,
     };
   } catch (err) {
