@@ -3,6 +3,8 @@
 // (so DKIM and TLSA records in a plan are well-formed and verifiable).
 import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
+import { mapFromWire } from "./property-values";
+import { createCertRequest } from "./providers/tls";
 
 export interface MockProviderOptions {
   /** IPv4 Hetzner assigns to the primary IP; absent: UNKNOWN_IPV4 stands in */
@@ -44,6 +46,9 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
       switch (args.type) {
         case "tls:index/privateKey:PrivateKey":
           return { id, state: { ...inputs, ...keyPair(args.name, inputs) } };
+        case "tls:index/certRequest:CertRequest":
+          // A real request for the key and names (the plan shows what it asks for).
+          return createCertRequest(mapFromWire(inputs)).then(({ computed }) => ({ id, state: { ...inputs, ...computed } }));
         case "hcloud:index/primaryIp:PrimaryIp":
           return { id, state: { ...inputs, ipAddress: inputs.type === "ipv6" ? ipv6Network : ipv4 } };
         case "pulumi-nodejs:dynamic/mailstack:AcmeAccount":

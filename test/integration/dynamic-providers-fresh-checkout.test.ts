@@ -116,7 +116,7 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
       directoryUrl: bed.pebble.directoryUrl,
       accountUrl: account.outs.accountUrl,
       accountKeyPem,
-      csrPem: certificateRequestPem(certificateKeyPem, NAMES),
+      csrPem: await certificateRequestPem(certificateKeyPem, NAMES),
       names: NAMES,
       dns01: {
         provider: "rfc2136",
@@ -177,7 +177,7 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
   test("AcmeCertificate from the copy: diff says unchanged; an update re-issues for new names; destroy revokes the old state's certificate", async () => {
     const names = [...NAMES, "autoconfig.example.test"];
     const news = { ...certificateInputs, __provider: providers.AcmeCertificate };
-    const renamed = { ...news, names, csrPem: certificateRequestPem(certificateKeyPem, names) };
+    const renamed = { ...news, names, csrPem: await certificateRequestPem(certificateKeyPem, names) };
     const old = state("AcmeCertificate", certificate.outs);
     const calls: HostCall[] = [
       { method: "diff", provider: providers.AcmeCertificate, id: certificate.id, olds: old, news },
