@@ -13,11 +13,6 @@ export interface MockProviderOptions {
   ipv6Network?: string;
   /** ACME account URL the CA assigned; absent: UNKNOWN_ACME_ACCOUNT stands in */
   acmeAccountUrl?: string;
-  /**
-   * Stands for a rebuilt server: Hetzner gives a replacement server a new id. Everything else
-   * (primary IPs, volume, keys) keeps its id, as it does across `pulumi up --replace`.
-   */
-  serverGeneration?: number;
 }
 
 /** Stand-ins printed as "unknown" by the plan: values no real assignment can have. */
@@ -39,9 +34,8 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
   const ipv6Network = options.ipv6Network ?? UNKNOWN_IPV6_NETWORK;
   return {
     newResource(args) {
-      const generation = args.type === "hcloud:index/server:Server" && options.serverGeneration ? `#${options.serverGeneration}` : "";
       // An imported resource keeps the id it is adopted by (the `import` option).
-      const id = args.id ? args.id : String(numericId(`${args.type}/${args.name}${generation}`));
+      const id = args.id ? args.id : String(numericId(`${args.type}/${args.name}`));
       const inputs = args.inputs as Record<string, unknown>;
       switch (args.type) {
         case "tls:index/privateKey:PrivateKey":

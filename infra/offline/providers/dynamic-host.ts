@@ -34,9 +34,16 @@ export interface DynamicHostOptions {
   config?: Record<string, string>;
   /** the Pulumi project name, for the provider's Config (dynConfig.Config) */
   project?: string;
+  /**
+   * Given each provider as deserialised, and its serialised source: the provider to call instead.
+   * Tests keep the provider's own check and diff and answer the calls that reach the outside world
+   * (a CA, a server) from a model of it. Default: the provider as deserialised.
+   */
+  wrapProvider?: (provider: DynamicProvider, source: string) => DynamicProvider;
 }
 
-interface DynamicProvider {
+/** A deserialised dynamic provider: the methods the host calls (cmd/dynamic-provider/index.js). */
+export interface DynamicProvider {
   configure?(req: { config: unknown }): Promise<void>;
   check?(
     olds: Record<string, unknown>,
@@ -148,6 +155,7 @@ export function dynamicProviderHost(options: DynamicHostOptions): ProviderStandI
     let provider = providerCache.get(providerString);
     if (!provider) {
       provider = requireFromString(providerString, moduleFile).handler();
+      if (options.wrapProvider) provider = options.wrapProvider(provider, providerString);
       providerCache.set(providerString, provider);
       if (provider.configure) await provider.configure({ config: new dynConfig.Config(rawConfig, options.project ?? "mailstack") });
     }
