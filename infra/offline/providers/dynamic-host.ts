@@ -9,8 +9,9 @@
 // Module._nodeModulePaths(path.dirname("")) resolves "." against process.cwd()). Here the provider
 // code is evaluated in this process with the same require-from-string, given a file name inside the
 // project directory: path.dirname of it is the project directory, so module search paths and
-// relative requires resolve exactly as from a host whose cwd is the project directory, without
-// changing this process's cwd.
+// relative requires resolve exactly as from a host whose cwd is the project directory. What a
+// provider reads from process.cwd() (components/package-provider.ts) is the project directory too:
+// simulate() runs with it as the working directory.
 import * as path from "node:path";
 import {
   Secret,
