@@ -295,6 +295,8 @@ describe("the dev stack's life, step by step, through the engine's rules", () =>
   });
 
   let adoptIds: Record<string, string>;
+  /** the URNs of the kept resources, which adopted ones must have again */
+  let keptUrns: string[];
 
   test("server.keepOnDestroy with deleteProtection: Hetzner's delete protection goes on in place; the addresses, PTRs and volume are retained on delete; nothing is Pulumi-protected", async () => {
     const r = await up(withServer(values, { keepOnDestroy: true, deleteProtection: true }));
@@ -323,6 +325,7 @@ describe("the dev stack's life, step by step, through the engine's rules", () =>
       [],
     );
     adoptIds = r.outputs.adoptIds as Record<string, string>;
+    keptUrns = ["mail-ipv4", "mail-ipv6", "mail-data"].map((n) => stateOf(n).urn);
     const [v4, v6] = [...world.hcloud.primaryIps.values()];
     assert.deepEqual(adoptIds, { ipv4: String(v4.id), ipv6: String(v6.id), volume: String([...world.hcloud.volumes.keys()][0]) });
   });
@@ -430,6 +433,11 @@ describe("the dev stack's life, step by step, through the engine's rules", () =>
         .map((s) => `${s.op} ${nameOf(s.urn)}`),
       [],
     );
+    assert.deepEqual(
+      r.steps.filter((s) => s.op === "import").map((s) => s.urn),
+      keptUrns,
+      "imported under MailHost with the URNs the created ones had",
+    );
     assert.deepEqual([...world.hcloud.primaryIps.keys()], before.ips, "no new address");
     assert.deepEqual([...world.hcloud.volumes.keys()], before.volumes, "no new volume");
     for (const name of ["mail-ipv4", "mail-ipv6", "mail-data"])
@@ -442,6 +450,7 @@ describe("the dev stack's life, step by step, through the engine's rules", () =>
     const fresh = server();
     assert.deepEqual([fresh.ipv4Id, fresh.ipv6Id].map(String), [adoptIds.ipv4, adoptIds.ipv6]);
     assert.equal(world.hcloud.volumes.get(Number(adoptIds.volume))!.serverId, fresh.id);
+    assert.match(fresh.userData, new RegExp(`scsi-0HC_Volume_${adoptIds.volume}\\b`), "cloud-init mounts the adopted volume");
     assert.deepEqual(
       ranSince().map((x) => [x.step, x.serverId]),
       ["wait", "copy maild.js", "copy install.sh", "install", "release-volume create"].map((step) => [step, fresh.id]),
