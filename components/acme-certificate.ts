@@ -4,16 +4,18 @@
 // - Orders with the account of an AcmeAccount (its URL and key); never changes the account.
 // - Answers DNS-01 through Cloudflare's API or RFC 2136 + TSIG, waits (bounded) until the TXT is at
 //   the zone's authoritative servers, and always removes what it wrote.
-// - The certificate key stays in this program: it signs a certificate request here (the same
-//   bytes every run, certificate-request.ts), and only that request goes to the provider and
-//   into the state. Every issue uses it, so DANE TLSA and the box's TLS key survive renewals.
+// - The certificate key stays out of this resource: @pulumi/tls's CertRequest (`<name>-request`,
+//   a sibling) signs a certificate request with it once and keeps it in its state, and only that
+//   request goes to the provider. Every issue uses it, so DANE TLSA and the box's TLS key survive
+//   renewals. The request is replaced, and the certificate re-issued, only with a new key or new
+//   names (terraform-provider-tls resource_cert_request.go: every input RequiresReplace).
 // - Every `pulumi up` runs diff: it re-issues in place when a third (renewBeforeFraction) or less of
 //   the lifetime remains, when the CA's ARI window (RFC 9773) says so, or when names or key change.
 //   pulumi.dynamic's DiffResult has no free-text reason: the diff names the trigger as the changed
 //   property ("names", "csrPem" or "renewal"), logs the reason, and `issueReason` records it.
 // - revokeOnDelete revokes on `pulumi destroy`.
 import * as pulumi from "@pulumi/pulumi";
-import { certificateRequestPem } from "./shared/acme/certificate-request";
+import * as tls from "@pulumi/tls";
 import type { Dns01Config } from "./providers/acme-certificate";
 import { packageProvider } from "./package-provider";
 
@@ -27,8 +29,8 @@ export interface AcmeCertificateArgs {
   /** that account's key PEM (secret) */
   accountKeyPem: pulumi.Input<string>;
   /**
-   * certificate key PEM (secret), stable across renewals (ECDSA P-256/P-384, RSA or Ed25519);
-   * used here to sign the request, never sent to the provider
+   * certificate key PEM (secret), stable across renewals (ECDSA P-256/P-384 or RSA); signs the
+   * request (a tls.CertRequest), never sent to this resource's provider
    */
   certificateKeyPem: pulumi.Input<string>;
   /** DNS names; the first is the subject CN */
@@ -64,11 +66,23 @@ export class AcmeCertificate extends pulumi.dynamic.Resource {
   /** why the current certificate was issued (e.g. "a third or less of the 90 days lifetime remains ...") */
   public readonly issueReason!: pulumi.Output<string>;
 
+  /** the certificate request the orders are finalized with (public; replaced only with a new key or new names) */
+  public readonly request: tls.CertRequest;
+
   constructor(name: string, args: AcmeCertificateArgs, opts?: pulumi.CustomResourceOptions) {
-    // A request is public; made from the secret key, it would otherwise be marked secret too.
-    const csrPem = pulumi.unsecret(
-      pulumi.all([args.certificateKeyPem, pulumi.output(args.names)]).apply(([key, names]) => certificateRequestPem(key, names)),
+    const names = pulumi.output(args.names);
+    const request = new tls.CertRequest(
+      `${name}-request`,
+      {
+        privateKeyPem: args.certificateKeyPem,
+        // RFC 5280 4.1.2.4: a CN holds at most 64 characters; the names are in the subjectAltName anyway
+        subject: names.apply((n) => (n[0] !== undefined && n[0].length <= 64 ? { commonName: n[0] } : undefined)),
+        dnsNames: names,
+      },
+      { parent: opts?.parent, protect: opts?.protect, retainOnDelete: opts?.retainOnDelete },
     );
+    // A request is public; the provider marks nothing of it secret, but it comes from a secret input.
+    const csrPem = pulumi.unsecret(request.certRequestPem);
     super(
       provider,
       name,
@@ -95,5 +109,6 @@ export class AcmeCertificate extends pulumi.dynamic.Resource {
       "mailstack",
       "AcmeCertificate",
     );
+    this.request = request;
   }
 }

@@ -23,6 +23,8 @@ export interface MailStackArgs {
    * self-signed certificate for the same key (and CAA carries no accounturi).
    */
   certificate?: MailStackCertificateArgs;
+  /** a prebuilt maild bundle; default: bundled from the sources when the program runs (MailDaemon) */
+  daemonBundlePath?: string;
 }
 
 export interface MailStackCertificateArgs {
@@ -253,6 +255,7 @@ export class MailStack extends pulumi.ComponentResource {
           passwordHash: u.passwordHash instanceof SecretValue ? pulumi.secret(UNDECRYPTED_HASH_STAND_IN) : this.users[i].passwordHash,
         })),
         aliases: spec.aliases,
+        ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
         // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on
         // its own port 80; the DNS provider's credentials never leave the Pulumi side.

@@ -9,11 +9,16 @@ function cloudflareToken(): pulumi.Output<string> {
   return configured ?? pulumi.secret(process.env.CLOUDFLARE_API_TOKEN ?? "");
 }
 
+export interface ProgramOptions {
+  /** a prebuilt maild bundle (tests of a new build); default: bundled from the sources */
+  daemonBundlePath?: string;
+}
+
 /**
  * Validates the whole stack configuration before any resource exists, then declares the stack.
  * On bad config it throws a ConfigError listing every key at fault; nothing has been created.
  */
-export function defineMailStack() {
+export function defineMailStack(options: ProgramOptions = {}) {
   const { raw, secretKeys } = readStackConfig();
   let spec;
   try {
@@ -27,6 +32,7 @@ export function defineMailStack() {
   }
   const stack = new MailStack("mail", {
     spec,
+    ...(options.daemonBundlePath !== undefined ? { daemonBundlePath: options.daemonBundlePath } : {}),
     certificate: {
       // The same token the Cloudflare provider uses; it stays a secret and never reaches the box.
       dns01: pulumi.secret(cloudflareToken().apply((apiToken) => ({ provider: "cloudflare" as const, apiToken }))),

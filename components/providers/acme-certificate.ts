@@ -45,7 +45,7 @@ export interface CertificateInputs {
   /** the account (AcmeAccount's accountUrl) that orders, and its key */
   accountUrl: string;
   accountKeyPem: string;
-  /** PKCS#10 request for `names` made from the stable certificate key (certificateRequestPem) */
+  /** PKCS#10 request for `names` made from the stable certificate key (@pulumi/tls CertRequest) */
   csrPem: string;
   names: string[];
   dns01: Dns01Config;
@@ -110,19 +110,23 @@ function checkDns01(c: Checks, d: unknown): void {
 }
 
 /** Check failures of the known inputs; an unknown input (a preview) is never a failure. */
-export function checkCertificateInputs(i: Record<string, unknown>): CheckFailure[] {
+export async function checkCertificateInputs(i: Record<string, unknown>): Promise<CheckFailure[]> {
   const c = new Checks();
   c.known("names", i.names, (v) => checkCertificateNames((v ?? []) as string[]));
   c.known("directoryUrl", i.directoryUrl, (v) => checkDirectoryUrl(v));
   c.known("accountUrl", i.accountUrl, (v) => checkDirectoryUrl(v, "accountUrl"));
   c.known("accountKeyPem", i.accountKeyPem, (v) => checkAccountKey(v));
-  c.known("csrPem", i.csrPem, (v) => {
-    const request = readCertificateRequest(String(v));
-    // The names are compared once both are known.
-    if (!containsUnknown(i.names) && Array.isArray(i.names) && !sameNames(request.names, i.names as string[])) {
-      throw new Error(`csrPem: asks for ${request.names.join(", ")}, but names are ${(i.names as string[]).join(", ")}`);
+  if (!containsUnknown(i.csrPem)) {
+    try {
+      const request = await readCertificateRequest(String(i.csrPem));
+      // The names are compared once both are known.
+      if (!containsUnknown(i.names) && Array.isArray(i.names) && !sameNames(request.names, i.names as string[])) {
+        throw new Error(`csrPem: asks for ${request.names.join(", ")}, but names are ${(i.names as string[]).join(", ")}`);
+      }
+    } catch (err) {
+      c.fail("csrPem", (err as Error).message);
     }
-  });
+  }
   c.known("renewBeforeFraction", i.renewBeforeFraction, (v) => {
     if (v !== undefined) checkRenewBeforeFraction(v as number);
   });
@@ -192,16 +196,16 @@ async function issue(i: CertificateInputs, reason: string, replaces?: string): P
   };
 }
 
-function knownInputs(raw: Record<string, unknown>): CertificateInputs {
+async function knownInputs(raw: Record<string, unknown>): Promise<CertificateInputs> {
   const i = plainProperties(raw);
-  const failures = checkCertificateInputs(i);
+  const failures = await checkCertificateInputs(i);
   if (failures.length) throw new Error(failures.map((f) => f.reason).join("; "));
   if (containsUnknown(i)) throw new Error("AcmeCertificate: an input is still unknown; issuing needs every input known");
   return i as unknown as CertificateInputs;
 }
 
 export async function createCertificate(raw: Record<string, unknown>): Promise<{ id: string; outs: CertificateOutputs }> {
-  const i = knownInputs(raw);
+  const i = await knownInputs(raw);
   const outs = await issue(i, "new certificate");
   return { id: `${i.names[0]}-${randomBytes(4).toString("hex")}`, outs };
 }
@@ -250,7 +254,7 @@ export async function planCertificate(
   if (containsUnknown(news.csrPem)) pending.push("csrPem");
   else {
     try {
-      wantedSpki = readCertificateRequest(String(news.csrPem)).spkiSha256;
+      wantedSpki = (await readCertificateRequest(String(news.csrPem))).spkiSha256;
     } catch {
       wantedSpki = undefined;
     }
@@ -311,7 +315,7 @@ export async function updateCertificate(
   now = new Date(),
 ): Promise<CertificateOutputs> {
   const olds = plainProperties(oldsRaw) as unknown as CertificateOutputs;
-  const news = knownInputs(newsRaw);
+  const news = await knownInputs(newsRaw);
   const plan = await planCertificate(oldsRaw, newsRaw, now);
   if (plan.reissue) return issue(news, plan.reason, plan.replacesCertId);
   // Same certificate: only the settings (a new account URL, revokeOnDelete, ...) change.
@@ -344,7 +348,7 @@ export async function deleteCertificate(propsRaw: Record<string, unknown>): Prom
 
 export const provider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-    return { inputs: news, failures: checkCertificateInputs(plainProperties(news)) };
+    return { inputs: news, failures: await checkCertificateInputs(plainProperties(news)) };
   },
   async diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
     const plan = await planCertificate(olds, news);

@@ -61,6 +61,22 @@ export function displayPropertyValue(value: unknown, key?: string): string {
   return shown.length > 120 ? `${shown.slice(0, 117)}...` : shown;
 }
 
+/**
+ * An old and a new value for people. Two long texts that differ only past the cut of
+ * displayPropertyValue (a digest at the end of a command line) are both shown from a little before
+ * where they first differ, so the change is visible.
+ */
+export function displayPropertyChange(before: unknown, after: unknown, key?: string): [string, string] {
+  const shown: [string, string] = [displayPropertyValue(before, key), displayPropertyValue(after, key)];
+  if (typeof before !== "string" || typeof after !== "string" || key === "__provider" || shown[0] !== shown[1]) return shown;
+  const [a, b] = [JSON.stringify(before), JSON.stringify(after)];
+  let at = 0;
+  while (at < a.length && a[at] === b[at]) at++;
+  const from = Math.max(0, at - 40);
+  const cut = (t: string) => `...${t.slice(from, from + 114)}${t.length > from + 114 ? "..." : ""}`;
+  return [cut(a), cut(b)];
+}
+
 /** The value at a property path (`triggers[1]`, `data.flags`); a secret along the way hides it. */
 function valueAt(map: PropertyMap | undefined, pathText: string): unknown {
   if (!map) return undefined;
@@ -91,7 +107,8 @@ function diffLines(step: Step): string[] {
     const kind = d?.kind === "add" ? "+" : d?.kind === "delete" ? "-" : "~";
     const replace = d?.replace || step.replaceKeys.includes(p) ? " (forces replacement)" : "";
     const key = parsePropertyPathSafe(p);
-    return `        ${kind} ${p}: ${displayPropertyValue(valueAt(step.oldInputs, p), key)} => ${displayPropertyValue(valueAt(step.newInputs, p), key)}${replace}`;
+    const [before, after] = displayPropertyChange(valueAt(step.oldInputs, p), valueAt(step.newInputs, p), key);
+    return `        ${kind} ${p}: ${before} => ${after}${replace}`;
   });
 }
 

@@ -3,6 +3,8 @@
 // (so DKIM and TLSA records in a plan are well-formed and verifiable).
 import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
+import { mapFromWire } from "./property-values";
+import { createCertRequest } from "./providers/tls";
 
 export interface MockProviderOptions {
   /** IPv4 Hetzner assigns to the primary IP; absent: UNKNOWN_IPV4 stands in */
@@ -11,11 +13,6 @@ export interface MockProviderOptions {
   ipv6Network?: string;
   /** ACME account URL the CA assigned; absent: UNKNOWN_ACME_ACCOUNT stands in */
   acmeAccountUrl?: string;
-  /**
-   * Stands for a rebuilt server: Hetzner gives a replacement server a new id. Everything else
-   * (primary IPs, volume, keys) keeps its id, as it does across `pulumi up --replace`.
-   */
-  serverGeneration?: number;
 }
 
 /** Stand-ins printed as "unknown" by the plan: values no real assignment can have. */
@@ -37,13 +34,15 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
   const ipv6Network = options.ipv6Network ?? UNKNOWN_IPV6_NETWORK;
   return {
     newResource(args) {
-      const generation = args.type === "hcloud:index/server:Server" && options.serverGeneration ? `#${options.serverGeneration}` : "";
       // An imported resource keeps the id it is adopted by (the `import` option).
-      const id = args.id ? args.id : String(numericId(`${args.type}/${args.name}${generation}`));
+      const id = args.id ? args.id : String(numericId(`${args.type}/${args.name}`));
       const inputs = args.inputs as Record<string, unknown>;
       switch (args.type) {
         case "tls:index/privateKey:PrivateKey":
           return { id, state: { ...inputs, ...keyPair(args.name, inputs) } };
+        case "tls:index/certRequest:CertRequest":
+          // A real request for the key and names (the plan shows what it asks for).
+          return createCertRequest(mapFromWire(inputs)).then(({ computed }) => ({ id, state: { ...inputs, ...computed } }));
         case "hcloud:index/primaryIp:PrimaryIp":
           return { id, state: { ...inputs, ipAddress: inputs.type === "ipv6" ? ipv6Network : ipv4 } };
         case "pulumi-nodejs:dynamic/mailstack:AcmeAccount":

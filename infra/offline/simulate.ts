@@ -33,7 +33,11 @@ export interface SimulateOptions {
   resolveProvider?: (pkg: string) => ProviderStandIn | undefined;
   /** concurrent steps (`pulumi up --parallel`); default 4 x CPUs as the CLI (GOMAXPROCS*4); 1 runs everything in a fixed order */
   parallel?: number;
-  /** the project directory (the CLI's working directory); default process.cwd() */
+  /**
+   * the project directory; default process.cwd(). The run happens with it as the working directory,
+   * as the Pulumi CLI runs the program and starts the provider hosts there: relative paths in the
+   * program and the dynamic providers' loaders (components/package-provider.ts) resolve against it.
+   */
   projectDir?: string;
   /** receives every registration as it happens (still filled when the run fails) */
   recorded?: RecordedResource[];
@@ -131,7 +135,10 @@ export function providerConfigFrom(config: Record<string, string>, secretKeys: s
 export async function simulate(options: SimulateOptions): Promise<SimulateResult> {
   if (running) throw new Error("simulate: another offline run is in progress in this process");
   running = true;
+  const startedIn = process.cwd();
+  const projectDir = path.resolve(options.projectDir ?? startedIn);
   try {
+    process.chdir(projectDir);
     const project = options.project ?? "mailstack";
     const config = options.config ?? {};
     const secretKeys = options.secretKeys ?? [];
@@ -149,7 +156,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
       resolveProvider: options.resolveProvider,
       providerConfig: providerConfigFrom(config, secretKeys),
       parallel: options.parallel ?? os.availableParallelism() * 4,
-      projectDir: options.projectDir ?? process.cwd(),
+      projectDir,
     });
     const recorded = options.recorded ?? [];
     const context = { stack: options.stack, project, makeUrn };
@@ -275,6 +282,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
       ...(programError ? { programError: programError.error } : {}),
     };
   } finally {
+    process.chdir(startedIn);
     running = false;
   }
 }

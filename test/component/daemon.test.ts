@@ -1,7 +1,9 @@
 // MailDaemon inside the real program under mocks: the command graph and its dependencies, the
 // triggers (only the machine) against what @pulumi/command's SDK registers (replaceOnChanges
-// `triggers[*]`), the pinned host key, secrets, the server's delete-before-replace and the cascade
-// it implies, and that no provider token reaches anything sent to the box.
+// `triggers[*]`), the pinned host key, secrets, the server's delete-before-replace, and that no
+// provider token reaches anything sent to the box. What the engine then does with them (updates in
+// place, the delete-before-replace cascade of a server replacement, on which machine each command
+// runs) is test/component/program-steps.test.ts.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -167,79 +169,6 @@ describe("MailDaemon in the program (mocks)", async () => {
 
   test("the install step's own replacement (one machine, only ever an upgrade) is delete-first: its stop runs before the new install starts maild", () => {
     assert.equal(install.options.deleteBeforeReplace, true);
-  });
-
-  test("a second run of the unchanged program produces identical steps (nothing would run)", async () => {
-    const again = await runDev();
-    const view = (r: OfflineRun) =>
-      r.resources.filter((x) => x.type === CMD || x.type === COPY).map((x) => JSON.stringify({ name: x.name, inputs: strings(x.inputs) }));
-    assert.deepEqual(view(again.run), view(run));
-  });
-
-  for (const [change, edit] of [
-    [
-      "a user added",
-      (v: Record<string, unknown>) => ({
-        ...v,
-        users: [...(v.users as object[]), { ...(v.users as object[])[0], address: "carol@example.org" }],
-      }),
-    ],
-    [
-      "a DKIM rotation",
-      (v: Record<string, unknown>) => ({
-        ...v,
-        domains: (v.domains as Record<string, unknown>[]).map((d, i) => (i === 0 ? { ...d, dkim: { generations: ["s2", "s1"] } } : d)),
-      }),
-    ],
-  ] as const) {
-    test(`${change} changes only inputs that update the install step in place (its stdin and command line), never a trigger`, async () => {
-      const changed = (await runDev(edit(devValues))).run;
-      const inputs = (r: OfflineRun, name: string, type = CMD) => one(r, type, name).inputs;
-      assert.deepEqual(strings(inputs(changed, "mail-install").triggers), strings(install.inputs.triggers));
-      for (const name of ["mail-daemon", "mail-installer"])
-        assert.deepEqual(strings(inputs(changed, name, COPY)), strings(inputs(run, name, COPY)), name);
-      assert.notEqual(manifestOf(changed), manifestOf(run));
-      assert.notEqual(inputs(changed, "mail-install").update, install.inputs.update);
-      assert.equal(
-        inputs(changed, "mail-install").update,
-        String(install.inputs.update).replace(sha256Hex(manifestOf(run)), sha256Hex(manifestOf(changed))),
-      );
-    });
-  }
-
-  test("on a server replacement the engine's delete-before-replace cascade reaches every step through its triggers, and deletes release-volume, then install, before the attachment and the server", () => {
-    // engine.md sec. 4 (SG calculateDependentReplacements): a dependent whose inputs hold values of
-    // a replaced resource is diffed with those inputs unknown; @pulumi/command replaces on a whole
-    // `triggers` unknown (sec. 14, forceReplace), hcloud's VolumeAttachment on `serverId` (ForceNew).
-    // The dependents are deleted in reverse registration order, all before the server.
-    const forceNew: Record<string, string[]> = {
-      "command:remote:Command": ["triggers"],
-      // SshReachable's own diff replaces it on a new instance or host key (components/providers/ssh-reachable.ts)
-      "pulumi-nodejs:dynamic/mailstack:SshReachable": ["instance", "hostKey"],
-      "command:remote:CopyToRemote": ["triggers"],
-      "hcloud:index/volumeAttachment:VolumeAttachment": ["serverId"],
-    };
-    const server = one(run, "hcloud:index/server:Server", "mail-server");
-    const replaced = new Set([server.urn]);
-    const order = run.resources.filter((r) => r.custom);
-    for (const r of order.slice(order.indexOf(server) + 1)) {
-      const keys = Object.entries(r.options.propertyDependencies).filter(([, urns]) => urns.some((u) => replaced.has(u)));
-      if (keys.some(([key]) => (forceNew[r.type] ?? []).includes(key))) replaced.add(r.urn);
-    }
-    const deletes = order
-      .filter((r) => replaced.has(r.urn))
-      .reverse()
-      .map((r) => r.name);
-    assert.deepEqual(deletes, [
-      "mail-release-volume",
-      "mail-install",
-      "mail-installer",
-      "mail-daemon",
-      "mail-wait-for-ssh",
-      "mail-ssh-reachable",
-      "mail-data-attachment",
-      "mail-server",
-    ]);
   });
 
   test("the file manifest is the install step's secret stdin and carries the config, unit, Dovecot files, TLS and DKIM keys", () => {

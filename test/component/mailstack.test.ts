@@ -87,6 +87,8 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       "pulumi-nodejs:dynamic/mailstack:AcmeCertificate": 1,
       // MailDaemon's first step, on the deployer's machine
       "pulumi-nodejs:dynamic/mailstack:SshReachable": 1,
+      // the certificate request made from the TLS key (AcmeCertificate's, kept in the state)
+      "tls:index/certRequest:CertRequest": 1,
       // host key + deployer key + TLS key + ACME account key + (RSA + Ed25519) DKIM per domain
       "tls:index/privateKey:PrivateKey": 4 + 2 * 2,
     });
@@ -105,6 +107,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     for (const name of ["example.org-dkim-s1-rsa", "example.net-dkim-s1-ed25519", "mail-tls-key"]) {
       assert.equal(one(run, "tls:index/privateKey:PrivateKey", name).parent, stack, name);
     }
+    assert.equal(one(run, "tls:index/certRequest:CertRequest", "mail-certificate-request").parent, stack);
   });
 
   test("primary IPs are kept across rebuilds and the server is replaced delete-first", () => {
@@ -157,7 +160,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     for (const r of tcp.filter((r) => r.port !== "22")) assert.deepEqual(r.sourceIps, ["0.0.0.0/0", "::/0"]);
   });
 
-  test("the ACME certificate covers the host and each domain's web names, with the stable TLS key", () => {
+  test("the ACME certificate covers the host and each domain's web names, with the stable TLS key", async () => {
     const cert = one(run, "pulumi-nodejs:dynamic/mailstack:AcmeCertificate", "mail-certificate");
     assert.deepEqual(cert.inputs.names, [
       "mail.example.org",
@@ -165,7 +168,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
     ]);
     assert.equal(cert.inputs.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
     // The request carries the stable TLS key's public half and the same names.
-    const request = readCertificateRequest(String(cert.inputs.csrPem));
+    const request = await readCertificateRequest(String(cert.inputs.csrPem));
     assert.deepEqual(request.names, cert.inputs.names);
     assert.equal(request.spkiSha256, tlsSpki(run));
     // The account key and the Cloudflare credentials are secrets in the engine's inputs.

@@ -1,28 +1,38 @@
-// `mailstack preview`: the real program against a state written by an offline `up`, with simple
-// stand-ins injected for every package: "no changes" for an unchanged stack, a DNS record change as
-// name, type, old -> new, a content change of the deploy as an in-place update, JSON without secrets,
-// and bad arguments refused.
-import { before, describe, test } from "node:test";
+// `mailstack preview` end to end, as a user runs it: the CLI's own provider wiring (no stand-ins
+// injected: infra/offline/providers/ over empty worlds, the engine's Node dynamic provider host
+// with the program's real providers) against a state written by an offline `up` of the real
+// program over the deployment model (test/harness/deployment-world.ts), exported as
+// `pulumi stack export` writes it. "No changes" for an unchanged stack, a DNS record change as
+// name, type, old -> new, a content change of the deploy as an in-place update, JSON without
+// secrets, and bad arguments refused. Nothing leaves this process (no-outside-traffic.ts).
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { formatStackExport } from "../../infra/offline/checkpoint";
-import { simulate } from "../../infra/offline/simulate";
 import { findProjectDir } from "../../infra/cli/main";
 import { runPreview } from "../../infra/cli/preview";
-import { CLOUDFLARE_TOKEN, devConfig, mailProgram, PROGRAM_PACKAGES, programStandIn, ROOT } from "../harness/program-stand-ins";
+import { CLOUDFLARE_TOKEN, ROOT } from "../harness/program-stand-ins";
+import { DeploymentWorld, DEV_VALUES } from "../harness/deployment-world";
+import { refuseOutsideTraffic, refused } from "../harness/no-outside-traffic";
 
-const standIns = () => [...PROGRAM_PACKAGES, "pulumi-nodejs"].map(programStandIn);
+refuseOutsideTraffic();
+
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "preview-cli-"));
 const stateFile = path.join(work, "state.json");
 const devStack = fs.readFileSync(path.join(ROOT, "stacks", "Pulumi.dev.yaml"), "utf8");
 
-/** A project directory like this one whose dev stack file is `stackText`. */
+/**
+ * A project directory like this checkout whose dev stack file is `stackText`: its own Pulumi.yaml
+ * and stacks/, and this checkout's package.json, build and node_modules, so the dynamic providers
+ * load `mailstack/providers/*` from it as from any checkout of mailstack.
+ */
 function projectWith(stackText: string): string {
   const dir = fs.mkdtempSync(path.join(work, "project-"));
   fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+  for (const shared of ["package.json", "dist", "node_modules"]) fs.symlinkSync(path.join(ROOT, shared), path.join(dir, shared));
   fs.mkdirSync(path.join(dir, "stacks"));
   fs.writeFileSync(path.join(dir, "stacks", "Pulumi.dev.yaml"), stackText);
   return dir;
@@ -33,7 +43,6 @@ async function preview(args: string[]): Promise<{ code: number; out: string; err
   let err = "";
   const code = await runPreview(args, {
     findProjectDir,
-    providers: standIns(),
     stdout: (t) => (out += t),
     stderr: (t) => (err += t),
   });
@@ -41,19 +50,13 @@ async function preview(args: string[]): Promise<{ code: number; out: string; err
 }
 
 before(async () => {
-  const { config, secretKeys } = devConfig();
-  const up = await simulate({
-    mode: "up",
-    stack: "dev",
-    config,
-    secretKeys,
-    providers: standIns(),
-    projectDir: ROOT,
-    parallel: 1,
-    program: mailProgram,
-  });
+  const up = await new DeploymentWorld().run(DEV_VALUES, undefined);
   assert.deepEqual(up.diagnostics, []);
   fs.writeFileSync(stateFile, formatStackExport(up.checkpoint));
+});
+after(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+  assert.deepEqual(refused, [], "nothing tried to leave this machine");
 });
 
 describe("mailstack preview against the deployed state", () => {
@@ -84,10 +87,38 @@ describe("mailstack preview against the deployed state", () => {
     assert.equal(code, 0);
     assert.match(out, /^ +\d+\. ~ {2}update {2}command:Command {2}mail-install$/m);
     // the manifest's digest is on the install command line, so the commands change with it
-    assert.match(out, /^ {8}changed: create, stdin, update$/m);
+    assert.match(out, /^ {8}changed: create, update, stdin$/m);
+    // the command lines differ in the manifest's digest at their end: that part is what is shown
+    const update = /^ {8}~ update: (\S.*) => (\S.*)$/m.exec(out);
+    assert.ok(update, out);
+    const digest = (shown: string) => /--files-sha256 ([0-9a-f]{64})/.exec(shown)?.[1];
+    assert.ok(digest(update[1]) && digest(update[2]) && digest(update[1]) !== digest(update[2]), update[0]);
     assert.match(out, /^ {8}~ stdin: \[secret\] => \[secret\]$/m, "--diff shows the manifest changed, as [secret]");
     assert.doesNotMatch(out, /to replace|to delete|replacement|delete replaced/);
     assert.match(out, /^ {4}~ 1 to update$/m);
+  });
+
+  test("a new image replaces the server delete-first, after its dependents in the engine's cascade; no DNS record or address changes", async () => {
+    const project = projectWith(devStack.replace("    location: fsn1\n", "    location: fsn1\n    image: ubuntu-24.04\n"));
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project, "--diff"]);
+    assert.equal(code, 0);
+    const steps = [...out.matchAll(/^ +\d+\. (.+?) {2}(\S+) {2}(\S+)$/gm)].map((m) => `${m[1]} ${m[3]}`);
+    const cascade = [
+      "mail-release-volume",
+      "mail-install",
+      "mail-installer",
+      "mail-daemon",
+      "mail-wait-for-ssh",
+      "mail-ssh-reachable",
+      "mail-data-attachment",
+    ];
+    assert.deepEqual(steps, [
+      ...[...cascade, "mail-server"].map((n) => `-- delete before replacement ${n}`),
+      ...["mail-server", ...[...cascade].reverse()].map((n) => `++ create replacement (delete-first) ${n}`),
+    ]);
+    assert.match(out, /^ {8}~ image: "debian-12" => "ubuntu-24\.04" \(forces replacement\)$/m);
+    assert.match(out, /^ {4}\+-8 to replace$/m);
+    assert.doesNotMatch(out, /to create|to update|to delete|DnsRecord|PrimaryIp|Rdns|Volume /);
   });
 
   test("--json lists the steps in order with their reasons, and no secret reaches the output", async () => {

@@ -1,25 +1,26 @@
-// A small emulation of the engine's Node dynamic provider host, for calls against state written
-// elsewhere: a fresh Node process (no TypeScript loader) with the Pulumi project as its working
-// directory, as the engine starts it; @pulumi/pulumi resolved from there, as its launcher
-// (pulumi-resource-pulumi-nodejs) does; each provider deserialised from the state's `__provider`
-// with require-from-string and `.handler()`, as cmd/dynamic-provider/index.js getProvider does;
-// methods called with the arguments the host passes (check(olds, news), diff(id, olds, news),
-// create(props), update(id, olds, news), delete(id, props)). gRPC, configure and the provider
-// cache are left out. (infra/offline's engine emulation is the full one.)
+// The offline engine's Node dynamic provider host (infra/offline/providers/dynamic-host.ts), run as
+// the engine starts its host: a separate Node process (no TypeScript loader) whose working
+// directory is the Pulumi project. The host is the compiled one of a build (`hostDir`, usually a
+// fresh copy of the committed tree: dist/infra/offline/providers/dynamic-host.js), called the way
+// the engine calls a provider (check, diff, update, delete with the old outputs), with the state's
+// serialised providers (`__provider`) deciding what runs.
 //
-// With `isolateFrom` (root only), the host runs as on another machine: in a private mount
+// With `isolateFrom` (root only), the process runs as on another machine: in a private mount
 // namespace where that directory (the checkout that wrote the state) is hidden under an empty
-// tmpfs, and the project's node_modules is that checkout's node_modules, bind-mounted.
+// tmpfs; the node_modules of the host's build and of the project are that checkout's
+// node_modules, bind-mounted (both must exist, empty).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runCommand } from "../../infra/local-internet/netns";
 
+type Properties = Record<string, unknown>;
+
+/** One call, as the engine makes it (model.ts ProviderStandIn), on the resource `type`/`name`. */
 export type HostCall =
-  | { method: "check"; provider: string; olds: Record<string, unknown>; news: Record<string, unknown> }
-  | { method: "diff" | "update"; provider: string; id: string; olds: Record<string, unknown>; news: Record<string, unknown> }
-  | { method: "create"; provider: string; props: Record<string, unknown> }
-  | { method: "delete"; provider: string; id: string; props: Record<string, unknown> }
+  | { method: "check"; type: string; name: string; olds?: Properties; news: Properties }
+  | { method: "diff" | "update"; type: string; name: string; id: string; oldOutputs: Properties; news: Properties }
+  | { method: "delete"; type: string; name: string; id: string; oldOutputs: Properties }
   /** where `require` rooted at the project resolves a specifier (to see which copy is loaded) */
   | { method: "resolve"; specifier: string }
   /** whether a path exists for the host (to see what it can reach) */
@@ -27,34 +28,29 @@ export type HostCall =
 
 export type HostResult = { ok: true; result: unknown } | { ok: false; error: string };
 
-const HOST = `
+const RUNNER = `
 const fs = require("node:fs");
 const path = require("node:path");
 const { createRequire } = require("node:module");
-const [jobFile, outFile] = process.argv.slice(2);
+const [hostModule, jobFile, outFile] = process.argv.slice(2);
 const calls = JSON.parse(fs.readFileSync(jobFile, "utf8"));
-const hostEntry = require.resolve("@pulumi/pulumi/cmd/dynamic-provider/index.js", { paths: [process.cwd()] });
-const requireFromString = createRequire(hostEntry)("require-from-string");
+const { dynamicProviderHost } = require(hostModule);
+const host = dynamicProviderHost({ projectDir: process.cwd() });
 (async () => {
   const results = [];
   for (const c of calls) {
+    const ctx = { urn: "urn:pulumi:dev::mailstack::" + c.type + "::" + c.name, preview: false, log: () => undefined };
     try {
       let result;
-      if (c.method === "resolve") {
-        result = createRequire(path.join(process.cwd(), "package.json")).resolve(c.specifier);
-      } else if (c.method === "exists") {
-        result = fs.existsSync(c.path);
-      } else {
-        const provider = requireFromString(c.provider).handler();
-        if (c.method === "check") result = await provider.check(c.olds, c.news);
-        else if (c.method === "diff") result = await provider.diff(c.id, c.olds, c.news);
-        else if (c.method === "create") result = await provider.create(c.props);
-        else if (c.method === "update") result = await provider.update(c.id, c.olds, c.news);
-        else if (c.method === "delete") result = (await provider.delete(c.id, c.props)) ?? null;
-      }
+      if (c.method === "resolve") result = createRequire(path.join(process.cwd(), "package.json")).resolve(c.specifier);
+      else if (c.method === "exists") result = fs.existsSync(c.path);
+      else if (c.method === "check") result = await host.check(ctx, c.type, c.olds, c.news);
+      else if (c.method === "diff") result = await host.diff(ctx, c.type, c.id, {}, c.oldOutputs, c.news, []);
+      else if (c.method === "update") result = await host.update(ctx, c.type, c.id, {}, c.oldOutputs, c.news, []);
+      else if (c.method === "delete") result = (await host.delete(ctx, c.type, c.id, {}, c.oldOutputs)) ?? null;
       results.push({ ok: true, result });
     } catch (e) {
-      results.push({ ok: false, error: String(e && e.message || e) });
+      results.push({ ok: false, error: String((e && e.message) || e) });
     }
   }
   fs.writeFileSync(outFile, JSON.stringify(results));
@@ -62,20 +58,23 @@ const requireFromString = createRequire(hostEntry)("require-from-string");
 `;
 
 export interface HostOptions {
-  /** hide this directory from the host, and bind its node_modules onto the project's (an empty directory) */
+  /** the build whose dist/infra/offline/providers/dynamic-host.js is the host */
+  hostDir: string;
+  /** hide this directory from the host, and bind its node_modules onto the host build's and the project's */
   isolateFrom?: string;
   timeoutMs?: number;
 }
 
 /** Runs the calls in order in one host process whose working directory is `projectDir`. */
-export async function runInProviderHost(projectDir: string, calls: HostCall[], opts: HostOptions = {}): Promise<HostResult[]> {
+export async function runInProviderHost(projectDir: string, calls: HostCall[], opts: HostOptions): Promise<HostResult[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "provider-host-"));
   try {
-    fs.writeFileSync(path.join(dir, "host.js"), HOST);
+    fs.writeFileSync(path.join(dir, "runner.js"), RUNNER);
     fs.writeFileSync(path.join(dir, "calls.json"), JSON.stringify(calls));
     const out = path.join(dir, "results.json");
     const { NODE_OPTIONS: _loader, ...env } = process.env;
-    const host = [path.join(dir, "host.js"), path.join(dir, "calls.json"), out];
+    const hostModule = path.join(opts.hostDir, "dist", "infra", "offline", "providers", "dynamic-host.js");
+    const runner = [path.join(dir, "runner.js"), hostModule, path.join(dir, "calls.json"), out];
     const argv = opts.isolateFrom
       ? [
           "unshare",
@@ -84,15 +83,16 @@ export async function runInProviderHost(projectDir: string, calls: HostCall[], o
           "private",
           "bash",
           "-ec",
-          'mount --bind "$1/node_modules" "$2/node_modules"; mount -t tmpfs tmpfs "$1"; cd "$2"; shift 2; exec "$@"',
+          'for d in "$2" "$3"; do mount --bind "$1/node_modules" "$d/node_modules"; done; mount -t tmpfs tmpfs "$1"; cd "$3"; shift 3; exec "$@"',
           "--",
           opts.isolateFrom,
+          opts.hostDir,
           projectDir,
-          // the project's Node 24 (the devDependency), reached through the bind mount
-          path.join(projectDir, "node_modules", ".bin", "node"),
-          ...host,
+          // the build's Node 24 (the devDependency), reached through the bind mount
+          path.join(opts.hostDir, "node_modules", ".bin", "node"),
+          ...runner,
         ]
-      : [process.execPath, ...host];
+      : [process.execPath, ...runner];
     const r = await runCommand(argv, { cwd: projectDir, env, timeoutMs: opts.timeoutMs ?? 180_000 });
     if (!fs.existsSync(out)) throw new Error(`the provider host exited ${r.code} without results:\n${r.stderr}`);
     return JSON.parse(fs.readFileSync(out, "utf8")) as HostResult[];

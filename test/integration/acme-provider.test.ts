@@ -48,7 +48,7 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
       directoryUrl: bed.pebble.directoryUrl,
       accountUrl: account.accountUrl,
       accountKeyPem,
-      csrPem: certificateRequestPem(certificateKeyPem, NAMES),
+      csrPem: await certificateRequestPem(certificateKeyPem, NAMES),
       names: NAMES,
       dns01: {
         provider: "rfc2136",
@@ -125,7 +125,7 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
 
   test("diff with a changed name asks for an in-place update and says why", async () => {
     const names = [...NAMES, "autoconfig.example.test"];
-    const news = { ...inputs, names, csrPem: certificateRequestPem(certificateKeyPem, names) };
+    const news = { ...inputs, names, csrPem: await certificateRequestPem(certificateKeyPem, names) };
     const d = await provider.diff!(created.id, created.outs, news);
     assert.equal(d.changes, true);
     assert.deepEqual(d.replaces, []);
@@ -173,7 +173,7 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
     const r = await provider.update!(created.id, created.outs, {
       ...inputs,
       names,
-      csrPem: certificateRequestPem(certificateKeyPem, names),
+      csrPem: await certificateRequestPem(certificateKeyPem, names),
     });
     const outs = r.outs as CertificateOutputs;
     assert.deepEqual(outs.names, names);

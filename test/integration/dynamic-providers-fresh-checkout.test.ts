@@ -1,10 +1,12 @@
 // Issue 13 item 5: state written by one checkout is destroyed and updated from another. The
 // program runs here (its serialised providers, `__provider`, are what the engine stores) and the
 // resources are created here against pebble, knot and sshd; then a fresh copy of the committed
-// tree (git archive HEAD) in another directory, with node_modules and a build, runs the engine's
-// provider host on that old state (test/harness/dynamic-provider-host.ts) as on another machine:
-// this checkout is hidden from the host (an empty tmpfs over it). Diff, update and delete work,
-// the providers load from the copy's own build, and nothing needs a TypeScript loader.
+// tree (git archive HEAD) in another directory, with node_modules and a build, runs the offline
+// engine's Node dynamic provider host (infra/offline/providers/dynamic-host.ts, from the copy's
+// build, in its own process with the copy as working directory: test/harness/dynamic-provider-host.ts)
+// on that old state as on another machine: this checkout is hidden from the host (an empty tmpfs
+// over it). Check, diff, update and delete work, the providers load from the copy's own build, and
+// nothing needs a TypeScript loader.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
@@ -67,8 +69,13 @@ async function freshCopy(): Promise<string> {
   return dir;
 }
 
-/** The host in `project`, with this checkout hidden (another machine). */
-const host = (project: string, calls: HostCall[]) => runInProviderHost(project, calls, { isolateFrom: REPO });
+const ACCOUNT = "pulumi-nodejs:dynamic/mailstack:AcmeAccount";
+const CERTIFICATE = "pulumi-nodejs:dynamic/mailstack:AcmeCertificate";
+const SSH = "pulumi-nodejs:dynamic/mailstack:SshReachable";
+
+/** The host of the copy's build, in `project`, with this checkout hidden (another machine). */
+const host = (project: string, calls: HostCall[]) => runInProviderHost(project, calls, { hostDir: copy, isolateFrom: REPO });
+let copy: string;
 
 function ok(r: HostResult): unknown {
   assert.equal(r.ok, true, r.ok ? "" : r.error);
@@ -79,7 +86,6 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
   let net: LocalInternet;
   let bed: AcmeTestbed;
   let sshd: SshServer;
-  let copy: string;
   let providers: Record<string, string>;
   const accountKeyPem = ecKeyPem();
   const certificateKeyPem = ecKeyPem();
@@ -116,7 +122,7 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
       directoryUrl: bed.pebble.directoryUrl,
       accountUrl: account.outs.accountUrl,
       accountKeyPem,
-      csrPem: certificateRequestPem(certificateKeyPem, NAMES),
+      csrPem: await certificateRequestPem(certificateKeyPem, NAMES),
       names: NAMES,
       dns01: {
         provider: "rfc2136",
@@ -165,28 +171,30 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
   test("AcmeAccount from the copy: check and diff of the unchanged account, then destroy", async () => {
     const news = { ...accountInputs, __provider: providers.AcmeAccount };
     const results = await host(copy, [
-      { method: "check", provider: providers.AcmeAccount, olds: news, news },
-      { method: "diff", provider: providers.AcmeAccount, id: account.id, olds: state("AcmeAccount", account.outs), news },
-      { method: "delete", provider: providers.AcmeAccount, id: account.id, props: state("AcmeAccount", account.outs) },
+      { method: "check", type: ACCOUNT, name: "mail-acme-account", olds: news, news },
+      { method: "diff", type: ACCOUNT, name: "mail-acme-account", id: account.id, oldOutputs: state("AcmeAccount", account.outs), news },
+      { method: "delete", type: ACCOUNT, name: "mail-acme-account", id: account.id, oldOutputs: state("AcmeAccount", account.outs) },
     ]);
     assert.deepEqual((ok(results[0]) as { failures: unknown[] }).failures, []);
-    assert.equal((ok(results[1]) as { changes: boolean }).changes, false);
+    assert.equal((ok(results[1]) as { changes: string }).changes, "none");
     ok(results[2]);
   });
 
   test("AcmeCertificate from the copy: diff says unchanged; an update re-issues for new names; destroy revokes the old state's certificate", async () => {
     const names = [...NAMES, "autoconfig.example.test"];
     const news = { ...certificateInputs, __provider: providers.AcmeCertificate };
-    const renamed = { ...news, names, csrPem: certificateRequestPem(certificateKeyPem, names) };
+    const renamed = { ...news, names, csrPem: await certificateRequestPem(certificateKeyPem, names) };
     const old = state("AcmeCertificate", certificate.outs);
+    const name = "mail-certificate";
     const calls: HostCall[] = [
-      { method: "diff", provider: providers.AcmeCertificate, id: certificate.id, olds: old, news },
-      { method: "update", provider: providers.AcmeCertificate, id: certificate.id, olds: old, news: renamed },
-      { method: "delete", provider: providers.AcmeCertificate, id: certificate.id, props: old },
+      { method: "diff", type: CERTIFICATE, name, id: certificate.id, oldOutputs: old, news },
+      { method: "update", type: CERTIFICATE, name, id: certificate.id, oldOutputs: old, news: renamed },
+      { method: "delete", type: CERTIFICATE, name, id: certificate.id, oldOutputs: old },
     ];
     const results = await host(copy, calls);
-    assert.equal((ok(results[0]) as { changes: boolean }).changes, false);
-    const updated = (ok(results[1]) as { outs: CertificateOutputs }).outs;
+    assert.equal((ok(results[0]) as { changes: string }).changes, "none");
+    const updated = (ok(results[1]) as { outputs: CertificateOutputs & { __provider: string } }).outputs;
+    assert.equal(updated.__provider, providers.AcmeCertificate, "the state keeps the serialised provider");
     assert.deepEqual(updated.names, names);
     assert.notEqual(updated.serialHex, certificate.outs.serialHex);
     assert.equal(updated.spkiSha256, certificate.outs.spkiSha256);
@@ -198,15 +206,17 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
   test("SshReachable from the copy: diff of the unchanged step; an update waits for SSH again; destroy", async () => {
     const news = { ...sshInputs, __provider: providers.SshReachable };
     const old = state("SshReachable", reachable.outs);
+    const name = "mail-ssh-reachable";
     const results = await host(copy, [
-      { method: "diff", provider: providers.SshReachable, id: reachable.id, olds: old, news },
-      { method: "diff", provider: providers.SshReachable, id: reachable.id, olds: old, news: { ...news, instance: "4712" } },
-      { method: "update", provider: providers.SshReachable, id: reachable.id, olds: old, news: { ...news, timeoutSeconds: 30 } },
-      { method: "delete", provider: providers.SshReachable, id: reachable.id, props: old },
+      { method: "diff", type: SSH, name, id: reachable.id, oldOutputs: old, news },
+      { method: "diff", type: SSH, name, id: reachable.id, oldOutputs: old, news: { ...news, instance: "4712" } },
+      { method: "update", type: SSH, name, id: reachable.id, oldOutputs: old, news: { ...news, timeoutSeconds: 30 } },
+      { method: "delete", type: SSH, name, id: reachable.id, oldOutputs: old },
     ]);
-    assert.equal((ok(results[0]) as { changes: boolean }).changes, false);
-    assert.deepEqual(ok(results[1]), { changes: true, replaces: ["instance"], deleteBeforeReplace: false });
-    assert.match((ok(results[2]) as { outs: SshReachableOutputs }).outs.message, /presents the pinned ssh-ed25519 host key/);
+    assert.equal((ok(results[0]) as { changes: string }).changes, "none");
+    const replaced = ok(results[1]) as { changes: string; replaceKeys: string[]; deleteBeforeReplace: boolean };
+    assert.deepEqual([replaced.changes, replaced.replaceKeys, replaced.deleteBeforeReplace], ["some", ["instance"], false]);
+    assert.match((ok(results[2]) as { outputs: SshReachableOutputs }).outputs.message, /presents the pinned ssh-ed25519 host key/);
     ok(results[3]);
   });
 
@@ -214,7 +224,8 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), "no-mailstack-"));
     try {
       fs.mkdirSync(path.join(empty, "node_modules"));
-      const [r] = await host(empty, [{ method: "check", provider: providers.AcmeAccount, olds: {}, news: accountInputs }]);
+      const news = { ...accountInputs, __provider: providers.AcmeAccount };
+      const [r] = await host(empty, [{ method: "check", type: ACCOUNT, name: "mail-acme-account", news }]);
       assert.equal(r.ok, false);
       assert.match(
         (r as { error: string }).error,

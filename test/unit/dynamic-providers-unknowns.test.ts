@@ -19,7 +19,6 @@ import { UNKNOWN } from "../../components/providers/engine-values";
 import * as account from "../../components/providers/acme-account";
 import * as certificate from "../../components/providers/acme-certificate";
 import * as ssh from "../../components/providers/ssh-reachable";
-import { certificateRequestPem } from "../../components/shared/acme/certificate-request";
 import { readCertificateInfo, spkiSha256OfKey } from "../../components/shared/acme/certificate-info";
 
 const DAY = 86_400_000;
@@ -56,6 +55,30 @@ function selfSigned(keyPem: string): string {
       path.join(dir, "cert.pem"),
     ]);
     return fs.readFileSync(path.join(dir, "cert.pem"), "utf8");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A certificate request for `names` made the way @pulumi/tls's CertRequest makes it: once, by OpenSSL here. */
+function certificateRequest(keyPem: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unknowns-"));
+  try {
+    fs.writeFileSync(path.join(dir, "key.pem"), keyPem);
+    return execFileSync(
+      "openssl",
+      [
+        "req",
+        "-new",
+        "-key",
+        path.join(dir, "key.pem"),
+        "-subj",
+        "/CN=mail.example.org",
+        "-addext",
+        `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+      ],
+      { encoding: "utf8" },
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -115,7 +138,7 @@ const certificateInputs = {
   directoryUrl: DIRECTORY,
   accountUrl: "https://127.0.0.1:9/acme/acct/1",
   accountKeyPem,
-  csrPem: certificateRequestPem(certificateKeyPem, names),
+  csrPem: certificateRequest(certificateKeyPem),
   names,
   dns01: { provider: "rfc2136", server: "192.0.2.53", tsigName: "acme.", tsigAlgorithm: "hmac-sha256", tsigSecret: "c2VjcmV0" },
   propagationTimeoutSeconds: 60,

@@ -1,9 +1,11 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { utils as ssh2Utils } from "ssh2";
 import { Secret, Unknown, type CallContext, type PropertyMap } from "../../infra/offline/model";
-import { hashForState, PRIVATE_KEY, SELF_SIGNED_CERT, tlsStandIn } from "../../infra/offline/providers/tls";
+import { CERT_REQUEST, hashForState, PRIVATE_KEY, SELF_SIGNED_CERT, tlsStandIn } from "../../infra/offline/providers/tls";
+import { readCertificateRequest } from "../../components/shared/acme/certificate-request";
 import { reveal } from "../../infra/offline/providers/property";
 
 const ctx = (preview = false, name = "key"): CallContext => ({
@@ -195,5 +197,86 @@ describe("tls stand-in: SelfSignedCert", () => {
   test("a key that is not PEM fails the create with the provider's message", async () => {
     const inputs = { ...(await certInputs()), privateKeyPem: new Secret("not a key") };
     await assert.rejects(tlsStandIn().create(ctx(), SELF_SIGNED_CERT, inputs), /^ProviderCallError: Failed to parse private key PEM/);
+  });
+});
+
+describe("tls stand-in: CertRequest", () => {
+  const requestInputs = async (): Promise<PropertyMap> => {
+    const key = await createKey({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+    return {
+      privateKeyPem: key.outputs.privateKeyPem,
+      subject: { commonName: "mail.example.org" },
+      dnsNames: ["mail.example.org", "mta-sts.example.org"],
+    };
+  };
+
+  test("the request is signed by the given key and asks for the subject and the DNS names; its id is hashForState of its DER", async () => {
+    const inputs = await requestInputs();
+    const tls = tlsStandIn();
+    const checked = await tls.check(ctx(false, "request"), CERT_REQUEST, undefined, inputs);
+    assert.deepEqual(checked.failures, []);
+    const { id, outputs } = await tls.create(ctx(false, "request"), CERT_REQUEST, checked.inputs);
+    const pem = str(outputs.certRequestPem);
+    assert.match(
+      pem,
+      /^-----BEGIN CERTIFICATE REQUEST-----\n(?:[A-Za-z0-9+/=]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END CERTIFICATE REQUEST-----\n$/,
+    );
+    const r = spawnSync("openssl", ["req", "-verify", "-noout", "-text"], { input: pem, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Subject: CN\s?=\s?mail\.example\.org/);
+    assert.match(r.stdout, /DNS:mail\.example\.org, DNS:mta-sts\.example\.org/);
+    const request = await readCertificateRequest(pem);
+    assert.equal(
+      request.spkiSha256,
+      createHash("sha256")
+        .update(createPublicKey(str(inputs.privateKeyPem)).export({ type: "spki", format: "der" }))
+        .digest("hex"),
+    );
+    assert.equal(id, hashForState(Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64")));
+    assert.equal(outputs.keyAlgorithm, "ECDSA");
+    assert.ok(outputs.privateKeyPem instanceof Secret);
+    assert.equal(outputs.certRequestPem instanceof Secret, false, "the request itself is public");
+  });
+
+  test("each create signs anew, so the request lives in the state: an unchanged program diffs to nothing", async () => {
+    const inputs = await requestInputs();
+    const tls = tlsStandIn();
+    const first = await tls.create(ctx(), CERT_REQUEST, inputs);
+    const second = await tls.create(ctx(), CERT_REQUEST, inputs);
+    assert.notEqual(str(first.outputs.certRequestPem), str(second.outputs.certRequestPem));
+    const checked = await tls.check(ctx(), CERT_REQUEST, inputs, inputs);
+    const diff = await tls.diff(ctx(), CERT_REQUEST, first.id as string, inputs, first.outputs, checked.inputs, []);
+    assert.deepEqual([diff.changes, diff.changedKeys], ["none", []]);
+  });
+
+  test("every input replaces it: another key, other names, another subject", async () => {
+    const inputs = await requestInputs();
+    const tls = tlsStandIn();
+    const { id, outputs } = await tls.create(ctx(), CERT_REQUEST, inputs);
+    const other = await requestInputs();
+    for (const [change, key] of [
+      [{ privateKeyPem: other.privateKeyPem }, "privateKeyPem"],
+      [{ dnsNames: ["mail.example.org"] }, "dnsNames"],
+      [{ subject: { commonName: "mx.example.org" } }, "subject"],
+    ] as const) {
+      const diff = await tls.diff(ctx(), CERT_REQUEST, id as string, inputs, outputs, { ...inputs, ...change }, []);
+      assert.deepEqual([diff.changes, diff.replaceKeys, diff.deleteBeforeReplace], ["some", [key], false], key);
+    }
+  });
+
+  test("in a preview the request and the key algorithm are unknown", async () => {
+    const inputs = await requestInputs();
+    const { id, outputs } = await tlsStandIn().create(ctx(true), CERT_REQUEST, inputs);
+    assert.deepEqual([id, outputs.certRequestPem, outputs.keyAlgorithm], [Unknown, Unknown, Unknown]);
+  });
+
+  test("no key is a check failure; a key that is not PEM fails the create with the provider's message", async () => {
+    const tls = tlsStandIn();
+    const checked = await tls.check(ctx(), CERT_REQUEST, undefined, { dnsNames: ["mail.example.org"] });
+    assert.deepEqual(checked.failures, [{ property: "privateKeyPem", reason: "Missing required argument: privateKeyPem" }]);
+    await assert.rejects(
+      tls.create(ctx(), CERT_REQUEST, { privateKeyPem: new Secret("not a key"), dnsNames: ["mail.example.org"] }),
+      /^ProviderCallError: Failed to parse private key PEM: failed to decode PEM block: decoded bytes 0, undecoded 9$/,
+    );
   });
 });

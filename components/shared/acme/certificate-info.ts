@@ -1,6 +1,6 @@
 // What the renewal logic and the resource outputs need to know about an issued certificate chain.
 import { X509Certificate, createHash, createPublicKey } from "node:crypto";
-import { children, readTlv } from "./der";
+import * as x509 from "@peculiar/x509";
 
 export interface CertificateInfo {
   notBefore: Date;
@@ -27,26 +27,10 @@ export function spkiSha256OfKey(keyPem: string): string {
   return createHash("sha256").update(der).digest("hex");
 }
 
-// AKI keyIdentifier (RFC 5280 4.2.1.1)
-const OID_AKI = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x23]);
-
-/** keyIdentifier of the Authority Key Identifier extension, or undefined. */
+/** keyIdentifier of the Authority Key Identifier extension (RFC 5280 4.2.1.1), or undefined. */
 export function authorityKeyIdentifier(der: Buffer): Buffer | undefined {
-  const cert = readTlv(der, 0);
-  const tbs = children(der, cert)[0];
-  // extensions are the [3] EXPLICIT element of TBSCertificate (RFC 5280 4.1)
-  const extsWrapper = children(der, tbs).find((t) => t.tag === 0xa3);
-  if (!extsWrapper) return undefined;
-  const exts = children(der, children(der, extsWrapper)[0]);
-  for (const ext of exts) {
-    const parts = children(der, ext);
-    if (!der.subarray(parts[0].start, parts[0].end).equals(OID_AKI)) continue;
-    const octets = parts[parts.length - 1];
-    const seq = readTlv(der, octets.contentStart);
-    const keyId = children(der, seq).find((t) => t.tag === 0x80);
-    return keyId ? Buffer.from(der.subarray(keyId.contentStart, keyId.end)) : undefined;
-  }
-  return undefined;
+  const extension = new x509.X509Certificate(der).getExtension(x509.AuthorityKeyIdentifierExtension);
+  return extension?.keyId ? Buffer.from(extension.keyId, "hex") : undefined;
 }
 
 /** RFC 9773 4.1: base64url(AKI keyIdentifier) "." base64url(DER serial number value octets). */

@@ -1,171 +1,45 @@
-// The PKCS#10 certificate request (RFC 2986) an ACME order is finalized with (RFC 8555 7.4),
-// made from the stable certificate key and the names, byte for byte the same every time.
+// The PKCS#10 certificate request (RFC 2986) an ACME order is finalized with (RFC 8555 7.4), made
+// and read with maintained libraries: acme-client's createCsr signs it (through @peculiar/x509
+// and WebCrypto), @peculiar/x509 parses it and checks its signature. No signing code of our own.
 //
-// Why deterministic: the Pulumi side sends the CA a request instead of the certificate key, so
-// the key never enters the certificate resource's state. The request is made in the program on
-// every run; a request that changed from run to run would be a new input each time. RSA
-// (PKCS#1 v1.5) and Ed25519 signatures are deterministic already; ECDSA is made so with the nonce
-// of RFC 6979 3.2, which depends on the key and the message only, so two different messages never
-// share a nonce (a shared nonce would reveal the key).
-import { createECDH, createHash, createHmac, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+// The Pulumi side does not make requests here: @pulumi/tls's CertRequest makes one from the
+// stable certificate key and keeps it in the state (components/acme-certificate.ts), so the same
+// request is an unchanged input on every run. The box makes one for each renewal it orders itself.
+import { createHash, createPrivateKey, type KeyObject } from "node:crypto";
+import * as acme from "acme-client";
+import * as x509 from "@peculiar/x509";
 import { checkCertificateNames } from "./certificate-names";
-import {
-  bytesOf,
-  children,
-  contentOf,
-  objectIdentifier,
-  pem,
-  pemBody,
-  readObjectIdentifier,
-  readTlv,
-  sequence,
-  set,
-  tlv,
-  unsignedInteger,
-} from "./der";
 
-const OID = {
-  commonName: "2.5.4.3", // RFC 5280 4.1.2.4 (X.520)
-  extensionRequest: "1.2.840.113549.1.9.14", // RFC 2985 5.4.2
-  subjectAltName: "2.5.29.17", // RFC 5280 4.2.1.6
-  ecdsaWithSha256: "1.2.840.10045.4.3.2", // RFC 5758 3.2
-  ecdsaWithSha384: "1.2.840.10045.4.3.3",
-  sha256WithRsaEncryption: "1.2.840.113549.1.1.11", // RFC 4055 5
-  ed25519: "1.3.101.112", // RFC 8410 3
-} as const;
+/** The curves a certificate key may use: those Let's Encrypt accepts (P-256, P-384), and RSA. */
+const KEY_TYPES = ["prime256v1", "secp384r1", "rsa"];
 
-/** Curves with a hash as long as their order (qlen = hlen), so RFC 6979's bits2int is a plain conversion. */
-const CURVES: Record<string, { order: bigint; bytes: number; hash: "sha256" | "sha384"; algorithm: string }> = {
-  // SEC 2 2.4.2 and 2.5.1: the group order n
-  prime256v1: {
-    order: BigInt("0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
-    bytes: 32,
-    hash: "sha256",
-    algorithm: OID.ecdsaWithSha256,
-  },
-  secp384r1: {
-    order: BigInt("0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"),
-    bytes: 48,
-    hash: "sha384",
-    algorithm: OID.ecdsaWithSha384,
-  },
-};
-
-const toBigInt = (b: Buffer): bigint => BigInt(`0x${b.toString("hex") || "0"}`);
-const toOctets = (v: bigint, bytes: number): Buffer => Buffer.from(v.toString(16).padStart(bytes * 2, "0"), "hex");
-
-function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
-  let result = 1n;
-  let b = base % modulus;
-  for (let e = exponent; e > 0n; e >>= 1n) {
-    if (e & 1n) result = (result * b) % modulus;
-    b = (b * b) % modulus;
-  }
-  return result;
-}
-
-/**
- * RFC 6979 3.2 nonces for private scalar `x` and message hash `h1`, for curves whose order has
- * as many bits as the hash (P-256 with SHA-256, P-384 with SHA-384): candidates in order.
- */
-export function* rfc6979Nonces(curve: string, x: bigint, h1: Buffer): Generator<bigint> {
-  const c = CURVES[curve];
-  if (!c) throw new Error(`RFC 6979: curve ${curve} is not supported`);
-  const hmac = (key: Buffer, ...data: Buffer[]) => createHmac(c.hash, key).update(Buffer.concat(data)).digest();
-  const seed = Buffer.concat([toOctets(x, c.bytes), toOctets(toBigInt(h1) % c.order, c.bytes)]);
-  let v = Buffer.alloc(c.bytes, 0x01);
-  let k = Buffer.alloc(c.bytes, 0x00);
-  k = hmac(k, v, Buffer.from([0x00]), seed);
-  v = hmac(k, v);
-  k = hmac(k, v, Buffer.from([0x01]), seed);
-  v = hmac(k, v);
-  for (;;) {
-    v = hmac(k, v);
-    const candidate = toBigInt(v);
-    if (candidate >= 1n && candidate < c.order) yield candidate;
-    k = hmac(k, v, Buffer.from([0x00]));
-    v = hmac(k, v);
-  }
-}
-
-/** ECDSA (FIPS 186-4 6.4) with the RFC 6979 nonce; returns r || s, each as long as the order. */
-export function deterministicEcdsa(key: KeyObject, message: Buffer): Buffer {
-  const curve = key.asymmetricKeyDetails?.namedCurve ?? "";
-  const c = CURVES[curve];
-  if (!c) throw new Error(`an ECDSA key on ${curve || "an unknown curve"}; P-256 and P-384 are supported`);
-  const x = toBigInt(Buffer.from((key.export({ format: "jwk" }) as { d: string }).d, "base64url"));
-  const h1 = createHash(c.hash).update(message).digest();
-  const e = toBigInt(h1);
-  for (const k of rfc6979Nonces(curve, x, h1)) {
-    // k*G through the platform's own curve arithmetic: the "public key" of private scalar k.
-    const ecdh = createECDH(curve);
-    ecdh.setPrivateKey(toOctets(k, c.bytes));
-    const r = toBigInt(ecdh.getPublicKey().subarray(1, 1 + c.bytes)) % c.order;
-    if (r === 0n) continue;
-    const s = (modPow(k, c.order - 2n, c.order) * ((e + r * x) % c.order)) % c.order;
-    if (s === 0n) continue;
-    return Buffer.concat([toOctets(r, c.bytes), toOctets(s, c.bytes)]);
-  }
-  throw new Error("unreachable: RFC 6979 yields nonces without end");
-}
-
-/** The signature algorithm identifier and the signature value of `message` under `key`. */
-function deterministicSignature(key: KeyObject, message: Buffer): { algorithm: Buffer; signature: Buffer } {
-  switch (key.asymmetricKeyType) {
-    case "ec": {
-      const c = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ""];
-      const rs = deterministicEcdsa(key, message);
-      // Checked with the platform before use: a wrong signature would only be refused by the CA.
-      if (!verify(c.hash, message, { key: createPublicKey(key), dsaEncoding: "ieee-p1363" }, rs)) {
-        throw new Error("the deterministic ECDSA signature does not verify");
-      }
-      const der = sequence(unsignedInteger(rs.subarray(0, c.bytes)), unsignedInteger(rs.subarray(c.bytes)));
-      return { algorithm: sequence(objectIdentifier(c.algorithm)), signature: der };
-    }
-    case "rsa":
-      // RFC 4055 5: the parameters are NULL
-      return {
-        algorithm: sequence(objectIdentifier(OID.sha256WithRsaEncryption), Buffer.from([0x05, 0x00])),
-        signature: sign("sha256", message, key),
-      };
-    case "ed25519":
-      return { algorithm: sequence(objectIdentifier(OID.ed25519)), signature: sign(null, message, key) };
-    default:
-      throw new Error(`a ${key.asymmetricKeyType} key; certificate keys are ECDSA P-256/P-384, RSA or Ed25519`);
-  }
-}
-
-/**
- * The certificate request for `names` (the first also as the subject CN when it fits RFC 5280's
- * 64 characters) signed by `keyPem`, as PEM. The same key and names give the same bytes.
- */
-export function certificateRequestPem(keyPem: string, names: readonly string[], where = "certificateKeyPem"): string {
-  checkCertificateNames(names);
+function certificateKey(keyPem: string, where: string): KeyObject {
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
     throw new Error(`${where}: not a PEM private key (${(err as Error).message})`);
   }
-  const spki = createPublicKey(key).export({ type: "spki", format: "der" });
-  const subject =
-    names[0].length <= 64
-      ? sequence(set(sequence(objectIdentifier(OID.commonName), tlv(0x0c, Buffer.from(names[0], "utf8")))))
-      : sequence();
-  // dNSName is [2] IMPLICIT IA5String (RFC 5280 4.2.1.6)
-  const altNames = sequence(...names.map((n) => tlv(0x82, Buffer.from(n, "ascii"))));
-  const extensions = sequence(sequence(objectIdentifier(OID.subjectAltName), tlv(0x04, altNames)));
-  // attributes [0] IMPLICIT SET OF Attribute (RFC 2986 4.1)
-  const attributes = tlv(0xa0, sequence(objectIdentifier(OID.extensionRequest), set(extensions)));
-  const info = sequence(unsignedInteger(Buffer.from([0])), subject, spki, attributes);
-  let signed: { algorithm: Buffer; signature: Buffer };
-  try {
-    signed = deterministicSignature(key, info);
-  } catch (err) {
-    throw new Error(`${where}: ${(err as Error).message}`);
+  const type = key.asymmetricKeyType === "ec" ? key.asymmetricKeyDetails?.namedCurve : key.asymmetricKeyType;
+  if (!KEY_TYPES.includes(type ?? "")) {
+    throw new Error(
+      `${where}: a ${key.asymmetricKeyType === "ec" ? `ECDSA key on ${type}` : `${type} key`}; ECDSA P-256/P-384 and RSA are supported`,
+    );
   }
-  const request = sequence(info, signed.algorithm, tlv(0x03, Buffer.from([0x00]), signed.signature));
-  return pem("CERTIFICATE REQUEST", request);
+  return key;
+}
+
+/**
+ * A certificate request for `names` signed by `keyPem` (the first name also the subject CN when it
+ * fits RFC 5280's 64 characters), as PEM. Each call signs anew: ECDSA signatures differ each time.
+ */
+export async function certificateRequestPem(keyPem: string, names: readonly string[], where = "certificateKeyPem"): Promise<string> {
+  checkCertificateNames(names);
+  const key = certificateKey(keyPem, where);
+  // acme-client imports the key as PKCS#8; @pulumi/tls hands ECDSA keys over as SEC1.
+  const pkcs8 = key.export({ type: "pkcs8", format: "pem" }).toString();
+  const [, csr] = await acme.crypto.createCsr({ ...(names[0].length <= 64 ? { commonName: names[0] } : {}), altNames: [...names] }, pkcs8);
+  return csr.toString();
 }
 
 export interface CertificateRequestInfo {
@@ -175,48 +49,28 @@ export interface CertificateRequestInfo {
   spkiSha256: string;
 }
 
-const HASH_OF_ALGORITHM: Record<string, string | null> = {
-  [OID.ecdsaWithSha256]: "sha256",
-  [OID.ecdsaWithSha384]: "sha384",
-  [OID.sha256WithRsaEncryption]: "sha256",
-  [OID.ed25519]: null,
-};
-
 /** Reads and checks a request: it parses, its signature verifies, and it asks for DNS names. */
-export function readCertificateRequest(text: string, where = "csrPem"): CertificateRequestInfo {
-  const der = pemBody(text, "CERTIFICATE REQUEST");
-  if (!der) throw new Error(`${where}: no "-----BEGIN CERTIFICATE REQUEST-----" block`);
+export async function readCertificateRequest(text: string, where = "csrPem"): Promise<CertificateRequestInfo> {
+  if (!/-----BEGIN CERTIFICATE REQUEST-----/.test(text)) throw new Error(`${where}: no "-----BEGIN CERTIFICATE REQUEST-----" block`);
+  let request: x509.Pkcs10CertificateRequest;
   try {
-    const [infoTlv, algorithmTlv, signatureTlv] = children(der, readTlv(der, 0));
-    const info = children(der, infoTlv);
-    const spkiDer = bytesOf(der, info[2]);
-    const publicKey = createPublicKey({ key: spkiDer, format: "der", type: "spki" });
-    const algorithm = readObjectIdentifier(contentOf(der, children(der, algorithmTlv)[0]));
-    if (!(algorithm in HASH_OF_ALGORITHM)) throw new Error(`signature algorithm ${algorithm} is not supported`);
-    const signature = contentOf(der, signatureTlv).subarray(1);
-    if (!verify(HASH_OF_ALGORITHM[algorithm], bytesOf(der, infoTlv), publicKey, signature)) {
-      throw new Error("its signature does not verify");
-    }
-    const names: string[] = [];
-    const attributes = info.find((t) => t.tag === 0xa0);
-    for (const attribute of attributes ? children(der, attributes) : []) {
-      const [type, values] = children(der, attribute);
-      if (readObjectIdentifier(contentOf(der, type)) !== OID.extensionRequest) continue;
-      for (const extension of children(der, children(der, values)[0])) {
-        const parts = children(der, extension);
-        if (readObjectIdentifier(contentOf(der, parts[0])) !== OID.subjectAltName) continue;
-        const value = contentOf(der, parts[parts.length - 1]);
-        for (const name of children(value, readTlv(value, 0))) {
-          if (name.tag === 0x82) names.push(contentOf(value, name).toString("ascii"));
-        }
-      }
-    }
-    if (names.length === 0) throw new Error("it asks for no DNS name (subjectAltName)");
-    const spkiSha256 = createHash("sha256")
-      .update(publicKey.export({ type: "spki", format: "der" }))
-      .digest("hex");
-    return { names, spkiSha256 };
+    request = new x509.Pkcs10CertificateRequest(text);
   } catch (err) {
     throw new Error(`${where}: not a usable certificate request: ${(err as Error).message}`);
   }
+  let verified: boolean;
+  try {
+    verified = await request.verify();
+  } catch (err) {
+    throw new Error(`${where}: not a usable certificate request: its signature cannot be checked (${(err as Error).message})`);
+  }
+  if (!verified) throw new Error(`${where}: not a usable certificate request: its signature does not verify`);
+  // RFC 5280 4.2.1.6 subjectAltName, from the request's extensionRequest attribute (RFC 2985 5.4.2)
+  const altNames = request.getExtension("2.5.29.17");
+  const names = altNames
+    ? new x509.SubjectAlternativeNameExtension(altNames.rawData).names.items.filter((n) => n.type === "dns").map((n) => n.value)
+    : [];
+  if (names.length === 0) throw new Error(`${where}: not a usable certificate request: it asks for no DNS name (subjectAltName)`);
+  const spkiSha256 = createHash("sha256").update(Buffer.from(request.publicKey.rawData)).digest("hex");
+  return { names, spkiSha256 };
 }

@@ -48,7 +48,7 @@ export interface IssueOptions extends AcmeAccountOptions {
    * this or `csrPem`.
    */
   certificateKeyPem?: string;
-  /** a certificate request for `names` made from the stable key (certificateRequestPem): the key itself is not needed */
+  /** a certificate request for `names` made from the stable key (@pulumi/tls CertRequest): the key itself is not needed */
   csrPem?: string;
   solver: ChallengeSolver;
   /** RFC 9773 5: the ARI certificate ID of the certificate this order replaces */
@@ -163,7 +163,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
   let keySpki: string;
   let csr: string;
   if (opts.csrPem !== undefined) {
-    const request = readCertificateRequest(opts.csrPem);
+    const request = await readCertificateRequest(opts.csrPem);
     if (!sameNames(request.names, opts.names)) {
       throw new Error(`csrPem: asks for ${request.names.join(", ")}, but the order is for ${opts.names.join(", ")}`);
     }
@@ -175,7 +175,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
     } catch (err) {
       throw new Error(`certificateKeyPem: not a usable private key: ${detail(err)}`);
     }
-    csr = certificateRequestPem(opts.certificateKeyPem, opts.names);
+    csr = await certificateRequestPem(opts.certificateKeyPem, opts.names);
   } else {
     throw new Error("certificateKeyPem or csrPem: one of them is required");
   }

@@ -9,8 +9,9 @@
 // Module._nodeModulePaths(path.dirname("")) resolves "." against process.cwd()). Here the provider
 // code is evaluated in this process with the same require-from-string, given a file name inside the
 // project directory: path.dirname of it is the project directory, so module search paths and
-// relative requires resolve exactly as from a host whose cwd is the project directory, without
-// changing this process's cwd.
+// relative requires resolve exactly as from a host whose cwd is the project directory. What a
+// provider reads from process.cwd() (components/package-provider.ts) is the project directory too:
+// simulate() runs with it as the working directory.
 import * as path from "node:path";
 import {
   Secret,
@@ -34,9 +35,16 @@ export interface DynamicHostOptions {
   config?: Record<string, string>;
   /** the Pulumi project name, for the provider's Config (dynConfig.Config) */
   project?: string;
+  /**
+   * Given each provider as deserialised, and its serialised source: the provider to call instead.
+   * Tests keep the provider's own check and diff and answer the calls that reach the outside world
+   * (a CA, a server) from a model of it. Default: the provider as deserialised.
+   */
+  wrapProvider?: (provider: DynamicProvider, source: string) => DynamicProvider;
 }
 
-interface DynamicProvider {
+/** A deserialised dynamic provider: the methods the host calls (cmd/dynamic-provider/index.js). */
+export interface DynamicProvider {
   configure?(req: { config: unknown }): Promise<void>;
   check?(
     olds: Record<string, unknown>,
@@ -148,6 +156,7 @@ export function dynamicProviderHost(options: DynamicHostOptions): ProviderStandI
     let provider = providerCache.get(providerString);
     if (!provider) {
       provider = requireFromString(providerString, moduleFile).handler();
+      if (options.wrapProvider) provider = options.wrapProvider(provider, providerString);
       providerCache.set(providerString, provider);
       if (provider.configure) await provider.configure({ config: new dynConfig.Config(rawConfig, options.project ?? "mailstack") });
     }

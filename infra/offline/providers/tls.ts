@@ -1,10 +1,12 @@
-// @pulumi/tls 5.x (terraform-provider-tls, plugin framework, bridged) as a stand-in: PrivateKey
-// and SelfSignedCert, the two types components/ uses. Keys are real, in every encoding the
+// @pulumi/tls 5.x (terraform-provider-tls, plugin framework, bridged) as a stand-in: PrivateKey,
+// SelfSignedCert and CertRequest, the types components/ uses. Keys are real, in every encoding the
 // provider returns, so what the program derives from them (DKIM and TLSA records, the pinned SSH
 // host key, the deployer's login) works against real servers.
 // Source: hashicorp/terraform-provider-tls d72d90e1 (v4.2.1+23) internal/provider/
-// resource_private_key.go, common_key.go, resource_self_signed_cert.go, common_cert.go, common.go.
+// resource_private_key.go, common_key.go, resource_self_signed_cert.go, resource_cert_request.go,
+// common_cert.go, common.go.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPair, webcrypto, type KeyObject } from "node:crypto";
+import { isIP } from "node:net";
 import { promisify } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { Unknown, type CheckFailure, type DiffResult, type PropertyMap, type ProviderStandIn } from "../model";
@@ -14,6 +16,7 @@ import { containsUnknown, isAbsent, ProviderCallError, reveal } from "./property
 
 export const PRIVATE_KEY = "tls:index/privateKey:PrivateKey";
 export const SELF_SIGNED_CERT = "tls:index/selfSignedCert:SelfSignedCert";
+export const CERT_REQUEST = "tls:index/certRequest:CertRequest";
 
 const ALGORITHMS = ["RSA", "ECDSA", "ED25519"];
 const CURVES = ["P224", "P256", "P384", "P521"];
@@ -63,6 +66,26 @@ export const selfSignedCertSchema: BridgedResourceSchema = {
   },
 };
 
+/**
+ * resource_cert_request.go Schema: every input RequiresReplace (`dns_names`, `ip_addresses`, `uris`,
+ * the `subject` block and each of its attributes: listplanmodifier/stringplanmodifier
+ * RequiresReplace; `private_key_pem`: requireReplaceIfStateContainsPEMString, common.go); the
+ * computed `key_algorithm` and `cert_request_pem` keep their state (UseStateForUnknown). So the
+ * request, signed once in Create with crypto/rand, stays in the state until an input changes.
+ */
+export const certRequestSchema: BridgedResourceSchema = {
+  framework: "pf",
+  properties: {
+    privateKeyPem: { forceNew: true, sensitive: true },
+    dnsNames: { forceNew: true },
+    ipAddresses: { forceNew: true },
+    uris: { forceNew: true },
+    subject: { forceNew: true },
+    certRequestPem: { outputOnly: true },
+    keyAlgorithm: { outputOnly: true },
+  },
+};
+
 /** common_cert.go keyUsages and extendedKeyUsages. */
 const KEY_USAGES: Record<string, x509.KeyUsageFlags> = {
   digital_signature: x509.KeyUsageFlags.digitalSignature,
@@ -105,6 +128,7 @@ export function tlsStandIn(options: TlsStandInOptions = {}): ProviderStandIn {
       const failures: CheckFailure[] = [];
       if (type === PRIVATE_KEY) checkPrivateKey(news, failures);
       else if (type === SELF_SIGNED_CERT) checkSelfSignedCert(news, failures);
+      else if (type === CERT_REQUEST) checkCertRequest(news, failures);
       else throw unsupported(type);
       return { inputs: bridgedCheck(schemaOf(type), ctx.urn, olds, news), failures };
     },
@@ -127,21 +151,25 @@ export function tlsStandIn(options: TlsStandInOptions = {}): ProviderStandIn {
         const key = await generatePrivateKey(inputs);
         return { id: key.id, outputs: bridgedOutputs(schema, inputs, key.computed) };
       }
+      if (type === CERT_REQUEST) {
+        const request = await createCertRequest(inputs);
+        return { id: request.id, outputs: bridgedOutputs(schema, inputs, request.computed) };
+      }
       const cert = await createSelfSignedCert(inputs, now());
       return { id: cert.id, outputs: bridgedOutputs(schema, inputs, cert.computed) };
     },
     async read(_ctx, type, id, inputs, outputs) {
       schemaOf(type);
-      // Neither resource implements ImportState (resource_private_key.go, resource_self_signed_cert.go):
-      // Read only returns what the state holds.
+      // None of them implements ImportState (resource_private_key.go, resource_self_signed_cert.go,
+      // resource_cert_request.go): Read only returns what the state holds.
       if (!outputs) throw new ProviderCallError(`${type} does not support import: it keeps no state outside Pulumi`);
       const refreshed = { ...outputs };
       if (type === SELF_SIGNED_CERT && readyForRenewal(outputs, outputs, now())) refreshed.readyForRenewal = true;
       return { id, inputs: inputs ?? {}, outputs: refreshed };
     },
     async update(ctx, type, _id, _oldInputs, oldOutputs, news) {
-      // PrivateKey Update is a no-op; SelfSignedCert's `updatedUsingPlan` writes the plan into the
-      // state (only early_renewal_hours can change in place).
+      // PrivateKey Update is a no-op; SelfSignedCert's and CertRequest's `updatedUsingPlan` write the
+      // plan into the state (only SelfSignedCert's early_renewal_hours can change in place).
       const schema = schemaOf(type);
       const computed: PropertyMap = {};
       for (const [k, p] of Object.entries(schema.properties)) if (p.outputOnly && k in oldOutputs) computed[k] = oldOutputs[k];
@@ -149,7 +177,7 @@ export function tlsStandIn(options: TlsStandInOptions = {}): ProviderStandIn {
       return { outputs: bridgedOutputs(schema, news, computed) };
     },
     async delete() {
-      // Both resources only leave the state (Delete is a no-op in both files).
+      // They only leave the state (Delete is a no-op in all three files).
     },
   };
 }
@@ -157,11 +185,14 @@ export function tlsStandIn(options: TlsStandInOptions = {}): ProviderStandIn {
 function schemaOf(type: string): BridgedResourceSchema {
   if (type === PRIVATE_KEY) return privateKeySchema;
   if (type === SELF_SIGNED_CERT) return selfSignedCertSchema;
+  if (type === CERT_REQUEST) return certRequestSchema;
   throw unsupported(type);
 }
 
 function unsupported(type: string): Error {
-  return new ProviderCallError(`the tls stand-in has no resource type ${type} (it models ${PRIVATE_KEY} and ${SELF_SIGNED_CERT})`);
+  return new ProviderCallError(
+    `the tls stand-in has no resource type ${type} (it models ${PRIVATE_KEY}, ${SELF_SIGNED_CERT} and ${CERT_REQUEST})`,
+  );
 }
 
 /** stringvalidator.OneOf's message (terraform-plugin-framework-validators). */
@@ -201,6 +232,96 @@ function checkSelfSignedCert(news: PropertyMap, failures: CheckFailure[]): void 
       reason: "Exactly one of these attributes must be configured: [private_key_pem,private_key_pem_wo]",
     });
   }
+}
+
+function checkCertRequest(news: PropertyMap, failures: CheckFailure[]): void {
+  // resource_cert_request.go at d72d90e1: private_key_pem is Required. @pulumi/tls 5.6.1 also offers
+  // privateKeyPemWo (a write-only alternative from a later provider), which is not modelled here.
+  if (!isAbsent(reveal(news.privateKeyPemWo))) {
+    failures.push({ property: "privateKeyPemWo", reason: "the offline tls stand-in does not model privateKeyPemWo; use privateKeyPem" });
+  }
+  if (isAbsent(reveal(news.privateKeyPem)))
+    failures.push({ property: "privateKeyPem", reason: "Missing required argument: privateKeyPem" });
+  for (const property of ["ipAddresses", "uris"]) {
+    const values = reveal(news[property]);
+    // listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))
+    if (Array.isArray(values)) {
+      values.forEach((v, i) => {
+        if (v !== Unknown && String(v).length < 1)
+          failures.push({ property: `${property}[${i}]`, reason: `Attribute ${property}[${i}] string length must be at least 1, got: 0` });
+      });
+    }
+  }
+}
+
+/** common_key.go parsePrivateKeyPEM, as far as its errors go: the PEM block, then the key in it. */
+function parsePrivateKeyPem(pem: string): KeyObject {
+  if (!/^-----BEGIN [A-Z ]+-----/.test(pem.trimStart())) {
+    throw new ProviderCallError(
+      `Failed to parse private key PEM: failed to decode PEM block: decoded bytes 0, undecoded ${Buffer.byteLength(pem)}`,
+    );
+  }
+  try {
+    return createPrivateKey(pem);
+  } catch (error) {
+    throw new ProviderCallError(`Failed to parse private key PEM: ${(error as Error).message}`);
+  }
+}
+
+/** The WebCrypto key pair of a private key, for @peculiar/x509's generators. */
+async function cryptoKeyPair(key: KeyObject): Promise<{ keys: webcrypto.CryptoKeyPair; signing: webcrypto.Algorithm }> {
+  const { signing, verify } = webCryptoAlgorithms(key);
+  const subtle = webcrypto.subtle;
+  const privateKey = await subtle.importKey("pkcs8", key.export({ format: "der", type: "pkcs8" }), signing, false, ["sign"]);
+  const publicKey = await subtle.importKey("spki", createPublicKey(key).export({ format: "der", type: "spki" }), signing, true, [verify]);
+  return { keys: { privateKey, publicKey }, signing };
+}
+
+const algorithmOf = (key: KeyObject) => (key.asymmetricKeyType === "rsa" ? "RSA" : key.asymmetricKeyType === "ec" ? "ECDSA" : "ED25519");
+
+/**
+ * resource_cert_request.go Create: x509.CreateCertificateRequest over the subject, DNS names, IP
+ * addresses and URIs, signed with the key (crypto/rand: a new request each create); the state
+ * keeps the PEM (pem.EncodeToMemory: 64-character lines, a final newline), the key's algorithm,
+ * and as id the hashForState of the request's DER.
+ */
+export async function createCertRequest(inputs: PropertyMap): Promise<{ id: string; computed: PropertyMap }> {
+  if (containsUnknown(inputs)) throw new ProviderCallError("tls CertRequest: cannot create with unknown inputs outside preview");
+  const key = parsePrivateKeyPem(String(reveal(inputs.privateKeyPem) ?? ""));
+  const { keys, signing } = await cryptoKeyPair(key);
+  const dnsNames = (reveal(inputs.dnsNames) as string[] | undefined) ?? [];
+  const ips = (reveal(inputs.ipAddresses) as string[] | undefined) ?? [];
+  const uris = (reveal(inputs.uris) as string[] | undefined) ?? [];
+  for (const ip of ips) if (isIP(ip) === 0) throw new ProviderCallError(`Invalid IP address: Failed to parse ${JSON.stringify(ip)}`);
+  // crypto/x509 CreateCertificateRequest: the SAN extension only when there are names
+  const extensions =
+    dnsNames.length || ips.length || uris.length
+      ? [
+          new x509.SubjectAlternativeNameExtension([
+            ...dnsNames.map((value) => ({ type: "dns" as const, value })),
+            ...ips.map((value) => ({ type: "ip" as const, value })),
+            ...uris.map((value) => ({ type: "url" as const, value })),
+          ]),
+        ]
+      : [];
+  const request = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: subjectName(reveal(inputs.subject) as Record<string, unknown> | undefined),
+    keys,
+    signingAlgorithm: signing,
+    extensions,
+  });
+  const der = Buffer.from(request.rawData);
+  const body = der
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n");
+  return {
+    id: hashForState(der),
+    computed: {
+      certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${body}\n-----END CERTIFICATE REQUEST-----\n`,
+      keyAlgorithm: algorithmOf(key),
+    },
+  };
 }
 
 /**
@@ -281,21 +402,10 @@ function goTimeText(d: Date): string {
 
 async function createSelfSignedCert(inputs: PropertyMap, at: Date): Promise<{ id: string; computed: PropertyMap }> {
   if (containsUnknown(inputs)) throw new ProviderCallError("tls SelfSignedCert: cannot create with unknown inputs outside preview");
-  const pem = String(reveal(inputs.privateKeyPem) ?? reveal(inputs.privateKeyPemWo) ?? "");
-  let key: KeyObject;
-  try {
-    if (!/^-----BEGIN [A-Z ]+-----/.test(pem.trimStart())) throw new Error("failed to decode PEM block");
-    key = createPrivateKey(pem);
-  } catch (error) {
-    throw new ProviderCallError(`Failed to parse private key PEM: ${(error as Error).message}`);
-  }
-  const algorithm = key.asymmetricKeyType === "rsa" ? "RSA" : key.asymmetricKeyType === "ec" ? "ECDSA" : "ED25519";
-  const { signing, verify } = webCryptoAlgorithms(key);
-  const subtle = webcrypto.subtle;
-  const privateCryptoKey = await subtle.importKey("pkcs8", key.export({ format: "der", type: "pkcs8" }), signing, false, ["sign"]);
-  const publicCryptoKey = await subtle.importKey("spki", createPublicKey(key).export({ format: "der", type: "spki" }), signing, true, [
-    verify,
-  ]);
+  const key = parsePrivateKeyPem(String(reveal(inputs.privateKeyPem) ?? reveal(inputs.privateKeyPemWo) ?? ""));
+  const algorithm = algorithmOf(key);
+  const { keys, signing } = await cryptoKeyPair(key);
+  const { privateKey: privateCryptoKey, publicKey: publicCryptoKey } = keys;
 
   const hours = Number(reveal(inputs.validityPeriodHours));
   const notBefore = at;
