@@ -371,22 +371,23 @@ export class Machine {
     }
   }
 
+  /**
+   * Waits until no process of the machine is left: cgroup.events reads `populated 0` only after
+   * the last one has closed its files (its sockets), which cgroup.procs does not wait for.
+   */
   private async waitEmpty(): Promise<void> {
     const deadline = Date.now() + 10_000;
-    const procs = () => {
-      const all: string[] = [];
-      const walk = (d: string) => {
-        try {
-          all.push(...fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean));
-          for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
-        } catch {
-          // gone
-        }
-      };
-      walk(this.cgroup);
-      return all;
+    const populated = () => {
+      try {
+        return !/^populated 0$/m.test(fs.readFileSync(path.join(this.cgroup, "cgroup.events"), "utf8"));
+      } catch {
+        return false;
+      }
     };
-    while (procs().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (populated()) {
+      if (Date.now() > deadline) throw new Error(`machine ${this.spec.name}: processes still alive 10 s after the power was cut`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     this.initPid = undefined;
     live.delete(this);
   }

@@ -247,6 +247,20 @@ function cgroupPids(unitId: string): number[] {
   }
 }
 
+/**
+ * Whether the unit's cgroup has no process left. `cgroup.events` says `populated 0` only once the
+ * last process has left the cgroup, which it does after closing its files; cgroup.procs already
+ * hides a process that has only begun to exit (its sockets may still be open). systemd waits on
+ * the same file (cgroups(7) "cgroups v2 release notification").
+ */
+function cgroupEmpty(unitId: string): boolean {
+  try {
+    return /^populated 0$/m.test(fs.readFileSync(path.join(cgroupOf(unitId), "cgroup.events"), "utf8"));
+  } catch {
+    return true;
+  }
+}
+
 function signalPids(pids: number[], signal: NodeJS.Signals): void {
   for (const pid of pids) {
     try {
@@ -825,7 +839,7 @@ export class ServiceManager {
     signalPids(first, signal);
     // "right after sending the signal ... systemd will always send SIGCONT" (systemd.kill(5) KillSignal=).
     signalPids(first, "SIGCONT");
-    const done = () => (svc.killMode === "control-group" ? cgroupPids(rt.file.id).length === 0 && !mainAlive() : !mainAlive());
+    const done = () => (svc.killMode === "control-group" ? cgroupEmpty(rt.file.id) && !mainAlive() : !mainAlive());
     const deadline = Date.now() + svc.stopTimeoutMs;
     while (!done() && Date.now() < deadline) await sleep(50);
     if (!done()) {
