@@ -355,7 +355,12 @@ export class Machine {
     await this.waitEmpty();
   }
 
-  /** A hard power off (Hetzner's "poweroff"): every process of the machine killed at once. */
+  /**
+   * A hard power off (Hetzner's "poweroff"): every process of the machine killed at once, no unit
+   * stopped, nothing unmounted by the machine. Not modeled: the loss of unwritten data. The kernel
+   * still flushes and unmounts the dead namespace's file systems, so what was written survives, as
+   * what maild acknowledged (fsynced) survives a real cut.
+   */
   async powerOff(): Promise<void> {
     if (!this.running) return;
     this.cutPower();

@@ -1034,11 +1034,16 @@ export class ServiceManager {
     for (const rt of order) {
       try {
         await this.serialize(rt, () => this.doStop(rt));
+        // The console shows what a shutdown did, as systemd's status output on the console does.
+        this.opts.console(`[  OK  ] Stopped ${description(rt.file)}.`);
       } catch (err) {
         this.opts.console(`stopping ${rt.file.id}: ${(err as Error).message}`);
       }
     }
-    for (const m of unmountAll(readFstab())) this.log(undefined, m);
+    for (const m of unmountAll(readFstab())) {
+      this.log(undefined, m);
+      this.opts.console(`[  OK  ] ${m}`);
+    }
   }
 
   /** `systemctl status` (a short form: the state lines and the last journal lines are enough for logs). */
