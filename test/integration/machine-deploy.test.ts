@@ -91,7 +91,10 @@ describe("deploying onto a machine, with systemd", () => {
     const { install, machineId } = await deployOverSsh(sshTarget(box, keys), input, bundle, options);
     firstMachineId = machineId;
     assert.equal(install.code, 0, install.stderr);
-    assert.match(summaryOf(install), / actions=systemd:daemon-reload,maild:enable,maild:start,tls-watch:enable,dovecot:reload$/);
+    assert.match(
+      summaryOf(install),
+      / actions=systemd:daemon-reload,metadata-guard:apply,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
+    );
     const states = await onBox(
       "systemctl is-enabled maild dovecot maild-tls-reload.path; systemctl is-active maild dovecot maild-tls-reload.path",
     );
@@ -145,14 +148,16 @@ describe("deploying onto a machine, with systemd", () => {
     assert.equal(await mainPid("dovecot"), pid);
   });
 
-  test("after a hard power cycle the enabled services run again, the volume is mounted from fstab and the mail is there", async () => {
+  test("after a hard power cycle the enabled services run again (the metadata fence among them), the volume is mounted from fstab and the mail is there", async () => {
     await machine.powerOff();
     assert.equal(await tcpOpen(box.ipv4, 25), false);
     await machine.powerOn();
     await machine.waitForBoot();
     await until("maild listening", async () => ((await tcpOpen(box.ipv4, 25)) ? true : undefined));
-    const r = await onBox("systemctl is-active maild dovecot; findmnt -n -o SOURCE /var/lib/maild");
-    assert.deepEqual(r.stdout.trim().split("\n"), ["active", "active", "/dev/sdb"]);
+    const r = await onBox("systemctl is-active maild dovecot mailstack-metadata-guard; findmnt -n -o SOURCE /var/lib/maild");
+    assert.deepEqual(r.stdout.trim().split("\n"), ["active", "active", "active", "/dev/sdb"]);
+    // The power cycle emptied the namespace's firewall; the unit sysinit.target wants loaded it again.
+    assert.equal((await onBox("nft list table inet mailstack_metadata >/dev/null && echo loaded")).stdout.trim(), "loaded");
     const read = await readOverImap(imap(), MESSAGE_ID, HOSTNAME);
     assert.equal(read.ok, true, read.error);
   });
@@ -180,7 +185,10 @@ describe("deploying onto a machine, with systemd", () => {
     const { install, machineId } = await deployOverSsh(sshTarget(box, keys), input, bundle, options);
     assert.equal(install.code, 0, install.stderr);
     assert.notEqual(machineId, firstMachineId);
-    assert.match(summaryOf(install), /actions=systemd:daemon-reload,maild:enable,maild:start,tls-watch:enable,dovecot:reload$/);
+    assert.match(
+      summaryOf(install),
+      / actions=systemd:daemon-reload,metadata-guard:apply,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
+    );
     const read = await readOverImap(imap(), MESSAGE_ID, HOSTNAME);
     assert.equal(read.ok, true, read.error);
   });

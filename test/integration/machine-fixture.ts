@@ -21,7 +21,13 @@ import { boxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import { installCommand, stagedPath, waitCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deploy-commands";
+import {
+  installCommand,
+  sha256Hex,
+  stagedPath,
+  waitCommand,
+  type DeployCommandOptions,
+} from "../../server-bootstrap/install/deploy-commands";
 
 export interface ServerKeys {
   hostKey: KeyPair;
@@ -84,7 +90,10 @@ export async function onServer(target: SshTarget, command: string): Promise<Exec
   }
 }
 
-/** MailDaemon's steps in order, the real layout, systemd on: wait, the three copies, install. */
+/**
+ * MailDaemon's steps in order, the real layout, systemd on: wait, the two copies, install with
+ * the manifest on stdin (components/mail-daemon.ts).
+ */
 export async function deployOverSsh(
   target: SshTarget,
   input: DeployInput,
@@ -92,14 +101,17 @@ export async function deployOverSsh(
   options: DeployCommandOptions,
 ): Promise<{ machineId: string; install: ExecResult }> {
   const layout = boxLayout();
+  const installer = installScript(layout);
+  const daemon = fs.readFileSync(bundle);
+  const manifest = renderManifest(deployFiles(layout, input));
   const conn = await connectPinned(target);
   try {
-    const wait = await exec(conn, waitCommand());
+    const wait = await exec(conn, waitCommand(options));
     if (wait.code !== 0) throw new Error(`the wait step failed (${wait.code}): ${wait.stderr}`);
-    await copyToRemote(conn, fs.readFileSync(bundle), stagedPath(options, "daemon"));
-    await copyToRemote(conn, installScript(layout), stagedPath(options, "installer"));
-    await copyToRemote(conn, renderManifest(deployFiles(layout, input)), stagedPath(options, "manifest"));
-    const install = await exec(conn, installCommand(options));
+    await copyToRemote(conn, daemon, stagedPath(options, "daemon"));
+    await copyToRemote(conn, installer, stagedPath(options, "installer"));
+    const command = installCommand(options, { installer: sha256Hex(installer), daemon: sha256Hex(daemon), files: sha256Hex(manifest) });
+    const install = await exec(conn, command, manifest);
     return { machineId: wait.stdout.trim(), install };
   } finally {
     conn.end();

@@ -18,7 +18,8 @@
 // PID 1 is a shell that mounts this, then reaps orphans; its child is the service manager
 // (in-machine/machine-init.ts), which boots as a Debian server would: fstab, cloud-init, sshd and
 // the enabled services. A new machine (server replacement) is a fresh disk and a new machine-id;
-// a power cycle keeps the disk and loses /run, /tmp and every process.
+// a power cycle keeps the disk and loses /run, /tmp and every process, and resets the namespace's
+// kernel state a reboot resets (nftables rules, the unprivileged-port floor).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -113,6 +114,11 @@ while read -r name major minor byid; do
 done < /run/mailstack-machine/devices
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
 hostname "$(cat /etc/hostname)"
+# The namespace outlives the machine; what a reboot resets in the kernel, reset: the firewall
+# rules, and the unprivileged-port floor the local internet lowers for its own hosts (a server's
+# kernel keeps Linux's 1024, so binding 25 takes CAP_NET_BIND_SERVICE).
+if command -v nft >/dev/null; then nft flush ruleset; fi
+sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
 cd /
 /usr/lib/mailstack-machine/node /usr/lib/mailstack-machine/machine-init.js init </dev/null &
 manager=$!

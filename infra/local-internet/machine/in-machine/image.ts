@@ -8,8 +8,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-/** Enabled in a Debian 12 cloud image and modeled here (cron, rsyslog, ... of the real image are not). */
+/**
+ * Enabled in a Debian 12 cloud image and modeled here. Not modeled, so not run: the image's cron,
+ * rsyslog, systemd-timesyncd, systemd-pstore and the apt/fstrim timers.
+ */
 export const IMAGE_UNITS = ["ssh.service"];
+
+/** The targets a boot reaches, in order (bootup(7): sysinit.target, then multi-user.target). */
+export const BOOT_TARGETS = ["sysinit.target", "multi-user.target"];
 
 const STATE_DIR = "/var/lib/mailstack-machine";
 const HIDDEN_FILE = path.join(STATE_DIR, "hidden-units.json");
@@ -25,9 +31,10 @@ export function prepareImage(log: (m: string) => void): void {
   if (fs.existsSync(marker)) return;
   fs.mkdirSync(STATE_DIR, { recursive: true });
   const hidden: HiddenLink[] = [];
-  // Only what a boot starts (multi-user.target's wants); other targets are not booted here.
-  const full = path.join(WANTS_ROOT, "multi-user.target.wants");
-  if (fs.existsSync(full)) {
+  // Only what a boot starts: the units sysinit.target and multi-user.target want.
+  for (const target of BOOT_TARGETS) {
+    const full = path.join(WANTS_ROOT, `${target}.wants`);
+    if (!fs.existsSync(full)) continue;
     for (const name of fs.readdirSync(full)) {
       const link = path.join(full, name);
       if (!fs.lstatSync(link).isSymbolicLink() || IMAGE_UNITS.includes(name)) continue;

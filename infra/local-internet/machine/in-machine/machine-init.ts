@@ -6,8 +6,9 @@
 //   cloud-init  `cloud-init status [--wait]`
 //
 // Boot, as bootup(7) and cloud-init's units order it on a Debian server: local-fs (fstab), the
-// cloud-init init stage (host keys; Before=ssh.service), the units multi-user.target wants (sshd
-// among them), then cloud-init's config and final stages (packages, runcmd).
+// cloud-init init stage (host keys; Before=ssh.service), the units sysinit.target and then
+// multi-user.target want (sshd among them), then cloud-init's config and final stages (packages,
+// runcmd).
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -17,7 +18,7 @@ import { ServiceManager } from "./service-manager";
 import { systemctl, type CommandResult } from "./systemctl-command";
 import { journalctl } from "./journalctl";
 import { CloudInit, cloudInitStatusCli, DATASOURCE_FILE, type Datasource } from "./cloud-init";
-import { prepareImage } from "./image";
+import { BOOT_TARGETS, prepareImage } from "./image";
 import { bootEntries, mountEntry, readFstab } from "./fstab";
 import { bootUnits } from "./unit-install";
 
@@ -86,7 +87,7 @@ async function init(): Promise<void> {
   } catch (err) {
     consoleLine(`cloud-init: ${(err as Error).message}`);
   }
-  await manager.startAll(bootUnits());
+  for (const target of BOOT_TARGETS) await manager.startAll(bootUnits(target));
   setState("running");
   consoleLine("reached target multi-user");
   if (cloud) {

@@ -18,7 +18,8 @@
 // - Restart=, RestartSec=, RestartPreventExitStatus=, SuccessExitStatus=, the start rate limit
 //   StartLimitIntervalSec=/StartLimitBurst= with systemd's defaults 10 s / 5 (systemd.service(5),
 //   systemd.unit(5), systemd-system.conf(5));
-// - RequiresMountsFor= against /etc/fstab (systemd.unit(5)); ConditionPathExists=;
+// - RequiresMountsFor= against /etc/fstab, Conflicts= between services (systemd.unit(5));
+//   ConditionPathExists=;
 // - path units: PathChanged=/PathModified= start Unit= (systemd.path(5));
 // - boot (machine-init.ts): the units multi-user.target wants, ordered by After=/Before=;
 //   shutdown: every unit stopped in reverse order, file systems unmounted (bootup(7)).
@@ -496,6 +497,18 @@ export class ServiceManager {
     }
   }
 
+  /**
+   * "starting the former will stop the latter" (systemd.unit(5) Conflicts=). A conflict with a
+   * target (shutdown.target) only matters at shutdown, which stops every unit here anyway.
+   */
+  private async stopConflicts(rt: Runtime): Promise<void> {
+    for (const other of wordValues(rt.file, "Unit", "Conflicts")) {
+      if (other.endsWith(".target")) continue;
+      const o = this.peek(other);
+      if (o && o !== rt && isRunning(o)) await this.serialize(o, () => this.doStop(o));
+    }
+  }
+
   private conditionsMet(rt: Runtime): boolean {
     for (const c of listValues(rt.file, "Unit", "ConditionPathExists")) {
       const negate = c.startsWith("!");
@@ -526,6 +539,7 @@ export class ServiceManager {
       throw new JobFailed(`Failed to start ${rt.file.id}: ${(err as Error).message}`);
     }
     this.checkStartLimit(rt);
+    await this.stopConflicts(rt);
     await this.startDependencies(rt);
     if (!this.conditionsMet(rt)) {
       rt.active = "inactive";

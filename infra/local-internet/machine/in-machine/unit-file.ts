@@ -62,6 +62,7 @@ const MODELED: Record<string, string[]> = {
     "Before",
     "Wants",
     "Requires",
+    "Conflicts",
     "RequiresMountsFor",
     "ConditionPathExists",
     "StartLimitIntervalSec",

@@ -152,9 +152,9 @@ export function isEnabledExit(state: EnablementState): number {
   return ["enabled", "static", "alias", "indirect"].includes(state) ? 0 : 1;
 }
 
-/** The units multi-user.target wants through the configuration directory: what a boot starts. */
-export function bootUnits(root = "/"): string[] {
-  const d = path.join(root, CONFIG_DIR, "multi-user.target.wants");
+/** The units a target wants through the configuration directory: what a boot starts for it. */
+export function bootUnits(target: string, root = "/"): string[] {
+  const d = path.join(root, CONFIG_DIR, `${target}.wants`);
   if (!fs.existsSync(d)) return [];
   return fs.readdirSync(d).sort();
 }
