@@ -1,35 +1,20 @@
 // Hetzner servers and volumes made real for the offline hcloud stand-in (HcloudWorld's
-// MachineBackend, infra/offline/providers/hcloud-world.ts on the `standins` branch): each server is
-// a Machine in the box namespace, whose addresses are the primary IPs; each volume an image on a
-// loop device. The hook names and argument shapes are HcloudWorld's; the types below restate only
-// the fields used, so this class satisfies that interface structurally.
+// MachineBackend, infra/offline/providers/hcloud-world.ts): each server is a Machine in the box
+// namespace, whose addresses are the primary IPs; each volume an image on a loop device.
 import * as path from "node:path";
 import type { NetHost } from "../netns";
+import type { MachineBackend, MachineView, VolumeView as HcloudVolumeView } from "../../offline/providers/hcloud-world";
 import { Machine } from "./machine";
 import { MachineVolume } from "./machine-volume";
 
 /** The fields of HcloudWorld's MachineView this backend reads. */
-export interface ServerView {
-  id: number;
-  name: string;
-  serverType: string;
-  image: string;
-  userData: string;
-  /** public keys of the server's SSH keys (authorized for root at first boot) */
-  sshKeys: string[];
-  status: "running" | "off";
-  ipv4?: string;
-  /** `2001:db8:1:1::` */
-  ipv6Network?: string;
-}
+export type ServerView = Pick<
+  MachineView,
+  "id" | "name" | "serverType" | "image" | "userData" | "sshKeys" | "status" | "ipv4" | "ipv6Network"
+>;
 
 /** The fields of HcloudWorld's VolumeView this backend reads. */
-export interface VolumeView {
-  id: number;
-  size: number;
-  linuxDevice: string;
-  format?: string;
-}
+export type VolumeView = Pick<HcloudVolumeView, "id" | "size" | "linuxDevice" | "format">;
 
 export interface MachineEvent {
   at: string;
@@ -48,9 +33,11 @@ export interface NamespaceMachineBackendOptions {
   dir: string;
   /** images this computer's Debian can stand in for; another one is refused (default: debian-12) */
   images?: string[];
+  /** reverse DNS set or reset through the API (HcloudWorld's ptrChanged): where the PTR records live */
+  ptrChanged?: (ip: string, ptr: string | undefined) => Promise<void>;
 }
 
-export class NamespaceMachineBackend {
+export class NamespaceMachineBackend implements MachineBackend {
   private readonly machines = new Map<number, Machine>();
   private readonly volumes = new Map<number, MachineVolume>();
   /** what happened, in order (tests read it) */
@@ -159,6 +146,11 @@ export class NamespaceMachineBackend {
     const { wasMounted } = await v.detach();
     if (wasMounted) this.detachedWhileMounted.push({ volumeId: volume.id, serverId: server.id });
     this.note("volume-detached", `${volume.id} <- ${server.id}${wasMounted ? " (was mounted)" : ""}`);
+  }
+
+  async ptrChanged(ip: string, ptr: string | undefined): Promise<void> {
+    this.note("ptr", `${ip} ${ptr ?? "(none)"}`);
+    await this.opts.ptrChanged?.(ip, ptr);
   }
 
   private mustMachine(server: ServerView): Machine {
