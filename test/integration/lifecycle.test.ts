@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { asApiChanges, Lifecycle, type FlowResult } from "../../infra/lifecycle/lifecycle";
+import { Lifecycle, type FlowResult } from "../../infra/lifecycle/lifecycle";
 import {
   DOVECOT_PORTS,
   MAILD_PORTS,
@@ -20,7 +20,7 @@ import {
   sendMessage,
   type SentMessage,
 } from "../../infra/lifecycle/lifecycle-mail";
-import { unservedRecords } from "../../infra/lifecycle/lifecycle-dns";
+import { flowProblems } from "../../infra/lifecycle/flow-checks";
 import { NEW_BUILD_BANNER, USER_FLOWS } from "../../infra/lifecycle/user-flows";
 
 /** Certificates pebble issues live 3 minutes: the renewal flow waits until two thirds have passed. */
@@ -89,26 +89,7 @@ describe("the lifecycle of a deployment, on a real engine and a real box", () =>
     if (lc.backend.current()) sent.push(await sendMessage(lc, "alice@example.org", `sent before "${name}"`));
     const runs = await f.run(lc);
     results.set(name, runs);
-    for (const r of runs) {
-      assert.deepEqual(r.up.diagnostics, [], `${r.name}: up reported problems`);
-      assert.equal(r.up.failed, false, `${r.name}: up failed: ${String(r.up.programError ?? "")}`);
-      assert.deepEqual(r.preview.diagnostics, [], `${r.name}: the preview reported problems`);
-      assert.equal(r.preview.failed, false, `${r.name}: the preview failed: ${String(r.preview.programError ?? "")}`);
-      assert.deepEqual(r.dnsStepped, r.dnsPlanned, `${r.name}: the DNS records up changed are not those the preview planned`);
-      assert.deepEqual(r.dnsApplied, asApiChanges(r.dnsPlanned), `${r.name}: the Cloudflare API saw other changes than planned`);
-    }
-    assert.deepEqual(await unservedRecords([...lc.cloudflare.records.values()], lc.hosts.dns.ipv4), [], "knot serves what the API holds");
-    if (!f.leavesNoServer) {
-      const ports = [...MAILD_PORTS, ...DOVECOT_PORTS];
-      // A restarted maild takes a moment to listen (Type=simple: systemd reports it started at once).
-      await until(`${name}: maild and Dovecot answering`, async () =>
-        Object.values(await portsAnswering(lc.hosts.box.ipv4, ports)).every(Boolean) ? true : undefined,
-      );
-      for (const m of sent) {
-        const read = await readMessage(lc, m);
-        assert.equal(read.ok, true, `${name}: ${m.subject}: ${read.error}`);
-      }
-    }
+    assert.deepEqual(await flowProblems(lc, f, runs, sent), []);
     return runs;
   }
 
