@@ -127,6 +127,22 @@ while kill -0 "$manager" 2>/dev/null; do wait "$manager" || true; done
 `;
 }
 
+/** A cgroup and the ones below it (the service manager's system.slice/<unit>), innermost first: rmdir refuses a cgroup with children. */
+function removeCgroupTree(dir: string): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // still holds a dying process: left for the kernel to empty
+  }
+}
+
 const live = new Set<Machine>();
 let hooked = false;
 function hookExit(): void {
@@ -453,11 +469,7 @@ export class Machine {
   /** Power off and remove the disk (the server is deleted). */
   async destroy(): Promise<void> {
     await this.powerOff();
-    try {
-      fs.rmdirSync(this.cgroup);
-    } catch {
-      // still in use by a dying process: the next create() reuses nothing of it
-    }
+    removeCgroupTree(this.cgroup);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
