@@ -229,6 +229,8 @@ export class Lifecycle {
     readonly users: DemoUser[],
     private readonly cloudflareChanges: RecordChange[],
     private readonly log: (line: string) => void,
+    /** the Cloudflare API token the program is configured with (the stand-in API accepts it) */
+    private readonly token: string,
   ) {
     this.values = readStackFile(stackFilePath(projectDir, stack));
     const base = this.values;
@@ -334,8 +336,8 @@ export class Lifecycle {
         users,
         cloudflareChanges,
         log,
+        token,
       );
-      lifecycle.token = token;
       return lifecycle;
     } catch (err) {
       await internet.destroy();
@@ -344,7 +346,6 @@ export class Lifecycle {
     }
   }
 
-  private token = "";
   private adoptIds?: Record<string, string>;
 
   /** The `adoptIds` stack output of the last run that had one (what `pulumi stack output adoptIds` printed before a destroy). */
@@ -494,24 +495,4 @@ export class Lifecycle {
     await this.internet.destroy().catch(() => undefined);
     fs.rmSync(this.projectDir, { recursive: true, force: true });
   }
-}
-
-/** A small helper for callers: the state of the box's ports as the world sees them. */
-export async function listeningPorts(host: string, ports: number[]): Promise<Record<number, boolean>> {
-  const net = await import("node:net");
-  const open = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port, timeout: 3000 });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("timeout", () => {
-        s.destroy();
-        resolve(false);
-      });
-      s.once("error", () => resolve(false));
-    });
-  const entries = await Promise.all(ports.map(async (p) => [p, await open(p)] as const));
-  return Object.fromEntries(entries);
 }
