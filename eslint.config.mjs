@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "test/bench/haraka/"] },
+  { ignores: ["node_modules/", "dist/", "test/bench/haraka/", "test/lifecycle-projects/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

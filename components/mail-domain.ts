@@ -67,6 +67,39 @@ export class MailDomain extends pulumi.ComponentResource {
       args.dkim.map((k) => standInKeys.get(k.selector) ?? { ...k, publicKeyB64: "" }),
     );
 
+    // Each record's content is computed from the inputs it depends on and no others, so a value
+    // unknown in a preview (a new DKIM key, a new account URL) leaves every other record known
+    // and unchanged: a preview shows only what really changes (DESIGN.md invariant 3).
+    const standInDkim = args.dkim.map((k) => standInKeys.get(k.selector) ?? { ...k, publicKeyB64: "" });
+    const inputs: RecordInput[] = [
+      { name: "ipv4", value: args.host.ipv4, alternate: "0.0.0.1" },
+      { name: "ipv6", value: args.host.ipv6, alternate: "::1" },
+      ...(args.host.tlsSpkiSha256 !== undefined
+        ? [{ name: "tlsSpkiSha256", value: args.host.tlsSpkiSha256, alternate: "1".repeat(64) }]
+        : []),
+      ...(args.host.acmeAccountUri !== undefined
+        ? [{ name: "acmeAccountUri", value: args.host.acmeAccountUri, alternate: "https://acme.invalid/account/1" }]
+        : []),
+      ...args.dkim.map((k) => ({
+        name: `dkim:${k.selector}`,
+        value: k.publicKeyB64,
+        alternate: k.algorithm === "rsa" ? "BBBB" : Buffer.alloc(32, 1).toString("base64"),
+      })),
+    ];
+    const planWith = (values: Record<string, string>): PlannedRecord[] => {
+      const f: HostFacts = { ...standIn };
+      for (const key of ["ipv4", "ipv6", "tlsSpkiSha256", "acmeAccountUri"] as const) if (key in values) f[key] = values[key];
+      const d = standInDkim.map((k) => (`dkim:${k.selector}` in values ? { ...k, publicKeyB64: values[`dkim:${k.selector}`] } : k));
+      return plan(f, d);
+    };
+    const dependsOn = recordDependencies(shape, inputs, planWith);
+    const liveRecord = (key: string): pulumi.Output<PlannedRecord> => {
+      const needed = inputs.filter((i) => dependsOn.get(key)!.has(i.name));
+      return pulumi
+        .all(needed.map((i) => pulumi.output(i.value)))
+        .apply((values) => recordByKey(planWith(Object.fromEntries(needed.map((i, n) => [i.name, values[n]]))), key));
+    };
+
     const facts = pulumi.output({
       hostname: args.host.hostname,
       ipv4: args.host.ipv4,
@@ -75,14 +108,34 @@ export class MailDomain extends pulumi.ComponentResource {
       acmeAccountUri: args.host.acmeAccountUri,
     });
     const dkim = pulumi.output(args.dkim.map((k) => pulumi.output(k)));
-    this.records = pulumi.all([facts, dkim]).apply(([f, d]) => plan(dropUndefined(f) as HostFacts, d as DkimPublicKey[]));
+    this.records = pulumi.all([facts, dkim]).apply(([f, d]) => {
+      const records = plan(dropUndefined(f) as HostFacts, d as DkimPublicKey[]);
+      // The per-record computation above rests on the dependencies found by perturbing one input
+      // at a time; with every value known, check it agrees with the plan over all of them.
+      const values: Record<string, string> = Object.fromEntries(
+        [
+          ["ipv4", f.ipv4],
+          ["ipv6", f.ipv6],
+          ["tlsSpkiSha256", f.tlsSpkiSha256],
+          ["acmeAccountUri", f.acmeAccountUri],
+          ...(d as DkimPublicKey[]).map((k) => [`dkim:${k.selector}`, k.publicKeyB64]),
+        ].filter(([, v]) => v !== undefined),
+      );
+      for (const r of records) {
+        const only = Object.fromEntries([...dependsOn.get(r.key)!].map((n) => [n, values[n]]));
+        if (signature(recordByKey(planWith(only), r.key)) !== signature(r)) {
+          throw new Error(`record "${r.key}" depends on more than the inputs found for it: the planner's per-input independence is broken`);
+        }
+      }
+      return records;
+    });
 
     this.zoneId = args.zoneId
       ? pulumi.output(args.zoneId)
       : cloudflare.getZoneOutput({ filter: { name: args.domain.zone } }, { parent: this }).apply((z) => z.id);
 
     for (const planned of shape) {
-      const live = this.records.apply((rs) => recordByKey(rs, planned.key));
+      const live = liveRecord(planned.key);
       new cloudflare.DnsRecord(
         recordResourceName(name, planned.key),
         {
@@ -102,6 +155,35 @@ export class MailDomain extends pulumi.ComponentResource {
 
     this.registerOutputs({ domain: this.domain, zoneId: this.zoneId, records: this.records });
   }
+}
+
+interface RecordInput {
+  /** `ipv4`, `ipv6`, `tlsSpkiSha256`, `acmeAccountUri` or `dkim:<selector>` */
+  name: string;
+  value: pulumi.Input<string>;
+  /** a second valid stand-in, to see which records change with this input */
+  alternate: string;
+}
+
+/** What of a record reaches Cloudflare: content, structured data, priority. */
+function signature(r: PlannedRecord): string {
+  return JSON.stringify([r.content, r.data ?? null, r.priority ?? null]);
+}
+
+/** For each record key, the inputs whose value changes it: found by planning once per input with that input changed. */
+function recordDependencies(
+  shape: PlannedRecord[],
+  inputs: RecordInput[],
+  planWith: (values: Record<string, string>) => PlannedRecord[],
+): Map<string, Set<string>> {
+  const base = new Map(shape.map((r) => [r.key, signature(r)]));
+  const deps = new Map(shape.map((r) => [r.key, new Set<string>()]));
+  for (const input of inputs) {
+    for (const r of planWith({ [input.name]: input.alternate })) {
+      if (base.get(r.key) !== signature(r)) deps.get(r.key)?.add(input.name);
+    }
+  }
+  return deps;
 }
 
 /** Pulumi logical name of a record: the component name plus the record's identity. */

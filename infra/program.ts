@@ -15,6 +15,15 @@ export interface ProgramOptions {
 }
 
 /**
+ * `cloudflare:baseUrl`, the endpoint the Cloudflare provider talks to when it is set: the ACME
+ * DNS-01 answers go where the DNS records go (a Cloudflare API proxy, or the local internet's
+ * stand-in of the API).
+ */
+function cloudflareBaseUrl(): string | undefined {
+  return new pulumi.Config("cloudflare").get("baseUrl");
+}
+
+/**
  * Validates the whole stack configuration before any resource exists, then declares the stack.
  * On bad config it throws a ConfigError listing every key at fault; nothing has been created.
  */
@@ -35,7 +44,12 @@ export function defineMailStack(options: ProgramOptions = {}) {
     ...(options.daemonBundlePath !== undefined ? { daemonBundlePath: options.daemonBundlePath } : {}),
     certificate: {
       // The same token the Cloudflare provider uses; it stays a secret and never reaches the box.
-      dns01: pulumi.secret(cloudflareToken().apply((apiToken) => ({ provider: "cloudflare" as const, apiToken }))),
+      dns01: pulumi.secret(
+        cloudflareToken().apply((apiToken) => {
+          const baseUrl = cloudflareBaseUrl();
+          return { provider: "cloudflare" as const, apiToken, ...(baseUrl !== undefined ? { baseUrl } : {}) };
+        }),
+      ),
     },
   });
   return {

@@ -7,14 +7,20 @@ import { runDemo, type DemoHandle } from "./run-demo";
 import { formatReport, reportFailures } from "./report";
 import { StepFailure } from "./progress";
 import { howToReach } from "./how-to-reach";
+import { runLifecycleDemo } from "../lifecycle/lifecycle-demo";
 
 const USAGE = `usage: npm start [-- --keep-running] [--stack NAME] [--verbose]
+       npm start -- --lifecycle
 
   Builds a local internet (network namespaces dns, ca, box, peer), publishes the DNS records the
   Pulumi program plans for the example stack, issues the certificate from a local ACME CA,
   deploys maild over SSH as \`pulumi up\` would, sends mail both ways with a Postfix peer, reads
   it over IMAP, prints a report and tears everything down. Needs root on Debian or Ubuntu.
 
+  --lifecycle     instead: a short lifecycle of the dev stack on the offline engine (first up,
+                  unchanged up, add a user, replace the server), each command of the program run
+                  on a server namespace that boots like a Hetzner server, each flow checked
+                  (DNS as planned, maild and Dovecot answering, earlier mail still there)
   --keep-running  keep the local internet up until Ctrl-C and print how to reach it
   --stack NAME    the stack file stacks/Pulumi.NAME.yaml (default: dev)
   --verbose       show stack traces of errors`;
@@ -30,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
       args: argv,
       options: {
         "keep-running": { type: "boolean", default: false },
+        lifecycle: { type: "boolean", default: false },
         stack: { type: "string", default: "dev" },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -43,6 +50,22 @@ async function main(argv: string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+
+  if (values.lifecycle) {
+    const started = process.hrtime.bigint();
+    try {
+      const problems = await runLifecycleDemo((t) => process.stdout.write(t));
+      for (const p of problems) process.stdout.write(`  problem: ${p}\n`);
+      process.stdout.write(
+        `The lifecycle took ${seconds(started)}; ${problems.length ? `${problems.length} problem(s)` : "every check held"}.\n`,
+      );
+      return problems.length ? 1 : 0;
+    } catch (err) {
+      const e = err instanceof StepFailure ? (err.cause as Error) : (err as Error);
+      if (values.verbose) process.stderr.write(`${e.stack ?? e.message}\n`);
+      return 1;
+    }
   }
 
   let handle: DemoHandle | undefined;

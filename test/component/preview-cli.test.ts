@@ -79,6 +79,25 @@ describe("mailstack preview against the deployed state", () => {
     assert.doesNotMatch(out, /to replace|to create|to delete/);
   });
 
+  test("a new DKIM generation shows its two records as creates and no other record as changed (a new key is unknown in a preview)", async () => {
+    const rotated = devStack.replace(
+      "    - name: example.org\n      zone: example.org\n",
+      "    - name: example.org\n      zone: example.org\n      dkim:\n        generations: [s2, s1]\n",
+    );
+    assert.notEqual(rotated, devStack);
+    const project = projectWith(rotated);
+    const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project]);
+    assert.equal(code, 0);
+    const dnsLines = out
+      .slice(out.indexOf("DNS records:"))
+      .split("\n")
+      .filter((l) => /^ {2}[+~-] {2}/.test(l));
+    assert.deepEqual(dnsLines.map((l) => l.split(/ {2}/).slice(1, 4).join(" ")).sort(), [
+      "+ s2-ed25519._domainkey.example.org TXT",
+      "+ s2-rsa._domainkey.example.org TXT",
+    ]);
+  });
+
   test("a new alias updates the install step in place (its manifest on stdin changed) and replaces or deletes nothing", async () => {
     const project = projectWith(
       devStack.replace("  mailstack:aliases:\n", "  mailstack:aliases:\n    - address: sales@example.org\n      to: [alice@example.org]\n"),
@@ -152,12 +171,15 @@ describe("mailstack preview against the deployed state", () => {
 });
 
 describe("mailstack preview of a first deploy", () => {
-  test("without --state every resource is a create; records whose content waits on Hetzner's addresses show [unknown]", async () => {
+  test("without --state every resource is a create; records whose content waits on Hetzner's addresses show [unknown], the others their content", async () => {
     const { code, out } = await preview(["--stack", "dev", "--project", ROOT]);
     assert.equal(code, 0);
     assert.match(out, /^warning: no --state: comparing against an empty stack \(a first deploy\)$/m);
     assert.match(out, /^ {2}\+ {2}mail\.example\.org {2}A {2}\[unknown\]$/m);
-    assert.match(out, /^ {2}\+ {2}_dmarc\.example\.net {2}TXT {2}\[unknown\]$/m);
+    assert.match(
+      out,
+      /^ {2}\+ {2}_dmarc\.example\.net {2}TXT {2}"v=DMARC1; p=quarantine; sp=quarantine; adkim=r; aspf=r; rua=mailto:dmarc-reports@example\.net"$/m,
+    );
     assert.match(out, /^ {4}\+ \d+ to create$/m);
     assert.doesNotMatch(out, /to update|to replace|to delete/);
   });

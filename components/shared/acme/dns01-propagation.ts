@@ -16,6 +16,15 @@ export interface PropagationOptions {
 
 export const DEFAULT_PROPAGATION_TIMEOUT_MS = 120_000;
 
+/**
+ * A resolver of this process's configured name servers: the system's (/etc/resolv.conf), unless the
+ * process chose others with `dns.setServers` (a `new Resolver()` alone would read the system's file
+ * again and ignore that choice).
+ */
+function defaultResolver(): dns.Resolver {
+  return resolverFor(dns.getServers());
+}
+
 function resolverFor(servers: string[]): dns.Resolver {
   const r = new dns.Resolver({ timeout: 2000, tries: 2 });
   r.setServers(servers);
@@ -28,7 +37,7 @@ function code(err: unknown): string | undefined {
 
 /** The closest enclosing zone apex of `name` (the first ancestor, or itself, that has an SOA). */
 export async function findZoneApex(name: string, resolvers?: string[]): Promise<string> {
-  const r = resolvers ? resolverFor(resolvers) : new dns.Resolver({ timeout: 2000, tries: 2 });
+  const r = resolvers ? resolverFor(resolvers) : defaultResolver();
   const labels = name.replace(/\.$/, "").split(".");
   for (let i = 0; i < labels.length - 1; i++) {
     const candidate = labels.slice(i).join(".");
@@ -47,7 +56,7 @@ export async function findZoneApex(name: string, resolvers?: string[]): Promise<
 
 /** Addresses of the zone's NS hosts, grouped by NS host name. */
 export async function authoritativeServers(zone: string, resolvers?: string[]): Promise<Map<string, string[]>> {
-  const r = resolvers ? resolverFor(resolvers) : new dns.Resolver({ timeout: 2000, tries: 2 });
+  const r = resolvers ? resolverFor(resolvers) : defaultResolver();
   let nsNames: string[];
   try {
     nsNames = await r.resolveNs(zone);
