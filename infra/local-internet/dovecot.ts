@@ -12,6 +12,7 @@ import type { ChildProcess } from "node:child_process";
 import { LocalInternet, mustRun, type NetHost } from "./netns";
 import { dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { passwdFile, type PasswdFileUser } from "../../server-bootstrap/dovecot/passwd-file";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 export interface TestTls {
   caPem: string;
@@ -144,8 +145,8 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
   const alive = () => child.exitCode === null && child.signalCode === null;
   const readLog = () => [logPath, path.join(dir, "stdout.log")].map((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "")).join("");
   try {
-    await waitForPort(host.ipv4, opts.ports?.imaps ?? 993, "dovecot", 10_000, alive);
-    await waitForPort(host.ipv4, opts.ports?.imap ?? 143, "dovecot", 10_000, alive);
+    await waitForPort(host.ipv4, opts.ports?.imaps ?? MAIL_PORTS.imaps.port, "dovecot", 10_000, alive);
+    await waitForPort(host.ipv4, opts.ports?.imap ?? MAIL_PORTS.imap.port, "dovecot", 10_000, alive);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${readLog()}`);
   }

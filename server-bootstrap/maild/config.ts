@@ -6,6 +6,7 @@ import { isIP } from "node:net";
 import { basename, dirname, isAbsolute } from "node:path";
 import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -190,11 +191,11 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 };
 
 export const DEFAULT_LISTEN = {
-  smtp: [{ host: "::", port: 25 }],
-  submission: [{ host: "::", port: 587 }],
-  submissions: [{ host: "::", port: 465 }],
-  http: [{ host: "::", port: 80 }],
-  https: [{ host: "::", port: 443 }],
+  smtp: [{ host: "::", port: MAIL_PORTS.smtp.port }],
+  submission: [{ host: "::", port: MAIL_PORTS.submission.port }],
+  submissions: [{ host: "::", port: MAIL_PORTS.submissions.port }],
+  http: [{ host: "::", port: MAIL_PORTS.http.port }],
+  https: [{ host: "::", port: MAIL_PORTS.https.port }],
 };
 
 export class ConfigError extends Error {
