@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute } from "node:path";
 import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -319,16 +320,12 @@ function endpoints(p: Problems, path: string, v: Json): ListenEndpoint[] {
 function dnsServer(p: Problems, path: string, v: Json): string | undefined {
   const s = str(p, path, v);
   if (s === undefined) return undefined;
-  // IPv4, IPv4:port, IPv6, [IPv6]:port: the forms dns.Resolver#setServers accepts.
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  const v4port = /^([\d.]+):(\d+)$/.exec(s);
-  const ip = bracketed ? bracketed[1] : v4port ? v4port[1] : s;
-  const port = bracketed ? bracketed[2] : v4port ? v4port[2] : "53";
-  if (isIP(ip) === 0 || Number(port) < 1 || Number(port) > 65535) {
+  const parsed = parseIpPort(s);
+  if (!parsed) {
     p.add(path, `${show(s)} is not an IP address, IPv4:port or [IPv6]:port`);
     return undefined;
   }
-  return s;
+  return formatIpPort(parsed);
 }
 
 /** Validates raw (parsed JSON) configuration; throws ConfigError listing every problem. */

@@ -11,6 +11,7 @@ import * as dgram from "node:dgram";
 import * as net from "node:net";
 import { readFileSync } from "node:fs";
 import { randomInt } from "node:crypto";
+import { parseIpPort } from "../../../components/shared/ip-port";
 
 export const RRTYPE = { A: 1, CNAME: 5, MX: 15, AAAA: 28, TLSA: 52 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
@@ -168,13 +169,10 @@ export function parseResponse(buf: Buffer): ParsedResponse {
   };
 }
 
-/** "192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:5353" (the forms config.ts accepts). */
+/** A server as config.ts writes it (components/shared/ip-port.ts), port 53 unless it names one. */
 export function parseServer(s: string): DnsServer {
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  if (bracketed) return { host: bracketed[1], port: Number(bracketed[2]) };
-  const v4port = /^([\d.]+):(\d+)$/.exec(s);
-  if (v4port) return { host: v4port[1], port: Number(v4port[2]) };
-  return { host: s, port: 53 };
+  const parsed = parseIpPort(s);
+  return { host: parsed?.ip ?? s, port: parsed?.port ?? 53 };
 }
 
 /** The nameservers of resolv.conf(5), in order; 127.0.0.1 when none is listed (the libc default). */
