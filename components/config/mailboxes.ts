@@ -2,7 +2,7 @@
 import type { AliasSpec } from "../spec";
 import { Problems } from "./config-error";
 import { parseEmail } from "./name-syntax";
-import { argon2idProblem } from "./password-hash";
+import { argon2idProblem } from "../shared/argon2id";
 import { SecretValue } from "./secret";
 import { indexPath, isAbsent, keyPath, readList, readObject, readString, show } from "./shape";
 
@@ -66,7 +66,7 @@ function readPasswordHash(value: unknown, path: string, problems: Problems): str
     problems.add(path, `expected an argon2id PHC string, got ${Array.isArray(value) ? "a list" : typeof value}`);
     return undefined;
   }
-  const problem = argon2idProblem(value);
+  const problem = argon2idProblem(value.trim());
   if (problem !== undefined) {
     problems.add(path, problem);
     return undefined;

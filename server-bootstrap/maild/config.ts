@@ -8,6 +8,7 @@ import { certificateNameProblem } from "../../components/shared/acme/certificate
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
 import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
+import { parseArgon2id } from "../../components/shared/argon2id";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -212,8 +213,6 @@ const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a
 const LOCAL_RE = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
 // Mailbox names become directory names, so users are held to a filesystem-safe subset.
 const USER_LOCAL_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
-// PHC string format for argon2id (https://github.com/P-H-C/phc-string-format).
-const ARGON2ID_RE = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 const SELECTOR_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
 type Json = unknown;
@@ -446,7 +445,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       }
     }
     const hash = u.passwordHash;
-    if (typeof hash !== "string" || !ARGON2ID_RE.test(hash)) {
+    if (typeof hash !== "string" || parseArgon2id(hash)?.version !== 19) {
       // Never echo the value: it is a secret.
       p.add(`${at}.passwordHash`, "is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
       ok = false;

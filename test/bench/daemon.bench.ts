@@ -28,7 +28,7 @@ import { LocalInternet, runCommand, type NetHost } from "../../infra/local-inter
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
 import { startPostfix } from "../../infra/local-internet/postfix";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);

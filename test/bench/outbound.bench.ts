@@ -44,7 +44,7 @@ import {
   sleep,
   spawnLogged,
 } from "./daemon.bench";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);

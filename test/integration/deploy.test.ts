@@ -35,7 +35,7 @@ import {
   type InstallDigests,
 } from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
 
 const REPO = path.resolve(__dirname, "../..");

@@ -12,7 +12,7 @@ import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { makeTestTls, startDovecot, waitForPort, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MAIL_UID = 65534;

@@ -10,7 +10,7 @@ import * as net from "node:net";
 import { ImapFlow, type ImapFlowOptions } from "imapflow";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const MAIL_UID = 65534;
 const PASSWORD = "correct horse battery staple";

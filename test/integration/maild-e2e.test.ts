@@ -12,7 +12,7 @@ import { startKnot } from "../../infra/local-internet/knot";
 import { makeTestTls, startDovecot } from "../../infra/local-internet/dovecot";
 import { startPostfix } from "../../infra/local-internet/postfix";
 import { startMaild } from "../harness/maild";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { txtContent } from "../../components/records/txt";
 
 const MAIL_UID = 65534;
