@@ -11,12 +11,12 @@ import {
   fetchPolicyText,
   lookupVia,
   MtaStsPolicies,
-  MAX_POLICY_BYTES,
   mxAllowed,
   PolicyFetchError,
   policyLines,
   type StsPolicy,
 } from "../../server-bootstrap/maild/outbound/mta-sts";
+import { MAX_POLICY_BYTES } from "../../components/shared/mta-sts-fetch";
 
 const POLICY = "version: STSv1\nmode: enforce\nmx: mx1.example.org\nmx: *.mx.example.org\nmax_age: 86400\n";
 
