@@ -1,16 +1,15 @@
 // Receiving mail on port 25 (RFC 5321) with smtp-server: STARTTLS, recipient policy at RCPT,
 // message checks after DATA, then durable delivery before the 250.
-import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream, type SMTPServerAddress } from "smtp-server";
+import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress } from "smtp-server";
 import type { DNSResolver } from "mailauth";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { mailboxKey, type Router } from "./router";
-import { RateLimiter } from "./client-limits";
-import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
+import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { authenticateStream, prefetchSpf, transactionResolver } from "./message-auth";
 import { isForgedAuthResults } from "./trace-headers";
-import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
+import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
 
@@ -30,97 +29,54 @@ interface Transaction {
   resolver: DNSResolver;
 }
 
-export class InboundSmtp {
-  private readonly listeners: SmtpListeners;
-  private readonly rate: RateLimiter;
-  private readonly txns = new Map<string, Transaction>();
-
+export class InboundSmtp extends SmtpService<Transaction> {
   constructor(private readonly deps: InboundDeps) {
-    useOwnEnhancedStatusCodes();
-    const limits = () => deps.config().limits;
-    this.listeners = new SmtpListeners("smtp", deps.log, deps.tls, () => ({
-      perIp: limits().maxConnectionsPerIp,
-      total: limits().maxConnections,
-    }));
-    this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
+    super("smtp", deps);
   }
 
   listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
-    return this.listeners.listen(endpoints, () => this.createServer());
+    return this.listeners.listen(endpoints, () =>
+      this.createServer({
+        banner: "ESMTP maild",
+        // Port 25 is for mail to us; authenticated sending is submission's (587/465).
+        disabledCommands: ["AUTH"],
+        authOptional: true,
+      }),
+    );
   }
 
-  reloadTls(): void {
-    this.listeners.reloadTls();
-  }
-
-  close(timeoutMs: number): Promise<void> {
-    return this.listeners.close(timeoutMs);
-  }
-
-  private get closing(): boolean {
-    return this.listeners.closing;
-  }
-
-  private createServer(): SMTPServer {
-    const cfg = this.deps.config();
-    const { key, cert } = this.deps.tls();
-    return new SMTPServer({
-      name: cfg.hostname,
-      banner: "ESMTP maild",
-      key,
-      cert,
-      // RFC 1870: advertise the limit; we refuse oversized messages ourselves (see onData).
-      size: cfg.limits.maxMessageBytes,
-      // Port 25 is for mail to us; authenticated sending is submission's (587/465).
-      disabledCommands: ["AUTH"],
-      authOptional: true,
-      disableReverseLookup: true,
-      logger: false,
-      onConnect: (session, cb) => this.listeners.onConnect(session, cb),
-      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
-      onClose: (session) => {
-        this.txns.delete(session.id);
-        this.listeners.onClose(session);
-      },
-    });
-  }
-
-  private onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    if (this.closing) return cb(this.listeners.refuse("shutting-down", 421, SHUTTING_DOWN));
+  protected onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
     if (!this.rate.take(session.remoteAddress)) {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
-      return cb(this.listeners.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
+      return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
     this.txns.set(session.id, { recipients: new Recipients(), resolver: transactionResolver(this.deps.resolver()) });
     cb();
   }
 
-  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
     if (txn.recipients.count >= this.deps.config().limits.maxRecipients) {
       // RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
-      return cb(this.listeners.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
+      return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
     }
     const route = this.deps.router().route(address.address);
     const fields = { session: session.id, ip: session.remoteAddress, rcpt: address.address };
     switch (route.kind) {
       case "bad-address":
-        return cb(this.listeners.refuse("bad-address", 501, "5.1.3 Bad recipient address syntax"));
+        return cb(this.refuse("bad-address", 501, "5.1.3 Bad recipient address syntax"));
       case "relay-denied":
         this.deps.log.info("smtp.relay_denied", fields);
-        return cb(this.listeners.refuse("relay-denied", 554, "5.7.1 Relay access denied"));
+        return cb(this.refuse("relay-denied", 554, "5.7.1 Relay access denied"));
       case "unknown-user":
         this.deps.log.info("smtp.unknown_user", fields);
-        return cb(this.listeners.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
+        return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
       case "accept":
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           this.deps.log.warn("smtp.forward_unavailable", fields);
-          return cb(
-            this.listeners.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"),
-          );
+          return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
         // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
         // a transaction with no valid recipient causes none.
@@ -138,14 +94,14 @@ export class InboundSmtp {
     }
   }
 
-  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+  protected async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const cfg = this.deps.config();
     const txn = this.txns.get(session.id);
     this.txns.delete(session.id);
     const accept = this.deps.accept;
     const id = accept.newId();
     const fields = { session: session.id, ip: session.remoteAddress, id };
-    const refuse = (reason: string, code: number, text: string) => this.listeners.refuse(reason, code, text);
+    const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const helo = session.hostNameAppearsAs || "";
     // SPF, DKIM, DMARC and ARC run on the DATA as it arrives (what passes the size limit), so

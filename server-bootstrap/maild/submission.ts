@@ -3,23 +3,16 @@
 // their own mailbox (envelope and From:); every message is DKIM-signed with all of its domain's keys
 // (RSA and Ed25519) before it is stored for local recipients or queued for remote ones.
 import { readFile } from "node:fs/promises";
-import {
-  SMTPServer,
-  type SMTPServerSession,
-  type SMTPServerDataStream,
-  type SMTPServerAddress,
-  type SMTPServerAuthentication,
-} from "smtp-server";
+import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress, SMTPServerAuthentication } from "smtp-server";
 import addressparser from "nodemailer/lib/addressparser";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { mailboxKey, type Router } from "./router";
-import { RateLimiter } from "./client-limits";
 import { filterFields } from "./delivery";
 import { rfc5322Date } from "./trace-headers";
-import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
-import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
+import { smtpError } from "./smtp-replies";
+import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from "./dkim-sign";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { SubmissionAuthenticator } from "./submission-auth";
@@ -36,71 +29,34 @@ export interface SubmissionDeps {
   log: Logger;
 }
 
-export class SubmissionSmtp {
-  private readonly listeners: SmtpListeners;
-  private readonly rate: RateLimiter;
-  private readonly txns = new Map<string, Recipients>();
-
+export class SubmissionSmtp extends SmtpService<Recipients> {
+  // The message rate limit counts per user, not per address: a stolen password must not turn the
+  // box into a spam cannon.
   constructor(private readonly deps: SubmissionDeps) {
-    useOwnEnhancedStatusCodes();
-    const limits = () => deps.config().limits;
-    this.listeners = new SmtpListeners("submission", deps.log, deps.tls, () => ({
-      perIp: limits().maxConnectionsPerIp,
-      total: limits().maxConnections,
-    }));
-    // Per user, not per address: a stolen password must not turn the box into a spam cannon.
-    this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
+    super("submission", deps);
   }
 
   /** `starttls` endpoints (587) start in plain text; `implicit` ones (465) speak TLS at once. */
   async listen(starttls: ListenEndpoint[], implicit: ListenEndpoint[]): Promise<BoundEndpoint[]> {
-    const a = await this.listeners.listen(starttls, () => this.createServer(false));
-    const b = await this.listeners.listen(implicit, () => this.createServer(true));
+    const a = await this.listeners.listen(starttls, () => this.createSubmissionServer(false));
+    const b = await this.listeners.listen(implicit, () => this.createSubmissionServer(true));
     return [...a, ...b];
   }
 
-  reloadTls(): void {
-    this.listeners.reloadTls();
-  }
-
-  close(timeoutMs: number): Promise<void> {
-    return this.listeners.close(timeoutMs);
-  }
-
-  private refuse(reason: string, code: number, text: string): Error {
-    return this.listeners.refuse(reason, code, text);
-  }
-
-  private createServer(secure: boolean): SMTPServer {
-    const cfg = this.deps.config();
-    const { key, cert } = this.deps.tls();
-    return new SMTPServer({
-      name: cfg.hostname,
+  private createSubmissionServer(secure: boolean) {
+    return this.createServer({
       banner: "ESMTP maild submission",
-      key,
-      cert,
       secure,
-      size: cfg.limits.maxMessageBytes,
       // RFC 4954 4 / RFC 8314: credentials only inside TLS. smtp-server answers AUTH before
       // STARTTLS with 538, and MAIL before AUTH with 530.
       allowInsecureAuth: false,
       authOptional: false,
       authMethods: ["PLAIN", "LOGIN"],
-      disableReverseLookup: true,
-      logger: false,
-      onConnect: (session, cb) => this.listeners.onConnect(session, cb),
       onAuth: (auth, session, cb) =>
         void this.onAuth(auth, session).then(
           (user) => cb(null, { user }),
           (err: Error) => cb(err),
         ),
-      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
-      onClose: (session) => {
-        this.txns.delete(session.id);
-        this.listeners.onClose(session);
-      },
     });
   }
 
@@ -120,7 +76,7 @@ export class SubmissionSmtp {
     throw this.refuse("auth-failed", 535, "5.7.8 Authentication credentials invalid");
   }
 
-  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  protected onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
     const user = session.user as string;
     if (!address.address) {
@@ -139,7 +95,7 @@ export class SubmissionSmtp {
     cb();
   }
 
-  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
     if (txn.count >= this.deps.config().limits.maxRecipients)
@@ -160,7 +116,7 @@ export class SubmissionSmtp {
     }
   }
 
-  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+  protected async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const cfg = this.deps.config();
     const user = session.user as string;
     const txn = this.txns.get(session.id);
