@@ -16,7 +16,7 @@ import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../local-internet/netns";
 import { connectPinned, copyToRemote, exec, startSshd, type SshServer, type SshTarget } from "../local-internet/sshd";
-import { waitForPort } from "../local-internet/dovecot";
+import { waitForPort } from "../local-internet/wait-for-port";
 import { boxLayout, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";

@@ -31,7 +31,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix } from "../../infra/local-internet/postfix";
 import {
   ensureHaraka,

@@ -10,7 +10,9 @@ import * as path from "node:path";
 import { ImapFlow } from "imapflow";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, startDovecot, waitForPort, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
+import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
 import { argon2idHash } from "../../components/shared/argon2id";
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, RawSmtp } from "../harness/maild";
 
 const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";

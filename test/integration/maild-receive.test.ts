@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes, X509Certificate } from "node:crypto";
 import { dkimSign, sealMessage } from "mailauth";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
 import { txtContent } from "../../components/records/txt";
 

@@ -14,7 +14,7 @@ import { simpleParser } from "mailparser";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
 import { argon2idHash } from "../../components/shared/argon2id";

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { XMLParser } from "fast-xml-parser";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startWebServers, type WebServers } from "../../server-bootstrap/maild/web/web-servers";
 import { mtaStsPolicy } from "../../components/records/mta-sts";
 import type { DomainSpec } from "../../components/spec";

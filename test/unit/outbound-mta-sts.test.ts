@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import {
   fetchPolicyText,
   lookupVia,

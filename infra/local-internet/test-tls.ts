@@ -1,0 +1,67 @@
+// A throwaway certificate authority and a server certificate signed by it (openssl), for every
+// TLS listener of the local internet and the tests: Dovecot, maild, pebble's own HTTPS, the peers.
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { mustRun } from "./netns";
+
+export interface TestTls {
+  caPem: string;
+  caPath: string;
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * A fresh CA (EC P-256) and a server certificate signed by it for `names` (DNS names or IP
+ * literals; the first is also the CN). Files are `<label>-ca.pem`, `<label>-cert.pem`,
+ * `<label>-key.pem` in `dir`.
+ */
+export async function makeTestTls(dir: string, names: string[], label = "server"): Promise<TestTls> {
+  fs.mkdirSync(dir, { recursive: true });
+  const p = (f: string) => path.join(dir, `${label}-${f}`);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await mustRun([
+    "openssl",
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.pem"),
+    "-days",
+    "30",
+    "-subj",
+    `/CN=mailstack test CA (${label})`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  await mustRun(["openssl", "req", ...ec, "-keyout", p("key.pem"), "-out", p("req.csr"), "-subj", `/CN=${names[0]}`]);
+  const san = names.map((n) => (net.isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
+  await mustRun([
+    "openssl",
+    "x509",
+    "-req",
+    "-in",
+    p("req.csr"),
+    "-CA",
+    p("ca.pem"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("cert.pem"),
+    "-days",
+    "30",
+    "-extfile",
+    p("ext.cnf"),
+  ]);
+  return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), caPath: p("ca.pem"), certPath: p("cert.pem"), keyPath: p("key.pem") };
+}
