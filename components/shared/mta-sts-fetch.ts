@@ -88,7 +88,11 @@ export function fetchMtaStsPolicy(domain: string, opts: PolicyFetchOptions): Pro
       req.destroy();
       resolve({ url, ...r });
     };
-    const timer = setTimeout(() => finish({ error: { message: `no complete answer within ${opts.timeoutMs} ms` } }), opts.timeoutMs);
+    let answered = false;
+    const timer = setTimeout(
+      () => finish({ error: { message: `${answered ? "no complete answer" : "no response"} within ${opts.timeoutMs} ms` } }),
+      opts.timeoutMs,
+    );
     const req = https.request(
       {
         host,
@@ -105,6 +109,7 @@ export function fetchMtaStsPolicy(domain: string, opts: PolicyFetchOptions): Pro
         headers: { "user-agent": "mailstack (MTA-STS)", accept: "text/plain" },
       },
       (res) => {
+        answered = true;
         const certificate = presented(res.socket as tls.TLSSocket);
         const head = { status: res.statusCode, contentType: res.headers["content-type"], certificate };
         const tooLarge = { ...head, error: { message: `the policy is larger than ${MAX_POLICY_BYTES} bytes (RFC 8461 3.3)` } };
