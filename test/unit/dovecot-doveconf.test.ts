@@ -12,7 +12,7 @@ import { HETZNER_IMAGES, SERVER_IMAGES } from "../../components/config/hetzner-o
 import { DOVECOT_CONFIG_VERSION } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { boxLayout } from "../../server-bootstrap/install/layout";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const temps: string[] = [];
 after(() => temps.forEach((t) => fs.rmSync(t, { recursive: true, force: true })));
