@@ -29,6 +29,7 @@ import {
   waitCommand,
   type DeployCommandOptions,
 } from "../../server-bootstrap/install/deploy-commands";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 const REPO = path.resolve(__dirname, "../..");
 /** The pinned Node (layout.ts NODE_VERSION) ships as this package's `node` dev dependency. */
@@ -132,7 +133,7 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     logFile: `${dovecot.logPath}.stdout`,
   });
   try {
-    await waitForPort(server.host.ipv4, 993, "dovecot", 10_000, () => child.exitCode === null && child.signalCode === null);
+    await waitForPort(server.host.ipv4, MAIL_PORTS.imaps.port, "dovecot", 10_000, () => child.exitCode === null && child.signalCode === null);
   } catch (err) {
     const log = [dovecot.logPath, `${dovecot.logPath}.stdout`]
       .filter((f) => fs.existsSync(f))

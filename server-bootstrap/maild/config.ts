@@ -139,7 +139,7 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   expireAfterSeconds: 5 * 86_400,
   mtaSts: true,
   dane: true,
-  port: 25,
+  port: MAIL_PORTS.smtp.port,
   timeoutMs: 60_000,
 };
 
