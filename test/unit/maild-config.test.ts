@@ -12,8 +12,9 @@ import {
   DEFAULT_OUTBOUND,
   DEFAULT_SUBMISSION,
 } from "../../server-bootstrap/maild/config";
+import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
-const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+const HASH = TEST_PASSWORD_HASH;
 
 function base(): Record<string, unknown> {
   return {
