@@ -3,6 +3,7 @@ import type { AliasSpec } from "../spec";
 import { Problems } from "./config-error";
 import { parseEmail } from "./name-syntax";
 import { argon2idProblem } from "../shared/argon2id";
+import { mailboxLocalPartProblem } from "../shared/mail-address";
 import { SecretValue } from "./secret";
 import { indexPath, isAbsent, keyPath, readList, readObject, readString, show } from "./shape";
 
@@ -92,6 +93,11 @@ function readMailboxAddress(value: unknown, path: string, domains: MailDomains, 
     return undefined;
   }
   const { local, domain } = email.value;
+  const mailboxProblem = catchAll ? undefined : mailboxLocalPartProblem(local.toLowerCase());
+  if (mailboxProblem !== undefined) {
+    problems.add(path, `${show(text)} cannot be a mailbox: its ${mailboxProblem}`);
+    return undefined;
+  }
   if (domains.complete && !isManaged(domain, domains)) {
     problems.add(path, `"${text}" ${notManaged(domains)}; mailboxes and aliases live in a managed domain`);
     return undefined;

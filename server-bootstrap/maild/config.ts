@@ -9,6 +9,7 @@ import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
 import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 import { parseArgon2id } from "../../components/shared/argon2id";
+import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -209,10 +210,6 @@ export class ConfigError extends Error {
 
 // RFC 1035 2.3.1 labels (LDH), at least two labels, no trailing dot.
 const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// RFC 5322 3.2.3 dot-atom text for local parts of external addresses.
-const LOCAL_RE = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-// Mailbox names become directory names, so users are held to a filesystem-safe subset.
-const USER_LOCAL_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 const SELECTOR_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
 type Json = unknown;
@@ -289,13 +286,17 @@ export interface ParsedAddress {
   domain: string;
 }
 
-/** Splits `local@domain` (lowercase dot-atom local part, LDH domain); undefined if malformed. */
+/**
+ * Splits `local@domain` (dot-atom local part, components/shared/mail-address.ts; lowercase LDH
+ * domain); undefined if malformed. The local part keeps its case: another server's may matter
+ * (RFC 5321 2.4); ours are held to lowercase where they are checked.
+ */
 export function parseAddress(address: string): ParsedAddress | undefined {
   const at = address.lastIndexOf("@");
   if (at <= 0) return undefined;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
-  if (local.length > 64 || !LOCAL_RE.test(local) || !DOMAIN_RE.test(domain)) return undefined;
+  if (Buffer.byteLength(local) > MAX_LOCAL_PART_OCTETS || !DOT_ATOM.test(local) || !DOMAIN_RE.test(domain)) return undefined;
   return { local, domain };
 }
 
@@ -433,7 +434,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     let ok = address !== undefined;
     if (address !== undefined) {
       const parsed = parseAddress(address);
-      if (!parsed || !USER_LOCAL_RE.test(parsed.local)) {
+      if (!parsed || mailboxLocalPartProblem(parsed.local) !== undefined) {
         p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -`);
         ok = false;
       } else if (declaredDomains.size > 0 && !declaredDomains.has(parsed.domain)) {
@@ -485,7 +486,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     let ok = address !== undefined;
     if (address !== undefined) {
       const domain = address.startsWith("@") ? address.slice(1) : parseAddress(address)?.domain;
-      if (domain === undefined || !DOMAIN_RE.test(domain)) {
+      if (domain === undefined || !DOMAIN_RE.test(domain) || address !== address.toLowerCase()) {
         p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain or a catch-all @domain`);
         ok = false;
       } else if (declaredDomains.size > 0 && !declaredDomains.has(domain)) {
@@ -506,7 +507,8 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       const tat = `${at}.to[${j}]`;
       const target = str(p, tat, t);
       if (target === undefined) return;
-      if (!parseAddress(target)) p.add(tat, `${show(target)} is not a lowercase address local@domain`);
+      if (!parseAddress(target))
+        p.add(tat, `${show(target)} is not an address local@domain (RFC 5322 dot-atom local part, lowercase domain)`);
       else to.push(target);
     });
     if (ok && address !== undefined) {

@@ -207,7 +207,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "alias target not an address",
       (c) => (c.aliases[1].to = ["alice"]),
-      'aliases[1].to[0]: "alice" is not a lowercase address local@domain',
+      'aliases[1].to[0]: "alice" is not an address local@domain (RFC 5322 dot-atom local part, lowercase domain)',
     ],
     [
       "duplicate catch-all",
