@@ -185,6 +185,28 @@ export interface MaildConfig {
   submission: SubmissionConfig;
 }
 
+/**
+ * The configuration file as written: what the deployment writes (server-bootstrap/install/
+ * deploy-files.ts) and `validateMaildConfig` reads. It is MaildConfig with every key that has a
+ * default optional; a validated MaildConfig is itself a valid file.
+ */
+export type MaildConfigFile = {
+  hostname: string;
+  domains: { name: string; dkim?: DkimKeyConfig[]; mtaStsPolicy?: string }[];
+  users?: UserConfig[];
+  aliases?: AliasConfig[];
+  recipientDelimiter?: string;
+  tls: { certPath: string; keyPath: string };
+  dataDir: string;
+  listen?: Partial<MaildConfig["listen"]>;
+  dnsServers?: string[];
+  limits?: Partial<LimitsConfig>;
+  shutdownTimeoutMs?: number;
+  acme?: Omit<AcmeConfig, "checkIntervalSeconds"> & { checkIntervalSeconds?: number };
+  outbound?: Partial<OutboundConfig>;
+  submission?: Partial<SubmissionConfig>;
+};
+
 export const DEFAULT_LIMITS: LimitsConfig = {
   maxMessageBytes: 50 * 1024 * 1024,
   maxConnectionsPerIp: 20,

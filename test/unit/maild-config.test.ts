@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   validateMaildConfig,
+  type MaildConfigFile,
   loadMaildConfig,
   ConfigError,
   DEFAULT_LIMITS,
@@ -50,6 +51,12 @@ function problems(mutate: (c: Record<string, any>) => void): string[] {
 }
 
 describe("maild config: valid input", () => {
+  test("a validated configuration is itself a valid file (MaildConfigFile) and validates to the same", () => {
+    const validated = validateMaildConfig(base());
+    const asFile: MaildConfigFile = validated;
+    assert.deepEqual(validateMaildConfig(JSON.parse(JSON.stringify(asFile))), validated);
+  });
+
   test("a minimal config gets the documented defaults", () => {
     const cfg = validateMaildConfig(base());
     assert.equal(cfg.recipientDelimiter, "+");
