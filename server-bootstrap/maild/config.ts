@@ -1,6 +1,13 @@
 // maild's configuration file: one JSON document written by the Pulumi side (MailDaemon) and read
 // at start and on SIGHUP. `validateMaildConfig` is pure: raw JSON in, a fully defaulted
 // `MaildConfig` out, or a `ConfigError` listing every problem, each naming the key at fault.
+// Hand-written rather than a schema library (measured for issue 14, bundled with esbuild, one small
+// schema): zod 4.6 adds 455 KB minified, typebox 0.34 106 KB, valibot 1.5 6 KB; none words a
+// refusal as these messages do (`"rejct" is not one of none|quarantine|reject`) without a custom
+// message on every rule, and the rules that span keys (alias targets, acme names and tls paths,
+// user domains) are code in any of them. The rules shared with the stack file live in
+// components/shared/ (addresses, argon2id, IP[:port]); test/component/config-contract.test.ts
+// holds the two validators to them.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { basename, dirname, isAbsolute } from "node:path";
