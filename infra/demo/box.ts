@@ -133,7 +133,13 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     logFile: `${dovecot.logPath}.stdout`,
   });
   try {
-    await waitForPort(server.host.ipv4, MAIL_PORTS.imaps.port, "dovecot", 10_000, () => child.exitCode === null && child.signalCode === null);
+    await waitForPort(
+      server.host.ipv4,
+      MAIL_PORTS.imaps.port,
+      "dovecot",
+      10_000,
+      () => child.exitCode === null && child.signalCode === null,
+    );
   } catch (err) {
     const log = [dovecot.logPath, `${dovecot.logPath}.stdout`]
       .filter((f) => fs.existsSync(f))

@@ -5,6 +5,9 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { mustRun } from "./netns";
 
+/** openssl req arguments for a new, unencrypted EC P-256 key (the key is written to -keyout). */
+export const NEW_EC_KEY: readonly string[] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
 export interface TestTls {
   caPem: string;
   caPath: string;
@@ -20,7 +23,7 @@ export interface TestTls {
 export async function makeTestTls(dir: string, names: string[], label = "server"): Promise<TestTls> {
   fs.mkdirSync(dir, { recursive: true });
   const p = (f: string) => path.join(dir, `${label}-${f}`);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ec = NEW_EC_KEY;
   await mustRun([
     "openssl",
     "req",
