@@ -68,3 +68,53 @@ export async function makeTestTls(dir: string, names: string[], label = "server"
   ]);
   return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), caPath: p("ca.pem"), certPath: p("cert.pem"), keyPath: p("key.pem") };
 }
+
+/**
+ * A server certificate for an existing key (`keyPath`) and `names`, signed by the CA in
+ * `caCertPath`/`caKeyPath`, valid exactly from `notBefore` to `notAfter` (`YYYYMMDDHHMMSSZ`): for
+ * expired or not-yet-valid certificates. Returns the PEM. `openssl ca`, unlike `x509 -req` in
+ * OpenSSL 3.0, takes arbitrary validity dates.
+ */
+export async function issueWithDates(
+  dir: string,
+  o: { keyPath: string; names: string[]; caCertPath: string; caKeyPath: string; notBefore: string; notAfter: string },
+): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const p = (f: string) => path.join(dir, f);
+  fs.writeFileSync(p("index.txt"), "");
+  fs.writeFileSync(p("serial"), "1000\n");
+  fs.writeFileSync(
+    p("ca.cnf"),
+    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
+  );
+  const san = o.names.map((n) => (net.isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
+  fs.writeFileSync(
+    p("ext.cnf"),
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
+  );
+  await mustRun(["openssl", "req", "-new", "-key", o.keyPath, "-subj", `/CN=${o.names[0]}`, "-out", p("req.csr")]);
+  const out = p("issued.pem");
+  await mustRun([
+    "openssl",
+    "ca",
+    "-batch",
+    "-config",
+    p("ca.cnf"),
+    "-cert",
+    o.caCertPath,
+    "-keyfile",
+    o.caKeyPath,
+    "-in",
+    p("req.csr"),
+    "-out",
+    out,
+    "-startdate",
+    o.notBefore,
+    "-enddate",
+    o.notAfter,
+    "-extfile",
+    p("ext.cnf"),
+    "-notext",
+  ]);
+  return fs.readFileSync(out, "utf8");
+}

@@ -13,17 +13,21 @@ export async function waitForPort(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
+    if (await acceptsConnections(host, port)) return;
     if (isAlive && !isAlive()) throw new Error(`${what}: the process exited before listening on ${host}:${port}`);
     if (Date.now() > deadline) throw new Error(`${what}: nothing listening on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** Whether something accepts a TCP connection at host:port now (the connection is closed at once). */
+export function acceptsConnections(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }

@@ -247,3 +247,13 @@ export class RawSmtp {
     this.socket.destroy();
   }
 }
+
+/** Kills (SIGKILL) the process whose pid `pidFile` holds, if the file and the process exist: cleanup after a failed stop. */
+export function killFromPidFile(pidFile: string): void {
+  if (!fs.existsSync(pidFile)) return;
+  try {
+    process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+  } catch {
+    // already gone
+  }
+}

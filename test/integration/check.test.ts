@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { LocalInternet, mustRun, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
+import { issueWithDates, makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, type MaildProcess } from "../harness/maild";
 import { planStack } from "../../infra/cli/plan";
 import { formatZones } from "../../infra/cli/plan-format";
@@ -75,43 +75,14 @@ async function restore(zone: string, owner: string, type: string): Promise<void>
 async function expiredCertificate(dir: string): Promise<string> {
   const caKey = certs.caPath.replace(/ca\.pem$/, "ca.key");
   assert.ok(fs.existsSync(caKey), `test CA key not found at ${caKey}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const p = (f: string) => path.join(dir, f);
-  fs.writeFileSync(p("index.txt"), "");
-  fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(
-    p("ca.cnf"),
-    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
-  );
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=DNS:${HOST},DNS:mta-sts.${DOMAIN}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun(["openssl", "req", "-new", "-key", certs.keyPath, "-subj", `/CN=${HOST}`, "-out", p("req.csr")]);
-  // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) sets arbitrary validity dates.
-  await mustRun([
-    "openssl",
-    "ca",
-    "-batch",
-    "-config",
-    p("ca.cnf"),
-    "-cert",
-    certs.caPath,
-    "-keyfile",
-    caKey,
-    "-in",
-    p("req.csr"),
-    "-out",
-    p("expired.pem"),
-    "-startdate",
-    "20240101000000Z",
-    "-enddate",
-    "20240201000000Z",
-    "-extfile",
-    p("ext.cnf"),
-    "-notext",
-  ]);
-  return fs.readFileSync(p("expired.pem"), "utf8");
+  return issueWithDates(dir, {
+    keyPath: certs.keyPath,
+    names: [HOST, `mta-sts.${DOMAIN}`],
+    caCertPath: certs.caPath,
+    caKeyPath: caKey,
+    notBefore: "20240101000000Z",
+    notAfter: "20240201000000Z",
+  });
 }
 
 /** SIGHUP maild and wait until it logged one more successful reload. */

@@ -9,10 +9,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { parseDocument } from "yaml";
-import { mustRun, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { runCommand, type NetHost } from "../../infra/local-internet/netns";
 import { httpsGetText } from "../../infra/local-internet/pebble";
 import { DEMO_CAA_IDENTITY, runDemo, type DemoHandle } from "../../infra/demo/run-demo";
 import { stackFilePath } from "../../infra/cli/plan";
@@ -21,6 +20,8 @@ import { reverseName } from "../../components/records/address";
 import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { CheckJson } from "../../infra/cli/check-format";
+import { issueWithDates } from "../../infra/local-internet/test-tls";
+import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const NODE = path.join(ROOT, "node_modules", ".bin", "node");
@@ -175,42 +176,15 @@ async function expiredChain(): Promise<string> {
     mode: 0o600,
   });
   fs.writeFileSync(p("box.key"), demo.plan.deploy.tls.privateKeyPem, { mode: 0o600 });
-  fs.writeFileSync(p("index.txt"), "");
-  fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(
-    p("ca.cnf"),
-    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
-  );
-  const san = demo.certificate.names.map((n) => `DNS:${n}`).join(",");
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun(["openssl", "req", "-new", "-key", p("box.key"), "-subj", `/CN=${demo.plan.hostname}`, "-out", p("req.csr")]);
-  // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) takes arbitrary validity dates.
-  await mustRun([
-    "openssl",
-    "ca",
-    "-batch",
-    "-config",
-    p("ca.cnf"),
-    "-cert",
-    p("intermediate.pem"),
-    "-keyfile",
-    p("intermediate.key"),
-    "-in",
-    p("req.csr"),
-    "-out",
-    p("expired.pem"),
-    "-startdate",
-    "20240101000000Z",
-    "-enddate",
-    "20240201000000Z",
-    "-extfile",
-    p("ext.cnf"),
-    "-notext",
-  ]);
-  return `${fs.readFileSync(p("expired.pem"), "utf8").trim()}\n${intermediatePem.trim()}\n`;
+  const expired = await issueWithDates(dir, {
+    keyPath: p("box.key"),
+    names: [demo.plan.hostname, ...demo.certificate.names.filter((n) => n !== demo.plan.hostname)],
+    caCertPath: p("intermediate.pem"),
+    caKeyPath: p("intermediate.key"),
+    notBefore: "20240101000000Z",
+    notAfter: "20240201000000Z",
+  });
+  return `${expired.trim()}\n${intermediatePem.trim()}\n`;
 }
 
 /** The Dovecot master the demo started on the box (found by its configuration file, in the box's namespace). */
@@ -226,17 +200,6 @@ async function dovecotPid(): Promise<number> {
   });
   assert.equal(found.length, 1, `expected one Dovecot master in ${demo.hosts.box.ns}, found ${found.length}`);
   return found[0];
-}
-
-function connects(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 describe("mailstack check against the system npm start runs", () => {
@@ -320,7 +283,7 @@ describe("mailstack check against the system npm start runs", () => {
     const pid = await dovecotPid();
     process.kill(pid, "SIGTERM");
     const deadline = Date.now() + 10_000;
-    while (await connects(demo.hosts.box.ipv4, 993)) {
+    while (await acceptsConnections(demo.hosts.box.ipv4, 993)) {
       assert.ok(Date.now() < deadline, "Dovecot still listens on 993 10 s after SIGTERM");
       await new Promise((r) => setTimeout(r, 50));
     }
