@@ -206,6 +206,17 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   return { name: "maild", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
 }
 
+/** The zones every benchmark serves: the load generator's domain (SPF passes, DMARC p=none) and ours. */
+export function benchZones(load: NetHost, domain: string): { origin: string; lines: string[] }[] {
+  return [
+    {
+      origin: "example.net.",
+      lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
+    },
+    { origin: `${domain}.`, lines: [] },
+  ];
+}
+
 /** smtp-source(1) arguments: `messages` of `size` bytes over `sessions`, from `sender` to `recipient` at `target`. */
 export function smtpSource(o: {
   reuse: boolean;
@@ -240,11 +251,19 @@ export async function startListening(host: NetHost, what: string, argv: string[]
  * A Haraka configuration directory (`haraka -i`, then ours on top): listening on `host`:25 as
  * haraka.<domain>, with `plugins` and the benchmark's own plugin file copied in as `pluginName`.
  */
-export function initHaraka(bin: string, dir: string, host: NetHost, plugins: string, pluginFile: string, pluginName: string) {
+export function initHaraka(
+  bin: string,
+  dir: string,
+  host: NetHost,
+  domain: string,
+  plugins: string,
+  pluginFile: string,
+  pluginName: string,
+) {
   execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
   const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
   cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
-  cfg("me", `haraka.${DOMAIN}\n`);
+  cfg("me", `haraka.${domain}\n`);
   cfg("plugins", plugins);
   cfg("log.ini", "[main]\nlevel=notice\n");
   fs.copyFileSync(path.join(__dirname, pluginFile), path.join(dir, "plugins", `${pluginName}.js`));
@@ -267,7 +286,7 @@ async function benchHaraka(net: LocalInternet, host: NetHost, load: NetHost): Pr
   const dir = path.join(net.workDir, "haraka");
   // Haraka's own outbound queue lives in <dir>/queue; ours is beside it.
   const queueDir = path.join(dir, "bench-queue");
-  const cfg = initHaraka(bin, dir, host, "rcpt_to.in_host_list\nbench_fsync\n", "daemon-haraka-queue.js", "bench_fsync");
+  const cfg = initHaraka(bin, dir, host, DOMAIN, "rcpt_to.in_host_list\nbench_fsync\n", "daemon-haraka-queue.js", "bench_fsync");
   cfg("host_list", `${DOMAIN}\n`);
   const logFile = path.join(dir, "haraka.log");
   const child = await startListening(host, "haraka", [process.execPath, bin, "-c", dir], logFile, {
@@ -328,13 +347,7 @@ async function main(): Promise<void> {
     const dns = await net.addHost("dns");
     const load = await net.addHost("load");
     const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
-    const knot = await startKnot(net, dns, [
-      {
-        origin: "example.net.",
-        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
-      },
-      { origin: `${DOMAIN}.`, lines: [] },
-    ]);
+    const knot = await startKnot(net, dns, benchZones(load, DOMAIN));
     await net.setResolver(dns.ipv4);
     const runs: [string, () => Promise<Result>][] = [
       ["Postfix", () => benchPostfix(net, hosts.postfix, load)],

@@ -35,6 +35,7 @@ import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix } from "../../infra/local-internet/postfix";
 import {
+  benchZones,
   ensureHaraka,
   idleMb,
   initHaraka,
@@ -333,7 +334,7 @@ async function startHarakaServer(net: LocalInternet, host: NetHost): Promise<{ s
   const bin = ensureHaraka();
   const dir = path.join(net.workDir, "haraka");
   // aliases must come before every other rcpt plugin (its README)
-  const cfg = initHaraka(bin, dir, host, "aliases\nbench_forward\n", "outbound-haraka-forward.js", "bench_forward");
+  const cfg = initHaraka(bin, dir, host, DOMAIN, "aliases\nbench_forward\n", "outbound-haraka-forward.js", "bench_forward");
   cfg("aliases.json", JSON.stringify({ [ALIAS]: { action: "alias", to: TARGET } }) + "\n");
   if (CONCURRENCY) cfg("outbound.ini", `concurrency_max=${CONCURRENCY}\n`);
   const log = path.join(dir, "haraka.log");
@@ -372,11 +373,7 @@ async function main(): Promise<void> {
     const sinkHost = await net.addHost("sink");
     const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
     const knot = await startKnot(net, dns, [
-      {
-        origin: "example.net.",
-        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
-      },
-      { origin: `${DOMAIN}.`, lines: [] },
+      ...benchZones(load, DOMAIN),
       // IPv4 only, so every server takes the same path to the sink
       { origin: "sink.test.", lines: ["sink.test. 300 IN MX 10 mx.sink.test.", `mx.sink.test. 300 IN A ${sinkHost.ipv4}`] },
     ]);
