@@ -370,17 +370,21 @@ async function main(): Promise<void> {
   } finally {
     await net.destroy();
   }
-  const cpu = (await runCommand(["nproc"])).stdout.trim();
-  process.stdout.write(
-    `\nsmtp-source ${REUSE ? "-d " : ""}-s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; ${cpu} CPUs; Node ${process.version}; memory = PSS summed over the server's processes\n\n` +
-      table(results) +
-      "\n" +
-      results
-        .filter((r) => r.note)
-        .map((r) => `\n${r.name}: ${r.note}`)
-        .join("") +
-      "\n",
+  await report(
+    `smtp-source ${REUSE ? "-d " : ""}-s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; $CPUS CPUs; Node ${process.version}; memory = PSS summed over the server's processes`,
+    table(results),
+    results,
   );
+}
+
+/** Prints a benchmark's result table under `heading` ($CPUS: the machine's CPU count) and any notes; a note fails the run. */
+export async function report(heading: string, table: string, results: { name: string; note?: string }[]): Promise<void> {
+  const cpu = (await runCommand(["nproc"])).stdout.trim();
+  const notes = results
+    .filter((r) => r.note)
+    .map((r) => `\n${r.name}: ${r.note}`)
+    .join("");
+  process.stdout.write(`\n${heading.replace("$CPUS", cpu)}\n\n${table}\n${notes}\n`);
   if (results.some((r) => r.note)) process.exitCode = 1;
 }
 

@@ -29,7 +29,7 @@
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
@@ -44,6 +44,7 @@ import {
   namespaceMemoryMb,
   namespacePssMb,
   progress,
+  report,
   requirePrograms,
   sleep,
   smtpSource,
@@ -398,19 +399,12 @@ async function main(): Promise<void> {
   } finally {
     await net.destroy();
   }
-  const cpu = (await runCommand(["nproc"])).stdout.trim();
-  process.stdout.write(
-    `\nsmtp-source -d -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} -t ${ALIAS} (alias for ${TARGET}, MX smtp-sink); ${cpu} CPUs; Node ${process.version}; ` +
-      `memory = sum over the server's processes, highest 100 ms sample\n\n` +
-      table(results) +
-      "\n" +
-      results
-        .filter((r) => r.note)
-        .map((r) => `\n${r.name}: ${r.note}`)
-        .join("") +
-      "\n",
+  await report(
+    `smtp-source -d -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} -t ${ALIAS} (alias for ${TARGET}, MX smtp-sink); $CPUS CPUs; Node ${process.version}; ` +
+      `memory = sum over the server's processes, highest 100 ms sample`,
+    table(results),
+    results,
   );
-  if (results.some((r) => r.note)) process.exitCode = 1;
 }
 
 main().catch((e: Error) => {

@@ -105,3 +105,8 @@ export function standinPlaintext(ciphertext: string): string {
   if (!ciphertext.startsWith(prefix)) throw new Error(`not a stand-in ciphertext: ${ciphertext}`);
   return Buffer.from(ciphertext.slice(prefix.length), "base64").toString("utf8");
 }
+
+/** argv for `mailstack <args...>` from this checkout (infra/cli/main.ts through tsx), for the check tests that run it in a namespace. */
+export function mailstackArgv(...args: string[]): string[] {
+  return [NODE, "--import", "tsx", MAIN, ...args];
+}

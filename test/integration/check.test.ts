@@ -24,10 +24,9 @@ import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { DomainSpec } from "../../components/spec";
 import type { CheckJson } from "../../infra/cli/check-format";
+import { mailstackArgv } from "../harness/mailstack-cli";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
 const DOMAIN = "example.org";
 const HOST = "mail.example.org";
 const ACCOUNT = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/123";
@@ -101,11 +100,7 @@ async function reloadMaild(): Promise<void> {
 
 async function check(...extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   // From the client host, as an outside observer: every query to knot, every connection over the link.
-  const argv = [
-    NODE,
-    "--import",
-    "tsx",
-    MAIN,
+  const argv = mailstackArgv(
     "check",
     DOMAIN,
     "--stack",
@@ -125,7 +120,7 @@ async function check(...extra: string[]): Promise<{ code: number; stdout: string
     "--timeout",
     "4000",
     ...extra,
-  ];
+  );
   return new Promise((resolve, reject) => {
     const child = spawn("ip", ["netns", "exec", client.ns, ...argv], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -22,10 +22,9 @@ import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { CheckJson } from "../../infra/cli/check-format";
 import { issueWithDates } from "../../infra/local-internet/test-tls";
 import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
+import { mailstackArgv } from "../harness/mailstack-cli";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
 const DOMAIN = "example.org";
 
 let demo: DemoHandle;
@@ -69,11 +68,7 @@ after(async () => {
 });
 
 async function check(): Promise<{ code: number; report: CheckJson }> {
-  const argv = [
-    NODE,
-    "--import",
-    "tsx",
-    MAIN,
+  const argv = mailstackArgv(
     "check",
     DOMAIN,
     "--stack",
@@ -93,7 +88,7 @@ async function check(): Promise<{ code: number; report: CheckJson }> {
     "--dkim-keys",
     dkimKeysFile,
     "--json",
-  ];
+  );
   const r = await checker.run(argv, { cwd: ROOT, timeoutMs: 120_000 });
   let report: CheckJson;
   try {
