@@ -24,7 +24,7 @@ import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { DomainSpec } from "../../components/spec";
 import type { CheckJson } from "../../infra/cli/check-format";
-import { mailstackArgv } from "../harness/mailstack-cli";
+import { checkRow, failingChecks, mailstackArgv, notPassingChecks } from "../harness/mailstack-cli";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const DOMAIN = "example.org";
@@ -146,22 +146,6 @@ async function checkJson(): Promise<{ code: number; report: CheckJson }> {
   return { code: r.code, report };
 }
 
-const failing = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status === "fail")
-    .map((c) => c.check)
-    .sort();
-const row = (report: CheckJson, name: string) => {
-  const found = report.checks.find((c) => c.check === name);
-  assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
-  return found;
-};
-const show = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status !== "pass")
-    .map((c) => `${c.check} ${c.status}: ${c.detail}`)
-    .join("\n");
-
 describe("mailstack check against a live mail host in the local internet", () => {
   before(async () => {
     internet = await LocalInternet.create();
@@ -237,7 +221,7 @@ describe("mailstack check against a live mail host in the local internet", () =>
 
   test("the healthy setup passes every check, --json parses, exit status 0", async () => {
     const { code, report } = await checkJson();
-    assert.equal(report.summary.fail + report.summary.warn, 0, show(report));
+    assert.equal(report.summary.fail + report.summary.warn, 0, notPassingChecks(report));
     assert.equal(code, 0);
     assert.equal(report.stack, "dev");
     assert.equal(report.hostname, HOST);
@@ -264,10 +248,10 @@ describe("mailstack check against a live mail host in the local internet", () =>
         "tlsa",
       ].sort(),
     );
-    assert.match(row(report, "tls.25.ipv4").detail, /^TLSv1\.[23]; certificate valid until/);
-    assert.match(row(report, "ptr.ipv6").detail, new RegExp(`^${MX_V6} -> ${HOST} -> ${MX_V6}$`));
-    assert.match(row(report, "dkim.s1-rsa").detail, /2048-bit RSA key, matches the deployed key/);
-    assert.match(row(report, "tlsa").detail, /^3 1 1 .* matches /);
+    assert.match(checkRow(report, "tls.25.ipv4").detail, /^TLSv1\.[23]; certificate valid until/);
+    assert.match(checkRow(report, "ptr.ipv6").detail, new RegExp(`^${MX_V6} -> ${HOST} -> ${MX_V6}$`));
+    assert.match(checkRow(report, "dkim.s1-rsa").detail, /2048-bit RSA key, matches the deployed key/);
+    assert.match(checkRow(report, "tlsa").detail, /^3 1 1 .* matches /);
   });
 
   test("the table names every check and ends with the summary line", async () => {
@@ -285,8 +269,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["ptr.ipv4"], show(report));
-      assert.match(row(report, "ptr.ipv4").detail, /PTR of .* is other\.example\.org, not the mail host mail\.example\.org/);
+      assert.deepEqual(failingChecks(report), ["ptr.ipv4"], notPassingChecks(report));
+      assert.match(checkRow(report, "ptr.ipv4").detail, /PTR of .* is other\.example\.org, not the mail host mail\.example\.org/);
     } finally {
       await restore(zone, reverseName(mx.ipv4), "PTR");
     }
@@ -297,8 +281,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["mta-sts.record"], show(report));
-      assert.match(row(report, "mta-sts.record").detail, /^id=20240101000000 is stale: the planned policy has id=[0-9a-f]{20}/);
+      assert.deepEqual(failingChecks(report), ["mta-sts.record"], notPassingChecks(report));
+      assert.match(checkRow(report, "mta-sts.record").detail, /^id=20240101000000 is stale: the planned policy has id=[0-9a-f]{20}/);
     } finally {
       await restore(DOMAIN, `_mta-sts.${DOMAIN}`, "TXT");
     }
@@ -319,8 +303,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["mta-sts.policy"], show(report));
-      assert.match(row(report, "mta-sts.policy").detail, /the served policy is not the planned one/);
+      assert.deepEqual(failingChecks(report), ["mta-sts.policy"], notPassingChecks(report));
+      assert.match(checkRow(report, "mta-sts.policy").detail, /the served policy is not the planned one/);
     } finally {
       await maild.stop();
       fs.writeFileSync(maild.configPath, deployed);
@@ -336,13 +320,13 @@ describe("mailstack check against a live mail host in the local internet", () =>
       const { code, report } = await checkJson();
       assert.equal(code, 1);
       for (const name of ["tls.25.ipv4", "tls.25.ipv6", "tls.443.ipv4", "tls.443.ipv6"]) {
-        assert.equal(row(report, name).status, "fail", name);
-        assert.match(row(report, name).detail, /certificate expired on 2024-02-01/, name);
+        assert.equal(checkRow(report, name).status, "fail", name);
+        assert.match(checkRow(report, name).detail, /certificate expired on 2024-02-01/, name);
       }
       // The policy host serves the same certificate: senders ignore the policy.
-      assert.equal(row(report, "mta-sts.policy").status, "fail");
-      assert.equal(row(report, "tls.993.ipv4").status, "pass", "Dovecot still serves the valid certificate");
-      assert.equal(row(report, "tlsa").status, "pass", "3 1 1 pins the key, not the certificate's dates");
+      assert.equal(checkRow(report, "mta-sts.policy").status, "fail");
+      assert.equal(checkRow(report, "tls.993.ipv4").status, "pass", "Dovecot still serves the valid certificate");
+      assert.equal(checkRow(report, "tlsa").status, "pass", "3 1 1 pins the key, not the certificate's dates");
     } finally {
       fs.writeFileSync(certs.certPath, good);
       await reloadMaild();
@@ -357,8 +341,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["dkim.s1-rsa"], show(report));
-      assert.match(row(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
+      assert.deepEqual(failingChecks(report), ["dkim.s1-rsa"], notPassingChecks(report));
+      assert.match(checkRow(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
     } finally {
       await restore(DOMAIN, `s1-rsa._domainkey.${DOMAIN}`, "TXT");
     }
@@ -368,7 +352,7 @@ describe("mailstack check against a live mail host in the local internet", () =>
     await dovecot.stop();
     const { code, report } = await checkJson();
     assert.equal(code, 1);
-    assert.deepEqual(failing(report), ["tls.993.ipv4", "tls.993.ipv6"], show(report));
-    assert.match(row(report, "tls.993.ipv4").detail, /connection refused/);
+    assert.deepEqual(failingChecks(report), ["tls.993.ipv4", "tls.993.ipv6"], notPassingChecks(report));
+    assert.match(checkRow(report, "tls.993.ipv4").detail, /connection refused/);
   });
 });
