@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-
 import type { CheckJson } from "../../infra/cli/check-format";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
