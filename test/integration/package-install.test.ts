@@ -19,12 +19,16 @@ const DOCUMENTED: string[] = [
   "MailHost",
   "MailDomain",
   "MailDaemon",
+  "AcmeAccount",
+  "AcmeCertificate",
   "validateStackConfig",
   "ConfigError",
   "planDomainRecords",
   "planHostRecords",
   "planPtr",
 ];
+/** The subpaths the serialised dynamic providers load by package name (package.json "exports"). */
+const PROVIDERS = ["acme-account", "acme-certificate", "ssh-reachable"];
 
 /** A CommonJS program of the consumer's: the README's example, and each planner, under Pulumi's mocks. */
 const CONSUMER_SCRIPT = `
@@ -53,6 +57,10 @@ function state(a) {
 pulumi.runtime.setMocks({ newResource: (a) => ({ id: String(next++), state: state(a) }), call: () => ({}) }, "consumer", "test", false);
 const lib = require("mailstack");
 const missing = ${JSON.stringify(DOCUMENTED)}.filter((n) => typeof lib[n] !== "function");
+const providers = ${JSON.stringify(PROVIDERS)}.filter((p) => {
+  const m = require("mailstack/providers/" + p);
+  return Object.values(m).some((v) => typeof v === "function");
+});
 const b64 = (b) => b.toString("base64").replace(/=+$/, "");
 const salt = randomBytes(16);
 const tag = argon2Sync("argon2id", { message: "pw", nonce: salt, parallelism: 1, tagLength: 32, memory: 19456, passes: 2 });
@@ -82,7 +90,7 @@ const dkim = spec.domains[0].dkim.generations.flatMap((g) => [
 const domainTypes = [...new Set(lib.planDomainRecords(spec.domains[0], facts, dkim, spec.acme).map((r) => r.type))].sort();
 mail.records.apply((byZone) => {
   const types = [...new Set(Object.values(byZone).flat().map((r) => r.type))].sort();
-  console.log(JSON.stringify({ missing, zones: Object.keys(byZone), types, refused, ptr: lib.planPtr(facts), hostTypes, domainTypes }));
+  console.log(JSON.stringify({ missing, providers, zones: Object.keys(byZone), types, refused, ptr: lib.planPtr(facts), hostTypes, domainTypes }));
 });
 `;
 
@@ -137,12 +145,13 @@ describe("the packed mailstack, installed into an empty project", () => {
     );
   });
 
-  test("every documented export is there, and the README's example builds a MailStack under Pulumi's mocks", () => {
+  test("every documented export and provider subpath is there, and the README's example builds a MailStack under Pulumi's mocks", () => {
     const script = path.join(consumer, "use.js");
     fs.writeFileSync(script, CONSUMER_SCRIPT);
     const r = run(NODE, [script], consumer);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
       missing: string[];
+      providers: string[];
       zones: string[];
       types: string[];
       refused: string;
@@ -151,6 +160,7 @@ describe("the packed mailstack, installed into an empty project", () => {
       domainTypes: string[];
     };
     assert.deepEqual(out.missing, []);
+    assert.deepEqual(out.providers, PROVIDERS);
     assert.deepEqual(out.zones, ["example.org"]);
     for (const t of ["A", "AAAA", "MX", "TXT", "CAA", "SRV"])
       assert.ok(out.types.includes(t), `no ${t} record among ${out.types.join(", ")}`);
@@ -180,7 +190,7 @@ describe("the packed mailstack, installed into an empty project", () => {
     );
     fs.writeFileSync(
       path.join(consumer, "good.ts"),
-      `import { MailStack, MailHost, MailDomain, MailDaemon, validateStackConfig, ConfigError, planDomainRecords, planHostRecords, planPtr, type StackSpec } from "mailstack";
+      `import { MailStack, MailHost, MailDomain, MailDaemon, AcmeAccount, AcmeCertificate, validateStackConfig, ConfigError, planDomainRecords, planHostRecords, planPtr, type StackSpec } from "mailstack";
 declare const aliceHash: string;
 const spec: StackSpec = validateStackConfig({
   hostname: "mail.example.org",
@@ -191,7 +201,7 @@ const spec: StackSpec = validateStackConfig({
 const mail = new MailStack("mail", { spec, zoneIds: { "example.org": "zone-id" } });
 export const ipv4 = mail.ipv4;
 export const records = mail.records;
-export const used = [MailHost, MailDomain, MailDaemon, ConfigError, planDomainRecords, planHostRecords, planPtr];
+export const used = [MailHost, MailDomain, MailDaemon, AcmeAccount, AcmeCertificate, ConfigError, planDomainRecords, planHostRecords, planPtr];
 `,
     );
     run(NODE, [TSC, "-p", "tsconfig.json"], consumer);
