@@ -9,14 +9,14 @@ import * as net from "node:net";
 import * as path from "node:path";
 import nodemailer from "nodemailer";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { Machine } from "../../infra/local-internet/machine/machine";
 import { MachineVolume } from "../../infra/local-internet/machine/machine-volume";
 import { readOverImap } from "../../infra/demo/mail-flows";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { releaseVolumeCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deploy-commands";
 import type { DeployInput } from "../../server-bootstrap/install/deploy-files";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { bootServer, deployOverSsh, onServer, serverKeys, sshTarget, summaryOf, type ServerKeys } from "./machine-fixture";
 
 const HOSTNAME = "mail.example.test";
