@@ -39,6 +39,7 @@ import { argon2idHash } from "../../components/shared/argon2id";
 import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
 import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 import { killFromPidFile } from "../harness/maild";
+import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 const REPO = path.resolve(__dirname, "../..");
 const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
@@ -53,7 +54,7 @@ async function selfSignedCert(
 ): Promise<{ certificatePem: string; privateKeyPem: string }> {
   const key = keyFile ?? path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}-${days}.pem`);
-  const keyArgs = keyFile ? ["-key", keyFile] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key];
+  const keyArgs = keyFile ? ["-key", keyFile] : [...NEW_EC_KEY, "-keyout", key];
   const r = await runCommand([
     "openssl",
     "req",

@@ -54,7 +54,7 @@ function issue(label: string, san: string): X509Certificate {
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "dane-test-"));
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ec = NEW_EC_KEY;
   openssl(
     "req",
     "-x509",
