@@ -4,16 +4,10 @@ import * as tls from "@pulumi/tls";
 import type { AdoptSpec, ServerSpec } from "./spec";
 import { hetznerVolumeDevice, renderCloudInit } from "../server-bootstrap/cloud-init";
 
-/** Ports the mail host answers on, and why. */
-export const PUBLIC_TCP_PORTS: ReadonlyArray<{ port: number; why: string }> = [
-  { port: 25, why: "SMTP from other mail servers (RFC 5321)" },
-  { port: 80, why: "ACME HTTP-01 and redirect to HTTPS" },
-  { port: 143, why: "IMAP with STARTTLS (RFC 9051)" },
-  { port: 443, why: "MTA-STS policy, autoconfig, autodiscover" },
-  { port: 465, why: "Submission over implicit TLS (RFC 8314)" },
-  { port: 587, why: "Submission with STARTTLS (RFC 6409)" },
-  { port: 993, why: "IMAP over implicit TLS (RFC 8314)" },
-];
+import { PUBLIC_TCP_PORTS } from "./shared/mail-ports";
+
+/** Ports the mail host answers on, and why (components/shared/mail-ports.ts). */
+export { PUBLIC_TCP_PORTS };
 
 export interface MailHostArgs {
   /** FQDN of the mail host: the PTR of both addresses and the HELO name. */

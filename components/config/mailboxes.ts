@@ -2,7 +2,8 @@
 import type { AliasSpec } from "../spec";
 import { Problems } from "./config-error";
 import { parseEmail } from "./name-syntax";
-import { argon2idProblem } from "./password-hash";
+import { argon2idProblem } from "../shared/argon2id";
+import { mailboxLocalPartProblem } from "../shared/mail-address";
 import { SecretValue } from "./secret";
 import { indexPath, isAbsent, keyPath, readList, readObject, readString, show } from "./shape";
 
@@ -66,7 +67,7 @@ function readPasswordHash(value: unknown, path: string, problems: Problems): str
     problems.add(path, `expected an argon2id PHC string, got ${Array.isArray(value) ? "a list" : typeof value}`);
     return undefined;
   }
-  const problem = argon2idProblem(value);
+  const problem = argon2idProblem(value.trim());
   if (problem !== undefined) {
     problems.add(path, problem);
     return undefined;
@@ -92,6 +93,11 @@ function readMailboxAddress(value: unknown, path: string, domains: MailDomains, 
     return undefined;
   }
   const { local, domain } = email.value;
+  const mailboxProblem = catchAll ? undefined : mailboxLocalPartProblem(local.toLowerCase());
+  if (mailboxProblem !== undefined) {
+    problems.add(path, `${show(text)} cannot be a mailbox: its ${mailboxProblem}`);
+    return undefined;
+  }
   if (domains.complete && !isManaged(domain, domains)) {
     problems.add(path, `"${text}" ${notManaged(domains)}; mailboxes and aliases live in a managed domain`);
     return undefined;

@@ -3,6 +3,7 @@
 import { domainToASCII, domainToUnicode } from "node:url";
 import { isIPv4, isIPv6 } from "node:net";
 import { canonicalIpv6 } from "../records/address";
+import { DOT_ATOM, MAX_LOCAL_PART_OCTETS } from "../shared/mail-address";
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -67,9 +68,6 @@ export interface Email {
   address: string;
 }
 
-// RFC 5322 3.2.3 atext: what a dot-atom local part may contain between dots.
-const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-
 /** An address with an RFC 5322 dot-atom local part of at most 64 octets (RFC 5321 4.5.3.1.1). */
 export function parseEmail(input: string): Checked<Email> {
   const text = input.trim();
@@ -77,8 +75,8 @@ export function parseEmail(input: string): Checked<Email> {
   if (at < 0) return bad("has no @; expected an address like someone@example.org");
   const local = text.slice(0, at);
   if (local === "") return bad("has an empty local part before the @");
-  if (Buffer.byteLength(local) > 64)
-    return bad(`local part is ${Buffer.byteLength(local)} octets long; at most 64 are allowed (RFC 5321 4.5.3.1.1)`);
+  if (Buffer.byteLength(local) > MAX_LOCAL_PART_OCTETS)
+    return bad(`local part is ${Buffer.byteLength(local)} octets long; at most ${MAX_LOCAL_PART_OCTETS} are allowed (RFC 5321 4.5.3.1.1)`);
   if (!DOT_ATOM.test(local)) {
     return bad(`local part "${local}" is not an RFC 5322 dot-atom (letters, digits and !#$%&'*+/=?^_\`{|}~- separated by single dots)`);
   }

@@ -6,7 +6,7 @@ import { readAcme } from "./acme";
 import { readDomain, readDomainName } from "./domain";
 import { implicitPostmasters, readAliases, readUsers, type ConfigUser, type MailDomains } from "./mailboxes";
 import { isAtOrBelow, parseEmail } from "./name-syntax";
-import { HASH_COMMAND } from "./password-hash";
+import { HASH_COMMAND } from "../shared/argon2id";
 import { SecretValue } from "./secret";
 import { readServer } from "./server";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";

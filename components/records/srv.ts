@@ -1,6 +1,7 @@
 // SRV records that let mail clients find the submission and IMAP services
 // (RFC 6186, RFC 8314) and Outlook find the autodiscover service.
 import type { SrvData } from "./types";
+import { MAIL_PORTS } from "../shared/mail-ports";
 
 export interface SrvRecordSpec {
   /** `_service._proto` label pair */
@@ -35,13 +36,18 @@ export function srvRecords(mailHost: string): SrvRecordSpec[] {
     why,
   });
   return [
-    offered("_submissions._tcp", 0, 465, "Mail submission over implicit TLS (RFC 8314 5.1, RFC 6186 3.1)"),
-    offered("_submission._tcp", 10, 587, "Mail submission with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.1)"),
-    offered("_imaps._tcp", 0, 993, "IMAP over implicit TLS (RFC 8314 5.1, RFC 6186 3.2)"),
-    offered("_imap._tcp", 10, 143, "IMAP with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.2)"),
+    offered("_submissions._tcp", 0, MAIL_PORTS.submissions.port, "Mail submission over implicit TLS (RFC 8314 5.1, RFC 6186 3.1)"),
+    offered(
+      "_submission._tcp",
+      10,
+      MAIL_PORTS.submission.port,
+      "Mail submission with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.1)",
+    ),
+    offered("_imaps._tcp", 0, MAIL_PORTS.imaps.port, "IMAP over implicit TLS (RFC 8314 5.1, RFC 6186 3.2)"),
+    offered("_imap._tcp", 10, MAIL_PORTS.imap.port, "IMAP with STARTTLS, less preferred (RFC 8314 5.1, RFC 6186 3.2)"),
     notOffered("_pop3s._tcp", "POP3 over TLS is not offered: target . (RFC 2782, RFC 6186 3.3)"),
     notOffered("_pop3._tcp", "POP3 is not offered: target . (RFC 2782, RFC 6186 3.3)"),
-    offered("_autodiscover._tcp", 0, 443, "Outlook account autodiscovery ([MS-OXDSCLI] 3.1.5)"),
+    offered("_autodiscover._tcp", 0, MAIL_PORTS.https.port, "Outlook account autodiscovery ([MS-OXDSCLI] 3.1.5)"),
   ];
 }
 

@@ -4,6 +4,7 @@
 import { promises as dns, type CaaRecord, type MxRecord, type TlsaRecord } from "node:dns";
 import { isIP } from "node:net";
 import { reverseName } from "../../components/records/address";
+import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 
 export type DnsAnswer<T> = { ok: true; records: T[] } | { ok: false; error: string };
 
@@ -108,19 +109,6 @@ export function lookupFailure(what: string, answer: { ok: false; error: string }
  * `dns.Resolver#setServers` takes. Returns undefined when `text` is not one.
  */
 export function parseResolverAddress(text: string): string | undefined {
-  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(text);
-  if (bracketed) {
-    const [, ip, port] = bracketed;
-    if (isIP(ip) !== 6 || (port !== undefined && !validPort(port))) return undefined;
-    return port === undefined ? ip : `[${ip}]:${port}`;
-  }
-  if (isIP(text) !== 0) return text;
-  const v4port = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
-  if (v4port && isIP(v4port[1]) === 4 && validPort(v4port[2])) return text;
-  return undefined;
-}
-
-function validPort(port: string): boolean {
-  const n = Number(port);
-  return Number.isInteger(n) && n >= 1 && n <= 65535;
+  const parsed = parseIpPort(text);
+  return parsed && formatIpPort(parsed);
 }

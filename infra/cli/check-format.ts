@@ -1,5 +1,6 @@
 // Renders a `mailstack check` report for people (a table and a summary line) and for machines (JSON).
 import { countByStatus, exitCodeFor, type CheckRow } from "./check-result";
+import { textTable } from "./text-table";
 
 export interface CheckReport {
   domain: string;
@@ -9,18 +10,6 @@ export interface CheckReport {
   /** notes about what was compared with what, one line each */
   notes: string[];
   rows: CheckRow[];
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 export function summaryLine(rows: CheckRow[]): string {
@@ -33,7 +22,7 @@ export function formatCheckTable(report: CheckReport): string {
   const out = [`mailstack check ${report.domain}: mail host ${report.hostname}, ${against}`];
   for (const note of report.notes) out.push(`  ${note}`);
   out.push("");
-  out.push(table([["CHECK", "STATUS", "TARGET", "DETAIL"], ...report.rows.map((r) => [r.check, r.status, r.target ?? "-", r.detail])]));
+  out.push(textTable([["CHECK", "STATUS", "TARGET", "DETAIL"], ...report.rows.map((r) => [r.check, r.status, r.target ?? "-", r.detail])]));
   out.push("", `${summaryLine(report.rows)}${exitCodeFor(report.rows) === 0 ? "" : " (exit status 1)"}`);
   return out.join("\n") + "\n";
 }

@@ -1,27 +1,22 @@
 // MTA-STS (RFC 8461) for `mailstack check`: the `_mta-sts` TXT record, the policy file fetched
 // over HTTPS as a sender would fetch it (no redirects, a certificate valid for the policy host),
 // and whether the policy's mx patterns cover the domain's MX hosts.
-import * as https from "node:https";
-import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
 import { mtaStsId } from "../../components/records/mta-sts";
 import { combine, fail, pass, warn, type CheckRow, type CheckStatus } from "./check-result";
 import { lookupFailure, type DnsAnswer } from "./check-dns";
 import { parseTagList, recordsStartingWith } from "./check-records";
 import { certificateFindings, type PresentedCertificate } from "./check-tls";
+import { fetchMtaStsPolicy, fixedAddress } from "../../components/shared/mta-sts-fetch";
+
+export { policyUrl } from "../../components/shared/mta-sts-fetch";
 import type { Expectations } from "./check-expect";
 
 // The package has no exports map; lib/mta-sts.d.ts types these.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const mailauthMtaSts = require("mailauth/lib/mta-sts") as typeof import("mailauth/lib/mta-sts");
 
-/** RFC 8461 3.3: senders may refuse policy files larger than 64 KiB. */
-export const MAX_POLICY_BYTES = 64 * 1024;
 /** RFC 8461 3.2 asks for max_age of weeks or more; a day is the least that makes sense. */
 const SHORT_MAX_AGE = 86_400;
-
-export function policyUrl(domain: string): string {
-  return `https://mta-sts.${domain}/.well-known/mta-sts.txt`;
-}
 
 /** RFC 8461 3.1: `v=STSv1; id=<1-32 alphanumerics>` plus extension fields. */
 export function parseMtaStsTxt(text: string): { id?: string; problems: string[] } {
@@ -70,75 +65,13 @@ export interface PolicyFetch {
 }
 
 /**
- * GET the policy from `address` (a resolved address of mta-sts.<domain>) with SNI and Host set to
- * the policy host, never following a redirect (RFC 8461 3.3), reading at most MAX_POLICY_BYTES.
+ * GET the policy from `address` (a resolved address of mta-sts.<domain>) as a sender would
+ * (components/shared/mta-sts-fetch.ts), but read it whatever the certificate, to report on both.
  * `port` is 443 for senders; other values only serve tests.
  */
-export function fetchPolicy(domain: string, address: string, ca: string[], timeoutMs: number, port = 443): Promise<PolicyFetch> {
-  const host = `mta-sts.${domain}`;
-  const url = policyUrl(domain);
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (r: Omit<PolicyFetch, "url" | "address">) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve({ url, address, ...r });
-    };
-    const timer = setTimeout(() => finish({ error: `no response within ${timeoutMs} ms` }), timeoutMs);
-    const req = https.request(
-      {
-        host: address,
-        port,
-        path: "/.well-known/mta-sts.txt",
-        method: "GET",
-        headers: { host, accept: "text/plain" },
-        servername: host,
-        ca,
-        // The certificate verdict is ours (certificateFindings), made on what the server presented.
-        rejectUnauthorized: false,
-        agent: false,
-      },
-      (res) => {
-        const socket = res.socket as TLSSocket;
-        const chain: Buffer[] = [];
-        let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-        while (cert && cert.raw && !chain.some((c) => c.equals(cert!.raw))) {
-          chain.push(cert.raw);
-          cert = cert.issuerCertificate;
-        }
-        const certificate: PresentedCertificate = {
-          chain,
-          authorized: socket.authorized,
-          authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
-        };
-        const parts: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_POLICY_BYTES) {
-            finish({ status: res.statusCode, certificate, error: `the policy is larger than ${MAX_POLICY_BYTES} bytes (RFC 8461 3.3)` });
-            return;
-          }
-          parts.push(chunk);
-        });
-        res.on("end", () =>
-          finish({
-            status: res.statusCode,
-            contentType: res.headers["content-type"],
-            body: Buffer.concat(parts).toString("utf8"),
-            certificate,
-          }),
-        );
-        res.on("error", (err) => finish({ error: err.message, certificate }));
-      },
-    );
-    req.on("error", (err: NodeJS.ErrnoException) =>
-      finish({ error: err.code === "ECONNREFUSED" ? `connection refused (nothing listens on ${port})` : err.message }),
-    );
-    req.end();
-  });
+export async function fetchPolicy(domain: string, address: string, ca: string[], timeoutMs: number, port = 443): Promise<PolicyFetch> {
+  const { error, ...r } = await fetchMtaStsPolicy(domain, { ca, timeoutMs, port, lookup: fixedAddress(address), verify: false });
+  return { ...r, address, ...(error ? { error: error.message } : {}) };
 }
 
 export interface ParsedPolicy {

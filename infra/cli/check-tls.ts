@@ -7,6 +7,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { combine, fail, pass, type CheckRow, type CheckStatus } from "./check-result";
 import { lookupFailure, type DnsAnswer } from "./check-dns";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 /** STARTTLS after EHLO (RFC 3207); TLS from the first byte with an SMTP greeting inside (RFC 8314); TLS only. */
 export type TlsMode = "smtp-starttls" | "smtp-implicit" | "implicit";
@@ -20,11 +21,11 @@ export interface TlsPort {
 
 /** The ports a mailstack host serves (RFC 8314: implicit TLS for submission and IMAP). */
 export const MAIL_TLS_PORTS: readonly TlsPort[] = [
-  { port: 25, mode: "smtp-starttls", service: "SMTP (STARTTLS)" },
-  { port: 587, mode: "smtp-starttls", service: "submission (STARTTLS)" },
-  { port: 465, mode: "smtp-implicit", service: "submissions" },
-  { port: 993, mode: "implicit", service: "IMAPS" },
-  { port: 443, mode: "implicit", service: "HTTPS" },
+  { port: MAIL_PORTS.smtp.port, mode: "smtp-starttls", service: "SMTP (STARTTLS)" },
+  { port: MAIL_PORTS.submission.port, mode: "smtp-starttls", service: "submission (STARTTLS)" },
+  { port: MAIL_PORTS.submissions.port, mode: "smtp-implicit", service: "submissions" },
+  { port: MAIL_PORTS.imaps.port, mode: "implicit", service: "IMAPS" },
+  { port: MAIL_PORTS.https.port, mode: "implicit", service: "HTTPS" },
 ];
 
 /** A certificate as a server presented it, and the client's verdict on its chain. */

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { ACME_DIRECTORIES } from "../../components/config/acme";
 import { SERVER_LOCATIONS } from "../../components/config/hetzner-offer";
 import { normaliseDomain } from "../../components/config/name-syntax";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { readStackFile } from "../../components/config/stack-file";
 import { ConfigError } from "../../components/config/validate";
 import { parseCommandArgs } from "./args";

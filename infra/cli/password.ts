@@ -1,5 +1,5 @@
 // A new mailbox password: typed twice without echo at a terminal, or read from standard input in
-// scripts. Only its argon2id hash leaves this process (components/config/password-hash.ts).
+// scripts. Only its argon2id hash leaves this process (components/shared/argon2id.ts).
 import { UsageError } from "./command";
 import { PromptInterrupted, readAll, type Prompter } from "./prompt";
 

@@ -4,6 +4,7 @@ import type { PlannedRecord } from "../../components/records/types";
 import { srvPresentation } from "../../components/records/srv";
 import { containsUnknown, displayValue, markUnknown, shortType, type StackPlan } from "./plan";
 import { Secret, Unknown } from "../offline/engine";
+import { textTable } from "./text-table";
 
 export type PlanFormat = "table" | "json" | "zone";
 export const PLAN_FORMATS: readonly PlanFormat[] = ["table", "json", "zone"];
@@ -18,18 +19,6 @@ export interface ZoneRenderOptions {
   /** Name servers for the NS records; Cloudflare assigns the real ones per account. */
   nameservers?: string[];
   serial?: number;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 /** The handful of inputs that tell resources of one type apart. */
@@ -67,7 +56,7 @@ export function formatTable(plan: StackPlan): string {
   }
   out.push("", "Resources");
   out.push(
-    table([
+    textTable([
       ["TYPE", "NAME", "OPTIONS", "INPUTS"],
       ...custom.map((r) => [
         shortType(r.type),
@@ -79,10 +68,10 @@ export function formatTable(plan: StackPlan): string {
   );
   for (const [zone, records] of Object.entries(plan.zones)) {
     out.push("", `DNS records in zone ${zone}`);
-    out.push(table([["NAME", "TYPE", "CONTENT"], ...records.map((r) => [r.name, r.type, markUnknown(recordValue(r))])]));
+    out.push(textTable([["NAME", "TYPE", "CONTENT"], ...records.map((r) => [r.name, r.type, markUnknown(recordValue(r))])]));
   }
   out.push("", "Reverse DNS (PTR, set through the Hetzner API)");
-  out.push(table([["ADDRESS", "PTR"], ...plan.ptr.map((p) => [markUnknown(p.address), p.ptr])]));
+  out.push(textTable([["ADDRESS", "PTR"], ...plan.ptr.map((p) => [markUnknown(p.address), p.ptr])]));
   return out.join("\n") + "\n";
 }
 

@@ -2,7 +2,7 @@
 // and stored as a Pulumi secret at the right index of mailstack:users through the Pulumi CLI.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { parseEmail } from "../../components/config/name-syntax";
 import { parseCommandArgs } from "./args";
 import { UsageError, type Command, type CommandIo } from "./command";

@@ -16,7 +16,7 @@ import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../local-internet/netns";
 import { connectPinned, copyToRemote, exec, startSshd, type SshServer, type SshTarget } from "../local-internet/sshd";
-import { waitForPort } from "../local-internet/dovecot";
+import { waitForPort } from "../local-internet/wait-for-port";
 import { boxLayout, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
@@ -29,6 +29,7 @@ import {
   waitCommand,
   type DeployCommandOptions,
 } from "../../server-bootstrap/install/deploy-commands";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 const REPO = path.resolve(__dirname, "../..");
 /** The pinned Node (layout.ts NODE_VERSION) ships as this package's `node` dev dependency. */
@@ -132,7 +133,13 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     logFile: `${dovecot.logPath}.stdout`,
   });
   try {
-    await waitForPort(server.host.ipv4, 993, "dovecot", 10_000, () => child.exitCode === null && child.signalCode === null);
+    await waitForPort(
+      server.host.ipv4,
+      MAIL_PORTS.imaps.port,
+      "dovecot",
+      10_000,
+      () => child.exitCode === null && child.signalCode === null,
+    );
   } catch (err) {
     const log = [dovecot.logPath, `${dovecot.logPath}.stdout`]
       .filter((f) => fs.existsSync(f))

@@ -11,6 +11,7 @@ import nodemailer from "nodemailer";
 import { ImapFlow } from "imapflow";
 import { mtaStsId } from "../../components/records/mta-sts";
 import type { MailPeer } from "./peer";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 export interface Verdicts {
   spf?: string;
@@ -166,7 +167,7 @@ export async function readOverImap(login: ImapLogin, messageId: string, authserv
   const result: ImapResult = { ok: false, user: login.user, verdicts: {} };
   const imap = new ImapFlow({
     host: login.host,
-    port: 993,
+    port: MAIL_PORTS.imaps.port,
     secure: true,
     servername: login.servername,
     tls: { ca: login.caPem } as never,
@@ -192,7 +193,7 @@ export async function readOverImap(login: ImapLogin, messageId: string, authserv
       lock.release();
     }
   } catch (err) {
-    result.error = `IMAPS ${login.host}:993 as ${login.user}: ${reason(err)}`;
+    result.error = `IMAPS ${login.host}:${MAIL_PORTS.imaps.port} as ${login.user}: ${reason(err)}`;
     return result;
   } finally {
     await imap.logout().catch(() => undefined);
@@ -217,7 +218,7 @@ export async function sendOutbound(sub: Submission, peer: MailPeer, maildLogPath
   const result: OutboundResult = { ok: false, from: sub.user, to: peer.user, messageId, peerVerdicts: {} };
   const transport = nodemailer.createTransport({
     host: sub.host,
-    port: 587,
+    port: MAIL_PORTS.submission.port,
     secure: false,
     requireTLS: true,
     name: "demo-client.internet.test",
@@ -232,15 +233,15 @@ export async function sendOutbound(sub: Submission, peer: MailPeer, maildLogPath
       to: peer.user,
       subject: "hello from mailstack",
       messageId,
-      text: "Submitted on port 587 and delivered by maild to the peer's MX.",
+      text: `Submitted on port ${MAIL_PORTS.submission.port} and delivered by maild to the peer's MX.`,
     });
     result.submission = oneLine(info.response);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { response?: string };
     result.error =
       e.code === "ECONNREFUSED"
-        ? `submission: nothing listens on ${sub.host}:587 (connection refused): this maild does not offer submission (listen.submission) yet`
-        : `submission on ${sub.host}:587 as ${sub.user} failed: ${oneLine(e.response ?? reason(err))}`;
+        ? `submission: nothing listens on ${sub.host}:${MAIL_PORTS.submission.port} (connection refused): this maild does not offer submission (listen.submission) yet`
+        : `submission on ${sub.host}:${MAIL_PORTS.submission.port} as ${sub.user} failed: ${oneLine(e.response ?? reason(err))}`;
     return result;
   } finally {
     transport.close();

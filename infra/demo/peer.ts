@@ -12,7 +12,7 @@ import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, runCommand, type NetHost } from "../local-internet/netns";
 import { startPostfix, type PostfixPeer } from "../local-internet/postfix";
-import { makeTestTls } from "../local-internet/dovecot";
+import { makeTestTls } from "../local-internet/test-tls";
 
 export const PEER_DOMAIN = "peer.test";
 export const PEER_HOSTNAME = "mx.peer.test";

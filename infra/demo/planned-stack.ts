@@ -8,7 +8,7 @@
 // PTRs knot serves, and the files the MailDaemon install step would put on the box (the secret file
 // manifest: maild's config, DKIM keys, TLS key, ACME account key, Dovecot config and passwd-file).
 import { randomBytes } from "node:crypto";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import * as path from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
 import type { DkimPublicKey, PlannedRecord } from "../../components/records/types";

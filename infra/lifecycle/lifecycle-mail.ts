@@ -5,10 +5,13 @@ import * as net from "node:net";
 import nodemailer from "nodemailer";
 import { readOverImap, type ImapResult } from "../demo/mail-flows";
 import { CLIENT_DOMAIN, type Lifecycle } from "./lifecycle";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 /** maild's ports (SMTP, submission, submissions, HTTP, HTTPS) and Dovecot's IMAPS. */
-export const MAILD_PORTS = [25, 587, 465, 80, 443];
-export const DOVECOT_PORTS = [993];
+export const MAILD_PORTS = [MAIL_PORTS.smtp, MAIL_PORTS.submission, MAIL_PORTS.submissions, MAIL_PORTS.http, MAIL_PORTS.https].map(
+  (p) => p.port,
+);
+export const DOVECOT_PORTS = [MAIL_PORTS.imaps.port];
 
 export async function portsAnswering(host: string, ports: number[], timeoutMs = 3000): Promise<Record<number, boolean>> {
   const open = (port: number) =>

@@ -25,7 +25,7 @@ import { NamespaceMachineBackend } from "../local-internet/machine/machine-backe
 import { buildDemoNetwork, type DemoHosts } from "../demo/demo-network";
 import { NAMESERVER, NAMESERVER_ZONE, reverseZone } from "../demo/zones";
 import { demoUsers, type DemoUser } from "../demo/planned-stack";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { randomBytes } from "node:crypto";
 import { reverseName } from "../../components/records/address";
 import { readStackFile } from "../../components/config/stack-file";

@@ -1,93 +1,15 @@
 /**
  * Dovecot for tests: the box's own generated configuration (server-bootstrap/dovecot/) run with
  * `dovecot -F -c <conf>` inside a namespace host, with base_dir/state_dir in a temp directory.
- *
- * Also `makeTestTls`: a throwaway CA and a server certificate for given DNS names and IPs (openssl),
- * shared by the IMAP and web tests.
  */
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, mustRun, type NetHost } from "./netns";
+import { LocalInternet, type NetHost } from "./netns";
+import { waitForPort } from "./wait-for-port";
 import { dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { passwdFile, type PasswdFileUser } from "../../server-bootstrap/dovecot/passwd-file";
-
-export interface TestTls {
-  caPem: string;
-  caPath: string;
-  certPath: string;
-  keyPath: string;
-}
-
-/** A fresh CA (EC P-256) and a server certificate signed by it for `names` (DNS names or IP literals). */
-export async function makeTestTls(dir: string, names: string[], label = "server"): Promise<TestTls> {
-  fs.mkdirSync(dir, { recursive: true });
-  const p = (f: string) => path.join(dir, `${label}-${f}`);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await mustRun([
-    "openssl",
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    p("ca.key"),
-    "-out",
-    p("ca.pem"),
-    "-days",
-    "30",
-    "-subj",
-    `/CN=mailstack test CA (${label})`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-  await mustRun(["openssl", "req", ...ec, "-keyout", p("key.pem"), "-out", p("req.csr"), "-subj", `/CN=${names[0]}`]);
-  const san = names.map((n) => (net.isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun([
-    "openssl",
-    "x509",
-    "-req",
-    "-in",
-    p("req.csr"),
-    "-CA",
-    p("ca.pem"),
-    "-CAkey",
-    p("ca.key"),
-    "-CAcreateserial",
-    "-out",
-    p("cert.pem"),
-    "-days",
-    "30",
-    "-extfile",
-    p("ext.cnf"),
-  ]);
-  return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), caPath: p("ca.pem"), certPath: p("cert.pem"), keyPath: p("key.pem") };
-}
-
-/** Resolve once something accepts TCP connections at host:port (from the test process's namespace). */
-export async function waitForPort(host: string, port: number, what: string, timeoutMs = 10_000, isAlive?: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (isAlive && !isAlive()) throw new Error(`${what}: the process exited before listening on ${host}:${port}`);
-    if (Date.now() > deadline) throw new Error(`${what}: nothing listening on ${host}:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
 export interface DovecotServer {
   host: NetHost;
@@ -144,8 +66,8 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
   const alive = () => child.exitCode === null && child.signalCode === null;
   const readLog = () => [logPath, path.join(dir, "stdout.log")].map((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "")).join("");
   try {
-    await waitForPort(host.ipv4, opts.ports?.imaps ?? 993, "dovecot", 10_000, alive);
-    await waitForPort(host.ipv4, opts.ports?.imap ?? 143, "dovecot", 10_000, alive);
+    await waitForPort(host.ipv4, opts.ports?.imaps ?? MAIL_PORTS.imaps.port, "dovecot", 10_000, alive);
+    await waitForPort(host.ipv4, opts.ports?.imap ?? MAIL_PORTS.imap.port, "dovecot", 10_000, alive);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${readLog()}`);
   }

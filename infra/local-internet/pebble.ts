@@ -14,7 +14,8 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, mustRun, type NetHost } from "./netns";
+import { LocalInternet, type NetHost } from "./netns";
+import { makeTestTls } from "./test-tls";
 import { startKnot, type KnotServer } from "./knot";
 
 export interface PebbleCa {
@@ -60,57 +61,10 @@ export function httpsGetText(url: string, caPem: string, timeoutMs = 5000): Prom
   });
 }
 
-async function makeListenerCert(dir: string, host: NetHost): Promise<{ caPem: string; certFile: string; keyFile: string }> {
-  const p = (f: string) => path.join(dir, f);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await mustRun([
-    "openssl",
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    p("ca.key"),
-    "-out",
-    p("ca.pem"),
-    "-days",
-    "30",
-    "-subj",
-    "/CN=mailstack test: pebble listener CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
-  await mustRun(["openssl", "req", ...ec, "-keyout", p("key.pem"), "-out", p("listener.csr"), "-subj", "/CN=pebble"]);
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=IP:${host.ipv4},IP:${host.ipv6},DNS:pebble\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun([
-    "openssl",
-    "x509",
-    "-req",
-    "-in",
-    p("listener.csr"),
-    "-CA",
-    p("ca.pem"),
-    "-CAkey",
-    p("ca.key"),
-    "-CAcreateserial",
-    "-out",
-    p("cert.pem"),
-    "-days",
-    "30",
-    "-extfile",
-    p("ext.cnf"),
-  ]);
-  return { caPem: fs.readFileSync(p("ca.pem"), "utf8"), certFile: p("cert.pem"), keyFile: p("key.pem") };
-}
-
 export async function startPebble(net: LocalInternet, host: NetHost, opts: PebbleOptions): Promise<PebbleCa> {
   if (!fs.existsSync("/usr/bin/pebble")) throw new Error('startPebble: /usr/bin/pebble not found; install the Debian package "pebble"');
   const dir = fs.mkdtempSync(path.join(net.workDir, "pebble-"));
-  const { caPem, certFile, keyFile } = await makeListenerCert(dir, host);
+  const { caPem, certPath: certFile, keyPath: keyFile } = await makeTestTls(dir, ["pebble", host.ipv4, host.ipv6], "listener");
   const config = {
     pebble: {
       listenAddress: `${host.ipv4}:14000`,

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, mustRun, type NetHost, type RunResult } from "./netns";
-import { waitForPort } from "./dovecot";
+import { waitForPort } from "./wait-for-port";
 
 export interface PostfixDkimOptions {
   /** signing domain (d=) */

@@ -7,10 +7,10 @@
  * cloud-init installs it; the client logs in as root with its own Ed25519 key.
  */
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { runCommand, type LocalInternet, type NetHost } from "./netns";
+import { waitForPort } from "./wait-for-port";
 
 export interface KeyPair {
   /** OpenSSH private key */
@@ -85,21 +85,9 @@ export async function startSshd(internet: LocalInternet, host: NetHost, opts: Ss
   const check = await host.run(["/usr/sbin/sshd", "-t", "-f", config]);
   if (check.code !== 0) throw new Error(`sshd rejects its configuration: ${check.stderr}`);
   const child = host.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", config], { logFile: path.join(dir, "sshd.log") });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${fs.readFileSync(path.join(dir, "sshd.log"), "utf8")}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: host.ipv4, port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error(`sshd: nothing listening on ${host.ipv4}:${port} after 10 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForPort(host.ipv4, port, "sshd", 10_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}: ${fs.readFileSync(path.join(dir, "sshd.log"), "utf8")}`);
+  });
   return {
     host,
     port,

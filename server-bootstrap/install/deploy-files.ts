@@ -10,6 +10,7 @@ import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../systemd/tls-reload-u
 import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../systemd/metadata-guard";
 import { dovecotConf } from "../dovecot/dovecot-conf";
 import { passwdFile } from "../dovecot/passwd-file";
+import type { MaildConfigFile } from "../maild/config";
 
 export interface DeployDkimKey {
   selector: string;
@@ -25,29 +26,11 @@ export interface DeployDomain {
   mtaStsPolicy?: string;
 }
 
-export interface ListenEndpoint {
-  host: string;
-  port: number;
-}
-
 /** maild settings beyond what the stack describes; absent keys take maild's defaults. */
-export interface MaildTuning {
-  listen?: {
-    smtp?: ListenEndpoint[];
-    submission?: ListenEndpoint[];
-    submissions?: ListenEndpoint[];
-    http?: ListenEndpoint[];
-    https?: ListenEndpoint[];
-  };
-  /** maild's `outbound` section (server-bootstrap/maild/config.ts OutboundConfig) */
-  outbound?: Record<string, unknown>;
-  /** maild's `submission` section (login throttling) */
-  submission?: Record<string, number>;
-  limits?: Record<string, number>;
-  dnsServers?: string[];
-  recipientDelimiter?: string;
-  shutdownTimeoutMs?: number;
-}
+export type MaildTuning = Pick<
+  MaildConfigFile,
+  "listen" | "outbound" | "submission" | "limits" | "dnsServers" | "recipientDelimiter" | "shutdownTimeoutMs"
+>;
 
 /**
  * On-box certificate renewal (maild's `acme` section). The account key is the one the Pulumi side
@@ -80,7 +63,7 @@ export interface DeployInput {
 }
 
 /** maild's configuration file (server-bootstrap/maild/config.ts) for this box. */
-export function maildConfig(layout: BoxLayout, input: DeployInput): Record<string, unknown> {
+export function maildConfig(layout: BoxLayout, input: DeployInput): MaildConfigFile {
   const tuning = input.maild ?? {};
   return {
     hostname: input.hostname,
@@ -104,7 +87,7 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): Record<strin
   };
 }
 
-function acmeConfig(layout: BoxLayout, acme: DeployAcme): Record<string, unknown> {
+function acmeConfig(layout: BoxLayout, acme: DeployAcme): NonNullable<MaildConfigFile["acme"]> {
   return {
     directoryUrl: acme.directoryUrl,
     accountKeyPath: layout.acmeAccountKey,

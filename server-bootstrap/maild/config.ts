@@ -1,11 +1,22 @@
 // maild's configuration file: one JSON document written by the Pulumi side (MailDaemon) and read
 // at start and on SIGHUP. `validateMaildConfig` is pure: raw JSON in, a fully defaulted
 // `MaildConfig` out, or a `ConfigError` listing every problem, each naming the key at fault.
+// Hand-written rather than a schema library (measured for issue 14, bundled with esbuild, one small
+// schema): zod 4.6 adds 455 KB minified, typebox 0.34 106 KB, valibot 1.5 6 KB; none words a
+// refusal as these messages do (`"rejct" is not one of none|quarantine|reject`) without a custom
+// message on every rule, and the rules that span keys (alias targets, acme names and tls paths,
+// user domains) are code in any of them. The rules shared with the stack file live in
+// components/shared/ (addresses, argon2id, IP[:port]); test/component/config-contract.test.ts
+// holds the two validators to them.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { basename, dirname, isAbsolute } from "node:path";
 import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
+import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
+import { parseArgon2id } from "../../components/shared/argon2id";
+import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -136,7 +147,7 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   expireAfterSeconds: 5 * 86_400,
   mtaSts: true,
   dane: true,
-  port: 25,
+  port: MAIL_PORTS.smtp.port,
   timeoutMs: 60_000,
 };
 
@@ -181,6 +192,28 @@ export interface MaildConfig {
   submission: SubmissionConfig;
 }
 
+/**
+ * The configuration file as written: what the deployment writes (server-bootstrap/install/
+ * deploy-files.ts) and `validateMaildConfig` reads. It is MaildConfig with every key that has a
+ * default optional; a validated MaildConfig is itself a valid file.
+ */
+export type MaildConfigFile = {
+  hostname: string;
+  domains: { name: string; dkim?: DkimKeyConfig[]; mtaStsPolicy?: string }[];
+  users?: UserConfig[];
+  aliases?: AliasConfig[];
+  recipientDelimiter?: string;
+  tls: { certPath: string; keyPath: string };
+  dataDir: string;
+  listen?: Partial<MaildConfig["listen"]>;
+  dnsServers?: string[];
+  limits?: Partial<LimitsConfig>;
+  shutdownTimeoutMs?: number;
+  acme?: Omit<AcmeConfig, "checkIntervalSeconds"> & { checkIntervalSeconds?: number };
+  outbound?: Partial<OutboundConfig>;
+  submission?: Partial<SubmissionConfig>;
+};
+
 export const DEFAULT_LIMITS: LimitsConfig = {
   maxMessageBytes: 50 * 1024 * 1024,
   maxConnectionsPerIp: 20,
@@ -190,11 +223,11 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 };
 
 export const DEFAULT_LISTEN = {
-  smtp: [{ host: "::", port: 25 }],
-  submission: [{ host: "::", port: 587 }],
-  submissions: [{ host: "::", port: 465 }],
-  http: [{ host: "::", port: 80 }],
-  https: [{ host: "::", port: 443 }],
+  smtp: [{ host: "::", port: MAIL_PORTS.smtp.port }],
+  submission: [{ host: "::", port: MAIL_PORTS.submission.port }],
+  submissions: [{ host: "::", port: MAIL_PORTS.submissions.port }],
+  http: [{ host: "::", port: MAIL_PORTS.http.port }],
+  https: [{ host: "::", port: MAIL_PORTS.https.port }],
 };
 
 export class ConfigError extends Error {
@@ -206,12 +239,6 @@ export class ConfigError extends Error {
 
 // RFC 1035 2.3.1 labels (LDH), at least two labels, no trailing dot.
 const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// RFC 5322 3.2.3 dot-atom text for local parts of external addresses.
-const LOCAL_RE = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-// Mailbox names become directory names, so users are held to a filesystem-safe subset.
-const USER_LOCAL_RE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
-// PHC string format for argon2id (https://github.com/P-H-C/phc-string-format).
-const ARGON2ID_RE = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 const SELECTOR_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
 type Json = unknown;
@@ -288,13 +315,17 @@ export interface ParsedAddress {
   domain: string;
 }
 
-/** Splits `local@domain` (lowercase dot-atom local part, LDH domain); undefined if malformed. */
+/**
+ * Splits `local@domain` (dot-atom local part, components/shared/mail-address.ts; lowercase LDH
+ * domain); undefined if malformed. The local part keeps its case: another server's may matter
+ * (RFC 5321 2.4); ours are held to lowercase where they are checked.
+ */
 export function parseAddress(address: string): ParsedAddress | undefined {
   const at = address.lastIndexOf("@");
   if (at <= 0) return undefined;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
-  if (local.length > 64 || !LOCAL_RE.test(local) || !DOMAIN_RE.test(domain)) return undefined;
+  if (Buffer.byteLength(local) > MAX_LOCAL_PART_OCTETS || !DOT_ATOM.test(local) || !DOMAIN_RE.test(domain)) return undefined;
   return { local, domain };
 }
 
@@ -318,16 +349,12 @@ function endpoints(p: Problems, path: string, v: Json): ListenEndpoint[] {
 function dnsServer(p: Problems, path: string, v: Json): string | undefined {
   const s = str(p, path, v);
   if (s === undefined) return undefined;
-  // IPv4, IPv4:port, IPv6, [IPv6]:port: the forms dns.Resolver#setServers accepts.
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  const v4port = /^([\d.]+):(\d+)$/.exec(s);
-  const ip = bracketed ? bracketed[1] : v4port ? v4port[1] : s;
-  const port = bracketed ? bracketed[2] : v4port ? v4port[2] : "53";
-  if (isIP(ip) === 0 || Number(port) < 1 || Number(port) > 65535) {
+  const parsed = parseIpPort(s);
+  if (!parsed) {
     p.add(path, `${show(s)} is not an IP address, IPv4:port or [IPv6]:port`);
     return undefined;
   }
-  return s;
+  return formatIpPort(parsed);
 }
 
 /** Validates raw (parsed JSON) configuration; throws ConfigError listing every problem. */
@@ -436,7 +463,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     let ok = address !== undefined;
     if (address !== undefined) {
       const parsed = parseAddress(address);
-      if (!parsed || !USER_LOCAL_RE.test(parsed.local)) {
+      if (!parsed || mailboxLocalPartProblem(parsed.local) !== undefined) {
         p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain whose local part uses only a-z 0-9 . _ -`);
         ok = false;
       } else if (declaredDomains.size > 0 && !declaredDomains.has(parsed.domain)) {
@@ -448,7 +475,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       }
     }
     const hash = u.passwordHash;
-    if (typeof hash !== "string" || !ARGON2ID_RE.test(hash)) {
+    if (typeof hash !== "string" || parseArgon2id(hash)?.version !== 19) {
       // Never echo the value: it is a secret.
       p.add(`${at}.passwordHash`, "is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
       ok = false;
@@ -488,7 +515,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     let ok = address !== undefined;
     if (address !== undefined) {
       const domain = address.startsWith("@") ? address.slice(1) : parseAddress(address)?.domain;
-      if (domain === undefined || !DOMAIN_RE.test(domain)) {
+      if (domain === undefined || !DOMAIN_RE.test(domain) || address !== address.toLowerCase()) {
         p.add(`${at}.address`, `${show(address)} is not a lowercase address local@domain or a catch-all @domain`);
         ok = false;
       } else if (declaredDomains.size > 0 && !declaredDomains.has(domain)) {
@@ -509,7 +536,8 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       const tat = `${at}.to[${j}]`;
       const target = str(p, tat, t);
       if (target === undefined) return;
-      if (!parseAddress(target)) p.add(tat, `${show(target)} is not a lowercase address local@domain`);
+      if (!parseAddress(target))
+        p.add(tat, `${show(target)} is not an address local@domain (RFC 5322 dot-atom local part, lowercase domain)`);
       else to.push(target);
     });
     if (ok && address !== undefined) {

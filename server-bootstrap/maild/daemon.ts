@@ -6,13 +6,15 @@ import { metrics } from "./metrics";
 import { Router } from "./router";
 import { loadTls, type TlsMaterial } from "./tls";
 import { createResolver } from "./resolver";
-import { LocalStore, newMessageId, recoverSpool } from "./delivery";
+import { LocalStore, recoverSpool } from "./delivery";
+import { MessageAcceptor } from "./accept";
 import { InboundSmtp } from "./inbound";
 import { OutboundQueue } from "./outbound/queue";
 import { SmtpTransport } from "./outbound/transport";
 import { TlsReport } from "./outbound/tls-report";
 import { rfc5322Date } from "./trace-headers";
-import { DkimKeyring, SubmissionSmtp } from "./submission";
+import { SubmissionSmtp } from "./submission";
+import { DkimKeyring } from "./dkim-keyring";
 import { SubmissionAuthenticator } from "./submission-auth";
 import type { DNSResolver } from "mailauth";
 
@@ -55,23 +57,21 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
+  const accept = new MessageAcceptor(store, queue, log);
+
   /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
   const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {
     const route = router.route(recipient, { authenticatedUser: `MAILER-DAEMON@${config.hostname}` });
     if (route.kind !== "accept") throw new Error(`cannot deliver a notice to ${recipient}: ${route.kind}`);
-    const id = newMessageId();
-    const received = `Received: by ${config.hostname} (maild) id ${id};\r\n\t${rfc5322Date(new Date())}\r\n`;
-    await store.store({
+    const id = accept.newId();
+    await accept.accept({
       id,
-      rawPath: store.rawPath(id),
       held: [message],
-      prepend: received,
+      prepend: `Received: by ${config.hostname} (maild) id ${id};\r\n\t${rfc5322Date(new Date())}\r\n`,
       mailboxes: route.mailboxes,
-      ...(route.remote.length > 0
-        ? { beforeCommit: (messagePath: string) => queue.enqueue({ id, messagePath, sender: "", recipients: route.remote }) }
-        : {}),
+      remote: route.remote,
+      sender: "",
     });
-    if (route.remote.length > 0) queue.commit(id);
   };
 
   const report = await recoverSpool(
@@ -93,8 +93,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     router: () => router,
     tls: () => tls,
     resolver: () => resolver,
-    store,
-    queue,
+    accept,
     log,
   });
   const bound = await smtp.listen(config.listen.smtp);
@@ -110,8 +109,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     config: () => config,
     router: () => router,
     tls: () => tls,
-    store,
-    queue,
+    accept,
     auth,
     log,
     dkimKeys: (domain) => dkim.get(domain),

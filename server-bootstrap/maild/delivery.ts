@@ -34,7 +34,7 @@ import { createReadStream } from "node:fs";
 import { link, mkdir, open, readdir, rename, stat, unlink, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { DirSyncer, fsyncDir } from "./dir-sync";
+import { DirSyncer, fsyncDir, fsyncFile } from "./dir-sync";
 import { ensureMaildir, maildirName, maildirPath } from "./maildir";
 import type { Mailbox } from "./router";
 import { splitHeader } from "./trace-headers";
@@ -160,15 +160,6 @@ export class LocalStore {
   /** Drops a message that will not be acknowledged (refused after DATA, or the client left). */
   async discard(id: string): Promise<void> {
     await unlink(this.rawPath(id)).catch(() => undefined);
-  }
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r+");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

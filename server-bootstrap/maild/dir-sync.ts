@@ -36,8 +36,17 @@ export class DirSyncer {
   }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
+export function fsyncDir(dir: string): Promise<void> {
+  return fsync(dir, "r");
+}
+
+/** Makes a file's content durable; its name needs an fsync of its directory too. */
+export function fsyncFile(path: string): Promise<void> {
+  return fsync(path, "r+");
+}
+
+async function fsync(path: string, flags: "r" | "r+"): Promise<void> {
+  const fh = await open(path, flags);
   try {
     await fh.sync();
   } finally {

@@ -1,5 +1,7 @@
 // Structured logs: one JSON object per line on stdout, for journald and log shippers.
 // Callers pass facts (addresses, ids, codes), never secrets or message content.
+// Not pino (10.4, measured for issue 14): bundled it adds 63 KB minified and 40-100 ms to start,
+// and wrote these lines slower (10-14 µs a line against 5.4 µs) to the same sink.
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 

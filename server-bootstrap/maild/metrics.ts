@@ -1,5 +1,7 @@
 // Prometheus metrics in the text exposition format (version 0.0.4), served by the web module at
 // /metrics. A module-level registry: the daemon has one of each metric per process.
+// Not prom-client (15.1, measured for issue 14): bundled it adds 66 KB minified, 60-180 ms to
+// start and 1.8 MiB of heap, to save about 0.3 µs on each of the few increments a message makes.
 
 type Labels = Record<string, string>;
 

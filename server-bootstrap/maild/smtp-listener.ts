@@ -1,12 +1,12 @@
 // What every SMTP service of maild (receiving on 25, submission on 587 and 465) shares: binding
 // the listeners, connection limits and accounting, a new certificate without a restart, and the
 // graceful close that lets a message in DATA finish.
-import type { SMTPServer, SMTPServerSession } from "smtp-server";
-import type { ListenEndpoint } from "./config";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import type { ListenEndpoint, MaildConfig } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
-import { ConnectionLimiter } from "./client-limits";
-import { smtpError } from "./smtp-replies";
+import { ConnectionLimiter, RateLimiter } from "./client-limits";
+import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
 import type { TlsMaterial } from "./tls";
 
 export interface BoundEndpoint {
@@ -132,4 +132,76 @@ export class SmtpListeners {
     }
     await closed;
   }
+}
+
+export interface SmtpServiceDeps {
+  config: () => MaildConfig;
+  tls: () => TlsMaterial;
+  log: Logger;
+}
+
+type Callback = (err?: Error | null) => void;
+
+/**
+ * An SMTP service of maild (receiving, submission) around smtp-server: its listeners, its
+ * message rate limit, the open transaction of each session, and the server options they share.
+ */
+export abstract class SmtpService<Transaction> {
+  protected readonly listeners: SmtpListeners;
+  protected readonly rate: RateLimiter;
+  protected readonly txns = new Map<string, Transaction>();
+
+  constructor(
+    service: string,
+    private readonly base: SmtpServiceDeps,
+  ) {
+    useOwnEnhancedStatusCodes();
+    const limits = () => base.config().limits;
+    this.listeners = new SmtpListeners(service, base.log, base.tls, () => ({
+      perIp: limits().maxConnectionsPerIp,
+      total: limits().maxConnections,
+    }));
+    this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
+  }
+
+  reloadTls(): void {
+    this.listeners.reloadTls();
+  }
+
+  close(timeoutMs: number): Promise<void> {
+    return this.listeners.close(timeoutMs);
+  }
+
+  protected refuse(reason: string, code: number, text: string): Error {
+    return this.listeners.refuse(reason, code, text);
+  }
+
+  /** An SMTPServer with the options every service shares, and the service's own on top. */
+  protected createServer(own: SMTPServerOptions): SMTPServer {
+    const cfg = this.base.config();
+    const { key, cert } = this.base.tls();
+    return new SMTPServer({
+      name: cfg.hostname,
+      key,
+      cert,
+      // RFC 1870: advertise the limit; oversized DATA is refused after it is read (accept.ts).
+      size: cfg.limits.maxMessageBytes,
+      disableReverseLookup: true,
+      logger: false,
+      onConnect: (session, cb) => this.listeners.onConnect(session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
+      onClose: (session) => {
+        this.txns.delete(session.id);
+        this.listeners.onClose(session);
+      },
+      ...own,
+    });
+  }
+
+  protected abstract onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
+  protected abstract onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
+  /** Resolves to the text of the 250 reply; rejects with the refusal. */
+  protected abstract onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string>;
 }

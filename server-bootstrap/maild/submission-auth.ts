@@ -18,6 +18,7 @@ import { argon2, randomBytes, timingSafeEqual } from "node:crypto";
 import { isIPv6 } from "node:net";
 import type { SubmissionConfig, UserConfig } from "./config";
 import { counter } from "./metrics";
+import { parseArgon2id } from "../../components/shared/argon2id";
 
 const authResults = counter("maild_submission_auth_total", "SMTP AUTH attempts on submission, by result");
 
@@ -29,16 +30,16 @@ interface Phc {
   hash: Buffer;
 }
 
-/** Parses `$argon2id$v=19$m=..,t=..,p=..$salt$hash` (unpadded base64, as config.ts validated). */
-export function parseArgon2id(phc: string): Phc {
-  const m = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$/.exec(phc);
-  if (!m) throw new Error("not an argon2id PHC string");
+/** A user's hash, as config.ts validated it (components/shared/argon2id.ts), ready to check a password. */
+export function readArgon2id(text: string): Phc {
+  const phc = parseArgon2id(text);
+  if (!phc || phc.version !== 19) throw new Error("not an argon2id v=19 PHC string");
   return {
-    memory: Number(m[1]),
-    passes: Number(m[2]),
-    parallelism: Number(m[3]),
-    salt: Buffer.from(m[4], "base64"),
-    hash: Buffer.from(m[5], "base64"),
+    memory: phc.memory,
+    passes: phc.passes,
+    parallelism: phc.parallelism,
+    salt: Buffer.from(phc.salt, "base64"),
+    hash: Buffer.from(phc.hash, "base64"),
   };
 }
 
@@ -118,7 +119,7 @@ export class SubmissionAuthenticator {
     }
     const user = this.users().find((u) => u.address === account);
     const ok = user
-      ? await matches(password, parseArgon2id(user.passwordHash))
+      ? await matches(password, readArgon2id(user.passwordHash))
       : await matches(password, this.dummyLike()).then(() => false);
     if (ok) {
       authResults.inc({ result: "ok" });
@@ -141,7 +142,7 @@ export class SubmissionAuthenticator {
   private dummyLike(): Phc {
     const first = this.users()[0];
     if (!first) return this.dummy;
-    const p = parseArgon2id(first.passwordHash);
+    const p = readArgon2id(first.passwordHash);
     return { ...this.dummy, memory: p.memory, passes: p.passes, parallelism: p.parallelism };
   }
 

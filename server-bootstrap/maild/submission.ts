@@ -3,152 +3,60 @@
 // their own mailbox (envelope and From:); every message is DKIM-signed with all of its domain's keys
 // (RSA and Ed25519) before it is stored for local recipients or queued for remote ones.
 import { readFile } from "node:fs/promises";
-import { pipeline } from "node:stream/promises";
-import {
-  SMTPServer,
-  type SMTPServerSession,
-  type SMTPServerDataStream,
-  type SMTPServerAddress,
-  type SMTPServerAuthentication,
-} from "smtp-server";
+import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress, SMTPServerAuthentication } from "smtp-server";
 import addressparser from "nodemailer/lib/addressparser";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
-import { mailboxKey, type Mailbox, type Router } from "./router";
-import { RateLimiter } from "./client-limits";
-import { BareNewlineGuard } from "./bare-newline";
-import { ByteLimit } from "./byte-limit";
-import { LocalStore, filterFields, newMessageId } from "./delivery";
-import { ReceivedData } from "./received-data";
-import { receivedHeader, rfc5322Date } from "./trace-headers";
-import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
-import { SmtpListeners, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
+import { mailboxKey, type Router } from "./router";
+import { filterFields } from "./delivery";
+import { rfc5322Date } from "./trace-headers";
+import { smtpError } from "./smtp-replies";
+import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
 import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from "./dkim-sign";
+import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { SubmissionAuthenticator } from "./submission-auth";
-import type { RemoteQueue } from "./remote-queue";
 import type { TlsMaterial } from "./tls";
 
 export interface SubmissionDeps {
   config: () => MaildConfig;
   router: () => Router;
   tls: () => TlsMaterial;
-  store: LocalStore;
-  queue: RemoteQueue;
+  accept: MessageAcceptor;
   auth: SubmissionAuthenticator;
   /** the signing keys of each of our domains (DkimKeyring) */
   dkimKeys: (domain: string) => DkimSigningKey[] | Error;
   log: Logger;
 }
 
-interface Transaction {
-  mailboxes: Map<string, Mailbox>;
-  remote: Set<string>;
-  rcpts: number;
-}
-
-/**
- * The signing keys of each domain, read from the files the config names: the first (newest) key
- * of each algorithm signs. Read again on reload; a key that cannot be read makes submission for
- * its domain fail temporarily rather than send unsigned mail that DMARC p=reject would drop.
- */
-export class DkimKeyring {
-  private keys = new Map<string, DkimSigningKey[] | Error>();
-
-  async load(config: MaildConfig): Promise<void> {
-    const next = new Map<string, DkimSigningKey[] | Error>();
-    for (const d of config.domains) {
-      const chosen = (["rsa", "ed25519"] as const).flatMap((alg) => d.dkim.filter((k) => k.algorithm === alg).slice(0, 1));
-      try {
-        next.set(
-          d.name,
-          await Promise.all(
-            chosen.map(async (k) => ({
-              domain: d.name,
-              selector: k.selector,
-              privateKeyPem: await readFile(k.keyPath, "utf8"),
-            })),
-          ),
-        );
-      } catch (e) {
-        next.set(d.name, new Error(`DKIM key of ${d.name} unreadable: ${(e as Error).message}`));
-      }
-    }
-    this.keys = next;
-  }
-
-  get(domain: string): DkimSigningKey[] | Error {
-    return this.keys.get(domain) ?? [];
-  }
-}
-
-const IN_MEMORY_DATA_BYTES = 128 * 1024;
-
-export class SubmissionSmtp {
-  private readonly listeners: SmtpListeners;
-  private readonly rate: RateLimiter;
-  private readonly txns = new Map<string, Transaction>();
-
+export class SubmissionSmtp extends SmtpService<Recipients> {
+  // The message rate limit counts per user, not per address: a stolen password must not turn the
+  // box into a spam cannon.
   constructor(private readonly deps: SubmissionDeps) {
-    useOwnEnhancedStatusCodes();
-    const limits = () => deps.config().limits;
-    this.listeners = new SmtpListeners("submission", deps.log, deps.tls, () => ({
-      perIp: limits().maxConnectionsPerIp,
-      total: limits().maxConnections,
-    }));
-    // Per user, not per address: a stolen password must not turn the box into a spam cannon.
-    this.rate = new RateLimiter(() => limits().maxMessagesPerIpPerMinute);
+    super("submission", deps);
   }
 
   /** `starttls` endpoints (587) start in plain text; `implicit` ones (465) speak TLS at once. */
   async listen(starttls: ListenEndpoint[], implicit: ListenEndpoint[]): Promise<BoundEndpoint[]> {
-    const a = await this.listeners.listen(starttls, () => this.createServer(false));
-    const b = await this.listeners.listen(implicit, () => this.createServer(true));
+    const a = await this.listeners.listen(starttls, () => this.createSubmissionServer(false));
+    const b = await this.listeners.listen(implicit, () => this.createSubmissionServer(true));
     return [...a, ...b];
   }
 
-  reloadTls(): void {
-    this.listeners.reloadTls();
-  }
-
-  close(timeoutMs: number): Promise<void> {
-    return this.listeners.close(timeoutMs);
-  }
-
-  private refuse(reason: string, code: number, text: string): Error {
-    return this.listeners.refuse(reason, code, text);
-  }
-
-  private createServer(secure: boolean): SMTPServer {
-    const cfg = this.deps.config();
-    const { key, cert } = this.deps.tls();
-    return new SMTPServer({
-      name: cfg.hostname,
+  private createSubmissionServer(secure: boolean) {
+    return this.createServer({
       banner: "ESMTP maild submission",
-      key,
-      cert,
       secure,
-      size: cfg.limits.maxMessageBytes,
       // RFC 4954 4 / RFC 8314: credentials only inside TLS. smtp-server answers AUTH before
       // STARTTLS with 538, and MAIL before AUTH with 530.
       allowInsecureAuth: false,
       authOptional: false,
       authMethods: ["PLAIN", "LOGIN"],
-      disableReverseLookup: true,
-      logger: false,
-      onConnect: (session, cb) => this.listeners.onConnect(session, cb),
       onAuth: (auth, session, cb) =>
         void this.onAuth(auth, session).then(
           (user) => cb(null, { user }),
           (err: Error) => cb(err),
         ),
-      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => this.listeners.data(this.onData(stream, session), cb),
-      onClose: (session) => {
-        this.txns.delete(session.id);
-        this.listeners.onClose(session);
-      },
     });
   }
 
@@ -168,7 +76,7 @@ export class SubmissionSmtp {
     throw this.refuse("auth-failed", 535, "5.7.8 Authentication credentials invalid");
   }
 
-  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  protected onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
     const user = session.user as string;
     if (!address.address) {
@@ -183,14 +91,14 @@ export class SubmissionSmtp {
       this.deps.log.warn("submission.rate_limited", { session: session.id, user });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages, try again later"));
     }
-    this.txns.set(session.id, { mailboxes: new Map(), remote: new Set(), rcpts: 0 });
+    this.txns.set(session.id, new Recipients());
     cb();
   }
 
-  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
-    if (txn.rcpts >= this.deps.config().limits.maxRecipients)
+    if (txn.count >= this.deps.config().limits.maxRecipients)
       return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
     const route = this.deps.router().route(address.address, { authenticatedUser: session.user as string });
     switch (route.kind) {
@@ -200,42 +108,31 @@ export class SubmissionSmtp {
       case "unknown-user":
         return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
       case "accept":
-        if (route.remote.length > 0 && !this.deps.queue.accepting) {
+        if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
         }
-        txn.rcpts++;
-        for (const mb of route.mailboxes) txn.mailboxes.set(mailboxKey(mb), mb);
-        for (const r of route.remote) txn.remote.add(r);
+        txn.add(route);
         return cb();
     }
   }
 
-  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+  protected async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const cfg = this.deps.config();
     const user = session.user as string;
     const txn = this.txns.get(session.id);
     this.txns.delete(session.id);
-    const id = newMessageId();
-    const rawPath = this.deps.store.rawPath(id);
-    const guard = new BareNewlineGuard();
-    const limit = new ByteLimit(cfg.limits.maxMessageBytes);
-    const data = new ReceivedData(rawPath, IN_MEMORY_DATA_BYTES);
+    const accept = this.deps.accept;
+    const id = accept.newId();
     const fields = { session: session.id, user, id };
+    const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
     try {
-      await pipeline(stream, guard, limit, data);
-    } catch (e) {
-      await this.deps.store.discard(id);
-      this.deps.log.info("submission.data_aborted", { ...fields, error: (e as Error).message });
-      throw this.refuse("data-aborted", 451, "4.3.0 Message not received in full");
-    }
-    let enqueued = false;
-    try {
-      if (!txn || (txn.mailboxes.size === 0 && txn.remote.size === 0)) throw smtpError(503, "5.5.1 No valid recipients");
-      if (limit.exceeded || stream.sizeExceeded)
-        throw this.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${cfg.limits.maxMessageBytes} bytes`);
-      if (guard.detector.found)
-        throw this.refuse("bare-newline", 550, "5.5.2 Message refused: lines must end in <CR><LF> (RFC 5321 2.3.8)");
-      const original = data.held ? Buffer.concat(data.held) : await readFile(rawPath);
+      const received = await accept.receive(id, stream, txn, {
+        service: "submission",
+        maxBytes: cfg.limits.maxMessageBytes,
+        fields,
+        refuse,
+      });
+      const original = received.held ? Buffer.concat(received.held) : await readFile(received.rawPath);
       const { header, body } = splitMessage(original);
       const fromDomain = this.checkAuthorFields(header, user);
 
@@ -249,42 +146,21 @@ export class SubmissionSmtp {
       const keys = this.deps.dkimKeys(fromDomain);
       if (keys instanceof Error) {
         this.deps.log.error("submission.dkim_unavailable", { ...fields, error: keys.message });
-        throw this.refuse("dkim-unavailable", 451, "4.3.0 Signing key unavailable, try again later");
+        throw refuse("dkim-unavailable", 451, "4.3.0 Signing key unavailable, try again later");
       }
       const signatures = keys.length > 0 ? dkimSignatures(message, keys) : "";
-      const tls = session.tlsOptions
-        ? { version: session.tlsOptions.version, cipher: session.tlsOptions.standardName || session.tlsOptions.name }
-        : undefined;
-      const received = receivedHeader({
-        helo: session.hostNameAppearsAs || "",
-        clientIp: session.remoteAddress,
-        hostname: cfg.hostname,
-        protocol: "ESMTPSA",
-        ...(tls ? { tls } : {}),
-        id,
-        date: new Date(),
-      });
-      const mailboxes = [...txn.mailboxes.values()];
-      const remote = [...txn.remote];
+      const mailboxes = [...received.recipients.mailboxes.values()];
+      const remote = [...received.recipients.remote];
       const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      const { size } = await this.deps.store.store({
+      const { size } = await accept.accept({
         id,
-        rawPath,
         held: [message],
-        prepend: received + signatures,
+        prepend: sessionReceived(session, cfg.hostname, id, "ESMTPSA") + signatures,
         mailboxes,
-        ...(remote.length > 0
-          ? {
-              beforeCommit: async (messagePath: string) => {
-                await this.deps.queue.enqueue({ id, messagePath, sender, recipients: remote });
-                enqueued = true;
-              },
-            }
-          : {}),
+        remote,
+        sender,
       });
-      if (remote.length > 0) this.deps.queue.commit(id);
       metrics.accepted.inc({ service: "submission" });
-      metrics.delivered.inc({}, mailboxes.length);
       this.deps.log.info("submission.accepted", {
         ...fields,
         size,
@@ -295,13 +171,7 @@ export class SubmissionSmtp {
       });
       return `Ok: queued as ${id}`;
     } catch (e) {
-      await this.deps.store.discard(id);
-      // enqueued but the local commit failed: not acknowledged, so the queue must not send it
-      if (enqueued)
-        await this.deps.queue.discard(id).catch((err: Error) => this.deps.log.error("queue.discard_failed", { id, error: err.message }));
-      if ((e as { responseCode?: number }).responseCode) throw e;
-      this.deps.log.error("submission.store_error", { ...fields, error: (e as Error).message });
-      throw this.refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");
+      throw await accept.refused(id, e, "submission", fields, refuse);
     }
   }
 

@@ -26,9 +26,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix } from "../../infra/local-internet/postfix";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
+import { bundleMaild } from "../harness/maild";
 
 const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
@@ -129,23 +131,17 @@ async function drive(load: NetHost, server: NetHost): Promise<{ seconds: number;
     peakMb = Math.max(peakMb, namespacePssMb(server.ns));
   }, 100);
   const started = process.hrtime.bigint();
-  const r = await load.run([
-    "/usr/sbin/smtp-source",
-    ...(REUSE ? ["-d"] : []),
-    "-s",
-    String(SESSIONS),
-    "-m",
-    String(MESSAGES),
-    "-l",
-    String(SIZE),
-    "-M",
-    "load.example.net",
-    "-f",
-    SENDER,
-    "-t",
-    RECIPIENT,
-    `${server.ipv4}:25`,
-  ]);
+  const r = await load.run(
+    smtpSource({
+      reuse: REUSE,
+      sessions: SESSIONS,
+      messages: MESSAGES,
+      size: SIZE,
+      sender: SENDER,
+      recipient: RECIPIENT,
+      target: server.ipv4,
+    }),
+  );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   clearInterval(sampler);
   peakMb = Math.max(peakMb, namespacePssMb(server.ns));
@@ -183,15 +179,7 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   const dir = path.join(net.workDir, "maild");
   fs.mkdirSync(dir, { recursive: true });
   // The box runs a bundle (one JS file) on plain node; so does the benchmark.
-  const bundle = path.join(dir, "maild.js");
-  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
-    main,
-    "--bundle",
-    "--platform=node",
-    "--target=node24",
-    `--outfile=${bundle}`,
-    "--log-level=error",
-  ]);
+  const bundle = await bundleMaild();
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
   const dataDir = path.join(dir, "data");
   const config = {
@@ -208,10 +196,7 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   const configPath = path.join(dir, "maild.json");
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const logFile = path.join(dir, "maild.log");
-  const child = spawnLogged(host, [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], logFile);
-  await waitForPort(host.ipv4, 25, "maild", 20_000, () => child.exitCode === null).catch((e: Error) => {
-    throw new Error(`${e.message}\n${fs.readFileSync(logFile, "utf8").slice(-3000)}`);
-  });
+  const child = await startListening(host, "maild", [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], logFile);
   const idle = await idleMb(host);
   const { seconds, peakMb, cpuSeconds } = await drive(load, host);
   const maildir = path.join(dataDir, "mail", DOMAIN, "bench", "Maildir");
@@ -219,6 +204,70 @@ async function benchMaild(net: LocalInternet, host: NetHost, load: NetHost, knot
   await LocalInternet.stopProcess(child, 10_000);
   keepLog(logFile);
   return { name: "maild", seconds, stored, idleMb: idle, peakMb, cpuSeconds };
+}
+
+/** The zones every benchmark serves: the load generator's domain (SPF passes, DMARC p=none) and ours. */
+export function benchZones(load: NetHost, domain: string): { origin: string; lines: string[] }[] {
+  return [
+    {
+      origin: "example.net.",
+      lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
+    },
+    { origin: `${domain}.`, lines: [] },
+  ];
+}
+
+/** smtp-source(1) arguments: `messages` of `size` bytes over `sessions`, from `sender` to `recipient` at `target`. */
+export function smtpSource(o: {
+  reuse: boolean;
+  sessions: number;
+  messages: number;
+  size: number;
+  sender: string;
+  recipient: string;
+  target: string;
+}): string[] {
+  const args = ["-s", String(o.sessions), "-m", String(o.messages), "-l", String(o.size), "-M", "load.example.net"];
+  return ["/usr/sbin/smtp-source", ...(o.reuse ? ["-d"] : []), ...args, "-f", o.sender, "-t", o.recipient, `${o.target}:25`];
+}
+
+/** Throws, naming the install script, when one of the Debian programs a benchmark drives is missing. */
+export function requirePrograms(programs: string[]): void {
+  for (const bin of programs) {
+    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run infra/local-internet/install-packages.sh as root first`);
+  }
+}
+
+/** Starts a server in `host` with its output in `logFile`; resolves once it listens on port 25. */
+export async function startListening(host: NetHost, what: string, argv: string[], logFile: string, env?: NodeJS.ProcessEnv) {
+  const child = spawnLogged(host, argv, logFile, env);
+  await waitForPort(host.ipv4, 25, what, 20_000, () => child.exitCode === null).catch((e: Error) => {
+    throw new Error(`${e.message}\n${fs.readFileSync(logFile, "utf8").slice(-3000)}`);
+  });
+  return child;
+}
+
+/**
+ * A Haraka configuration directory (`haraka -i`, then ours on top): listening on `host`:25 as
+ * haraka.<domain>, with `plugins` and the benchmark's own plugin file copied in as `pluginName`.
+ */
+export function initHaraka(
+  bin: string,
+  dir: string,
+  host: NetHost,
+  domain: string,
+  plugins: string,
+  pluginFile: string,
+  pluginName: string,
+) {
+  execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
+  const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
+  cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
+  cfg("me", `haraka.${domain}\n`);
+  cfg("plugins", plugins);
+  cfg("log.ini", "[main]\nlevel=notice\n");
+  fs.copyFileSync(path.join(__dirname, pluginFile), path.join(dir, "plugins", `${pluginName}.js`));
+  return cfg;
 }
 
 export function ensureHaraka(): string {
@@ -237,19 +286,12 @@ async function benchHaraka(net: LocalInternet, host: NetHost, load: NetHost): Pr
   const dir = path.join(net.workDir, "haraka");
   // Haraka's own outbound queue lives in <dir>/queue; ours is beside it.
   const queueDir = path.join(dir, "bench-queue");
-  // `haraka -i` writes the default configuration (connection.ini and friends); ours overrides it.
-  execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
-  const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
-  cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
-  cfg("me", `haraka.${DOMAIN}\n`);
+  const cfg = initHaraka(bin, dir, host, DOMAIN, "rcpt_to.in_host_list\nbench_fsync\n", "daemon-haraka-queue.js", "bench_fsync");
   cfg("host_list", `${DOMAIN}\n`);
-  cfg("plugins", "rcpt_to.in_host_list\nbench_fsync\n");
-  cfg("log.ini", "[main]\nlevel=notice\n");
-  fs.copyFileSync(path.join(__dirname, "daemon-haraka-queue.js"), path.join(dir, "plugins", "bench_fsync.js"));
   const logFile = path.join(dir, "haraka.log");
-  const child = spawnLogged(host, [process.execPath, bin, "-c", dir], logFile, { ...process.env, HARAKA_BENCH_QUEUE: queueDir });
-  await waitForPort(host.ipv4, 25, "haraka", 20_000, () => child.exitCode === null).catch((e: Error) => {
-    throw new Error(`${e.message}\n${fs.readFileSync(logFile, "utf8").slice(-3000)}`);
+  const child = await startListening(host, "haraka", [process.execPath, bin, "-c", dir], logFile, {
+    ...process.env,
+    HARAKA_BENCH_QUEUE: queueDir,
   });
   const idle = await idleMb(host);
   const { seconds, peakMb, cpuSeconds } = await drive(load, host);
@@ -298,22 +340,14 @@ function table(results: Result[]): string {
 }
 
 async function main(): Promise<void> {
-  for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run infra/local-internet/install-packages.sh as root first`);
-  }
+  requirePrograms(["/usr/sbin/smtp-source", "/usr/sbin/postfix", "/usr/sbin/knotd"]);
   const net = await LocalInternet.create();
   const results: Result[] = [];
   try {
     const dns = await net.addHost("dns");
     const load = await net.addHost("load");
     const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
-    const knot = await startKnot(net, dns, [
-      {
-        origin: "example.net.",
-        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
-      },
-      { origin: `${DOMAIN}.`, lines: [] },
-    ]);
+    const knot = await startKnot(net, dns, benchZones(load, DOMAIN));
     await net.setResolver(dns.ipv4);
     const runs: [string, () => Promise<Result>][] = [
       ["Postfix", () => benchPostfix(net, hosts.postfix, load)],
@@ -336,17 +370,21 @@ async function main(): Promise<void> {
   } finally {
     await net.destroy();
   }
-  const cpu = (await runCommand(["nproc"])).stdout.trim();
-  process.stdout.write(
-    `\nsmtp-source ${REUSE ? "-d " : ""}-s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; ${cpu} CPUs; Node ${process.version}; memory = PSS summed over the server's processes\n\n` +
-      table(results) +
-      "\n" +
-      results
-        .filter((r) => r.note)
-        .map((r) => `\n${r.name}: ${r.note}`)
-        .join("") +
-      "\n",
+  await report(
+    `smtp-source ${REUSE ? "-d " : ""}-s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}; $CPUS CPUs; Node ${process.version}; memory = PSS summed over the server's processes`,
+    table(results),
+    results,
   );
+}
+
+/** Prints a benchmark's result table under `heading` ($CPUS: the machine's CPU count) and any notes; a note fails the run. */
+export async function report(heading: string, table: string, results: { name: string; note?: string }[]): Promise<void> {
+  const cpu = (await runCommand(["nproc"])).stdout.trim();
+  const notes = results
+    .filter((r) => r.note)
+    .map((r) => `\n${r.name}: ${r.note}`)
+    .join("");
+  process.stdout.write(`\n${heading.replace("$CPUS", cpu)}\n\n${table}\n${notes}\n`);
   if (results.some((r) => r.note)) process.exitCode = 1;
 }
 

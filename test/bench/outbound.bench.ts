@@ -26,27 +26,33 @@
  * smtp-source's Message-Id, no duplicates. Memory: PSS and RSS summed over the server's
  * processes (the namespace), highest 100 ms sample from the first message to the last delivery.
  */
-import { execFileSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalInternet, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, waitForPort } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix } from "../../infra/local-internet/postfix";
 import {
+  benchZones,
   ensureHaraka,
   idleMb,
+  initHaraka,
   keepLog,
   namespaceCpuSeconds,
   namespaceMemoryMb,
   namespacePssMb,
   progress,
+  report,
+  requirePrograms,
   sleep,
-  spawnLogged,
+  smtpSource,
+  startListening,
 } from "./daemon.bench";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
+import { bundleMaild } from "../harness/maild";
 
-const ROOT = path.resolve(__dirname, "../..");
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10);
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
@@ -201,23 +207,17 @@ async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measur
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   let loadEnded: number | undefined;
   try {
-    const source = load.run([
-      "/usr/sbin/smtp-source",
-      "-d",
-      "-s",
-      String(SESSIONS),
-      "-m",
-      String(MESSAGES),
-      "-l",
-      String(SIZE),
-      "-M",
-      "load.example.net",
-      "-f",
-      SENDER,
-      "-t",
-      ALIAS,
-      `${server.ipv4}:25`,
-    ]);
+    const source = load.run(
+      smtpSource({
+        reuse: true,
+        sessions: SESSIONS,
+        messages: MESSAGES,
+        size: SIZE,
+        sender: SENDER,
+        recipient: ALIAS,
+        target: server.ipv4,
+      }),
+    );
     const delivered = sink.waitFor(MESSAGES, () => loadEnded, STALL_MS);
     // keep a stall rejection handled while smtp-source is still running
     delivered.catch(() => undefined);
@@ -284,15 +284,7 @@ async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotSer
   const dir = path.join(net.workDir, "maild");
   fs.mkdirSync(dir, { recursive: true });
   // The box runs a bundle (one JS file) on plain node; so does the benchmark.
-  const bundle = path.join(dir, "maild.js");
-  execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
-    path.join(ROOT, "server-bootstrap/maild/main.ts"),
-    "--bundle",
-    "--platform=node",
-    "--target=node24",
-    `--outfile=${bundle}`,
-    "--log-level=error",
-  ]);
+  const bundle = await bundleMaild();
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
   const config = {
     hostname: `mail.${DOMAIN}`,
@@ -310,10 +302,7 @@ async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotSer
   const configPath = path.join(dir, "maild.json");
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const log = path.join(dir, "maild.log");
-  const child = spawnLogged(host, [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], log);
-  await waitForPort(host.ipv4, 25, "maild", 20_000, () => child.exitCode === null).catch((e: Error) => {
-    throw new Error(`${e.message}\n${fs.readFileSync(log, "utf8").slice(-3000)}`);
-  });
+  const child = await startListening(host, "maild", [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], log);
   return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
 }
 
@@ -345,22 +334,12 @@ async function startPostfixServer(net: LocalInternet, host: NetHost): Promise<{ 
 async function startHarakaServer(net: LocalInternet, host: NetHost): Promise<{ stop: () => Promise<void>; log: string }> {
   const bin = ensureHaraka();
   const dir = path.join(net.workDir, "haraka");
-  // `haraka -i` writes the default configuration (connection.ini and friends); ours overrides it.
-  execFileSync(process.execPath, [bin, "-i", dir], { stdio: "ignore" });
-  const cfg = (file: string, text: string) => fs.writeFileSync(path.join(dir, "config", file), text);
-  cfg("smtp.ini", `listen=${host.ipv4}:25\n`);
-  cfg("me", `haraka.${DOMAIN}\n`);
   // aliases must come before every other rcpt plugin (its README)
-  cfg("plugins", "aliases\nbench_forward\n");
+  const cfg = initHaraka(bin, dir, host, DOMAIN, "aliases\nbench_forward\n", "outbound-haraka-forward.js", "bench_forward");
   cfg("aliases.json", JSON.stringify({ [ALIAS]: { action: "alias", to: TARGET } }) + "\n");
-  cfg("log.ini", "[main]\nlevel=notice\n");
   if (CONCURRENCY) cfg("outbound.ini", `concurrency_max=${CONCURRENCY}\n`);
-  fs.copyFileSync(path.join(__dirname, "outbound-haraka-forward.js"), path.join(dir, "plugins", "bench_forward.js"));
   const log = path.join(dir, "haraka.log");
-  const child = spawnLogged(host, [process.execPath, bin, "-c", dir], log);
-  await waitForPort(host.ipv4, 25, "haraka", 20_000, () => child.exitCode === null).catch((e: Error) => {
-    throw new Error(`${e.message}\n${fs.readFileSync(log, "utf8").slice(-3000)}`);
-  });
+  const child = await startListening(host, "haraka", [process.execPath, bin, "-c", dir], log);
   return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
 }
 
@@ -384,9 +363,7 @@ function table(results: Result[]): string {
 }
 
 async function main(): Promise<void> {
-  for (const bin of ["/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/postfix", "/usr/sbin/knotd"]) {
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run infra/local-internet/install-packages.sh as root first`);
-  }
+  requirePrograms(["/usr/sbin/smtp-source", "/usr/sbin/smtp-sink", "/usr/sbin/postfix", "/usr/sbin/knotd"]);
   const net = await LocalInternet.create();
   const results: Result[] = [];
   try {
@@ -397,11 +374,7 @@ async function main(): Promise<void> {
     const sinkHost = await net.addHost("sink");
     const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
     const knot = await startKnot(net, dns, [
-      {
-        origin: "example.net.",
-        lines: [`example.net. 300 IN TXT "v=spf1 ip4:${load.ipv4} -all"`, `_dmarc.example.net. 300 IN TXT "v=DMARC1; p=none"`],
-      },
-      { origin: `${DOMAIN}.`, lines: [] },
+      ...benchZones(load, DOMAIN),
       // IPv4 only, so every server takes the same path to the sink
       { origin: "sink.test.", lines: ["sink.test. 300 IN MX 10 mx.sink.test.", `mx.sink.test. 300 IN A ${sinkHost.ipv4}`] },
     ]);
@@ -426,19 +399,12 @@ async function main(): Promise<void> {
   } finally {
     await net.destroy();
   }
-  const cpu = (await runCommand(["nproc"])).stdout.trim();
-  process.stdout.write(
-    `\nsmtp-source -d -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} -t ${ALIAS} (alias for ${TARGET}, MX smtp-sink); ${cpu} CPUs; Node ${process.version}; ` +
-      `memory = sum over the server's processes, highest 100 ms sample\n\n` +
-      table(results) +
-      "\n" +
-      results
-        .filter((r) => r.note)
-        .map((r) => `\n${r.name}: ${r.note}`)
-        .join("") +
-      "\n",
+  await report(
+    `smtp-source -d -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} -t ${ALIAS} (alias for ${TARGET}, MX smtp-sink); $CPUS CPUs; Node ${process.version}; ` +
+      `memory = sum over the server's processes, highest 100 ms sample`,
+    table(results),
+    results,
   );
-  if (results.some((r) => r.note)) process.exitCode = 1;
 }
 
 main().catch((e: Error) => {

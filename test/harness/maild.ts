@@ -10,6 +10,7 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/.bin/node");
@@ -129,24 +130,12 @@ function readyCount(logPath: string): number {
 }
 
 async function waitReady(child: ChildProcess, host: string, port: number, logPath: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `maild exited (${child.exitCode ?? child.signalCode}) before listening:\n${fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").slice(-3000) : ""}`,
-      );
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port });
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`maild: nothing listening on ${host}:${port} after 15 s`);
-    await new Promise((r) => setTimeout(r, 25));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  try {
+    await waitForPort(host, port, "maild", 15_000, alive, 25);
+  } catch (err) {
+    const log = fs.existsSync(logPath) ? fs.readFileSync(logPath, "utf8").slice(-3000) : "";
+    throw new Error(`${(err as Error).message}:\n${log}`);
   }
 }
 
@@ -256,5 +245,15 @@ export class RawSmtp {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/** Kills (SIGKILL) the process whose pid `pidFile` holds, if the file and the process exist: cleanup after a failed stop. */
+export function killFromPidFile(pidFile: string): void {
+  if (!fs.existsSync(pidFile)) return;
+  try {
+    process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+  } catch {
+    // already gone
   }
 }

@@ -1,9 +1,11 @@
 // Running `mailstack` as a person would, from a project directory of its own, with the Pulumi CLI
 // stand-in (pulumi-standin.ts) first on PATH and a fresh diy backend.
 import { spawn, spawnSync } from "node:child_process";
+import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { CheckJson } from "../../infra/cli/check-format";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const NODE = path.join(ROOT, "node_modules", ".bin", "node");
@@ -104,4 +106,34 @@ export function standinPlaintext(ciphertext: string): string {
   const prefix = "v1:c3RhbmRpbg==:";
   if (!ciphertext.startsWith(prefix)) throw new Error(`not a stand-in ciphertext: ${ciphertext}`);
   return Buffer.from(ciphertext.slice(prefix.length), "base64").toString("utf8");
+}
+
+/** argv for `mailstack <args...>` from this checkout (infra/cli/main.ts through tsx), for the check tests that run it in a namespace. */
+export function mailstackArgv(...args: string[]): string[] {
+  return [NODE, "--import", "tsx", MAIN, ...args];
+}
+
+/** The checks of a `mailstack check --json` report that failed, by name, sorted. */
+export function failingChecks(report: CheckJson): string[] {
+  return report.checks
+    .filter((c) => c.status === "fail")
+    .map((c) => c.check)
+    .sort();
+}
+
+/** Every check that did not pass, one per line, for assertion messages. */
+export function notPassingChecks(report: CheckJson): string {
+  return (
+    report.checks
+      .filter((c) => c.status !== "pass")
+      .map((c) => `${c.check} ${c.status}: ${c.detail}`)
+      .join("\n") || "(every check passes)"
+  );
+}
+
+/** The report's row for check `name`; fails the test when there is none. */
+export function checkRow(report: CheckJson, name: string): CheckJson["checks"][number] {
+  const found = report.checks.find((c) => c.check === name);
+  assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
+  return found;
 }

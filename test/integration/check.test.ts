@@ -10,7 +10,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, mustRun, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
+import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
+import { issueWithDates, makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, type MaildProcess } from "../harness/maild";
 import { planStack } from "../../infra/cli/plan";
 import { formatZones } from "../../infra/cli/plan-format";
@@ -23,10 +24,9 @@ import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { DomainSpec } from "../../components/spec";
 import type { CheckJson } from "../../infra/cli/check-format";
+import { checkRow, failingChecks, mailstackArgv, notPassingChecks } from "../harness/mailstack-cli";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
 const DOMAIN = "example.org";
 const HOST = "mail.example.org";
 const ACCOUNT = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/123";
@@ -74,43 +74,14 @@ async function restore(zone: string, owner: string, type: string): Promise<void>
 async function expiredCertificate(dir: string): Promise<string> {
   const caKey = certs.caPath.replace(/ca\.pem$/, "ca.key");
   assert.ok(fs.existsSync(caKey), `test CA key not found at ${caKey}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const p = (f: string) => path.join(dir, f);
-  fs.writeFileSync(p("index.txt"), "");
-  fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(
-    p("ca.cnf"),
-    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
-  );
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=DNS:${HOST},DNS:mta-sts.${DOMAIN}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun(["openssl", "req", "-new", "-key", certs.keyPath, "-subj", `/CN=${HOST}`, "-out", p("req.csr")]);
-  // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) sets arbitrary validity dates.
-  await mustRun([
-    "openssl",
-    "ca",
-    "-batch",
-    "-config",
-    p("ca.cnf"),
-    "-cert",
-    certs.caPath,
-    "-keyfile",
-    caKey,
-    "-in",
-    p("req.csr"),
-    "-out",
-    p("expired.pem"),
-    "-startdate",
-    "20240101000000Z",
-    "-enddate",
-    "20240201000000Z",
-    "-extfile",
-    p("ext.cnf"),
-    "-notext",
-  ]);
-  return fs.readFileSync(p("expired.pem"), "utf8");
+  return issueWithDates(dir, {
+    keyPath: certs.keyPath,
+    names: [HOST, `mta-sts.${DOMAIN}`],
+    caCertPath: certs.caPath,
+    caKeyPath: caKey,
+    notBefore: "20240101000000Z",
+    notAfter: "20240201000000Z",
+  });
 }
 
 /** SIGHUP maild and wait until it logged one more successful reload. */
@@ -129,11 +100,7 @@ async function reloadMaild(): Promise<void> {
 
 async function check(...extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   // From the client host, as an outside observer: every query to knot, every connection over the link.
-  const argv = [
-    NODE,
-    "--import",
-    "tsx",
-    MAIN,
+  const argv = mailstackArgv(
     "check",
     DOMAIN,
     "--stack",
@@ -153,7 +120,7 @@ async function check(...extra: string[]): Promise<{ code: number; stdout: string
     "--timeout",
     "4000",
     ...extra,
-  ];
+  );
   return new Promise((resolve, reject) => {
     const child = spawn("ip", ["netns", "exec", client.ns, ...argv], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -178,22 +145,6 @@ async function checkJson(): Promise<{ code: number; report: CheckJson }> {
   }
   return { code: r.code, report };
 }
-
-const failing = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status === "fail")
-    .map((c) => c.check)
-    .sort();
-const row = (report: CheckJson, name: string) => {
-  const found = report.checks.find((c) => c.check === name);
-  assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
-  return found;
-};
-const show = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status !== "pass")
-    .map((c) => `${c.check} ${c.status}: ${c.detail}`)
-    .join("\n");
 
 describe("mailstack check against a live mail host in the local internet", () => {
   before(async () => {
@@ -270,7 +221,7 @@ describe("mailstack check against a live mail host in the local internet", () =>
 
   test("the healthy setup passes every check, --json parses, exit status 0", async () => {
     const { code, report } = await checkJson();
-    assert.equal(report.summary.fail + report.summary.warn, 0, show(report));
+    assert.equal(report.summary.fail + report.summary.warn, 0, notPassingChecks(report));
     assert.equal(code, 0);
     assert.equal(report.stack, "dev");
     assert.equal(report.hostname, HOST);
@@ -297,10 +248,10 @@ describe("mailstack check against a live mail host in the local internet", () =>
         "tlsa",
       ].sort(),
     );
-    assert.match(row(report, "tls.25.ipv4").detail, /^TLSv1\.[23]; certificate valid until/);
-    assert.match(row(report, "ptr.ipv6").detail, new RegExp(`^${MX_V6} -> ${HOST} -> ${MX_V6}$`));
-    assert.match(row(report, "dkim.s1-rsa").detail, /2048-bit RSA key, matches the deployed key/);
-    assert.match(row(report, "tlsa").detail, /^3 1 1 .* matches /);
+    assert.match(checkRow(report, "tls.25.ipv4").detail, /^TLSv1\.[23]; certificate valid until/);
+    assert.match(checkRow(report, "ptr.ipv6").detail, new RegExp(`^${MX_V6} -> ${HOST} -> ${MX_V6}$`));
+    assert.match(checkRow(report, "dkim.s1-rsa").detail, /2048-bit RSA key, matches the deployed key/);
+    assert.match(checkRow(report, "tlsa").detail, /^3 1 1 .* matches /);
   });
 
   test("the table names every check and ends with the summary line", async () => {
@@ -318,8 +269,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["ptr.ipv4"], show(report));
-      assert.match(row(report, "ptr.ipv4").detail, /PTR of .* is other\.example\.org, not the mail host mail\.example\.org/);
+      assert.deepEqual(failingChecks(report), ["ptr.ipv4"], notPassingChecks(report));
+      assert.match(checkRow(report, "ptr.ipv4").detail, /PTR of .* is other\.example\.org, not the mail host mail\.example\.org/);
     } finally {
       await restore(zone, reverseName(mx.ipv4), "PTR");
     }
@@ -330,8 +281,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["mta-sts.record"], show(report));
-      assert.match(row(report, "mta-sts.record").detail, /^id=20240101000000 is stale: the planned policy has id=[0-9a-f]{20}/);
+      assert.deepEqual(failingChecks(report), ["mta-sts.record"], notPassingChecks(report));
+      assert.match(checkRow(report, "mta-sts.record").detail, /^id=20240101000000 is stale: the planned policy has id=[0-9a-f]{20}/);
     } finally {
       await restore(DOMAIN, `_mta-sts.${DOMAIN}`, "TXT");
     }
@@ -352,8 +303,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["mta-sts.policy"], show(report));
-      assert.match(row(report, "mta-sts.policy").detail, /the served policy is not the planned one/);
+      assert.deepEqual(failingChecks(report), ["mta-sts.policy"], notPassingChecks(report));
+      assert.match(checkRow(report, "mta-sts.policy").detail, /the served policy is not the planned one/);
     } finally {
       await maild.stop();
       fs.writeFileSync(maild.configPath, deployed);
@@ -369,13 +320,13 @@ describe("mailstack check against a live mail host in the local internet", () =>
       const { code, report } = await checkJson();
       assert.equal(code, 1);
       for (const name of ["tls.25.ipv4", "tls.25.ipv6", "tls.443.ipv4", "tls.443.ipv6"]) {
-        assert.equal(row(report, name).status, "fail", name);
-        assert.match(row(report, name).detail, /certificate expired on 2024-02-01/, name);
+        assert.equal(checkRow(report, name).status, "fail", name);
+        assert.match(checkRow(report, name).detail, /certificate expired on 2024-02-01/, name);
       }
       // The policy host serves the same certificate: senders ignore the policy.
-      assert.equal(row(report, "mta-sts.policy").status, "fail");
-      assert.equal(row(report, "tls.993.ipv4").status, "pass", "Dovecot still serves the valid certificate");
-      assert.equal(row(report, "tlsa").status, "pass", "3 1 1 pins the key, not the certificate's dates");
+      assert.equal(checkRow(report, "mta-sts.policy").status, "fail");
+      assert.equal(checkRow(report, "tls.993.ipv4").status, "pass", "Dovecot still serves the valid certificate");
+      assert.equal(checkRow(report, "tlsa").status, "pass", "3 1 1 pins the key, not the certificate's dates");
     } finally {
       fs.writeFileSync(certs.certPath, good);
       await reloadMaild();
@@ -390,8 +341,8 @@ describe("mailstack check against a live mail host in the local internet", () =>
     try {
       const { code, report } = await checkJson();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["dkim.s1-rsa"], show(report));
-      assert.match(row(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
+      assert.deepEqual(failingChecks(report), ["dkim.s1-rsa"], notPassingChecks(report));
+      assert.match(checkRow(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
     } finally {
       await restore(DOMAIN, `s1-rsa._domainkey.${DOMAIN}`, "TXT");
     }
@@ -401,7 +352,7 @@ describe("mailstack check against a live mail host in the local internet", () =>
     await dovecot.stop();
     const { code, report } = await checkJson();
     assert.equal(code, 1);
-    assert.deepEqual(failing(report), ["tls.993.ipv4", "tls.993.ipv6"], show(report));
-    assert.match(row(report, "tls.993.ipv4").detail, /connection refused/);
+    assert.deepEqual(failingChecks(report), ["tls.993.ipv4", "tls.993.ipv6"], notPassingChecks(report));
+    assert.match(checkRow(report, "tls.993.ipv4").detail, /connection refused/);
   });
 });

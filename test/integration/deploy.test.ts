@@ -35,8 +35,11 @@ import {
   type InstallDigests,
 } from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
+import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
+import { killFromPidFile } from "../harness/maild";
+import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 const REPO = path.resolve(__dirname, "../..");
 const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
@@ -51,7 +54,7 @@ async function selfSignedCert(
 ): Promise<{ certificatePem: string; privateKeyPem: string }> {
   const key = keyFile ?? path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}-${days}.pem`);
-  const keyArgs = keyFile ? ["-key", keyFile] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key];
+  const keyArgs = keyFile ? ["-key", keyFile] : [...NEW_EC_KEY, "-keyout", key];
   const r = await runCommand([
     "openssl",
     "req",
@@ -151,17 +154,6 @@ function smtpBanner(host: string, port: number): Promise<string> {
   });
 }
 
-function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 const pidOf = (layout: BoxLayout) => Number(fs.readFileSync(path.join(layout.runDir, "maild.pid"), "utf8"));
 
 function installedFiles(d: Deployment): string[] {
@@ -245,13 +237,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
       try {
         await stop(target, d);
       } catch {
-        const pidFile = path.join(d.layout.runDir, "maild.pid");
-        if (fs.existsSync(pidFile))
-          try {
-            process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
-          } catch {
-            /* gone */
-          }
+        killFromPidFile(path.join(d.layout.runDir, "maild.pid"));
       }
     }
     await internet?.destroy();
@@ -264,8 +250,8 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     assert.match(summary, /^mailstack-install: changed=\S+ actions=metadata-guard:apply,maild:start,dovecot:restart-skipped$/);
     for (const f of installedFiles(first)) assert.ok(fs.existsSync(f), `${f} was not installed`);
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
-    assert.equal(await tcpOpen(box.ipv4, 80), true, "port 80");
-    assert.equal(await tcpOpen(box.ipv4, 443), true, "port 443");
+    assert.equal(await acceptsConnections(box.ipv4, 80), true, "port 80");
+    assert.equal(await acceptsConnections(box.ipv4, 443), true, "port 443");
     const cmdline = fs
       .readFileSync(`/proc/${pidOf(first.layout)}/cmdline`, "utf8")
       .split("\0")
@@ -462,7 +448,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     await stop(target, d);
     started.pop();
     assert.throws(() => process.kill(pid, 0), /ESRCH/);
-    assert.equal(await tcpOpen(box.ipv4, 25), false);
+    assert.equal(await acceptsConnections(box.ipv4, 25), false);
     const log = fs.readFileSync(path.join(d.layout.runDir, "maild.log"), "utf8");
     assert.match(log, /"signal":"SIGTERM"/);
     assert.ok(walk(path.join(dataDir, "mail")).length > 0, "mail is still on the data volume");

@@ -9,10 +9,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { parseDocument } from "yaml";
-import { mustRun, runCommand, type NetHost } from "../../infra/local-internet/netns";
+import { runCommand, type NetHost } from "../../infra/local-internet/netns";
 import { httpsGetText } from "../../infra/local-internet/pebble";
 import { DEMO_CAA_IDENTITY, runDemo, type DemoHandle } from "../../infra/demo/run-demo";
 import { stackFilePath } from "../../infra/cli/plan";
@@ -21,10 +20,11 @@ import { reverseName } from "../../components/records/address";
 import { dkimTxt } from "../../components/records/dkim";
 import { parseTxtContent, txtContent } from "../../components/records/txt";
 import type { CheckJson } from "../../infra/cli/check-format";
+import { issueWithDates } from "../../infra/local-internet/test-tls";
+import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
+import { checkRow, failingChecks, mailstackArgv, notPassingChecks } from "../harness/mailstack-cli";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
 const DOMAIN = "example.org";
 
 let demo: DemoHandle;
@@ -68,11 +68,7 @@ after(async () => {
 });
 
 async function check(): Promise<{ code: number; report: CheckJson }> {
-  const argv = [
-    NODE,
-    "--import",
-    "tsx",
-    MAIN,
+  const argv = mailstackArgv(
     "check",
     DOMAIN,
     "--stack",
@@ -92,7 +88,7 @@ async function check(): Promise<{ code: number; report: CheckJson }> {
     "--dkim-keys",
     dkimKeysFile,
     "--json",
-  ];
+  );
   const r = await checker.run(argv, { cwd: ROOT, timeoutMs: 120_000 });
   let report: CheckJson;
   try {
@@ -102,22 +98,6 @@ async function check(): Promise<{ code: number; report: CheckJson }> {
   }
   return { code: r.code, report };
 }
-
-const failing = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status === "fail")
-    .map((c) => c.check)
-    .sort();
-const notPassing = (report: CheckJson) =>
-  report.checks
-    .filter((c) => c.status !== "pass")
-    .map((c) => `${c.check} ${c.status}: ${c.detail}`)
-    .join("\n") || "(every check passes)";
-const row = (report: CheckJson, name: string) => {
-  const found = report.checks.find((c) => c.check === name);
-  assert.ok(found, `no check named ${name} in ${report.checks.map((c) => c.check).join(", ")}`);
-  return found;
-};
 
 /** The line knot was started with for `owner type` (without the planner's trailing comment). */
 function servedLine(zone: string, owner: string, type: string): string {
@@ -175,42 +155,15 @@ async function expiredChain(): Promise<string> {
     mode: 0o600,
   });
   fs.writeFileSync(p("box.key"), demo.plan.deploy.tls.privateKeyPem, { mode: 0o600 });
-  fs.writeFileSync(p("index.txt"), "");
-  fs.writeFileSync(p("serial"), "1000\n");
-  fs.writeFileSync(
-    p("ca.cnf"),
-    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${p("index.txt")}\nnew_certs_dir = ${dir}\nserial = ${p("serial")}\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n`,
-  );
-  const san = demo.certificate.names.map((n) => `DNS:${n}`).join(",");
-  fs.writeFileSync(
-    p("ext.cnf"),
-    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n`,
-  );
-  await mustRun(["openssl", "req", "-new", "-key", p("box.key"), "-subj", `/CN=${demo.plan.hostname}`, "-out", p("req.csr")]);
-  // `openssl ca` (unlike `x509 -req` in OpenSSL 3.0) takes arbitrary validity dates.
-  await mustRun([
-    "openssl",
-    "ca",
-    "-batch",
-    "-config",
-    p("ca.cnf"),
-    "-cert",
-    p("intermediate.pem"),
-    "-keyfile",
-    p("intermediate.key"),
-    "-in",
-    p("req.csr"),
-    "-out",
-    p("expired.pem"),
-    "-startdate",
-    "20240101000000Z",
-    "-enddate",
-    "20240201000000Z",
-    "-extfile",
-    p("ext.cnf"),
-    "-notext",
-  ]);
-  return `${fs.readFileSync(p("expired.pem"), "utf8").trim()}\n${intermediatePem.trim()}\n`;
+  const expired = await issueWithDates(dir, {
+    keyPath: p("box.key"),
+    names: [demo.plan.hostname, ...demo.certificate.names.filter((n) => n !== demo.plan.hostname)],
+    caCertPath: p("intermediate.pem"),
+    caKeyPath: p("intermediate.key"),
+    notBefore: "20240101000000Z",
+    notAfter: "20240201000000Z",
+  });
+  return `${expired.trim()}\n${intermediatePem.trim()}\n`;
 }
 
 /** The Dovecot master the demo started on the box (found by its configuration file, in the box's namespace). */
@@ -228,37 +181,27 @@ async function dovecotPid(): Promise<number> {
   return found[0];
 }
 
-function connects(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 describe("mailstack check against the system npm start runs", () => {
   test("the healthy system passes every check (exit 0)", async (t) => {
     const { code, report } = await check();
-    t.diagnostic(`not passing: ${notPassing(report)}`);
-    assert.deepEqual(failing(report), [], notPassing(report));
-    assert.equal(code, 0, notPassing(report));
+    t.diagnostic(`not passing: ${notPassingChecks(report)}`);
+    assert.deepEqual(failingChecks(report), [], notPassingChecks(report));
+    assert.equal(code, 0, notPassingChecks(report));
     assert.equal(report.stack, "dev");
     assert.equal(report.hostname, demo.plan.hostname);
     // Compared with what was really deployed, on every port of both addresses.
     for (const port of [25, 587, 465, 993, 443]) {
-      for (const family of ["ipv4", "ipv6"]) assert.equal(row(report, `tls.${port}.${family}`).status, "pass", `tls.${port}.${family}`);
+      for (const family of ["ipv4", "ipv6"])
+        assert.equal(checkRow(report, `tls.${port}.${family}`).status, "pass", `tls.${port}.${family}`);
     }
     for (const selector of ["s1-rsa", "s1-ed25519"])
-      assert.match(row(report, `dkim.${selector}`).detail, /matches the deployed key/, selector);
+      assert.match(checkRow(report, `dkim.${selector}`).detail, /matches the deployed key/, selector);
     assert.match(
-      row(report, "ptr.ipv4").detail,
+      checkRow(report, "ptr.ipv4").detail,
       new RegExp(`^${demo.hosts.box.ipv4.replace(/\./g, "\\.")} -> ${demo.plan.hostname.replace(/\./g, "\\.")} -> `),
     );
-    assert.match(row(report, "tlsa").detail, /^3 1 1 .* matches /);
-    assert.match(row(report, "caa").detail, /^issue: pebble\.internet\.test\b.*\(as planned\)$/);
+    assert.match(checkRow(report, "tlsa").detail, /^3 1 1 .* matches /);
+    assert.match(checkRow(report, "caa").detail, /^issue: pebble\.internet\.test\b.*\(as planned\)$/);
   });
 
   test("a PTR for the box's IPv4 that names another host fails ptr.ipv4 only", async () => {
@@ -266,8 +209,8 @@ describe("mailstack check against the system npm start runs", () => {
     await withRecord(reverseZone(demo.hosts.box.ipv4), owner, "PTR", `${owner}. 300 IN PTR other.example.org.`, async () => {
       const { code, report } = await check();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["ptr.ipv4"], notPassing(report));
-      assert.match(row(report, "ptr.ipv4").detail, /is other\.example\.org, not the mail host mail\.example\.org/);
+      assert.deepEqual(failingChecks(report), ["ptr.ipv4"], notPassingChecks(report));
+      assert.match(checkRow(report, "ptr.ipv4").detail, /is other\.example\.org, not the mail host mail\.example\.org/);
     });
   });
 
@@ -276,8 +219,8 @@ describe("mailstack check against the system npm start runs", () => {
     await withRecord(DOMAIN, owner, "TXT", `${owner}. 300 IN TXT "v=STSv1; id=20240101000000"`, async () => {
       const { code, report } = await check();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["mta-sts.record"], notPassing(report));
-      assert.match(row(report, "mta-sts.record").detail, /^id=20240101000000 is stale/);
+      assert.deepEqual(failingChecks(report), ["mta-sts.record"], notPassingChecks(report));
+      assert.match(checkRow(report, "mta-sts.record").detail, /^id=20240101000000 is stale/);
     });
   });
 
@@ -292,11 +235,11 @@ describe("mailstack check against the system npm start runs", () => {
       const tlsRows = [25, 587, 465, 443].flatMap((port) => [`tls.${port}.ipv4`, `tls.${port}.ipv6`]);
       // Senders fetch the MTA-STS policy from maild's HTTPS listener: with its certificate expired,
       // the policy is unusable (RFC 8461 3.3), so mta-sts.policy fails for the same reason.
-      assert.deepEqual(failing(report), [...tlsRows, "mta-sts.policy"].sort(), notPassing(report));
-      for (const name of tlsRows) assert.match(row(report, name).detail, /certificate expired on 2024-02-01/, name);
+      assert.deepEqual(failingChecks(report), [...tlsRows, "mta-sts.policy"].sort(), notPassingChecks(report));
+      for (const name of tlsRows) assert.match(checkRow(report, name).detail, /certificate expired on 2024-02-01/, name);
       // Dovecot keeps the certificate it loaded at start; DANE 3 1 1 pins the key, not the dates.
-      assert.equal(row(report, "tls.993.ipv4").status, "pass");
-      assert.equal(row(report, "tlsa").status, "pass");
+      assert.equal(checkRow(report, "tls.993.ipv4").status, "pass");
+      assert.equal(checkRow(report, "tlsa").status, "pass");
     } finally {
       fs.writeFileSync(certPath, good);
       await reloadMaild();
@@ -310,8 +253,8 @@ describe("mailstack check against the system npm start runs", () => {
     await withRecord(DOMAIN, owner, "TXT", line, async () => {
       const { code, report } = await check();
       assert.equal(code, 1);
-      assert.deepEqual(failing(report), ["dkim.s1-rsa"], notPassing(report));
-      assert.match(row(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
+      assert.deepEqual(failingChecks(report), ["dkim.s1-rsa"], notPassingChecks(report));
+      assert.match(checkRow(report, "dkim.s1-rsa").detail, /not the deployed key of selector s1-rsa/);
     });
   });
 
@@ -320,13 +263,13 @@ describe("mailstack check against the system npm start runs", () => {
     const pid = await dovecotPid();
     process.kill(pid, "SIGTERM");
     const deadline = Date.now() + 10_000;
-    while (await connects(demo.hosts.box.ipv4, 993)) {
+    while (await acceptsConnections(demo.hosts.box.ipv4, 993)) {
       assert.ok(Date.now() < deadline, "Dovecot still listens on 993 10 s after SIGTERM");
       await new Promise((r) => setTimeout(r, 50));
     }
     const { code, report } = await check();
     assert.equal(code, 1);
-    assert.deepEqual(failing(report), ["tls.993.ipv4", "tls.993.ipv6"], notPassing(report));
-    assert.match(row(report, "tls.993.ipv4").detail, /connection refused/);
+    assert.deepEqual(failingChecks(report), ["tls.993.ipv4", "tls.993.ipv6"], notPassingChecks(report));
+    assert.match(checkRow(report, "tls.993.ipv4").detail, /connection refused/);
   });
 });

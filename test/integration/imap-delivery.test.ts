@@ -3,18 +3,20 @@
 // IMAPS to imapflow. maild and Dovecot run as the same unprivileged user, as on the box.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImapFlow } from "imapflow";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, startDovecot, waitForPort, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
+import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
+import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
+import { bundleMaild } from "../harness/maild";
 
-const ROOT = path.resolve(__dirname, "../..");
 const MAIL_UID = 65534;
 const DOMAIN = "example.test";
 const ADDRESS = `alice@${DOMAIN}`;
@@ -32,8 +34,6 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
   let peer: PostfixPeer;
 
   before(async () => {
-    const main = path.join(ROOT, "server-bootstrap/maild/main.ts");
-    assert.ok(fs.existsSync(main), `${main} is missing: the daemon is needed for this test`);
     internet = await LocalInternet.create();
     const dns = await internet.addHost("dns");
     mx = await internet.addHost("mx");
@@ -70,15 +70,7 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
     );
     fs.chmodSync(configPath, 0o644);
     // The box runs maild as one bundled file; so does the test, as the mail user.
-    const bundle = path.join(dir, "maild.js");
-    execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
-      main,
-      "--bundle",
-      "--platform=node",
-      "--target=node24",
-      `--outfile=${bundle}`,
-      "--log-level=error",
-    ]);
+    const bundle = await bundleMaild();
     maildLog = path.join(dir, "maild.log");
     maild = mx.spawn(
       ["setpriv", `--reuid=${MAIL_UID}`, `--regid=${MAIL_UID}`, "--clear-groups", process.execPath, bundle, "--config", configPath],

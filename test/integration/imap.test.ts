@@ -9,8 +9,9 @@ import * as tls from "node:tls";
 import * as net from "node:net";
 import { ImapFlow, type ImapFlowOptions } from "imapflow";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
-import { makeTestTls, startDovecot, type DovecotServer, type TestTls } from "../../infra/local-internet/dovecot";
-import { argon2idHash } from "../../components/config/password-hash";
+import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
+import { argon2idHash } from "../../components/shared/argon2id";
 
 const MAIL_UID = 65534;
 const PASSWORD = "correct horse battery staple";

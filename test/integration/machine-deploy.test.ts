@@ -5,35 +5,24 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import nodemailer from "nodemailer";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { Machine } from "../../infra/local-internet/machine/machine";
 import { MachineVolume } from "../../infra/local-internet/machine/machine-volume";
 import { readOverImap } from "../../infra/demo/mail-flows";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { releaseVolumeCommand, type DeployCommandOptions } from "../../server-bootstrap/install/deploy-commands";
 import type { DeployInput } from "../../server-bootstrap/install/deploy-files";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { bootServer, deployOverSsh, onServer, serverKeys, sshTarget, summaryOf, type ServerKeys } from "./machine-fixture";
+import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 
 const HOSTNAME = "mail.example.test";
 const USER = "alice@example.test";
 const PASSWORD = "alice on a machine";
 const MESSAGE_ID = "<kept-across-machines@example.net>";
-
-function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -99,7 +88,7 @@ describe("deploying onto a machine, with systemd", () => {
       "systemctl is-enabled maild dovecot maild-tls-reload.path; systemctl is-active maild dovecot maild-tls-reload.path",
     );
     assert.deepEqual(states.stdout.trim().split("\n"), ["enabled", "enabled", "enabled", "active", "active", "active"]);
-    for (const port of [25, 587, 465, 80, 443, 993]) assert.equal(await tcpOpen(box.ipv4, port), true, `port ${port}`);
+    for (const port of [25, 587, 465, 80, 443, 993]) assert.equal(await acceptsConnections(box.ipv4, port), true, `port ${port}`);
   });
 
   test("maild runs as the unit's User= with only the ambient CAP_NET_BIND_SERVICE, in the unit's cgroup", async () => {
@@ -150,10 +139,10 @@ describe("deploying onto a machine, with systemd", () => {
 
   test("after a hard power cycle the enabled services run again (the metadata fence among them), the volume is mounted from fstab and the mail is there", async () => {
     await machine.powerOff();
-    assert.equal(await tcpOpen(box.ipv4, 25), false);
+    assert.equal(await acceptsConnections(box.ipv4, 25), false);
     await machine.powerOn();
     await machine.waitForBoot();
-    await until("maild listening", async () => ((await tcpOpen(box.ipv4, 25)) ? true : undefined));
+    await until("maild listening", async () => ((await acceptsConnections(box.ipv4, 25)) ? true : undefined));
     const r = await onBox("systemctl is-active maild dovecot mailstack-metadata-guard; findmnt -n -o SOURCE /var/lib/maild");
     assert.deepEqual(r.stdout.trim().split("\n"), ["active", "active", "active", "/dev/sdb"]);
     // The power cycle emptied the namespace's firewall; the unit sysinit.target wants loaded it again.
@@ -165,13 +154,13 @@ describe("deploying onto a machine, with systemd", () => {
   test("`systemctl disable --now maild` stops it, and it stays down after the next power cycle", async () => {
     const r = await onBox("systemctl disable --now maild; systemctl is-active maild; systemctl is-enabled maild");
     assert.deepEqual(r.stdout.trim().split("\n"), ["inactive", "disabled"]);
-    assert.equal(await tcpOpen(box.ipv4, 25), false);
+    assert.equal(await acceptsConnections(box.ipv4, 25), false);
     await machine.powerOff();
     await machine.powerOn();
     await machine.waitForBoot();
     const after = await onBox("systemctl is-active maild dovecot");
     assert.deepEqual(after.stdout.trim().split("\n"), ["inactive", "active"]);
-    assert.equal(await tcpOpen(box.ipv4, 25), false);
+    assert.equal(await acceptsConnections(box.ipv4, 25), false);
   });
 
   test("a replaced server (new disk, new machine id, same volume) keeps the mail", async () => {

@@ -7,10 +7,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, RawSmtp } from "../harness/maild";
+import { maildConfig } from "../fixtures/maild-config";
 
-const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 /** at least this many messages are sent; the load goes on while the kills last */
 const ATTEMPTS = 2500;
 const WORKERS = 16;
@@ -40,18 +40,20 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
   ]);
   const tlsFiles = await makeTestTls(path.join(internet.workDir, "tls"), ["mx.example.org"], "mx");
   const dataDir = path.join(internet.workDir, "data");
-  const maild = await startMaild(internet, mx, {
-    hostname: "mx.example.org",
-    dataDir,
-    tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-    domains: [{ name: "example.org" }],
-    users: [{ address: "alice@example.org", passwordHash: HASH }],
-    aliases: [],
-    listen: { smtp: [{ host: mx.ipv4, port: 25 }], http: [], https: [] },
-    dnsServers: [dns.ipv4],
-    limits: { maxConnectionsPerIp: 1000, maxConnections: 1000, maxMessagesPerIpPerMinute: 10_000_000 },
-    shutdownTimeoutMs: 5000,
-  });
+  const maild = await startMaild(
+    internet,
+    mx,
+    maildConfig(
+      mx,
+      { dataDir, tls: tlsFiles },
+      {
+        listen: { smtp: [{ host: mx.ipv4, port: 25 }], http: [], https: [] },
+        dnsServers: [dns.ipv4],
+        limits: { maxConnectionsPerIp: 1000, maxConnections: 1000, maxMessagesPerIpPerMinute: 10_000_000 },
+        shutdownTimeoutMs: 5000,
+      },
+    ),
+  );
 
   const acked = new Set<number>();
   let next = 0;

@@ -9,11 +9,13 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { ImapFlow } from "imapflow";
 import { LocalInternet } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls, startDovecot } from "../../infra/local-internet/dovecot";
+import { startDovecot } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { startPostfix } from "../../infra/local-internet/postfix";
 import { startMaild } from "../harness/maild";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { txtContent } from "../../components/records/txt";
+import { maildConfig } from "../fixtures/maild-config";
 
 const MAIL_UID = 65534;
 const PASSWORD = "correct horse battery staple";
@@ -53,27 +55,7 @@ test("mail from a Postfix peer arrives once in the user's IMAP inbox with spf=pa
   fs.chownSync(dataDir, MAIL_UID, MAIL_UID);
   const users = [{ address: "alice@example.org", passwordHash: argon2idHash(PASSWORD) }];
 
-  await startMaild(
-    internet,
-    mx,
-    {
-      hostname: "mx.example.org",
-      dataDir,
-      tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-      domains: [{ name: "example.org" }],
-      users,
-      aliases: [],
-      listen: {
-        smtp: [
-          { host: mx.ipv4, port: 25 },
-          { host: mx.ipv6, port: 25 },
-        ],
-        http: [],
-        https: [],
-      },
-    },
-    { user: { uid: MAIL_UID, gid: MAIL_UID } },
-  );
+  await startMaild(internet, mx, maildConfig(mx, { dataDir, tls: tlsFiles }, { users }), { user: { uid: MAIL_UID, gid: MAIL_UID } });
   const dovecot = await startDovecot(internet, mx, { dataDir, users, tls: tlsFiles, uid: MAIL_UID, gid: MAIL_UID });
   const postfix = await startPostfix(internet, peer, {
     myhostname: "mail.peer.test",

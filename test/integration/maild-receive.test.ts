@@ -8,11 +8,13 @@ import { generateKeyPairSync, randomBytes, X509Certificate } from "node:crypto";
 import { dkimSign, sealMessage } from "mailauth";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
 import { txtContent } from "../../components/records/txt";
+import { maildConfig } from "../fixtures/maild-config";
+import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
-const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+const HASH = TEST_PASSWORD_HASH;
 
 let internet: LocalInternet;
 let mx: NetHost, sender: NetHost, rogue: NetHost, flood: NetHost;
@@ -129,31 +131,32 @@ before(async () => {
   certDir = path.join(internet.workDir, "tls");
   const tlsFiles = await makeTestTls(certDir, ["mx.example.org"], "mx");
   dataDir = path.join(internet.workDir, "data");
-  config = {
-    hostname: "mx.example.org",
-    dataDir,
-    tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-    domains: [{ name: "example.org" }, { name: "example.net" }],
-    users: [
-      { address: "alice@example.org", passwordHash: HASH },
-      { address: "bob@example.net", passwordHash: HASH },
-    ],
-    aliases: [
-      { address: "postmaster@example.org", to: ["alice@example.org"] },
-      { address: "@example.net", to: ["bob@example.net"] },
-    ],
-    listen: {
-      smtp: [
-        { host: mx.ipv4, port: 25 },
-        { host: mx.ipv6, port: 25 },
+  config = maildConfig(
+    mx,
+    { dataDir, tls: tlsFiles },
+    {
+      domains: [{ name: "example.org" }, { name: "example.net" }],
+      users: [
+        { address: "alice@example.org", passwordHash: HASH },
+        { address: "bob@example.net", passwordHash: HASH },
       ],
-      http: [{ host: mx.ipv4, port: 80 }],
-      https: [{ host: mx.ipv4, port: 443 }],
+      aliases: [
+        { address: "postmaster@example.org", to: ["alice@example.org"] },
+        { address: "@example.net", to: ["bob@example.net"] },
+      ],
+      listen: {
+        smtp: [
+          { host: mx.ipv4, port: 25 },
+          { host: mx.ipv6, port: 25 },
+        ],
+        http: [{ host: mx.ipv4, port: 80 }],
+        https: [{ host: mx.ipv4, port: 443 }],
+      },
+      dnsServers: [dns.ipv4],
+      limits: { maxMessageBytes: 100_000, maxConnectionsPerIp: 5, maxMessagesPerIpPerMinute: 40 },
+      shutdownTimeoutMs: 10_000,
     },
-    dnsServers: [dns.ipv4],
-    limits: { maxMessageBytes: 100_000, maxConnectionsPerIp: 5, maxMessagesPerIpPerMinute: 40 },
-    shutdownTimeoutMs: 10_000,
-  };
+  );
   maild = await startMaild(internet, mx, config);
 });
 

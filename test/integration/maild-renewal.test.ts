@@ -13,7 +13,7 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 import { LocalInternet, mustRun, type NetHost } from "../../infra/local-internet/netns";
 import { startAcmeTestbed, type AcmeTestbed } from "../../infra/local-internet/pebble";
-import { RawSmtp } from "../harness/maild";
+import { RawSmtp, killFromPidFile } from "../harness/maild";
 import { boxLayout, MAILD_GID, MAILD_UID, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
@@ -267,13 +267,7 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
       const machine = (await box.run(["bash", "-c", "cat /etc/machine-id 2>/dev/null || hostname"])).stdout.trim();
       const r = await box.run(["bash", "-c", stopCommand({ stageDir, noSystemctl: true }, machine)], { timeoutMs: 30_000 });
       if (r.code !== 0) {
-        const pidFile = path.join(layout.runDir, "maild.pid");
-        if (fs.existsSync(pidFile))
-          try {
-            process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
-          } catch {
-            /* gone */
-          }
+        killFromPidFile(path.join(layout.runDir, "maild.pid"));
       }
     }
     await internet?.destroy();

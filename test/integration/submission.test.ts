@@ -14,11 +14,12 @@ import { simpleParser } from "mailparser";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
 import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
 import { txtContent } from "../../components/records/txt";
+import { maildConfig } from "../fixtures/maild-config";
 
 const MAIL_UID = 65534;
 const ALICE_PASSWORD = "alice's long passphrase";
@@ -186,38 +187,39 @@ before(async () => {
   maild = await startMaild(
     internet,
     mx,
-    {
-      hostname: "mx.example.org",
-      dataDir,
-      tls: { certPath: tlsFiles.certPath, keyPath: tlsFiles.keyPath },
-      domains: [
-        {
-          name: "example.org",
-          dkim: [
-            { selector: "g1-rsa", algorithm: "rsa", keyPath: rsaPath },
-            { selector: "g1-ed25519", algorithm: "ed25519", keyPath: edPath },
-          ],
-        },
-      ],
-      users: [
-        { address: "alice@example.org", passwordHash: argon2idHash(ALICE_PASSWORD) },
-        { address: "bob@example.org", passwordHash: argon2idHash(BOB_PASSWORD) },
-      ],
-      aliases: [{ address: "postmaster@example.org", to: ["alice@example.org"] }],
-      dnsServers: [dns.ipv4],
-      listen: {
-        smtp: [
-          { host: mx.ipv4, port: 25 },
-          { host: mx.ipv6, port: 25 },
+    maildConfig(
+      mx,
+      { dataDir, tls: tlsFiles },
+      {
+        domains: [
+          {
+            name: "example.org",
+            dkim: [
+              { selector: "g1-rsa", algorithm: "rsa", keyPath: rsaPath },
+              { selector: "g1-ed25519", algorithm: "ed25519", keyPath: edPath },
+            ],
+          },
         ],
-        submission: [{ host: mx.ipv4, port: 587 }],
-        submissions: [{ host: mx.ipv4, port: 465 }],
-        http: [],
-        https: [],
+        users: [
+          { address: "alice@example.org", passwordHash: argon2idHash(ALICE_PASSWORD) },
+          { address: "bob@example.org", passwordHash: argon2idHash(BOB_PASSWORD) },
+        ],
+        aliases: [{ address: "postmaster@example.org", to: ["alice@example.org"] }],
+        dnsServers: [dns.ipv4],
+        listen: {
+          smtp: [
+            { host: mx.ipv4, port: 25 },
+            { host: mx.ipv6, port: 25 },
+          ],
+          submission: [{ host: mx.ipv4, port: 587 }],
+          submissions: [{ host: mx.ipv4, port: 465 }],
+          http: [],
+          https: [],
+        },
+        outbound: { extraCaPath: caPath, retryBaseSeconds: 1, retryMaxSeconds: 2, timeoutMs: 10_000 },
+        submission: { maxFailuresPerIp: 4, lockoutSeconds: 1, lockoutMaxSeconds: 2 },
       },
-      outbound: { extraCaPath: caPath, retryBaseSeconds: 1, retryMaxSeconds: 2, timeoutMs: 10_000 },
-      submission: { maxFailuresPerIp: 4, lockoutSeconds: 1, lockoutMaxSeconds: 2 },
-    },
+    ),
     { user: { uid: MAIL_UID, gid: MAIL_UID } },
   );
 });

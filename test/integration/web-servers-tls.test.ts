@@ -8,7 +8,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startWebServers, type WebServers } from "../../server-bootstrap/maild/web/web-servers";
 
 const NAME = "mail.example.test";

@@ -8,20 +8,16 @@ import * as path from "node:path";
 import { XMLParser } from "fast-xml-parser";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
-import { makeTestTls, type TestTls } from "../../infra/local-internet/dovecot";
+import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startWebServers, type WebServers } from "../../server-bootstrap/maild/web/web-servers";
 import { mtaStsPolicy } from "../../components/records/mta-sts";
-import type { DomainSpec } from "../../components/spec";
+import { domainSpec } from "../fixtures/stack-spec";
 
 const DOMAIN = "example.test";
 const HOSTNAME = `mail.${DOMAIN}`;
 const NAMES = [HOSTNAME, `mta-sts.${DOMAIN}`, `autoconfig.${DOMAIN}`, `autodiscover.${DOMAIN}`, DOMAIN];
 
-const domainSpec = {
-  name: DOMAIN,
-  mtaSts: { mode: "enforce", maxAge: 604800 },
-} as DomainSpec;
-const POLICY = mtaStsPolicy(domainSpec, [HOSTNAME]);
+const POLICY = mtaStsPolicy(domainSpec(DOMAIN), [HOSTNAME]);
 
 interface Fetched {
   status: number;

@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { ariCertificateId, authorityKeyIdentifier, readCertificateInfo } from "../../components/shared/acme/certificate-info";
 import { fetchRenewalInfo } from "../../components/shared/acme/ari";
 import { X509Certificate } from "node:crypto";
+import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 /**
  * A leaf whose issuer key identifier and serial are those of RFC 9773 4.1's example:
@@ -21,38 +22,10 @@ function rfcExampleCertificate(dir: string): string {
     p("ca.cnf"),
     "subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n",
   );
-  run([
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    p("ca.key"),
-    "-out",
-    p("ca.csr"),
-    "-subj",
-    "/CN=ARI example CA",
-  ]);
+  run(["req", "-new", ...NEW_EC_KEY, "-keyout", p("ca.key"), "-out", p("ca.csr"), "-subj", "/CN=ARI example CA"]);
   run(["x509", "-req", "-in", p("ca.csr"), "-signkey", p("ca.key"), "-out", p("ca.pem"), "-days", "2", "-extfile", p("ca.cnf")]);
   fs.writeFileSync(p("leaf.cnf"), "authorityKeyIdentifier=keyid:always\nsubjectAltName=DNS:mail.example.org\n");
-  run([
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    p("leaf.key"),
-    "-out",
-    p("leaf.csr"),
-    "-subj",
-    "/CN=mail.example.org",
-  ]);
+  run(["req", "-new", ...NEW_EC_KEY, "-keyout", p("leaf.key"), "-out", p("leaf.csr"), "-subj", "/CN=mail.example.org"]);
   run([
     "x509",
     "-req",

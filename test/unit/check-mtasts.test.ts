@@ -11,34 +11,14 @@ import {
 } from "../../infra/cli/check-mtasts";
 import { mtaStsId, mtaStsPolicy } from "../../components/records/mta-sts";
 import type { DomainSpec } from "../../components/spec";
+import { LEAF_PEM } from "../fixtures/certificates";
+import { domainSpec } from "../fixtures/stack-spec";
 
-// Issued by a test CA for mail.example.org and mta-sts.example.org, valid 2026-01-01..2026-04-01.
-const LEAF_PEM = `-----BEGIN CERTIFICATE-----
-MIIB0TCCAXigAwIBAgICEAAwCgYIKoZIzj0EAwIwITEfMB0GA1UEAwwWbWFpbHN0
-YWNrIHVuaXQgdGVzdCBDQTAeFw0yNjAxMDEwMDAwMDBaFw0yNjA0MDEwMDAwMDBa
-MBsxGTAXBgNVBAMMEG1haWwuZXhhbXBsZS5vcmcwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAQ3h1xZ2uIAtjxqV6bFQbVTWFzt/bVcUFt6ZKn2lz7RFN8g7PzPeFN/
-YPUwCoo24n+0kOjGm535rQYFU0TSBsjjo4GlMIGiMDAGA1UdEQQpMCeCEG1haWwu
-ZXhhbXBsZS5vcmeCE210YS1zdHMuZXhhbXBsZS5vcmcwCQYDVR0TBAIwADATBgNV
-HSUEDDAKBggrBgEFBQcDATAOBgNVHQ8BAf8EBAMCB4AwHQYDVR0OBBYEFHQ2rjtq
-202nKe/MNAvZWTdSsxw0MB8GA1UdIwQYMBaAFMSkoWJRQQurWFoaAfjyrYRLL8uP
-MAoGCCqGSM49BAMCA0cAMEQCIF3MiAbYyRPwMxfC9mumnirhCw6kC/9FskX4Pq+t
-VxbOAiA3Mw5Cu6OkSRJOUTerspReJEJxzGOafkc5qPejeK5EOw==
------END CERTIFICATE-----`;
 const certificate = { chain: [new X509Certificate(LEAF_PEM).raw], authorized: true };
 const now = new Date("2026-02-01T00:00:00Z");
 
 function domain(mode: "enforce" | "testing" | "none", maxAge = 604800): DomainSpec {
-  return {
-    name: "example.org",
-    zone: "example.org",
-    dmarc: { policy: "reject", subdomainPolicy: "reject", rua: [], ruf: [], adkim: "r", aspf: "r", pct: 100 },
-    spf: { ip4: [], ip6: [], include: [], all: "-all" },
-    mtaSts: { mode, maxAge },
-    tlsrpt: { rua: [] },
-    dkim: { generations: ["s1"] },
-    caa: true,
-  };
+  return domainSpec("example.org", { mtaSts: { mode, maxAge } });
 }
 const POLICY = mtaStsPolicy(domain("enforce"), ["mail.example.org"]);
 const planned = { id: mtaStsId(POLICY), policy: POLICY, mode: "enforce" as const };

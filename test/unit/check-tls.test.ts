@@ -10,32 +10,7 @@ import {
   type TlsaAssociation,
   type TlsProbeResult,
 } from "../../infra/cli/check-tls";
-
-// A test CA and a certificate it issued for mail.example.org and mta-sts.example.org, valid from
-// 2026-01-01 to 2026-04-01 (made with `openssl ca -startdate -enddate`); verdicts take `now`.
-const CA_PEM = `-----BEGIN CERTIFICATE-----
-MIIBqDCCAU2gAwIBAgIUZY7rMO6/U7/5spHcafhG7c713kEwCgYIKoZIzj0EAwIw
-ITEfMB0GA1UEAwwWbWFpbHN0YWNrIHVuaXQgdGVzdCBDQTAeFw0yNjExMjEwNjE5
-NDBaFw0zNjExMTgwNjE5NDBaMCExHzAdBgNVBAMMFm1haWxzdGFjayB1bml0IHRl
-c3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARiiuWVQlZYtldis3MHNXk9
-V7PVermqSyDxhR8je7l69vSYuQbMhZSQlH8RHypvcKvYRM72wmLcmCirlCBB68Hj
-o2MwYTAdBgNVHQ4EFgQUxKShYlFBC6tYWhoB+PKthEsvy48wHwYDVR0jBBgwFoAU
-xKShYlFBC6tYWhoB+PKthEsvy48wDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8E
-BAMCAQYwCgYIKoZIzj0EAwIDSQAwRgIhAJdCWDff2cWh+QSvyv6j1iiZq9qjUZl1
-89bWwxJRu47TAiEAs7JfLqGBL1WyBa0EKbyQ08sFMtVeLC03Jnc+alMU+ow=
------END CERTIFICATE-----`;
-const LEAF_PEM = `-----BEGIN CERTIFICATE-----
-MIIB0TCCAXigAwIBAgICEAAwCgYIKoZIzj0EAwIwITEfMB0GA1UEAwwWbWFpbHN0
-YWNrIHVuaXQgdGVzdCBDQTAeFw0yNjAxMDEwMDAwMDBaFw0yNjA0MDEwMDAwMDBa
-MBsxGTAXBgNVBAMMEG1haWwuZXhhbXBsZS5vcmcwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAQ3h1xZ2uIAtjxqV6bFQbVTWFzt/bVcUFt6ZKn2lz7RFN8g7PzPeFN/
-YPUwCoo24n+0kOjGm535rQYFU0TSBsjjo4GlMIGiMDAGA1UdEQQpMCeCEG1haWwu
-ZXhhbXBsZS5vcmeCE210YS1zdHMuZXhhbXBsZS5vcmcwCQYDVR0TBAIwADATBgNV
-HSUEDDAKBggrBgEFBQcDATAOBgNVHQ8BAf8EBAMCB4AwHQYDVR0OBBYEFHQ2rjtq
-202nKe/MNAvZWTdSsxw0MB8GA1UdIwQYMBaAFMSkoWJRQQurWFoaAfjyrYRLL8uP
-MAoGCCqGSM49BAMCA0cAMEQCIF3MiAbYyRPwMxfC9mumnirhCw6kC/9FskX4Pq+t
-VxbOAiA3Mw5Cu6OkSRJOUTerspReJEJxzGOafkc5qPejeK5EOw==
------END CERTIFICATE-----`;
+import { CA_PEM, LEAF_PEM } from "../fixtures/certificates";
 
 const leaf = new X509Certificate(LEAF_PEM).raw;
 const ca = new X509Certificate(CA_PEM).raw;

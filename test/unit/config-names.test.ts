@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { normaliseDomain, parseCidr, parseEmail } from "../../components/config/name-syntax";
-import { argon2idProblem } from "../../components/config/password-hash";
+import { argon2idProblem } from "../../components/shared/argon2id";
 import { spfLookupCount } from "../../components/config/spf-lookups";
 
 describe("normaliseDomain", () => {

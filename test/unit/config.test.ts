@@ -5,9 +5,10 @@ import type { StackSpec } from "../../components/spec";
 import { ConfigError, validateStackConfig, type ConfigProblem } from "../../components/config/validate";
 import { SecretValue } from "../../components/config/secret";
 import { readStackFile } from "../../components/config/stack-file";
+import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
 // A real argon2id hash (argon2 CLI: -id -t 3 -m 16 -p 1 -e) of a throwaway password.
-const HASH = "$argon2id$v=19$m=65536,t=3,p=1$RTM4WUlyZ1k4L042dXdKUjNkWUEzdz09$Lsw4zm1ITmFdx9Kt4fL3aW1rNi7TCDLzvs3pWrNqcGA";
+const HASH = TEST_PASSWORD_HASH;
 
 function minimal(): Record<string, unknown> {
   return {

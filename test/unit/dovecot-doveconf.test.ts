@@ -12,7 +12,8 @@ import { HETZNER_IMAGES, SERVER_IMAGES } from "../../components/config/hetzner-o
 import { DOVECOT_CONFIG_VERSION } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { boxLayout } from "../../server-bootstrap/install/layout";
-import { argon2idHash } from "../../components/config/password-hash";
+import { argon2idHash } from "../../components/shared/argon2id";
+import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 const temps: string[] = [];
 after(() => temps.forEach((t) => fs.rmSync(t, { recursive: true, force: true })));
@@ -33,11 +34,7 @@ function deployedDovecotConf(): string {
     "openssl",
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-keyout",
     layout.tlsKey,
     "-out",

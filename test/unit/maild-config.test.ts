@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   validateMaildConfig,
+  type MaildConfigFile,
   loadMaildConfig,
   ConfigError,
   DEFAULT_LIMITS,
@@ -12,8 +13,9 @@ import {
   DEFAULT_OUTBOUND,
   DEFAULT_SUBMISSION,
 } from "../../server-bootstrap/maild/config";
+import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
-const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+const HASH = TEST_PASSWORD_HASH;
 
 function base(): Record<string, unknown> {
   return {
@@ -49,6 +51,12 @@ function problems(mutate: (c: Record<string, any>) => void): string[] {
 }
 
 describe("maild config: valid input", () => {
+  test("a validated configuration is itself a valid file (MaildConfigFile) and validates to the same", () => {
+    const validated = validateMaildConfig(base());
+    const asFile: MaildConfigFile = validated;
+    assert.deepEqual(validateMaildConfig(JSON.parse(JSON.stringify(asFile))), validated);
+  });
+
   test("a minimal config gets the documented defaults", () => {
     const cfg = validateMaildConfig(base());
     assert.equal(cfg.recipientDelimiter, "+");
@@ -206,7 +214,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "alias target not an address",
       (c) => (c.aliases[1].to = ["alice"]),
-      'aliases[1].to[0]: "alice" is not a lowercase address local@domain',
+      'aliases[1].to[0]: "alice" is not an address local@domain (RFC 5322 dot-atom local part, lowercase domain)',
     ],
     [
       "duplicate catch-all",

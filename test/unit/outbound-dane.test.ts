@@ -16,6 +16,7 @@ import {
   type TlsaRecord,
 } from "../../server-bootstrap/maild/outbound/dane";
 import { RRTYPE, type AdQuery, type DnsAnswer } from "../../server-bootstrap/maild/outbound/dns-ad";
+import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 let dir = "";
 let ca: X509Certificate;
@@ -29,20 +30,7 @@ function openssl(...args: string[]): void {
 
 /** A certificate signed by the test CA for `san` (subjectAltName), valid 30 days from now. */
 function issue(label: string, san: string): X509Certificate {
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${label}.key`,
-    "-out",
-    `${label}.csr`,
-    "-subj",
-    `/CN=${label}`,
-  );
+  openssl("req", ...NEW_EC_KEY, "-keyout", `${label}.key`, "-out", `${label}.csr`, "-subj", `/CN=${label}`);
   fs.writeFileSync(path.join(dir, `${label}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\n`);
   openssl(
     "x509",
@@ -66,7 +54,7 @@ function issue(label: string, san: string): X509Certificate {
 
 before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "dane-test-"));
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ec = NEW_EC_KEY;
   openssl(
     "req",
     "-x509",

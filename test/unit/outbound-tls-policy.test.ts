@@ -6,8 +6,9 @@ import { createHash, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { makeTestTls } from "../../infra/local-internet/dovecot";
-import { judgeTls, resultFromReply, type HostPolicy, type TlsObservation } from "../../server-bootstrap/maild/outbound/transport";
+import { makeTestTls } from "../../infra/local-internet/test-tls";
+import { judgeTls, type HostPolicy, type TlsObservation } from "../../server-bootstrap/maild/outbound/tls-policy";
+import { resultFromReply } from "../../server-bootstrap/maild/outbound/recipient-results";
 import type { StsPolicy } from "../../server-bootstrap/maild/outbound/mta-sts";
 
 let dir = "";

@@ -3,18 +3,10 @@ import assert from "node:assert/strict";
 import { mtaStsId, mtaStsPolicy, mtaStsRecordName, mtaStsTxt } from "../../components/records/mta-sts";
 import { tlsrptRecordName, tlsrptTxt } from "../../components/records/tlsrpt";
 import type { DomainSpec, MtaStsMode } from "../../components/spec";
+import { domainSpec } from "../fixtures/stack-spec";
 
 function domain(mode: MtaStsMode, maxAge: number): DomainSpec {
-  return {
-    name: "example.org",
-    zone: "example.org",
-    dmarc: { policy: "reject", subdomainPolicy: "reject", rua: [], ruf: [], adkim: "s", aspf: "s", pct: 100 },
-    spf: { ip4: [], ip6: [], include: [], all: "-all" },
-    mtaSts: { mode, maxAge },
-    tlsrpt: { rua: [] },
-    dkim: { generations: ["s1"] },
-    caa: true,
-  };
+  return domainSpec("example.org", { mtaSts: { mode, maxAge } });
 }
 
 describe("mtaStsPolicy (RFC 8461 3.2)", () => {

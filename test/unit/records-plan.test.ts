@@ -7,22 +7,13 @@ import { dkimPublicKeyFromPem } from "../../components/records/dkim";
 import { parseTxtContent } from "../../components/records/txt";
 import type { AcmeSpec, DomainSpec } from "../../components/spec";
 import type { DkimPublicKey, HostFacts, PlannedRecord } from "../../components/records/types";
+import { ACME_SPEC, domainSpec as fixtureDomainSpec } from "../fixtures/stack-spec";
 
 function domainSpec(name: string, overrides: Partial<DomainSpec> = {}): DomainSpec {
-  return {
-    name,
-    zone: "example.org",
-    dmarc: { policy: "reject", subdomainPolicy: "reject", rua: [`dmarc@${name}`], ruf: [], adkim: "s", aspf: "s", pct: 100 },
-    spf: { ip4: [], ip6: [], include: [], all: "-all" },
-    mtaSts: { mode: "enforce", maxAge: 604800 },
-    tlsrpt: { rua: [`mailto:tls@${name}`] },
-    dkim: { generations: ["s1"] },
-    caa: true,
-    ...overrides,
-  };
+  return fixtureDomainSpec(name, { zone: "example.org", ...overrides });
 }
 
-const acme: AcmeSpec = { email: "acme@example.org", directory: "https://acme.example/dir", caaIdentity: "letsencrypt.org" };
+const acme: AcmeSpec = ACME_SPEC;
 
 function realDkim(domain: DomainSpec): DkimPublicKey[] {
   return domain.dkim.generations.flatMap((g) => {

@@ -13,19 +13,14 @@ import { dkimPublicKeyFromPem } from "../../components/records/dkim";
 import { parseCharacterStrings } from "../../components/records/txt";
 import type { AcmeSpec, DomainSpec } from "../../components/spec";
 import type { HostFacts, PlannedRecord } from "../../components/records/types";
+import { ACME_SPEC, HOST_FACTS, domainSpec } from "../fixtures/stack-spec";
 
-const domain: DomainSpec = {
-  name: "example.org",
-  zone: "example.org",
+const domain: DomainSpec = domainSpec("example.org", {
   dmarc: { policy: "reject", subdomainPolicy: "quarantine", rua: ["dmarc@example.org"], ruf: [], adkim: "s", aspf: "s", pct: 100 },
   spf: { ip4: ["203.0.113.0/24"], ip6: [], include: [], all: "-all" },
-  mtaSts: { mode: "enforce", maxAge: 604800 },
-  tlsrpt: { rua: ["mailto:tls@example.org"] },
-  dkim: { generations: ["s1"] },
-  caa: true,
-};
-const acme: AcmeSpec = { email: "acme@example.org", directory: "https://acme.example/dir", caaIdentity: "letsencrypt.org" };
-const facts: HostFacts = { hostname: "mail.example.org", ipv4: "198.51.100.25", ipv6: "2001:db8:1::1" };
+});
+const acme: AcmeSpec = ACME_SPEC;
+const facts: HostFacts = HOST_FACTS;
 
 const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const ed = generateKeyPairSync("ed25519");

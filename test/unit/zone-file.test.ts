@@ -11,10 +11,10 @@ import { dkimPublicKeyFromPem, dkimSelectors } from "../../components/records/dk
 import { spkiSha256FromPem } from "../../components/records/tlsa";
 import type { AcmeSpec, DomainSpec } from "../../components/spec";
 import type { DkimPublicKey, HostFacts, PlannedRecord } from "../../components/records/types";
+import { ACME_SPEC, domainSpec as fixtureDomainSpec } from "../fixtures/stack-spec";
 
 function domainSpec(name: string, zone: string, generations = ["s1"]): DomainSpec {
-  return {
-    name,
+  return fixtureDomainSpec(name, {
     zone,
     dmarc: {
       policy: "reject",
@@ -26,14 +26,12 @@ function domainSpec(name: string, zone: string, generations = ["s1"]): DomainSpe
       pct: 50,
     },
     spf: { ip4: ["203.0.113.0/24"], ip6: ["2001:db8:2::/48"], include: [{ domain: "_spf.example.com", lookups: 1 }], all: "-all" },
-    mtaSts: { mode: "enforce", maxAge: 604800 },
     tlsrpt: { rua: [`mailto:tls@${name}`, "https://reports.example.com/tlsrpt"] },
     dkim: { generations },
-    caa: true,
-  };
+  });
 }
 
-const acme: AcmeSpec = { email: "acme@example.org", directory: "https://acme.example/dir", caaIdentity: "letsencrypt.org" };
+const acme: AcmeSpec = ACME_SPEC;
 const facts: HostFacts = {
   hostname: "mail.example.org",
   ipv4: "198.51.100.25",

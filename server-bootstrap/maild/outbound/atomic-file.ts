@@ -1,6 +1,8 @@
 // Whole-file replacement that a crash cannot tear: write a temporary file beside the target,
 // fsync it, rename(2) it over the target (atomic within one file system), fsync the directory so
 // the rename itself is durable. Readers see the old content or the new, never a mix.
+// Not write-file-atomic (7.0): it fsyncs the file but not the directory, so the rename could be
+// lost in a crash and this code would still be needed around it.
 import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";

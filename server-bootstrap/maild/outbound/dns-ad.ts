@@ -11,11 +11,12 @@ import * as dgram from "node:dgram";
 import * as net from "node:net";
 import { readFileSync } from "node:fs";
 import { randomInt } from "node:crypto";
+import { parseIpPort } from "../../../components/shared/ip-port";
+import { CLASS_IN, encodeName, encodeRecord, readName, readRecord, skipQuestion } from "../../../components/shared/dns-wire";
 
 export const RRTYPE = { A: 1, CNAME: 5, MX: 15, AAAA: 28, TLSA: 52 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
-const CLASS_IN = 1;
 const TYPE_OPT = 41;
 const UDP_PAYLOAD = 1232;
 // Header flag bits (RFC 1035 4.1.1, RFC 4035 3.2.3 for AD/CD).
@@ -50,22 +51,6 @@ export interface DnsServer {
   port: number;
 }
 
-function encodeName(name: string): Buffer {
-  const trimmed = name.replace(/\.$/, "");
-  const labels = trimmed === "" ? [] : trimmed.split(".");
-  const parts: Buffer[] = [];
-  for (const label of labels) {
-    const b = Buffer.from(label, "ascii");
-    if (b.length === 0 || b.length > 63)
-      throw new Error(`DNS name ${JSON.stringify(name)}: label ${JSON.stringify(label)} must be 1 to 63 bytes`);
-    parts.push(Buffer.from([b.length]), b);
-  }
-  parts.push(Buffer.from([0]));
-  const out = Buffer.concat(parts);
-  if (out.length > 255) throw new Error(`DNS name ${JSON.stringify(name)} is longer than 255 bytes`);
-  return out;
-}
-
 /** A query for name/type with RD and AD set and an EDNS0 OPT record (DO=0: no RRSIGs wanted). */
 export function encodeQuery(id: number, name: string, type: number): Buffer {
   const header = Buffer.alloc(12);
@@ -77,44 +62,13 @@ export function encodeQuery(id: number, name: string, type: number): Buffer {
   question.writeUInt16BE(type, 0);
   question.writeUInt16BE(CLASS_IN, 2);
   // OPT (RFC 6891 6.1.2): root owner, CLASS = UDP payload size, TTL = extended RCODE/version/flags.
-  const opt = Buffer.alloc(11);
-  opt.writeUInt8(0, 0);
-  opt.writeUInt16BE(TYPE_OPT, 1);
-  opt.writeUInt16BE(UDP_PAYLOAD, 3);
-  opt.writeUInt32BE(0, 5);
-  opt.writeUInt16BE(0, 9);
+  const opt = encodeRecord({ name: ".", type: TYPE_OPT, class: UDP_PAYLOAD, ttl: 0, rdata: Buffer.alloc(0) });
   return Buffer.concat([header, encodeName(name), question, opt]);
 }
 
-/** Reads a possibly compressed name (RFC 1035 4.1.4) at `offset`; returns it and the offset after it. */
-function readName(buf: Buffer, offset: number): { name: string; next: number } {
-  const labels: string[] = [];
-  let pos = offset;
-  let next = -1;
-  // Each pointer must go strictly backwards, so a loop of pointers cannot run forever.
-  let limit = offset;
-  for (;;) {
-    if (pos >= buf.length) throw new Error("DNS message truncated inside a name");
-    const len = buf[pos];
-    if ((len & 0xc0) === 0xc0) {
-      if (pos + 1 >= buf.length) throw new Error("DNS message truncated inside a name pointer");
-      const target = ((len & 0x3f) << 8) | buf[pos + 1];
-      if (next < 0) next = pos + 2;
-      if (target >= limit) throw new Error("DNS name pointer does not point backwards");
-      limit = target;
-      pos = target;
-      continue;
-    }
-    if ((len & 0xc0) !== 0) throw new Error(`DNS label type 0x${len.toString(16)} is not supported`);
-    if (len === 0) {
-      if (next < 0) next = pos + 1;
-      break;
-    }
-    if (pos + 1 + len > buf.length) throw new Error("DNS message truncated inside a label");
-    labels.push(buf.toString("latin1", pos + 1, pos + 1 + len).toLowerCase());
-    pos += 1 + len;
-  }
-  return { name: labels.join("."), next };
+/** Names as answers are compared with questions: lowercase, without the trailing dot. */
+function lowerNoDot(name: string): string {
+  return name.toLowerCase().replace(/\.$/, "");
 }
 
 export interface ParsedResponse extends DnsAnswer {
@@ -134,29 +88,20 @@ export function parseResponse(buf: Buffer): ParsedResponse {
   let question: ParsedResponse["question"];
   for (let i = 0; i < qdcount; i++) {
     const { name, next } = readName(buf, pos);
-    if (next + 4 > buf.length) throw new Error("DNS message truncated inside the question");
-    if (i === 0) question = { name, type: buf.readUInt16BE(next) };
-    pos = next + 4;
+    pos = skipQuestion(buf, pos);
+    if (i === 0) question = { name: lowerNoDot(name), type: buf.readUInt16BE(next) };
   }
   const answers: DnsRecord[] = [];
   const truncated = (flags & FLAG_TC) !== 0;
   for (let i = 0; i < ancount; i++) {
-    const { name, next } = readName(buf, pos);
-    if (next + 10 > buf.length) {
+    const r = readRecord(buf, pos);
+    if (!r) {
+      // TC set: the records that arrived whole are kept; createAdQuery asks again over TCP.
       if (truncated) break;
-      throw new Error("DNS message truncated inside a record header");
+      throw new Error("DNS message truncated inside a record");
     }
-    const type = buf.readUInt16BE(next);
-    const ttl = buf.readUInt32BE(next + 4);
-    const rdlength = buf.readUInt16BE(next + 8);
-    const start = next + 10;
-    if (start + rdlength > buf.length) {
-      if (truncated) break;
-      throw new Error("DNS message truncated inside record data");
-    }
-    if (buf.readUInt16BE(next + 2) === CLASS_IN)
-      answers.push({ name, type, ttl, data: Buffer.from(buf.subarray(start, start + rdlength)) });
-    pos = start + rdlength;
+    if (r.class === CLASS_IN) answers.push({ name: lowerNoDot(r.name), type: r.type, ttl: r.ttl, data: r.rdata });
+    pos = r.next;
   }
   return {
     id,
@@ -168,13 +113,10 @@ export function parseResponse(buf: Buffer): ParsedResponse {
   };
 }
 
-/** "192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:5353" (the forms config.ts accepts). */
+/** A server as config.ts writes it (components/shared/ip-port.ts), port 53 unless it names one. */
 export function parseServer(s: string): DnsServer {
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  if (bracketed) return { host: bracketed[1], port: Number(bracketed[2]) };
-  const v4port = /^([\d.]+):(\d+)$/.exec(s);
-  if (v4port) return { host: v4port[1], port: Number(v4port[2]) };
-  return { host: s, port: 53 };
+  const parsed = parseIpPort(s);
+  return { host: parsed?.ip ?? s, port: parsed?.port ?? 53 };
 }
 
 /** The nameservers of resolv.conf(5), in order; 127.0.0.1 when none is listed (the libc default). */

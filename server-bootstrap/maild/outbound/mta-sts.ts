@@ -1,22 +1,18 @@
 // MTA-STS on the sending side (RFC 8461): discover a recipient domain's policy, fetch it over
 // HTTPS, keep it for its max_age in memory and on disk, and say which MX hosts it allows.
-// Parsing and MX matching are mailauth's (`mailauth/lib/mta-sts`); the fetch is ours, because
-// mailauth's cannot be given a trust store (test CAs) or our resolver, and RFC 8461 3.3 is strict
-// about it: HTTPS with a valid certificate for mta-sts.<domain>, HTTP 200 only, no redirects,
-// media type text/plain, a size limit and a time limit.
+// Parsing and MX matching are mailauth's (`mailauth/lib/mta-sts`); the fetch is ours
+// (components/shared/mta-sts-fetch.ts), because mailauth's cannot be given a trust store (test
+// CAs) or our resolver, and RFC 8461 3.3 is strict about it: HTTPS with a valid certificate for
+// mta-sts.<domain>, HTTP 200 only, no redirects, media type text/plain, a size limit and a time limit.
 import type { LookupAddress } from "node:dns";
 import { readFile, unlink } from "node:fs/promises";
-import * as https from "node:https";
 import type { LookupFunction } from "node:net";
 import { join } from "node:path";
-import * as tls from "node:tls";
-import { X509Certificate } from "node:crypto";
 import { parsePolicy, resolvePolicy, validateMx } from "mailauth/lib/mta-sts";
 import { writeFileAtomic } from "./atomic-file";
 import { certificateResult } from "./tls-report";
+import { fetchMtaStsPolicy } from "../../../components/shared/mta-sts-fetch";
 
-/** RFC 8461 3.3 suggests 64 KiB as the largest policy a sender need accept. */
-export const MAX_POLICY_BYTES = 64 * 1024;
 /** RFC 8461 3.3: "senders SHOULD ... impose a timeout"; one minute is its example. */
 const MAX_FETCH_MS = 60_000;
 /** After a failed fetch, the same policy id is not fetched again for this long (load on a broken host). */
@@ -82,75 +78,17 @@ export interface FetchOptions {
   port?: number;
 }
 
-/** Fetches https://mta-sts.<domain>/.well-known/mta-sts.txt; rejects with PolicyFetchError. */
-export function fetchPolicyText(domain: string, opts: FetchOptions): Promise<string> {
-  const host = `mta-sts.${domain}`;
-  const url = `https://${host}/.well-known/mta-sts.txt`;
-  const timeoutMs = Math.min(opts.timeoutMs, MAX_FETCH_MS);
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const fail = (result: StsFailureType, message: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      reject(new PolicyFetchError(result, `${url}: ${message}`));
-    };
-    const req = https.request(
-      {
-        host,
-        port: opts.port ?? 443,
-        path: "/.well-known/mta-sts.txt",
-        method: "GET",
-        servername: host,
-        ca: opts.ca,
-        lookup: opts.lookup,
-        // a fresh connection: nothing verified under other options is reused
-        agent: false,
-        headers: { "user-agent": "maild (MTA-STS)", accept: "text/plain" },
-        // RFC 8461 3.3 / RFC 6125: the name must be a DNS-ID subjectAltName; no CN fallback.
-        checkServerIdentity: (name, cert) => {
-          const err = tls.checkServerIdentity(name, cert);
-          if (err) return err;
-          if (new X509Certificate(cert.raw).checkHost(name, { subject: "never", partialWildcards: false }) === undefined) {
-            return Object.assign(new Error(`certificate has no subjectAltName DNS entry for ${name}`), {
-              code: "ERR_TLS_CERT_ALTNAME_INVALID",
-            });
-          }
-          return undefined;
-        },
-      },
-      (res) => {
-        // RFC 8461 3.3: only 200 is a policy; a redirect is not followed.
-        if (res.statusCode !== 200) return fail("sts-policy-fetch-error", `HTTP status ${res.statusCode}, not 200`);
-        const type = (res.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-        if (type !== "text/plain")
-          return fail("sts-policy-fetch-error", `Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not text/plain`);
-        if (Number(res.headers["content-length"] ?? 0) > MAX_POLICY_BYTES)
-          return fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_POLICY_BYTES) fail("sts-policy-fetch-error", `larger than ${MAX_POLICY_BYTES} bytes`);
-          else chunks.push(chunk);
-        });
-        res.on("end", () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve(Buffer.concat(chunks).toString("utf8"));
-        });
-        res.on("error", (err) => fail("sts-policy-fetch-error", err.message));
-      },
-    );
-    // RFC 8460 4.3.2.2: a policy host that cannot be authenticated is sts-webpki-invalid.
-    req.on("error", (err: NodeJS.ErrnoException) => {
-      fail(certificateResult(err.code) ? "sts-webpki-invalid" : "sts-policy-fetch-error", err.message);
-    });
-    const timer = setTimeout(() => fail("sts-policy-fetch-error", `no complete answer in ${timeoutMs} ms`), timeoutMs);
-    req.end();
-  });
+/** Fetches the domain's policy as a sender must (components/shared/mta-sts-fetch.ts); rejects with PolicyFetchError. */
+export async function fetchPolicyText(domain: string, opts: FetchOptions): Promise<string> {
+  const r = await fetchMtaStsPolicy(domain, { ...opts, timeoutMs: Math.min(opts.timeoutMs, MAX_FETCH_MS), verify: true });
+  const fail = (result: StsFailureType, message: string) => new PolicyFetchError(result, `${r.url}: ${message}`);
+  // RFC 8460 4.3.2.2: a policy host that cannot be authenticated is sts-webpki-invalid.
+  if (r.error) throw fail(certificateResult(r.error.code) ? "sts-webpki-invalid" : "sts-policy-fetch-error", r.error.message);
+  // RFC 8461 3.3: only 200 is a policy; a redirect is not followed.
+  if (r.status !== 200) throw fail("sts-policy-fetch-error", `HTTP status ${r.status}, not 200`);
+  const type = (r.contentType ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "text/plain") throw fail("sts-policy-fetch-error", `Content-Type ${JSON.stringify(r.contentType ?? "")}, not text/plain`);
+  return r.body ?? "";
 }
 
 /** A LookupFunction over our resolver: AAAA and A as enabled (as the SMTP connections use). */

@@ -21,7 +21,7 @@
 // fsyncs of the directory are shared by concurrent writers (DirSyncer), as in delivery.ts.
 import { copyFile, constants as fsConstants, link, mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { DirSyncer } from "../dir-sync";
+import { DirSyncer, fsyncFile } from "../dir-sync";
 import { splitHeader } from "../trace-headers";
 import type { RecipientResult } from "./types";
 import { writeFileAtomic } from "./atomic-file";
@@ -203,15 +203,6 @@ function parseEnvelope(id: string, text: string): Envelope {
     [env.size, env.arrival, env.attempts, env.nextAttempt].every((n) => typeof n === "number" && Number.isFinite(n));
   if (!ok) throw new Error(`${id}.json is not a version 1 queue envelope for ${id}`);
   return env;
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r+");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 function ignoreMissing(e: NodeJS.ErrnoException): void {

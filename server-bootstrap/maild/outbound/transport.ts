@@ -6,143 +6,32 @@
 // connection fails, the greeting or EHLO is refused, or the host cannot meet the TLS policy.
 // The first host that takes the transaction decides every recipient's result for this attempt.
 //
-// TLS, per MX host, strongest rule first:
-//   DANE (RFC 7672): a DNSSEC-validated MX RRset, secure addresses and secure TLSA records make
-//     STARTTLS mandatory and authenticate the certificate against the records. It takes
-//     precedence over MTA-STS (RFC 8461 2).
-//   MTA-STS (RFC 8461): enforce: only hosts the policy lists, only over STARTTLS with a
-//     certificate valid for the host under the Web PKI; testing: deliver anyway, report.
-//   Otherwise opportunistic (RFC 7435, RFC 3207): STARTTLS whenever offered, certificate
-//     problems reported but not fatal, and a failed handshake retried once in plaintext.
-// Every TLS session is counted in the TLS report (RFC 8460) under the policy that applied.
+// TLS, per MX host: the strongest policy that applies (tls-policy.ts: DANE, MTA-STS, or
+// opportunistic), judged after EHLO; under opportunistic TLS a failed handshake is retried once
+// in plaintext (RFC 7435). Every TLS session is counted in the TLS report (RFC 8460) under the
+// policy that applied.
 //
-// The SMTP protocol itself is nodemailer's SMTPConnection; this file is policy.
+// The SMTP protocol itself is nodemailer's SMTPConnection; replies become results per recipient in
+// recipient-results.ts.
 import { createReadStream, readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { X509Certificate } from "node:crypto";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { MaildConfig } from "../config";
 import type { Logger } from "../log";
 import { counter } from "../metrics";
 import { adServers, createAdQuery, RRTYPE, type AdQuery } from "./dns-ad";
-import { isSecure, isUsable, lookupTlsa, tlsaToString, verifyDane, type TlsaRecord } from "./dane";
+import { isSecure, lookupTlsa } from "./dane";
 import { ConnectionSlots } from "./connection-limits";
-import { fetchPolicyText, lookupVia, MtaStsPolicies, mxAllowed, policyLines, type StsLookup, type StsPolicy } from "./mta-sts";
+import { fetchPolicyText, lookupVia, MtaStsPolicies, mxAllowed, type StsLookup, type StsPolicy } from "./mta-sts";
 import { createDnsLookup, findRoute, hostAddresses, type DnsLookup, type MxHost } from "./mx";
-import { certificateResult, type TlsPolicyType, type TlsReport } from "./tls-report";
-import type { DeliveryAttempt, RecipientResult, TlsResultType, Transport } from "./types";
+import { certificateResult, type TlsReport } from "./tls-report";
+import { judgeTls, observeTls, policyLabel, reportedPolicy, reportedStsPolicy, requiresTls, type HostPolicy } from "./tls-policy";
+import { everyone, failedResults, oneLine, routeFailure, sentResults, type Failure, type SmtpError } from "./recipient-results";
+import type { DeliveryAttempt, RecipientResult, Transport } from "./types";
 
 const recipientsCounter = counter("maild_outbound_recipients_total", "Recipient results of outbound delivery attempts, by status");
-
-/** The TLS rule that applies to one MX host. */
-export type HostPolicy =
-  { type: "tlsa"; records: TlsaRecord[] } | { type: "sts"; policy: StsPolicy; enforce: boolean; mxAllowed: boolean } | { type: "none" };
-
-/** What a connection showed of its TLS, after EHLO. */
-export interface TlsObservation {
-  secure: boolean;
-  /** OpenSSL's verdict on the chain under our trust store (e.g. DEPTH_ZERO_SELF_SIGNED_CERT) */
-  verifyError?: string;
-  /** leaf first */
-  chain: X509Certificate[];
-  /** e.g. TLSv1.3 */
-  protocol?: string;
-}
-
-export interface TlsVerdict {
-  result: TlsResultType;
-  reason?: string;
-  /** the policy forbids going on with this host */
-  block: boolean;
-}
-
-function requiresTls(p: HostPolicy): boolean {
-  return p.type === "tlsa" || (p.type === "sts" && p.enforce);
-}
-
-/** Web PKI check of a live session: chain under our trust store, then the MX name (RFC 6125). */
-function webPki(mxHost: string, o: TlsObservation): { result: TlsResultType; reason?: string } {
-  if (o.verifyError) return { result: certificateResult(o.verifyError) ?? "validation-failure", reason: o.verifyError };
-  const leaf = o.chain[0];
-  if (!leaf) return { result: "validation-failure", reason: "no certificate" };
-  if (leaf.checkHost(mxHost, { wildcards: true, partialWildcards: false, multiLabelWildcards: false }) === undefined) {
-    return { result: "certificate-host-mismatch", reason: `certificate not valid for ${mxHost}` };
-  }
-  return { result: "success" };
-}
-
-/**
- * The decision for one established connection: is its TLS good enough for the host's policy, and
- * what is it counted as? Pure; the transport acts on it.
- */
-export function judgeTls(policy: HostPolicy, mxHost: string, o: TlsObservation, now = new Date()): TlsVerdict {
-  if (!o.secure) {
-    return { result: "starttls-not-supported", reason: "no TLS session (STARTTLS not offered or refused)", block: requiresTls(policy) };
-  }
-  if (policy.type === "tlsa") {
-    // RFC 7672 2.2 / 3.1: a secure RRset with only unusable records still demands TLS, but
-    // cannot authenticate: encryption without authentication is all that is asked then.
-    if (!policy.records.some(isUsable)) return { result: "success", reason: "no usable TLSA records: encryption only", block: false };
-    const v = verifyDane(o.chain, policy.records, [mxHost], now);
-    return v.ok ? { result: "success", block: false } : { result: v.result, reason: v.reason, block: true };
-  }
-  const pki = webPki(mxHost, o);
-  if (policy.type === "sts") {
-    // RFC 8461 4.1 in testing mode: an unlisted MX is reported, and delivery goes on.
-    if (!policy.mxAllowed) return { result: "validation-failure", reason: `${mxHost} is not listed in the policy`, block: false };
-    return { ...pki, block: policy.enforce && pki.result !== "success" };
-  }
-  return { ...pki, block: false };
-}
-
-function policyType(p: HostPolicy): TlsPolicyType {
-  return p.type === "tlsa" ? "tlsa" : p.type === "sts" ? "sts" : "no-policy-found";
-}
-
-function policyLabel(p: HostPolicy): string {
-  if (p.type === "sts") return `sts-${p.policy.mode}`;
-  return p.type === "tlsa" ? "dane" : "none";
-}
-
-// RFC 3463: "class.subject.detail" after the basic code, in the same class.
-const ENHANCED = /^([245])\d\d[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/;
-
-function oneLine(reply: string): string {
-  return reply.replace(/\r?\n/g, " ").trim();
-}
-
-/** A recipient's result from a server reply (RFC 5321 4.2.1: 2yz done, 4yz transient, 5yz permanent). */
-export function resultFromReply(recipient: string, reply: string, remoteMta: string): RecipientResult {
-  const text = oneLine(reply);
-  const basic = text.charAt(0);
-  const m = ENHANCED.exec(text);
-  const enhancedCode = m && m[1] === m[2] ? `${m[2]}.${m[3]}.${m[4]}` : `${basic === "2" || basic === "5" ? basic : "4"}.0.0`;
-  const status = basic === "2" ? "delivered" : basic === "5" ? "failed" : "deferred";
-  return { recipient, status, enhancedCode, diagnostic: text, remoteReply: true, remoteMta };
-}
-
-interface Failure {
-  enhancedCode: string;
-  diagnostic: string;
-  remoteReply: boolean;
-  remoteMta?: string;
-}
-
-function everyone(attempt: DeliveryAttempt, status: RecipientResult["status"], f: Failure): RecipientResult[] {
-  return attempt.recipients.map((recipient) => ({ recipient, status, ...f }));
-}
-
-type SmtpError = Error & {
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  rejectedErrors?: SmtpError[];
-};
 
 type SessionOutcome = { kind: "done"; results: RecipientResult[] } | { kind: "next"; failure: Failure; retryPlaintext?: boolean };
 
@@ -249,41 +138,10 @@ export class SmtpTransport implements Transport {
     const { domain } = attempt;
     const { lookup, ad } = this.dns();
     const route = await findRoute(lookup, domain, cfg.hostname, this.opts.random);
-    const log = (result: string, fields: Record<string, string>) =>
-      this.opts.log.info("outbound.route", { id: attempt.id, domain, result, ...fields });
-    switch (route.kind) {
-      case "nxdomain":
-        log("failed", { reason: "nxdomain" });
-        return everyone(attempt, "failed", {
-          enhancedCode: "5.1.2",
-          diagnostic: `domain ${domain} does not exist (DNS NXDOMAIN)`,
-          remoteReply: false,
-        });
-      case "null-mx":
-        log("failed", { reason: "null-mx" });
-        return everyone(attempt, "failed", {
-          enhancedCode: "5.1.10",
-          diagnostic: `domain ${domain} does not accept mail (null MX, RFC 7505)`,
-          remoteReply: false,
-        });
-      case "no-mail-host":
-        log("failed", { reason: "no-mail-host" });
-        // RFC 3463 X.4.4: no routing information, e.g. a name with only an SOA.
-        return everyone(attempt, "failed", {
-          enhancedCode: "5.4.4",
-          diagnostic: `domain ${domain} has no MX and no address records`,
-          remoteReply: false,
-        });
-      case "loop":
-        log("failed", { reason: "loop" });
-        return everyone(attempt, "failed", {
-          enhancedCode: "5.4.6",
-          diagnostic: `mail for ${domain} loops back to myself (${cfg.hostname} is its best MX)`,
-          remoteReply: false,
-        });
-      case "temporary":
-        log("deferred", { reason: route.reason });
-        return everyone(attempt, "deferred", { enhancedCode: "4.4.3", diagnostic: route.reason, remoteReply: false });
+    if (route.kind !== "hosts") {
+      const { status, reason, failure } = routeFailure(route, domain, cfg.hostname);
+      this.opts.log.info("outbound.route", { id: attempt.id, domain, result: status, reason });
+      return everyone(attempt, status, failure);
     }
 
     const sts: StsLookup = cfg.outbound.mtaSts ? await this.sts.lookup(domain) : {};
@@ -386,9 +244,7 @@ export class SmtpTransport implements Transport {
       if (!allowed && sts.mode === "enforce") {
         this.opts.tlsReport.record({
           policyDomain: domain,
-          policyType: "sts",
-          policyString: policyLines(sts),
-          mxHost: sts.mx,
+          ...reportedStsPolicy(sts),
           result: "validation-failure",
           receivingMxHostname: host.name,
           failureReasonCode: "mx-not-in-policy",
@@ -460,17 +316,17 @@ export class SmtpTransport implements Transport {
         return this.connectFailure(attempt, host, ip, policy, plaintext, duringTls, err as SmtpError, fields);
       }
 
-      const observed = observe(conn);
+      // `_socket` is SMTPConnection's socket, the TLS one after STARTTLS (declared public in
+      // nodemailer's smtp-connection/index.d.ts); nothing else exposes the peer's certificate chain.
+      const socket = conn._socket;
+      const observed = observeTls(conn.secure ? socket : undefined);
       const verdict = judgeTls(policy, host.name, observed);
       const tlsLabel = observed.secure ? (observed.protocol ?? "tls") : "none";
-      const socket = conn._socket;
       // The plaintext retry is the fallback for a handshake failure already counted.
       if (!plaintext)
         this.opts.tlsReport.record({
           policyDomain: attempt.domain,
-          policyType: policyType(policy),
-          ...(policy.type === "sts" ? { policyString: policyLines(policy.policy), mxHost: policy.policy.mx } : {}),
-          ...(policy.type === "tlsa" ? { policyString: policy.records.map(tlsaToString) } : {}),
+          ...reportedPolicy(policy),
           result: verdict.result,
           receivingMxHostname: host.name,
           receivingIp: ip,
@@ -531,9 +387,7 @@ export class SmtpTransport implements Transport {
     if (duringTls && !plaintext) {
       this.opts.tlsReport.record({
         policyDomain: attempt.domain,
-        policyType: policyType(policy),
-        ...(policy.type === "sts" ? { policyString: policyLines(policy.policy), mxHost: policy.policy.mx } : {}),
-        ...(policy.type === "tlsa" ? { policyString: policy.records.map(tlsaToString) } : {}),
+        ...reportedPolicy(policy),
         result: certificateResult(err.originalCode) ?? "validation-failure",
         receivingMxHostname: host.name,
         receivingIp: ip,
@@ -583,89 +437,21 @@ export class SmtpTransport implements Transport {
         // A message that could not be read may be cut off inside DATA: drop the connection so
         // nothing sent later (QUIT) can become part of it or end it with a dot.
         if ((err as SmtpError | null)?.code === "ESTREAM") conn.close();
-        if (!err) {
-          const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient, e as SmtpError]));
-          resolve(
-            attempt.recipients.map((r) => {
-              const e = rejected.get(r);
-              if (e?.response) return resultFromReply(r, e.response, mx);
-              if (info.accepted.includes(r)) return resultFromReply(r, info.response, mx);
-              return {
-                recipient: r,
-                status: "deferred",
-                enhancedCode: "4.4.2",
-                diagnostic: "no reply for this recipient",
-                remoteReply: false,
-                remoteMta: mx,
-              };
-            }),
-          );
-          return;
-        }
-        resolve(this.failedTransaction(conn, attempt, mx, err as SmtpError));
+        if (!err) return resolve(sentResults(attempt, mx, info as Parameters<typeof sentResults>[2]));
+        resolve(failedResults(attempt, mx, err as SmtpError, rcptRefusals(conn)));
       });
-    });
-  }
-
-  private failedTransaction(conn: SMTPConnection, attempt: DeliveryAttempt, mx: string, err: SmtpError): RecipientResult[] {
-    // MAIL FROM refused: its reply is every recipient's (pipelined RCPTs only got "need MAIL").
-    if (err.command === "MAIL FROM" && err.response) return attempt.recipients.map((r) => resultFromReply(r, err.response!, mx));
-    if (err.command === "MAIL FROM" && err.code === "EMESSAGE") {
-      // RFC 1870: the server announced a SIZE limit below the message's size.
-      return everyone(attempt, "failed", {
-        enhancedCode: "5.3.4",
-        diagnostic: `message size ${attempt.size} exceeds the size limit of ${mx}: ${err.message}`,
-        remoteReply: false,
-        remoteMta: mx,
-      });
-    }
-    // RCPT replies: on the error when every recipient was refused, otherwise on the connection's
-    // envelope (nodemailer keeps them there but does not attach them to a DATA failure).
-    const envelope = (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope;
-    const refused = new Map((err.rejectedErrors ?? envelope?.rejectedErrors ?? []).map((e) => [e.recipient, e]));
-    return attempt.recipients.map((r): RecipientResult => {
-      const own = refused.get(r);
-      if (own?.response) return resultFromReply(r, own.response, mx);
-      if (err.response) return resultFromReply(r, err.response, mx);
-      if (err.code === "ESTREAM")
-        return {
-          recipient: r,
-          status: "deferred",
-          enhancedCode: "4.3.0",
-          diagnostic: `cannot read the queued message: ${err.message}`,
-          remoteReply: false,
-        };
-      // The connection broke mid-transaction (RFC 5321 4.1.1.4 / RFC 1047: it may even have
-      // been after the server took the message; the queue accepts that duplicate risk).
-      return {
-        recipient: r,
-        status: "deferred",
-        enhancedCode: "4.4.2",
-        diagnostic: `connection to ${mx} lost: ${err.message}`,
-        remoteReply: false,
-        remoteMta: mx,
-      };
     });
   }
 }
 
-/** The TLS state of a connection after EHLO. */
-function observe(conn: SMTPConnection): TlsObservation {
-  const socket = conn._socket;
-  if (!conn.secure || !(socket instanceof tls.TLSSocket)) return { secure: false, chain: [] };
-  const chain: X509Certificate[] = [];
-  const seen = new Set<string>();
-  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    chain.push(new X509Certificate(cert.raw));
-    cert = cert.issuerCertificate;
-  }
-  // Node types it as an Error; at run time it is OpenSSL's code as a string.
-  const authErr = socket.authorizationError as unknown as string | Error | null | undefined;
-  const verifyError =
-    typeof authErr === "string" ? authErr : authErr ? ((authErr as NodeJS.ErrnoException).code ?? authErr.message) : undefined;
-  return { secure: true, chain, protocol: socket.getProtocol() ?? undefined, ...(verifyError ? { verifyError } : {}) };
+/**
+ * The RCPT refusals of the transaction in progress. nodemailer hands them to the send callback
+ * only on success or when every recipient was refused (dist/cjs/smtp-connection/index.js, send()
+ * and _envelopeError()); after a DATA failure they are only on its envelope, which no public
+ * member exposes.
+ */
+function rcptRefusals(conn: SMTPConnection): SmtpError[] {
+  return (conn as unknown as { _envelope?: { rejectedErrors?: SmtpError[] } })._envelope?.rejectedErrors ?? [];
 }
 
 /** Resolves when the connection has ended (QUIT answered or socket closed), or after `ms`. */

@@ -5,6 +5,7 @@
 // Submission: RFC 8314 3.3 prefers implicit TLS (465); 587 with STARTTLS is listed second for
 // networks that block 465.
 import { xmlEscape } from "./xml-escape";
+import { MAIL_PORTS } from "../../../components/shared/mail-ports";
 
 export interface AutoconfigInput {
   /** the mail domain the client asked about, e.g. example.com */
@@ -33,9 +34,9 @@ export function autoconfigXml({ domain, hostname }: AutoconfigInput): string {
     `    <domain>${d}</domain>`,
     `    <displayName>${d}</displayName>`,
     `    <displayShortName>${d}</displayShortName>`,
-    server("incomingServer", "imap", 993, "SSL"),
-    server("outgoingServer", "smtp", 465, "SSL"),
-    server("outgoingServer", "smtp", 587, "STARTTLS"),
+    server("incomingServer", "imap", MAIL_PORTS.imaps.port, "SSL"),
+    server("outgoingServer", "smtp", MAIL_PORTS.submissions.port, "SSL"),
+    server("outgoingServer", "smtp", MAIL_PORTS.submission.port, "STARTTLS"),
     `  </emailProvider>`,
     `</clientConfig>`,
     ``,

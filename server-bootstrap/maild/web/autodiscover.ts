@@ -7,6 +7,7 @@
 // from the answer ([MS-OXDSCLI] 2.2.4, the "email" account type).
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { xmlEscape } from "./xml-escape";
+import { MAIL_PORTS } from "../../../components/shared/mail-ports";
 
 export class AutodiscoverRequestError extends Error {}
 
@@ -64,8 +65,8 @@ export function autodiscoverXml({ email, hostname }: AutodiscoverInput): string 
     `    <Account>`,
     `      <AccountType>email</AccountType>`,
     `      <Action>settings</Action>`,
-    protocol("IMAP", 993, "SSL"),
-    protocol("SMTP", 465, "SSL"),
+    protocol("IMAP", MAIL_PORTS.imaps.port, "SSL"),
+    protocol("SMTP", MAIL_PORTS.submissions.port, "SSL"),
     `    </Account>`,
     `  </Response>`,
     `</Autodiscover>`,

@@ -1,0 +1,180 @@
+// The one path by which maild takes responsibility for a message: receiving (25), submission
+// (587/465) and the notices the daemon writes itself (DSNs). The local copies and the outbound
+// queue's entry commit together (delivery.ts, protocol B, with the queue's enqueue as its
+// `beforeCommit`); a message that is not acknowledged leaves neither a spool file nor a queue entry.
+import { pipeline } from "node:stream/promises";
+import type { Transform } from "node:stream";
+import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
+import type { Logger, LogFields } from "./log";
+import { metrics } from "./metrics";
+import { mailboxKey, type Mailbox } from "./router";
+import { BareNewlineGuard } from "./bare-newline";
+import { ByteLimit } from "./byte-limit";
+import { newMessageId, type LocalStore } from "./delivery";
+import { ReceivedData } from "./received-data";
+import { receivedHeader } from "./trace-headers";
+import { smtpError } from "./smtp-replies";
+import type { RemoteQueue } from "./remote-queue";
+
+/** DATA up to this size is held in memory while it is checked; larger DATA goes to a spool file. */
+const IN_MEMORY_DATA_BYTES = 128 * 1024;
+
+/** The recipients one MAIL transaction has accepted so far, local mailboxes and remote addresses apart. */
+export class Recipients {
+  readonly mailboxes = new Map<string, Mailbox>();
+  readonly remote = new Set<string>();
+  /** accepted RCPT commands, each counting once however many mailboxes it reached */
+  count = 0;
+
+  add(route: { mailboxes: Mailbox[]; remote: string[] }): void {
+    this.count++;
+    for (const mb of route.mailboxes) this.mailboxes.set(mailboxKey(mb), mb);
+    for (const r of route.remote) this.remote.add(r);
+  }
+
+  get empty(): boolean {
+    return this.mailboxes.size === 0 && this.remote.size === 0;
+  }
+}
+
+/** A message's DATA, received and checked, not yet stored. */
+export interface ReceivedMessage {
+  id: string;
+  recipients: Recipients;
+  /** the DATA when it stayed in memory; otherwise it is in the spool file the store names by id */
+  held: Buffer[] | undefined;
+  rawPath: string;
+}
+
+export interface AcceptRequest {
+  id: string;
+  /** the DATA (as received, or as rewritten by the caller); when absent, the spilled spool file */
+  held?: Buffer[] | undefined;
+  /** trace header fields (and signatures) to put on top, each ending in CRLF */
+  prepend: string;
+  /** header fields of the DATA to drop (e.g. forged Authentication-Results) */
+  dropHeader?: (field: string) => boolean;
+  mailboxes: Mailbox[];
+  remote: string[];
+  /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
+  sender: string;
+}
+
+/** `refuse` counts a refusal under its reason and makes the SMTP reply (SmtpListeners.refuse). */
+export type Refuse = (reason: string, code: number, text: string) => Error;
+
+export class MessageAcceptor {
+  constructor(
+    private readonly store: LocalStore,
+    private readonly queue: RemoteQueue,
+    private readonly log: Logger,
+  ) {}
+
+  /** false: recipients that need the outbound queue get a temporary refusal at RCPT */
+  get acceptsRemote(): boolean {
+    return this.queue.accepting;
+  }
+
+  newId(): string {
+    return newMessageId();
+  }
+
+  /**
+   * Reads DATA through the checks every SMTP service applies (whole, within the size limit, no bare
+   * CR or LF, at least one recipient), with `taps` seeing every byte that passes the size limit.
+   * Throws SMTP refusals; the caller's `refused` cleans up.
+   */
+  async receive(
+    id: string,
+    stream: SMTPServerDataStream,
+    recipients: Recipients | undefined,
+    opts: { service: string; maxBytes: number; taps?: Transform[]; fields: LogFields; refuse: Refuse },
+  ): Promise<ReceivedMessage> {
+    const rawPath = this.store.rawPath(id);
+    const guard = new BareNewlineGuard();
+    const limit = new ByteLimit(opts.maxBytes);
+    const data = new ReceivedData(rawPath, IN_MEMORY_DATA_BYTES);
+    try {
+      await pipeline([stream, guard, limit, ...(opts.taps ?? []), data]);
+    } catch (e) {
+      this.log.info(`${opts.service}.data_aborted`, { ...opts.fields, error: (e as Error).message });
+      throw opts.refuse("data-aborted", 451, "4.3.0 Message not received in full");
+    }
+    if (!recipients || recipients.empty) throw smtpError(503, "5.5.1 No valid recipients");
+    if (limit.exceeded || stream.sizeExceeded) {
+      this.log.info(`${opts.service}.too_big`, { ...opts.fields, bytes: limit.bytes });
+      throw opts.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${opts.maxBytes} bytes`);
+    }
+    const bare = guard.detector.found;
+    if (bare) {
+      this.log.warn(`${opts.service}.bare_newline`, { ...opts.fields, kind: bare });
+      throw opts.refuse(
+        "bare-newline",
+        550,
+        `5.5.2 Message refused: bare ${bare === "bare-lf" ? "<LF>" : "<CR>"} received; lines must end in <CR><LF> (RFC 5321 2.3.8)`,
+      );
+    }
+    return { id, recipients, held: data.held, rawPath };
+  }
+
+  /**
+   * Stores the message in its local mailboxes and queues it for its remote recipients, committed as
+   * one; resolves once that is durable, so the caller may acknowledge. On failure nothing is left.
+   */
+  async accept(req: AcceptRequest): Promise<{ size: number }> {
+    const remote = req.remote;
+    let enqueued = false;
+    try {
+      const { size } = await this.store.store({
+        id: req.id,
+        rawPath: this.store.rawPath(req.id),
+        ...(req.held ? { held: req.held } : {}),
+        prepend: req.prepend,
+        mailboxes: req.mailboxes,
+        ...(req.dropHeader ? { dropHeader: req.dropHeader } : {}),
+        ...(remote.length > 0
+          ? {
+              beforeCommit: async (messagePath: string) => {
+                await this.queue.enqueue({ id: req.id, messagePath, sender: req.sender, recipients: remote });
+                enqueued = true;
+              },
+            }
+          : {}),
+      });
+      if (remote.length > 0) this.queue.commit(req.id);
+      metrics.delivered.inc({}, req.mailboxes.length);
+      return { size };
+    } catch (e) {
+      // enqueued but the local commit failed: not acknowledged, so the queue must not send it
+      if (enqueued)
+        await this.queue.discard(req.id).catch((err: Error) => this.log.error("queue.discard_failed", { id: req.id, error: err.message }));
+      throw e;
+    }
+  }
+
+  /**
+   * After a refusal or failure between DATA and the reply: drops what the message left behind and
+   * returns the reply to send; an error that is not already an SMTP reply is logged and answered
+   * with a temporary failure, so the client tries again.
+   */
+  async refused(id: string, e: unknown, service: string, fields: LogFields, refuse: Refuse): Promise<Error> {
+    await this.store.discard(id);
+    if ((e as { responseCode?: number }).responseCode) return e as Error;
+    this.log.error(`${service}.store_error`, { ...fields, error: (e as Error).message });
+    return refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");
+  }
+}
+
+/** The RFC 5321 4.4 Received field for a message taken in on `session`. */
+export function sessionReceived(session: SMTPServerSession, hostname: string, id: string, protocol: string): string {
+  const tls = session.secure && session.tlsOptions ? session.tlsOptions : undefined;
+  return receivedHeader({
+    helo: session.hostNameAppearsAs || "",
+    clientIp: session.remoteAddress,
+    hostname,
+    protocol,
+    ...(tls ? { tls: { version: tls.version, cipher: tls.standardName || tls.name } } : {}),
+    id,
+    date: new Date(),
+  });
+}
