@@ -16,7 +16,6 @@ packages=(
   # FIRST_BOOT_PACKAGES): a machine of the local internet sees this computer's /usr and cannot run apt.
   unattended-upgrades curl xz-utils ca-certificates
 )
-)
 
 missing=()
 for p in "${packages[@]}"; do
