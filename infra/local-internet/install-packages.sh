@@ -12,6 +12,7 @@ packages=(
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
   unbound nftables
+  restic rclone
 )
 
 missing=()
