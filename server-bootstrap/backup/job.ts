@@ -69,7 +69,8 @@ export async function withLock<T>(settings: BackupSettings, what: string, fn: ()
 
 /** Creates the repository unless it exists. Returns whether it did. */
 export async function ensureRepository(restic: Restic): Promise<boolean> {
-  const probe = await restic.run(["cat", "config"]);
+  // No lock for the probe: another restic holding one (a prune from outside) is not a missing repository.
+  const probe = await restic.run(["cat", "config", "--no-lock"]);
   if (probe.code === 0) return false;
   if (!repositoryMissing(probe)) throw new Error(`restic cannot reach the repository: ${resticError(probe)}`);
   await restic.mustRun(["init"], "init");

@@ -137,6 +137,10 @@ export function resticError(r: ResticResult): string {
     .map((l) => l.trim())
     .filter((l) => l !== "" && !NOISE.test(l) && !/^\s*(github\.com|golang\.org|runtime\/|main\.)/.test(l) && !l.startsWith("\t"));
   const fatal = lines.find((l) => l.startsWith("Fatal:"));
+  // "Fatal: unable to create lock in backend: repository is already locked ... by PID 1 on host"
+  const locked = lines.find((l) => /repository is already locked/.test(l));
+  if (locked && fatal !== locked)
+    return `${fatal ?? ""} ${locked}; another restic (a prune or check from outside?) holds the repository: try again when it is done`.trim();
   return (fatal ?? lines.slice(-3).join("; ")) || `restic exited with ${r.code}`;
 }
 

@@ -41,7 +41,7 @@ export async function dataEntries(dataDir: string): Promise<string[]> {
 }
 
 async function resolveSnapshot(restic: Restic, settings: BackupSettings, wanted: string): Promise<Snapshot | "no-repository" | undefined> {
-  const probe = await restic.run(["cat", "config"]);
+  const probe = await restic.run(["cat", "config", "--no-lock"]);
   if (probe.code !== 0) {
     if (repositoryMissing(probe)) return "no-repository";
     // Unreachable is not empty: coming up without the mail would accept new mail onto a volume

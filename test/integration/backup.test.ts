@@ -31,6 +31,7 @@ import { readStatus } from "../../server-bootstrap/backup/status";
 import { storageBoxAuthorizedKeys } from "../../components/backup/authorized-keys";
 import { argon2idHash } from "../../components/config/password-hash";
 import { deploy, freshRoot, maildPid, selfSignedCert, stopDeployment, type Deployment } from "../harness/box-deploy";
+import { runBackupCommand } from "../../infra/cli/backup";
 
 const PASSWORD = "alice secret";
 const ADDRESS = "alice@example.test";
@@ -244,7 +245,8 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
             { host: box.ipv4, port: 80 },
             { host: "127.0.0.1", port: 80 },
           ],
-          https: [],
+          // /metrics is served over HTTPS to loopback clients only (maild/web/routes.ts).
+          https: [{ host: "127.0.0.1", port: 443 }],
         },
         dnsServers: ["127.0.0.1"],
         shutdownTimeoutMs: 2000,
@@ -387,9 +389,11 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
       ssh.stderr.on("data", (d: Buffer) => (sshErr += d.toString()));
       // Closing the session writes to an ssh that is going away.
       ssh.stdin.on("error", () => undefined);
-      const session = http2.connect("http://rclone", {
-        createConnection: () => Duplex.from({ readable: ssh.stdout, writable: ssh.stdin }) as unknown as net.Socket,
-      });
+      const channel = Duplex.from({ readable: ssh.stdout, writable: ssh.stdin });
+      // Closing the session writes to an ssh that is going away (EPIPE): not the test's concern.
+      channel.on("error", () => undefined);
+      const session = http2.connect("http://rclone", { createConnection: () => channel as unknown as net.Socket });
+      session.on("error", () => undefined);
       const request = (method: string, p: string, body?: string) =>
         new Promise<number>((resolve, reject) => {
           const req = session.request({ ":method": method, ":path": p, accept: "application/vnd.x.restic.rest.v2" });
@@ -475,7 +479,10 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
         ["restore.start", "restore.done"],
       );
 
-      await peer.waitForEmptyQueue(30_000);
+      // The sender retries on its own schedule; a flush asks it to retry now.
+      const flush = await peerHost.run(["/usr/sbin/postqueue", "-c", peer.configDir, "-f"]);
+      assert.equal(flush.code, 0, flush.stderr);
+      await peer.waitForEmptyQueue(60_000);
       assert.doesNotMatch(peer.log(), /status=bounced/);
       assert.match(peer.log(), /status=sent/);
 
@@ -504,4 +511,255 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
     assert.doesNotMatch(r.stderr, /restore=/);
     assert.equal(fs.readdirSync(path.join(dataDir, "mail/example.test/alice/Maildir/new")).length, countBefore);
   });
+
+  /** The stack outputs `mailstack backup` reads, as `pulumi stack output --json --show-secrets` would print them. */
+  function outputsFile(): string {
+    const file = path.join(work, "outputs.json");
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        hostname: "mail.example.test",
+        ipv4: box.ipv4,
+        hostKey: sshd.hostKey,
+        deployerPrivateKey: sshd.client.privateKey,
+        backup: {
+          target: "storageBox",
+          repository: { kind: "rclone", host: storageHost.ipv4, port: storage.port, user: storage.user, path: REPO_PATH },
+          appendOnly: true,
+          hostKey: storage.hostKey,
+          boxPublicKey: boxKey.publicKey,
+          adminPublicKey: adminKey.publicKey,
+          intervalMinutes: 60,
+          retention: backupInput().settings.retention,
+          restoreFrom: "latest",
+        },
+        backupRepositoryPassword: "repository password of the test",
+        backupAdminPrivateKey: adminKey.privateKey,
+      }),
+      { mode: 0o600 },
+    );
+    return file;
+  }
+
+  /** maild's /metrics, scraped from the box's own loopback as a local agent would. */
+  async function scrape(): Promise<{ stdout: string; stderr: string }> {
+    const get = `require("node:https").get({ host: "127.0.0.1", path: "/metrics", rejectUnauthorized: false }, (r) => r.pipe(process.stdout)).on("error", (e) => { console.error(e.message); process.exit(1); })`;
+    return box.run([process.execPath, "-e", get]);
+  }
+
+  async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = "";
+    let err = "";
+    const code = await runBackupCommand([...args, "--outputs", outputsFile()], {
+      layout: current.layout,
+      sshPort: sshd.port,
+      stdout: (t) => (out += t),
+      stderr: (t) => (err += t),
+    });
+    return { code, out, err };
+  }
+
+  test(
+    "mailstack backup restore-mailbox brings back a deleted folder whole and an expunged message, and changes nothing else",
+    { timeout: 180_000 },
+    async () => {
+      const client = await imap();
+      let before: ImapState;
+      try {
+        await client.mailboxDelete("Archive");
+        const lock = await client.getMailboxLock("INBOX");
+        try {
+          const uids: number[] = [];
+          for await (const m of client.fetch("1:*", { uid: true, envelope: true }))
+            if (m.envelope?.subject === "m1 flagged in INBOX") uids.push(m.uid);
+          await client.messageDelete(uids.join(","), { uid: true });
+          // A flag changed since the backup stays as it is now.
+          const m4: number[] = [];
+          for await (const m of client.fetch("1:*", { uid: true, envelope: true }))
+            if (m.envelope?.subject === "m4 seen after the first backup") m4.push(m.uid);
+          await client.messageFlagsAdd(m4.join(","), ["\\Flagged"], { uid: true });
+        } finally {
+          lock.release();
+        }
+        before = await imapState(client);
+      } finally {
+        await client.logout();
+      }
+      assert.ok(!before.folders.some((f) => f.path === "Archive"));
+
+      const folder = await cli(["restore-mailbox", ADDRESS, "--folder", "Archive"]);
+      assert.equal(folder.code, 0, folder.err);
+      assert.match(folder.out, /^restored from [0-9a-f]{8}: 0 messages added, 0 already there, folders restored whole: Archive$/m);
+      const afterFolder = await (async () => {
+        const c = await imap();
+        try {
+          return await imapState(c);
+        } finally {
+          await c.logout();
+        }
+      })();
+      const archive = expected.folders.find((f) => f.path === "Archive")!;
+      assert.deepEqual(
+        afterFolder.folders.find((f) => f.path === "Archive"),
+        archive,
+        "back with its UIDVALIDITY and subscription",
+      );
+      assert.deepEqual(
+        afterFolder.messages.filter((m) => m.folder === "Archive"),
+        expected.messages.filter((m) => m.folder === "Archive"),
+        "its message back with its UID and flags",
+      );
+      assert.deepEqual(
+        afterFolder.messages.filter((m) => m.folder !== "Archive"),
+        before.messages.filter((m) => m.folder !== "Archive"),
+        "the INBOX untouched: the expunged message stays expunged",
+      );
+
+      const mailbox = await cli(["restore-mailbox", ADDRESS]);
+      assert.equal(mailbox.code, 0, mailbox.err);
+      assert.match(mailbox.out, /^restored from [0-9a-f]{8}: 1 messages added, \d+ already there$/m);
+      const c = await imap();
+      try {
+        const after = await imapState(c);
+        const inbox = after.messages.filter((m) => m.folder === "INBOX");
+        const m1 = inbox.filter((m) => m.subject === "m1 flagged in INBOX");
+        assert.equal(m1.length, 1, "the expunged message is back once");
+        assert.deepEqual(m1[0].flags, ["\\Flagged", "\\Seen"]);
+        assert.ok(m1[0].uid > Math.max(...before.messages.filter((m) => m.folder === "INBOX").map((m) => m.uid)), "with a new UID");
+        assert.deepEqual(
+          inbox.find((m) => m.subject === "m4 seen after the first backup")!.flags,
+          ["\\Flagged", "\\Seen"],
+          "a message present keeps its current flags",
+        );
+        assert.equal(after.messages.length, afterFolder.messages.length + 1);
+      } finally {
+        await c.logout();
+      }
+    },
+  );
+
+  test(
+    "mailstack backup status shows the last snapshot, its age and size, and the target; maild's /metrics has the age",
+    { timeout: 180_000 },
+    async () => {
+      const r = await runUnit(current.layout.backupServiceFile);
+      assert.equal(r.code, 0, r.stderr);
+      const done = r.log.find((l) => l.event === "backup.done")!;
+      const status = await cli(["status"]);
+      assert.equal(status.code, 0, status.err);
+      assert.match(
+        status.out,
+        new RegExp(
+          `^last backup +\\S+ \\(\\d+ s ago\\), snapshot ${String(done.snapshot)}, ${String(done.files)} files, [0-9.]+ MiB$`,
+          "m",
+        ),
+      );
+      assert.match(
+        status.out,
+        new RegExp(
+          `^target +${storage.user}@${storageHost.ipv4.replace(/\./g, "\\.")}:23 mailstack-restic \\(rclone serve restic, append-only\\)$`,
+          "m",
+        ),
+      );
+      assert.match(status.out, /^overdue +no$/m);
+      const json = await cli(["status", "--json"]);
+      assert.equal((JSON.parse(json.out) as { lastSuccess: { snapshot: string } }).lastSuccess.snapshot, done.snapshot);
+      const snaps = await cli(["snapshots"]);
+      assert.equal(snaps.code, 0, snaps.err);
+      assert.equal(snaps.out.trim().split("\n").length, 3, snaps.out);
+      const metrics = await scrape();
+      assert.match(metrics.stdout, /^mailstack_backup_age_seconds \d+$/m);
+      assert.match(metrics.stdout, /^mailstack_backup_last_attempt_ok 1$/m);
+      assert.match(metrics.stdout, /^mailstack_backup_overdue 0$/m);
+    },
+  );
+
+  test("the weekly check reads the data back; a damaged pack fails it, logged and in the status", { timeout: 180_000 }, async () => {
+    const ok = await runUnit(current.layout.backupCheckServiceFile);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(
+      ok.log.map((l) => l.event),
+      ["backup.check_start", "backup.check_done"],
+    );
+    const dataDirOnBox = path.join(storage.home, REPO_PATH, "data");
+    const pack = fs.readdirSync(dataDirOnBox).map((d) => path.join(dataDirOnBox, d, fs.readdirSync(path.join(dataDirOnBox, d))[0]))[0];
+    const original = fs.readFileSync(pack);
+    const damaged = Buffer.from(original);
+    damaged[Math.floor(damaged.length / 2)] ^= 0xff;
+    fs.writeFileSync(pack, damaged);
+    try {
+      const bad = await runUnit(current.layout.backupCheckServiceFile);
+      assert.equal(bad.code, 1);
+      const failed = bad.log.find((l) => l.event === "backup.check_failed")!;
+      assert.equal(failed.level, "error");
+      const status = readStatus(workPaths(dataDir).status)!;
+      assert.equal(status.lastCheck?.ok, false);
+    } finally {
+      fs.writeFileSync(pack, original);
+    }
+  });
+
+  test(
+    "a backup that cannot reach the target fails the unit, is logged as an error and shows in the status and the metrics",
+    { timeout: 180_000 },
+    async () => {
+      const keys = path.join(storage.home, ".ssh", "authorized_keys");
+      const saved = fs.readFileSync(keys);
+      fs.writeFileSync(keys, "");
+      try {
+        const r = await runUnit(current.layout.backupServiceFile);
+        assert.equal(r.code, 1);
+        const failed = r.log.find((l) => l.event === "backup.failed")!;
+        assert.equal(failed.level, "error");
+        assert.match(String(failed.error), /restic cannot reach the repository/);
+        const status = await cli(["status"]);
+        assert.equal(status.code, 1);
+        assert.match(status.err, /^mailstack backup status: the last backup failed: restic cannot reach the repository/);
+        assert.match(status.out, /^last attempt +FAILED at /m);
+        const metrics = await scrape();
+        assert.match(metrics.stdout, /^mailstack_backup_last_attempt_ok 0$/m);
+      } finally {
+        fs.writeFileSync(keys, saved);
+      }
+      assert.equal((await runUnit(current.layout.backupServiceFile)).code, 0);
+    },
+  );
+
+  test(
+    "the retention policy is applied from the operator's machine with the admin key: the box only counts what is due",
+    { timeout: 180_000 },
+    async () => {
+      const due = readStatus(workPaths(dataDir).status)!.beyondRetention!;
+      const before = JSON.parse((await cli(["snapshots", "--direct", "--json"])).out) as unknown[];
+      assert.ok(due > 0 && due === before.length - 1, `due ${due} of ${before.length}`);
+      const prune = await cli(["prune"]);
+      assert.equal(prune.code, 0, prune.err);
+      const after = JSON.parse((await cli(["snapshots", "--direct", "--json"])).out) as { id: string }[];
+      assert.equal(after.length, 1, "hourly 1 and daily 1 keep the newest of this hour");
+      assert.equal(after[0].id, (before as { id: string }[]).at(-1)!.id);
+      const check = await adminRestic(["check"]);
+      assert.equal(check.code, 0, check.stderr);
+    },
+  );
+
+  test(
+    "a stack without a backup removes the job from the box: no settings, no key, no password, no units",
+    { timeout: 180_000 },
+    async () => {
+      current.input = { ...current.input, backup: undefined };
+      const r = await deploy(target, current, maildBundle);
+      assert.match(r.summary, /actions=backup:removed(,|$)/);
+      for (const f of [
+        current.layout.backupJs,
+        path.dirname(current.layout.backupSettings),
+        current.layout.backupServiceFile,
+        current.layout.backupTimerFile,
+        current.layout.backupCheckServiceFile,
+        current.layout.backupCheckTimerFile,
+      ]) {
+        assert.equal(fs.existsSync(f), false, f);
+      }
+      assert.equal((await deploy(target, current, maildBundle)).summary, "mailstack-install: changed=none actions=none");
+    },
+  );
 });
