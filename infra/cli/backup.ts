@@ -23,7 +23,7 @@ import { isOverdue, type BackupStatus } from "../../server-bootstrap/backup/stat
 import { keepOptions, listSnapshots, Restic, resticInvocation, SNAPSHOT_TAG } from "../../server-bootstrap/backup/restic";
 import { SNAPSHOT_ID, SSH_TARGET_ALIAS, type RepositorySettings } from "../../server-bootstrap/backup/settings";
 import type { BackupInfo } from "../../components/mail-backup";
-import type { Command } from "./command";
+import { UsageError, type Command } from "./command";
 
 export const BACKUP_USAGE = `usage: mailstack backup status [--json]                       --outputs FILE
        mailstack backup snapshots [--json] [--direct]            --outputs FILE
@@ -173,6 +173,7 @@ function directRestic(outputs: BackupStackOutputs, binary: string): Restic & { d
 export async function runBackupCommand(argv: string[], opts: BackupCliOptions = {}): Promise<number> {
   const out = opts.stdout ?? ((t: string) => process.stdout.write(t));
   const err = opts.stderr ?? ((t: string) => process.stderr.write(t));
+  // Bad arguments throw UsageError: the dispatcher (main.ts) prints the reason and the usage, exit 2.
   const layout = opts.layout ?? boxLayout();
   const [sub, ...rest] = argv;
   let parsed;
@@ -190,22 +191,18 @@ export async function runBackupCommand(argv: string[], opts: BackupCliOptions = 
       },
     });
   } catch (e) {
-    err(`mailstack backup: ${(e as Error).message}\n${BACKUP_USAGE}\n`);
-    return 2;
+    throw new UsageError((e as Error).message);
   }
   const { values, positionals } = parsed;
   const commands = ["status", "snapshots", "restore-mailbox", "prune"];
-  if (!sub || !commands.includes(sub) || positionals.length !== (sub === "restore-mailbox" ? 1 : 0)) {
-    err(`${sub && !commands.includes(sub) ? `mailstack backup: unknown command "${sub}"\n` : ""}${BACKUP_USAGE}\n`);
-    return 2;
-  }
-  if (!values.outputs) {
-    err(`mailstack backup ${sub}: --outputs FILE is required (pulumi stack output --json --show-secrets)\n`);
-    return 2;
-  }
+  if (sub === undefined) throw new UsageError(`a subcommand is missing: ${commands.join(", ")}`);
+  if (!commands.includes(sub)) throw new UsageError(`"${sub}" is not one of ${commands.join(", ")}`);
+  if (sub === "restore-mailbox" && positionals.length === 0)
+    throw new UsageError("ADDRESS is missing, e.g. mailstack backup restore-mailbox alice@example.org");
+  if (positionals.length > (sub === "restore-mailbox" ? 1 : 0)) throw new UsageError(`unexpected argument "${positionals.at(-1)}"`);
+  if (!values.outputs) throw new UsageError(`--outputs FILE is required: the stack's outputs, pulumi stack output --json --show-secrets`);
   if (values.snapshot !== undefined && values.snapshot !== "latest" && !SNAPSHOT_ID.test(values.snapshot)) {
-    err(`mailstack backup ${sub}: --snapshot ${JSON.stringify(values.snapshot)} is not latest or a snapshot id\n`);
-    return 2;
+    throw new UsageError(`--snapshot: ${JSON.stringify(values.snapshot)} is not latest or a snapshot id (8 to 64 hex digits)`);
   }
   const outputs = readOutputs(values.outputs);
   const onBox = async (args: string[]) => {
@@ -269,7 +266,7 @@ export async function runBackupCommand(argv: string[], opts: BackupCliOptions = 
       return 0;
     }
   }
-  return 2;
+  throw new UsageError(`"${sub}" is not a backup command`);
 }
 
 export const backupCommand: Command = {
