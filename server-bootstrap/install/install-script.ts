@@ -303,8 +303,14 @@ install_all() {
       systemctl enable -q dovecot; systemctl reload-or-restart dovecot; actions+=(dovecot:reload)
     fi
     if [ -f "$BACKUP_SETTINGS" ]; then
-      # shellcheck disable=SC2086
-      if [[ "$effects" == *" backup-units "* ]] || ! systemctl is-enabled -q $BACKUP_TIMERS 2>/dev/null || ! systemctl is-active -q $BACKUP_TIMERS; then
+      # is-enabled and is-active answer for "any of" several units: ask each timer.
+      local timer timers_due=0
+      if [[ "$effects" == *" backup-units "* ]]; then timers_due=1; fi
+      for timer in $BACKUP_TIMERS; do
+        if ! systemctl is-enabled -q "$timer" 2>/dev/null || ! systemctl is-active -q "$timer"; then timers_due=1; fi
+      done
+      if [ "$timers_due" = 1 ]; then
+        # shellcheck disable=SC2086
         systemctl enable -q $BACKUP_TIMERS; systemctl restart $BACKUP_TIMERS; actions+=(backup:timers)
       fi
     fi
