@@ -6,9 +6,9 @@
 // delete (prune: true; once a day, forget --prune), or count what the policy would remove where it
 // may not (append-only: forget --dry-run). Every outcome lands in the status file; a failure also
 // exits non-zero, so systemd marks the unit failed and the journal keeps the reason.
-import { mkdir, rm, chmod, open, readFile, unlink } from "node:fs/promises";
+import { mkdir, rm, chmod, open, readdir, readFile, unlink } from "node:fs/promises";
 import type { Logger } from "../maild/log";
-import { stageDataDir, type StageReport } from "./stage";
+import { isHousekeeping, stageDataDir, type StageReport } from "./stage";
 import { type BackupSettings, workPaths } from "./settings";
 import { countRemoved, describeTarget, keepOptions, repositoryMissing, Restic, resticError, SNAPSHOT_TAG } from "./restic";
 import { isOverdue, readStatus, writeStatus, type BackupStatus } from "./status";
@@ -67,6 +67,15 @@ export async function withLock<T>(settings: BackupSettings, what: string, fn: ()
   }
 }
 
+/** What the data directory holds besides housekeeping (lost+found, the job's own directory). */
+export async function dataEntries(dataDir: string): Promise<string[]> {
+  const names = await readdir(dataDir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return [] as string[];
+    throw e;
+  });
+  return names.filter((n) => !isHousekeeping(n)).sort();
+}
+
 /** Creates the repository unless it exists. Returns whether it did. */
 export async function ensureRepository(restic: Restic): Promise<boolean> {
   // No lock for the probe: another restic holding one (a prune from outside) is not a missing repository.
@@ -115,6 +124,11 @@ export async function runBackup(settings: BackupSettings, restic: Restic, log: L
   }
   log.info("backup.start", { target: status.target });
   try {
+    // An empty data directory is a volume that lost its data or never got it (a failed restore):
+    // a snapshot of it would become `latest`, the snapshot the next restore takes.
+    if ((await dataEntries(settings.dataDir)).length === 0) {
+      throw new Error(`${settings.dataDir} is empty; not taking a snapshot of nothing (restore it first: README "Backups and recovery")`);
+    }
     if (await ensureRepository(restic)) log.info("backup.repository_created", { target: status.target });
     const staged = await stageDataDir(settings.dataDir, paths.stage);
     log.info("backup.staged", { files: staged.files, bytes: staged.bytes, dirs: staged.dirs, vanished: staged.vanished });

@@ -19,10 +19,12 @@ import * as path from "node:path";
 import type { Logger } from "../maild/log";
 import { fsyncDir } from "../maild/dir-sync";
 import { type BackupSettings, workPaths } from "./settings";
-import { isHousekeeping, maildirBase } from "./stage";
+import { maildirBase } from "./stage";
 import { listSnapshots, pickSnapshot, repositoryMissing, Restic, resticError, type Snapshot } from "./restic";
-import { currentStatus } from "./job";
+import { currentStatus, dataEntries } from "./job";
 import { writeStatus } from "./status";
+
+export { dataEntries } from "./job";
 
 export type VolumeRestore =
   | { result: "disabled" }
@@ -30,15 +32,6 @@ export type VolumeRestore =
   | { result: "no-repository" }
   | { result: "no-snapshot" }
   | { result: "restored"; snapshot: string; time: string; entries: string[] };
-
-/** What the data directory holds besides housekeeping. */
-export async function dataEntries(dataDir: string): Promise<string[]> {
-  const names = await readdir(dataDir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === "ENOENT") return [] as string[];
-    throw e;
-  });
-  return names.filter((n) => !isHousekeeping(n)).sort();
-}
 
 async function resolveSnapshot(restic: Restic, settings: BackupSettings, wanted: string): Promise<Snapshot | "no-repository" | undefined> {
   const probe = await restic.run(["cat", "config", "--no-lock"]);
