@@ -10,13 +10,29 @@ import { simulate, type SimulateResult } from "../../infra/offline/simulate";
 import { Secret, type Checkpoint, type PropertyMap } from "../../infra/offline/model";
 import { HcloudWorld } from "../../infra/offline/providers/hcloud-world";
 import { hcloudStandIn } from "../../infra/offline/providers/hcloud";
-import { devConfig, mailProgram, programStandIn, ROOT } from "../harness/program-stand-ins";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { devConfig, programStandIn, ROOT } from "../harness/program-stand-ins";
+import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 
 const NOW = new Date("2026-09-01T12:00:00Z");
 /** What must outlive every ordinary change: the Storage Box, its sub-account, the keys its passwords and the repository's come from. */
 const TARGET = ["mail-backup", "mail-backup-subaccount", "mail-backup-repository-key", "mail-backup-storage-password-key"];
 
 const nameOf = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+
+// One maild bundle for every run: a new build is this file with other content.
+const bundle = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "backup-target-")), "maild.js");
+fs.copyFileSync(bundleDaemon(), bundle);
+
+/** The program as `pulumi` runs it (infra/program.ts), with that bundle. */
+function mailProgram(): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { defineMailStack } = require("../../infra/program") as typeof import("../../infra/program");
+  const { stack: _stack, ...outputs } = defineMailStack({ daemonBundlePath: bundle });
+  return outputs;
+}
 
 interface StackOverrides {
   server?: Record<string, unknown>;
@@ -155,7 +171,8 @@ describe("the backup target under the offline engine", () => {
   });
 
   // Each change, and a step that shows it happened.
-  const ordinary: [string, StackOverrides, RegExp][] = [
+  const ordinary: [string, StackOverrides, RegExp, (() => void)?][] = [
+    ["a new maild build", {}, /^update mail-install$/, () => fs.appendFileSync(bundle, "\n// another build\n")],
     [
       "a new user",
       { users: [...devUsers(), { address: "carol@example.org", passwordHash: devUsers()[0].passwordHash }] },
@@ -175,9 +192,10 @@ describe("the backup target under the offline engine", () => {
       /^update mail-backup$/,
     ],
   ];
-  for (const [what, over, happened] of ordinary) {
+  for (const [what, over, happened, change] of ordinary) {
     test(`${what} neither replaces nor deletes the Storage Box, its sub-account or the repository key`, async () => {
       const { world, first } = await deployed();
+      change?.();
       const r = await run(world, "up", over, first.checkpoint);
       assert.deepEqual(r.diagnostics, []);
       const all = r.steps.map((st) => `${st.op} ${nameOf(st.urn)}`);
