@@ -79,6 +79,9 @@ export async function startStorageBox(internet: LocalInternet, host: NetHost, op
   fs.mkdirSync(STATE_ROOT, { recursive: true, mode: 0o755 });
   const dir = fs.mkdtempSync(path.join(STATE_ROOT, `${host.ns}-`));
   fs.chmodSync(dir, 0o755);
+  // Outside the LocalInternet's work directory, so its teardown does not reach it: gone at exit too.
+  const removeDir = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.once("exit", removeDir);
   const chroot = path.join(dir, "chroot");
   const home = path.join(chroot, "home");
   for (const d of [chroot, path.join(chroot, "usr"), path.join(chroot, "dev"), path.join(chroot, "etc")]) fs.mkdirSync(d, { mode: 0o755 });
@@ -167,7 +170,8 @@ export async function startStorageBox(internet: LocalInternet, host: NetHost, op
     log: readLog,
     async stop() {
       await LocalInternet.stopProcess(child);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeDir();
+      process.off("exit", removeDir);
     },
   };
 }
