@@ -3,7 +3,13 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/layout";
-import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deploy-files";
+import {
+  deployFiles,
+  type DeployAcme,
+  type DeployBackup,
+  type DeployDomain,
+  type MaildTuning,
+} from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
 import { installScript } from "../server-bootstrap/install/install-script";
 import {
@@ -14,7 +20,7 @@ import {
   stopCommand,
   waitCommand,
 } from "../server-bootstrap/install/deploy-commands";
-import { bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
+import { bundleBackupJob, bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
 import { durationSeconds } from "../server-bootstrap/install/duration";
 import { SshReachable } from "./ssh-reachable";
 
@@ -63,6 +69,26 @@ export interface MailDaemonAcme {
   checkIntervalSeconds?: number;
 }
 
+/**
+ * The backup job on the box (server-bootstrap/backup/): its settings, timers and the secrets that
+ * reach the repository (MailBackup builds this). An empty data volume is restored from it before
+ * maild starts.
+ */
+export interface MailDaemonBackup {
+  settings: pulumi.Input<DeployBackup["settings"]>;
+  /** minutes between runs (a divisor of a day) */
+  intervalMinutes: number;
+  /** secret */
+  repositoryPassword: pulumi.Input<string>;
+  /** SSH targets: the box's key (OpenSSH, secret) and the target's host key, pinned */
+  sshPrivateKey?: pulumi.Input<string>;
+  targetHostKey?: pulumi.Input<string>;
+  /** S3 targets (secret) */
+  s3Credentials?: pulumi.Input<{ accessKeyId: string; secretAccessKey: string }>;
+  /** a prebuilt job bundle; default: bundled with esbuild when the program runs */
+  jobBundlePath?: string;
+}
+
 export interface MailDaemonArgs {
   connection: MailDaemonConnection;
   /** the mail host's FQDN (SMTP banner, HELO) */
@@ -93,6 +119,27 @@ export interface MailDaemonArgs {
   waitTimeout?: string;
   /** a prebuilt daemon bundle; default: bundled with esbuild when the program runs */
   daemonBundlePath?: string;
+  /** the backup job; absent: none (and one an earlier deploy installed is removed) */
+  backup?: MailDaemonBackup;
+}
+
+function withoutBundlePath(backup: MailDaemonBackup): Omit<MailDaemonBackup, "jobBundlePath"> {
+  const { jobBundlePath: _path, ...rest } = backup;
+  return rest;
+}
+
+type ResolvedBackup = pulumi.Unwrap<Omit<MailDaemonBackup, "jobBundlePath">>;
+
+function deployBackup(backup: ResolvedBackup, jobJs: string): DeployBackup {
+  return {
+    settings: backup.settings,
+    intervalMinutes: backup.intervalMinutes,
+    jobJs,
+    repositoryPassword: backup.repositoryPassword,
+    ...(backup.sshPrivateKey !== undefined ? { sshPrivateKey: backup.sshPrivateKey } : {}),
+    ...(backup.targetHostKey !== undefined ? { targetHostKey: backup.targetHostKey } : {}),
+    ...(backup.s3Credentials !== undefined ? { s3Credentials: backup.s3Credentials } : {}),
+  };
 }
 
 type ResolvedAcme = pulumi.Unwrap<MailDaemonAcme>;
@@ -185,6 +232,8 @@ export class MailDaemon extends pulumi.ComponentResource {
     const bundlePath = args.daemonBundlePath ?? bundleDaemon();
     const bundleDigest = sha256Hex(fs.readFileSync(path.resolve(bundlePath)));
     const installer = installScript(layout);
+    const backupInput: Omit<MailDaemonBackup, "jobBundlePath"> | undefined = args.backup && withoutBundlePath(args.backup);
+    const jobJs = args.backup ? fs.readFileSync(path.resolve(args.backup.jobBundlePath ?? bundleBackupJob()), "utf8") : undefined;
     const manifest = pulumi.secret(
       pulumi
         .all([
@@ -192,8 +241,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.users),
           pulumi.output(args.domains.map((d) => pulumi.output(d))),
           pulumi.output(args.acme),
+          backupInput === undefined ? undefined : pulumi.output(backupInput),
         ])
-        .apply(([tls, users, domains, acme]) =>
+        .apply(([tls, users, domains, acme, backup]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -203,6 +253,7 @@ export class MailDaemon extends pulumi.ComponentResource {
               // Unknown only under mocks, which do not model certificates.
               tls: { certificatePem: tls.certificatePem ?? "", privateKeyPem: tls.privateKeyPem ?? "" },
               ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
+              ...(backup !== undefined ? { backup: deployBackup(backup, jobJs!) } : {}),
               maild: args.maild,
             }),
           ),

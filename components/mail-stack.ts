@@ -6,6 +6,7 @@ import type { DkimPublicKey, PlannedRecord } from "./records/types";
 import { MailHost } from "./mail-host";
 import { MailDomain, type DkimPublicKeyInput } from "./mail-domain";
 import { MailDaemon } from "./mail-daemon";
+import { MailBackup } from "./mail-backup";
 import { dkimPublicKeyFromPem, dkimSelectors } from "./records/dkim";
 import { mtaStsPolicy } from "./records/mta-sts";
 import { spkiSha256FromPem } from "./records/tlsa";
@@ -90,6 +91,8 @@ export class MailStack extends pulumi.ComponentResource {
   public readonly users: DeployableUser[];
   /** maild deployed over SSH onto the host */
   public readonly daemon: MailDaemon;
+  /** the backup target and what the box needs to reach it, when `spec.backup` is set */
+  public readonly backup?: MailBackup;
   /** the certificate the box is deployed with (PEM chain) */
   public readonly certificatePem: pulumi.Output<string>;
 
@@ -229,6 +232,9 @@ export class MailStack extends pulumi.ComponentResource {
           parent,
         ).certPem;
 
+    // A child of the stack, not of the host: no server rebuild ever touches the backup target.
+    if (spec.backup) this.backup = new MailBackup(name, { spec: spec.backup, hostname: spec.hostname }, parent);
+
     // One `pulumi up` does everything: the daemon goes on the host once the volume is attached.
     this.daemon = new MailDaemon(
       name,
@@ -270,6 +276,7 @@ export class MailStack extends pulumi.ComponentResource {
               },
             }
           : {}),
+        ...(this.backup ? { backup: this.backup.daemonBackup } : {}),
       },
       { ...parent, dependsOn: [this.host.volumeAttachment] },
     );

@@ -17,7 +17,10 @@ import type * as pulumi from "@pulumi/pulumi";
 
 /** The specifiers package.json exports for the providers. */
 export type ProviderModule =
-  "mailstack/providers/acme-account" | "mailstack/providers/acme-certificate" | "mailstack/providers/ssh-reachable";
+  | "mailstack/providers/acme-account"
+  | "mailstack/providers/acme-certificate"
+  | "mailstack/providers/ssh-reachable"
+  | "mailstack/providers/storage-box-access";
 
 /** The provider module, loaded from the Pulumi project the host runs in. */
 function loadProvider(specifier: string): pulumi.dynamic.ResourceProvider {

@@ -116,6 +116,54 @@ export interface AcmeSpec {
   caaIdentity: string;
 }
 
+/** A Hetzner Storage Box created by the stack, with a sub-account for the box. */
+export interface StorageBoxTargetSpec {
+  kind: "storageBox";
+  /** Storage Box location (fsn1, hel1), never the server's */
+  location: string;
+  /** bx11, bx21, ... */
+  type: string;
+  /** Hetzner's daily snapshots of the whole Storage Box, which the box's credentials cannot touch; keep 0: none */
+  snapshots: { keep: number; hour: number; minute: number };
+}
+
+/** An SFTP account the user runs; `appendOnly`: its key for the box is bound to `rclone serve restic --append-only`. */
+export interface SftpTargetSpec {
+  kind: "sftp";
+  host: string;
+  port: number;
+  user: string;
+  /** repository path relative to the account's home */
+  path: string;
+  /** pinned host key, `ssh-ed25519 AAAA...` */
+  hostKey: string;
+  appendOnly: boolean;
+}
+
+/** An S3-compatible bucket. */
+export interface S3TargetSpec {
+  kind: "s3";
+  endpoint: string;
+  bucket: string;
+  prefix: string;
+  region?: string;
+  accessKeyId: string;
+  /** a Pulumi secret when read from stack config; a SecretValue marker in the offline plan */
+  secretAccessKey: pulumi.Input<string> | SecretValue;
+}
+
+export interface BackupSpec {
+  target: StorageBoxTargetSpec | SftpTargetSpec | S3TargetSpec;
+  /** minutes between backups (a divisor of a day) */
+  intervalMinutes: number;
+  /** restic forget --keep-* counts */
+  retention: { hourly: number; daily: number; weekly: number; monthly: number };
+  /** restic check --read-data-subset, weekly */
+  checkSubset: string;
+  /** what the install step restores an empty volume from: latest, never, or a snapshot id */
+  restoreFrom: string;
+}
+
 export interface StackSpec {
   /** The mail host's FQDN (MX target, HELO name, PTR). */
   hostname: string;
@@ -124,4 +172,6 @@ export interface StackSpec {
   users: UserSpec[];
   aliases: AliasSpec[];
   acme: AcmeSpec;
+  /** absent: no backup */
+  backup?: BackupSpec;
 }

@@ -10,3 +10,7 @@ export const records = outputs.records;
 export const dkimPublicKeys = outputs.dkimPublicKeys;
 export const hostKey = outputs.hostKey;
 export const acmeAccountUrl = outputs.acmeAccountUrl;
+export const backup = outputs.backup;
+export const backupRepositoryPassword = outputs.backupRepositoryPassword;
+export const backupAdminPrivateKey = outputs.backupAdminPrivateKey;
+export const deployerPrivateKey = outputs.deployerPrivateKey;

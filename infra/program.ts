@@ -64,5 +64,13 @@ export function defineMailStack(options: ProgramOptions = {}) {
     adoptIds: stack.host.adoptIds,
     /** the ACME account the CAA records pin (RFC 8657); `mailstack check --acme-account` takes it */
     acmeAccountUrl: stack.acmeAccountUrl,
+    /** the backup target (README "Backups"); absent without `backup` in the stack */
+    backup: stack.backup?.info,
+    /** the restic repository password: keep a copy outside this stack, or the backups cannot be read without it */
+    backupRepositoryPassword: stack.backup?.repositoryPassword,
+    /** the admin key of the backup target (OpenSSH), for `mailstack backup prune` and `snapshots` */
+    backupAdminPrivateKey: stack.backup?.adminPrivateKey,
+    /** the deployment's root key (OpenSSH): `mailstack backup status` and `restore-mailbox` log in with it */
+    deployerPrivateKey: stack.host.deployerPrivateKey,
   };
 }

@@ -11,6 +11,7 @@ import { checkCommand } from "./check";
 import { initCommand } from "./init";
 import { userCommand } from "./user";
 import { aliasCommand } from "./alias";
+import { backupCommand } from "./backup";
 import { PREVIEW_USAGE, runPreview } from "./preview";
 import { findProjectDir } from "./project-dir";
 
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
     run: (argv, io) => runPreview(argv, { findProjectDir: () => findProjectDir(io.cwd), stdout: io.stdout, stderr: io.stderr }),
   },
   checkCommand,
+  backupCommand,
 ];
 
 /** This package's version, from the package.json above this file (source or dist). */

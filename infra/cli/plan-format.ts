@@ -27,6 +27,8 @@ const SUMMARY_INPUTS: Record<string, string[]> = {
   "hcloud:index/server:Server": ["serverType", "image", "location", "userData"],
   "hcloud:index/volume:Volume": ["size", "format", "location"],
   "hcloud:index/rdns:Rdns": ["ipAddress", "dnsPtr"],
+  "hcloud:index/storageBox:StorageBox": ["storageBoxType", "location", "deleteProtection"],
+  "hcloud:index/storageBoxSubaccount:StorageBoxSubaccount": ["homeDirectory"],
   "hcloud:index/firewall:Firewall": [],
   "tls:index/privateKey:PrivateKey": ["algorithm", "rsaBits", "ecdsaCurve"],
   "cloudflare:index/dnsRecord:DnsRecord": ["type", "name"],

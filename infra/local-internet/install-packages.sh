@@ -15,6 +15,8 @@ packages=(
   # What the server's user data installs at first boot (server-bootstrap/cloud-init.ts
   # FIRST_BOOT_PACKAGES): a machine of the local internet sees this computer's /usr and cannot run apt.
   unattended-upgrades curl xz-utils ca-certificates
+  # The backup job's tools (server-bootstrap/backup/) and the Storage Box stand-in's rclone.
+  restic rclone
 )
 
 missing=()

@@ -50,6 +50,16 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
           return { id, state: { ...inputs, accountUrl: options.acmeAccountUrl ?? UNKNOWN_ACME_ACCOUNT } };
         case "hcloud:index/server:Server":
           return { id, state: { ...inputs, ipv4Address: ipv4, ipv6Address: `${ipv6Network}1`, status: "running" } };
+        case "hcloud:index/storageBox:StorageBox":
+          // Hetzner names a Storage Box's account and host after its id (research hetzner.md sec. 9).
+          return { id, state: { ...inputs, username: `u${id}`, server: `u${id}.your-storagebox.de` } };
+        case "hcloud:index/storageBoxSubaccount:StorageBoxSubaccount": {
+          const box = `u${String(inputs.storageBoxId)}`;
+          return { id, state: { ...inputs, username: `${box}-sub1`, server: `${box}-sub1.your-storagebox.de` } };
+        }
+        case "pulumi-nodejs:dynamic/mailstack:StorageBoxAccess":
+          // StorageBoxAccess: the Storage Box's host key is seen at the first login during `pulumi up`.
+          return { id, state: { ...inputs, hostKey: keyPair("storage-box-host-key", { algorithm: "ED25519" }).publicKeyOpenssh.trim() } };
         default:
           return { id, state: inputs };
       }

@@ -7,6 +7,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 const ENTRY = "server-bootstrap/maild/main.ts";
+/** The backup job (server-bootstrap/backup/main.ts), bundled the same way. */
+const BACKUP_ENTRY = "server-bootstrap/backup/main.ts";
 
 /** The directory holding server-bootstrap/maild/ (the package root, from sources or from dist/). */
 export function packageRoot(from: string = __dirname): string {
@@ -22,6 +24,15 @@ export function packageRoot(from: string = __dirname): string {
  * stays relative in the Pulumi state and is the same on every deployer's machine.
  */
 export function bundleDaemon(outFile = path.join("node_modules", ".cache", "mailstack", "maild.js")): string {
+  return bundle(ENTRY, outFile);
+}
+
+/** The backup job as one file, like bundleDaemon; returns the path as given. */
+export function bundleBackupJob(outFile = path.join("node_modules", ".cache", "mailstack", "backup.js")): string {
+  return bundle(BACKUP_ENTRY, outFile);
+}
+
+function bundle(entry: string, outFile: string): string {
   // Loaded here, not at the top: esbuild is needed only where a deployment is built.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const esbuild = require("esbuild") as typeof import("esbuild");
@@ -33,7 +44,7 @@ export function bundleDaemon(outFile = path.join("node_modules", ".cache", "mail
   const temp = `${target}.${process.pid}.tmp`;
   esbuild.buildSync({
     absWorkingDir: root,
-    entryPoints: [ENTRY],
+    entryPoints: [entry],
     bundle: true,
     platform: "node",
     target: "node24",

@@ -11,6 +11,8 @@ import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../systemd
 import { dovecotConf } from "../dovecot/dovecot-conf";
 import { passwdFile } from "../dovecot/passwd-file";
 import type { MaildConfigFile } from "../maild/config";
+import { backupCheckService, backupCheckTimer, backupService, backupTimer, overdueAfterSeconds } from "../systemd/backup-units";
+import { BACKUP_SETTINGS_VERSION, secretPaths, SSH_TARGET_ALIAS, type BackupSettings } from "../backup/settings";
 
 export interface DeployDkimKey {
   selector: string;
@@ -49,6 +51,29 @@ export interface DeployAcme {
   checkIntervalSeconds?: number;
 }
 
+/**
+ * The backup job (server-bootstrap/backup/): its settings, its secrets and its timers. The box gets
+ * only what reaches the repository: the repository password and either its own SSH key (an SSH
+ * target, whose host key is pinned) or S3 credentials; never a Hetzner token or the Storage Box's
+ * password.
+ */
+export interface DeployBackup {
+  /** what the job needs beyond this deployment's hostname and layout */
+  settings: Pick<BackupSettings, "repository" | "prune" | "retention" | "checkSubset" | "restoreFrom">;
+  /** minutes between runs (systemd/backup-units.ts BACKUP_INTERVALS_MINUTES) */
+  intervalMinutes: number;
+  /** the job, bundled into one file (install/daemon-bundle.ts bundleBackupJob) */
+  jobJs: string;
+  /** secret */
+  repositoryPassword: string;
+  /** an SSH target (rclone, sftp): the box's key, OpenSSH format; secret */
+  sshPrivateKey?: string;
+  /** an SSH target: the host key it must present, `ssh-ed25519 AAAA...` */
+  targetHostKey?: string;
+  /** an S3 target; secret */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
 export interface DeployInput {
   hostname: string;
   domains: DeployDomain[];
@@ -60,6 +85,64 @@ export interface DeployInput {
   maild?: MaildTuning;
   /** Dovecot listeners; default all addresses, 143 and 993 */
   dovecot?: { listen?: string[]; ports?: { imap: number; imaps: number } };
+  /** absent: no backup job */
+  backup?: DeployBackup;
+}
+
+/** The backup job's settings file for this box. */
+export function backupSettings(layout: BoxLayout, hostname: string, backup: DeployBackup): BackupSettings {
+  return {
+    version: BACKUP_SETTINGS_VERSION,
+    hostname,
+    dataDir: layout.dataDir,
+    repository: backup.settings.repository,
+    prune: backup.settings.prune,
+    retention: { ...backup.settings.retention },
+    checkSubset: backup.settings.checkSubset,
+    restoreFrom: backup.settings.restoreFrom,
+    overdueAfterSeconds: overdueAfterSeconds(backup.intervalMinutes),
+    cacheDir: layout.backupCacheDir,
+  };
+}
+
+function backupFiles(layout: BoxLayout, hostname: string, backup: DeployBackup): ManifestFile[] {
+  const secrets = secretPaths(layout.backupSettings);
+  const rootOnly = (path: string, content: string): ManifestFile => ({ path, content, mode: "0600", owner: "0:0", effect: "none" });
+  const files: ManifestFile[] = [
+    { path: layout.backupJs, content: backup.jobJs, mode: "0644", owner: "0:0", effect: "none" },
+    rootOnly(layout.backupSettings, JSON.stringify(backupSettings(layout, hostname, backup), null, 2) + "\n"),
+    rootOnly(secrets.password, withNewline(backup.repositoryPassword)),
+  ];
+  const repo = backup.settings.repository;
+  if (repo.kind === "s3") {
+    if (!backup.s3Credentials) throw new Error("backup.s3Credentials: an S3 target needs an access key id and secret");
+    const { accessKeyId, secretAccessKey } = backup.s3Credentials;
+    files.push(rootOnly(secrets.s3Credentials, `AWS_ACCESS_KEY_ID=${accessKeyId}\nAWS_SECRET_ACCESS_KEY=${secretAccessKey}\n`));
+  } else {
+    if (!backup.sshPrivateKey) throw new Error(`backup.sshPrivateKey: an ${repo.kind} target needs the box's SSH key`);
+    const hostKey = (backup.targetHostKey ?? "").trim().split(/\s+/);
+    if (hostKey.length < 2 || !/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa)$/.test(hostKey[0])) {
+      throw new Error(
+        `backup.targetHostKey: ${JSON.stringify(backup.targetHostKey)} is not an SSH public key (ssh-ed25519 AAAA...); the target's host key is pinned`,
+      );
+    }
+    files.push(rootOnly(secrets.sshKey, withNewline(backup.sshPrivateKey)));
+    files.push({
+      path: secrets.knownHosts,
+      content: `${SSH_TARGET_ALIAS} ${hostKey[0]} ${hostKey[1]}\n`,
+      mode: "0644",
+      owner: "0:0",
+      effect: "none",
+    });
+  }
+  const unit = (path: string, content: string): ManifestFile => ({ path, content, mode: "0644", owner: "0:0", effect: "backup-units" });
+  files.push(
+    unit(layout.backupServiceFile, backupService(layout)),
+    unit(layout.backupTimerFile, backupTimer(backup.intervalMinutes)),
+    unit(layout.backupCheckServiceFile, backupCheckService(layout)),
+    unit(layout.backupCheckTimerFile, backupCheckTimer()),
+  );
+  return files;
 }
 
 /** maild's configuration file (server-bootstrap/maild/config.ts) for this box. */
@@ -170,6 +253,7 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
       });
     }
   }
+  if (input.backup !== undefined) files.push(...backupFiles(layout, input.hostname, input.backup));
   for (const d of input.domains) {
     for (const k of d.dkim) {
       files.push({

@@ -14,9 +14,19 @@ export type FileKind = "F" | "C";
  * `tls-watch`: the units that reload Dovecot after an on-box renewal (daemon-reload, restart them).
  * `dovecot-unit`: Dovecot's drop-in (daemon-reload, restart Dovecot: cgroup IP filters are set at start).
  * `metadata-guard`: the nftables fence around the metadata service and its unit (load it again).
+ * `backup-units`: the backup job's services and timers (daemon-reload, enable and restart the timers).
  */
 export type FileEffect =
-  "maild-restart" | "maild-reload" | "tls" | "unit" | "tls-watch" | "dovecot-reload" | "dovecot-unit" | "metadata-guard" | "none";
+  | "maild-restart"
+  | "maild-reload"
+  | "tls"
+  | "unit"
+  | "tls-watch"
+  | "dovecot-reload"
+  | "dovecot-unit"
+  | "metadata-guard"
+  | "backup-units"
+  | "none";
 
 export interface ManifestFile {
   path: string;
@@ -38,6 +48,7 @@ const EFFECTS: FileEffect[] = [
   "dovecot-reload",
   "dovecot-unit",
   "metadata-guard",
+  "backup-units",
   "none",
 ];
 

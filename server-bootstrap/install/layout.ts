@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tls-reload-units";
 import { METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
+import { BACKUP_CACHE_NAME, BACKUP_UNITS } from "../systemd/backup-units";
 
 /** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
 export const NODE_VERSION = "24.21.0";
@@ -85,6 +86,17 @@ export interface BoxLayout {
   dkimDir: string;
   /** where maild runs from when there is no systemd (tests): pid file and log */
   runDir: string;
+  /** the bundled backup job (server-bootstrap/backup/main.ts) */
+  backupJs: string;
+  /** the backup job's settings; its secrets sit in the same directory (backup/settings.ts) */
+  backupSettings: string;
+  /** restic's cache (systemd's CacheDirectory= of the backup units) */
+  backupCacheDir: string;
+  /** the backup units: the run and its timer, the integrity check and its timer */
+  backupServiceFile: string;
+  backupTimerFile: string;
+  backupCheckServiceFile: string;
+  backupCheckTimerFile: string;
 }
 
 function validatePath(key: string, value: string): string {
@@ -127,6 +139,13 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     acmeExtraCa: sys("/etc/maild/acme-extra-ca.pem"),
     dkimDir: path.posix.join(dataDir, "dkim"),
     runDir: sys("/run/maild"),
+    backupJs: sys("/usr/local/lib/mailstack/backup.js"),
+    backupSettings: sys("/etc/mailstack/backup/settings.json"),
+    backupCacheDir: sys(`/var/cache/${BACKUP_CACHE_NAME}`),
+    backupServiceFile: sys(`/etc/systemd/system/${BACKUP_UNITS.service}`),
+    backupTimerFile: sys(`/etc/systemd/system/${BACKUP_UNITS.timer}`),
+    backupCheckServiceFile: sys(`/etc/systemd/system/${BACKUP_UNITS.checkService}`),
+    backupCheckTimerFile: sys(`/etc/systemd/system/${BACKUP_UNITS.checkTimer}`),
   };
 }
 

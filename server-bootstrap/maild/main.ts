@@ -4,6 +4,7 @@ import { ConfigError, loadMaildConfig } from "./config";
 import { startDaemon, type Daemon } from "./daemon";
 import { createLogger } from "./log";
 import { renderMetrics } from "./metrics";
+import { renderBackupMetrics } from "./backup-metrics";
 import { startWebServers, type WebServers } from "./web/web-servers";
 import type { ChallengeStore } from "./web/routes";
 import { Http01Challenges } from "../../components/shared/acme/http01";
@@ -21,7 +22,7 @@ export async function startWeb(daemon: Daemon, challenges: ChallengeStore): Prom
     tls: { certPath: cfg.tls.certPath, keyPath: cfg.tls.keyPath },
     listen: { http: cfg.listen.http, https: cfg.listen.https },
     challenges,
-    metrics: renderMetrics,
+    metrics: () => renderMetrics() + renderBackupMetrics(cfg.dataDir),
     health: () => ({ ok: true, smtp: daemon.smtp.length }),
     onError: (err) => daemon.log.error("web.error", { error: (err as Error).message }),
   });

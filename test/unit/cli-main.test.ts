@@ -40,10 +40,10 @@ describe("mailstack help, usage and version", () => {
     assert.match(r.err, /^usage: mailstack COMMAND/);
   });
 
-  test("the commands are init, user, alias, plan, preview and check", () => {
+  test("the commands are init, user, alias, plan, preview, check and backup", () => {
     assert.deepEqual(
       COMMANDS.map((c) => c.name),
-      ["init", "user", "alias", "plan", "preview", "check"],
+      ["init", "user", "alias", "plan", "preview", "check", "backup"],
     );
   });
 
@@ -54,6 +54,7 @@ describe("mailstack help, usage and version", () => {
     plan: [[]],
     preview: [[]],
     check: [[]],
+    backup: [[], ["status"], ["snapshots"], ["restore-mailbox"], ["prune"]],
   };
   for (const c of COMMANDS) {
     for (const sub of subcommands[c.name] ?? [[]]) {
@@ -86,6 +87,14 @@ describe("mailstack help, usage and version", () => {
     [["alias", "add", "info@example.org"], /^mailstack alias: TARGET is missing/],
     [["alias", "add", "@exa mple.org", "a@example.org"], /^mailstack alias: ADDRESS: "@exa mple\.org" is not a catch-all @domain/],
     [["alias", "list"], /^mailstack alias: "list" is not one of add, remove/],
+    [["backup"], /^mailstack backup: a subcommand is missing: status, snapshots, restore-mailbox, prune\nusage: mailstack backup status/],
+    [["backup", "restore"], /^mailstack backup: "restore" is not one of status, snapshots, restore-mailbox, prune/],
+    [["backup", "status"], /^mailstack backup: --outputs FILE is required: the stack's outputs, pulumi stack output --json --show-secrets/],
+    [["backup", "restore-mailbox", "--outputs", "o.json"], /^mailstack backup: ADDRESS is missing/],
+    [
+      ["backup", "restore-mailbox", "a@example.org", "--snapshot", "yesterday", "--outputs", "o.json"],
+      /^mailstack backup: --snapshot: "yesterday" is not latest or a snapshot id/,
+    ],
   ];
   for (const [argv, message] of bad) {
     test(`mailstack ${argv.join(" ")}: exit 2 with the reason and the usage`, async () => {
