@@ -9,6 +9,7 @@ export const ipv6 = outputs.ipv6;
 export const records = outputs.records;
 export const dkimPublicKeys = outputs.dkimPublicKeys;
 export const hostKey = outputs.hostKey;
+export const adoptIds = outputs.adoptIds;
 export const acmeAccountUrl = outputs.acmeAccountUrl;
 export const backup = outputs.backup;
 export const backupRepositoryPassword = outputs.backupRepositoryPassword;
