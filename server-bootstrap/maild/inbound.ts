@@ -12,6 +12,7 @@ import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
+import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
 
 export interface InboundDeps {
   config: () => MaildConfig;
@@ -20,6 +21,8 @@ export interface InboundDeps {
   resolver: () => DNSResolver;
   accept: MessageAcceptor;
   log: Logger;
+  /** reads DMARC and TLSRPT reports sent to our report addresses (operations) */
+  reports?: ReportIntake;
 }
 
 /** What one MAIL transaction has accepted so far. */
@@ -27,6 +30,8 @@ interface Transaction {
   recipients: Recipients;
   /** this transaction's DNS answers, shared by the early SPF check and the checks after DATA */
   resolver: DNSResolver;
+  /** a recipient is one of our report addresses: the DATA is copied for the report intake */
+  report?: boolean;
 }
 
 export class InboundSmtp extends SmtpService<Transaction> {
@@ -90,6 +95,7 @@ export class InboundSmtp extends SmtpService<Transaction> {
           });
         }
         txn.recipients.add(route);
+        if (this.deps.reports?.wants(address.address)) txn.report = true;
         return cb();
     }
   }
@@ -113,11 +119,12 @@ export class InboundSmtp extends SmtpService<Transaction> {
       hostname: cfg.hostname,
       resolver: txn?.resolver ?? this.deps.resolver(),
     });
+    const reportCopy: BoundedCopy | undefined = txn?.report ? this.deps.reports?.copier() : undefined;
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
         maxBytes: cfg.limits.maxMessageBytes,
-        taps: [auth.tap],
+        taps: reportCopy ? [auth.tap, reportCopy] : [auth.tap],
         fields,
         refuse,
       });
@@ -160,6 +167,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
         authMs,
         storeMs,
       });
+      // Read after the 250 (not awaited): a report that cannot be read is still delivered.
+      if (reportCopy) void this.deps.reports?.ingest(id, reportCopy);
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "smtp", fields, refuse);
