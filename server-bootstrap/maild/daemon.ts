@@ -21,6 +21,7 @@ import { dkimSignatures } from "./dkim-sign";
 import { ReceivedReports } from "./reports/received-reports";
 import { ReportIntake } from "./reports/report-intake";
 import { Operations } from "./monitoring/operations";
+import { DmarcEvaluations } from "./reports/dmarc-evaluation";
 
 export interface DaemonState {
   config: () => MaildConfig;
@@ -70,6 +71,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   const receivedReports = ops
     ? new ReceivedReports({ dataDir: config.dataDir, retentionDays: ops.reportRetentionDays, maxDayBytes: 64 * 1024 * 1024 })
     : undefined;
+  const dmarcEvaluations = ops?.sendDmarcReports ? new DmarcEvaluations(config.dataDir) : undefined;
   const reportIntake = receivedReports
     ? new ReportIntake({
         addresses: () => config.operations?.reportAddresses ?? [],
@@ -144,6 +146,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     accept,
     log,
     ...(reportIntake ? { reports: reportIntake } : {}),
+    ...(dmarcEvaluations ? { dmarcEvaluations } : {}),
   });
   const bound = await smtp.listen(config.listen.smtp);
 
@@ -174,6 +177,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
           queue: () => queue.snapshot(),
           tlsReport,
           reports: receivedReports,
+          ...(dmarcEvaluations ? { dmarcEvaluations } : {}),
           send: sendInternal,
         })
       : undefined;

@@ -13,6 +13,7 @@ import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
 import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
+import { evaluationFromMailauth, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
 
 export interface InboundDeps {
   config: () => MaildConfig;
@@ -23,6 +24,8 @@ export interface InboundDeps {
   log: Logger;
   /** reads DMARC and TLSRPT reports sent to our report addresses (operations) */
   reports?: ReportIntake;
+  /** keeps each message's DMARC evaluation for the aggregate reports we send (operations) */
+  dmarcEvaluations?: { record(e: DmarcEvaluation): Promise<unknown> };
 }
 
 /** What one MAIL transaction has accepted so far. */
@@ -37,6 +40,15 @@ interface Transaction {
 export class InboundSmtp extends SmtpService<Transaction> {
   constructor(private readonly deps: InboundDeps) {
     super("smtp", deps);
+  }
+
+  /** Keeps the message's DMARC evaluation for our aggregate reports; never delays or fails the reply. */
+  private recordDmarc(result: Parameters<typeof evaluationFromMailauth>[0], ctx: EvaluationContext): void {
+    const e = this.deps.dmarcEvaluations && evaluationFromMailauth(result, ctx);
+    if (e)
+      void this.deps
+        .dmarcEvaluations!.record(e)
+        .catch((err: Error) => this.deps.log.warn("dmarc.evaluation_write_failed", { error: err.message }));
   }
 
   listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
@@ -138,6 +150,14 @@ export class InboundSmtp extends SmtpService<Transaction> {
       }
       const authMs = Math.round(performance.now() - t0);
       const verdictFields = { spf: verdict.spf, dkim: verdict.dkim, dmarc: verdict.dmarc, arc: verdict.arc };
+      this.recordDmarc(verdict.result, {
+        at: Date.now(),
+        sourceIp: session.remoteAddress,
+        sender,
+        helo,
+        disposition: verdict.reject ? "reject" : "none",
+        optional: txn?.report === true,
+      });
       if (verdict.reject) {
         this.deps.log.info("smtp.dmarc_reject", { ...fields, ...verdictFields });
         throw refuse("dmarc", verdict.reject.code, verdict.reject.message);

@@ -147,7 +147,7 @@ before(async () => {
         `hooks.peer.test. A ${internet.localIpv4}`,
         `peer.test. TXT "v=spf1 ip4:${peerHost.ipv4} ip6:${peerHost.ipv6} -all"`,
         `s1._domainkey.peer.test. TXT ${txtContent(`v=DKIM1; k=rsa; p=${spki(peerDkim)}`)}`,
-        `_dmarc.peer.test. TXT "v=DMARC1; p=none"`,
+        `_dmarc.peer.test. TXT "v=DMARC1; p=none; rua=mailto:dmarc@peer.test"`,
         `_smtp._tls.peer.test. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@peer.test"`,
       ],
     },
@@ -385,7 +385,14 @@ describe("operations in the local internet", () => {
     assert.equal(maildir(dataDir, "alice").filter((m) => subjectOf(m) === "Report Domain: example.org Submitter: peer.test").length, 2);
   });
 
-  test("our TLSRPT report reaches the peer's rua DKIM-signed; opendkim, dkimverify and Python's parsers accept it", async () => {
+  test("our TLSRPT and DMARC reports reach the peer's rua DKIM-signed; opendkim, dkimverify and Python's parsers accept them", async () => {
+    // one more message from the peer's domain, judged by DMARC on arrival like the two reports before it
+    await peer.sendmail(
+      "carl@peer.test",
+      ["alice@example.org"],
+      "From: carl@peer.test\r\nTo: alice@example.org\r\nSubject: from carl\r\n\r\nhello\r\n",
+    );
+    await until("carl's message at alice", 30_000, () => maildir(dataDir, "alice").some((m) => subjectOf(m) === "from carl"));
     // one outbound TLS session to peer.test, counted for today's report
     const conn = new SMTPConnection({
       host: mx.ipv4,
@@ -434,6 +441,53 @@ describe("operations in the local internet", () => {
       { input: report },
     );
     assert.equal(parsed.stdout.trim(), `mx.example.org ${today}T00:00:00Z peer.test no-policy-found 1 0`, parsed.stderr);
+
+    const dmarc = await until("our DMARC report at the peer", 30_000, () =>
+      peer
+        .received()
+        .find((m) =>
+          m.includes(`Subject: Report Domain: peer.test Submitter: mx.example.org Report-ID: <${today}.peer.test@mx.example.org>`),
+        ),
+    );
+    assert.match(dmarc, /dkim=pass(?: \([^)]*\))? header\.d=example\.org/, "the peer's opendkim verified our signature");
+    const dmarcVerify = await peerHost.run(["/usr/bin/dkimverify"], {
+      input: dmarc.slice(dmarc.indexOf("DKIM-Signature:")).replace(/\r?\n/g, "\r\n"),
+    });
+    assert.equal(dmarcVerify.stdout.trim(), "signature ok", dmarcVerify.stdout + dmarcVerify.stderr);
+    // Python's xml.etree: the report as any receiver's tooling reads it
+    const xml = await peerHost.run(
+      [
+        "/usr/bin/python3",
+        "-c",
+        [
+          "import sys, email, gzip",
+          "import xml.etree.ElementTree as ET",
+          "m = email.message_from_string(sys.stdin.read())",
+          "part = [p for p in m.walk() if p.get_content_type() == 'application/gzip'][0]",
+          "root = ET.fromstring(gzip.decompress(part.get_payload(decode=True)))",
+          "print(part.get_filename())",
+          "print(root.findtext('report_metadata/org_name'), root.findtext('policy_published/domain'), root.findtext('policy_published/p'))",
+          "for r in root.findall('record'):",
+          "    print(r.findtext('row/source_ip'), r.findtext('row/count'), r.findtext('row/policy_evaluated/dkim'), r.findtext('row/policy_evaluated/spf'), r.findtext('identifiers/header_from'), r.findtext('auth_results/dkim/domain'), r.findtext('auth_results/dkim/result'), r.findtext('auth_results/spf/result'))",
+        ].join("\n"),
+      ],
+      { input: dmarc },
+    );
+    const begin = Date.parse(`${today}T00:00:00Z`) / 1000;
+    const [filename, meta, ...rows] = xml.stdout.trim().split("\n");
+    assert.equal(filename, `mx.example.org!peer.test!${begin}!${begin + 86399}.xml.gz`, xml.stderr);
+    assert.equal(meta, "mx.example.org peer.test none");
+    // the two reports of the test before and carl's message: all from the peer (over IPv4 or IPv6,
+    // as its Postfix chose), all passing
+    const counted = rows.map((r) => r.split(" "));
+    for (const [ip, , ...verdicts] of counted) {
+      assert.ok([peerHost.ipv4, peerHost.ipv6].includes(ip), `source ${ip} is the peer`);
+      assert.deepEqual(verdicts, ["pass", "pass", "peer.test", "peer.test", "pass", "pass"]);
+    }
+    assert.equal(
+      counted.reduce((n, r) => n + Number(r[1]), 0),
+      3,
+    );
   });
 
   test("the status page in Chromium: login, both charts drawn with their series, the blocklist hit listed", async () => {

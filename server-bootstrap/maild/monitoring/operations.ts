@@ -13,6 +13,15 @@ import type { TlsReport } from "../outbound/tls-report";
 import type { ReceivedReports } from "../reports/received-reports";
 import { summariseDmarc, summariseTlsrpt } from "../reports/report-summary";
 import { parseTlsrptRecord, reportedDomains, tlsReportDocument, tlsReportMail } from "../reports/tlsrpt-send";
+import type { DmarcEvaluations } from "../reports/dmarc-evaluation";
+import {
+  dmarcReportMail,
+  dmarcReportXml,
+  evaluationsByDomain,
+  externalVerificationName,
+  parseDmarcRecord,
+  reportRows,
+} from "../reports/dmarc-send";
 import { blocklistDnsFrom, blocklistZone, checkBlocklists, type BlocklistResult } from "../../../components/shared/dnsbl";
 import { dnsDrift, type DriftResolver } from "../../../components/shared/dns-drift";
 import { alertChanges, readState, writeState, type ActiveAlert, type MonitoringState } from "./alerts";
@@ -26,6 +35,7 @@ const blocklistChecks = counter("maild_blocklist_checks_total", "Blocklist check
 const alertsActive = gauge("maild_alerts_active", "Open alerts, by severity");
 const alertsSent = counter("maild_alerts_total", "Alert notices, by event (fired, cleared) and channel (mail, webhook)");
 const digests = counter("maild_digests_total", "Daily digests, by result");
+const dmarcReportsSent = counter("maild_dmarc_reports_sent_total", "Our RFC 7489 aggregate reports, by result");
 const tlsReportsSent = counter("maild_tlsrpt_reports_sent_total", "Our RFC 8460 reports, by delivery (mailto, https) and result");
 const certificateDays = gauge("maild_certificate_days_left", "Days until the TLS certificate expires");
 const queueOldest = gauge("maild_queue_oldest_seconds", "Age of the oldest message in the outbound queue");
@@ -44,6 +54,8 @@ export interface OperationsDeps {
   queue: () => QueueSnapshotEntry[];
   tlsReport: TlsReport;
   reports: ReceivedReports;
+  /** the DMARC evaluations of received mail; absent: no aggregate reports are sent */
+  dmarcEvaluations?: DmarcEvaluations;
   /** takes a message the server wrote (DKIM-signed by the sender's domain) for local mailboxes or the queue */
   send: (sender: string, recipients: string[], message: Buffer) => Promise<void>;
   now?: () => number;
@@ -252,6 +264,7 @@ export class Operations {
     if (hhmm >= this.ops.digestTime && this.state.lastDigest !== today) await this.digestNow();
     const yesterday = new Date(this.now() - DAY_MS).toISOString().slice(0, 10);
     if (this.ops.sendTlsReports && !(this.state.tlsReportsSent ?? []).includes(yesterday)) await this.sendTlsReports(yesterday);
+    if (this.deps.dmarcEvaluations && !(this.state.dmarcReportsSent ?? []).includes(yesterday)) await this.sendDmarcReports(yesterday);
   }
 
   /** RFC 8460 reports of one finished UTC day to every domain that asks for them. */
@@ -310,7 +323,80 @@ export class Operations {
 
   /** Our reports of one UTC day, now (the status page's action; the daily job sends each finished day once). */
   async sendReports(day: string): Promise<void> {
-    await this.serial(() => this.sendTlsReports(day));
+    await this.serial(async () => {
+      if (this.ops.sendTlsReports) await this.sendTlsReports(day);
+      if (this.deps.dmarcEvaluations) await this.sendDmarcReports(day);
+    });
+  }
+
+  /** RFC 7489 aggregate reports of one UTC day, one per policy domain that asks for them. */
+  async sendDmarcReports(date: string): Promise<{ domain: string; rua: string; result: string }[]> {
+    const cfg = this.deps.config();
+    const evaluations = this.deps.dmarcEvaluations!;
+    const outcomes: { domain: string; rua: string; result: string }[] = [];
+    const resolver = this.resolver();
+    const txt = (name: string) =>
+      resolver
+        .resolveTxt(name)
+        .then((rs) => rs.map((c) => c.join("")))
+        .catch(() => [] as string[]);
+    const begin = Math.floor(Date.parse(`${date}T00:00:00Z`) / 1000);
+    const all = await evaluations.day(date);
+    const byDomain = evaluationsByDomain(
+      all,
+      cfg.domains.map((d) => d.name),
+    );
+    this.deps.log.info("dmarc.reports_due", { date, evaluations: all.length, domains: [...byDomain.keys()] });
+    for (const [domain, evals] of byDomain) {
+      // the policy and rua as published now (mox re-reads them when it sends, too)
+      const policy = parseDmarcRecord(await txt(`_dmarc.${domain}`));
+      if (!policy || policy.rua.length === 0) continue;
+      const meta = {
+        orgName: cfg.hostname,
+        email: this.ops.reportFrom,
+        reportId: `${date}.${domain}@${cfg.hostname}`,
+        begin,
+        end: begin + 86_399,
+      };
+      const mail = dmarcReportMail(meta, domain, dmarcReportXml(meta, domain, policy, reportRows(evals)));
+      for (const rua of policy.rua) {
+        let result: string;
+        const ruaDomain = rua.address.slice(rua.address.lastIndexOf("@") + 1);
+        const verify = externalVerificationName(domain, ruaDomain);
+        if (verify && !(await txt(verify)).some((t) => /^v\s*=\s*DMARC1/i.test(t))) result = "not-authorised";
+        else {
+          const { message } = composeMessage({
+            from: this.ops.reportFrom,
+            to: [rua.address],
+            subject: mail.subject,
+            text: mail.text,
+            hostname: cfg.hostname,
+            attachments: [{ contentType: "application/gzip", filename: mail.filename, data: mail.gzipped }],
+          });
+          // RFC 7489 6.2: the size limit counts the whole message as sent (mox compares it so)
+          if (rua.maxBytes !== undefined && message.length > rua.maxBytes) result = "too-large";
+          else {
+            try {
+              await this.deps.send(this.ops.reportFrom, [rua.address], message);
+              result = "queued";
+            } catch (e) {
+              result = "failed";
+              this.deps.log.error("dmarc.report_failed", { domain, rua: rua.address, error: (e as Error).message });
+            }
+          }
+        }
+        dmarcReportsSent.inc({ result });
+        outcomes.push({ domain, rua: rua.address, result });
+        this.deps.log.info("dmarc.report_sent", { domain, rua: rua.address, result, reportId: meta.reportId, messages: evals.length });
+      }
+    }
+    this.state.dmarcReportsSent = [
+      ...(this.state.dmarcReportsSent ?? []).filter((d) => d >= new Date(Date.parse(date) - 7 * DAY_MS).toISOString().slice(0, 10)),
+      date,
+    ];
+    await writeState(cfg.dataDir, this.state);
+    await evaluations.expire(this.now());
+    return outcomes;
   }
 
   /** Blocklists and conditions now (the status page's "Check now"). */
