@@ -233,7 +233,7 @@ test("the digest says 'all well' in its subject when nothing is open, and lists 
     "Disk, backup, spam filter",
   ])
     assert.ok(text.includes(`\n${heading}\n`), heading);
-  assert.match(text, /^clear  198\.51\.100\.2 on zen\.spamhaus\.org$/m);
+  assert.ok(text.split("\n").includes("clear  198.51.100.2 on zen.spamhaus.org"));
   assert.match(text, /^all 20 planned records as planned$/m);
 });
 
@@ -250,7 +250,10 @@ test("composeMessage: CRLF lines, quoted-printable text, a multipart/report with
   });
   const text = message.toString("latin1");
   assert.ok(!/[^\r]\n/.test(text), "every line ends in CRLF");
-  assert.ok(/^[\x00-\x7f]*$/.test(text), "7-bit only");
+  assert.ok(
+    [...message].every((b) => b < 0x80),
+    "7-bit only",
+  );
   assert.match(text, /^Subject: =\?UTF-8\?B\?R3LDvMOfZQ==\?=\r$/m);
   assert.match(text, new RegExp(`^Message-ID: ${messageId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\r$`, "m"));
   assert.match(text, /Content-Type: multipart\/report; report-type="tlsrpt"; boundary=/);
