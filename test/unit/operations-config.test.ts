@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { ConfigError, validateMaildConfig } from "../../server-bootstrap/maild/config";
 import { validateStackConfig } from "../../components/config/validate";
 import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
+import { maildOperations } from "../../components/operations";
 
 const base = {
   hostname: "mx.example.org",
@@ -157,4 +158,42 @@ describe("the stack's operations section", () => {
       assert.equal(found.length, 1, found.join("\n"));
       assert.ok(found[0].startsWith(message), `${found[0]} starts with ${message}`);
     });
+});
+
+describe("maildOperations: the deployment's operations section from the stack and the plan", () => {
+  test("addresses, the rua addresses in our domains, the planned records in drift form, the stack's choices", () => {
+    const spec = validateStackConfig({
+      ...stack({ admins: ["alice@example.org"] }),
+      domains: [
+        {
+          name: "example.org",
+          dmarc: { rua: ["mailto:postmaster@example.org", "reports@dmarc-service.example"] },
+          tlsrpt: { rua: ["https://tls.example/r"] },
+        },
+      ],
+    });
+    const ops = maildOperations(spec, ["198.51.100.2", "2001:db8:1::1"], {
+      "example.org": [
+        { key: "MX example.org", name: "example.org", type: "MX", content: "mail.example.org", priority: 10, ttl: 1, comment: "" },
+        { key: "TXT _dmarc.example.org", name: "_dmarc.example.org", type: "TXT", content: '"v=DMARC1; p=reject"', ttl: 1, comment: "" },
+      ],
+    });
+    assert.deepEqual(ops, {
+      addresses: ["198.51.100.2", "2001:db8:1::1"],
+      ipBlocklists: ["zen.spamhaus.org", "bl.spamcop.net"],
+      domainBlocklists: ["dbl.spamhaus.org"],
+      reportAddresses: ["postmaster@example.org"],
+      alertTo: ["postmaster@example.org"],
+      digestTime: "06:00",
+      admins: ["alice@example.org"],
+      sendTlsReports: true,
+      sendDmarcReports: true,
+      expectedRecords: [
+        { name: "example.org", type: "MX", value: "10 mail.example.org" },
+        { name: "_dmarc.example.org", type: "TXT", value: "v=DMARC1; p=reject" },
+      ],
+    });
+    // and maild takes it as it is
+    assert.ok(validateMaildConfig({ ...base, hostname: "mail.example.org", operations: ops }).operations);
+  });
 });

@@ -26,6 +26,11 @@ export const STATUS_CLIENT_JS = `"use strict";
       series: [{}].concat(series.map(function (s) {
         return { label: s.label, stroke: s.colour, fill: s.colour + "33", width: 2, points: { show: true, size: 7, fill: s.colour } };
       })),
+      // the whole 30-day window, counts from zero: one report is a point in its month, not a decade
+      scales: {
+        x: { time: true, range: function () { var end = Math.ceil(Date.now() / 86400000) * 86400; return [end - 30 * 86400, end]; } },
+        y: { range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; } },
+      },
       axes: [{}, { label: s0(series) }],
     };
     new uPlot(opts, data, el);
