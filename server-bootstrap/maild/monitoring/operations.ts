@@ -145,7 +145,7 @@ export class Operations {
       this.deps.reports.dmarc(at - DAY_MS, at),
       this.deps.reports.tlsrpt(at - DAY_MS, at),
       diskFact(cfg.dataDir),
-      spamFilterFact(this.ops.spamFilterUrl),
+      spamFilterFact(this.ops.spamFilterUrl ?? rspamdPing(cfg)),
       this.ops.expectedRecords.length > 0
         ? dnsDrift(this.ops.expectedRecords, this.resolver() as unknown as DriftResolver)
         : Promise.resolve([]),
@@ -428,6 +428,16 @@ export class Operations {
       tlsrpt: summariseTlsrpt(tls.map((t) => t.report)),
     };
   }
+}
+
+/**
+ * rspamd's normal worker answers GET /ping with "pong" (rspamd 3.4 src/libserver/protocol.c,
+ * CMD_PING), so once maild scans through rspamd (its `spam.rspamdUrl`, issue 16) the spam filter's
+ * health needs no setting of its own.
+ */
+function rspamdPing(cfg: MaildConfig): string | undefined {
+  const url = (cfg as MaildConfig & { spam?: { rspamdUrl?: string } }).spam?.rspamdUrl;
+  return url ? `${url.replace(/\/$/, "")}/ping` : undefined;
 }
 
 function tlsRootCertificates(): string[] {
