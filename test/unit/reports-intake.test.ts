@@ -316,6 +316,12 @@ describe("summaries", () => {
     assert.deepEqual(s.daily, [{ date: "2026-11-30", pass: 12, fail: 3 }]);
   });
 
+  test("our own IPv6 address is recognised in whatever form the receiver writes it", () => {
+    const report = parseDmarcAggregate(sampleXml());
+    report.records[0].sourceIp = "2001:DB8:1:0:0:0:0:2";
+    assert.equal(summariseDmarc([report], ["2001:db8:1::2"]).sources.find((r) => r.sourceIp === "2001:DB8:1:0:0:0:0:2")?.ours, true);
+  });
+
   test("TLSRPT per policy domain: failures by result type", () => {
     const s = summariseTlsrpt([parseTlsrpt(sampleTls())]);
     assert.deepEqual(s.policies, [

@@ -3,7 +3,13 @@
 // failures by RFC 8460 4.3 result type), and both per day for the status page's charts. Pure.
 import type { DmarcAggregateReport } from "./dmarc-aggregate";
 import type { TlsrptReport } from "./tlsrpt-report";
+import { isIP } from "node:net";
 import { utcDay } from "./received-reports";
+
+/** One text per address: receivers write IPv6 in any of its forms (2001:db8::1, 2001:DB8:0:0::1). */
+function canonicalIp(ip: string): string {
+  return isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+}
 
 export interface DmarcSourceRow {
   domain: string;
@@ -32,7 +38,7 @@ export interface DmarcSummary {
 }
 
 export function summariseDmarc(reports: DmarcAggregateReport[], ourIps: string[]): DmarcSummary {
-  const ours = new Set(ourIps.map((ip) => ip.toLowerCase()));
+  const ours = new Set(ourIps.map(canonicalIp));
   const rows = new Map<string, DmarcSourceRow>();
   const days = new Map<string, { pass: number; fail: number }>();
   let messages = 0;
@@ -49,7 +55,7 @@ export function summariseDmarc(reports: DmarcAggregateReport[], ourIps: string[]
           domain: report.domain,
           sourceIp: rec.sourceIp,
           reporter: report.orgName,
-          ours: ours.has(rec.sourceIp.toLowerCase()),
+          ours: ours.has(canonicalIp(rec.sourceIp)),
           messages: 0,
           dmarcPass: 0,
           dmarcFail: 0,
