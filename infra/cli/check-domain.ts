@@ -137,11 +137,15 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
       expect?.tlsa,
     ),
   );
-  const ipLists = options.dnsbl.length > 0 ? options.dnsbl : (choice?.spec.operations?.ipBlocklists ?? []);
-  const domainLists = options.dbl.length > 0 ? options.dbl : (choice?.spec.operations?.domainBlocklists ?? []);
-  if (ipLists.length + domainLists.length === 0)
-    notes.push("blocklists not asked: pass --dnsbl ZONE / --dbl ZONE (the box asks its own lists)");
-  else rows.push(...(await blocklistRows(dns, hostV4, hostV6, [domain, hostname], ipLists, domainLists)));
+  // Asked only when named: from a workstation the query usually goes through a public resolver,
+  // which Spamhaus refuses (127.255.255.254), so the default lists would mostly say "no verdict".
+  // The box asks its lists through its own resolver every hour.
+  if (options.dnsbl.length + options.dbl.length === 0) {
+    const boxLists = choice ? [...choice.spec.operations.ipBlocklists, ...choice.spec.operations.domainBlocklists] : [];
+    notes.push(
+      `blocklists not asked: pass --dnsbl ZONE / --dbl ZONE${boxLists.length > 0 ? ` (the box asks ${boxLists.join(", ")})` : ""}`,
+    );
+  } else rows.push(...(await blocklistRows(dns, hostV4, hostV6, [domain, hostname], options.dnsbl, options.dbl)));
   return { domain, hostname, stack: choice?.stack ?? null, notes, rows };
 }
 

@@ -39,7 +39,7 @@ export const CHECK_USAGE = `usage: mailstack check DOMAIN [--stack NAME] [--json
          --ipv4/--ipv6  the server's address and /64 (as for plan); default: taken from DNS
          --acme-account the ACME account URL, to compare CAA accounturi
          --dnsbl/--dbl  ask these blocklists (RFC 5782) about the server's addresses / the domain
-                     and host; repeatable (default: the lists the stack's operations section names)
+                     and host; repeatable (default: none; the box asks its own lists)
          --json      print a JSON document instead of the table`;
 
 export interface RunCheckEnvironment {
