@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { conditions } from "../../server-bootstrap/maild/monitoring/conditions";
 import { alertChanges, readState, writeState } from "../../server-bootstrap/maild/monitoring/alerts";
 import { digestText } from "../../server-bootstrap/maild/monitoring/digest";
-import { backupFact, backupStatusPath, queueFact, type Facts } from "../../server-bootstrap/maild/monitoring/facts";
+import { backupFact, queueFact, type Facts } from "../../server-bootstrap/maild/monitoring/facts";
+import { workPaths } from "../../server-bootstrap/backup/settings";
 import { composeMessage } from "../../server-bootstrap/maild/monitoring/mail-message";
 import { DEFAULT_THRESHOLDS } from "../../server-bootstrap/maild/operations-config";
 import { summariseDmarc, summariseTlsrpt } from "../../server-bootstrap/maild/reports/report-summary";
@@ -194,9 +195,9 @@ test("backupFact reads the backup job's status file (version 1), and says so whe
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bk-"));
   try {
     assert.deepEqual(backupFact(dir, NOW), { configured: false });
-    fs.mkdirSync(path.dirname(backupStatusPath(dir)), { recursive: true });
+    fs.mkdirSync(path.dirname(workPaths(dir).status), { recursive: true });
     fs.writeFileSync(
-      backupStatusPath(dir),
+      workPaths(dir).status,
       JSON.stringify({
         version: 1,
         target: "sftp:u1@u1.your-storagebox.de:mail",

@@ -4,7 +4,8 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { statfs } from "node:fs/promises";
-import { join } from "node:path";
+import { workPaths } from "../../backup/settings";
+import { backupAgeSeconds, readStatus } from "../../backup/status";
 import type { BlocklistResult } from "../../../components/shared/dnsbl";
 import type { DriftFinding } from "../../../components/shared/dns-drift";
 import type { QueueSnapshotEntry } from "../outbound/queue";
@@ -32,7 +33,6 @@ export interface DiskFact {
   freeBytes: number;
 }
 
-/** The backup job's status file (server-bootstrap/backup/status.ts on the backup branch: version 1). */
 export interface BackupFact {
   configured: boolean;
   lastSuccess?: string;
@@ -116,30 +116,17 @@ export async function diskFact(path: string): Promise<DiskFact | undefined> {
   }
 }
 
-/** Where the backup job writes its status (the backup branch's workPaths(dataDir).status). */
-export const backupStatusPath = (dataDir: string) => join(dataDir, ".mailstack-backup", "status.json");
-
+/** The backup job's status file (server-bootstrap/backup/status.ts), as the digest and the alert need it. */
 export function backupFact(dataDir: string, now: number): BackupFact {
-  let s: {
-    version?: number;
-    overdueAfterSeconds?: number;
-    lastSuccess?: { time?: string };
-    lastAttempt?: { ok?: boolean; error?: string };
-  };
-  try {
-    s = JSON.parse(readFileSync(backupStatusPath(dataDir), "utf8"));
-  } catch {
-    return { configured: false };
-  }
-  if (s.version !== 1) return { configured: false };
-  const last = s.lastSuccess?.time;
-  const age = last ? Math.max(0, Math.floor((now - Date.parse(last)) / 1000)) : undefined;
+  const s = readStatus(workPaths(dataDir).status);
+  if (!s) return { configured: false };
+  const age = backupAgeSeconds(s, now);
   return {
     configured: true,
-    ...(last ? { lastSuccess: last } : {}),
+    ...(s.lastSuccess ? { lastSuccess: s.lastSuccess.time } : {}),
     ...(age !== undefined ? { ageSeconds: age } : {}),
-    ...(s.overdueAfterSeconds !== undefined ? { overdueAfterSeconds: s.overdueAfterSeconds } : {}),
-    ...(s.lastAttempt?.ok !== undefined ? { lastAttemptOk: s.lastAttempt.ok } : {}),
+    overdueAfterSeconds: s.overdueAfterSeconds,
+    ...(s.lastAttempt ? { lastAttemptOk: s.lastAttempt.ok } : {}),
     ...(s.lastAttempt?.error ? { lastError: s.lastAttempt.error } : {}),
   };
 }

@@ -42,7 +42,6 @@ const queueOldest = gauge("maild_queue_oldest_seconds", "Age of the oldest messa
 const diskUsed = gauge("maild_disk_used_percent", "Fullness of the data volume");
 const dnsDriftGauge = gauge("maild_dns_drift_records", "Planned DNS records that DNS does not answer as planned");
 const spamUp = gauge("maild_spam_filter_up", "1 when the spam filter answers its health check");
-const backupAge = gauge("maild_backup_age_seconds", "Seconds since the last good backup (absent without a backup status file)");
 const dmarcFailures = gauge("maild_dmarc_report_failures", "Messages reported failing DMARC over the last day, by source (ours or others)");
 const tlsFailures = gauge("maild_tlsrpt_report_failures", "Sessions to us reported failing TLS over the last day");
 
@@ -173,7 +172,6 @@ export class Operations {
     if (f.disk) diskUsed.set(f.disk.usedPercent);
     dnsDriftGauge.set(drift.length);
     spamUp.set(spam.configured ? Number(spam.ok) : 1);
-    if (f.backup.ageSeconds !== undefined) backupAge.set(f.backup.ageSeconds);
     dmarcFailures.set(
       f.dmarc.sources.filter((s) => s.ours).reduce((n, s) => n + s.dmarcFail, 0),
       { source: "ours" },
