@@ -8,6 +8,7 @@ import {
   type DeployAcme,
   type DeployBackup,
   type DeployDomain,
+  type DeployInput,
   type MaildTuning,
 } from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
@@ -108,6 +109,8 @@ export interface MailDaemonArgs {
    */
   instance?: pulumi.Input<string>;
   maild?: MaildTuning;
+  /** maild's operations section: what the box watches, whom it tells, who sees the status page */
+  operations?: pulumi.Input<NonNullable<DeployInput["operations"]>>;
   /** paths on the box (defaults: layout.ts) */
   layout?: BoxLayoutOptions;
   /** where the copies land; default ~/.mailstack-deploy of the SSH user */
@@ -242,8 +245,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.domains.map((d) => pulumi.output(d))),
           pulumi.output(args.acme),
           backupInput === undefined ? undefined : pulumi.output(backupInput),
+          pulumi.output(args.operations),
         ])
-        .apply(([tls, users, domains, acme, backup]) =>
+        .apply(([tls, users, domains, acme, backup, operations]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -255,6 +259,7 @@ export class MailDaemon extends pulumi.ComponentResource {
               ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
               ...(backup !== undefined ? { backup: deployBackup(backup, jobJs!) } : {}),
               maild: args.maild,
+              ...(operations !== undefined ? { operations: operations as NonNullable<DeployInput["operations"]> } : {}),
             }),
           ),
         ),

@@ -13,6 +13,7 @@ import { spkiSha256FromPem } from "./records/tlsa";
 import { SecretValue } from "./config/secret";
 import { AcmeCertificate, type Dns01Config } from "./acme-certificate";
 import { AcmeAccount } from "./acme-account";
+import { maildOperations } from "./operations";
 
 export interface MailStackArgs {
   /** The validated stack description (see `validateStackConfig`). */
@@ -261,6 +262,9 @@ export class MailStack extends pulumi.ComponentResource {
           passwordHash: u.passwordHash instanceof SecretValue ? pulumi.secret(UNDECRYPTED_HASH_STAND_IN) : this.users[i].passwordHash,
         })),
         aliases: spec.aliases,
+        operations: pulumi
+          .all([this.ipv4, this.ipv6, this.records])
+          .apply(([ipv4, ipv6, records]) => maildOperations(spec, [ipv4, ipv6], records)),
         ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
         // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on

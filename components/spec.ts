@@ -164,6 +164,23 @@ export interface BackupSpec {
   restoreFrom: string;
 }
 
+/** What the box watches about itself and whom it tells (maild's operations section). */
+export interface OperationsSpec {
+  /** alerts and the daily digest go to these addresses (default: postmaster of the first domain) */
+  alertTo: string[];
+  /** and are POSTed as JSON to this https URL */
+  webhook?: string;
+  /** UTC HH:MM of the daily digest */
+  digestTime: string;
+  /** users who may log in to https://<hostname>/status */
+  admins: string[];
+  /** RFC 5782 lists asked about the server's addresses, and about the domains and host name */
+  ipBlocklists: string[];
+  domainBlocklists: string[];
+  /** send RFC 8460 TLS reports and RFC 7489 aggregate reports to domains that ask for them */
+  sendReports: boolean;
+}
+
 export interface StackSpec {
   /** The mail host's FQDN (MX target, HELO name, PTR). */
   hostname: string;
@@ -174,4 +191,5 @@ export interface StackSpec {
   acme: AcmeSpec;
   /** absent: no backup */
   backup?: BackupSpec;
+  operations: OperationsSpec;
 }

@@ -10,13 +10,14 @@ import { HASH_COMMAND } from "../shared/argon2id";
 import { SecretValue } from "./secret";
 import { readServer } from "./server";
 import { readBackup } from "./backup";
+import { readOperations } from "./operations";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";
 
 export { ConfigError } from "./config-error";
 export type { ConfigProblem } from "./config-error";
 export { SecretValue } from "./secret";
 
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup"] as const;
+export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations"] as const;
 
 export interface ValidateOptions {
   /**
@@ -57,6 +58,13 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
 
   const acme = readAcme(top.acme, "acme", problems);
   const backup = readBackup(top.backup, "backup", problems, { server, secretKeys: opts.secretKeys });
+  const operations = readOperations(
+    top.operations,
+    "operations",
+    domains[0]?.name ?? "localhost",
+    users.map((u) => u.address),
+    problems,
+  );
   checkSecretHashes(users, opts.secretKeys, problems);
 
   if (problems.count > 0) throw new ConfigError(inConfigOrder(problems.list));
@@ -68,6 +76,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     aliases: allAliases,
     acme: acme!,
     ...(backup !== undefined ? { backup } : {}),
+    operations: operations!,
   };
 }
 

@@ -27,6 +27,9 @@ export interface CheckOptions {
   ipv6Network?: string;
   acmeAccount?: string;
   project?: string;
+  /** RFC 5782 lists to ask about the server's addresses (--dnsbl) and about the domain and host (--dbl) */
+  dnsbl: string[];
+  dbl: string[];
 }
 
 /** Parses and validates the arguments after `check`; throws UsageError naming the bad one. */
@@ -50,6 +53,8 @@ export function parseCheckArgs(argv: string[]): CheckOptions {
         ipv6: { type: "string" },
         "acme-account": { type: "string" },
         project: { type: "string" },
+        dnsbl: { type: "string", multiple: true, default: [] },
+        dbl: { type: "string", multiple: true, default: [] },
         verbose: { type: "boolean", default: false },
       },
     });
@@ -69,6 +74,8 @@ export function parseCheckArgs(argv: string[]): CheckOptions {
     timeoutMs: DEFAULT_TIMEOUT_MS,
     caFiles: values.ca!,
     selectors: [],
+    dnsbl: [],
+    dbl: [],
   };
   if (values.stack !== undefined) {
     if (!/^[A-Za-z0-9_.-]+$/.test(values.stack))
@@ -121,6 +128,16 @@ export function parseCheckArgs(argv: string[]): CheckOptions {
     options.acmeAccount = values["acme-account"];
   }
   if (values.project !== undefined) options.project = values.project;
+  for (const [flag, list] of [
+    ["dnsbl", options.dnsbl],
+    ["dbl", options.dbl],
+  ] as const) {
+    for (const z of values[flag]!.flatMap((v) => v.split(","))) {
+      const zone = normaliseDomain(z.trim());
+      if (!zone.ok) throw new UsageError(`--${flag}: "${z}" ${zone.reason}`);
+      list.push(zone.value);
+    }
+  }
   return options;
 }
 

@@ -10,12 +10,13 @@ import type { CheckReport } from "./check-format";
 import { checkMtaStsMx, checkMtaStsPolicy, checkMtaStsRecord } from "./check-mtasts";
 import { probeLive } from "./check-probes";
 import { checkAddresses, checkCaa, checkDmarc, checkMx, checkPtr, checkTlsrpt } from "./check-records";
-import { fail, warn, type CheckRow } from "./check-result";
+import { fail, pass, warn, type CheckRow } from "./check-result";
 import { checkSpf } from "./check-spf";
 import type { StackChoice } from "./check-stack";
 import { checkTlsa, checkTlsProbe, MAIL_TLS_PORTS, type TlsProbeResult } from "./check-tls";
 import { ipv6Network64 } from "./ipv6-network";
 import { planStack } from "./plan";
+import { blocklistZone, checkBlocklists, type BlocklistDns } from "../../components/shared/dnsbl";
 
 export interface CheckContext {
   options: CheckOptions;
@@ -136,7 +137,48 @@ export async function checkDomain(ctx: CheckContext): Promise<CheckReport> {
       expect?.tlsa,
     ),
   );
+  // Asked only when named: from a workstation the query usually goes through a public resolver,
+  // which Spamhaus refuses (127.255.255.254), so the default lists would mostly say "no verdict".
+  // The box asks its lists through its own resolver every hour.
+  if (options.dnsbl.length + options.dbl.length === 0) {
+    const boxLists = choice ? [...choice.spec.operations.ipBlocklists, ...choice.spec.operations.domainBlocklists] : [];
+    notes.push(
+      `blocklists not asked: pass --dnsbl ZONE / --dbl ZONE${boxLists.length > 0 ? ` (the box asks ${boxLists.join(", ")})` : ""}`,
+    );
+  } else rows.push(...(await blocklistRows(dns, hostV4, hostV6, [domain, hostname], options.dnsbl, options.dbl)));
   return { domain, hostname, stack: choice?.stack ?? null, notes, rows };
+}
+
+/** One row per list and target: listed fails (with the delisting page), clear passes, no verdict warns. */
+async function blocklistRows(
+  dns: DnsLookups,
+  v4: string[],
+  v6: string[],
+  names: string[],
+  ipLists: string[],
+  domainLists: string[],
+): Promise<CheckRow[]> {
+  const lookup: BlocklistDns = {
+    resolve4: async (name) => {
+      const a = await dns.a(name);
+      if (!a.ok) throw Object.assign(new Error(a.error), { code: a.error });
+      return a.records;
+    },
+    resolveTxt: async (name) => {
+      const t = await dns.txt(name);
+      return t.ok ? t.records : [];
+    },
+  };
+  const zones = [...ipLists.map((z) => blocklistZone(z, "ip")), ...domainLists.map((z) => blocklistZone(z, "domain"))];
+  const results = await checkBlocklists({ ips: [...v4, ...v6], domains: [...new Set(names)] }, zones, lookup);
+  const label = (target: string) =>
+    v4.includes(target) ? (v4.length === 1 ? "ipv4" : target) : v6.includes(target) ? (v6.length === 1 ? "ipv6" : target) : target;
+  return results.map((r) => {
+    const check = `blocklist.${r.zone}.${label(r.target)}`;
+    if (r.status === "listed") return fail(check, `listed: ${r.reason}${r.delistUrl ? `; removal: ${r.delistUrl}` : ""}`, r.target);
+    if (r.status === "error") return warn(check, `no verdict: ${r.reason}`, r.target);
+    return pass(check, `not listed on ${r.zone}`, r.target);
+  });
 }
 
 /** Selectors to check: --selector, else the plan's, else those of --dkim-keys. */

@@ -22,7 +22,8 @@ export { ipv6Network64 } from "./ipv6-network";
 
 export const CHECK_USAGE = `usage: mailstack check DOMAIN [--stack NAME] [--json] [--resolver IP[:PORT]] [--timeout MS]
                        [--ca FILE] [--hostname NAME] [--selector NAME] [--dkim-keys FILE]
-                       [--ipv4 ADDR] [--ipv6 PREFIX] [--acme-account URL] [--project DIR] [--verbose]
+                       [--ipv4 ADDR] [--ipv6 PREFIX] [--acme-account URL] [--project DIR]
+                       [--dnsbl ZONE] [--dbl ZONE] [--verbose]
 
   check  look at DOMAIN from outside as senders do: MX, the mail host's A/AAAA and reverse DNS,
          SPF, DKIM, DMARC, TLSRPT, MTA-STS (record and policy), CAA, TLSA, and TLS on ports 25
@@ -37,6 +38,8 @@ export const CHECK_USAGE = `usage: mailstack check DOMAIN [--stack NAME] [--json
          --dkim-keys the deployed DKIM keys to compare with: \`pulumi stack output dkimPublicKeys --json\`
          --ipv4/--ipv6  the server's address and /64 (as for plan); default: taken from DNS
          --acme-account the ACME account URL, to compare CAA accounturi
+         --dnsbl/--dbl  ask these blocklists (RFC 5782) about the server's addresses / the domain
+                     and host; repeatable (default: none; the box asks its own lists)
          --json      print a JSON document instead of the table`;
 
 export interface RunCheckEnvironment {

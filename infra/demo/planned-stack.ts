@@ -132,6 +132,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
     users: { address: string; passwordHash: string }[];
     aliases: { address: string; to: string[] }[];
     acme?: { directoryUrl: string; email?: string; names: string[] };
+    operations?: DeployInput["operations"];
   };
   const domains: DeployDomain[] = config.domains.map((d) => ({
     name: d.name,
@@ -158,6 +159,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
           },
         }
       : {}),
+    ...(config.operations ? { operations: config.operations } : {}),
   };
   if (renderManifest(deployFiles(layout, input)) !== manifest) {
     throw new Error(

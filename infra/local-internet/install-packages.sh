@@ -17,6 +17,8 @@ packages=(
   unattended-upgrades curl xz-utils ca-certificates
   # The backup job's tools (server-bootstrap/backup/) and the Storage Box stand-in's rclone.
   restic rclone
+  # the status page test (test/integration/operations.test.ts) drives it through playwright-core
+  chromium
 )
 
 missing=()

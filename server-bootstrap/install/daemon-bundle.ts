@@ -19,6 +19,16 @@ export function packageRoot(from: string = __dirname): string {
 }
 
 /**
+ * The status page's chart library as strings for the bundle (esbuild `define`): uPlot's prebuilt
+ * files from its npm package (server-bootstrap/maild/web/status/status-assets.ts reads them from
+ * node_modules when run from sources). The box then needs no file beside maild.js.
+ */
+export function maildAssetDefines(root: string = packageRoot()): Record<string, string> {
+  const file = (name: string) => fs.readFileSync(require.resolve(`uplot/dist/${name}`, { paths: [root] }), "utf8");
+  return { MAILD_UPLOT_JS: JSON.stringify(file("uPlot.iife.min.js")), MAILD_UPLOT_CSS: JSON.stringify(file("uPlot.min.css")) };
+}
+
+/**
  * Bundles the daemon into `outFile` (default: node_modules/.cache/mailstack/maild.js under the
  * working directory, i.e. the Pulumi project) and returns that path as given, so a relative path
  * stays relative in the Pulumi state and is the same on every deployer's machine.
@@ -52,6 +62,7 @@ function bundle(entry: string, outFile: string): string {
     outfile: temp,
     legalComments: "none",
     logLevel: "error",
+    define: maildAssetDefines(root),
   });
   fs.renameSync(temp, target);
   return outFile;

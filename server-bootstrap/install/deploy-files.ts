@@ -83,6 +83,8 @@ export interface DeployInput {
   /** absent: the certificate changes only with deploys */
   acme?: DeployAcme;
   maild?: MaildTuning;
+  /** monitoring, alerts, digest, reports and the status page (maild's operations section) */
+  operations?: NonNullable<MaildConfigFile["operations"]>;
   /** Dovecot listeners; default all addresses, 143 and 993 */
   dovecot?: { listen?: string[]; ports?: { imap: number; imaps: number } };
   /** absent: no backup job */
@@ -167,6 +169,7 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): MaildConfigF
     ...(tuning.outbound !== undefined ? { outbound: tuning.outbound } : {}),
     ...(tuning.submission !== undefined ? { submission: tuning.submission } : {}),
     ...(input.acme !== undefined ? { acme: acmeConfig(layout, input.acme) } : {}),
+    ...(input.operations !== undefined ? { operations: input.operations } : {}),
   };
 }
 

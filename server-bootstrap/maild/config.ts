@@ -17,6 +17,7 @@ import { MAIL_PORTS } from "../../components/shared/mail-ports";
 import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 import { parseArgon2id } from "../../components/shared/argon2id";
 import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
+import { operationsSection, type OperationsConfig, type OperationsConfigFile } from "./operations-config";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -190,6 +191,8 @@ export interface MaildConfig {
   acme?: AcmeConfig;
   outbound: OutboundConfig;
   submission: SubmissionConfig;
+  /** absent: no monitoring, alerts, digest, report handling or status page (operations-config.ts) */
+  operations?: OperationsConfig;
 }
 
 /**
@@ -212,6 +215,7 @@ export type MaildConfigFile = {
   acme?: Omit<AcmeConfig, "checkIntervalSeconds"> & { checkIntervalSeconds?: number };
   outbound?: Partial<OutboundConfig>;
   submission?: Partial<SubmissionConfig>;
+  operations?: OperationsConfigFile;
 };
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -376,6 +380,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     "acme",
     "outbound",
     "submission",
+    "operations",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -620,6 +625,14 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     );
   }
 
+  const operations =
+    raw.operations === undefined
+      ? undefined
+      : operationsSection((path, message) => p.add(path, message), raw.operations, {
+          users: users.map((u) => u.address),
+          domains: domains.map((d) => d.name),
+        });
+
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
     hostname,
@@ -636,6 +649,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     ...(acme !== undefined ? { acme } : {}),
     outbound,
     submission,
+    ...(operations !== undefined ? { operations } : {}),
   };
 }
 

@@ -17,6 +17,11 @@ import { SubmissionSmtp } from "./submission";
 import { DkimKeyring } from "./dkim-keyring";
 import { SubmissionAuthenticator } from "./submission-auth";
 import type { DNSResolver } from "mailauth";
+import { dkimSignatures } from "./dkim-sign";
+import { ReceivedReports } from "./reports/received-reports";
+import { ReportIntake } from "./reports/report-intake";
+import { Operations } from "./monitoring/operations";
+import { DmarcEvaluations } from "./reports/dmarc-evaluation";
 
 export interface DaemonState {
   config: () => MaildConfig;
@@ -33,6 +38,10 @@ export interface Daemon extends DaemonState {
   reload(): Promise<boolean>;
   /** stops accepting, lets sessions finish up to the config's shutdownTimeoutMs */
   shutdown(): Promise<void>;
+  /** monitoring, alerts, digest, reports and the status page's facts; absent without `operations` in the config */
+  operations?: Operations;
+  /** checks a mailbox password as submission does (throttled per address and account) */
+  authenticate: SubmissionAuthenticator["authenticate"];
 }
 
 export async function startDaemon(configPath: string, opts: { log?: Logger } = {}): Promise<Daemon> {
@@ -58,6 +67,19 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   });
 
   const accept = new MessageAcceptor(store, queue, log);
+  const ops = config.operations;
+  const receivedReports = ops
+    ? new ReceivedReports({ dataDir: config.dataDir, retentionDays: ops.reportRetentionDays, maxDayBytes: 64 * 1024 * 1024 })
+    : undefined;
+  const dmarcEvaluations = ops?.sendDmarcReports ? new DmarcEvaluations(config.dataDir) : undefined;
+  const reportIntake = receivedReports
+    ? new ReportIntake({
+        addresses: () => config.operations?.reportAddresses ?? [],
+        domains: () => config.domains.map((d) => d.name),
+        store: receivedReports,
+        log,
+      })
+    : undefined;
 
   /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
   const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {
@@ -71,6 +93,34 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
       mailboxes: route.mailboxes,
       remote: route.remote,
       sender: "",
+    });
+  };
+
+  /**
+   * Takes a message the server wrote as `sender` (alerts, digest, reports): DKIM-signed with the
+   * sender domain's keys like submitted mail, stored for local recipients, queued for the others.
+   */
+  const sendInternal = async (sender: string, recipients: string[], message: Buffer): Promise<void> => {
+    const keys = dkim.get(sender.slice(sender.lastIndexOf("@") + 1));
+    if (keys instanceof Error) throw keys;
+    const mailboxes = new Map<string, import("./router").Mailbox>();
+    const remote = new Set<string>();
+    for (const rcpt of recipients) {
+      const route = router.route(rcpt, { authenticatedUser: sender });
+      if (route.kind !== "accept") throw new Error(`cannot send to ${rcpt}: ${route.kind}`);
+      for (const mb of route.mailboxes) mailboxes.set(`${mb.local}@${mb.domain}`, mb);
+      for (const r of route.remote) remote.add(r);
+    }
+    const id = accept.newId();
+    await accept.accept({
+      id,
+      held: [message],
+      prepend:
+        `Received: by ${config.hostname} (maild) id ${id};\r\n\t${rfc5322Date(new Date())}\r\n` +
+        (keys.length > 0 ? dkimSignatures(message, keys) : ""),
+      mailboxes: [...mailboxes.values()],
+      remote: [...remote],
+      sender,
     });
   };
 
@@ -95,6 +145,8 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     resolver: () => resolver,
     accept,
     log,
+    ...(reportIntake ? { reports: reportIntake } : {}),
+    ...(dmarcEvaluations ? { dmarcEvaluations } : {}),
   });
   const bound = await smtp.listen(config.listen.smtp);
 
@@ -116,6 +168,20 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   });
   const submissionBound = await submission.listen(config.listen.submission, config.listen.submissions);
   metrics.queueSize.set(queue.size());
+
+  const operations =
+    ops && receivedReports
+      ? new Operations({
+          config: () => config,
+          log,
+          queue: () => queue.snapshot(),
+          tlsReport,
+          reports: receivedReports,
+          ...(dmarcEvaluations ? { dmarcEvaluations } : {}),
+          send: sendInternal,
+        })
+      : undefined;
+  operations?.start();
 
   const reload = async (): Promise<boolean> => {
     try {
@@ -144,11 +210,22 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   const shutdown = async (): Promise<void> => {
     log.info("shutdown.begin", { timeoutMs: config.shutdownTimeoutMs });
     clearInterval(sweep);
+    await operations?.stop();
     await Promise.all([smtp.close(config.shutdownTimeoutMs), submission.close(config.shutdownTimeoutMs)]);
     await queue.stop(config.shutdownTimeoutMs);
     await tlsReport.flush().catch((e: Error) => log.warn("tlsrpt.write_failed", { error: e.message }));
     log.info("shutdown.done", {});
   };
 
-  return { config: () => config, tls: () => tls, log, smtp: bound, submission: submissionBound, reload, shutdown };
+  return {
+    config: () => config,
+    tls: () => tls,
+    log,
+    smtp: bound,
+    submission: submissionBound,
+    reload,
+    shutdown,
+    authenticate: (user, password, ip) => auth.authenticate(user, password, ip),
+    ...(operations ? { operations } : {}),
+  };
 }

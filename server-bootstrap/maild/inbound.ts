@@ -12,6 +12,8 @@ import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
+import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
+import { evaluationFromMailauth, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
 
 export interface InboundDeps {
   config: () => MaildConfig;
@@ -20,6 +22,10 @@ export interface InboundDeps {
   resolver: () => DNSResolver;
   accept: MessageAcceptor;
   log: Logger;
+  /** reads DMARC and TLSRPT reports sent to our report addresses (operations) */
+  reports?: ReportIntake;
+  /** keeps each message's DMARC evaluation for the aggregate reports we send (operations) */
+  dmarcEvaluations?: { record(e: DmarcEvaluation): Promise<unknown> };
 }
 
 /** What one MAIL transaction has accepted so far. */
@@ -27,11 +33,22 @@ interface Transaction {
   recipients: Recipients;
   /** this transaction's DNS answers, shared by the early SPF check and the checks after DATA */
   resolver: DNSResolver;
+  /** a recipient is one of our report addresses: the DATA is copied for the report intake */
+  report?: boolean;
 }
 
 export class InboundSmtp extends SmtpService<Transaction> {
   constructor(private readonly deps: InboundDeps) {
     super("smtp", deps);
+  }
+
+  /** Keeps the message's DMARC evaluation for our aggregate reports; never delays or fails the reply. */
+  private recordDmarc(result: Parameters<typeof evaluationFromMailauth>[0], ctx: EvaluationContext): void {
+    const e = this.deps.dmarcEvaluations && evaluationFromMailauth(result, ctx);
+    if (e)
+      void this.deps
+        .dmarcEvaluations!.record(e)
+        .catch((err: Error) => this.deps.log.warn("dmarc.evaluation_write_failed", { error: err.message }));
   }
 
   listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
@@ -90,6 +107,7 @@ export class InboundSmtp extends SmtpService<Transaction> {
           });
         }
         txn.recipients.add(route);
+        if (this.deps.reports?.wants(address.address)) txn.report = true;
         return cb();
     }
   }
@@ -113,11 +131,12 @@ export class InboundSmtp extends SmtpService<Transaction> {
       hostname: cfg.hostname,
       resolver: txn?.resolver ?? this.deps.resolver(),
     });
+    const reportCopy: BoundedCopy | undefined = txn?.report ? this.deps.reports?.copier() : undefined;
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
         maxBytes: cfg.limits.maxMessageBytes,
-        taps: [auth.tap],
+        taps: reportCopy ? [auth.tap, reportCopy] : [auth.tap],
         fields,
         refuse,
       });
@@ -131,6 +150,14 @@ export class InboundSmtp extends SmtpService<Transaction> {
       }
       const authMs = Math.round(performance.now() - t0);
       const verdictFields = { spf: verdict.spf, dkim: verdict.dkim, dmarc: verdict.dmarc, arc: verdict.arc };
+      this.recordDmarc(verdict.result, {
+        at: Date.now(),
+        sourceIp: session.remoteAddress,
+        sender,
+        helo,
+        disposition: verdict.reject ? "reject" : "none",
+        optional: txn?.report === true,
+      });
       if (verdict.reject) {
         this.deps.log.info("smtp.dmarc_reject", { ...fields, ...verdictFields });
         throw refuse("dmarc", verdict.reject.code, verdict.reject.message);
@@ -160,6 +187,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
         authMs,
         storeMs,
       });
+      // Read after the 250 (not awaited): a report that cannot be read is still delivered.
+      if (reportCopy) void this.deps.reports?.ingest(id, reportCopy);
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "smtp", fields, refuse);

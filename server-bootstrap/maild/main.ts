@@ -9,12 +9,22 @@ import { startWebServers, type WebServers } from "./web/web-servers";
 import type { ChallengeStore } from "./web/routes";
 import { Http01Challenges } from "../../components/shared/acme/http01";
 import { startRenewal, type Renewal } from "./certificate-renewal";
+import { StatusPage } from "./web/status/status-page";
 
 const USAGE = "usage: maild --config FILE | maild --check-config FILE";
 
 /** HTTP(S) endpoints beside SMTP: MTA-STS, autoconfig, health, /metrics, ACME HTTP-01. */
 export async function startWeb(daemon: Daemon, challenges: ChallengeStore): Promise<WebServers> {
   const cfg = daemon.config();
+  const operations = daemon.operations;
+  const status = operations
+    ? new StatusPage({
+        hostname: cfg.hostname,
+        admins: () => daemon.config().operations?.admins ?? [],
+        authenticate: daemon.authenticate,
+        operations,
+      })
+    : undefined;
   return startWebServers({
     hostname: cfg.hostname,
     // Read once: the policy text changes with a redeploy, which restarts maild.
@@ -25,6 +35,7 @@ export async function startWeb(daemon: Daemon, challenges: ChallengeStore): Prom
     metrics: () => renderMetrics() + renderBackupMetrics(cfg.dataDir),
     health: () => ({ ok: true, smtp: daemon.smtp.length }),
     onError: (err) => daemon.log.error("web.error", { error: (err as Error).message }),
+    ...(status ? { status } : {}),
   });
 }
 

@@ -6,6 +6,7 @@ import { createReadStream } from "node:fs";
 import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
 import { isIP } from "node:net";
 import { authenticate, type DNSResolver } from "mailauth";
+import type { MailauthResultLike } from "./reports/dmarc-evaluation";
 
 // mailauth's SPF evaluator on its own (the package has no exports map; index.d.ts omits it).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -20,6 +21,8 @@ export interface AuthVerdict {
   arc: string;
   /** set when the message must be refused: RFC 7489 6.6.2 / 10.3 (reject in SMTP) */
   reject?: { code: number; message: string };
+  /** mailauth's result, for the DMARC aggregate reports we send (reports/dmarc-evaluation.ts) */
+  result: MailauthResultLike;
 }
 
 export interface AuthContext {
@@ -127,6 +130,7 @@ async function verify(message: Readable, input: AuthContext): Promise<AuthVerdic
     dkim: (res.dkim.results ?? []).map((r) => r.status.result),
     dmarc,
     arc: res.arc ? res.arc.status.result : "none",
+    result: res as unknown as MailauthResultLike,
   };
   // The policy mailauth reports already reflects pct/t=y testing and sp/np for subdomains.
   if (res.dmarc && dmarc === "fail" && res.dmarc.policy === "reject") {

@@ -11,6 +11,7 @@ import * as tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
+import { maildAssetDefines } from "../../server-bootstrap/install/daemon-bundle";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/.bin/node");
@@ -34,6 +35,7 @@ export function bundleMaild(): Promise<string> {
       format: "cjs",
       outfile: out,
       logLevel: "error",
+      define: maildAssetDefines(REPO),
     });
     return out;
   })();

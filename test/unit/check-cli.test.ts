@@ -42,6 +42,10 @@ describe("parseCheckArgs", () => {
       "https://acme.example/acct/1",
       "--project",
       "/srv/p",
+      "--dnsbl",
+      "Zen.Spamhaus.org,bl.spamcop.net",
+      "--dbl",
+      "dbl.spamhaus.org",
     ]);
     assert.deepEqual(o, {
       domain: "example.org",
@@ -57,6 +61,8 @@ describe("parseCheckArgs", () => {
       ipv6Network: "2001:db8:1::",
       acmeAccount: "https://acme.example/acct/1",
       project: "/srv/p",
+      dnsbl: ["zen.spamhaus.org", "bl.spamcop.net"],
+      dbl: ["dbl.spamhaus.org"],
     });
   });
 
@@ -68,11 +74,14 @@ describe("parseCheckArgs", () => {
       timeoutMs: 5000,
       caFiles: [],
       selectors: [],
+      dnsbl: [],
+      dbl: [],
     });
   });
 
   const bad: [string[], RegExp][] = [
     [[], /^DOMAIN: missing/],
+    [["example.org", "--dnsbl", "bl..example"], /^--dnsbl: "bl\.\.example"/],
     [["example.org", "example.net"], /^DOMAIN: one domain per run/],
     [["exa mple.org"], /^DOMAIN: "exa mple\.org" contains " "/],
     [["example.org", "--timeout", "50"], /^--timeout: "50" is not a whole number of milliseconds 100\.\.600000$/],

@@ -571,6 +571,14 @@ describe("validateStackConfig on good input", () => {
         directory: "https://acme-v02.api.letsencrypt.org/directory",
         caaIdentity: "letsencrypt.org",
       },
+      operations: {
+        alertTo: ["postmaster@example.org"],
+        digestTime: "06:00",
+        admins: [],
+        ipBlocklists: ["zen.spamhaus.org", "bl.spamcop.net"],
+        domainBlocklists: ["dbl.spamhaus.org"],
+        sendReports: true,
+      },
     };
     assert.deepEqual(spec, expected);
   });

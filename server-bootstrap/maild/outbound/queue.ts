@@ -54,6 +54,13 @@ export interface OutboundQueueDeps {
   bounce: (dsn: { recipient: string; message: Buffer }) => Promise<void>;
 }
 
+export interface QueueSnapshotEntry {
+  id: string;
+  /** ms since the epoch */
+  arrival: number;
+  pending: { address: string; lastDiagnostic?: string; lastAt?: number }[];
+}
+
 interface Entry {
   env: Envelope;
   committed: boolean;
@@ -91,6 +98,19 @@ export class OutboundQueue implements RemoteQueue {
 
   size(): number {
     return this.entries.size;
+  }
+
+  /** What waits, for monitoring: each committed message's arrival and its pending recipients' last result. */
+  snapshot(): QueueSnapshotEntry[] {
+    return [...this.entries.values()]
+      .filter((e) => e.committed)
+      .map((e) => ({
+        id: e.env.id,
+        arrival: e.env.arrival,
+        pending: e.env.recipients
+          .filter((r) => r.state === "pending")
+          .map((r) => ({ address: r.address, ...(r.last ? { lastDiagnostic: r.last.diagnostic, lastAt: r.last.at } : {}) })),
+      }));
   }
 
   /**

@@ -5,7 +5,7 @@
 //   </Autodiscover>
 // to https://autodiscover.<domain>/autodiscover/autodiscover.xml and reads IMAP/SMTP settings
 // from the answer ([MS-OXDSCLI] 2.2.4, the "email" account type).
-import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { MalformedXmlError, parseUntrustedXml, UnsafeXmlError } from "../safe-xml";
 import { xmlEscape } from "./xml-escape";
 import { MAIL_PORTS } from "../../../components/shared/mail-ports";
 
@@ -13,16 +13,15 @@ export class AutodiscoverRequestError extends Error {}
 
 /** The EMailAddress of an autodiscover request body; throws AutodiscoverRequestError on bad XML or a missing address. */
 export function autodiscoverRequestEmail(body: string): string {
-  // DOCTYPEs are refused outright: a client has no reason to send one, and entity
-  // declarations are the usual way to abuse XML parsers.
-  if (/<!DOCTYPE/i.test(body)) {
-    throw new AutodiscoverRequestError("autodiscover request: DOCTYPE is not allowed");
+  let doc: { Autodiscover?: { Request?: { EMailAddress?: unknown } } };
+  try {
+    doc = parseUntrustedXml(body);
+  } catch (e) {
+    // A client has no reason to send a DOCTYPE; entity declarations are the usual way to abuse XML parsers.
+    if (e instanceof UnsafeXmlError) throw new AutodiscoverRequestError("autodiscover request: DOCTYPE is not allowed");
+    if (e instanceof MalformedXmlError) throw new AutodiscoverRequestError(`autodiscover request: ${e.message}`);
+    throw e;
   }
-  const valid = XMLValidator.validate(body);
-  if (valid !== true) {
-    throw new AutodiscoverRequestError(`autodiscover request: not well-formed XML (${valid.err.msg}, line ${valid.err.line})`);
-  }
-  const doc = new XMLParser({ removeNSPrefix: true, processEntities: true, parseTagValue: false, trimValues: true }).parse(body);
   const email = doc?.Autodiscover?.Request?.EMailAddress;
   if (typeof email !== "string" || email.length === 0) {
     throw new AutodiscoverRequestError("autodiscover request: Autodiscover/Request/EMailAddress is missing or empty");

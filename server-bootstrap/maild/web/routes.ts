@@ -13,6 +13,9 @@ export interface WebRequest {
   remoteAddress: string | undefined;
   /** the request body, read only for POST */
   body?: string;
+  /** raw Cookie and Origin headers (the status page's session and its cross-site check) */
+  cookie?: string;
+  origin?: string;
 }
 
 export interface WebResponse {

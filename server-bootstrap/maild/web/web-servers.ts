@@ -33,6 +33,8 @@ export interface WebServersOptions {
   maxBodyBytes?: number;
   /** called for a handler failure (the client gets 500) */
   onError?: (err: unknown) => void;
+  /** answers /status on HTTPS before the fixed routes (web/status/status-page.ts) */
+  status?: { handle(req: WebRequest): Promise<WebResponse | undefined> };
 }
 
 export interface WebServers {
@@ -110,26 +112,36 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
   let current = loadTls(opts.tls);
   const httpsServers: https.Server[] = [];
 
-  const handler = (route: (r: WebRequest) => WebResponse) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const method = req.method ?? "GET";
-    try {
-      let body: string | undefined;
-      if (method === "POST") {
-        body = await readBody(req, maxBody);
-        if (body === undefined)
-          return send(res, method, {
-            status: 413,
-            headers: { "content-type": "text/plain" },
-            body: `request body over ${maxBody} bytes\n`,
-          });
+  const handler =
+    (route: (r: WebRequest) => WebResponse | Promise<WebResponse>) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const method = req.method ?? "GET";
+      try {
+        let body: string | undefined;
+        if (method === "POST") {
+          body = await readBody(req, maxBody);
+          if (body === undefined)
+            return send(res, method, {
+              status: 413,
+              headers: { "content-type": "text/plain" },
+              body: `request body over ${maxBody} bytes\n`,
+            });
+        }
+        const request: WebRequest = {
+          method,
+          host: req.headers.host,
+          url: req.url ?? "/",
+          remoteAddress: req.socket.remoteAddress,
+          body,
+          ...(req.headers.cookie !== undefined ? { cookie: req.headers.cookie } : {}),
+          ...(req.headers.origin !== undefined ? { origin: req.headers.origin } : {}),
+        };
+        send(res, method, await route(request));
+      } catch (err) {
+        opts.onError?.(err);
+        if (!res.headersSent) send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" });
+        else res.destroy();
       }
-      send(res, method, route({ method, host: req.headers.host, url: req.url ?? "/", remoteAddress: req.socket.remoteAddress, body }));
-    } catch (err) {
-      opts.onError?.(err);
-      if (!res.headersSent) send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" });
-      else res.destroy();
-    }
-  };
+    };
 
   const servers: http.Server[] = [];
   const addresses = { http: [] as ListenAddress[], https: [] as ListenAddress[] };
@@ -138,7 +150,7 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
       // SNICallback is asked on every handshake, so a reload reaches new connections at once.
       const server = https.createServer(
         { ...current.pems, SNICallback: (_name, cb) => cb(null, current.context), minVersion: "TLSv1.2" },
-        handler((r) => routeHttps(r, site)),
+        handler(async (r) => (await opts.status?.handle(r)) ?? routeHttps(r, site)),
       );
       servers.push(server);
       httpsServers.push(server);

@@ -1,0 +1,206 @@
+// What DMARC said about each message we received, kept for the aggregate reports we send
+// (RFC 7489 7.2; RFC 9990): the source, the identifiers, the aligned verdicts and the raw SPF and
+// DKIM results. One line per message in <dataDir>/reports/dmarc-evaluations/<YYYY-MM-DD>.jsonl by
+// UTC day; a day file stops at a bound, and days are deleted once past the retention.
+//
+// Two readers of a verifier's answer fill it: mailauth's `authenticate` result (maild's verifier on
+// main today) and rspamd's /checkv2 symbols (issue 16 makes rspamd the one verifier), so the
+// report sender does not care which one judged the message.
+import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+
+export interface DmarcEvaluation {
+  /** ms since the epoch */
+  at: number;
+  sourceIp: string;
+  /** RFC 5322.From domain */
+  headerFrom: string;
+  /** RFC 5321.MailFrom domain (or the HELO name for the null sender) */
+  envelopeFrom: string;
+  /** where the applied DMARC record was found (RFC 9989 3.2.5 DMARC Policy Domain) */
+  policyDomain: string;
+  /** what we did: none, quarantine (to Junk) or reject (refused at SMTP) */
+  disposition: "none" | "quarantine" | "reject";
+  dkimAligned: "pass" | "fail";
+  spfAligned: "pass" | "fail";
+  dkim: { domain: string; selector?: string; result: string }[];
+  spf: { domain: string; scope: "mfrom" | "helo"; result: string };
+  /**
+   * The message went to one of our report addresses: counted in reports but never the reason to
+   * send one (mox dmarcdb/eval.go "Optional"), so reports about reports cannot loop.
+   */
+  optional: boolean;
+}
+
+const lower = (s: string | undefined) => (s ?? "").toLowerCase().replace(/\.$/, "");
+const domainOf = (address: string) => lower(address.slice(address.lastIndexOf("@") + 1));
+
+export interface EvaluationContext {
+  at: number;
+  sourceIp: string;
+  /** MAIL FROM, "" for the null sender */
+  sender: string;
+  helo: string;
+  disposition: DmarcEvaluation["disposition"];
+  optional: boolean;
+}
+
+/** The part of mailauth's `authenticate` result the report needs (mailauth 7.1 lib/dmarc/verify.js formatResponse). */
+export interface MailauthResultLike {
+  dmarc?:
+    | {
+        status?: { result?: string; header?: { from?: string } };
+        domain?: string;
+        policyDomain?: string;
+        alignment?: { spf?: { result?: string | false }; dkim?: { result?: string | false } };
+      }
+    | false;
+  spf?: { status?: { result?: string }; domain?: string } | false;
+  dkim?: { results?: { signingDomain?: string; selector?: string; status?: { result?: string } }[] };
+}
+
+/** From mailauth's result; undefined when DMARC did not apply (no record, no From domain). */
+export function evaluationFromMailauth(res: MailauthResultLike, ctx: EvaluationContext): DmarcEvaluation | undefined {
+  const d = res.dmarc;
+  if (!d || !d.status?.result || d.status.result === "none" || !d.status.header?.from) return undefined;
+  const headerFrom = lower(d.status.header.from.includes("@") ? domainOf(d.status.header.from) : d.status.header.from);
+  const envelopeFrom = ctx.sender ? domainOf(ctx.sender) : lower(ctx.helo);
+  return {
+    at: ctx.at,
+    sourceIp: ctx.sourceIp,
+    headerFrom,
+    envelopeFrom,
+    policyDomain: lower(d.policyDomain ?? d.domain),
+    disposition: ctx.disposition,
+    dkimAligned: d.alignment?.dkim?.result ? "pass" : "fail",
+    spfAligned: d.alignment?.spf?.result ? "pass" : "fail",
+    dkim: (res.dkim?.results ?? [])
+      .filter((r) => r.signingDomain)
+      .map((r) => ({
+        domain: lower(r.signingDomain),
+        ...(r.selector ? { selector: r.selector } : {}),
+        result: r.status?.result ?? "none",
+      })),
+    spf: { domain: envelopeFrom, scope: ctx.sender ? "mfrom" : "helo", result: (res.spf && res.spf.status?.result) || "none" },
+    optional: ctx.optional,
+  };
+}
+
+/** rspamd's /checkv2 reply as maild reads it (issue 16's rspamd-client.ts RspamdReply): symbol name -> options. */
+export interface RspamdSymbolsLike {
+  symbols: Record<string, { options?: string[] }>;
+}
+
+// rspamd 3.4 src/plugins/lua/dmarc.lua: DMARC_POLICY_ALLOW carries [policy domain, policy];
+// DMARC_POLICY_REJECT/QUARANTINE/SOFTFAIL carry ["<policy domain> : <reasons>", policy, ...], where
+// the reasons name what did not align ("SPF not aligned (relaxed)", "No valid SPF", "DKIM not
+// aligned (strict)", "No valid DKIM"). DKIM_TRACE lists "domain:+" (pass), ":-" (fail), ":?"
+// (temperror), ":~" (permerror) per signature.
+const DMARC_SYMBOLS = ["DMARC_POLICY_ALLOW", "DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_SOFTFAIL"];
+const SPF_SYMBOLS: [string, string][] = [
+  ["R_SPF_ALLOW", "pass"],
+  ["R_SPF_FAIL", "fail"],
+  ["R_SPF_SOFTFAIL", "softfail"],
+  ["R_SPF_NEUTRAL", "neutral"],
+  ["R_SPF_DNSFAIL", "temperror"],
+  ["R_SPF_PERMFAIL", "permerror"],
+];
+const DKIM_TRACE_RESULT: Record<string, string> = { "+": "pass", "-": "fail", "?": "temperror", "~": "permerror" };
+
+/**
+ * From rspamd's symbols. rspamd does not say which identifier aligned when DMARC passed, so
+ * alignment is recomputed the way dmarc.lua does it in relaxed mode: an identifier aligns when it
+ * is the policy domain or below it (the policy domain is where the record was found, the
+ * organizational domain for a record inherited from it).
+ */
+export function evaluationFromRspamd(
+  reply: RspamdSymbolsLike,
+  ctx: EvaluationContext & { headerFrom: string },
+): DmarcEvaluation | undefined {
+  const name = DMARC_SYMBOLS.find((s) => s in reply.symbols);
+  if (!name) return undefined;
+  const options = reply.symbols[name].options ?? [];
+  const policyDomain = lower((options[0] ?? "").split(" : ")[0]);
+  if (!policyDomain) return undefined;
+  const under = (d: string) => d === policyDomain || d.endsWith(`.${policyDomain}`);
+  const envelopeFrom = ctx.sender ? domainOf(ctx.sender) : lower(ctx.helo);
+  const spfResult = SPF_SYMBOLS.find(([s]) => s in reply.symbols)?.[1] ?? "none";
+  const dkim = (reply.symbols.DKIM_TRACE?.options ?? []).flatMap((o) => {
+    const m = /^(.+):([-+?~])$/.exec(o);
+    return m ? [{ domain: lower(m[1]), result: DKIM_TRACE_RESULT[m[2]] }] : [];
+  });
+  const passed = name === "DMARC_POLICY_ALLOW";
+  const spfAligned = spfResult === "pass" && under(envelopeFrom);
+  const dkimAligned = dkim.some((d) => d.result === "pass" && under(d.domain));
+  return {
+    at: ctx.at,
+    sourceIp: ctx.sourceIp,
+    headerFrom: lower(ctx.headerFrom),
+    envelopeFrom,
+    policyDomain,
+    disposition: ctx.disposition,
+    // a pass needs one aligned pass (RFC 7489 4.2); a failure has none, whatever we would compute
+    dkimAligned: passed && dkimAligned ? "pass" : "fail",
+    spfAligned: passed && spfAligned ? "pass" : "fail",
+    dkim,
+    spf: { domain: envelopeFrom, scope: ctx.sender ? "mfrom" : "helo", result: spfResult },
+    optional: ctx.optional,
+  };
+}
+
+const DAY_MS = 86_400_000;
+const FILE_RE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
+
+/** The evaluations of recent days, appended as messages arrive. */
+export class DmarcEvaluations {
+  private readonly dir: string;
+  private writing: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    dataDir: string,
+    private readonly opts: { retentionDays: number; maxDayBytes: number } = { retentionDays: 3, maxDayBytes: 32 * 1024 * 1024 },
+  ) {
+    this.dir = join(dataDir, "reports", "dmarc-evaluations");
+  }
+
+  /** Appends one evaluation (serialised; a full day drops it and says so). */
+  record(e: DmarcEvaluation): Promise<"stored" | "day-full"> {
+    const run = this.writing.then(async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o750 });
+      const file = join(this.dir, `${new Date(e.at).toISOString().slice(0, 10)}.jsonl`);
+      const line = JSON.stringify(e) + "\n";
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => 0,
+      );
+      if (size + line.length > this.opts.maxDayBytes) return "day-full" as const;
+      await appendFile(file, line, { mode: 0o640 });
+      return "stored" as const;
+    });
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  async day(date: string): Promise<DmarcEvaluation[]> {
+    await this.writing;
+    const text = await readFile(join(this.dir, `${date}.jsonl`), "utf8").catch(() => "");
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as DmarcEvaluation];
+        } catch {
+          return [];
+        }
+      });
+  }
+
+  async expire(now: number): Promise<void> {
+    const oldest = new Date(now - this.opts.retentionDays * DAY_MS).toISOString().slice(0, 10);
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      const m = FILE_RE.exec(name);
+      if (m && m[1] < oldest) await unlink(join(this.dir, name)).catch(() => undefined);
+    }
+  }
+}
