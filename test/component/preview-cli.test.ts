@@ -68,14 +68,16 @@ describe("mailstack preview against the deployed state", () => {
     assert.doesNotMatch(out, /^Steps/m);
   });
 
-  test("a changed DMARC policy is one record update, printed as name, type, old -> new, with the changed key", async () => {
+  test("a changed DMARC policy is one record update, printed as name, type, old -> new; the box's drift watch learns it in place", async () => {
     const project = projectWith(devStack.replace("policy: quarantine", "policy: reject"));
     const { code, out } = await preview(["--stack", "dev", "--state", stateFile, "--project", project]);
     assert.equal(code, 0);
     assert.match(out, /^ {2}~ {2}_dmarc\.example\.net {2}TXT {2}"v=DMARC1; p=quarantine;[^"]*" -> "v=DMARC1; p=reject;[^"]*"$/m);
     assert.match(out, /^ +\d+\. ~ {2}update {2}cloudflare:DnsRecord {2}example\.net\/txt\/_dmarc\.example\.net$/m);
     assert.match(out, /^ {8}changed: content$/m);
-    assert.match(out, /^ {4}~ 1 to update$/m);
+    // the box compares DNS with the plan's records (operations.expectedRecords), so its manifest changes too
+    assert.match(out, /^ +\d+\. ~ {2}update {2}command:Command {2}mail-install$/m);
+    assert.match(out, /^ {4}~ 2 to update$/m);
     assert.doesNotMatch(out, /to replace|to create|to delete/);
   });
 
@@ -153,7 +155,10 @@ describe("mailstack preview against the deployed state", () => {
     const changed = report.steps.filter((s) => s.op !== "same");
     assert.deepEqual(
       changed.map((s) => [s.op, s.name, s.reason]),
-      [["update", "example.net/txt/_dmarc.example.net", "changed: content"]],
+      [
+        ["update", "example.net/txt/_dmarc.example.net", "changed: content"],
+        ["update", "mail-install", "changed: create, update, stdin"],
+      ],
     );
     assert.deepEqual(
       report.steps.map((s) => s.order),
