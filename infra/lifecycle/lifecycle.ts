@@ -164,7 +164,7 @@ export function asApiChanges(lines: DnsChangeLine[]): DnsChangeLine[] {
  */
 const PROJECTS_DIR = path.join(REPO, "test", "lifecycle-projects");
 
-/** A copy of the Pulumi project: the program, its sources, the stack files; node_modules shared. */
+/** A copy of the Pulumi project: the program, its sources, the stack files; the packages in node_modules shared. */
 function copyProject(from: string, to: string): void {
   fs.mkdirSync(to, { recursive: true });
   for (const entry of [
@@ -179,7 +179,13 @@ function copyProject(from: string, to: string): void {
   ]) {
     fs.cpSync(path.join(from, entry), path.join(to, entry), { recursive: true });
   }
-  fs.symlinkSync(path.join(from, "node_modules"), path.join(to, "node_modules"));
+  // The packages are shared, the build cache is not: maild's bundle is written to
+  // node_modules/.cache/mailstack, and a bundle of this copy's sources (which a lifecycle flow
+  // changes) must not replace the checkout's own while another run is between hashing and copying it.
+  fs.mkdirSync(path.join(to, "node_modules"));
+  for (const entry of fs.readdirSync(path.join(from, "node_modules"))) {
+    if (entry !== ".cache") fs.symlinkSync(path.join(from, "node_modules", entry), path.join(to, "node_modules", entry));
+  }
   // The dynamic providers load mailstack/providers/<name> from the project: the package's build.
   fs.symlinkSync(path.join(from, "dist"), path.join(to, "dist"));
 }
