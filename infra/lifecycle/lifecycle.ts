@@ -49,6 +49,7 @@ import {
 } from "../offline/providers/index";
 import type { CommandOutput } from "../offline/providers/command-executor";
 import { zoneLine } from "./lifecycle-dns";
+import { assertFreshBuild } from "../build-check";
 
 export const LIFECYCLE_CAA_IDENTITY = "pebble.internet.test";
 /** The domain the lifecycle's own mail client sends from (SPF names the deployer's addresses). */
@@ -190,27 +191,6 @@ function copyProject(from: string, to: string): void {
   fs.symlinkSync(path.join(from, "dist"), path.join(to, "dist"));
 }
 
-/** The providers' build (dist/) must exist and be newer than the sources it is built from. */
-function checkBuild(project: string): void {
-  const built = path.join(project, "dist", "components", "providers", "acme-certificate.js");
-  if (!fs.existsSync(built)) throw new Error(`${built} is missing: the dynamic providers load the package's build; run npm run build`);
-  const newest = (dir: string): number =>
-    fs
-      .readdirSync(dir, { withFileTypes: true })
-      .reduce(
-        (m, e) =>
-          Math.max(
-            m,
-            e.isDirectory() ? newest(path.join(dir, e.name)) : e.name.endsWith(".ts") ? fs.statSync(path.join(dir, e.name)).mtimeMs : 0,
-          ),
-        0,
-      );
-  const sources = Math.max(newest(path.join(project, "components")), newest(path.join(project, "server-bootstrap")));
-  if (sources > fs.statSync(built).mtimeMs) {
-    throw new Error(`${path.join(project, "dist")} is older than the sources (the dynamic providers run the build): run npm run build`);
-  }
-}
-
 export class Lifecycle {
   readonly flows: FlowResult[] = [];
   checkpoint: Checkpoint = EMPTY_CHECKPOINT;
@@ -251,7 +231,7 @@ export class Lifecycle {
     const log = opts.log ?? (() => undefined);
     const stack = opts.stack ?? "dev";
     const sourceDir = opts.projectDir ?? REPO;
-    checkBuild(sourceDir);
+    assertFreshBuild(sourceDir, "components/providers/acme-certificate.js", "the dynamic providers load the package's build");
     const internet = await LocalInternet.create();
     try {
       const network = await buildDemoNetwork(internet);

@@ -6,12 +6,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { CheckJson } from "../../infra/cli/check-format";
+import { assertFreshBuild } from "../../infra/build-check";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 /** tsx by path: the commands run in directories outside this repository */
 export const TSX = path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs");
-export const MAIN = path.join(ROOT, "infra", "cli", "main.ts");
+/** the package's bin, as `npm install` puts it on a user's PATH: the build of this checkout */
+export const MAIN = path.join(ROOT, "dist", "infra", "cli", "main.js");
 
 export interface Sandbox {
   /** the Pulumi project: Pulumi.yaml and stacks/ */
@@ -78,8 +80,14 @@ export interface Run {
 }
 
 /** `mailstack ARGS` in the project, with `stdin` piped in (so not a terminal). */
+/** The bin must be this checkout's code: `npm test` builds it first; alone, run `npm run build`. */
+function builtMain(): string {
+  assertFreshBuild(ROOT, "infra/cli/main.js", "the tests run the mailstack bin from the build");
+  return MAIN;
+}
+
 export function mailstack(sandbox: Sandbox, args: string[], stdin = ""): Run {
-  const r = spawnSync(NODE, ["--import", TSX, MAIN, ...args], {
+  const r = spawnSync(NODE, [builtMain(), ...args], {
     cwd: sandbox.projectDir,
     env: sandbox.env,
     input: stdin,
@@ -91,7 +99,7 @@ export function mailstack(sandbox: Sandbox, args: string[], stdin = ""): Run {
 /** The same, asynchronously (for tests that run several at once). */
 export function mailstackAsync(sandbox: Sandbox, args: string[], stdin = ""): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, ["--import", TSX, MAIN, ...args], { cwd: sandbox.projectDir, env: sandbox.env });
+    const child = spawn(NODE, [builtMain(), ...args], { cwd: sandbox.projectDir, env: sandbox.env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -108,9 +116,9 @@ export function standinPlaintext(ciphertext: string): string {
   return Buffer.from(ciphertext.slice(prefix.length), "base64").toString("utf8");
 }
 
-/** argv for `mailstack <args...>` from this checkout (infra/cli/main.ts through tsx), for the check tests that run it in a namespace. */
+/** argv for `mailstack <args...>` from this checkout's build, for the check tests that run it in a namespace. */
 export function mailstackArgv(...args: string[]): string[] {
-  return [NODE, "--import", "tsx", MAIN, ...args];
+  return [NODE, builtMain(), ...args];
 }
 
 /** The checks of a `mailstack check --json` report that failed, by name, sorted. */
