@@ -18,5 +18,6 @@ export function assertFreshBuild(root: string, built: string, why: string): void
   const file = path.join(root, "dist", built);
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: ${why}; run npm run build`);
   const sources = Math.max(...SOURCE_DIRS.map((d) => newestSource(path.join(root, d))));
-  if (sources > fs.statSync(file).mtimeMs) throw new Error(`${path.join(root, "dist")} is older than the sources (${why}): run npm run build`);
+  if (sources > fs.statSync(file).mtimeMs)
+    throw new Error(`${path.join(root, "dist")} is older than the sources (${why}): run npm run build`);
 }
