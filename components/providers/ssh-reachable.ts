@@ -45,6 +45,22 @@ export interface SshReachableOutputs {
   message: string;
 }
 
+/** What a wait that found SSH answering (as `message` says) records of its inputs. */
+export function sshReachableOutputs(
+  i: Pick<SshReachableInputs, "host" | "port" | "user" | "hostKey" | "privateKey" | "instance">,
+  message: string,
+): SshReachableOutputs {
+  return {
+    host: i.host,
+    port: i.port,
+    user: i.user,
+    hostKey: i.hostKey,
+    instance: i.instance,
+    deployerKeyFingerprint: deployerKeyFingerprint(i.privateKey),
+    message,
+  };
+}
+
 /** The OpenSSH fingerprint of a private key's public half. */
 export function deployerKeyFingerprint(privateKey: string): string {
   const parsed = utils.parseKey(deployerKeyForSsh2(privateKey, "privateKey"));
@@ -106,15 +122,7 @@ async function wait(raw: Record<string, unknown>): Promise<SshReachableOutputs> 
     onProgress: (m) => providerLog("info", `ssh-reachable: ${m}`),
   });
   if (!outcome.ok) throw new Error(`ssh-reachable: ${outcome.message}`);
-  return {
-    host: i.host,
-    port: i.port,
-    user: i.user,
-    hostKey: i.hostKey,
-    instance: i.instance,
-    deployerKeyFingerprint: deployerKeyFingerprint(i.privateKey),
-    message: outcome.message,
-  };
+  return sshReachableOutputs(i, outcome.message);
 }
 
 export const provider: pulumi.dynamic.ResourceProvider = {

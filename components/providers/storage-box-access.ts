@@ -14,10 +14,11 @@
 // key seen and the SHA-256 of what was written, never the password.
 import { createHash, randomBytes } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
-import { Client, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import { type Client, type SFTPWrapper } from "ssh2";
 import { Checks, containsUnknown, mayDiffer, plainProperties, type CheckFailure } from "./engine-values";
 import { providerLog } from "./provider-log";
 import { sha256Fingerprint } from "../../server-bootstrap/install/host-key-pin";
+import { connectCheckingHostKey } from "../shared/ssh-session";
 
 const fingerprint = (line: string) => sha256Fingerprint(Buffer.from(line.split(" ")[1] ?? "", "base64"));
 
@@ -85,35 +86,19 @@ function sftpOf(conn: Client): Promise<SFTPWrapper> {
 }
 
 /** One login: the host key it saw, and the error if any (a key other than `pinned` is refused). */
-function login(i: StorageBoxAccessInputs, pinned: string | undefined): Promise<{ conn: Client; hostKey: string }> {
-  return new Promise((resolve, reject) => {
-    const conn = new Client();
-    let seen: string | undefined;
-    const config: ConnectConfig = {
-      host: i.host,
-      port: i.port,
-      username: i.user,
-      password: i.password,
-      tryKeyboard: false,
-      readyTimeout: 30_000,
-      hostVerifier: (key: Buffer) => {
-        seen = publicKeyLine(key);
-        return pinned === undefined || seen === pinned;
-      },
-    };
-    conn.once("ready", () => resolve({ conn, hostKey: seen! }));
-    conn.once("error", (err) => {
-      if (pinned !== undefined && seen !== undefined && seen !== pinned) {
-        reject(
-          new HostKeyChanged(
-            `${i.host}:${i.port} presents the host key ${fingerprint(seen)}, not the one first seen (${fingerprint(pinned)}); ` +
-              "if Hetzner really changed it, replace this resource (pulumi up --replace <urn of the storage box access>)",
-          ),
-        );
-      } else reject(err);
-    });
-    conn.connect(config);
-  });
+async function login(i: StorageBoxAccessInputs, pinned: string | undefined): Promise<{ conn: Client; hostKey: string }> {
+  const { conn, hostKey } = await connectCheckingHostKey(
+    { host: i.host, port: i.port, username: i.user, password: i.password, tryKeyboard: false, readyTimeout: 30_000 },
+    {
+      accepts: (key) => pinned === undefined || publicKeyLine(key) === pinned,
+      refused: (key) =>
+        new HostKeyChanged(
+          `${i.host}:${i.port} presents the host key ${fingerprint(publicKeyLine(key))}, not the one first seen (${fingerprint(pinned!)}); ` +
+            "if Hetzner really changed it, replace this resource (pulumi up --replace <urn of the storage box access>)",
+        ),
+    },
+  );
+  return { conn, hostKey: publicKeyLine(hostKey) };
 }
 
 class HostKeyChanged extends Error {}

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { Client, type ClientChannel } from "ssh2";
+import { Client } from "ssh2";
 import { boxLayout, type BoxLayout } from "../../server-bootstrap/install/layout";
 import { deployerKeyForSsh2 } from "../../server-bootstrap/install/deployer-key";
 import { parsePinnedHostKey, sha256Fingerprint } from "../../server-bootstrap/install/host-key-pin";
@@ -23,6 +23,7 @@ import { isOverdue, type BackupStatus } from "../../server-bootstrap/backup/stat
 import { keepOptions, listSnapshots, Restic, resticInvocation, SNAPSHOT_TAG } from "../../server-bootstrap/backup/restic";
 import { SNAPSHOT_ID, SSH_TARGET_ALIAS, type RepositorySettings } from "../../server-bootstrap/backup/settings";
 import type { BackupInfo } from "../../components/mail-backup";
+import { execCollect, type ExecResult } from "../../components/shared/ssh-session";
 import { UsageError, type Command } from "./command";
 
 export const BACKUP_USAGE = `usage: mailstack backup status [--json]                       --outputs FILE
@@ -82,33 +83,15 @@ export function readOutputs(file: string): BackupStackOutputs {
 }
 
 /** Runs `command` on the mail server as root, the host key pinned. */
-export function sshExec(
-  outputs: BackupStackOutputs,
-  command: string,
-  port = 22,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function sshExec(outputs: BackupStackOutputs, command: string, port = 22): Promise<ExecResult> {
   const pin = parsePinnedHostKey(outputs.hostKey, "hostKey");
   return new Promise((resolve, reject) => {
     const conn = new Client();
     let refused: Buffer | undefined;
     conn.once("ready", () => {
-      conn.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-        if (err) {
-          conn.end();
-          return reject(err);
-        }
-        stream.end();
-        let stdout = "";
-        let stderr = "";
-        let code: number | null = null;
-        stream.on("data", (d: Buffer) => (stdout += d.toString()));
-        stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-        stream.on("exit", (c: number | null) => (code = c));
-        stream.on("close", () => {
-          conn.end();
-          resolve({ code, stdout, stderr });
-        });
-      });
+      execCollect(conn, command)
+        .then(resolve, reject)
+        .finally(() => conn.end());
     });
     conn.once("error", (err) =>
       reject(

@@ -8,7 +8,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
+import { type Client } from "ssh2";
+import { connectCheckingHostKey, execCollect as exec } from "../../components/shared/ssh-session";
 import { runCommand, type LocalInternet, type NetHost } from "./netns";
 import { waitForPort } from "./wait-for-port";
 
@@ -114,62 +115,21 @@ export interface SshTarget {
 export class HostKeyMismatch extends Error {}
 
 /** Opens a connection that refuses any host key but the pinned one (ssh2 hostVerifier). */
-export function connectPinned(target: SshTarget): Promise<Client> {
+export async function connectPinned(target: SshTarget): Promise<Client> {
   const pinned = Buffer.from(target.hostKey.trim().split(/\s+/)[1] ?? "", "base64");
-  return new Promise((resolve, reject) => {
-    const conn = new Client();
-    let mismatch: Buffer | undefined;
-    const config: ConnectConfig = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      privateKey: target.privateKey,
-      readyTimeout: 15_000,
-      hostVerifier: (key: Buffer) => {
-        if (key.equals(pinned)) return true;
-        mismatch = key;
-        return false;
-      },
-    };
-    conn.once("ready", () => resolve(conn));
-    conn.once("error", (err) => {
-      reject(
-        mismatch
-          ? new HostKeyMismatch(
-              `host key mismatch: ${target.host} presented ssh-ed25519 ${mismatch.toString("base64")}, pinned ${target.hostKey}`,
-            )
-          : err,
-      );
-    });
-    conn.connect(config);
-  });
+  const { conn } = await connectCheckingHostKey(
+    { host: target.host, port: target.port, username: target.user, privateKey: target.privateKey, readyTimeout: 15_000 },
+    {
+      accepts: (key) => key.equals(pinned),
+      refused: (key) =>
+        new HostKeyMismatch(`host key mismatch: ${target.host} presented ssh-ed25519 ${key.toString("base64")}, pinned ${target.hostKey}`),
+    },
+  );
+  return conn;
 }
 
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `command` with `stdin` as its standard input, ended after it (an empty one by default), as
- * @pulumi/command's remote.Command does with its `stdin` input (remote/commandOutputs.go run).
- */
-export function exec(conn: Client, command: string, stdin = ""): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    conn.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-      if (err) return reject(err);
-      stream.end(stdin);
-      let stdout = "";
-      let stderr = "";
-      let code: number | null = null;
-      stream.on("data", (d: Buffer) => (stdout += d.toString()));
-      stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      stream.on("exit", (c: number | null) => (code = c));
-      stream.on("close", () => resolve({ code, stdout, stderr }));
-    });
-  });
-}
+export { exec };
+export type { ExecResult } from "../../components/shared/ssh-session";
 
 /** Writes `content` to `remotePath` over SFTP, creating parent directories (as CopyToRemote does). */
 export async function copyToRemote(conn: Client, content: string | Buffer, remotePath: string): Promise<void> {

@@ -124,12 +124,12 @@ export async function deploy(target: SshTarget, d: Deployment, bundle: string): 
   return r;
 }
 
-/** The install step's delete (stop maild), as recorded for the machine it ran on. */
-export async function stopDeployment(target: SshTarget, d: Deployment): Promise<void> {
-  assert.ok(d.machine, "stop before any deploy");
+/** The install step's delete (stop maild), as recorded for the machine it ran on (the last deploy's, unless named). */
+export async function stopDeployment(target: SshTarget, d: Deployment, machine = d.machine): Promise<void> {
+  assert.ok(machine, "stop before any deploy");
   const conn = await connectPinned(target);
   try {
-    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }, d.machine));
+    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }, machine));
     assert.equal(r.code, 0, `stop failed: ${r.stderr}`);
   } finally {
     conn.end();

@@ -35,7 +35,7 @@ import { configFromStackValues } from "../../infra/cli/plan";
 import { readStackFile } from "../../components/config/stack-file";
 import { accountKeyThumbprint, checkAccountInputs, type AccountOutputs } from "../../components/providers/acme-account";
 import { checkCertificateInputs, planCertificate, type CertificateOutputs } from "../../components/providers/acme-certificate";
-import { deployerKeyFingerprint, type SshReachableOutputs } from "../../components/providers/ssh-reachable";
+import { sshReachableOutputs, type SshReachableOutputs } from "../../components/providers/ssh-reachable";
 import { plainProperties } from "../../components/providers/engine-values";
 import { readCertificateRequest } from "../../components/shared/acme/certificate-request";
 import { ariCertificateId, readCertificateInfo } from "../../components/shared/acme/certificate-info";
@@ -324,15 +324,7 @@ export class DeploymentWorld {
           instance: string;
         };
         this.reach(i.host, i.hostKey, i.privateKey);
-        return {
-          host: i.host,
-          port: i.port,
-          user: i.user,
-          hostKey: i.hostKey,
-          instance: i.instance,
-          deployerKeyFingerprint: deployerKeyFingerprint(i.privateKey),
-          message: `SSH at ${i.host}:${i.port} presents the pinned host key`,
-        };
+        return sshReachableOutputs(i, `SSH at ${i.host}:${i.port} presents the pinned host key`);
       };
       return {
         ...provider,

@@ -8,6 +8,7 @@ import { provider, planCertificate, updateCertificate, type CertificateOutputs }
 import { certificateRequestPem } from "../../components/shared/acme/certificate-request";
 import { spkiSha256OfKey } from "../../components/shared/acme/certificate-info";
 import { recordAcmeRequests } from "../harness/acme-requests";
+import { acmeAccountInputs, acmeCertificateInputs } from "../harness/acme-provider-inputs";
 
 function ecKeyPem(): string {
   return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
@@ -36,33 +37,8 @@ describe("AcmeCertificate provider methods against pebble + knot (no Pulumi engi
     net = await LocalInternet.create();
     // 90-day certificates, as Let's Encrypt issues them
     bed = await startAcmeTestbed(net, [{ origin: "example.test.", lines: [] }], { certificateValidityPeriodSeconds: 90 * 86_400 });
-    account = (
-      (await accountProvider.create({
-        directoryUrl: bed.pebble.directoryUrl,
-        accountKeyPem,
-        email: "postmaster@example.test",
-        extraCaPem: bed.pebble.listenerCaPem,
-      })) as { outs: AccountOutputs }
-    ).outs;
-    inputs = {
-      directoryUrl: bed.pebble.directoryUrl,
-      accountUrl: account.accountUrl,
-      accountKeyPem,
-      csrPem: await certificateRequestPem(certificateKeyPem, NAMES),
-      names: NAMES,
-      dns01: {
-        provider: "rfc2136",
-        server: bed.dns.ipv4,
-        tsigName: bed.knot.tsig.name,
-        tsigAlgorithm: "hmac-sha256",
-        tsigSecret: bed.knot.tsig.secretB64,
-      },
-      propagationTimeoutSeconds: 10,
-      propagationResolvers: [bed.dns.ipv4],
-      extraCaPem: bed.pebble.listenerCaPem,
-      revokeOnDelete: true,
-      backoffMinMs: 100,
-    };
+    account = ((await accountProvider.create(acmeAccountInputs(bed, accountKeyPem))) as { outs: AccountOutputs }).outs;
+    inputs = await acmeCertificateInputs(bed, { accountUrl: account.accountUrl, accountKeyPem }, certificateKeyPem, NAMES);
     created = (await provider.create!(inputs)) as { id: string; outs: CertificateOutputs };
   });
   after(async () => {

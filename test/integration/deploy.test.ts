@@ -22,28 +22,19 @@ import {
   type SshTarget,
 } from "../../infra/local-internet/sshd";
 import { boxLayout, dkimKeyPath, MAILD_UID, type BoxLayout } from "../../server-bootstrap/install/layout";
-import { deployFiles, type DeployInput } from "../../server-bootstrap/install/deploy-files";
+import { deployFiles } from "../../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { installScript } from "../../server-bootstrap/install/install-script";
-import {
-  installCommand,
-  LEGACY_STAGED_MANIFEST,
-  sha256Hex,
-  stagedPath,
-  stopCommand,
-  waitCommand,
-  type InstallDigests,
-} from "../../server-bootstrap/install/deploy-commands";
+import { installCommand, LEGACY_STAGED_MANIFEST, stagedPath } from "../../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard";
 import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 import { killFromPidFile } from "../harness/maild";
 import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
+import { deploy, freshRoot, installPayload, NODE, stopDeployment, type Deployment } from "../harness/box-deploy";
 
-const REPO = path.resolve(__dirname, "../..");
 const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
-const NODE = path.join(REPO, "node_modules/node/bin/node");
 
 /** A self-signed certificate; with `keyFile`, for that (stable) key, as a renewal would be. */
 async function selfSignedCert(
@@ -71,64 +62,6 @@ async function selfSignedCert(
   ]);
   if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
   return { certificatePem: fs.readFileSync(cert, "utf8"), privateKeyPem: fs.readFileSync(key, "utf8") };
-}
-
-/** A root directory standing in for a freshly booted box: account databases, and Node where cloud-init puts it. */
-function freshRoot(base: string, name: string): string {
-  const root = path.join(base, name);
-  fs.mkdirSync(path.join(root, "etc"), { recursive: true });
-  for (const f of ["passwd", "group", "shadow", "gshadow"]) fs.copyFileSync(`/etc/${f}`, path.join(root, "etc", f));
-  fs.mkdirSync(path.join(root, "usr/local/bin"), { recursive: true });
-  fs.symlinkSync(NODE, path.join(root, "usr/local/bin/node"));
-  return root;
-}
-
-interface Deployment {
-  layout: BoxLayout;
-  stageDir: string;
-  input: DeployInput;
-  /** the machine id the wait step read at the last deploy */
-  machine?: string;
-}
-
-/** What MailDaemon's install step gets: the manifest for its stdin, and the digests its command line names. */
-function installPayload(d: Deployment, bundle: string): { manifest: string; digests: InstallDigests } {
-  const manifest = renderManifest(deployFiles(d.layout, d.input));
-  return {
-    manifest,
-    digests: { installer: sha256Hex(installScript(d.layout)), daemon: sha256Hex(fs.readFileSync(bundle)), files: sha256Hex(manifest) },
-  };
-}
-
-/** The MailDaemon steps, in order: wait-for-ssh, the two copies, install (manifest on stdin). Returns the install summary line. */
-async function deploy(target: SshTarget, d: Deployment, bundle: string): Promise<{ machine: string; summary: string; stderr: string }> {
-  const conn = await connectPinned(target);
-  try {
-    const opts = { stageDir: d.stageDir, noSystemctl: true };
-    const wait = await exec(conn, waitCommand(opts));
-    assert.equal(wait.code, 0, `wait step failed: ${wait.stderr}`);
-    await copyToRemote(conn, fs.readFileSync(bundle), stagedPath(opts, "daemon"));
-    await copyToRemote(conn, installScript(d.layout), stagedPath(opts, "installer"));
-    const { manifest, digests } = installPayload(d, bundle);
-    const install = await exec(conn, installCommand(opts, digests), manifest);
-    assert.equal(install.code, 0, `install failed (${install.code}):\n${install.stderr}\n${install.stdout}`);
-    d.machine = wait.stdout.trim();
-    return { machine: d.machine, summary: install.stdout.trim().split("\n").pop() ?? "", stderr: install.stderr };
-  } finally {
-    conn.end();
-  }
-}
-
-/** The install step's delete, as recorded for the machine it ran on. */
-async function stop(target: SshTarget, d: Deployment, machine = d.machine): Promise<void> {
-  assert.ok(machine, "stop before any deploy");
-  const conn = await connectPinned(target);
-  try {
-    const r = await exec(conn, stopCommand({ stageDir: d.stageDir, noSystemctl: true }, machine));
-    assert.equal(r.code, 0, `stop failed: ${r.stderr}`);
-  } finally {
-    conn.end();
-  }
 }
 
 function smtpBanner(host: string, port: number): Promise<string> {
@@ -235,7 +168,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   after(async () => {
     for (const d of started) {
       try {
-        await stop(target, d);
+        await stopDeployment(target, d);
       } catch {
         killFromPidFile(path.join(d.layout.runDir, "maild.pid"));
       }
@@ -380,7 +313,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
 
   test("the delete step of an install made on another machine leaves this machine's maild running", async () => {
     const pid = pidOf(first.layout);
-    await stop(target, first, "0123456789abcdef0123456789abcdef");
+    await stopDeployment(target, first, "0123456789abcdef0123456789abcdef");
     assert.doesNotThrow(() => process.kill(pid, 0));
     assert.match(await smtpBanner(box.ipv4, 25), /^220 /);
   });
@@ -413,7 +346,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     fs.writeFileSync(first.layout.tlsCert, renewed.certificatePem);
 
     // The old machine goes away; the new one has a new root and the same volume.
-    await stop(target, first);
+    await stopDeployment(target, first);
     started.splice(started.indexOf(first), 1);
     const root2 = freshRoot(work, "root2");
     const second: Deployment = {
@@ -445,7 +378,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   test("deleting the deployment stops maild cleanly (SIGTERM, graceful shutdown) and keeps the data", async () => {
     const d = started[started.length - 1];
     const pid = pidOf(d.layout);
-    await stop(target, d);
+    await stopDeployment(target, d);
     started.pop();
     assert.throws(() => process.kill(pid, 0), /ESRCH/);
     assert.equal(await acceptsConnections(box.ipv4, 25), false);

@@ -23,6 +23,7 @@ import { provider as accountProvider, type AccountOutputs } from "../../componen
 import { provider as certificateProvider, type CertificateOutputs } from "../../components/providers/acme-certificate";
 import { provider as sshProvider, type SshReachableOutputs } from "../../components/providers/ssh-reachable";
 import { certificateRequestPem } from "../../components/shared/acme/certificate-request";
+import { acmeAccountInputs, acmeCertificateInputs } from "../harness/acme-provider-inputs";
 import { runInProviderHost, type HostCall, type HostResult } from "../harness/dynamic-provider-host";
 
 if (process.getuid?.() !== 0) throw new Error("this test needs root (network namespaces, a private mount namespace for the provider host)");
@@ -111,32 +112,9 @@ describe("state from this checkout, destroyed and updated from a fresh copy in a
     bed = await startAcmeTestbed(net, [{ origin: "example.test.", lines: [] }]);
     const box = await net.addHost("box");
     sshd = await startSshd(net, box);
-    accountInputs = {
-      directoryUrl: bed.pebble.directoryUrl,
-      accountKeyPem,
-      email: "postmaster@example.test",
-      extraCaPem: bed.pebble.listenerCaPem,
-    };
+    accountInputs = acmeAccountInputs(bed, accountKeyPem);
     account = (await accountProvider.create(accountInputs)) as typeof account;
-    certificateInputs = {
-      directoryUrl: bed.pebble.directoryUrl,
-      accountUrl: account.outs.accountUrl,
-      accountKeyPem,
-      csrPem: await certificateRequestPem(certificateKeyPem, NAMES),
-      names: NAMES,
-      dns01: {
-        provider: "rfc2136",
-        server: bed.dns.ipv4,
-        tsigName: bed.knot.tsig.name,
-        tsigAlgorithm: "hmac-sha256",
-        tsigSecret: bed.knot.tsig.secretB64,
-      },
-      propagationTimeoutSeconds: 10,
-      propagationResolvers: [bed.dns.ipv4],
-      extraCaPem: bed.pebble.listenerCaPem,
-      revokeOnDelete: true,
-      backoffMinMs: 100,
-    };
+    certificateInputs = await acmeCertificateInputs(bed, { accountUrl: account.outs.accountUrl, accountKeyPem }, certificateKeyPem, NAMES);
     certificate = (await certificateProvider.create(certificateInputs)) as typeof certificate;
     sshInputs = {
       host: box.ipv4,

@@ -34,6 +34,20 @@ function healthy(): Facts {
 }
 
 describe("conditions", () => {
+  /** A source that is not ours, every message failing DMARC: someone spoofing example.org. */
+  const SPOOFER: Facts["dmarc"]["sources"][number] = {
+    domain: "example.org",
+    sourceIp: "203.0.113.9",
+    reporter: "google.com",
+    ours: false,
+    messages: 5,
+    dmarcPass: 0,
+    dmarcFail: 5,
+    spfAlignedPass: 0,
+    dkimAlignedPass: 0,
+    dispositions: {},
+  };
+
   test("a healthy server has none", () => assert.deepEqual(conditions(healthy(), DEFAULT_THRESHOLDS), []));
 
   test("each kind of trouble is one condition with a stable id", () => {
@@ -73,18 +87,7 @@ describe("conditions", () => {
         dkimAlignedPass: 0,
         dispositions: {},
       },
-      {
-        domain: "example.org",
-        sourceIp: "203.0.113.9",
-        reporter: "google.com",
-        ours: false,
-        messages: 5,
-        dmarcPass: 0,
-        dmarcFail: 5,
-        spfAlignedPass: 0,
-        dkimAlignedPass: 0,
-        dispositions: {},
-      },
+      SPOOFER,
     ];
     f.tlsrpt.policies = [
       {
@@ -115,20 +118,7 @@ describe("conditions", () => {
 
   test("spoofers failing DMARC are not an alert (the digest lists them)", () => {
     const f = healthy();
-    f.dmarc.sources = [
-      {
-        domain: "example.org",
-        sourceIp: "203.0.113.9",
-        reporter: "google.com",
-        ours: false,
-        messages: 5,
-        dmarcPass: 0,
-        dmarcFail: 5,
-        spfAlignedPass: 0,
-        dkimAlignedPass: 0,
-        dispositions: {},
-      },
-    ];
+    f.dmarc.sources = [SPOOFER];
     assert.deepEqual(conditions(f, DEFAULT_THRESHOLDS), []);
   });
 });

@@ -86,6 +86,24 @@ export async function startCloudflareApi(world: CloudflareWorld, options: Cloudf
     body: { result, success: true, errors: [], messages: [], ...extra },
   });
   const fail = (e: CloudflareApiError) => ({ status: e.status, body: e.body });
+  /** One page of a list endpoint (`page`, `per_page` from the query) with its `result_info`. */
+  const onePage = <T>(all: T[], query: URLSearchParams, defaultPerPage: number) => {
+    const page = Number(query.get("page") ?? 1);
+    const perPage = Number(query.get("per_page") ?? defaultPerPage);
+    const slice = all.slice((page - 1) * perPage, page * perPage);
+    return {
+      slice,
+      resultInfo: {
+        result_info: {
+          page,
+          per_page: perPage,
+          count: slice.length,
+          total_count: all.length,
+          total_pages: Math.max(1, Math.ceil(all.length / perPage)),
+        },
+      },
+    };
+  };
 
   async function handle(req: http.IncomingMessage, raw: string): Promise<{ status: number; body: unknown }> {
     const url = new URL(req.url ?? "/", "http://stand-in");
@@ -122,19 +140,12 @@ export async function startCloudflareApi(world: CloudflareWorld, options: Cloudf
     const method = req.method ?? "GET";
     try {
       if (method === "GET" && path === "/zones") {
-        const page = Number(url.searchParams.get("page") ?? 1);
-        const perPage = Number(url.searchParams.get("per_page") ?? 20);
-        const all = world.listZones(url.searchParams.get("name") ?? undefined).filter(mayUse);
-        const slice = all.slice((page - 1) * perPage, page * perPage);
-        return ok(slice.map(zoneJson), {
-          result_info: {
-            page,
-            per_page: perPage,
-            count: slice.length,
-            total_count: all.length,
-            total_pages: Math.max(1, Math.ceil(all.length / perPage)),
-          },
-        });
+        const { slice, resultInfo } = onePage(
+          world.listZones(url.searchParams.get("name") ?? undefined).filter(mayUse),
+          url.searchParams,
+          20,
+        );
+        return ok(slice.map(zoneJson), resultInfo);
       }
       const zoneMatch = /^\/zones\/([^/]+)(\/dns_records(?:\/([^/]+))?)?$/.exec(path);
       if (zoneMatch) {
@@ -148,21 +159,11 @@ export async function startCloudflareApi(world: CloudflareWorld, options: Cloudf
           if (method === "GET") {
             const name = url.searchParams.get("name") ?? url.searchParams.get("name.exact");
             const type = url.searchParams.get("type");
-            const page = Number(url.searchParams.get("page") ?? 1);
-            const perPage = Number(url.searchParams.get("per_page") ?? 100);
             const all = world
               .recordsOf(zone.id)
               .filter((r) => (name === null || r.name === name.toLowerCase()) && (type === null || r.type === type));
-            const slice = all.slice((page - 1) * perPage, page * perPage);
-            return ok(slice, {
-              result_info: {
-                page,
-                per_page: perPage,
-                count: slice.length,
-                total_count: all.length,
-                total_pages: Math.max(1, Math.ceil(all.length / perPage)),
-              },
-            });
+            const { slice, resultInfo } = onePage(all, url.searchParams, 100);
+            return ok(slice, resultInfo);
           }
         } else {
           if (method === "GET") return ok(world.getRecord(zone.id, recordId));
