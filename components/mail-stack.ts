@@ -255,6 +255,7 @@ export class MailStack extends pulumi.ComponentResource {
           passwordHash: u.passwordHash instanceof SecretValue ? pulumi.secret(UNDECRYPTED_HASH_STAND_IN) : this.users[i].passwordHash,
         })),
         aliases: spec.aliases,
+        maild: { limits: spec.limits },
         ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
         // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on

@@ -1,9 +1,9 @@
 // Reads this stack's `mailstack:*` configuration from the Pulumi runtime, unvalidated.
 import * as pulumi from "@pulumi/pulumi";
 import { SecretValue } from "../components/config/secret";
+import { CONFIG_KEYS } from "../components/config/validate";
 
 export const CONFIG_NAMESPACE = "mailstack";
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme"] as const;
 
 /** `pulumi.runtime.isConfigSecret` exists at runtime but is marked internal in the typings. */
 const runtime = pulumi.runtime as typeof pulumi.runtime & { isConfigSecret?: (key: string) => boolean };
