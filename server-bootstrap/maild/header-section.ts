@@ -77,8 +77,12 @@ export class HeaderSection extends Transform {
   override _flush(cb: TransformCallback): void {
     // a message that ends inside its header section (no body): its last field still counts
     if (!this.complete && !this.exceeded) {
-      if (this.partial !== "")
-        this.field = this.partial.startsWith(" ") || this.partial.startsWith("\t") ? this.field + this.partial : this.partial;
+      const last = this.partial;
+      if (last.startsWith(" ") || last.startsWith("\t")) this.field += last;
+      else if (last !== "") {
+        this.endField();
+        this.field = last;
+      }
       this.endField();
     }
     cb();

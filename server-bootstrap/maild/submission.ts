@@ -61,6 +61,7 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       },
       allowInsecureAuth: false,
       authOptional: false,
+      authRequiredMessage: "5.7.0 Authentication required",
       authMethods: ["PLAIN", "LOGIN"],
       onAuth: (auth, session, cb) =>
         void this.onAuth(auth, session).then(
