@@ -337,6 +337,19 @@ describe("submission and outbound delivery", () => {
       submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "" }),
       (e: { responseCode?: number }) => e.responseCode === 550,
     );
+    // a From: that a lenient parser reads as alice, with a second address for the reader's screen
+    for (const from of [
+      "<alice@example.org> <ceo@bank.example>",
+      "alice@example.org <ceo@bank.example>",
+      "Alice <alice@example.org>, ceo@bank.example",
+    ]) {
+      await assert.rejects(
+        submit(mx, tlsFiles.caPem, { port: 465, ...base, ...login, message: message(from, "carl@peer.test", "two authors") }),
+        (e: { responseCode?: number; response?: string }) =>
+          e.responseCode === 550 && /^550 5\.6\.0 From: header field must hold exactly one address: unexpected /.test(e.response ?? ""),
+        from,
+      );
+    }
     // an alias that reaches alice is hers to send as
     assert.match(
       await submit(mx, tlsFiles.caPem, {
