@@ -1,25 +1,5 @@
-// Per-client limits on the SMTP listeners. Pure bookkeeping with an injectable clock.
-import { isIPv6 } from "node:net";
-
-/**
- * The unit a client is counted by: its IPv4 address, or the /64 of its IPv6 address. One host on
- * IPv6 usually holds a whole /64 (RFC 7421: the standard subnet prefix), so counting exact IPv6
- * addresses would let one client open as many connections as it likes.
- */
-export function clientKey(ip: string): string {
-  const addr = ip.startsWith("::ffff:") && !isIPv6(ip.slice(7)) ? ip.slice(7) : ip;
-  if (!isIPv6(addr)) return addr;
-  const full = expandIpv6(addr);
-  return `${full.slice(0, 4).join(":")}::/64`;
-}
-
-function expandIpv6(ip: string): string[] {
-  const [head, tail] = ip.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail !== undefined && tail !== "" ? tail.split(":") : [];
-  const fill = tail === undefined ? [] : new Array(8 - h.length - t.length).fill("0");
-  return [...h, ...fill, ...t].map((g) => g.toLowerCase().padStart(4, "0"));
-}
+// Per-client limits on the SMTP listeners (a client is clientKey of its address: client-key.ts).
+// Pure bookkeeping with an injectable clock.
 
 /** Concurrent connections per client (the caller passes clientKey of the address). */
 export class ConnectionLimiter {

@@ -12,7 +12,7 @@ import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
-import { clientKey } from "./client-limits";
+import { clientKey } from "./client-key";
 
 export interface InboundDeps {
   config: () => MaildConfig;

@@ -7,7 +7,8 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import type { LimitsConfig, ListenEndpoint, MaildConfig } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
-import { ConnectionLimiter, RateLimiter, clientKey } from "./client-limits";
+import { ConnectionLimiter, RateLimiter } from "./client-limits";
+import { clientKey } from "./client-key";
 import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
 import type { TlsMaterial } from "./tls";
 

@@ -17,7 +17,7 @@
 import { argon2, randomBytes, timingSafeEqual } from "node:crypto";
 import type { SubmissionConfig, UserConfig } from "./config";
 import { counter } from "./metrics";
-import { clientKey } from "./client-limits";
+import { clientKey } from "./client-key";
 import { parseArgon2id } from "../../components/shared/argon2id";
 
 const authResults = counter("maild_submission_auth_total", "SMTP AUTH attempts on submission, by result");

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
 import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
-import { startMaild, type MaildProcess } from "../harness/maild";
+import { startMaild } from "../harness/maild";
 import { maildConfig } from "../fixtures/maild-config";
 import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
@@ -44,7 +44,6 @@ interface Finding {
 let internet: LocalInternet;
 let mx: NetHost, scanner: NetHost;
 let tlsFiles: TestTls;
-let maild: MaildProcess;
 let dovecot: DovecotServer;
 
 before(async () => {
@@ -69,7 +68,7 @@ before(async () => {
       limits: { maxConnectionsPerIp: 100, maxMessagesPerIpPerMinute: 10_000 },
     },
   );
-  maild = await startMaild(internet, mx, config as unknown as Record<string, unknown>);
+  await startMaild(internet, mx, config as unknown as Record<string, unknown>);
   dovecot = await startDovecot(internet, mx, {
     dataDir,
     users: [{ address: "alice@example.org", passwordHash: TEST_PASSWORD_HASH }],
