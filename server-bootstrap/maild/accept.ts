@@ -12,6 +12,7 @@ import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
 import { HeaderSection } from "./header-section";
 import type { LimitsConfig } from "./config";
+import { LargeMessageBusy, LargeMessageTurns } from "./large-messages";
 import { newMessageId, type LocalStore } from "./delivery";
 import { ReceivedData } from "./received-data";
 import { receivedHeader } from "./trace-headers";
@@ -45,6 +46,8 @@ export class Recipients {
 export interface ReceivedMessage {
   id: string;
   recipients: Recipients;
+  /** bytes of DATA */
+  bytes: number;
   /** the Delivered-To addresses of its header section, lowercased (RFC 9228: loop detection) */
   deliveredTo: string[];
   /** the DATA when it stayed in memory; otherwise it is in the spool file the store names by id */
@@ -70,11 +73,32 @@ export interface AcceptRequest {
 export type Refuse = (reason: string, code: number, text: string) => Error;
 
 export class MessageAcceptor {
+  private readonly turns: LargeMessageTurns;
+
   constructor(
     private readonly store: LocalStore,
     private readonly queue: RemoteQueue,
     private readonly log: Logger,
-  ) {}
+    limits: () => LimitsConfig,
+  ) {
+    this.turns = new LargeMessageTurns(limits);
+  }
+
+  /**
+   * Waits for the turn of what follows a message's final dot (its checks, then storing it): none
+   * for an ordinary message, in arrival order for a large one (large-messages.ts), shared by
+   * receiving and submission. Returns what ends the turn. A large message that gets no turn in
+   * time is refused with a temporary failure.
+   */
+  async turn(received: ReceivedMessage, fields: LogFields, refuse: Refuse): Promise<() => void> {
+    try {
+      return await this.turns.begin(received.bytes);
+    } catch (e) {
+      if (!(e instanceof LargeMessageBusy)) throw e;
+      this.log.warn("accept.large_message_busy", { ...fields, bytes: received.bytes, queued: this.turns.queued });
+      throw refuse("large-message-busy", 451, "4.3.2 Too many large messages at once, try again later");
+    }
+  }
 
   /** false: recipients that need the outbound queue get a temporary refusal at RCPT */
   get acceptsRemote(): boolean {
@@ -133,7 +157,7 @@ export class MessageAcceptor {
       // RFC 5321 6.3; RFC 3463 X.4.6: routing loop detected
       throw opts.refuse("loop", 554, `5.4.6 Too many hops (${header.hops} Received header fields): mail loop`);
     }
-    return { id, recipients, deliveredTo: header.deliveredTo, held: data.held, rawPath };
+    return { id, recipients, bytes: limit.bytes, deliveredTo: header.deliveredTo, held: data.held, rawPath };
   }
 
   /**

@@ -57,7 +57,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
-  const accept = new MessageAcceptor(store, queue, log);
+  const accept = new MessageAcceptor(store, queue, log, () => config.limits);
 
   /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
   const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {

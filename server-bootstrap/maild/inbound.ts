@@ -114,6 +114,7 @@ export class InboundSmtp extends SmtpService<Transaction> {
       hostname: cfg.hostname,
       resolver: txn?.resolver ?? this.deps.resolver(),
     });
+    let endTurn: (() => void) | undefined;
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
@@ -122,6 +123,7 @@ export class InboundSmtp extends SmtpService<Transaction> {
         fields,
         refuse,
       });
+      endTurn = await accept.turn(received, fields, refuse);
       // RFC 9228 4: a message that already carries our Delivered-To for one of its mailboxes has
       // been delivered there before and came back (an outside forward pointing at us): a loop.
       const looping = [...received.recipients.mailboxes.values()].map(mailboxKey).find((m) => received.deliveredTo.includes(m));
@@ -171,6 +173,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "smtp", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
 }

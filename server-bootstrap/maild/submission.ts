@@ -140,6 +140,7 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     const id = accept.newId();
     const fields = { session: session.id, user, id };
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
+    let endTurn: (() => void) | undefined;
     try {
       const received = await accept.receive(id, stream, txn, {
         service: "submission",
@@ -147,6 +148,7 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         fields,
         refuse,
       });
+      endTurn = await accept.turn(received, fields, refuse);
       const original = received.held ? Buffer.concat(received.held) : await readFile(received.rawPath);
       const { header, body } = splitMessage(original);
       const fromDomain = this.checkAuthorFields(header, user);
@@ -187,6 +189,8 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "submission", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
 

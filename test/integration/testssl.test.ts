@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { makeTestTls, type TestTls } from "../../infra/local-internet/test-tls";
+import { startKnot } from "../../infra/local-internet/knot";
 import { startDovecot, type DovecotServer } from "../../infra/local-internet/dovecot";
 import { startMaild } from "../harness/maild";
 import { maildConfig } from "../fixtures/maild-config";
@@ -48,6 +49,10 @@ let dovecot: DovecotServer;
 
 before(async () => {
   internet = await LocalInternet.create();
+  // maild's resolver (and whatever else on the box asks DNS) gets answers from the local internet
+  const dns = await internet.addHost("dns");
+  await startKnot(internet, dns, [{ origin: "example.org.", lines: [`example.org. TXT "v=spf1 -all"`] }]);
+  await internet.setResolver(dns.ipv4);
   mx = await internet.addHost("mx");
   scanner = await internet.addHost("scanner");
   tlsFiles = await makeTestTls(path.join(internet.workDir, "tls"), [HOSTNAME], "mx");
@@ -64,6 +69,7 @@ before(async () => {
         http: [],
         https: [{ host: mx.ipv4, port: 443 }],
       },
+      dnsServers: [dns.ipv4],
       // testssl opens hundreds of connections, several at once
       limits: { maxConnectionsPerIp: 100, maxMessagesPerIpPerMinute: 10_000 },
     },

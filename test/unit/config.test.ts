@@ -605,6 +605,8 @@ describe("validateStackConfig on good input", () => {
         maxFailedRecipients: 20,
         maxHops: 100,
         dataTimeoutSeconds: 600,
+        largeMessageBytes: 1048576,
+        largeMessageConcurrency: 1,
         sessionTimeoutSeconds: 1800,
       },
     };
