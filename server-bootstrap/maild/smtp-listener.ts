@@ -24,7 +24,8 @@ export const SHUTTING_DOWN = "4.3.2 Service shutting down, try again later";
  * every protocol, and although RFC 7435 (opportunistic TLS) prefers any encryption to none, the
  * OpenSSL 3 under Node 24 refuses their handshakes at its default security level anyway, so a
  * lower floor would only be a claim. A client that cannot do TLS 1.2 still delivers in plain text
- * on 25 (Postfix and Exim retry without TLS after a failed handshake at their default level).
+ * on 25 (postconf(5) smtp_tls_security_level "may": "When opportunistic TLS handshakes fail,
+ * Postfix retries the connection with TLS disabled").
  * No renegotiation: Node allows client-initiated renegotiation (three per ten minutes), which
  * costs the server a handshake each time and serves no SMTP client (testssl: "potential DoS").
  */
