@@ -3,6 +3,7 @@
 // consumes only this shape, never raw config.
 import type * as pulumi from "@pulumi/pulumi";
 import type { SecretValue } from "./config/secret";
+import type { SmtpLimits } from "./shared/smtp-limits";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -192,4 +193,6 @@ export interface StackSpec {
   /** absent: no backup */
   backup?: BackupSpec;
   operations: OperationsSpec;
+  /** what one SMTP client may cost the mail daemon (maild's `limits`), every key defaulted */
+  limits: SmtpLimits;
 }

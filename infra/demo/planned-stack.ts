@@ -133,6 +133,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
     aliases: { address: string; to: string[] }[];
     acme?: { directoryUrl: string; email?: string; names: string[] };
     operations?: DeployInput["operations"];
+    limits?: NonNullable<DeployInput["maild"]>["limits"];
   };
   const domains: DeployDomain[] = config.domains.map((d) => ({
     name: d.name,
@@ -160,6 +161,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
         }
       : {}),
     ...(config.operations ? { operations: config.operations } : {}),
+    ...(config.limits ? { maild: { limits: config.limits } } : {}),
   };
   if (renderManifest(deployFiles(layout, input)) !== manifest) {
     throw new Error(

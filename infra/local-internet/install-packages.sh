@@ -11,7 +11,7 @@ packages=(
   postfix dovecot-imapd dovecot-lmtpd
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
-  unbound nftables
+  unbound nftables testssl.sh
   # What the server's user data installs at first boot (server-bootstrap/cloud-init.ts
   # FIRST_BOOT_PACKAGES): a machine of the local internet sees this computer's /usr and cannot run apt.
   unattended-upgrades curl xz-utils ca-certificates

@@ -14,6 +14,7 @@ import { basename, dirname, isAbsolute } from "node:path";
 import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { DEFAULT_SMTP_LIMITS, SMTP_LIMIT_KEYS, SMTP_LIMITS, type SmtpLimits } from "../../components/shared/smtp-limits";
 import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 import { parseArgon2id } from "../../components/shared/argon2id";
 import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
@@ -56,18 +57,8 @@ export interface AliasConfig {
   to: string[];
 }
 
-export interface LimitsConfig {
-  /** RFC 1870 SIZE: larger messages are refused (552 5.3.4) */
-  maxMessageBytes: number;
-  /** concurrent SMTP connections from one client address */
-  maxConnectionsPerIp: number;
-  /** concurrent SMTP connections in total */
-  maxConnections: number;
-  /** messages (MAIL transactions) one client address may start per minute */
-  maxMessagesPerIpPerMinute: number;
-  /** RCPT commands accepted per message; RFC 5321 4.5.3.1.8 requires at least 100 */
-  maxRecipients: number;
-}
+/** Per-client and per-message limits of the SMTP services (components/shared/smtp-limits.ts). */
+export type LimitsConfig = SmtpLimits;
 
 /**
  * On-box certificate renewal (components/shared/acme/keeper.ts): HTTP-01 on maild's own port 80, with the
@@ -218,13 +209,7 @@ export type MaildConfigFile = {
   operations?: OperationsConfigFile;
 };
 
-export const DEFAULT_LIMITS: LimitsConfig = {
-  maxMessageBytes: 50 * 1024 * 1024,
-  maxConnectionsPerIp: 20,
-  maxConnections: 500,
-  maxMessagesPerIpPerMinute: 120,
-  maxRecipients: 100,
-};
+export const DEFAULT_LIMITS: LimitsConfig = DEFAULT_SMTP_LIMITS;
 
 export const DEFAULT_LISTEN = {
   smtp: [{ host: "::", port: MAIL_PORTS.smtp.port }],
@@ -588,16 +573,9 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     else {
       const rawLimits = raw.limits;
       checkKeys(p, "limits", rawLimits, Object.keys(DEFAULT_LIMITS));
-      const ranges: Record<keyof LimitsConfig, [number, number]> = {
-        maxMessageBytes: [1024, 2 ** 31 - 1],
-        maxConnectionsPerIp: [1, 100000],
-        maxConnections: [1, 100000],
-        maxMessagesPerIpPerMinute: [1, 10000000],
-        maxRecipients: [100, 100000],
-      };
-      for (const key of Object.keys(ranges) as (keyof LimitsConfig)[]) {
+      for (const key of SMTP_LIMIT_KEYS) {
         if (rawLimits[key] === undefined) continue;
-        const v = intIn(p, `limits.${key}`, rawLimits[key], ranges[key][0], ranges[key][1]);
+        const v = intIn(p, `limits.${key}`, rawLimits[key], SMTP_LIMITS[key].min, SMTP_LIMITS[key].max);
         if (v !== undefined) limits[key] = v;
       }
     }

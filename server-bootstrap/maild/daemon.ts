@@ -66,7 +66,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
-  const accept = new MessageAcceptor(store, queue, log);
+  const accept = new MessageAcceptor(store, queue, log, () => config.limits);
   const ops = config.operations;
   const receivedReports = ops
     ? new ReceivedReports({ dataDir: config.dataDir, retentionDays: ops.reportRetentionDays, maxDayBytes: 64 * 1024 * 1024 })

@@ -14,6 +14,7 @@ import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { TlsMaterial } from "./tls";
 import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
 import { evaluationFromMailauth, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
+import { clientKey } from "./client-key";
 
 export interface InboundDeps {
   config: () => MaildConfig;
@@ -64,7 +65,7 @@ export class InboundSmtp extends SmtpService<Transaction> {
 
   protected onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
-    if (!this.rate.take(session.remoteAddress)) {
+    if (!this.rate.take(clientKey(session.remoteAddress))) {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
@@ -132,14 +133,23 @@ export class InboundSmtp extends SmtpService<Transaction> {
       resolver: txn?.resolver ?? this.deps.resolver(),
     });
     const reportCopy: BoundedCopy | undefined = txn?.report ? this.deps.reports?.copier() : undefined;
+    let endTurn: (() => void) | undefined;
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
-        maxBytes: cfg.limits.maxMessageBytes,
+        limits: cfg.limits,
         taps: reportCopy ? [auth.tap, reportCopy] : [auth.tap],
         fields,
         refuse,
       });
+      endTurn = await accept.turn(received, fields, refuse);
+      // RFC 9228 4: a message that already carries our Delivered-To for one of its mailboxes has
+      // been delivered there before and came back (an outside forward pointing at us): a loop.
+      const looping = [...received.recipients.mailboxes.values()].map(mailboxKey).find((m) => received.deliveredTo.includes(m));
+      if (looping !== undefined) {
+        this.deps.log.warn("smtp.delivered_to_loop", { ...fields, mailbox: looping });
+        throw refuse("loop", 554, `5.4.6 Mail forwarding loop for ${looping}`);
+      }
       let verdict;
       const t0 = performance.now();
       try {
@@ -192,6 +202,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "smtp", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
 }

@@ -4,7 +4,6 @@
 // (RSA and Ed25519) before it is stored for local recipients or queued for remote ones.
 import { readFile } from "node:fs/promises";
 import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress, SMTPServerAuthentication } from "smtp-server";
-import addressparser from "nodemailer/lib/addressparser";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
@@ -17,6 +16,7 @@ import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from 
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { SubmissionAuthenticator } from "./submission-auth";
 import type { TlsMaterial } from "./tls";
+import { parseMailboxField } from "./mailbox-field";
 
 export interface SubmissionDeps {
   config: () => MaildConfig;
@@ -47,10 +47,21 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     return this.createServer({
       banner: "ESMTP maild submission",
       secure,
-      // RFC 4954 4 / RFC 8314: credentials only inside TLS. smtp-server answers AUTH before
-      // STARTTLS with 538, and MAIL before AUTH with 530.
+      // RFC 4954 4 / RFC 8314: credentials only inside TLS (Postfix smtpd_tls_auth_only). Before
+      // STARTTLS, AUTH is neither advertised (a client that sees it may send its password in the
+      // AUTH line itself, before any reply) nor accepted; smtp-server's per-session
+      // disabledCommands does both, and TLS (onSecure) turns it back on.
+      onConnect: (session, cb) => {
+        if (!session.secure) session.disabledCommands = ["AUTH"];
+        this.listeners.onConnect(session, cb);
+      },
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = [];
+        cb();
+      },
       allowInsecureAuth: false,
       authOptional: false,
+      authRequiredMessage: "5.7.0 Authentication required",
       authMethods: ["PLAIN", "LOGIN"],
       onAuth: (auth, session, cb) =>
         void this.onAuth(auth, session).then(
@@ -78,6 +89,10 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
 
   protected onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
+    // smtp-server's own 530 for MAIL without AUTH applies only while AUTH is enabled; before
+    // STARTTLS it is not (see createSubmissionServer), so the gate is here.
+    if (!session.secure) return cb(this.refuse("tls-required", 530, "5.7.0 Must issue a STARTTLS command first"));
+    if (!session.user) return cb(this.refuse("auth-required", 530, "5.7.0 Authentication required"));
     const user = session.user as string;
     if (!address.address) {
       // The null sender is for bounces and auto-replies, which the server makes itself.
@@ -125,13 +140,15 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     const id = accept.newId();
     const fields = { session: session.id, user, id };
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
+    let endTurn: (() => void) | undefined;
     try {
       const received = await accept.receive(id, stream, txn, {
         service: "submission",
-        maxBytes: cfg.limits.maxMessageBytes,
+        limits: cfg.limits,
         fields,
         refuse,
       });
+      endTurn = await accept.turn(received, fields, refuse);
       const original = received.held ? Buffer.concat(received.held) : await readFile(received.rawPath);
       const { header, body } = splitMessage(original);
       const fromDomain = this.checkAuthorFields(header, user);
@@ -172,29 +189,37 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "submission", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
 
   /**
-   * RFC 5322 3.6.2: exactly one From:, each of its addresses (and Sender:, if present) owned by the
-   * user. Returns the domain whose keys sign: the From: domain, which DMARC aligns with.
+   * RFC 5322 3.6.2: exactly one From: holding exactly one mailbox, and at most one Sender: holding
+   * one, each parsed strictly (mailbox-field.ts) and owned by the user. Returns the domain whose
+   * keys sign: the From: domain, which DMARC aligns with.
    */
   private checkAuthorFields(header: string, user: string): string {
     const fields = headerFields(header);
     const from = fields.filter((f) => f.name === "from");
     if (from.length !== 1)
       throw this.refuse("bad-from", 550, `5.6.0 Message must have exactly one From: header field (found ${from.length})`);
+    const sender = fields.filter((f) => f.name === "sender");
+    if (sender.length > 1)
+      throw this.refuse("bad-from", 550, `5.6.0 Message must have at most one Sender: header field (found ${sender.length})`);
+    const mailbox = (field: { raw: string }, name: string): string => {
+      const parsed = parseMailboxField(field.raw.slice(field.raw.indexOf(":") + 1).replace(/\r\n$/, ""));
+      if (!parsed.ok) throw this.refuse("bad-from", 550, `5.6.0 ${name}: header field must hold exactly one address: ${parsed.reason}`);
+      return `${parsed.local}@${parsed.domain.toLowerCase()}`;
+    };
+    const author = mailbox(from[0], "From");
+    const addresses = [author, ...sender.map((f) => mailbox(f, "Sender"))];
     const router = this.deps.router();
-    const addresses = (raw: string) =>
-      addressparser(raw.slice(raw.indexOf(":") + 1).replace(/\r\n/g, ""), { flatten: true }).map((a) => a.address.toLowerCase());
-    const authors = addresses(from[0].raw);
-    if (authors.length === 0) throw this.refuse("bad-from", 550, "5.6.0 From: header field has no address");
-    const senders = fields.filter((f) => f.name === "sender").flatMap((f) => addresses(f.raw));
-    const foreign = [...authors, ...senders].find((a) => !router.mayUseSender(user, a));
+    const foreign = addresses.find((a) => !router.mayUseSender(user, a));
     if (foreign !== undefined) {
       this.deps.log.warn("submission.from_refused", { user, from: foreign });
       throw this.refuse("from-not-owned", 550, `5.7.1 From: address ${foreign} is not owned by ${user}`);
     }
-    return authors[0].slice(authors[0].lastIndexOf("@") + 1);
+    return author.slice(author.lastIndexOf("@") + 1);
   }
 }

@@ -12,6 +12,7 @@ import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { maildAssetDefines } from "../../server-bootstrap/install/daemon-bundle";
+import { MAILD_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/.bin/node");
@@ -96,7 +97,7 @@ export async function startMaild(
     async restart() {
       const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, "--clear-groups"] : [];
       const readyBefore = readyCount(logPath);
-      const child = host.spawn([...drop, NODE, script, "--config", configPath], { logFile: logPath, cwd: REPO });
+      const child = host.spawn([...drop, NODE, ...MAILD_NODE_FLAGS, script, "--config", configPath], { logFile: logPath, cwd: REPO });
       proc.child = child;
       await waitReady(child, smtp.host, smtp.port, logPath);
       // every listener (submission, HTTP) is up once the daemon logs start.ready

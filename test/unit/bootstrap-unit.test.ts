@@ -69,7 +69,10 @@ describe("maild.service", () => {
     assert.match(unit, /^NoNewPrivileges=yes$/m);
     assert.match(unit, /^RequiresMountsFor=\/var\/lib\/maild$/m);
     assert.match(unit, /^ReadWritePaths=\/var\/lib\/maild$/m);
-    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/node \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m);
+    assert.match(
+      unit,
+      /^ExecStart=\/usr\/local\/bin\/node --max-semi-space-size=4 \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m,
+    );
   });
 });
 

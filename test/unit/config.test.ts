@@ -505,6 +505,30 @@ const badCases: BadCase[] = [
     message: "expected an argon2id PHC string, got a list",
   },
   {
+    name: "hop limit below the RFC 5321 6.3 range",
+    set: { "limits.maxHops": 5 },
+    path: "limits.maxHops",
+    message: "5 is out of range; expected an integer from 10 to 1000 (Received fields per message)",
+  },
+  {
+    name: "misspelt limit",
+    set: { "limits.maxHeaderByte": 65536 },
+    path: "limits.maxHeaderByte",
+    message: "unknown key; allowed keys here are maxMessageBytes, maxHeaderBytes, maxConnectionsPerIp",
+  },
+  {
+    name: "limits given as a list",
+    set: { limits: [1] },
+    path: "limits",
+    message: "expected a mapping with keys maxMessageBytes, maxHeaderBytes",
+  },
+  {
+    name: "fractional deadline",
+    set: { "limits.dataTimeoutSeconds": 1.5 },
+    path: "limits.dataTimeoutSeconds",
+    message: "expected an integer from 10 to 86400 (seconds from DATA to the final dot), got 1.5",
+  },
+  {
     name: "encrypted value where plain text is needed",
     set: { hostname: new SecretValue("v1:abc") },
     path: "hostname",
@@ -579,8 +603,32 @@ describe("validateStackConfig on good input", () => {
         domainBlocklists: ["dbl.spamhaus.org"],
         sendReports: true,
       },
+      limits: {
+        maxMessageBytes: 52428800,
+        maxHeaderBytes: 102400,
+        maxConnectionsPerIp: 20,
+        maxConnections: 500,
+        maxMessagesPerIpPerMinute: 120,
+        maxRecipients: 100,
+        maxFailedRecipients: 20,
+        maxHops: 100,
+        dataTimeoutSeconds: 600,
+        largeMessageBytes: 1048576,
+        largeMessageConcurrency: 1,
+        sessionTimeoutSeconds: 1800,
+      },
     };
     assert.deepEqual(spec, expected);
+  });
+
+  test("limits set in the stack (numbers, or digit strings as pulumi config set stores them) replace only their defaults", () => {
+    const raw = minimal();
+    raw.limits = { maxHeaderBytes: 65536, sessionTimeoutSeconds: "900" };
+    const spec = validateStackConfig(raw);
+    assert.equal(spec.limits.maxHeaderBytes, 65536);
+    assert.equal(spec.limits.sessionTimeoutSeconds, 900);
+    assert.equal(spec.limits.maxHops, 100);
+    assert.equal(spec.limits.maxMessageBytes, 52428800);
   });
 
   test("without a type, each location gets the cheapest x86 type Hetzner sells there", () => {
