@@ -55,6 +55,8 @@ export interface AcceptRequest {
   /** header fields of the DATA to drop (e.g. forged Authentication-Results) */
   dropHeader?: (field: string) => boolean;
   mailboxes: Mailbox[];
+  /** a folder of each local mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   remote: string[];
   /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
   sender: string;
@@ -131,6 +133,7 @@ export class MessageAcceptor {
         ...(req.held ? { held: req.held } : {}),
         prepend: req.prepend,
         mailboxes: req.mailboxes,
+        ...(req.folder !== undefined ? { folder: req.folder } : {}),
         ...(req.dropHeader ? { dropHeader: req.dropHeader } : {}),
         ...(remote.length > 0
           ? {

@@ -35,7 +35,7 @@ import { link, mkdir, open, readdir, rename, stat, unlink, copyFile } from "node
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DirSyncer, fsyncDir, fsyncFile } from "./dir-sync";
-import { ensureMaildir, maildirName, maildirPath } from "./maildir";
+import { ensureMaildir, JUNK_FOLDER, maildirName, maildirPath } from "./maildir";
 import type { Mailbox } from "./router";
 import { splitHeader } from "./trace-headers";
 
@@ -63,6 +63,8 @@ export interface StoreRequest {
   /** header fields of the received message to drop (e.g. forged Authentication-Results) */
   dropHeader?: (field: string) => boolean;
   mailboxes: Mailbox[];
+  /** a folder of each mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   /**
    * Runs after the local links and before the commit, with the fsynced message file: the outbound
    * queue records its entry here, so it is rolled back together with the local copies.
@@ -99,7 +101,7 @@ export class LocalStore {
     try {
       await Promise.all(
         req.mailboxes.map(async (mb) => {
-          const dir = maildirPath(this.dataDir, mb);
+          const dir = maildirPath(this.dataDir, mb, req.folder);
           await ensureMaildir(dir);
           const target = join(dir, "new", name);
           await link(eml, target).catch(async (e: NodeJS.ErrnoException) => {
@@ -129,7 +131,7 @@ export class LocalStore {
 
   /** Protocol A: one mailbox, committed by the rename into new/. */
   private async storeInOne(req: StoreRequest, mailbox: Mailbox): Promise<{ size: number }> {
-    const dir = maildirPath(this.dataDir, mailbox);
+    const dir = maildirPath(this.dataDir, mailbox, req.folder);
     await ensureMaildir(dir);
     const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
     let size: number;
@@ -162,6 +164,9 @@ export class LocalStore {
     await unlink(this.rawPath(id)).catch(() => undefined);
   }
 }
+
+/** Where deliveries go: the inbox (undefined) or the Junk folder; recovery looks in each. */
+const DELIVERY_FOLDERS: (string | undefined)[] = [undefined, JUNK_FOLDER];
 
 /** Protocol A's file in tmp/: `<id>.maild`, distinct from the names Dovecot gives its own tmp files. */
 const TMP_SUFFIX = ".maild";
@@ -273,12 +278,14 @@ export async function recoverSpool(
       const size = (await stat(path)).size;
       const name = maildirName(id, hostname, size);
       for (const mb of mailboxes) {
-        const newDir = join(maildirPath(dataDir, mb), "new");
-        const removed = await unlink(join(newDir, name)).then(
-          () => true,
-          () => false,
-        );
-        if (removed) touched.add(newDir);
+        for (const folder of DELIVERY_FOLDERS) {
+          const newDir = join(maildirPath(dataDir, mb, folder), "new");
+          const removed = await unlink(join(newDir, name)).then(
+            () => true,
+            () => false,
+          );
+          if (removed) touched.add(newDir);
+        }
       }
       await onRollback(id);
       report.rolledBack++;
@@ -289,9 +296,11 @@ export async function recoverSpool(
   }
   // A protocol A delivery that crashed before its rename left only an unnamed draft in tmp/.
   for (const mb of mailboxes) {
-    const tmp = join(maildirPath(dataDir, mb), "tmp");
-    const names = await readdir(tmp).catch(() => [] as string[]);
-    for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    for (const folder of DELIVERY_FOLDERS) {
+      const tmp = join(maildirPath(dataDir, mb, folder), "tmp");
+      const names = await readdir(tmp).catch(() => [] as string[]);
+      for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    }
   }
   for (const dir of touched) await fsyncDir(dir);
   await fsyncDir(incoming);

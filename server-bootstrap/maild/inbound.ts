@@ -1,23 +1,24 @@
 // Receiving mail on port 25 (RFC 5321) with smtp-server: STARTTLS, recipient policy at RCPT,
-// message checks after DATA, then durable delivery before the 250.
+// the spam filter (rspamd: SPF, DKIM, DMARC, ARC, DNSBLs, greylisting, Bayes) after DATA, then
+// durable delivery into the inbox or the Junk folder before the 250.
 import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress } from "smtp-server";
-import type { DNSResolver } from "mailauth";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { mailboxKey, type Router } from "./router";
 import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
-import { authenticateStream, prefetchSpf, transactionResolver } from "./message-auth";
 import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
+import { JUNK_FOLDER } from "./maildir";
+import { SCAN_UNAVAILABLE_REPLY, ScanUnavailable, verifiedHostname, type SpamCheck } from "./spam-check";
 import type { TlsMaterial } from "./tls";
 
 export interface InboundDeps {
   config: () => MaildConfig;
   router: () => Router;
   tls: () => TlsMaterial;
-  resolver: () => DNSResolver;
+  spam: SpamCheck;
   accept: MessageAcceptor;
   log: Logger;
 }
@@ -25,8 +26,10 @@ export interface InboundDeps {
 /** What one MAIL transaction has accepted so far. */
 interface Transaction {
   recipients: Recipients;
-  /** this transaction's DNS answers, shared by the early SPF check and the checks after DATA */
-  resolver: DNSResolver;
+  /** every RCPT accepted, as the client wrote it (rspamd's envelope) */
+  rcpts: string[];
+  /** the client's verified host name, looked up while the transaction goes on */
+  hostname: Promise<string | undefined>;
 }
 
 export class InboundSmtp extends SmtpService<Transaction> {
@@ -51,7 +54,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
-    this.txns.set(session.id, { recipients: new Recipients(), resolver: transactionResolver(this.deps.resolver()) });
+    const hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
+    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [], hostname });
     cb();
   }
 
@@ -78,18 +82,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
-        // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
-        // a transaction with no valid recipient causes none.
-        if (txn.recipients.count === 0) {
-          prefetchSpf({
-            clientIp: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-            hostname: this.deps.config().hostname,
-            resolver: txn.resolver,
-          });
-        }
         txn.recipients.add(route);
+        txn.rcpts.push(address.address);
         return cb();
     }
   }
@@ -104,47 +98,48 @@ export class InboundSmtp extends SmtpService<Transaction> {
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const helo = session.hostNameAppearsAs || "";
-    // SPF, DKIM, DMARC and ARC run on the DATA as it arrives (what passes the size limit), so
-    // the message is never read back; a message refused below just leaves its verdict unused.
-    const auth = authenticateStream({
-      clientIp: session.remoteAddress,
-      helo,
-      sender,
-      hostname: cfg.hostname,
-      resolver: txn?.resolver ?? this.deps.resolver(),
-    });
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
         maxBytes: cfg.limits.maxMessageBytes,
-        taps: [auth.tap],
         fields,
         refuse,
       });
+      const hostname = await txn!.hostname;
       let verdict;
-      const t0 = performance.now();
       try {
-        verdict = await auth.verdict;
+        verdict = await this.deps.spam.check(
+          "smtp",
+          {
+            ip: session.remoteAddress,
+            helo,
+            ...(hostname ? { hostname } : {}),
+            from: sender,
+            rcpts: txn!.rcpts,
+            queueId: id,
+            mtaName: cfg.hostname,
+          },
+          { ...(received.held ? { held: received.held } : {}), path: received.rawPath },
+          { ...fields, from: sender },
+        );
       } catch (e) {
-        this.deps.log.error("smtp.auth_error", { ...fields, error: (e as Error).message });
-        throw refuse("auth-error", 451, "4.3.0 Temporary error checking the message, try again later");
+        if (e instanceof ScanUnavailable) throw refuse("spam-unavailable", 451, SCAN_UNAVAILABLE_REPLY);
+        throw e;
       }
-      const authMs = Math.round(performance.now() - t0);
-      const verdictFields = { spf: verdict.spf, dkim: verdict.dkim, dmarc: verdict.dmarc, arc: verdict.arc };
-      if (verdict.reject) {
-        this.deps.log.info("smtp.dmarc_reject", { ...fields, ...verdictFields });
-        throw refuse("dmarc", verdict.reject.code, verdict.reject.message);
-      }
+      const outcome = verdict.outcome;
+      if (outcome.kind === "reject" || outcome.kind === "tempfail") throw refuse(outcome.reason, outcome.code, outcome.text);
       const trace = sessionReceived(session, cfg.hostname, id, session.secure ? "ESMTPS" : "ESMTP");
       const mailboxes = [...received.recipients.mailboxes.values()];
       const remote = [...received.recipients.remote];
+      const removed = new Set(verdict.removeHeaders);
       const t1 = performance.now();
       const { size } = await accept.accept({
         id,
         held: received.held,
         prepend: verdict.headers + trace,
-        dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
+        dropHeader: (f) => isForgedAuthResults(f, cfg.hostname) || removed.has(fieldName(f)),
         mailboxes,
+        ...(outcome.kind === "junk" ? { folder: JUNK_FOLDER } : {}),
         remote,
         sender,
       });
@@ -155,9 +150,10 @@ export class InboundSmtp extends SmtpService<Transaction> {
         size,
         from: sender,
         mailboxes: mailboxes.map(mailboxKey),
+        folder: outcome.kind === "junk" ? JUNK_FOLDER : "INBOX",
         remote: remote.length,
-        ...verdictFields,
-        authMs,
+        ...verdict.auth,
+        scanMs: verdict.scanMs,
         storeMs,
       });
       return `Ok: queued as ${id}`;
@@ -165,4 +161,9 @@ export class InboundSmtp extends SmtpService<Transaction> {
       throw await accept.refused(id, e, "smtp", fields, refuse);
     }
   }
+}
+
+/** A header field's name, lowercase. */
+function fieldName(field: string): string {
+  return field.slice(0, field.indexOf(":")).trim().toLowerCase();
 }
