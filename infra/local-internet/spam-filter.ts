@@ -64,6 +64,12 @@ export interface SpamFilter {
   rspamdUser: string;
   /** `GET /stat` of the controller, as JSON */
   stat(): Promise<RspamdStat>;
+  /**
+   * What Bayes has learned, as rspamd counts it in Redis: the `learns_spam` and `learns_ham`
+   * fields of its `RS` key (src/libstat/backends/redis_backend.c, rspamd_redis_learned with
+   * new_schema; the statfiles of /stat show them only after rspamd's periodic refresh).
+   */
+  bayesLearns(): Promise<{ spam: number; ham: number }>;
   /** the rspamd log so far */
   log(): string;
   /** stops rspamd only (Redis and unbound stay) */
@@ -275,6 +281,15 @@ remote-control:
     controllerPassword,
     rspamdUser: RSPAMD_USER,
     stat: () => controllerStat(learnSocket),
+    async bayesLearns() {
+      const r = await host.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "--no-raw", "HMGET", "RS", "learns_spam", "learns_ham"]);
+      if (r.code !== 0) throw new Error(`redis-cli HMGET RS: ${r.stderr || r.stdout}`);
+      const [spam, ham] = r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => Number(/"(-?\d+)"/.exec(l)?.[1] ?? 0));
+      return { spam, ham };
+    },
     log: readLog,
     stopRspamd,
     startRspamd,
