@@ -16,7 +16,10 @@ import {
 } from "../server-bootstrap/install/deploy-commands";
 import { bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
 import { durationSeconds } from "../server-bootstrap/install/duration";
+import * as tls from "@pulumi/tls";
 import { SshReachable } from "./ssh-reachable";
+import { DEFAULT_SPAM_SETTINGS, type SpamSettings } from "./shared/spam-settings";
+import { controllerPasswordHash, derivedControllerPassword } from "./rspamd-password";
 
 export interface MailDaemonConnection {
   host: pulumi.Input<string>;
@@ -93,6 +96,18 @@ export interface MailDaemonArgs {
   waitTimeout?: string;
   /** a prebuilt daemon bundle; default: bundled with esbuild when the program runs */
   daemonBundlePath?: string;
+  /** the box's spam filter (rspamd) */
+  spam?: MailDaemonSpam;
+}
+
+export interface MailDaemonSpam {
+  /** default DEFAULT_SPAM_SETTINGS */
+  settings?: SpamSettings;
+  /**
+   * rspamd's controller password (its web interface, `rspamc -P`); secret. Default: derived from a
+   * key this component keeps in the state (`<name>-rspamd-controller`). Only its hash reaches the box.
+   */
+  controllerPassword?: pulumi.Input<string>;
 }
 
 type ResolvedAcme = pulumi.Unwrap<MailDaemonAcme>;
@@ -135,6 +150,8 @@ export class MailDaemon extends pulumi.ComponentResource {
   public readonly machineId: pulumi.Output<string>;
   /** the install script's summary line of the last run: `mailstack-install: changed=... actions=...` */
   public readonly installSummary: pulumi.Output<string>;
+  /** rspamd's controller password (secret): its web interface through an SSH tunnel to localhost:11334 */
+  public readonly rspamdControllerPassword: pulumi.Output<string>;
 
   constructor(name: string, args: MailDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mailstack:index:MailDaemon", name, {}, opts);
@@ -182,6 +199,18 @@ export class MailDaemon extends pulumi.ComponentResource {
     );
     this.machineId = wait.stdout.apply((s) => (s ?? "").trim());
 
+    // rspamd's controller password: given, or derived from a key kept in the state, so that it and
+    // its hash stay the same from one `pulumi up` to the next.
+    const controller: pulumi.Output<{ password: string; hash: string }> =
+      args.spam?.controllerPassword !== undefined
+        ? pulumi.output(args.spam.controllerPassword).apply((password) => ({ password, hash: controllerPasswordHash(password) }))
+        : new tls.PrivateKey(`${name}-rspamd-controller`, { algorithm: "ED25519" }, child).privateKeyPem.apply((pem) =>
+            // Unknown only under mocks, which do not model keys.
+            derivedControllerPassword(pem ?? ""),
+          );
+    this.rspamdControllerPassword = pulumi.secret(controller.apply((c) => c.password));
+    const spamSettings = args.spam?.settings ?? DEFAULT_SPAM_SETTINGS;
+
     const bundlePath = args.daemonBundlePath ?? bundleDaemon();
     const bundleDigest = sha256Hex(fs.readFileSync(path.resolve(bundlePath)));
     const installer = installScript(layout);
@@ -192,8 +221,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.users),
           pulumi.output(args.domains.map((d) => pulumi.output(d))),
           pulumi.output(args.acme),
+          controller,
         ])
-        .apply(([tls, users, domains, acme]) =>
+        .apply(([tls, users, domains, acme, controller]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -204,6 +234,7 @@ export class MailDaemon extends pulumi.ComponentResource {
               tls: { certificatePem: tls.certificatePem ?? "", privateKeyPem: tls.privateKeyPem ?? "" },
               ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
               maild: args.maild,
+              spam: { settings: spamSettings, controllerPasswordHash: controller.hash },
             }),
           ),
         ),
@@ -277,6 +308,10 @@ export class MailDaemon extends pulumi.ComponentResource {
     }
     this.installSummary = install.stdout.apply((s) => (s ?? "").trim().split("\n").pop() ?? "");
 
-    this.registerOutputs({ machineId: this.machineId, installSummary: this.installSummary });
+    this.registerOutputs({
+      machineId: this.machineId,
+      installSummary: this.installSummary,
+      rspamdControllerPassword: this.rspamdControllerPassword,
+    });
   }
 }

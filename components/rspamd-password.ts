@@ -8,6 +8,7 @@
 // taken least significant first (src/libutil/str_util.c rspamd_encode_base32_buf,
 // RSPAMD_BASE32_DEFAULT). Node's crypto has BLAKE2b-512 but no keyed form, so BLAKE2b is here, after
 // RFC 7693's reference code.
+import { createHmac } from "node:crypto";
 
 const IV = new Uint32Array([
   0xf3bcc908, 0x6a09e667, 0x84caa73b, 0xbb67ae85, 0xfe94f82b, 0x3c6ef372, 0x5f1d36f1, 0xa54ff53a, 0xade682d1, 0x510e527f, 0x2b3e6c1f,
@@ -175,4 +176,20 @@ export function rspamdPasswordHash(password: string, salt: Buffer): string {
   if (password.length === 0) throw new Error("rspamd password hash: the password is empty");
   const key = rspamdPbkdf2(Buffer.from(password, "utf8"), salt, PBKDF2_KEY_BYTES, PBKDF2_ROUNDS);
   return `$${PBKDF2_ID}$${rspamdBase32(salt)}$${rspamdBase32(key)}`;
+}
+
+/**
+ * The controller password and its hash, both reproducible from `seed` (a secret the Pulumi state
+ * keeps, e.g. a tls.PrivateKey's PEM): the same seed gives the same files on every `pulumi up`,
+ * so an unchanged stack changes nothing on the box.
+ */
+export function derivedControllerPassword(seed: string): { password: string; hash: string } {
+  const password = createHmac("sha256", seed).update("mailstack rspamd controller password").digest("base64url");
+  return { password, hash: controllerPasswordHash(password) };
+}
+
+/** The hash of a given password, with a salt derived from it (reproducible, unique per password). */
+export function controllerPasswordHash(password: string): string {
+  const salt = createHmac("sha256", password).update("mailstack rspamd controller salt").digest().subarray(0, RSPAMD_SALT_BYTES);
+  return rspamdPasswordHash(password, salt);
 }

@@ -3,6 +3,7 @@
 // consumes only this shape, never raw config.
 import type * as pulumi from "@pulumi/pulumi";
 import type { SecretValue } from "./config/secret";
+import type { SpamSettings } from "./shared/spam-settings";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -124,4 +125,6 @@ export interface StackSpec {
   users: UserSpec[];
   aliases: AliasSpec[];
   acme: AcmeSpec;
+  /** the box's spam filter (rspamd); absent: DEFAULT_SPAM_SETTINGS */
+  spam?: SpamSettings;
 }

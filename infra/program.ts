@@ -64,5 +64,7 @@ export function defineMailStack(options: ProgramOptions = {}) {
     adoptIds: stack.host.adoptIds,
     /** the ACME account the CAA records pin (RFC 8657); `mailstack check --acme-account` takes it */
     acmeAccountUrl: stack.acmeAccountUrl,
+    /** rspamd's controller password (secret): `pulumi stack output --show-secrets rspamdControllerPassword` */
+    rspamdControllerPassword: stack.daemon.rspamdControllerPassword,
   };
 }

@@ -10,8 +10,9 @@
  * - rspamd keeps its compiled Hyperscan databases in one directory shared by every test run
  *   (HS_CACHE_DIR): compiling them costs about 20 s of CPU on a 2-core machine, once per machine
  *   instead of once per test; the box keeps them in /var/lib/rspamd across restarts the same way.
- * - Redis runs our file (server-bootstrap/spam/redis-conf.ts) with an empty file where the box
- *   includes Debian's /etc/redis/redis.conf (whose log and pid file paths are this computer's).
+ * - Redis runs our file (server-bootstrap/spam/redis-conf.ts), logging to standard output and
+ *   writing no pid file (Debian's /etc/redis/redis.conf, which it includes, names this computer's
+ *   /var/log/redis and /run/redis); files generated here include an empty stand-in instead.
  */
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -109,25 +110,104 @@ async function probeInside(
   }
 }
 
-/** Starts unbound, Redis and rspamd in `host`; resolves when rspamd answers on 127.0.0.1:11333. */
+/** The files a deployment writes, where they are (paths as the box's layout names them). */
+export interface SpamFilterFiles {
+  /** rspamd's $LOCAL_CONFDIR (local.d/, override.d/) */
+  rspamdConfDir: string;
+  /** our Redis configuration (server-bootstrap/spam/redis-conf.ts) and its data directory */
+  redisConf: string;
+  redisDataDir: string;
+  /** our unbound settings (server-bootstrap/spam/unbound-conf.ts) */
+  unboundConf: string;
+  /** the controller's UNIX socket (in rspamd's RUNDIR) */
+  learnSocket: string;
+  /** rspamd's DBDIR and LOGDIR */
+  rspamdDbDir: string;
+  rspamdLogDir: string;
+}
+
+/** Starts unbound, Redis and rspamd in `host` on files generated here; resolves when rspamd answers on 127.0.0.1:11333. */
 export async function startSpamFilter(internet: LocalInternet, host: NetHost, opts: SpamFilterOptions = {}): Promise<SpamFilter> {
-  requireBinary("/usr/bin/rspamd", "rspamd");
-  requireBinary("/usr/bin/redis-server", "redis-server");
-  requireBinary("/usr/sbin/unbound", "unbound");
   const settings = opts.settings ?? PERMISSIVE_SPAM_SETTINGS;
   fs.chmodSync(internet.workDir, 0o711);
   const dir = fs.mkdtempSync(path.join(internet.workDir, `spam-${host.name}-`));
   fs.chmodSync(dir, 0o755);
-  const sub = (name: string, owner?: string) => {
-    const d = path.join(dir, name);
-    fs.mkdirSync(d, { recursive: true, mode: 0o755 });
-    return { d, owner };
+  const files: SpamFilterFiles = {
+    rspamdConfDir: path.join(dir, "etc"),
+    redisConf: path.join(dir, "redis.conf"),
+    redisDataDir: path.join(dir, "redis"),
+    unboundConf: path.join(dir, "unbound-mailstack.conf"),
+    learnSocket: path.join(dir, "run", "learn.sock"),
+    rspamdDbDir: path.join(dir, "db"),
+    rspamdLogDir: path.join(dir, "log"),
   };
-  const etc = sub("etc").d;
-  const owned = [sub("db", RSPAMD_USER), sub("run", RSPAMD_USER), sub("log", RSPAMD_USER), sub("redis", "redis")];
-  for (const { d, owner } of owned) await mustRun(["chown", `${owner}:${owner}`, d]);
+  const controllerPassword = randomBytes(18).toString("base64url");
+  const rspamd = rspamdLocalFiles({
+    settings,
+    controllerPasswordHash: rspamdPasswordHash(controllerPassword, randomBytes(RSPAMD_SALT_BYTES)),
+    learnSocket: files.learnSocket,
+    controllerTcp: "localhost:11334",
+    rspamdUser: RSPAMD_USER,
+    redis: "127.0.0.1:6379",
+    dnsServer: "127.0.0.1:53",
+    maxMessageBytes: opts.maxMessageBytes ?? 50 * 1024 * 1024,
+  });
+  for (const [rel, content] of Object.entries(rspamd)) {
+    fs.mkdirSync(path.dirname(path.join(files.rspamdConfDir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(files.rspamdConfDir, rel), content);
+  }
+  fs.writeFileSync(path.join(dir, "redis-base.conf"), "# stands in for Debian's /etc/redis/redis.conf\n");
+  fs.writeFileSync(files.redisConf, redisConf({ dir: files.redisDataDir, dataDir: dir, debianConf: path.join(dir, "redis-base.conf") }));
+  fs.writeFileSync(files.unboundConf, unboundConf());
+  return runSpamFilter(internet, host, dir, files, {
+    settings,
+    controllerPassword,
+    ...(opts.upstreamDns ? { upstreamDns: opts.upstreamDns } : {}),
+  });
+}
+
+/**
+ * Starts the spam filter a deployment installed (the install script with --no-systemctl only
+ * reports that the services would restart): `files` are where the box's layout put them.
+ */
+export async function startDeployedSpamFilter(
+  internet: LocalInternet,
+  host: NetHost,
+  files: SpamFilterFiles,
+  opts: { settings: SpamSettings; controllerPassword: string; upstreamDns?: string },
+): Promise<SpamFilter> {
+  const dir = fs.mkdtempSync(path.join(internet.workDir, `spam-${host.name}-`));
+  fs.chmodSync(dir, 0o755);
+  return runSpamFilter(internet, host, dir, files, opts);
+}
+
+async function runSpamFilter(
+  internet: LocalInternet,
+  host: NetHost,
+  dir: string,
+  files: SpamFilterFiles,
+  opts: { settings: SpamSettings; controllerPassword: string; upstreamDns?: string },
+): Promise<SpamFilter> {
+  requireBinary("/usr/bin/rspamd", "rspamd");
+  requireBinary("/usr/bin/redis-server", "redis-server");
+  requireBinary("/usr/sbin/unbound", "unbound");
+  fs.chmodSync(internet.workDir, 0o711);
+  const runDir = path.dirname(files.learnSocket);
+  for (const [d, owner] of [
+    [files.rspamdDbDir, RSPAMD_USER],
+    [runDir, RSPAMD_USER],
+    [files.rspamdLogDir, RSPAMD_USER],
+    [files.redisDataDir, "redis"],
+  ]) {
+    fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+    await mustRun(["chown", `${owner}:${owner}`, d]);
+  }
   fs.mkdirSync(HS_CACHE_DIR, { recursive: true, mode: 0o755 });
   await mustRun(["chown", `${RSPAMD_USER}:${RSPAMD_USER}`, HS_CACHE_DIR]);
+  // Harness only, beside the deployed files (a deploy neither writes nor compares it).
+  const overrideOptions = path.join(files.rspamdConfDir, "override.d", "options.inc");
+  fs.mkdirSync(path.dirname(overrideOptions), { recursive: true });
+  fs.writeFileSync(overrideOptions, `# test harness only (infra/local-internet/spam-filter.ts)\nhs_cache_dir = "${HS_CACHE_DIR}";\n`);
 
   // unbound: the box's file, plus forwarding to the local internet's DNS.
   const resolvConf = fs.readFileSync(`/etc/netns/${host.ns}/resolv.conf`, "utf8");
@@ -137,12 +217,11 @@ export async function startSpamFilter(internet: LocalInternet, host: NetHost, op
       `startSpamFilter: no DNS server of the local internet for ${host.name}'s unbound to forward to: pass upstreamDns or call internet.setResolver(knot) first`,
     );
   }
-  const unboundDir = sub("unbound").d;
-  fs.writeFileSync(path.join(unboundDir, "mailstack.conf"), unboundConf());
+  const unboundWrapper = path.join(dir, "unbound.conf");
   fs.writeFileSync(
-    path.join(unboundDir, "unbound.conf"),
+    unboundWrapper,
     `server:
-  directory: "${unboundDir}"
+  directory: "${dir}"
   username: ""
   chroot: ""
   pidfile: ""
@@ -155,7 +234,7 @@ export async function startSpamFilter(internet: LocalInternet, host: NetHost, op
   local-zone: "test." nodefault
   local-zone: "100.51.198.in-addr.arpa." nodefault
   local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." nodefault
-include: "${path.join(unboundDir, "mailstack.conf")}"
+include: "${files.unboundConf}"
 forward-zone:
   name: "."
   forward-addr: ${upstream}
@@ -163,15 +242,12 @@ remote-control:
   control-enable: no
 `,
   );
-  await mustRun(["unbound-checkconf", path.join(unboundDir, "unbound.conf")]);
-  const unbound = host.spawn(["/usr/sbin/unbound", "-d", "-c", path.join(unboundDir, "unbound.conf")], {
-    logFile: path.join(unboundDir, "unbound.log"),
-  });
+  await mustRun(["unbound-checkconf", unboundWrapper]);
+  const unboundLog = path.join(dir, "unbound.log");
+  const unbound = host.spawn(["/usr/sbin/unbound", "-d", "-c", unboundWrapper], { logFile: unboundLog });
 
-  // Redis: the box's file, its data in the temp dir.
-  const redisDir = path.join(dir, "redis");
-  fs.writeFileSync(path.join(dir, "redis-base.conf"), "# stands in for Debian's /etc/redis/redis.conf\n");
-  fs.writeFileSync(path.join(dir, "redis.conf"), redisConf({ dir: redisDir, dataDir: dir, debianConf: path.join(dir, "redis-base.conf") }));
+  // Redis runs our file as the box's redis account; it includes Debian's (the box's own file, or a stand-in).
+  const redisLog = path.join(dir, "redis.log");
   const redis = host.spawn(
     [
       "setpriv",
@@ -179,36 +255,20 @@ remote-control:
       "--regid=redis",
       "--clear-groups",
       "/usr/bin/redis-server",
-      path.join(dir, "redis.conf"),
+      files.redisConf,
       "--daemonize",
       "no",
+      "--logfile",
+      "",
+      "--pidfile",
+      "",
     ],
-    { logFile: path.join(dir, "redis.log") },
+    { logFile: redisLog },
   );
 
-  const controllerPassword = randomBytes(18).toString("base64url");
-  const learnSocket = path.join(dir, "run", "learn.sock");
-  const files = rspamdLocalFiles({
-    settings,
-    controllerPasswordHash: rspamdPasswordHash(controllerPassword, randomBytes(RSPAMD_SALT_BYTES)),
-    learnSocket,
-    controllerTcp: "localhost:11334",
-    rspamdUser: RSPAMD_USER,
-    redis: "127.0.0.1:6379",
-    dnsServer: "127.0.0.1:53",
-    maxMessageBytes: opts.maxMessageBytes ?? 50 * 1024 * 1024,
-  });
-  for (const [rel, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(etc, rel)), { recursive: true });
-    fs.writeFileSync(path.join(etc, rel), content);
-  }
-  fs.appendFileSync(
-    path.join(etc, "local.d/options.inc"),
-    `# test harness only (infra/local-internet/spam-filter.ts)\nhs_cache_dir = "${HS_CACHE_DIR}";\n`,
-  );
-  const rspamdLog = path.join(dir, "log", "rspamd.log");
+  const rspamdLog = path.join(files.rspamdLogDir, "rspamd.log");
+  const rspamdOut = path.join(dir, "rspamd.stdout.log");
   const readLog = () => (fs.existsSync(rspamdLog) ? fs.readFileSync(rspamdLog, "utf8") : "");
-
   let rspamd: ChildProcess | undefined;
   const startRspamd = async () => {
     const child = host.spawn(
@@ -222,37 +282,31 @@ remote-control:
         "-c",
         "/etc/rspamd/rspamd.conf",
         "--var",
-        `LOCAL_CONFDIR=${etc}`,
+        `LOCAL_CONFDIR=${files.rspamdConfDir}`,
         "--var",
-        `DBDIR=${path.join(dir, "db")}`,
+        `DBDIR=${files.rspamdDbDir}`,
         "--var",
-        `RUNDIR=${path.join(dir, "run")}`,
+        `RUNDIR=${runDir}`,
         "--var",
-        `LOGDIR=${path.join(dir, "log")}`,
+        `LOGDIR=${files.rspamdLogDir}`,
       ],
-      { logFile: path.join(dir, "rspamd.stdout.log") },
+      { logFile: rspamdOut },
     );
     rspamd = child;
     const alive = () => child.exitCode === null && child.signalCode === null;
     // A cold Hyperscan cache (the first run on a machine) makes the first start slow.
-    await probeInside(
-      host,
-      11333,
-      "rspamd",
-      alive,
-      () => readLog() + fs.readFileSync(path.join(dir, "rspamd.stdout.log"), "utf8"),
-      180_000,
-    );
+    await probeInside(host, 11333, "rspamd", alive, () => readLog() + fs.readFileSync(rspamdOut, "utf8"), 180_000);
     const deadline = Date.now() + 30_000;
-    while (!fs.existsSync(learnSocket)) {
-      if (Date.now() > deadline) throw new Error(`rspamd: no controller socket ${learnSocket} after 30 s:\n${readLog().slice(-2000)}`);
+    while (!fs.existsSync(files.learnSocket)) {
+      if (Date.now() > deadline)
+        throw new Error(`rspamd: no controller socket ${files.learnSocket} after 30 s:\n${readLog().slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
   const stopRspamd = async () => {
     if (rspamd) await LocalInternet.stopProcess(rspamd, 10_000);
     rspamd = undefined;
-    fs.rmSync(learnSocket, { force: true });
+    fs.rmSync(files.learnSocket, { force: true });
   };
 
   await probeInside(
@@ -260,7 +314,7 @@ remote-control:
     53,
     "unbound",
     () => unbound.exitCode === null,
-    () => fs.readFileSync(path.join(unboundDir, "unbound.log"), "utf8"),
+    () => fs.readFileSync(unboundLog, "utf8"),
     10_000,
   );
   await probeInside(
@@ -268,7 +322,7 @@ remote-control:
     6379,
     "redis",
     () => redis.exitCode === null,
-    () => fs.readFileSync(path.join(dir, "redis.log"), "utf8"),
+    () => fs.readFileSync(redisLog, "utf8"),
     10_000,
   );
   await startRspamd();
@@ -276,11 +330,11 @@ remote-control:
   return {
     host,
     dir,
-    settings,
-    learnSocket,
-    controllerPassword,
+    settings: opts.settings,
+    learnSocket: files.learnSocket,
+    controllerPassword: opts.controllerPassword,
     rspamdUser: RSPAMD_USER,
-    stat: () => controllerStat(learnSocket),
+    stat: () => controllerStat(files.learnSocket),
     async bayesLearns() {
       const r = await host.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "--no-raw", "HMGET", "RS", "learns_spam", "learns_ham"]);
       if (r.code !== 0) throw new Error(`redis-cli HMGET RS: ${r.stderr || r.stdout}`);

@@ -14,9 +14,24 @@ export type FileKind = "F" | "C";
  * `tls-watch`: the units that reload Dovecot after an on-box renewal (daemon-reload, restart them).
  * `dovecot-unit`: Dovecot's drop-in (daemon-reload, restart Dovecot: cgroup IP filters are set at start).
  * `metadata-guard`: the nftables fence around the metadata service and its unit (load it again).
+ * `rspamd-restart`, `redis-restart`, `unbound-restart`: restart that service. `redis-unit`: Redis's
+ * drop-in (daemon-reload, restart Redis). `sieve`: an IMAPSieve script (compile it with sievec).
  */
 export type FileEffect =
-  "maild-restart" | "maild-reload" | "tls" | "unit" | "tls-watch" | "dovecot-reload" | "dovecot-unit" | "metadata-guard" | "none";
+  | "maild-restart"
+  | "maild-reload"
+  | "tls"
+  | "unit"
+  | "tls-watch"
+  | "dovecot-reload"
+  | "dovecot-unit"
+  | "metadata-guard"
+  | "rspamd-restart"
+  | "redis-restart"
+  | "redis-unit"
+  | "unbound-restart"
+  | "sieve"
+  | "none";
 
 export interface ManifestFile {
   path: string;
@@ -38,6 +53,11 @@ const EFFECTS: FileEffect[] = [
   "dovecot-reload",
   "dovecot-unit",
   "metadata-guard",
+  "rspamd-restart",
+  "redis-restart",
+  "redis-unit",
+  "unbound-restart",
+  "sieve",
   "none",
 ];
 

@@ -32,6 +32,10 @@ export const MAILD_UID = 2525;
 export const MAILD_GID = 2525;
 export const MAILD_USER = "maild";
 
+/** The accounts Debian's rspamd and redis-server packages create (their postinst scripts). */
+export const RSPAMD_USER = "_rspamd";
+export const REDIS_USER = "redis";
+
 /** Mount point of the data volume on a real box. */
 export const DEFAULT_DATA_DIR = "/var/lib/maild";
 
@@ -85,6 +89,22 @@ export interface BoxLayout {
   dkimDir: string;
   /** where maild runs from when there is no systemd (tests): pid file and log */
   runDir: string;
+  /** rspamd's $LOCAL_CONFDIR: our local.d/ and override.d/ files (server-bootstrap/spam/rspamd-conf.ts) */
+  rspamdConfDir: string;
+  /** the controller's UNIX socket the learner uses (in the unit's RuntimeDirectory, /run/rspamd) */
+  rspamdLearnSocket: string;
+  /** our Redis configuration (includes Debian's) and the redis-server drop-in that runs it */
+  redisConf: string;
+  redisDropIn: string;
+  /** Debian's Redis configuration, which ours includes */
+  redisDebianConf: string;
+  /** Redis's data on the volume: what the filter learned survives a rebuild */
+  redisDataDir: string;
+  /** our unbound settings, in the directory Debian's unbound.conf includes */
+  unboundConf: string;
+  /** the IMAPSieve scripts (learn-spam.sieve, learn-ham.sieve) and the learner they pipe to */
+  sieveDir: string;
+  learner: string;
 }
 
 function validatePath(key: string, value: string): string {
@@ -127,6 +147,15 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     acmeExtraCa: sys("/etc/maild/acme-extra-ca.pem"),
     dkimDir: path.posix.join(dataDir, "dkim"),
     runDir: sys("/run/maild"),
+    rspamdConfDir: sys("/etc/rspamd"),
+    rspamdLearnSocket: sys("/run/rspamd/learn.sock"),
+    redisConf: sys("/etc/mailstack/redis.conf"),
+    redisDropIn: sys("/etc/systemd/system/redis-server.service.d/50-mailstack.conf"),
+    redisDebianConf: sys("/etc/redis/redis.conf"),
+    redisDataDir: path.posix.join(dataDir, "redis"),
+    unboundConf: sys("/etc/unbound/unbound.conf.d/50-mailstack.conf"),
+    sieveDir: sys("/etc/dovecot/sieve"),
+    learner: sys("/usr/local/lib/mailstack/rspamd-learn"),
   };
 }
 

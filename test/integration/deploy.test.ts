@@ -40,6 +40,7 @@ import { METADATA_ADDRESS } from "../../server-bootstrap/systemd/metadata-guard"
 import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 import { killFromPidFile } from "../harness/maild";
 import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const REPO = path.resolve(__dirname, "../..");
 const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
@@ -222,6 +223,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
         users: [{ address: "alice@example.test", passwordHash: argon2idHash("alice secret") }],
         aliases: [{ address: "postmaster@example.test", to: ["alice@example.test"] }],
         tls: await selfSignedCert(work, "mail.example.test", 30),
+        spam: TEST_DEPLOY_SPAM,
         maild: {
           listen: { smtp: [{ host: box.ipv4, port: 25 }], http: [{ host: box.ipv4, port: 80 }], https: [{ host: box.ipv4, port: 443 }] },
           // Nothing answers DNS on the box's loopback: lookups fail at once instead of timing out.

@@ -571,6 +571,16 @@ describe("validateStackConfig on good input", () => {
         directory: "https://acme-v02.api.letsencrypt.org/directory",
         caaIdentity: "letsencrypt.org",
       },
+      spam: {
+        rejectScore: 15,
+        junkScore: 6,
+        greylist: { enabled: true, minScore: 4, delaySeconds: 300 },
+        blocklists: [
+          { zone: "zen.spamhaus.org", checks: "ip", score: 15 },
+          { zone: "dbl.spamhaus.org", checks: "domain", score: 7 },
+        ],
+        outbound: { burst: 100, perHour: 100 },
+      },
     };
     assert.deepEqual(spec, expected);
   });

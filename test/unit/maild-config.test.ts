@@ -126,7 +126,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "unknown top-level key",
       (c) => (c.hostnmae = "x"),
-      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission",
+      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission, spam",
     ],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
     [
