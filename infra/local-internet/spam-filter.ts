@@ -25,6 +25,7 @@ import { rspamdPasswordHash, RSPAMD_SALT_BYTES } from "../../components/rspamd-p
 import { rspamdLocalFiles } from "../../server-bootstrap/spam/rspamd-conf";
 import { unboundConf } from "../../server-bootstrap/spam/unbound-conf";
 import { redisConf } from "../../server-bootstrap/spam/redis-conf";
+import type { BoxLayout } from "../../server-bootstrap/install/layout";
 
 /** Shared by every run on this machine (see the header). */
 export const HS_CACHE_DIR = "/var/tmp/mailstack-test-rspamd-hs";
@@ -50,7 +51,10 @@ export interface SpamFilterOptions {
   settings?: SpamSettings;
   /** largest message maild accepts; default 50 MiB */
   maxMessageBytes?: number;
-  /** the local internet's DNS server unbound forwards to; default the host's resolv.conf nameserver */
+  /**
+   * the local internet's DNS server unbound forwards to; default the host's resolv.conf nameserver.
+   * "none": there is no DNS in this test, and unbound answers every name NXDOMAIN at once.
+   */
   upstreamDns?: string;
 }
 
@@ -167,6 +171,28 @@ export async function startSpamFilter(internet: LocalInternet, host: NetHost, op
 }
 
 /**
+ * Where a deployment into `layout` put the spam filter's files, and the directories Debian's
+ * packages would have made (rspamd's /var/lib/rspamd and /var/log/rspamd) under the box's root.
+ * Our Redis file includes Debian's /etc/redis/redis.conf: a box root that lacks it (a fresh test
+ * root) gets an empty stand-in there.
+ */
+export function deployedSpamFilterFiles(layout: BoxLayout): SpamFilterFiles {
+  if (!fs.existsSync(layout.redisDebianConf)) {
+    fs.mkdirSync(path.dirname(layout.redisDebianConf), { recursive: true });
+    fs.writeFileSync(layout.redisDebianConf, "# stands in for Debian's /etc/redis/redis.conf (infra/local-internet/spam-filter.ts)\n");
+  }
+  return {
+    rspamdConfDir: layout.rspamdConfDir,
+    redisConf: layout.redisConf,
+    redisDataDir: layout.redisDataDir,
+    unboundConf: layout.unboundConf,
+    learnSocket: layout.rspamdLearnSocket,
+    rspamdDbDir: path.join(layout.root, "var/lib/rspamd"),
+    rspamdLogDir: path.join(layout.root, "var/log/rspamd"),
+  };
+}
+
+/**
  * Starts the spam filter a deployment installed (the install script with --no-systemctl only
  * reports that the services would restart): `files` are where the box's layout put them.
  */
@@ -212,7 +238,7 @@ async function runSpamFilter(
   // unbound: the box's file, plus forwarding to the local internet's DNS.
   const resolvConf = fs.readFileSync(`/etc/netns/${host.ns}/resolv.conf`, "utf8");
   const upstream = opts.upstreamDns ?? /nameserver\s+(\S+)/.exec(resolvConf)?.[1];
-  if (!upstream || upstream.startsWith("127.")) {
+  if (upstream !== "none" && (!upstream || upstream.startsWith("127."))) {
     throw new Error(
       `startSpamFilter: no DNS server of the local internet for ${host.name}'s unbound to forward to: pass upstreamDns or call internet.setResolver(knot) first`,
     );
@@ -235,10 +261,7 @@ async function runSpamFilter(
   local-zone: "100.51.198.in-addr.arpa." nodefault
   local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." nodefault
 include: "${files.unboundConf}"
-forward-zone:
-  name: "."
-  forward-addr: ${upstream}
-remote-control:
+${upstream === "none" ? `server:\n  local-zone: "." always_nxdomain\n` : `forward-zone:\n  name: "."\n  forward-addr: ${upstream}\n`}remote-control:
   control-enable: no
 `,
   );

@@ -31,10 +31,12 @@ const created = new Set<string>();
 
 /**
  * Creates `tmp`, `new` and `cur` (once per process per mailbox), making each new directory durable.
- * A folder (`.Junk`) also gets the empty `maildirfolder` file Maildir++ marks folders with.
+ * A folder (`.Junk`) also gets the empty `maildirfolder` file Maildir++ marks folders with, and its
+ * Maildir (the inbox) is made first: a mailbox whose first message is spam still has an inbox.
  */
 export async function ensureMaildir(dir: string): Promise<void> {
   if (created.has(dir)) return;
+  if (basename(dir).startsWith(".")) await ensureMaildir(dirname(dir));
   const first = await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const sub of ["tmp", "new", "cur"]) await mkdir(join(dir, sub), { mode: 0o700 }).catch(ignoreExists);
   if (basename(dir).startsWith(".")) await writeFile(join(dir, "maildirfolder"), "", { mode: 0o600, flag: "a" });

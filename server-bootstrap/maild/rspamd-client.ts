@@ -150,7 +150,7 @@ export function envelopeHeaders(e: ScanEnvelope): Record<string, string | string
 
 /** The fields of a /checkv2 reply maild uses, checked (protocol.md "Output format"). */
 export function parseReply(raw: unknown): RspamdReply {
-  if (typeof raw !== "object" || raw === null) throw new Error("not a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("not a JSON object");
   const r = raw as Record<string, unknown>;
   if (typeof r.action !== "string" || !ACTIONS.has(r.action)) throw new Error(`unknown action ${JSON.stringify(r.action)}`);
   const symbols: Record<string, RspamdSymbol> = {};
