@@ -62,6 +62,8 @@ export interface PlannedStack {
   daemonBundle: string;
   /** the program's dkimPublicKeys output: what `pulumi stack output dkimPublicKeys --json` prints */
   dkimPublicKeys: Record<string, DkimPublicKey[]>;
+  /** the program's rspamdControllerPassword output (secret): rspamd's web interface on the box */
+  rspamdControllerPassword: string;
 }
 
 export interface PlanDemoStackOptions {
@@ -229,5 +231,6 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
     // The program bundles relative to the working directory (the Pulumi project).
     daemonBundle: path.resolve(bundleAsset.path),
     dkimPublicKeys: plain(run.outputs.dkimPublicKeys) as Record<string, DkimPublicKey[]>,
+    rspamdControllerPassword: String(plain(run.outputs.rspamdControllerPassword)),
   };
 }

@@ -58,6 +58,7 @@ function checkId(key: string, value: number): number {
 }
 
 function checkAccount(key: string, value: string): string {
+  // Dovecot looks listener owners up by name (a uid is refused: "User doesn't exist").
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(value)) throw new DovecotConfError(`${key}: ${JSON.stringify(value)} is not an account name`);
   return value;
 }
