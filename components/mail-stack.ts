@@ -268,6 +268,7 @@ export class MailStack extends pulumi.ComponentResource {
         maild: { limits: spec.limits },
         ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
+        ...(spec.spam !== undefined ? { spam: { settings: spec.spam } } : {}),
         // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on
         // its own port 80; the DNS provider's credentials never leave the Pulumi side.
         ...(accountKey

@@ -12,13 +12,14 @@ import { readServer } from "./server";
 import { readBackup } from "./backup";
 import { readOperations } from "./operations";
 import { readLimits } from "./limits";
+import { readSpam } from "./spam";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";
 
 export { ConfigError } from "./config-error";
 export type { ConfigProblem } from "./config-error";
 export { SecretValue } from "./secret";
 
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations", "limits"] as const;
+export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations", "limits", "spam"] as const;
 
 export interface ValidateOptions {
   /**
@@ -67,6 +68,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     problems,
   );
   const limits = readLimits(top.limits, "limits", problems);
+  const spam = readSpam(top.spam, "spam", problems);
   checkSecretHashes(users, opts.secretKeys, problems);
 
   if (problems.count > 0) throw new ConfigError(inConfigOrder(problems.list));
@@ -80,6 +82,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     ...(backup !== undefined ? { backup } : {}),
     operations: operations!,
     limits: limits!,
+    spam: spam!,
   };
 }
 

@@ -11,6 +11,7 @@ import { mailboxKey, type Mailbox } from "./router";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
 import { HeaderSection } from "./header-section";
+import { parseMailboxField } from "./mailbox-field";
 import type { LimitsConfig } from "./config";
 import { LargeMessageBusy, LargeMessageTurns } from "./large-messages";
 import { newMessageId, type LocalStore } from "./delivery";
@@ -50,6 +51,12 @@ export interface ReceivedMessage {
   bytes: number;
   /** the Delivered-To addresses of its header section, lowercased (RFC 9228: loop detection) */
   deliveredTo: string[];
+  /**
+   * the domain of the one mailbox in the one From field (RFC 5322.From, the identifier DMARC is
+   * about: RFC 7489 3.1); undefined when there is no such field, more than one, or it does not hold
+   * exactly one mailbox
+   */
+  authorDomain: string | undefined;
   /** the DATA when it stayed in memory; otherwise it is in the spool file the store names by id */
   held: Buffer[] | undefined;
   rawPath: string;
@@ -64,6 +71,8 @@ export interface AcceptRequest {
   /** header fields of the DATA to drop (e.g. forged Authentication-Results) */
   dropHeader?: (field: string) => boolean;
   mailboxes: Mailbox[];
+  /** a folder of each local mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   remote: string[];
   /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
   sender: string;
@@ -157,7 +166,17 @@ export class MessageAcceptor {
       // RFC 5321 6.3; RFC 3463 X.4.6: routing loop detected
       throw opts.refuse("loop", 554, `5.4.6 Too many hops (${header.hops} Received header fields): mail loop`);
     }
-    return { id, recipients, bytes: limit.bytes, deliveredTo: header.deliveredTo, held: data.held, rawPath };
+    const author = header.from.length === 1 ? parseMailboxField(header.from[0]) : undefined;
+    return {
+      id,
+      recipients,
+      bytes: limit.bytes,
+      deliveredTo: header.deliveredTo,
+      // the header section is read as latin1 (one code unit per byte); RFC 6532 allows UTF-8 there
+      authorDomain: author?.ok ? Buffer.from(author.domain, "latin1").toString("utf8") : undefined,
+      held: data.held,
+      rawPath,
+    };
   }
 
   /**
@@ -181,6 +200,7 @@ export class MessageAcceptor {
         // a message that comes back to it is recognised as a loop (inbound.ts).
         perMailbox: (mb) => `Return-Path: <${req.sender}>\r\nDelivered-To: ${mailboxKey(mb)}\r\n`,
         dropHeader: (field) => RETURN_PATH.test(field) || (drop?.(field) ?? false),
+        ...(req.folder !== undefined ? { folder: req.folder } : {}),
         ...(remote.length > 0
           ? {
               beforeCommit: async (messagePath: string) => {

@@ -128,6 +128,24 @@ export interface SubmissionConfig {
   lockoutMaxSeconds: number;
 }
 
+/**
+ * The spam filter: every message, received or submitted, is scanned by rspamd before it is
+ * acknowledged. There is no switch to turn it off: rspamd is also what verifies SPF, DKIM, DMARC
+ * and ARC of incoming mail.
+ */
+export interface SpamConfig {
+  /** rspamd's normal worker (its /checkv2 endpoint), http on loopback */
+  rspamdUrl: string;
+  /** a scan with no answer after this long is answered 451 4.7.1: the client tries again later */
+  scanTimeoutMs: number;
+}
+
+export const DEFAULT_SPAM: SpamConfig = {
+  rspamdUrl: "http://127.0.0.1:11333",
+  // rspamd gives up on a scan after its own task_timeout (8 s, options.inc); this is its answer's deadline
+  scanTimeoutMs: 20_000,
+};
+
 export const DEFAULT_OUTBOUND: OutboundConfig = {
   ipv6: true,
   ipv4: true,
@@ -184,6 +202,7 @@ export interface MaildConfig {
   submission: SubmissionConfig;
   /** absent: no monitoring, alerts, digest, report handling or status page (operations-config.ts) */
   operations?: OperationsConfig;
+  spam: SpamConfig;
 }
 
 /**
@@ -207,6 +226,7 @@ export type MaildConfigFile = {
   outbound?: Partial<OutboundConfig>;
   submission?: Partial<SubmissionConfig>;
   operations?: OperationsConfigFile;
+  spam?: Partial<SpamConfig>;
 };
 
 export const DEFAULT_LIMITS: LimitsConfig = DEFAULT_SMTP_LIMITS;
@@ -366,6 +386,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     "outbound",
     "submission",
     "operations",
+    "spam",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -610,6 +631,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
           users: users.map((u) => u.address),
           domains: domains.map((d) => d.name),
         });
+  const spam = spamSection(p, raw.spam);
 
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
@@ -628,7 +650,33 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     outbound,
     submission,
     ...(operations !== undefined ? { operations } : {}),
+    spam,
   };
+}
+
+function spamSection(p: Problems, v: Json): SpamConfig {
+  const out = numberSection(p, "spam", v, DEFAULT_SPAM, { scanTimeoutMs: [100, 600_000] }, ["rspamdUrl"]);
+  if (!isObject(v) || v.rspamdUrl === undefined) return out;
+  const url = str(p, "spam.rspamdUrl", v.rspamdUrl);
+  if (url === undefined) return out;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  // rspamd's normal worker speaks plain HTTP and must not be reachable from outside the box.
+  const host = parsed?.hostname.replace(/^\[|\]$/g, "");
+  if (
+    parsed?.protocol !== "http:" ||
+    parsed.pathname !== "/" ||
+    parsed.search ||
+    !host ||
+    !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
+  ) {
+    p.add("spam.rspamdUrl", `${show(url)} is not an http URL of a loopback address with no path, e.g. http://127.0.0.1:11333`);
+  } else out.rspamdUrl = url;
+  return out;
 }
 
 /** A section of integers with defaults and a range per key. */

@@ -37,7 +37,7 @@ import { link, mkdir, open, readdir, rename, unlink, copyFile } from "node:fs/pr
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DirSyncer, fsyncDir, fsyncFile } from "./dir-sync";
-import { ensureMaildir, maildirName, maildirPath } from "./maildir";
+import { ensureMaildir, JUNK_FOLDER, maildirName, maildirPath } from "./maildir";
 import type { Mailbox } from "./router";
 
 export interface SpoolPaths {
@@ -69,6 +69,8 @@ export interface StoreRequest {
    */
   perMailbox?: (mailbox: Mailbox) => string;
   mailboxes: Mailbox[];
+  /** a folder of each mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   /**
    * Runs after the local links and before the commit, with the fsynced message file: the outbound
    * queue records its entry here, so it is rolled back together with the local copies.
@@ -105,7 +107,7 @@ export class LocalStore {
     const perMailbox = req.perMailbox;
     try {
       await eachLimited(req.mailboxes, MAILBOX_WRITERS, async (mb) => {
-        const dir = maildirPath(this.dataDir, mb);
+        const dir = maildirPath(this.dataDir, mb, req.folder);
         await ensureMaildir(dir);
         if (perMailbox) {
           const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
@@ -148,7 +150,7 @@ export class LocalStore {
 
   /** Protocol A: one mailbox, committed by the rename into new/. */
   private async storeInOne(req: StoreRequest, mailbox: Mailbox): Promise<{ size: number }> {
-    const dir = maildirPath(this.dataDir, mailbox);
+    const dir = maildirPath(this.dataDir, mailbox, req.folder);
     await ensureMaildir(dir);
     const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
     let size: number;
@@ -184,6 +186,9 @@ export class LocalStore {
 
 /** Copies written to mailboxes at once in protocol B: enough to overlap fsyncs, few enough for open files and memory. */
 const MAILBOX_WRITERS = 8;
+
+/** Where deliveries go: the inbox (undefined) or the Junk folder; recovery looks in each. */
+const DELIVERY_FOLDERS: (string | undefined)[] = [undefined, JUNK_FOLDER];
 
 /** Runs `work` on every item, at most `limit` at a time; rejects with the first failure once all have ended. */
 async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -381,13 +386,15 @@ export async function recoverSpool(
     // differ in size: every name of a rolled-back id goes, whatever its size.
     const prefixes = rolledBack.map((id) => maildirName(id, hostname, 0).replace(/0$/, ""));
     for (const mb of mailboxes) {
-      const newDir = join(maildirPath(dataDir, mb), "new");
-      const names = await readdir(newDir).catch(() => [] as string[]);
-      for (const name of names) {
-        const prefix = prefixes.find((p) => name.startsWith(p) && /^\d+$/.test(name.slice(p.length)));
-        if (prefix === undefined) continue;
-        await unlink(join(newDir, name)).catch(() => undefined);
-        touched.add(newDir);
+      for (const folder of DELIVERY_FOLDERS) {
+        const newDir = join(maildirPath(dataDir, mb, folder), "new");
+        const names = await readdir(newDir).catch(() => [] as string[]);
+        for (const name of names) {
+          const prefix = prefixes.find((p) => name.startsWith(p) && /^\d+$/.test(name.slice(p.length)));
+          if (prefix === undefined) continue;
+          await unlink(join(newDir, name)).catch(() => undefined);
+          touched.add(newDir);
+        }
       }
     }
   }
@@ -403,9 +410,11 @@ export async function recoverSpool(
   }
   // A protocol A delivery that crashed before its rename left only an unnamed draft in tmp/.
   for (const mb of mailboxes) {
-    const tmp = join(maildirPath(dataDir, mb), "tmp");
-    const names = await readdir(tmp).catch(() => [] as string[]);
-    for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    for (const folder of DELIVERY_FOLDERS) {
+      const tmp = join(maildirPath(dataDir, mb, folder), "tmp");
+      const names = await readdir(tmp).catch(() => [] as string[]);
+      for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    }
   }
   for (const dir of touched) await fsyncDir(dir);
   await fsyncDir(incoming);

@@ -1,6 +1,7 @@
 // The header section of DATA (RFC 5322 2.1: every line up to the first empty one), read as it
 // streams past, before anything else buffers it: its size against the cap, and the trace fields
-// loop detection needs (RFC 5321 6.3 Received count, RFC 9228 Delivered-To). Past the cap nothing
+// loop detection needs (RFC 5321 6.3 Received count, RFC 9228 Delivered-To), and From (the author
+// domain our DMARC reports name, RFC 7489 3.1). Past the cap nothing
 // more is passed on, so neither the checks downstream nor the spool file hold an oversized header
 // section; the caller refuses the message (552 5.3.4) once the client has sent all of it, the only
 // moment SMTP allows a reply to DATA.
@@ -20,6 +21,8 @@ export class HeaderSection extends Transform {
   hops = 0;
   /** Delivered-To addresses, lowercased, in order */
   readonly deliveredTo: string[] = [];
+  /** the values of the From fields (two at most: more than one is already more than DMARC can use) */
+  readonly from: string[] = [];
   /** a line whose CRLF has not arrived yet */
   private partial = "";
   /** the field being read (its continuation lines may follow) */
@@ -99,7 +102,7 @@ export class HeaderSection extends Transform {
     else if (name === "delivered-to" && this.deliveredTo.length < MAX_DELIVERED_TO) {
       const address = deliveredToAddress(f.slice(colon + 1));
       if (address) this.deliveredTo.push(address);
-    }
+    } else if (name === "from" && this.from.length < 2) this.from.push(f.slice(colon + 1));
   }
 }
 

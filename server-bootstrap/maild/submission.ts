@@ -15,6 +15,7 @@ import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener"
 import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from "./dkim-sign";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { SubmissionAuthenticator } from "./submission-auth";
+import { SCAN_UNAVAILABLE_REPLY, ScanUnavailable, type SpamCheck } from "./spam-check";
 import type { TlsMaterial } from "./tls";
 import { parseMailboxField } from "./mailbox-field";
 
@@ -24,12 +25,19 @@ export interface SubmissionDeps {
   tls: () => TlsMaterial;
   accept: MessageAcceptor;
   auth: SubmissionAuthenticator;
+  spam: SpamCheck;
   /** the signing keys of each of our domains (DkimKeyring) */
   dkimKeys: (domain: string) => DkimSigningKey[] | Error;
   log: Logger;
 }
 
-export class SubmissionSmtp extends SmtpService<Recipients> {
+/** A submission in progress: its recipients, and every RCPT as the client wrote it (rspamd's envelope). */
+interface Submission {
+  recipients: Recipients;
+  rcpts: string[];
+}
+
+export class SubmissionSmtp extends SmtpService<Submission> {
   // The message rate limit counts per user, not per address: a stolen password must not turn the
   // box into a spam cannon.
   constructor(private readonly deps: SubmissionDeps) {
@@ -106,14 +114,14 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       this.deps.log.warn("submission.rate_limited", { session: session.id, user });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages, try again later"));
     }
-    this.txns.set(session.id, new Recipients());
+    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [] });
     cb();
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
-    if (txn.count >= this.deps.config().limits.maxRecipients)
+    if (txn.recipients.count >= this.deps.config().limits.maxRecipients)
       return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
     const route = this.deps.router().route(address.address, { authenticatedUser: session.user as string });
     switch (route.kind) {
@@ -126,7 +134,8 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
         }
-        txn.add(route);
+        txn.recipients.add(route);
+        txn.rcpts.push(address.address);
         return cb();
     }
   }
@@ -142,7 +151,7 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
     let endTurn: (() => void) | undefined;
     try {
-      const received = await accept.receive(id, stream, txn, {
+      const received = await accept.receive(id, stream, txn?.recipients, {
         service: "submission",
         limits: cfg.limits,
         fields,
@@ -160,6 +169,35 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         (present.has("message-id") ? "" : `Message-ID: <${id}@${cfg.hostname}>\r\n`);
       const message = Buffer.concat([Buffer.from(added + filterFields(header, (f) => /^bcc[ \t]*:/i.test(f)) + "\r\n", "latin1"), body]);
 
+      // Scanned as submitted (before signing): rspamd applies the user's rate limit (ratelimit.conf
+      // user_out) and refuses what scores as spam, so a stolen password cannot send spam through us.
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+      let verdict;
+      try {
+        verdict = await this.deps.spam.check(
+          "submission",
+          {
+            ip: session.remoteAddress,
+            helo: session.hostNameAppearsAs || "",
+            from: sender,
+            rcpts: txn!.rcpts,
+            queueId: id,
+            user,
+            mtaName: cfg.hostname,
+          },
+          { held: [message], path: received.rawPath },
+          { ...fields, from: sender },
+        );
+      } catch (e) {
+        if (e instanceof ScanUnavailable) throw refuse("spam-unavailable", 451, SCAN_UNAVAILABLE_REPLY);
+        throw e;
+      }
+      const outcome = verdict.outcome;
+      if (outcome.kind === "reject" || outcome.kind === "tempfail") {
+        this.deps.log.warn("submission.spam_refused", { ...fields, reason: outcome.reason });
+        throw refuse(outcome.reason, outcome.code, outcome.text);
+      }
+
       const keys = this.deps.dkimKeys(fromDomain);
       if (keys instanceof Error) {
         this.deps.log.error("submission.dkim_unavailable", { ...fields, error: keys.message });
@@ -168,7 +206,6 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       const signatures = keys.length > 0 ? dkimSignatures(message, keys) : "";
       const mailboxes = [...received.recipients.mailboxes.values()];
       const remote = [...received.recipients.remote];
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
       const { size } = await accept.accept({
         id,
         held: [message],

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalStore, recoverSpool, newMessageId, HeaderFieldFilter } from "../../server-bootstrap/maild/delivery";
 import { isForgedAuthResults } from "../../server-bootstrap/maild/trace-headers";
-import { maildirName, maildirPath } from "../../server-bootstrap/maild/maildir";
+import { JUNK_FOLDER, maildirName, maildirPath } from "../../server-bootstrap/maild/maildir";
 
 const alice = { local: "alice", domain: "example.org" };
 const bob = { local: "bob", domain: "example.org" };
@@ -130,6 +130,36 @@ describe("maild local delivery", () => {
     assert.equal(report.rolledBack, 1);
     assert.deepEqual(newFiles(dataDir, alice), [maildirName(other, "mx.example.org", 61)]);
     assert.deepEqual(newFiles(dataDir, bob), [maildirName(other, "mx.example.org", 59)]);
+  });
+
+  test("spam goes to each recipient's Junk folder (Maildir++ .Junk, marked maildirfolder), not the inbox", async () => {
+    const { dataDir, store } = await setup();
+    for (const mailboxes of [[alice], [alice, bob]]) {
+      const id = newMessageId();
+      writeFileSync(store.rawPath(id), RAW);
+      const { size } = await store.store({ id, rawPath: store.rawPath(id), prepend: "", mailboxes, folder: JUNK_FOLDER });
+      for (const mb of mailboxes) {
+        const junk = maildirPath(dataDir, mb, JUNK_FOLDER);
+        assert.equal(junk, join(maildirPath(dataDir, mb), ".Junk"));
+        assert.ok(readdirSync(join(junk, "new")).includes(maildirName(id, "mx.example.org", size)));
+        assert.equal(readFileSync(join(junk, "maildirfolder"), "utf8"), "");
+        assert.ok(!readdirSync(join(maildirPath(dataDir, mb), "new")).includes(maildirName(id, "mx.example.org", size)));
+      }
+    }
+  });
+
+  test("recovery rolls back a delivery into Junk that never committed", async () => {
+    const { dataDir, store } = await setup();
+    const crashed = newMessageId();
+    const eml = join(store.paths.incoming, `${crashed}.eml`);
+    writeFileSync(eml, "Subject: spam\r\n\r\nx\r\n");
+    const name = maildirName(crashed, "mx.example.org", statSync(eml).size);
+    const junkNew = join(maildirPath(dataDir, alice, JUNK_FOLDER), "new");
+    mkdirSync(junkNew, { recursive: true });
+    linkSync(eml, join(junkNew, name));
+    const report = await recoverSpool(dataDir, "mx.example.org", [alice], async () => undefined);
+    assert.deepEqual(report, { rolledBack: 1, discardedRaw: 0 });
+    assert.deepEqual(readdirSync(junkNew), []);
   });
 
   test("message ids are unique and usable as Maildir names", () => {

@@ -36,6 +36,16 @@ describe("the header section as DATA streams past", () => {
     }
   });
 
+  test("From values are kept as written, folded lines joined, two at most; a From in the body is not one", async () => {
+    const one = "Subject: x\r\nfrom: Alice\r\n <alice@Peer.test>\r\n\r\nFrom: body@x.test\r\n";
+    for (let size = 1; size <= one.length; size++) {
+      const { h } = await scan(one, 10_000, size);
+      assert.deepEqual(h.from, [" Alice <alice@Peer.test>"], `chunks of ${size}`);
+    }
+    const { h: three } = await scan("From: a@x.test\r\nFrom: b@x.test\r\nFrom: c@x.test\r\n\r\n", 10_000, 7);
+    assert.deepEqual(three.from, [" a@x.test", " b@x.test"]);
+  });
+
   test("a header section over the cap is not passed on past the chunk that crossed it, and is marked exceeded", async () => {
     const big = "X-Pad: " + "p".repeat(100) + "\r\n";
     const message = big.repeat(50) + "\r\n" + "body\r\n".repeat(1000);
