@@ -23,7 +23,10 @@ import {
 } from "../server-bootstrap/install/deploy-commands";
 import { bundleBackupJob, bundleDaemon } from "../server-bootstrap/install/daemon-bundle";
 import { durationSeconds } from "../server-bootstrap/install/duration";
+import * as tls from "@pulumi/tls";
 import { SshReachable } from "./ssh-reachable";
+import { DEFAULT_SPAM_SETTINGS, type SpamSettings } from "./shared/spam-settings";
+import { controllerPasswordHash, derivedControllerPassword } from "./rspamd-password";
 
 export interface MailDaemonConnection {
   host: pulumi.Input<string>;
@@ -124,6 +127,18 @@ export interface MailDaemonArgs {
   daemonBundlePath?: string;
   /** the backup job; absent: none (and one an earlier deploy installed is removed) */
   backup?: MailDaemonBackup;
+  /** the box's spam filter (rspamd) */
+  spam?: MailDaemonSpam;
+}
+
+export interface MailDaemonSpam {
+  /** default DEFAULT_SPAM_SETTINGS */
+  settings?: SpamSettings;
+  /**
+   * rspamd's controller password (its web interface, `rspamc -P`); secret. Default: derived from a
+   * key this component keeps in the state (`<name>-rspamd-controller`). Only its hash reaches the box.
+   */
+  controllerPassword?: pulumi.Input<string>;
 }
 
 function withoutBundlePath(backup: MailDaemonBackup): Omit<MailDaemonBackup, "jobBundlePath"> {
@@ -185,6 +200,8 @@ export class MailDaemon extends pulumi.ComponentResource {
   public readonly machineId: pulumi.Output<string>;
   /** the install script's summary line of the last run: `mailstack-install: changed=... actions=...` */
   public readonly installSummary: pulumi.Output<string>;
+  /** rspamd's controller password (secret): its web interface through an SSH tunnel to localhost:11334 */
+  public readonly rspamdControllerPassword: pulumi.Output<string>;
 
   constructor(name: string, args: MailDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mailstack:index:MailDaemon", name, {}, opts);
@@ -232,6 +249,18 @@ export class MailDaemon extends pulumi.ComponentResource {
     );
     this.machineId = wait.stdout.apply((s) => (s ?? "").trim());
 
+    // rspamd's controller password: given, or derived from a key kept in the state, so that it and
+    // its hash stay the same from one `pulumi up` to the next.
+    const controller: pulumi.Output<{ password: string; hash: string }> =
+      args.spam?.controllerPassword !== undefined
+        ? pulumi.output(args.spam.controllerPassword).apply((password) => ({ password, hash: controllerPasswordHash(password) }))
+        : new tls.PrivateKey(`${name}-rspamd-controller`, { algorithm: "ED25519" }, child).privateKeyPem.apply((pem) =>
+            // Unknown only under mocks, which do not model keys.
+            derivedControllerPassword(pem ?? ""),
+          );
+    this.rspamdControllerPassword = pulumi.secret(controller.apply((c) => c.password));
+    const spamSettings = args.spam?.settings ?? DEFAULT_SPAM_SETTINGS;
+
     const bundlePath = args.daemonBundlePath ?? bundleDaemon();
     const bundleDigest = sha256Hex(fs.readFileSync(path.resolve(bundlePath)));
     const installer = installScript(layout);
@@ -246,8 +275,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.acme),
           backupInput === undefined ? undefined : pulumi.output(backupInput),
           pulumi.output(args.operations),
+          controller,
         ])
-        .apply(([tls, users, domains, acme, backup, operations]) =>
+        .apply(([tls, users, domains, acme, backup, operations, controller]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -260,6 +290,7 @@ export class MailDaemon extends pulumi.ComponentResource {
               ...(backup !== undefined ? { backup: deployBackup(backup, jobJs!) } : {}),
               maild: args.maild,
               ...(operations !== undefined ? { operations: operations as NonNullable<DeployInput["operations"]> } : {}),
+              spam: { settings: spamSettings, controllerPasswordHash: controller.hash },
             }),
           ),
         ),
@@ -333,6 +364,10 @@ export class MailDaemon extends pulumi.ComponentResource {
     }
     this.installSummary = install.stdout.apply((s) => (s ?? "").trim().split("\n").pop() ?? "");
 
-    this.registerOutputs({ machineId: this.machineId, installSummary: this.installSummary });
+    this.registerOutputs({
+      machineId: this.machineId,
+      installSummary: this.installSummary,
+      rspamdControllerPassword: this.rspamdControllerPassword,
+    });
   }
 }

@@ -265,8 +265,10 @@ export class MailStack extends pulumi.ComponentResource {
         operations: pulumi
           .all([this.ipv4, this.ipv6, this.records])
           .apply(([ipv4, ipv6, records]) => maildOperations(spec, [ipv4, ipv6], records)),
+        maild: { limits: spec.limits },
         ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
+        ...(spec.spam !== undefined ? { spam: { settings: spec.spam } } : {}),
         // The box renews with the same account (CAA accounturi admits no other) over HTTP-01 on
         // its own port 80; the DNS provider's credentials never leave the Pulumi side.
         ...(accountKey

@@ -3,6 +3,8 @@
 // consumes only this shape, never raw config.
 import type * as pulumi from "@pulumi/pulumi";
 import type { SecretValue } from "./config/secret";
+import type { SmtpLimits } from "./shared/smtp-limits";
+import type { SpamSettings } from "./shared/spam-settings";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -192,4 +194,8 @@ export interface StackSpec {
   /** absent: no backup */
   backup?: BackupSpec;
   operations: OperationsSpec;
+  /** what one SMTP client may cost the mail daemon (maild's `limits`), every key defaulted */
+  limits: SmtpLimits;
+  /** the box's spam filter (rspamd); absent: DEFAULT_SPAM_SETTINGS */
+  spam?: SpamSettings;
 }

@@ -15,3 +15,4 @@ export const backup = outputs.backup;
 export const backupRepositoryPassword = outputs.backupRepositoryPassword;
 export const backupAdminPrivateKey = outputs.backupAdminPrivateKey;
 export const deployerPrivateKey = outputs.deployerPrivateKey;
+export const rspamdControllerPassword = outputs.rspamdControllerPassword;

@@ -72,5 +72,7 @@ export function defineMailStack(options: ProgramOptions = {}) {
     backupAdminPrivateKey: stack.backup?.adminPrivateKey,
     /** the deployment's root key (OpenSSH): `mailstack backup status` and `restore-mailbox` log in with it */
     deployerPrivateKey: stack.host.deployerPrivateKey,
+    /** rspamd's controller password (secret): `pulumi stack output --show-secrets rspamdControllerPassword` */
+    rspamdControllerPassword: stack.daemon.rspamdControllerPassword,
   };
 }

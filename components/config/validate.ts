@@ -11,13 +11,15 @@ import { SecretValue } from "./secret";
 import { readServer } from "./server";
 import { readBackup } from "./backup";
 import { readOperations } from "./operations";
+import { readLimits } from "./limits";
+import { readSpam } from "./spam";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";
 
 export { ConfigError } from "./config-error";
 export type { ConfigProblem } from "./config-error";
 export { SecretValue } from "./secret";
 
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations"] as const;
+export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations", "limits", "spam"] as const;
 
 export interface ValidateOptions {
   /**
@@ -65,6 +67,8 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     users.map((u) => u.address),
     problems,
   );
+  const limits = readLimits(top.limits, "limits", problems);
+  const spam = readSpam(top.spam, "spam", problems);
   checkSecretHashes(users, opts.secretKeys, problems);
 
   if (problems.count > 0) throw new ConfigError(inConfigOrder(problems.list));
@@ -77,6 +81,8 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     acme: acme!,
     ...(backup !== undefined ? { backup } : {}),
     operations: operations!,
+    limits: limits!,
+    spam: spam!,
   };
 }
 

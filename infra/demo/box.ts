@@ -10,7 +10,8 @@
 //   where cloud-init installs it). The data directory stands in for the mounted volume.
 // - There is no systemd: the install script's --no-systemctl starts maild from the unit's own
 //   ExecStart as the unit's user, and Dovecot is started here with the deployed configuration,
-//   its runtime and state directories moved under the box's root.
+//   its runtime and state directories moved under the box's root; so are unbound, Redis and rspamd,
+//   on their deployed files (infra/local-internet/spam-filter.ts says what differs).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
@@ -30,12 +31,15 @@ import {
   type DeployCommandOptions,
 } from "../../server-bootstrap/install/deploy-commands";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { deployedSpamFilterFiles, startDeployedSpamFilter, type SpamFilter } from "../local-internet/spam-filter";
+import { LEARN_SERVICES } from "../../server-bootstrap/spam/learn";
 
 const REPO = path.resolve(__dirname, "../..");
 /** The pinned Node (layout.ts NODE_VERSION) ships as this package's `node` dev dependency. */
 const NODE = path.join(REPO, "node_modules/node/bin/node");
 
 export interface BoxServer {
+  internet: LocalInternet;
   host: NetHost;
   sshd: SshServer;
   /** how the deployment logs in: root, the deployer key, the pinned host key */
@@ -53,7 +57,9 @@ export interface DeployedBox extends BoxServer {
   maildPid(): number;
   dovecotConfPath: string;
   dovecotLogPath: string;
-  /** stops maild the way deleting the deployment does (SIGTERM over SSH), then Dovecot */
+  /** rspamd, Redis and unbound on the deployed files */
+  spam: SpamFilter;
+  /** stops maild the way deleting the deployment does (SIGTERM over SSH), then Dovecot and the spam filter */
   stop(): Promise<void>;
 }
 
@@ -74,6 +80,7 @@ export async function startBoxServer(internet: LocalInternet, host: NetHost): Pr
   const layout = boxLayout({ root, dataDir: path.join(root, "var/lib/maild") });
   const sshd = await startSshd(internet, host);
   return {
+    internet,
     host,
     sshd,
     ssh: { host: host.ipv4, port: sshd.port, user: "root", privateKey: sshd.client.privateKey, hostKey: sshd.hostKey },
@@ -97,6 +104,12 @@ function dovecotWrapper(layout: BoxLayout): { confPath: string; logPath: string 
       `state_dir = ${under("var/lib/dovecot")}`,
       `log_path = ${logPath}`,
       `info_log_path = ${logPath}`,
+      // The learn services' sockets belong to the maild account, which exists only in the box's
+      // root (Dovecot looks owners up in this machine's /etc/passwd): here any local account may
+      // connect to them. The box itself keeps them to the maild account (mode 0600).
+      ...Object.values(LEARN_SERVICES).map(
+        (name) => `service ${name} {\n  unix_listener ${name} {\n    user = root\n    mode = 0666\n  }\n}`,
+      ),
       "",
     ].join("\n"),
   );
@@ -104,7 +117,13 @@ function dovecotWrapper(layout: BoxLayout): { confPath: string; logPath: string 
 }
 
 /** MailDaemon's steps, in order: wait-for-ssh, the two copies, install (manifest on stdin); then Dovecot. */
-export async function deployToBox(server: BoxServer, input: DeployInput, daemonBundle: string): Promise<DeployedBox> {
+export async function deployToBox(
+  server: BoxServer,
+  input: DeployInput,
+  daemonBundle: string,
+  /** rspamd's controller password (only its hash is in `input`) */
+  controllerPassword: string,
+): Promise<DeployedBox> {
   const { layout } = server;
   const deployOptions: DeployCommandOptions = { stageDir: path.join(layout.root, "root/.mailstack-deploy"), noSystemctl: true };
   const conn = await connectPinned(server.ssh);
@@ -128,6 +147,10 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     conn.end();
   }
 
+  const spam = await startDeployedSpamFilter(server.internet, server.host, deployedSpamFilterFiles(layout), {
+    settings: input.spam.settings,
+    controllerPassword,
+  });
   const dovecot = dovecotWrapper(layout);
   const child: ChildProcess = server.host.spawn(["/usr/sbin/dovecot", "-F", "-c", dovecot.confPath], {
     logFile: `${dovecot.logPath}.stdout`,
@@ -158,6 +181,7 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
     maildPid: () => Number(fs.readFileSync(pidFile, "utf8")),
     dovecotConfPath: dovecot.confPath,
     dovecotLogPath: dovecot.logPath,
+    spam,
     async stop() {
       const stopMaild = async () => {
         const c = await connectPinned(server.ssh);
@@ -168,7 +192,7 @@ export async function deployToBox(server: BoxServer, input: DeployInput, daemonB
           c.end();
         }
       };
-      const [maild] = await Promise.allSettled([stopMaild(), LocalInternet.stopProcess(child)]);
+      const [maild] = await Promise.allSettled([stopMaild(), LocalInternet.stopProcess(child), spam.stop()]);
       if (maild.status === "rejected") throw maild.reason;
     },
   };

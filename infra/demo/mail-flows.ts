@@ -4,6 +4,7 @@
 //   imap      our user reads that message over IMAPS (Dovecot, port 993)
 //   outbound  our user submits on 587 (STARTTLS + AUTH PLAIN), maild delivers to the peer
 //   mta-sts   each domain's policy as served over HTTPS by maild, against DNS and the plan
+//   spam      rspamd's verdict on the inbound message, and GTUBE refused at the end of DATA
 import { randomBytes } from "node:crypto";
 import { promises as dnsPromises } from "node:dns";
 import * as https from "node:https";
@@ -12,6 +13,8 @@ import { ImapFlow } from "imapflow";
 import { mtaStsId } from "../../components/records/mta-sts";
 import type { MailPeer } from "./peer";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import * as fs from "node:fs";
+import SMTPConnection from "nodemailer/lib/smtp-connection";
 
 export interface Verdicts {
   spf?: string;
@@ -310,6 +313,68 @@ export async function checkMtaSts(
   else if (result.mode === "enforce" && !/^secure\b/.test(result.peerPolicy ?? "")) {
     result.error = `${domain}: mode enforce, but the peer's MTA-STS resolver returns ${JSON.stringify(result.peerPolicy)} instead of a secure policy`;
   }
+  result.ok = result.error === undefined;
+  return result;
+}
+
+export interface SpamResult {
+  ok: boolean;
+  error?: string;
+  /** rspamd's verdict on the inbound message, from maild's log: action, score, where it went */
+  inbound?: { action: string; score: number; outcome: string };
+  /** the reply to a message carrying the GTUBE test string (rspamd: reject) */
+  gtubeReply?: string;
+}
+
+/** The GTUBE test string: rspamd refuses any message carrying it (src/libmime/message.c, gtube_pattern_reject). */
+export const GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+/**
+ * rspamd's verdict on the inbound message (maild logs one `smtp.spam_verdict` per scan), then a
+ * GTUBE message to the box's port 25, which must be refused with 550 5.7.1 at the end of DATA.
+ */
+export async function checkSpamFilter(
+  box: { host: string; servername: string; caPem: string; to: string },
+  maildLogPath: string,
+  inboundFrom: string,
+): Promise<SpamResult> {
+  const result: SpamResult = { ok: false };
+  const verdict = fs
+    .readFileSync(maildLogPath, "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"event":"smtp.spam_verdict"'))
+    .map((l) => JSON.parse(l) as { from?: string; action: string; score: number; outcome: string })
+    .filter((v) => v.from === inboundFrom)
+    .pop();
+  if (verdict) result.inbound = { action: verdict.action, score: verdict.score, outcome: verdict.outcome };
+  const conn = new SMTPConnection({
+    host: box.host,
+    port: MAIL_PORTS.smtp.port,
+    requireTLS: true,
+    name: "gtube.internet.test",
+    servername: box.servername,
+    tls: { ca: box.caPem },
+    connectionTimeout: 10_000,
+    socketTimeout: 30_000,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      conn.once("error", reject);
+      conn.connect(() => resolve());
+    });
+    const message = `From: <spammer@internet.test>\r\nTo: <${box.to}>\r\nSubject: GTUBE\r\nMessage-ID: ${newMessageId("internet.test")}\r\n\r\n${GTUBE}\r\n`;
+    await new Promise<void>((resolve, reject) =>
+      conn.send({ from: "spammer@internet.test", to: [box.to] }, message, (err) => (err ? reject(err) : resolve())),
+    );
+    result.error = "a GTUBE message was accepted";
+  } catch (err) {
+    const e = err as Error & { response?: string; responseCode?: number };
+    result.gtubeReply = oneLine(e.response ?? reason(err));
+    if (e.responseCode !== 550) result.error = `GTUBE: expected 550 at the end of DATA, got ${result.gtubeReply}`;
+  } finally {
+    conn.close();
+  }
+  if (!result.error && !verdict) result.error = `maild logged no spam verdict for the message from ${inboundFrom} (${maildLogPath})`;
   result.ok = result.error === undefined;
   return result;
 }

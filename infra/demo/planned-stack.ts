@@ -19,6 +19,9 @@ import { boxLayout, dkimKeyPath } from "../../server-bootstrap/install/layout";
 import { deployFiles, type DeployDomain, type DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { parseManifest, renderManifest } from "../../server-bootstrap/install/file-manifest";
 import { STAGED } from "../../server-bootstrap/install/deploy-commands";
+import { readSpam } from "../../components/config/spam";
+import { Problems } from "../../components/config/config-error";
+import type { SpamSettings } from "../../components/shared/spam-settings";
 
 export interface DemoUser {
   address: string;
@@ -59,6 +62,8 @@ export interface PlannedStack {
   daemonBundle: string;
   /** the program's dkimPublicKeys output: what `pulumi stack output dkimPublicKeys --json` prints */
   dkimPublicKeys: Record<string, DkimPublicKey[]>;
+  /** the program's rspamdControllerPassword output (secret): rspamd's web interface on the box */
+  rspamdControllerPassword: string;
 }
 
 export interface PlanDemoStackOptions {
@@ -101,6 +106,16 @@ function demoConfig(opts: PlanDemoStackOptions): { config: Record<string, string
   return { config, secretKeys: secretKeys.includes(usersKey) ? secretKeys : [...secretKeys, usersKey] };
 }
 
+/** The stack file's spam settings as the program validates them. */
+function demoSpamSettings(opts: PlanDemoStackOptions): SpamSettings {
+  const values = readStackFile(stackFilePath(opts.projectDir, opts.stack));
+  const problems = new Problems();
+  const spam = readSpam(values.spam, "spam", problems);
+  if (spam === undefined)
+    throw new Error(`${stackFilePath(opts.projectDir, opts.stack)}: ${problems.list.map((p) => `${p.path}: ${p.message}`).join("; ")}`);
+  return spam;
+}
+
 function plain(value: unknown): unknown {
   return value instanceof Secret ? plain(value.value) : value;
 }
@@ -118,7 +133,7 @@ const copyTo = (file: keyof typeof STAGED) => (r: RecordedResource) =>
  * Reads the MailDaemon's file manifest back into deploy inputs, and proves the reading lossless:
  * rendered again for the same (real box) layout it must be the program's manifest byte for byte.
  */
-function deployInputFromManifest(manifest: string): DeployInput {
+function deployInputFromManifest(manifest: string, spam: SpamSettings): DeployInput {
   const layout = boxLayout();
   const files = new Map(parseManifest(manifest).map((f) => [f.path, f.content]));
   const file = (p: string) => {
@@ -133,6 +148,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
     aliases: { address: string; to: string[] }[];
     acme?: { directoryUrl: string; email?: string; names: string[] };
     operations?: DeployInput["operations"];
+    limits?: NonNullable<DeployInput["maild"]>["limits"];
   };
   const domains: DeployDomain[] = config.domains.map((d) => ({
     name: d.name,
@@ -143,8 +159,12 @@ function deployInputFromManifest(manifest: string): DeployInput {
     })),
     ...(d.mtaStsPolicy !== undefined ? { mtaStsPolicy: d.mtaStsPolicy } : {}),
   }));
+  // rspamd's controller file names the password's hash (server-bootstrap/spam/rspamd-conf.ts)
+  const controller = /^password = "([^"]+)";$/m.exec(file(`${layout.rspamdConfDir}/local.d/worker-controller.inc`))?.[1];
+  if (controller === undefined) throw new Error("the program's deploy manifest has no rspamd controller password hash");
   const input: DeployInput = {
     hostname: config.hostname,
+    spam: { settings: spam, controllerPasswordHash: controller },
     domains,
     users: config.users,
     aliases: config.aliases,
@@ -160,6 +180,7 @@ function deployInputFromManifest(manifest: string): DeployInput {
         }
       : {}),
     ...(config.operations ? { operations: config.operations } : {}),
+    ...(config.limits ? { maild: { limits: config.limits } } : {}),
   };
   if (renderManifest(deployFiles(layout, input)) !== manifest) {
     throw new Error(
@@ -210,9 +231,10 @@ export async function planDemoStack(opts: PlanDemoStackOptions): Promise<Planned
       csrPem: String(plain(certificate.csrPem)),
       names: (plain(certificate.names) as unknown[]).map((n) => String(plain(n))),
     },
-    deploy: deployInputFromManifest(manifest),
+    deploy: deployInputFromManifest(manifest, demoSpamSettings(opts)),
     // The program bundles relative to the working directory (the Pulumi project).
     daemonBundle: path.resolve(bundleAsset.path),
     dkimPublicKeys: plain(run.outputs.dkimPublicKeys) as Record<string, DkimPublicKey[]>,
+    rspamdControllerPassword: String(plain(run.outputs.rspamdControllerPassword)),
   };
 }

@@ -1,5 +1,5 @@
 // What the demo found, as data (for the end-to-end tests) and as text (for the person running it).
-import type { InboundResult, ImapResult, MtaStsResult, OutboundResult, Verdicts } from "./mail-flows";
+import type { InboundResult, ImapResult, MtaStsResult, OutboundResult, SpamResult, Verdicts } from "./mail-flows";
 
 export interface DemoReport {
   stack: string;
@@ -34,6 +34,7 @@ export interface DemoReport {
   imap: ImapResult;
   outbound: OutboundResult;
   mtaSts: MtaStsResult[];
+  spam: SpamResult;
 }
 
 /** The checks that did not pass, each as `name: reason`; empty when everything worked. */
@@ -43,6 +44,7 @@ export function reportFailures(report: DemoReport): string[] {
   if (report.imap.error) failures.push(`imap: ${report.imap.error}`);
   if (report.outbound.error) failures.push(`outbound: ${report.outbound.error}`);
   for (const m of report.mtaSts) if (m.error) failures.push(`mta-sts: ${m.error}`);
+  if (report.spam.error) failures.push(`spam: ${report.spam.error}`);
   return failures;
 }
 
@@ -82,7 +84,9 @@ export function formatReport(r: DemoReport): string {
     "deploy",
     `over SSH with the host key pinned (${r.deploy.hostKeyFingerprint}), install actions: ${actionsOf(r.deploy.installSummary)}`,
   );
-  more("maild started from its unit's ExecStart, Dovecot with the deployed configuration (no systemd in a namespace)");
+  more(
+    "maild started from its unit's ExecStart; Dovecot, rspamd, Redis and unbound on the deployed configuration (no systemd in a namespace)",
+  );
 
   const i = r.inbound;
   row("inbound", `${mark(i.ok)} ${i.from} -> ${i.to}` + (i.ok ? `: ${i.tls} (${i.relay})` : `: ${i.error}`));
@@ -106,6 +110,15 @@ export function formatReport(r: DemoReport): string {
       : `the peer's postfix-mta-sts-resolver applies no policy (mode ${s.mode} is reported, not enforced)`;
     row(label, `${mark(true)} ${s.domain}: mode ${s.mode}, policy served over HTTPS by maild as planned, id ${s.policyId} = DNS; ${peer}`);
   }
+
+  const sp = r.spam;
+  row(
+    "spam",
+    `${mark(sp.ok)} rspamd` +
+      (sp.ok
+        ? ` judged the peer's mail "${sp.inbound!.action}" (score ${sp.inbound!.score}: ${sp.inbound!.outcome}); GTUBE was refused: ${sp.gtubeReply}`
+        : `: ${sp.error}`),
+  );
 
   const failures = reportFailures(r);
   lines.push(

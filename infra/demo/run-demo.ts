@@ -18,7 +18,7 @@ import { planDemoStack, demoUsers, type DemoUser, type PlannedStack } from "./pl
 import { countByType, demoZones, NAMESERVER_ZONE, type KnotZone } from "./zones";
 import { startBoxServer, deployToBox, type DeployedBox } from "./box";
 import { PEER_DOMAIN, PEER_HOSTNAME, peerDkimKey, startPeer, type MailPeer } from "./peer";
-import { checkMtaSts, readOverImap, sendInbound, sendOutbound } from "./mail-flows";
+import { checkMtaSts, checkSpamFilter, readOverImap, sendInbound, sendOutbound } from "./mail-flows";
 import { Progress } from "./progress";
 import type { DemoReport } from "./report";
 import { stackFilePath } from "../cli/plan";
@@ -67,7 +67,7 @@ export interface DemoHandle {
   stop(): Promise<void>;
 }
 
-const STEPS = 13;
+const STEPS = 14;
 const REPO = path.resolve(__dirname, "../..");
 
 /** Root on Debian or Ubuntu, then the Debian packages the local internet runs on. */
@@ -305,7 +305,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
     );
 
     const deployed = await progress.step(
-      "deploying maild over SSH into box (pinned host key), starting Dovecot",
+      "deploying maild over SSH into box (pinned host key), starting Dovecot and the spam filter (rspamd, Redis, unbound)",
       async () => {
         const server = await startBoxServer(net, box);
         const d = await deployToBox(
@@ -317,6 +317,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
             ...(plan.deploy.acme ? { acme: { ...plan.deploy.acme, extraCaPem: pebble.listenerCaPem } } : {}),
           },
           plan.daemonBundle,
+          plan.rspamdControllerPassword,
         );
         // maild stops over SSH, as deleting the deployment does: sshd goes last.
         stoppers.push(() => d.stop().finally(() => server.sshd.stop()));
@@ -367,6 +368,22 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
       (rs) => ({ ok: rs.every((r) => r.ok), note: rs.map((r) => r.error ?? `${r.domain} ${r.mode}`).join("; ") }),
     );
 
+    const spam = await progress.step(
+      "checking the spam filter: rspamd's verdict on that mail, GTUBE refused at DATA",
+      () =>
+        checkSpamFilter(
+          { host: box.ipv4, servername: plan.hostname, caPem: caRootPem, to: user.address },
+          deployed.maildLogPath,
+          mailPeer.user,
+        ),
+      (r) => ({
+        ok: r.ok,
+        note: r.ok
+          ? `the peer's mail: ${r.inbound!.action} (score ${r.inbound!.score}, ${r.inbound!.outcome}); GTUBE: ${r.gtubeReply}`
+          : r.error,
+      }),
+    );
+
     const checkArgs = writeCheckSetup(net.workDir, {
       projectDir,
       stack,
@@ -405,6 +422,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoHandle> {
       imap,
       outbound,
       mtaSts,
+      spam,
     };
     return {
       projectDir,

@@ -5,11 +5,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { LocalInternet, type NetHost } from "./netns";
+import { LocalInternet, mustRun, type NetHost } from "./netns";
 import { waitForPort } from "./wait-for-port";
 import { dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { passwdFile, type PasswdFileUser } from "../../server-bootstrap/dovecot/passwd-file";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { LEARN_HAM_FILE, LEARN_HAM_SIEVE, LEARN_SPAM_FILE, LEARN_SPAM_SIEVE, learnerScript } from "../../server-bootstrap/spam/learn";
 
 export interface DovecotServer {
   host: NetHost;
@@ -30,6 +31,11 @@ export interface DovecotOptions {
   uid?: number;
   gid?: number;
   ports?: { imap: number; imaps: number };
+  /**
+   * Learning from moves into and out of Junk, as on the box: the Sieve scripts (compiled with
+   * sievec, as the install script does), the learner and Dovecot's learn services.
+   */
+  learning?: { learnSocket: string; rspamdUser: string; mailUser: string };
 }
 
 export async function startDovecot(internet: LocalInternet, host: NetHost, opts: DovecotOptions): Promise<DovecotServer> {
@@ -46,6 +52,18 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
   const passwdPath = path.join(dir, "passwd");
   const logPath = path.join(dir, "dovecot.log");
   fs.writeFileSync(passwdPath, passwdFile(opts.users, { dataDir: opts.dataDir, uid, gid }), { mode: 0o644 });
+  let learning;
+  if (opts.learning) {
+    if (!fs.existsSync("/usr/bin/sievec"))
+      throw new Error('startDovecot: /usr/bin/sievec not found; install the Debian package "dovecot-sieve"');
+    const sieveDir = path.join(dir, "sieve");
+    fs.mkdirSync(sieveDir, { mode: 0o755 });
+    fs.writeFileSync(path.join(sieveDir, LEARN_SPAM_FILE), LEARN_SPAM_SIEVE);
+    fs.writeFileSync(path.join(sieveDir, LEARN_HAM_FILE), LEARN_HAM_SIEVE);
+    const learner = path.join(dir, "rspamd-learn");
+    fs.writeFileSync(learner, learnerScript({ learnSocket: opts.learning.learnSocket }), { mode: 0o755 });
+    learning = { sieveDir, learner, rspamdUser: opts.learning.rspamdUser, mailUser: opts.learning.mailUser };
+  }
   fs.writeFileSync(
     confPath,
     dovecotConf({
@@ -59,8 +77,13 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
       baseDir: path.join(dir, "run"),
       stateDir: path.join(dir, "state"),
       logPath,
+      ...(learning ? { learning } : {}),
     }),
   );
+  if (learning) {
+    // sievec needs the configuration's Sieve plugins: it reads the same dovecot.conf.
+    for (const f of [LEARN_SPAM_FILE, LEARN_HAM_FILE]) await mustRun(["/usr/bin/sievec", "-c", confPath, path.join(learning.sieveDir, f)]);
+  }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const child: ChildProcess = host.spawn(["/usr/sbin/dovecot", "-F", "-c", confPath], { logFile: path.join(dir, "stdout.log") });
   const alive = () => child.exitCode === null && child.signalCode === null;

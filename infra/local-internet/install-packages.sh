@@ -8,10 +8,12 @@ packages=(
   iproute2 util-linux procps systemd
   knot knot-dnsutils bind9-dnsutils bind9-utils
   pebble openssh-server
-  postfix dovecot-imapd dovecot-lmtpd
+  postfix dovecot-imapd dovecot-lmtpd dovecot-sieve
+  # the box's spam filter (server-bootstrap/spam/): rspamd brings libhyperscan5 with it
+  rspamd redis-server
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
-  unbound nftables
+  unbound nftables testssl.sh
   # What the server's user data installs at first boot (server-bootstrap/cloud-init.ts
   # FIRST_BOOT_PACKAGES): a machine of the local internet sees this computer's /usr and cannot run apt.
   unattended-upgrades curl xz-utils ca-certificates

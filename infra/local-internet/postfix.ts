@@ -119,10 +119,15 @@ export function postfixMainCf(host: NetHost, dir: string, opts: PostfixOptions, 
     smtp_tls_CAfile: opts.trustCaPem ? path.join(dir, "trusted-ca.pem") : "",
     biff: "no",
     append_dot_mydomain: "no",
-    // Tests see a deferral retried within seconds, not the default minutes.
+    // Tests see a deferral retried within seconds, not the default minutes. A deferred queue file
+    // is due once its time stamp is at most a second ahead (src/qmgr/qmgr_active.c,
+    // qmgr_active_feed); with a backoff of 1 s the next scan may find it still locked by the
+    // delivery that deferred it, and such a file is set 60 s ahead in the incoming queue
+    // (qmgr_active_defer(..., MAIL_QUEUE_INCOMING, 60)), which is scanned again only for new mail
+    // or qmgr's wakeup (300 s in master.cf): a backoff of 3 s or more avoids that.
     queue_run_delay: "1s",
-    minimal_backoff_time: "1s",
-    maximal_backoff_time: "2s",
+    minimal_backoff_time: "3s",
+    maximal_backoff_time: "4s",
     smtpd_milters: milters.join(", "),
     non_smtpd_milters: milters.join(", "),
     milter_default_action: "tempfail",

@@ -33,8 +33,9 @@ import { WORK_DIR } from "./settings";
 export const STAGED_ENTRIES = ["mail", "queue", "spool", "reports", "tls", "redis"] as const;
 
 /**
- * Reserved for the spam filter's Redis (a later issue): its `dir` goes here, so its RDB dump,
- * which Redis writes to a temporary file and renames into place, is backed up whole.
+ * The spam filter's Redis keeps its data here (install/layout.ts redisDataDir): what rspamd learned
+ * is backed up with the mail, and its RDB dump, which Redis writes to a temporary file and renames
+ * into place, is backed up whole.
  */
 export const REDIS_DIR = "redis";
 

@@ -10,9 +10,15 @@ import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../systemd/tls-reload-u
 import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../systemd/metadata-guard";
 import { dovecotConf } from "../dovecot/dovecot-conf";
 import { passwdFile } from "../dovecot/passwd-file";
-import type { MaildConfigFile } from "../maild/config";
+import { DEFAULT_LIMITS, type MaildConfigFile } from "../maild/config";
 import { backupCheckService, backupCheckTimer, backupService, backupTimer, overdueAfterSeconds } from "../systemd/backup-units";
 import { BACKUP_SETTINGS_VERSION, secretPaths, SSH_TARGET_ALIAS, type BackupSettings } from "../backup/settings";
+import { RSPAMD_USER } from "./layout";
+import type { SpamSettings } from "../../components/shared/spam-settings";
+import { rspamdLocalFiles } from "../spam/rspamd-conf";
+import { redisConf, redisDropIn } from "../spam/redis-conf";
+import { unboundConf } from "../spam/unbound-conf";
+import { LEARN_HAM_FILE, LEARN_HAM_SIEVE, LEARN_SPAM_FILE, LEARN_SPAM_SIEVE, learnerScript } from "../spam/learn";
 
 export interface DeployDkimKey {
   selector: string;
@@ -89,6 +95,14 @@ export interface DeployInput {
   dovecot?: { listen?: string[]; ports?: { imap: number; imaps: number } };
   /** absent: no backup job */
   backup?: DeployBackup;
+  /** the spam filter (rspamd, Redis, unbound); not optional: rspamd also verifies SPF/DKIM/DMARC/ARC */
+  spam: DeploySpam;
+}
+
+export interface DeploySpam {
+  settings: SpamSettings;
+  /** rspamd's controller password as `rspamadm pw` writes it (components/rspamd-password.ts): only the hash reaches the box */
+  controllerPasswordHash: string;
 }
 
 /** The backup job's settings file for this box. */
@@ -213,6 +227,7 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
         gid: layout.gid,
         ...(input.dovecot?.listen ? { listen: input.dovecot.listen } : {}),
         ...(input.dovecot?.ports ? { ports: input.dovecot.ports } : {}),
+        learning: { sieveDir: layout.sieveDir, learner: layout.learner, rspamdUser: RSPAMD_USER, mailUser: layout.user },
       }),
       mode: "0644",
       owner: "0:0",
@@ -237,6 +252,7 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
     },
     { path: layout.tlsKey, content: withNewline(input.tls.privateKeyPem), mode: "0640", owner: maildOwned, effect: "tls" },
   ];
+  files.push(...spamFiles(layout, input));
   if (input.acme !== undefined) {
     // maild reads these at start: a change restarts it.
     files.push({
@@ -269,4 +285,40 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
     }
   }
   return files;
+}
+
+/** rspamd's local.d/override.d files, Redis's and unbound's configuration, the learning scripts. */
+function spamFiles(layout: BoxLayout, input: DeployInput): ManifestFile[] {
+  const rspamd = rspamdLocalFiles({
+    settings: input.spam.settings,
+    controllerPasswordHash: input.spam.controllerPasswordHash,
+    learnSocket: layout.rspamdLearnSocket,
+    controllerTcp: "localhost:11334",
+    rspamdUser: RSPAMD_USER,
+    redis: "127.0.0.1:6379",
+    dnsServer: "127.0.0.1:53",
+    maxMessageBytes: input.maild?.limits?.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
+  });
+  const redis = { dir: layout.redisDataDir, dataDir: layout.dataDir, debianConf: layout.redisDebianConf };
+  return [
+    ...Object.entries(rspamd).map(([rel, content]): ManifestFile => ({
+      path: `${layout.rspamdConfDir}/${rel}`,
+      content,
+      // the controller's file holds the password hash: rspamd's account reads it, nobody else
+      ...(rel.endsWith("worker-controller.inc") ? { mode: "0640", owner: `root:${RSPAMD_USER}` } : { mode: "0644", owner: "0:0" }),
+      effect: "rspamd-restart",
+    })),
+    { path: layout.redisConf, content: redisConf(redis), mode: "0644", owner: "0:0", effect: "redis-restart" },
+    {
+      path: layout.redisDropIn,
+      content: redisDropIn({ ...redis, conf: layout.redisConf }),
+      mode: "0644",
+      owner: "0:0",
+      effect: "redis-unit",
+    },
+    { path: layout.unboundConf, content: unboundConf(), mode: "0644", owner: "0:0", effect: "unbound-restart" },
+    { path: `${layout.sieveDir}/${LEARN_SPAM_FILE}`, content: LEARN_SPAM_SIEVE, mode: "0644", owner: "0:0", effect: "sieve" },
+    { path: `${layout.sieveDir}/${LEARN_HAM_FILE}`, content: LEARN_HAM_SIEVE, mode: "0644", owner: "0:0", effect: "sieve" },
+    { path: layout.learner, content: learnerScript({ learnSocket: layout.rspamdLearnSocket }), mode: "0755", owner: "0:0", effect: "none" },
+  ];
 }

@@ -15,6 +15,8 @@ export type FileKind = "F" | "C";
  * `dovecot-unit`: Dovecot's drop-in (daemon-reload, restart Dovecot: cgroup IP filters are set at start).
  * `metadata-guard`: the nftables fence around the metadata service and its unit (load it again).
  * `backup-units`: the backup job's services and timers (daemon-reload, enable and restart the timers).
+ * `rspamd-restart`, `redis-restart`, `unbound-restart`: restart that service. `redis-unit`: Redis's
+ * drop-in (daemon-reload, restart Redis). `sieve`: an IMAPSieve script (compile it with sievec).
  */
 export type FileEffect =
   | "maild-restart"
@@ -26,6 +28,11 @@ export type FileEffect =
   | "dovecot-unit"
   | "metadata-guard"
   | "backup-units"
+  | "rspamd-restart"
+  | "redis-restart"
+  | "redis-unit"
+  | "unbound-restart"
+  | "sieve"
   | "none";
 
 export interface ManifestFile {
@@ -49,6 +56,11 @@ const EFFECTS: FileEffect[] = [
   "dovecot-unit",
   "metadata-guard",
   "backup-units",
+  "rspamd-restart",
+  "redis-restart",
+  "redis-unit",
+  "unbound-restart",
+  "sieve",
   "none",
 ];
 

@@ -19,7 +19,8 @@
 // the job's timers are enabled at the end. A manifest without it removes a job an earlier deploy left.
 //
 // Last line on stdout: `mailstack-install: changed=<files|none> actions=<actions|none>`.
-import type { BoxLayout } from "./layout";
+import { REDIS_USER, type BoxLayout } from "./layout";
+import { LEARN_HAM_FILE, LEARN_SPAM_FILE } from "../spam/learn";
 import { TLS_RELOAD_PATH_UNIT } from "../systemd/tls-reload-units";
 import { METADATA_GUARD_TABLE, METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
 import { ensureAccount, ensureDataVolume, ensureNode, shellHeader, shellPrelude } from "./shell-steps";
@@ -41,6 +42,9 @@ export function installScript(layout: BoxLayout): string {
     METADATA_GUARD_UNIT,
     METADATA_GUARD_TABLE,
     RUN_DIR: layout.runDir,
+    REDIS_DATA_DIR: layout.redisDataDir,
+    REDIS_USER,
+    SIEVE_SCRIPTS: [LEARN_SPAM_FILE, LEARN_HAM_FILE].map((f) => `${layout.sieveDir}/${f}`).join(" "),
     FSTAB: layout.root === "/" ? "/etc/fstab" : `${layout.root}/etc/fstab`,
     BACKUP_JS: layout.backupJs,
     BACKUP_SETTINGS: layout.backupSettings,
@@ -69,6 +73,20 @@ ensure_dovecot() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd >/dev/null \\
     || die "apt-get install dovecot-imapd failed"
   log "installed dovecot-imapd"
+}
+# The spam filter (Debian's packages): rspamd (brings libhyperscan5), Redis, unbound as the box's
+# caching resolver, Pigeonhole for learning through IMAPSieve (sievec).
+ensure_spam_packages() {
+  local missing=()
+  [ -x /usr/bin/rspamd ] && [ -x /usr/bin/rspamc ] || missing+=(rspamd)
+  [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  [ -x /usr/sbin/unbound ] || missing+=(unbound)
+  [ -x /usr/bin/sievec ] || missing+=(dovecot-sieve)
+  [ \${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "\${missing[*]} not installed and there is no apt-get to install them"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "\${missing[@]}" >/dev/null \
+    || die "apt-get install \${missing[*]} failed"
+  log "installed \${missing[*]}"
 }
 ensure_nft() {
   command -v nft >/dev/null && return 0
@@ -255,7 +273,12 @@ install_all() {
     || die "the new maild configuration is invalid, nothing was changed: $(cat "$tree/check.err")"
 
   mkdir -p "$DATA_DIR"
-  chown "$MAILD_UID:$MAILD_GID" "$DATA_DIR"; chmod 0750 "$DATA_DIR"
+  # Others may pass through (not list): Redis keeps its data in $REDIS_DATA_DIR on the volume.
+  chown "$MAILD_UID:$MAILD_GID" "$DATA_DIR"; chmod 0751 "$DATA_DIR"
+  # Owned by this box's redis account, whose uid a rebuilt server may give another number.
+  mkdir -p "$REDIS_DATA_DIR"
+  [ "$(stat -c %U "$REDIS_DATA_DIR")" = "$REDIS_USER" ] || chown -R "$REDIS_USER:$REDIS_USER" "$REDIS_DATA_DIR"
+  chmod 0750 "$REDIS_DATA_DIR"
   # maild renews the certificate on the box by renaming new files into this directory.
   mkdir -p "$TLS_DIR"
   chown "$MAILD_UID:$MAILD_GID" "$TLS_DIR"; chmod 0750 "$TLS_DIR"
@@ -272,15 +295,35 @@ install_all() {
   done < "$manifest"
 
   local actions=("\${pre_actions[@]}")
+  # The learning scripts, compiled where Dovecot looks for them (<script>.svbin beside each).
+  local script need_sieve=0
+  for script in $SIEVE_SCRIPTS; do [ -f "\${script%.sieve}.svbin" ] || need_sieve=1; done
+  if [[ "$effects" == *" sieve "* || "$need_sieve" = 1 ]]; then
+    for script in $SIEVE_SCRIPTS; do
+      sievec -c "$DOVECOT_CONF" "$script" 2>"$tree/sievec.err" || die "sievec $script failed: $(cat "$tree/sievec.err")"
+    done
+    actions+=(sieve:compile)
+  fi
   if [ "$use_systemctl" = 1 ]; then
     case "$effects" in
-      *" unit "*|*" tls-watch "*|*" dovecot-unit "*|*" metadata-guard "*|*" backup-units "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;;
+      *" unit "*|*" tls-watch "*|*" dovecot-unit "*|*" metadata-guard "*|*" backup-units "*|*" redis-unit "*) systemctl daemon-reload; actions+=(systemd:daemon-reload) ;;
     esac
     # Before anything else starts: the fence around the metadata service.
     if [[ "$effects" == *" metadata-guard "* ]] || ! systemctl is-enabled -q "$METADATA_GUARD_UNIT" 2>/dev/null \\
       || ! systemctl is-active -q "$METADATA_GUARD_UNIT"; then
       systemctl enable -q "$METADATA_GUARD_UNIT"; systemctl restart "$METADATA_GUARD_UNIT"; actions+=(metadata-guard:apply)
     fi
+    # The spam filter before maild: maild asks rspamd about every message (and says 451 without it).
+    local svc effect
+    for svc in unbound:unbound-restart redis-server:redis-restart rspamd:rspamd-restart; do
+      effect=\${svc#*:}; svc=\${svc%%:*}
+      systemctl is-enabled -q "$svc" 2>/dev/null || systemctl enable -q "$svc"
+      if ! systemctl is-active -q "$svc"; then
+        systemctl start "$svc"; actions+=("$svc:start")
+      elif [[ "$effects" == *" $effect "* || ( "$svc" = redis-server && "$effects" == *" redis-unit "* ) ]]; then
+        systemctl restart "$svc"; actions+=("$svc:restart")
+      fi
+    done
     systemctl is-enabled -q "$UNIT_NAME" 2>/dev/null || { systemctl enable -q "$UNIT_NAME"; actions+=(maild:enable); }
     if ! systemctl is-active -q "$UNIT_NAME"; then
       systemctl start "$UNIT_NAME"; actions+=(maild:start)
@@ -326,7 +369,12 @@ install_all() {
     elif [[ "$effects" == *" maild-reload "* || "$effects" == *" tls "* ]]; then
       kill -HUP "$(cat "$RUN_DIR/maild.pid")"; actions+=(maild:reload)
     fi
-    # Without systemd nobody supervises Dovecot here; the action is reported, not run.
+    # Without systemd nobody supervises Dovecot or the spam filter here; the actions are reported, not run.
+    local svc effect
+    for svc in unbound:unbound-restart redis-server:redis-restart rspamd:rspamd-restart; do
+      effect=\${svc#*:}; svc=\${svc%%:*}
+      if [[ "$effects" == *" $effect "* || ( "$svc" = redis-server && "$effects" == *" redis-unit "* ) ]]; then actions+=("$svc:restart-skipped"); fi
+    done
     if [[ "$effects" == *" dovecot-unit "* ]]; then
       actions+=(dovecot:restart-skipped)
     elif [[ "$effects" == *" dovecot-reload "* || "$effects" == *" tls "* ]]; then
@@ -360,7 +408,12 @@ done
 if [ "$mode" = stop ]; then stop_maild; exit 0; fi
 if [ "$mode" = release ]; then
   stop_maild
-  if [ "$use_systemctl" = 1 ] && systemctl is-active -q dovecot; then systemctl stop dovecot; log "dovecot stopped"; fi
+  if [ "$use_systemctl" = 1 ]; then
+    # Redis writes the volume; rspamd holds connections to it.
+    for svc in dovecot rspamd redis-server; do
+      if systemctl is-active -q "$svc"; then systemctl stop "$svc"; log "$svc stopped"; fi
+    done
+  fi
   # A backup run holds files on the volume open: stop it and its timers before the unmount.
   if [ "$use_systemctl" = 1 ] && [ -f "$BACKUP_SETTINGS" ]; then
     # shellcheck disable=SC2086
@@ -381,6 +434,7 @@ chmod 0700 "$stage"
 ensure_account
 ensure_node
 ensure_dovecot
+ensure_spam_packages
 ensure_nft
 [ -z "$data_device" ] || ensure_data_volume "$data_device" "$FSTAB"
 unpack_manifest

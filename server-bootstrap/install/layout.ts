@@ -9,6 +9,7 @@ import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { TLS_RELOAD_PATH_UNIT, TLS_RELOAD_SERVICE_UNIT } from "../systemd/tls-reload-units";
 import { METADATA_GUARD_UNIT } from "../systemd/metadata-guard";
 import { BACKUP_CACHE_NAME, BACKUP_UNITS } from "../systemd/backup-units";
+import { REDIS_DIR } from "../backup/stage";
 
 /** Node.js release installed on the box: pinned, and verified by SHA-256 before it is unpacked. */
 export const NODE_VERSION = "24.21.0";
@@ -32,6 +33,10 @@ export const NODE_DIST_URL = `https://nodejs.org/dist/v${NODE_VERSION}`;
 export const MAILD_UID = 2525;
 export const MAILD_GID = 2525;
 export const MAILD_USER = "maild";
+
+/** The accounts Debian's rspamd and redis-server packages create (their postinst scripts). */
+export const RSPAMD_USER = "_rspamd";
+export const REDIS_USER = "redis";
 
 /** Mount point of the data volume on a real box. */
 export const DEFAULT_DATA_DIR = "/var/lib/maild";
@@ -97,6 +102,22 @@ export interface BoxLayout {
   backupTimerFile: string;
   backupCheckServiceFile: string;
   backupCheckTimerFile: string;
+  /** rspamd's $LOCAL_CONFDIR: our local.d/ and override.d/ files (server-bootstrap/spam/rspamd-conf.ts) */
+  rspamdConfDir: string;
+  /** the controller's UNIX socket the learner uses (in the unit's RuntimeDirectory, /run/rspamd) */
+  rspamdLearnSocket: string;
+  /** our Redis configuration (includes Debian's) and the redis-server drop-in that runs it */
+  redisConf: string;
+  redisDropIn: string;
+  /** Debian's Redis configuration, which ours includes */
+  redisDebianConf: string;
+  /** Redis's data on the volume: what the filter learned survives a rebuild */
+  redisDataDir: string;
+  /** our unbound settings, in the directory Debian's unbound.conf includes */
+  unboundConf: string;
+  /** the IMAPSieve scripts (learn-spam.sieve, learn-ham.sieve) and the learner they pipe to */
+  sieveDir: string;
+  learner: string;
 }
 
 function validatePath(key: string, value: string): string {
@@ -146,6 +167,15 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     backupTimerFile: sys(`/etc/systemd/system/${BACKUP_UNITS.timer}`),
     backupCheckServiceFile: sys(`/etc/systemd/system/${BACKUP_UNITS.checkService}`),
     backupCheckTimerFile: sys(`/etc/systemd/system/${BACKUP_UNITS.checkTimer}`),
+    rspamdConfDir: sys("/etc/rspamd"),
+    rspamdLearnSocket: sys("/run/rspamd/learn.sock"),
+    redisConf: sys("/etc/mailstack/redis.conf"),
+    redisDropIn: sys("/etc/systemd/system/redis-server.service.d/50-mailstack.conf"),
+    redisDebianConf: sys("/etc/redis/redis.conf"),
+    redisDataDir: path.posix.join(dataDir, REDIS_DIR),
+    unboundConf: sys("/etc/unbound/unbound.conf.d/50-mailstack.conf"),
+    sieveDir: sys("/etc/dovecot/sieve"),
+    learner: sys("/usr/local/lib/mailstack/rspamd-learn"),
   };
 }
 

@@ -10,11 +10,17 @@ import { metrics } from "./metrics";
 import { mailboxKey, type Mailbox } from "./router";
 import { BareNewlineGuard } from "./bare-newline";
 import { ByteLimit } from "./byte-limit";
+import { HeaderSection } from "./header-section";
+import { parseMailboxField } from "./mailbox-field";
+import type { LimitsConfig } from "./config";
+import { LargeMessageBusy, LargeMessageTurns } from "./large-messages";
 import { newMessageId, type LocalStore } from "./delivery";
 import { ReceivedData } from "./received-data";
 import { receivedHeader } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import type { RemoteQueue } from "./remote-queue";
+
+const RETURN_PATH = /^return-path[ \t]*:/i;
 
 /** DATA up to this size is held in memory while it is checked; larger DATA goes to a spool file. */
 const IN_MEMORY_DATA_BYTES = 128 * 1024;
@@ -41,6 +47,16 @@ export class Recipients {
 export interface ReceivedMessage {
   id: string;
   recipients: Recipients;
+  /** bytes of DATA */
+  bytes: number;
+  /** the Delivered-To addresses of its header section, lowercased (RFC 9228: loop detection) */
+  deliveredTo: string[];
+  /**
+   * the domain of the one mailbox in the one From field (RFC 5322.From, the identifier DMARC is
+   * about: RFC 7489 3.1); undefined when there is no such field, more than one, or it does not hold
+   * exactly one mailbox
+   */
+  authorDomain: string | undefined;
   /** the DATA when it stayed in memory; otherwise it is in the spool file the store names by id */
   held: Buffer[] | undefined;
   rawPath: string;
@@ -55,6 +71,8 @@ export interface AcceptRequest {
   /** header fields of the DATA to drop (e.g. forged Authentication-Results) */
   dropHeader?: (field: string) => boolean;
   mailboxes: Mailbox[];
+  /** a folder of each local mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   remote: string[];
   /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
   sender: string;
@@ -64,11 +82,32 @@ export interface AcceptRequest {
 export type Refuse = (reason: string, code: number, text: string) => Error;
 
 export class MessageAcceptor {
+  private readonly turns: LargeMessageTurns;
+
   constructor(
     private readonly store: LocalStore,
     private readonly queue: RemoteQueue,
     private readonly log: Logger,
-  ) {}
+    limits: () => LimitsConfig,
+  ) {
+    this.turns = new LargeMessageTurns(limits);
+  }
+
+  /**
+   * Waits for the turn of what follows a message's final dot (its checks, then storing it): none
+   * for an ordinary message, in arrival order for a large one (large-messages.ts), shared by
+   * receiving and submission. Returns what ends the turn. A large message that gets no turn in
+   * time is refused with a temporary failure.
+   */
+  async turn(received: ReceivedMessage, fields: LogFields, refuse: Refuse): Promise<() => void> {
+    try {
+      return await this.turns.begin(received.bytes);
+    } catch (e) {
+      if (!(e instanceof LargeMessageBusy)) throw e;
+      this.log.warn("accept.large_message_busy", { ...fields, bytes: received.bytes, queued: this.turns.queued });
+      throw refuse("large-message-busy", 451, "4.3.2 Too many large messages at once, try again later");
+    }
+  }
 
   /** false: recipients that need the outbound queue get a temporary refusal at RCPT */
   get acceptsRemote(): boolean {
@@ -80,22 +119,25 @@ export class MessageAcceptor {
   }
 
   /**
-   * Reads DATA through the checks every SMTP service applies (whole, within the size limit, no bare
-   * CR or LF, at least one recipient), with `taps` seeing every byte that passes the size limit.
-   * Throws SMTP refusals; the caller's `refused` cleans up.
+   * Reads DATA through the checks every SMTP service applies (whole, within the size limits, no bare
+   * CR or LF, not looping, at least one recipient), with `taps` seeing every byte that passes the
+   * limits. Throws SMTP refusals; the caller's `refused` cleans up.
    */
   async receive(
     id: string,
     stream: SMTPServerDataStream,
     recipients: Recipients | undefined,
-    opts: { service: string; maxBytes: number; taps?: Transform[]; fields: LogFields; refuse: Refuse },
+    opts: { service: string; limits: LimitsConfig; taps?: Transform[]; fields: LogFields; refuse: Refuse },
   ): Promise<ReceivedMessage> {
+    const { limits } = opts;
     const rawPath = this.store.rawPath(id);
     const guard = new BareNewlineGuard();
-    const limit = new ByteLimit(opts.maxBytes);
+    const limit = new ByteLimit(limits.maxMessageBytes);
+    // first after the size limit: nothing downstream ever holds more of the header section than the cap
+    const header = new HeaderSection(Math.min(limits.maxHeaderBytes, limits.maxMessageBytes));
     const data = new ReceivedData(rawPath, IN_MEMORY_DATA_BYTES);
     try {
-      await pipeline([stream, guard, limit, ...(opts.taps ?? []), data]);
+      await pipeline([stream, guard, limit, header, ...(opts.taps ?? []), data]);
     } catch (e) {
       this.log.info(`${opts.service}.data_aborted`, { ...opts.fields, error: (e as Error).message });
       throw opts.refuse("data-aborted", 451, "4.3.0 Message not received in full");
@@ -103,7 +145,7 @@ export class MessageAcceptor {
     if (!recipients || recipients.empty) throw smtpError(503, "5.5.1 No valid recipients");
     if (limit.exceeded || stream.sizeExceeded) {
       this.log.info(`${opts.service}.too_big`, { ...opts.fields, bytes: limit.bytes });
-      throw opts.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${opts.maxBytes} bytes`);
+      throw opts.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${limits.maxMessageBytes} bytes`);
     }
     const bare = guard.detector.found;
     if (bare) {
@@ -114,7 +156,27 @@ export class MessageAcceptor {
         `5.5.2 Message refused: bare ${bare === "bare-lf" ? "<LF>" : "<CR>"} received; lines must end in <CR><LF> (RFC 5321 2.3.8)`,
       );
     }
-    return { id, recipients, held: data.held, rawPath };
+    if (header.exceeded) {
+      this.log.info(`${opts.service}.header_too_big`, { ...opts.fields, headerBytes: header.bytes });
+      // RFC 3463 X.3.4: message too big for system
+      throw opts.refuse("header-size", 552, `5.3.4 Message header section exceeds the limit of ${limits.maxHeaderBytes} bytes`);
+    }
+    if (header.hops > limits.maxHops) {
+      this.log.warn(`${opts.service}.too_many_hops`, { ...opts.fields, hops: header.hops });
+      // RFC 5321 6.3; RFC 3463 X.4.6: routing loop detected
+      throw opts.refuse("loop", 554, `5.4.6 Too many hops (${header.hops} Received header fields): mail loop`);
+    }
+    const author = header.from.length === 1 ? parseMailboxField(header.from[0]) : undefined;
+    return {
+      id,
+      recipients,
+      bytes: limit.bytes,
+      deliveredTo: header.deliveredTo,
+      // the header section is read as latin1 (one code unit per byte); RFC 6532 allows UTF-8 there
+      authorDomain: author?.ok ? Buffer.from(author.domain, "latin1").toString("utf8") : undefined,
+      held: data.held,
+      rawPath,
+    };
   }
 
   /**
@@ -124,6 +186,7 @@ export class MessageAcceptor {
   async accept(req: AcceptRequest): Promise<{ size: number }> {
     const remote = req.remote;
     let enqueued = false;
+    const drop = req.dropHeader;
     try {
       const { size } = await this.store.store({
         id: req.id,
@@ -131,7 +194,13 @@ export class MessageAcceptor {
         ...(req.held ? { held: req.held } : {}),
         prepend: req.prepend,
         mailboxes: req.mailboxes,
-        ...(req.dropHeader ? { dropHeader: req.dropHeader } : {}),
+        // RFC 5321 4.4: the final delivery writes Return-Path (the reverse-path, "<>" for the null
+        // sender) at the top; one that arrives with the message was not written by a delivery
+        // and is dropped, as Postfix's cleanup does. RFC 9228: Delivered-To names the mailbox, so
+        // a message that comes back to it is recognised as a loop (inbound.ts).
+        perMailbox: (mb) => `Return-Path: <${req.sender}>\r\nDelivered-To: ${mailboxKey(mb)}\r\n`,
+        dropHeader: (field) => RETURN_PATH.test(field) || (drop?.(field) ?? false),
+        ...(req.folder !== undefined ? { folder: req.folder } : {}),
         ...(remote.length > 0
           ? {
               beforeCommit: async (messagePath: string) => {

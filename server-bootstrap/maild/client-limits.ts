@@ -1,6 +1,7 @@
-// Per-client-address limits on the SMTP listener. Pure bookkeeping with an injectable clock.
+// Per-client limits on the SMTP listeners (a client is clientKey of its address: client-key.ts).
+// Pure bookkeeping with an injectable clock.
 
-/** Concurrent connections per address. */
+/** Concurrent connections per client (the caller passes clientKey of the address). */
 export class ConnectionLimiter {
   private readonly open = new Map<string, number>();
   total = 0;
@@ -8,26 +9,26 @@ export class ConnectionLimiter {
   constructor(private max: () => { perIp: number; total: number }) {}
 
   /** Records the connection and returns true, or returns the limit that refused it. */
-  tryOpen(ip: string): true | "per-ip" | "total" {
+  tryOpen(client: string): true | "per-ip" | "total" {
     const { perIp, total } = this.max();
-    const n = this.open.get(ip) ?? 0;
+    const n = this.open.get(client) ?? 0;
     if (this.total >= total) return "total";
     if (n >= perIp) return "per-ip";
-    this.open.set(ip, n + 1);
+    this.open.set(client, n + 1);
     this.total++;
     return true;
   }
 
-  close(ip: string): void {
-    const n = this.open.get(ip) ?? 0;
-    if (n <= 1) this.open.delete(ip);
-    else this.open.set(ip, n - 1);
+  close(client: string): void {
+    const n = this.open.get(client) ?? 0;
+    if (n <= 1) this.open.delete(client);
+    else this.open.set(client, n - 1);
     if (n > 0) this.total--;
   }
 }
 
 /**
- * Messages per address per minute as a token bucket: `perMinute` tokens, refilled continuously,
+ * Messages per client (or per user) per minute as a token bucket: `perMinute` tokens, refilled continuously,
  * so a client may burst up to the limit and then continues at the limit's rate.
  */
 export class RateLimiter {

@@ -14,6 +14,7 @@ import { basename, dirname, isAbsolute } from "node:path";
 import { certificateNameProblem } from "../../components/shared/acme/certificate-names";
 import { CERT_FILE, KEY_FILE } from "../../components/shared/acme/keeper";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
+import { DEFAULT_SMTP_LIMITS, SMTP_LIMIT_KEYS, SMTP_LIMITS, type SmtpLimits } from "../../components/shared/smtp-limits";
 import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 import { parseArgon2id } from "../../components/shared/argon2id";
 import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
@@ -56,18 +57,8 @@ export interface AliasConfig {
   to: string[];
 }
 
-export interface LimitsConfig {
-  /** RFC 1870 SIZE: larger messages are refused (552 5.3.4) */
-  maxMessageBytes: number;
-  /** concurrent SMTP connections from one client address */
-  maxConnectionsPerIp: number;
-  /** concurrent SMTP connections in total */
-  maxConnections: number;
-  /** messages (MAIL transactions) one client address may start per minute */
-  maxMessagesPerIpPerMinute: number;
-  /** RCPT commands accepted per message; RFC 5321 4.5.3.1.8 requires at least 100 */
-  maxRecipients: number;
-}
+/** Per-client and per-message limits of the SMTP services (components/shared/smtp-limits.ts). */
+export type LimitsConfig = SmtpLimits;
 
 /**
  * On-box certificate renewal (components/shared/acme/keeper.ts): HTTP-01 on maild's own port 80, with the
@@ -137,6 +128,24 @@ export interface SubmissionConfig {
   lockoutMaxSeconds: number;
 }
 
+/**
+ * The spam filter: every message, received or submitted, is scanned by rspamd before it is
+ * acknowledged. There is no switch to turn it off: rspamd is also what verifies SPF, DKIM, DMARC
+ * and ARC of incoming mail.
+ */
+export interface SpamConfig {
+  /** rspamd's normal worker (its /checkv2 endpoint), http on loopback */
+  rspamdUrl: string;
+  /** a scan with no answer after this long is answered 451 4.7.1: the client tries again later */
+  scanTimeoutMs: number;
+}
+
+export const DEFAULT_SPAM: SpamConfig = {
+  rspamdUrl: "http://127.0.0.1:11333",
+  // rspamd gives up on a scan after its own task_timeout (8 s, options.inc); this is its answer's deadline
+  scanTimeoutMs: 20_000,
+};
+
 export const DEFAULT_OUTBOUND: OutboundConfig = {
   ipv6: true,
   ipv4: true,
@@ -193,6 +202,7 @@ export interface MaildConfig {
   submission: SubmissionConfig;
   /** absent: no monitoring, alerts, digest, report handling or status page (operations-config.ts) */
   operations?: OperationsConfig;
+  spam: SpamConfig;
 }
 
 /**
@@ -216,15 +226,10 @@ export type MaildConfigFile = {
   outbound?: Partial<OutboundConfig>;
   submission?: Partial<SubmissionConfig>;
   operations?: OperationsConfigFile;
+  spam?: Partial<SpamConfig>;
 };
 
-export const DEFAULT_LIMITS: LimitsConfig = {
-  maxMessageBytes: 50 * 1024 * 1024,
-  maxConnectionsPerIp: 20,
-  maxConnections: 500,
-  maxMessagesPerIpPerMinute: 120,
-  maxRecipients: 100,
-};
+export const DEFAULT_LIMITS: LimitsConfig = DEFAULT_SMTP_LIMITS;
 
 export const DEFAULT_LISTEN = {
   smtp: [{ host: "::", port: MAIL_PORTS.smtp.port }],
@@ -381,6 +386,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     "outbound",
     "submission",
     "operations",
+    "spam",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -588,16 +594,9 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     else {
       const rawLimits = raw.limits;
       checkKeys(p, "limits", rawLimits, Object.keys(DEFAULT_LIMITS));
-      const ranges: Record<keyof LimitsConfig, [number, number]> = {
-        maxMessageBytes: [1024, 2 ** 31 - 1],
-        maxConnectionsPerIp: [1, 100000],
-        maxConnections: [1, 100000],
-        maxMessagesPerIpPerMinute: [1, 10000000],
-        maxRecipients: [100, 100000],
-      };
-      for (const key of Object.keys(ranges) as (keyof LimitsConfig)[]) {
+      for (const key of SMTP_LIMIT_KEYS) {
         if (rawLimits[key] === undefined) continue;
-        const v = intIn(p, `limits.${key}`, rawLimits[key], ranges[key][0], ranges[key][1]);
+        const v = intIn(p, `limits.${key}`, rawLimits[key], SMTP_LIMITS[key].min, SMTP_LIMITS[key].max);
         if (v !== undefined) limits[key] = v;
       }
     }
@@ -632,6 +631,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
           users: users.map((u) => u.address),
           domains: domains.map((d) => d.name),
         });
+  const spam = spamSection(p, raw.spam);
 
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
@@ -650,7 +650,33 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     outbound,
     submission,
     ...(operations !== undefined ? { operations } : {}),
+    spam,
   };
+}
+
+function spamSection(p: Problems, v: Json): SpamConfig {
+  const out = numberSection(p, "spam", v, DEFAULT_SPAM, { scanTimeoutMs: [100, 600_000] }, ["rspamdUrl"]);
+  if (!isObject(v) || v.rspamdUrl === undefined) return out;
+  const url = str(p, "spam.rspamdUrl", v.rspamdUrl);
+  if (url === undefined) return out;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  // rspamd's normal worker speaks plain HTTP and must not be reachable from outside the box.
+  const host = parsed?.hostname.replace(/^\[|\]$/g, "");
+  if (
+    parsed?.protocol !== "http:" ||
+    parsed.pathname !== "/" ||
+    parsed.search ||
+    !host ||
+    !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
+  ) {
+    p.add("spam.rspamdUrl", `${show(url)} is not an http URL of a loopback address with no path, e.g. http://127.0.0.1:11333`);
+  } else out.rspamdUrl = url;
+  return out;
 }
 
 /** A section of integers with defaults and a range per key. */

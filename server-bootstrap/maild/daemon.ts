@@ -5,7 +5,6 @@ import { createLogger, type Logger } from "./log";
 import { metrics } from "./metrics";
 import { Router } from "./router";
 import { loadTls, type TlsMaterial } from "./tls";
-import { createResolver } from "./resolver";
 import { LocalStore, recoverSpool } from "./delivery";
 import { MessageAcceptor } from "./accept";
 import { InboundSmtp } from "./inbound";
@@ -16,12 +15,12 @@ import { rfc5322Date } from "./trace-headers";
 import { SubmissionSmtp } from "./submission";
 import { DkimKeyring } from "./dkim-keyring";
 import { SubmissionAuthenticator } from "./submission-auth";
-import type { DNSResolver } from "mailauth";
 import { dkimSignatures } from "./dkim-sign";
 import { ReceivedReports } from "./reports/received-reports";
 import { ReportIntake } from "./reports/report-intake";
 import { Operations } from "./monitoring/operations";
 import { DmarcEvaluations } from "./reports/dmarc-evaluation";
+import { SpamCheck } from "./spam-check";
 
 export interface DaemonState {
   config: () => MaildConfig;
@@ -49,7 +48,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
   let config = loadMaildConfig(configPath);
   let tls = loadTls(config.tls);
   let router = new Router(config);
-  let resolver = createResolver(config.dnsServers) as DNSResolver;
+  const spam = new SpamCheck(() => config.spam, log);
 
   const store = new LocalStore(config.dataDir, () => config.hostname);
   const tlsReport = new TlsReport({
@@ -66,7 +65,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
-  const accept = new MessageAcceptor(store, queue, log);
+  const accept = new MessageAcceptor(store, queue, log, () => config.limits);
   const ops = config.operations;
   const receivedReports = ops
     ? new ReceivedReports({ dataDir: config.dataDir, retentionDays: ops.reportRetentionDays, maxDayBytes: 64 * 1024 * 1024 })
@@ -142,7 +141,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     config: () => config,
     router: () => router,
     tls: () => tls,
-    resolver: () => resolver,
+    spam,
     accept,
     log,
     ...(reportIntake ? { reports: reportIntake } : {}),
@@ -163,6 +162,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     tls: () => tls,
     accept,
     auth,
+    spam,
     log,
     dkimKeys: (domain) => dkim.get(domain),
   });
@@ -194,7 +194,6 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
       tls = nextTls;
       await dkim.load(config);
       router = new Router(config);
-      resolver = createResolver(config.dnsServers) as DNSResolver;
       smtp.reloadTls();
       submission.reloadTls();
       metrics.reloads.inc({ result: "ok" });
@@ -214,6 +213,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     await Promise.all([smtp.close(config.shutdownTimeoutMs), submission.close(config.shutdownTimeoutMs)]);
     await queue.stop(config.shutdownTimeoutMs);
     await tlsReport.flush().catch((e: Error) => log.warn("tlsrpt.write_failed", { error: e.message }));
+    spam.close();
     log.info("shutdown.done", {});
   };
 

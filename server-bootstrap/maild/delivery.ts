@@ -10,12 +10,14 @@
 //       atomic: the message is in the mailbox whole or not at all.
 // B. Several mailboxes, or remote recipients too: the spool file is the commit marker.
 //   B1. The final message is written to spool/incoming/I.eml and fsynced.
-//   B2. I.eml is hard-linked into new/<name(I)> of every recipient mailbox (same volume; a copy
-//       when it is not); each new/ directory is fsynced; then `beforeCommit` (the remote queue).
+//   B2. Each recipient mailbox gets its copy in new/<name(I)>: I.eml hard-linked (same volume; a
+//       copy when it is not), or, when the copy carries fields of its own (Return-Path,
+//       Delivered-To), those fields and I.eml written to tmp/I.maild, fsynced and renamed into
+//       new/; each new/ directory is fsynced; then `beforeCommit` (the remote queue).
 //   B3. I.eml is unlinked and spool/incoming is fsynced. This is the commit point.
 // Recovery at start (`recoverSpool`) treats every I.eml still present as not committed, so never
-// acknowledged: it removes new/<name(I)> from every mailbox (undoing a partial B2), then the
-// spool files. Every *.raw, and every tmp/*.maild left by an A1, is discarded.
+// acknowledged: it removes every new/<name(I)> (any size) from every mailbox (undoing a partial
+// B2), then the spool files. Every *.raw, and every tmp/*.maild left by an A1 or B2, is discarded.
 //
 // fsyncs of one directory are shared by concurrent deliveries (DirSyncer: a caller only joins an
 // fsync that starts after its own change), so under load many messages commit with one fsync.
@@ -31,13 +33,12 @@
 // and if the user's IMAP client moves a B copy from new/ to cur/ between B2 and B3 of a crashing
 // delivery, that copy stays (we do not scan cur/).
 import { createReadStream } from "node:fs";
-import { link, mkdir, open, readdir, rename, stat, unlink, copyFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, rename, unlink, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DirSyncer, fsyncDir, fsyncFile } from "./dir-sync";
-import { ensureMaildir, maildirName, maildirPath } from "./maildir";
+import { ensureMaildir, JUNK_FOLDER, maildirName, maildirPath } from "./maildir";
 import type { Mailbox } from "./router";
-import { splitHeader } from "./trace-headers";
 
 export interface SpoolPaths {
   incoming: string;
@@ -62,7 +63,14 @@ export interface StoreRequest {
   prepend: string;
   /** header fields of the received message to drop (e.g. forged Authentication-Results) */
   dropHeader?: (field: string) => boolean;
+  /**
+   * header fields for one mailbox's copy only, above `prepend` (RFC 5321 4.4 Return-Path and
+   * RFC 9228 Delivered-To, which name the recipient): each mailbox then gets a copy of its own
+   */
+  perMailbox?: (mailbox: Mailbox) => string;
   mailboxes: Mailbox[];
+  /** a folder of each mailbox instead of its inbox (spam: JUNK_FOLDER) */
+  folder?: string;
   /**
    * Runs after the local links and before the commit, with the fsynced message file: the outbound
    * queue records its entry here, so it is rolled back together with the local copies.
@@ -96,11 +104,24 @@ export class LocalStore {
     const size = await writeMessage(eml, req.prepend, req.held ?? req.rawPath, req.dropHeader);
     const name = maildirName(req.id, this.hostname(), size);
     const linked: string[] = [];
+    const perMailbox = req.perMailbox;
     try {
-      await Promise.all(
-        req.mailboxes.map(async (mb) => {
-          const dir = maildirPath(this.dataDir, mb);
-          await ensureMaildir(dir);
+      await eachLimited(req.mailboxes, MAILBOX_WRITERS, async (mb) => {
+        const dir = maildirPath(this.dataDir, mb, req.folder);
+        await ensureMaildir(dir);
+        if (perMailbox) {
+          const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
+          let copySize: number;
+          try {
+            copySize = await writeCopy(tmp, perMailbox(mb), eml);
+          } catch (e) {
+            await unlink(tmp).catch(() => undefined);
+            throw e;
+          }
+          const target = join(dir, "new", maildirName(req.id, this.hostname(), copySize));
+          await rename(tmp, target);
+          linked.push(target);
+        } else {
           const target = join(dir, "new", name);
           await link(eml, target).catch(async (e: NodeJS.ErrnoException) => {
             if (e.code !== "EXDEV") throw e;
@@ -111,9 +132,9 @@ export class LocalStore {
             await unlink(tmp);
           });
           linked.push(target);
-          await this.syncer.sync(join(dir, "new"));
-        }),
-      );
+        }
+        await this.syncer.sync(join(dir, "new"));
+      });
       if (req.beforeCommit) await req.beforeCommit(eml);
     } catch (e) {
       // Not committed, so not acknowledged: take back what was linked, as recovery would.
@@ -129,12 +150,12 @@ export class LocalStore {
 
   /** Protocol A: one mailbox, committed by the rename into new/. */
   private async storeInOne(req: StoreRequest, mailbox: Mailbox): Promise<{ size: number }> {
-    const dir = maildirPath(this.dataDir, mailbox);
+    const dir = maildirPath(this.dataDir, mailbox, req.folder);
     await ensureMaildir(dir);
     const tmp = join(dir, "tmp", `${req.id}${TMP_SUFFIX}`);
     let size: number;
     try {
-      size = await writeMessage(tmp, req.prepend, req.held ?? req.rawPath, req.dropHeader);
+      size = await writeMessage(tmp, (req.perMailbox?.(mailbox) ?? "") + req.prepend, req.held ?? req.rawPath, req.dropHeader);
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
       throw e;
@@ -163,22 +184,28 @@ export class LocalStore {
   }
 }
 
-/** Protocol A's file in tmp/: `<id>.maild`, distinct from the names Dovecot gives its own tmp files. */
-const TMP_SUFFIX = ".maild";
-const OUR_TMP = /^\d+\.M[0-9a-f]{24}\.maild$/;
+/** Copies written to mailboxes at once in protocol B: enough to overlap fsyncs, few enough for open files and memory. */
+const MAILBOX_WRITERS = 8;
 
-// The header section is read into memory to filter it (bounded: beyond this it is copied as is).
-const MAX_FILTERED_HEADER = 1024 * 1024;
+/** Where deliveries go: the inbox (undefined) or the Junk folder; recovery looks in each. */
+const DELIVERY_FOLDERS: (string | undefined)[] = [undefined, JUNK_FOLDER];
 
-/** Writes prepend + raw (header fields filtered) into `path`, fsyncs it, returns its size. */
-async function writeMessage(
-  path: string,
-  prepend: string,
-  raw: string | Buffer[],
-  dropHeader?: (field: string) => boolean,
-): Promise<number> {
-  if (typeof raw !== "string") return writeHeldMessage(path, prepend, Buffer.concat(raw), dropHeader);
-  const rawPath = raw;
+/** Runs `work` on every item, at most `limit` at a time; rejects with the first failure once all have ended. */
+async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await work(item).catch((e: unknown) => errors.push(e));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Writes `prefix` and the file `source` into the new file `path`, fsyncs it, returns its size. */
+async function writeCopy(path: string, prefix: string, source: string): Promise<number> {
   const fh = await open(path, "wx", 0o600);
   let size = 0;
   const write = async (b: Buffer): Promise<void> => {
@@ -187,33 +214,8 @@ async function writeMessage(
     size += b.length;
   };
   try {
-    await write(Buffer.from(prepend, "latin1"));
-    let head: Buffer | undefined = Buffer.alloc(0);
-    for await (const chunk of createReadStream(rawPath, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
-      if (head === undefined) {
-        await write(chunk);
-        continue;
-      }
-      head = Buffer.concat([head, chunk]);
-      const split = splitHeader(head);
-      if (split === undefined && head.length < MAX_FILTERED_HEADER) continue;
-      if (split === undefined || !dropHeader) await write(head);
-      else {
-        await write(Buffer.from(filterFields(head.subarray(0, split).toString("latin1"), dropHeader), "latin1"));
-        await write(head.subarray(split));
-      }
-      head = undefined;
-    }
-    if (head !== undefined && head.length > 0) {
-      const split = splitHeader(head) ?? head.length;
-      await write(
-        Buffer.from(
-          dropHeader ? filterFields(head.subarray(0, split).toString("latin1"), dropHeader) : head.subarray(0, split).toString("latin1"),
-          "latin1",
-        ),
-      );
-      await write(head.subarray(split));
-    }
+    await write(Buffer.from(prefix, "latin1"));
+    for await (const chunk of createReadStream(source, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) await write(chunk);
     await fh.sync();
   } finally {
     await fh.close();
@@ -221,22 +223,131 @@ async function writeMessage(
   return size;
 }
 
-/** writeMessage for DATA held in memory: one write of the whole message. */
-async function writeHeldMessage(path: string, prepend: string, raw: Buffer, dropHeader?: (field: string) => boolean): Promise<number> {
-  const split = splitHeader(raw) ?? raw.length;
-  const header = dropHeader
-    ? Buffer.from(filterFields(raw.subarray(0, split).toString("latin1"), dropHeader), "latin1")
-    : raw.subarray(0, split);
-  const message = Buffer.concat([Buffer.from(prepend, "latin1"), header, raw.subarray(split)]);
+/** Protocol A's (and B's per-mailbox) file in tmp/: `<id>.maild`, distinct from the names Dovecot gives its own tmp files. */
+const TMP_SUFFIX = ".maild";
+const OUR_TMP = /^\d+\.M[0-9a-f]{24}\.maild$/;
+
+/** Writes prepend + raw (header fields filtered) into `path`, fsyncs it, returns its size. */
+async function writeMessage(
+  path: string,
+  prepend: string,
+  raw: string | Buffer[],
+  dropHeader?: (field: string) => boolean,
+): Promise<number> {
   const fh = await open(path, "wx", 0o600);
-  try {
+  let size = 0;
+  const write = async (b: Buffer): Promise<void> => {
     let off = 0;
-    while (off < message.length) off += (await fh.write(message, off, message.length - off)).bytesWritten;
+    while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+    size += b.length;
+  };
+  try {
+    const filter = dropHeader ? new HeaderFieldFilter(dropHeader) : undefined;
+    const chunks: AsyncIterable<Buffer> | Buffer[] =
+      typeof raw === "string" ? (createReadStream(raw, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) : raw;
+    // DATA held in memory is small: one write with the prepended fields
+    const pieces: Buffer[] = [Buffer.from(prepend, "latin1")];
+    for await (const chunk of chunks) {
+      pieces.push(...(filter ? filter.push(chunk) : [chunk]));
+      if (typeof raw === "string") await write(Buffer.concat(pieces.splice(0)));
+    }
+    if (filter) pieces.push(...filter.end());
+    await write(Buffer.concat(pieces));
     await fh.sync();
   } finally {
     await fh.close();
   }
-  return message.length;
+  return size;
+}
+
+/** A field is decided on at most this much of its start; the rest of a longer one follows that decision. */
+const FIELD_DECISION_BYTES = 64 * 1024;
+
+/**
+ * Drops whole header fields (with their folded continuation lines) from a message as it streams
+ * by, holding one field at a time (at most FIELD_DECISION_BYTES of it), so a header section of any
+ * size is filtered completely; the body passes untouched.
+ */
+export class HeaderFieldFilter {
+  private inBody = false;
+  /** a line whose CRLF has not arrived yet */
+  private partial = "";
+  /** the start of a line longer than FIELD_DECISION_BYTES went out already: the next text continues it */
+  private midLine = false;
+  /** the field being read, undecided */
+  private field = "";
+  /** the current field was decided early (it is long): drop or keep its further lines */
+  private decided: "drop" | "keep" | undefined;
+
+  constructor(private readonly drop: (field: string) => boolean) {}
+
+  push(chunk: Buffer): Buffer[] {
+    if (this.inBody) return [chunk];
+    const text = this.partial + chunk.toString("latin1");
+    this.partial = "";
+    let out = "";
+    let pos = 0;
+    for (;;) {
+      const eol = text.indexOf("\r\n", pos);
+      if (eol === -1) break;
+      const line = text.slice(pos, eol + 2);
+      pos = eol + 2;
+      if (this.midLine) {
+        this.midLine = false;
+        out += this.addLine(line);
+      } else if (line === "\r\n") {
+        out += this.endField() + line;
+        this.inBody = true;
+        return [Buffer.from(out, "latin1"), Buffer.from(text.slice(pos), "latin1")];
+      } else out += this.lineStart(line);
+    }
+    let rest = text.slice(pos);
+    if (rest.length > FIELD_DECISION_BYTES) {
+      // a line longer than any decision needs goes on now; a CR at its end waits for its LF
+      const keep = rest.endsWith("\r") ? 1 : 0;
+      const head = rest.slice(0, rest.length - keep);
+      out += this.midLine ? this.addLine(head) : this.lineStart(head);
+      this.midLine = true;
+      rest = rest.slice(rest.length - keep);
+    }
+    this.partial = rest;
+    return [Buffer.from(out, "latin1")];
+  }
+
+  /** The end of the message (no empty line: a header-only message): what is held goes out. */
+  end(): Buffer[] {
+    if (this.inBody) return [];
+    const rest = this.partial;
+    this.partial = "";
+    let out = rest === "" ? "" : this.midLine ? this.addLine(rest) : this.lineStart(rest);
+    out += this.endField();
+    return [Buffer.from(out, "latin1")];
+  }
+
+  /** A whole line, or the start of one: a continuation of the current field, or a new field. */
+  private lineStart(line: string): string {
+    if (line.startsWith(" ") || line.startsWith("\t")) return this.addLine(line);
+    return this.endField() + this.addLine(line);
+  }
+
+  private addLine(line: string): string {
+    if (this.decided) return this.decided === "keep" ? line : "";
+    this.field += line;
+    if (this.field.length <= FIELD_DECISION_BYTES) return "";
+    this.decided = this.drop(this.field) ? "drop" : "keep";
+    const held = this.field;
+    this.field = "";
+    return this.decided === "keep" ? held : "";
+  }
+
+  private endField(): string {
+    const f = this.field;
+    const wasDecided = this.decided !== undefined;
+    this.field = "";
+    this.decided = undefined;
+    if (wasDecided || f === "") return "";
+    return this.drop(f) ? "" : f;
+  }
 }
 
 /** Removes whole header fields (with their folded continuation lines) for which `drop` is true. */
@@ -266,21 +377,31 @@ export async function recoverSpool(
   await mkdir(incoming, { recursive: true, mode: 0o700 });
   const report: RecoveryReport = { rolledBack: 0, discardedRaw: 0 };
   const touched = new Set<string>();
+  const rolledBack: string[] = [];
+  for (const file of await readdir(incoming)) {
+    if (file.endsWith(".eml")) rolledBack.push(file.slice(0, -4));
+  }
+  if (rolledBack.length > 0) {
+    // A copy's name is maildirName(id, hostname, its size), and copies with fields of their own
+    // differ in size: every name of a rolled-back id goes, whatever its size.
+    const prefixes = rolledBack.map((id) => maildirName(id, hostname, 0).replace(/0$/, ""));
+    for (const mb of mailboxes) {
+      for (const folder of DELIVERY_FOLDERS) {
+        const newDir = join(maildirPath(dataDir, mb, folder), "new");
+        const names = await readdir(newDir).catch(() => [] as string[]);
+        for (const name of names) {
+          const prefix = prefixes.find((p) => name.startsWith(p) && /^\d+$/.test(name.slice(p.length)));
+          if (prefix === undefined) continue;
+          await unlink(join(newDir, name)).catch(() => undefined);
+          touched.add(newDir);
+        }
+      }
+    }
+  }
   for (const file of await readdir(incoming)) {
     const path = join(incoming, file);
     if (file.endsWith(".eml")) {
-      const id = file.slice(0, -4);
-      const size = (await stat(path)).size;
-      const name = maildirName(id, hostname, size);
-      for (const mb of mailboxes) {
-        const newDir = join(maildirPath(dataDir, mb), "new");
-        const removed = await unlink(join(newDir, name)).then(
-          () => true,
-          () => false,
-        );
-        if (removed) touched.add(newDir);
-      }
-      await onRollback(id);
+      await onRollback(file.slice(0, -4));
       report.rolledBack++;
     } else if (file.endsWith(".raw")) {
       report.discardedRaw++;
@@ -289,9 +410,11 @@ export async function recoverSpool(
   }
   // A protocol A delivery that crashed before its rename left only an unnamed draft in tmp/.
   for (const mb of mailboxes) {
-    const tmp = join(maildirPath(dataDir, mb), "tmp");
-    const names = await readdir(tmp).catch(() => [] as string[]);
-    for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    for (const folder of DELIVERY_FOLDERS) {
+      const tmp = join(maildirPath(dataDir, mb, folder), "tmp");
+      const names = await readdir(tmp).catch(() => [] as string[]);
+      for (const name of names) if (OUR_TMP.test(name)) await unlink(join(tmp, name)).catch(() => undefined);
+    }
   }
   for (const dir of touched) await fsyncDir(dir);
   await fsyncDir(incoming);

@@ -1,25 +1,29 @@
 // Receiving mail on port 25 (RFC 5321) with smtp-server: STARTTLS, recipient policy at RCPT,
-// message checks after DATA, then durable delivery before the 250.
+// the spam filter (rspamd: SPF, DKIM, DMARC, ARC, DNSBLs, greylisting, Bayes) after DATA, then
+// durable delivery into the inbox or the Junk folder before the 250.
 import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress } from "smtp-server";
-import type { DNSResolver } from "mailauth";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { mailboxKey, type Router } from "./router";
 import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener";
-import { authenticateStream, prefetchSpf, transactionResolver } from "./message-auth";
 import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
+import { JUNK_FOLDER } from "./maildir";
+import { SCAN_UNAVAILABLE_REPLY, ScanUnavailable, verifiedHostname, type SpamCheck } from "./spam-check";
 import type { TlsMaterial } from "./tls";
 import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
-import { evaluationFromMailauth, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
+import { dispositionFromRspamd, evaluationFromRspamd, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
+import type { SpamOutcome } from "./spam-verdict";
+import type { RspamdReply } from "./rspamd-client";
+import { clientKey } from "./client-key";
 
 export interface InboundDeps {
   config: () => MaildConfig;
   router: () => Router;
   tls: () => TlsMaterial;
-  resolver: () => DNSResolver;
+  spam: SpamCheck;
   accept: MessageAcceptor;
   log: Logger;
   /** reads DMARC and TLSRPT reports sent to our report addresses (operations) */
@@ -31,8 +35,10 @@ export interface InboundDeps {
 /** What one MAIL transaction has accepted so far. */
 interface Transaction {
   recipients: Recipients;
-  /** this transaction's DNS answers, shared by the early SPF check and the checks after DATA */
-  resolver: DNSResolver;
+  /** every RCPT accepted, as the client wrote it (rspamd's envelope) */
+  rcpts: string[];
+  /** the client's verified host name, looked up while the transaction goes on */
+  hostname: Promise<string | undefined>;
   /** a recipient is one of our report addresses: the DATA is copied for the report intake */
   report?: boolean;
 }
@@ -42,12 +48,24 @@ export class InboundSmtp extends SmtpService<Transaction> {
     super("smtp", deps);
   }
 
-  /** Keeps the message's DMARC evaluation for our aggregate reports; never delays or fails the reply. */
-  private recordDmarc(result: Parameters<typeof evaluationFromMailauth>[0], ctx: EvaluationContext): void {
-    const e = this.deps.dmarcEvaluations && evaluationFromMailauth(result, ctx);
+  /**
+   * Keeps the message's DMARC evaluation, read from rspamd's symbols (rspamd is the one verifier),
+   * for our aggregate reports; never delays or fails the reply. A temporary refusal is not kept:
+   * the sender tries again, and that try counts.
+   */
+  private recordDmarc(
+    symbols: RspamdReply["symbols"],
+    outcome: SpamOutcome,
+    ctx: Omit<EvaluationContext, "disposition"> & { headerFrom: string | undefined },
+  ): void {
+    if (!this.deps.dmarcEvaluations || outcome.kind === "tempfail" || ctx.headerFrom === undefined) return;
+    const e = evaluationFromRspamd(
+      { symbols },
+      { ...ctx, headerFrom: ctx.headerFrom, disposition: dispositionFromRspamd({ symbols }, outcome) },
+    );
     if (e)
-      void this.deps
-        .dmarcEvaluations!.record(e)
+      void this.deps.dmarcEvaluations
+        .record(e)
         .catch((err: Error) => this.deps.log.warn("dmarc.evaluation_write_failed", { error: err.message }));
   }
 
@@ -64,11 +82,12 @@ export class InboundSmtp extends SmtpService<Transaction> {
 
   protected onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
-    if (!this.rate.take(session.remoteAddress)) {
+    if (!this.rate.take(clientKey(session.remoteAddress))) {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
-    this.txns.set(session.id, { recipients: new Recipients(), resolver: transactionResolver(this.deps.resolver()) });
+    const hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
+    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [], hostname });
     cb();
   }
 
@@ -95,18 +114,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
-        // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
-        // a transaction with no valid recipient causes none.
-        if (txn.recipients.count === 0) {
-          prefetchSpf({
-            clientIp: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-            hostname: this.deps.config().hostname,
-            resolver: txn.resolver,
-          });
-        }
         txn.recipients.add(route);
+        txn.rcpts.push(address.address);
         if (this.deps.reports?.wants(address.address)) txn.report = true;
         return cb();
     }
@@ -122,56 +131,67 @@ export class InboundSmtp extends SmtpService<Transaction> {
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const helo = session.hostNameAppearsAs || "";
-    // SPF, DKIM, DMARC and ARC run on the DATA as it arrives (what passes the size limit), so
-    // the message is never read back; a message refused below just leaves its verdict unused.
-    const auth = authenticateStream({
-      clientIp: session.remoteAddress,
-      helo,
-      sender,
-      hostname: cfg.hostname,
-      resolver: txn?.resolver ?? this.deps.resolver(),
-    });
     const reportCopy: BoundedCopy | undefined = txn?.report ? this.deps.reports?.copier() : undefined;
+    let endTurn: (() => void) | undefined;
     try {
       const received = await accept.receive(id, stream, txn?.recipients, {
         service: "smtp",
-        maxBytes: cfg.limits.maxMessageBytes,
-        taps: reportCopy ? [auth.tap, reportCopy] : [auth.tap],
+        limits: cfg.limits,
+        ...(reportCopy ? { taps: [reportCopy] } : {}),
         fields,
         refuse,
       });
-      let verdict;
-      const t0 = performance.now();
-      try {
-        verdict = await auth.verdict;
-      } catch (e) {
-        this.deps.log.error("smtp.auth_error", { ...fields, error: (e as Error).message });
-        throw refuse("auth-error", 451, "4.3.0 Temporary error checking the message, try again later");
+      endTurn = await accept.turn(received, fields, refuse);
+      // RFC 9228 4: a message that already carries our Delivered-To for one of its mailboxes has
+      // been delivered there before and came back (an outside forward pointing at us): a loop.
+      const looping = [...received.recipients.mailboxes.values()].map(mailboxKey).find((m) => received.deliveredTo.includes(m));
+      if (looping !== undefined) {
+        this.deps.log.warn("smtp.delivered_to_loop", { ...fields, mailbox: looping });
+        throw refuse("loop", 554, `5.4.6 Mail forwarding loop for ${looping}`);
       }
-      const authMs = Math.round(performance.now() - t0);
-      const verdictFields = { spf: verdict.spf, dkim: verdict.dkim, dmarc: verdict.dmarc, arc: verdict.arc };
-      this.recordDmarc(verdict.result, {
+      const hostname = await txn!.hostname;
+      let verdict;
+      try {
+        verdict = await this.deps.spam.check(
+          "smtp",
+          {
+            ip: session.remoteAddress,
+            helo,
+            ...(hostname ? { hostname } : {}),
+            from: sender,
+            rcpts: txn!.rcpts,
+            queueId: id,
+            mtaName: cfg.hostname,
+          },
+          { ...(received.held ? { held: received.held } : {}), path: received.rawPath },
+          { ...fields, from: sender },
+        );
+      } catch (e) {
+        if (e instanceof ScanUnavailable) throw refuse("spam-unavailable", 451, SCAN_UNAVAILABLE_REPLY);
+        throw e;
+      }
+      const outcome = verdict.outcome;
+      this.recordDmarc(verdict.symbols, outcome, {
         at: Date.now(),
         sourceIp: session.remoteAddress,
         sender,
         helo,
-        disposition: verdict.reject ? "reject" : "none",
+        headerFrom: received.authorDomain,
         optional: txn?.report === true,
       });
-      if (verdict.reject) {
-        this.deps.log.info("smtp.dmarc_reject", { ...fields, ...verdictFields });
-        throw refuse("dmarc", verdict.reject.code, verdict.reject.message);
-      }
+      if (outcome.kind === "reject" || outcome.kind === "tempfail") throw refuse(outcome.reason, outcome.code, outcome.text);
       const trace = sessionReceived(session, cfg.hostname, id, session.secure ? "ESMTPS" : "ESMTP");
       const mailboxes = [...received.recipients.mailboxes.values()];
       const remote = [...received.recipients.remote];
+      const removed = new Set(verdict.removeHeaders);
       const t1 = performance.now();
       const { size } = await accept.accept({
         id,
         held: received.held,
         prepend: verdict.headers + trace,
-        dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
+        dropHeader: (f) => isForgedAuthResults(f, cfg.hostname) || removed.has(fieldName(f)),
         mailboxes,
+        ...(outcome.kind === "junk" ? { folder: JUNK_FOLDER } : {}),
         remote,
         sender,
       });
@@ -182,9 +202,10 @@ export class InboundSmtp extends SmtpService<Transaction> {
         size,
         from: sender,
         mailboxes: mailboxes.map(mailboxKey),
+        folder: outcome.kind === "junk" ? JUNK_FOLDER : "INBOX",
         remote: remote.length,
-        ...verdictFields,
-        authMs,
+        ...verdict.auth,
+        scanMs: verdict.scanMs,
         storeMs,
       });
       // Read after the 250 (not awaited): a report that cannot be read is still delivered.
@@ -192,6 +213,13 @@ export class InboundSmtp extends SmtpService<Transaction> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "smtp", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
+}
+
+/** A header field's name, lowercase. */
+function fieldName(field: string): string {
+  return field.slice(0, field.indexOf(":")).trim().toLowerCase();
 }

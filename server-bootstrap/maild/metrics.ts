@@ -8,8 +8,10 @@ type Labels = Record<string, string>;
 interface Metric {
   name: string;
   help: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   values: Map<string, { labels: Labels; value: number }>;
+  /** histogram: upper bounds of its buckets, ascending */
+  buckets?: number[];
 }
 
 const registry = new Map<string, Metric>();
@@ -69,16 +71,56 @@ export function gauge(name: string, help: string): Gauge {
   };
 }
 
+type Observations = Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>;
+const histograms = new Map<string, Observations>();
+
+export interface Histogram {
+  observe(value: number, labels?: Labels): void;
+  /** observations so far (the `_count` series) */
+  count(labels?: Labels): number;
+}
+
+/** A Prometheus histogram: cumulative `_bucket{le}` counts, `_sum` and `_count` per label set. */
+export function histogram(name: string, help: string, buckets: number[]): Histogram {
+  const m = define(name, help, "histogram");
+  m.buckets = [...buckets].sort((a, b) => a - b);
+  const observations: Observations = new Map();
+  const h: Histogram = {
+    observe(value, labels = {}) {
+      const key = labelKey(labels);
+      let o = observations.get(key);
+      if (!o) {
+        o = { labels: { ...labels }, counts: m.buckets!.map(() => 0), sum: 0, count: 0 };
+        observations.set(key, o);
+      }
+      m.buckets!.forEach((le, i) => {
+        if (value <= le) o.counts[i]++;
+      });
+      o.sum += value;
+      o.count++;
+    },
+    count: (labels = {}) => observations.get(labelKey(labels))?.count ?? 0,
+  };
+  histograms.set(name, observations);
+  return h;
+}
+
+function formatLabels(labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  return keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",")}}` : "";
+}
+
 /** The whole registry as Prometheus text; serve with `Content-Type: text/plain; version=0.0.4`. */
 export function renderMetrics(): string {
   const out: string[] = [];
   for (const m of registry.values()) {
     out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);
     if (m.values.size === 0 && m.type === "gauge") out.push(`${m.name} 0`);
-    for (const { labels, value } of m.values.values()) {
-      const keys = Object.keys(labels).sort();
-      const l = keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(labels[k])}"`).join(",")}}` : "";
-      out.push(`${m.name}${l} ${value}`);
+    for (const { labels, value } of m.values.values()) out.push(`${m.name}${formatLabels(labels)} ${value}`);
+    for (const o of histograms.get(m.name)?.values() ?? []) {
+      m.buckets!.forEach((le, i) => out.push(`${m.name}_bucket${formatLabels({ ...o.labels, le: String(le) })} ${o.counts[i]}`));
+      out.push(`${m.name}_bucket${formatLabels({ ...o.labels, le: "+Inf" })} ${o.count}`);
+      out.push(`${m.name}_sum${formatLabels(o.labels)} ${o.sum}`, `${m.name}_count${formatLabels(o.labels)} ${o.count}`);
     }
   }
   return out.join("\n") + "\n";
@@ -93,4 +135,14 @@ export const metrics = {
   delivered: counter("maild_deliveries_total", "Copies stored durably in a local Maildir"),
   queueSize: gauge("maild_queue_size", "Messages waiting in the outbound queue"),
   reloads: counter("maild_config_reloads_total", "Configuration reloads, by result"),
+  spamVerdicts: counter(
+    "maild_spam_verdicts_total",
+    "Messages rspamd scanned, by service, rspamd's action and what maild did (inbox, junk, reject, tempfail)",
+  ),
+  spamScanErrors: counter("maild_spam_scan_errors_total", "Scans without a verdict (answered 451), by service and reason"),
+  spamScanSeconds: histogram(
+    "maild_spam_scan_seconds",
+    "Time rspamd took to answer a scan, by service",
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
+  ),
 };

@@ -2,6 +2,7 @@
 // Pure: built from the config, no I/O. For an authenticated sender (submission) a remote recipient
 // is routed to the outbound queue instead of being refused as relaying.
 import type { MaildConfig } from "./config";
+import { canonicalLocalPart } from "./mailbox-field";
 
 /** A local mailbox: `<dataDir>/mail/<domain>/<local>/Maildir` (Dovecot's `%d/%n`). */
 export interface Mailbox {
@@ -31,19 +32,37 @@ export class Router {
   private readonly users: Set<string>;
   private readonly aliases: Map<string, string[]>;
   private readonly delimiters: string;
+  private readonly hostname: string | undefined;
+  /** where a bare `postmaster` goes: the domain the host name lies in, else the first domain */
+  private readonly postmaster: string;
 
-  constructor(config: Pick<MaildConfig, "domains" | "users" | "aliases" | "recipientDelimiter">) {
+  constructor(config: Pick<MaildConfig, "domains" | "users" | "aliases" | "recipientDelimiter"> & { hostname?: string }) {
     this.domains = new Set(config.domains.map((d) => d.name));
     this.users = new Set(config.users.map((u) => u.address));
     this.aliases = new Map(config.aliases.map((a) => [a.address, a.to]));
     this.delimiters = config.recipientDelimiter;
+    this.hostname = config.hostname?.toLowerCase();
+    const host = this.hostname;
+    const home = host
+      ? config.domains
+          .map((d) => d.name)
+          .filter((d) => host === d || host.endsWith(`.${d}`))
+          .sort((a, b) => b.length - a.length)[0]
+      : undefined;
+    this.postmaster = `postmaster@${home ?? config.domains[0]?.name ?? ""}`;
   }
 
   isLocalDomain(domain: string): boolean {
     return this.domains.has(domain.toLowerCase());
   }
 
-  route(address: string, ctx: RouteContext = {}): Route {
+  route(given: string, ctx: RouteContext = {}): Route {
+    // RFC 5321 4.5.1: `RCPT TO:<postmaster>` without a domain must be accepted, and so must
+    // postmaster at the host's own name; both reach the postmaster of the host's domain.
+    if (given.toLowerCase() === "postmaster" || (this.hostname && given.toLowerCase() === `postmaster@${this.hostname}`)) {
+      return this.route(this.postmaster, ctx);
+    }
+    const address = canonicalAddress(given);
     const at = address.lastIndexOf("@");
     if (at <= 0 || at === address.length - 1) return { kind: "bad-address" };
     // RFC 5321 2.4: local parts may be case-sensitive, but no mailbox here differs only by case,
@@ -116,6 +135,20 @@ export class Router {
     // Validation guarantees targets in our domains exist; anything else is another server's.
     if (!this.domains.has(domain)) out.remote.add(address);
   }
+}
+
+/**
+ * The address with a quoted local part that needs no quotes written without them: RFC 5322 3.2.4
+ * makes `"john"@example.org` the same address as `john@example.org` (the quotes are not part of
+ * the local part), and RFC 5321 4.1.2 asks hosts to avoid the quoted form. A local part that does
+ * need its quotes (`"john doe"`) keeps them and matches none of our mailboxes.
+ */
+export function canonicalAddress(address: string): string {
+  const at = address.lastIndexOf("@");
+  const local = address.slice(0, at);
+  if (at <= 1 || !local.startsWith('"') || !local.endsWith('"')) return address;
+  const content = local.slice(1, -1).replace(/\\(.)/g, "$1");
+  return `${canonicalLocalPart(content)}${address.slice(at)}`;
 }
 
 export function mailboxKey(m: Mailbox): string {

@@ -15,9 +15,9 @@
 // Unknown accounts are counted like existing ones and get the same answers and timing, so the
 // throttle tells nobody which accounts exist.
 import { argon2, randomBytes, timingSafeEqual } from "node:crypto";
-import { isIPv6 } from "node:net";
 import type { SubmissionConfig, UserConfig } from "./config";
 import { counter } from "./metrics";
+import { clientKey } from "./client-key";
 import { parseArgon2id } from "../../components/shared/argon2id";
 
 const authResults = counter("maild_submission_auth_total", "SMTP AUTH attempts on submission, by result");
@@ -63,22 +63,6 @@ function argon2id(password: string, p: Phc): Promise<Buffer> {
 async function matches(password: string, p: Phc): Promise<boolean> {
   const got = await argon2id(password, p);
   return got.length === p.hash.length && timingSafeEqual(got, p.hash);
-}
-
-/** The unit an address is throttled by: the IPv4 address, or the /64 of an IPv6 address. */
-export function clientKey(ip: string): string {
-  const addr = ip.startsWith("::ffff:") && !isIPv6(ip.slice(7)) ? ip.slice(7) : ip;
-  if (!isIPv6(addr)) return addr;
-  const full = expandIpv6(addr);
-  return `${full.slice(0, 4).join(":")}::/64`;
-}
-
-function expandIpv6(ip: string): string[] {
-  const [head, tail] = ip.split("::");
-  const h = head ? head.split(":") : [];
-  const t = tail !== undefined && tail !== "" ? tail.split(":") : [];
-  const fill = tail === undefined ? [] : new Array(8 - h.length - t.length).fill("0");
-  return [...h, ...fill, ...t].map((g) => g.toLowerCase().padStart(4, "0"));
 }
 
 interface Record {

@@ -4,7 +4,6 @@
 // (RSA and Ed25519) before it is stored for local recipients or queued for remote ones.
 import { readFile } from "node:fs/promises";
 import type { SMTPServerSession, SMTPServerDataStream, SMTPServerAddress, SMTPServerAuthentication } from "smtp-server";
-import addressparser from "nodemailer/lib/addressparser";
 import type { MaildConfig, ListenEndpoint } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
@@ -16,7 +15,9 @@ import { SmtpService, SHUTTING_DOWN, type BoundEndpoint } from "./smtp-listener"
 import { dkimSignatures, headerFields, splitMessage, type DkimSigningKey } from "./dkim-sign";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import type { SubmissionAuthenticator } from "./submission-auth";
+import { SCAN_UNAVAILABLE_REPLY, ScanUnavailable, type SpamCheck } from "./spam-check";
 import type { TlsMaterial } from "./tls";
+import { parseMailboxField } from "./mailbox-field";
 
 export interface SubmissionDeps {
   config: () => MaildConfig;
@@ -24,12 +25,19 @@ export interface SubmissionDeps {
   tls: () => TlsMaterial;
   accept: MessageAcceptor;
   auth: SubmissionAuthenticator;
+  spam: SpamCheck;
   /** the signing keys of each of our domains (DkimKeyring) */
   dkimKeys: (domain: string) => DkimSigningKey[] | Error;
   log: Logger;
 }
 
-export class SubmissionSmtp extends SmtpService<Recipients> {
+/** A submission in progress: its recipients, and every RCPT as the client wrote it (rspamd's envelope). */
+interface Submission {
+  recipients: Recipients;
+  rcpts: string[];
+}
+
+export class SubmissionSmtp extends SmtpService<Submission> {
   // The message rate limit counts per user, not per address: a stolen password must not turn the
   // box into a spam cannon.
   constructor(private readonly deps: SubmissionDeps) {
@@ -47,10 +55,21 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     return this.createServer({
       banner: "ESMTP maild submission",
       secure,
-      // RFC 4954 4 / RFC 8314: credentials only inside TLS. smtp-server answers AUTH before
-      // STARTTLS with 538, and MAIL before AUTH with 530.
+      // RFC 4954 4 / RFC 8314: credentials only inside TLS (Postfix smtpd_tls_auth_only). Before
+      // STARTTLS, AUTH is neither advertised (a client that sees it may send its password in the
+      // AUTH line itself, before any reply) nor accepted; smtp-server's per-session
+      // disabledCommands does both, and TLS (onSecure) turns it back on.
+      onConnect: (session, cb) => {
+        if (!session.secure) session.disabledCommands = ["AUTH"];
+        this.listeners.onConnect(session, cb);
+      },
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = [];
+        cb();
+      },
       allowInsecureAuth: false,
       authOptional: false,
+      authRequiredMessage: "5.7.0 Authentication required",
       authMethods: ["PLAIN", "LOGIN"],
       onAuth: (auth, session, cb) =>
         void this.onAuth(auth, session).then(
@@ -78,6 +97,10 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
 
   protected onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.listeners.closing) return cb(this.refuse("shutting-down", 421, SHUTTING_DOWN));
+    // smtp-server's own 530 for MAIL without AUTH applies only while AUTH is enabled; before
+    // STARTTLS it is not (see createSubmissionServer), so the gate is here.
+    if (!session.secure) return cb(this.refuse("tls-required", 530, "5.7.0 Must issue a STARTTLS command first"));
+    if (!session.user) return cb(this.refuse("auth-required", 530, "5.7.0 Authentication required"));
     const user = session.user as string;
     if (!address.address) {
       // The null sender is for bounces and auto-replies, which the server makes itself.
@@ -91,14 +114,14 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       this.deps.log.warn("submission.rate_limited", { session: session.id, user });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages, try again later"));
     }
-    this.txns.set(session.id, new Recipients());
+    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [] });
     cb();
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const txn = this.txns.get(session.id);
     if (!txn) return cb(smtpError(503, "5.5.1 MAIL first"));
-    if (txn.count >= this.deps.config().limits.maxRecipients)
+    if (txn.recipients.count >= this.deps.config().limits.maxRecipients)
       return cb(this.refuse("too-many-recipients", 452, "4.5.3 Too many recipients"));
     const route = this.deps.router().route(address.address, { authenticatedUser: session.user as string });
     switch (route.kind) {
@@ -111,7 +134,8 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
         }
-        txn.add(route);
+        txn.recipients.add(route);
+        txn.rcpts.push(address.address);
         return cb();
     }
   }
@@ -125,13 +149,15 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
     const id = accept.newId();
     const fields = { session: session.id, user, id };
     const refuse = (reason: string, code: number, text: string) => this.refuse(reason, code, text);
+    let endTurn: (() => void) | undefined;
     try {
-      const received = await accept.receive(id, stream, txn, {
+      const received = await accept.receive(id, stream, txn?.recipients, {
         service: "submission",
-        maxBytes: cfg.limits.maxMessageBytes,
+        limits: cfg.limits,
         fields,
         refuse,
       });
+      endTurn = await accept.turn(received, fields, refuse);
       const original = received.held ? Buffer.concat(received.held) : await readFile(received.rawPath);
       const { header, body } = splitMessage(original);
       const fromDomain = this.checkAuthorFields(header, user);
@@ -143,6 +169,35 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         (present.has("message-id") ? "" : `Message-ID: <${id}@${cfg.hostname}>\r\n`);
       const message = Buffer.concat([Buffer.from(added + filterFields(header, (f) => /^bcc[ \t]*:/i.test(f)) + "\r\n", "latin1"), body]);
 
+      // Scanned as submitted (before signing): rspamd applies the user's rate limit (ratelimit.conf
+      // user_out) and refuses what scores as spam, so a stolen password cannot send spam through us.
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+      let verdict;
+      try {
+        verdict = await this.deps.spam.check(
+          "submission",
+          {
+            ip: session.remoteAddress,
+            helo: session.hostNameAppearsAs || "",
+            from: sender,
+            rcpts: txn!.rcpts,
+            queueId: id,
+            user,
+            mtaName: cfg.hostname,
+          },
+          { held: [message], path: received.rawPath },
+          { ...fields, from: sender },
+        );
+      } catch (e) {
+        if (e instanceof ScanUnavailable) throw refuse("spam-unavailable", 451, SCAN_UNAVAILABLE_REPLY);
+        throw e;
+      }
+      const outcome = verdict.outcome;
+      if (outcome.kind === "reject" || outcome.kind === "tempfail") {
+        this.deps.log.warn("submission.spam_refused", { ...fields, reason: outcome.reason });
+        throw refuse(outcome.reason, outcome.code, outcome.text);
+      }
+
       const keys = this.deps.dkimKeys(fromDomain);
       if (keys instanceof Error) {
         this.deps.log.error("submission.dkim_unavailable", { ...fields, error: keys.message });
@@ -151,7 +206,6 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       const signatures = keys.length > 0 ? dkimSignatures(message, keys) : "";
       const mailboxes = [...received.recipients.mailboxes.values()];
       const remote = [...received.recipients.remote];
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
       const { size } = await accept.accept({
         id,
         held: [message],
@@ -172,29 +226,37 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       return `Ok: queued as ${id}`;
     } catch (e) {
       throw await accept.refused(id, e, "submission", fields, refuse);
+    } finally {
+      endTurn?.();
     }
   }
 
   /**
-   * RFC 5322 3.6.2: exactly one From:, each of its addresses (and Sender:, if present) owned by the
-   * user. Returns the domain whose keys sign: the From: domain, which DMARC aligns with.
+   * RFC 5322 3.6.2: exactly one From: holding exactly one mailbox, and at most one Sender: holding
+   * one, each parsed strictly (mailbox-field.ts) and owned by the user. Returns the domain whose
+   * keys sign: the From: domain, which DMARC aligns with.
    */
   private checkAuthorFields(header: string, user: string): string {
     const fields = headerFields(header);
     const from = fields.filter((f) => f.name === "from");
     if (from.length !== 1)
       throw this.refuse("bad-from", 550, `5.6.0 Message must have exactly one From: header field (found ${from.length})`);
+    const sender = fields.filter((f) => f.name === "sender");
+    if (sender.length > 1)
+      throw this.refuse("bad-from", 550, `5.6.0 Message must have at most one Sender: header field (found ${sender.length})`);
+    const mailbox = (field: { raw: string }, name: string): string => {
+      const parsed = parseMailboxField(field.raw.slice(field.raw.indexOf(":") + 1).replace(/\r\n$/, ""));
+      if (!parsed.ok) throw this.refuse("bad-from", 550, `5.6.0 ${name}: header field must hold exactly one address: ${parsed.reason}`);
+      return `${parsed.local}@${parsed.domain.toLowerCase()}`;
+    };
+    const author = mailbox(from[0], "From");
+    const addresses = [author, ...sender.map((f) => mailbox(f, "Sender"))];
     const router = this.deps.router();
-    const addresses = (raw: string) =>
-      addressparser(raw.slice(raw.indexOf(":") + 1).replace(/\r\n/g, ""), { flatten: true }).map((a) => a.address.toLowerCase());
-    const authors = addresses(from[0].raw);
-    if (authors.length === 0) throw this.refuse("bad-from", 550, "5.6.0 From: header field has no address");
-    const senders = fields.filter((f) => f.name === "sender").flatMap((f) => addresses(f.raw));
-    const foreign = [...authors, ...senders].find((a) => !router.mayUseSender(user, a));
+    const foreign = addresses.find((a) => !router.mayUseSender(user, a));
     if (foreign !== undefined) {
       this.deps.log.warn("submission.from_refused", { user, from: foreign });
       throw this.refuse("from-not-owned", 550, `5.7.1 From: address ${foreign} is not owned by ${user}`);
     }
-    return authors[0].slice(authors[0].lastIndexOf("@") + 1);
+    return author.slice(author.lastIndexOf("@") + 1);
   }
 }

@@ -52,9 +52,54 @@ export function rfc5322Date(d: Date): string {
 
 /**
  * RFC 8601 5: an Authentication-Results field carrying our own authserv-id that arrives from
- * outside is forged (or a leftover) and must be removed before ours is added.
+ * outside is forged (or a leftover) and must be removed before ours is added. One whose
+ * authserv-id cannot be read is removed too: no reader could trust it, and a lenient one might
+ * find our name in it.
  */
-export function isForgedAuthResults(field: string, authservId: string): boolean {
-  const m = /^authentication-results[ \t]*:[ \t\r\n]*([^;\s]+)/i.exec(field);
-  return m !== null && m[1].replace(/^"|"$/g, "").toLowerCase() === authservId.toLowerCase();
+export function isForgedAuthResults(field: string, ourAuthservId: string): boolean {
+  const m = /^authentication-results[ \t]*:/i.exec(field);
+  if (!m) return false;
+  const id = authservId(field.slice(m[0].length));
+  return id === undefined || id.toLowerCase() === ourAuthservId.toLowerCase();
+}
+
+// RFC 2045 5.1 tspecials, which end a token (with space and controls)
+const TSPECIALS = new Set([...'()<>@,;:\\"/[]?=']);
+
+/**
+ * The authserv-id of an Authentication-Results field body (RFC 8601 2.2: after optional CFWS, a
+ * RFC 2045 `value`: a token or a quoted-string), or undefined when it is malformed.
+ */
+export function authservId(body: string): string | undefined {
+  const s = body.replace(/\r\n(?=[ \t])/g, "");
+  let i = 0;
+  // RFC 5322 3.2.2 CFWS: whitespace and comments, which nest and may hold quoted-pairs
+  for (;;) {
+    if (s[i] === " " || s[i] === "\t") i++;
+    else if (s[i] === "(") {
+      let depth = 0;
+      do {
+        if (i >= s.length) return undefined;
+        if (s[i] === "\\") i += 2;
+        else {
+          if (s[i] === "(") depth++;
+          else if (s[i] === ")") depth--;
+          i++;
+        }
+      } while (depth > 0);
+    } else break;
+  }
+  if (s[i] === '"') {
+    let out = "";
+    for (i++; i < s.length; i++) {
+      if (s[i] === '"') return out === "" ? undefined : out;
+      if (s[i] === "\\") i++;
+      if (s[i] === "\r" || s[i] === "\n") return undefined;
+      out += s[i] ?? "";
+    }
+    return undefined;
+  }
+  const start = i;
+  while (i < s.length && s.charCodeAt(i) > 0x20 && s.charCodeAt(i) < 0x7f && !TSPECIALS.has(s[i])) i++;
+  return i > start ? s.slice(start, i) : undefined;
 }

@@ -15,6 +15,7 @@ import { ConfigError as StackConfigError } from "../../components/config/config-
 import { parseManifest } from "../../server-bootstrap/install/file-manifest";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { validateMaildConfig, ConfigError as MaildConfigError } from "../../server-bootstrap/maild/config";
+import { DEFAULT_SMTP_LIMITS } from "../../components/shared/smtp-limits";
 
 const root = path.resolve(__dirname, "..", "..");
 const devValues = readStackFile(path.join(root, "stacks", "Pulumi.dev.yaml")) as Record<string, unknown>;
@@ -52,6 +53,18 @@ async function judge(values: Values): Promise<Verdict> {
     if (e instanceof StackConfigError) return { plan: "refused", problems: e.problems.map((p) => `${p.path}: ${p.message}`) };
     throw e;
   }
+  const text = await deployedMaildConfig(values);
+  try {
+    validateMaildConfig(JSON.parse(text));
+    return { plan: "accepted", box: "accepted" };
+  } catch (e) {
+    if (e instanceof MaildConfigError) return { plan: "accepted", box: "refused", problems: e.problems };
+    throw e;
+  }
+}
+
+/** The maild configuration file the offline run of the program would deploy for these values. */
+async function deployedMaildConfig(values: Values): Promise<string> {
   const { config, secretKeys } = configFromStackValues(values);
   const run: OfflineRun = await runOffline(
     () => {
@@ -74,13 +87,7 @@ async function judge(values: Values): Promise<Verdict> {
   const manifest = parseManifest(String(stdin instanceof Secret ? stdin.value : stdin));
   const file = manifest.find((f) => f.path === boxLayout().configJson);
   assert.ok(file, "the manifest has no maild configuration");
-  try {
-    validateMaildConfig(JSON.parse(file.content));
-    return { plan: "accepted", box: "accepted" };
-  } catch (e) {
-    if (e instanceof MaildConfigError) return { plan: "accepted", box: "refused", problems: e.problems };
-    throw e;
-  }
+  return file.content;
 }
 
 /** One rule of maild's validator reached from the stack file: the change, and what the plan must say. */
@@ -153,11 +160,38 @@ const CASES: Case[] = [
     refusedWith: /^domains\[0\]\.name: /,
   },
   {
+    rule: "limits.*: each an integer in the range components/shared/smtp-limits.ts gives",
+    change: (v) => (v.limits = { maxHops: 5 }),
+    refusedWith: /^limits\.maxHops: 5 is out of range; expected an integer from 10 to 1000/,
+  },
+  {
+    rule: "limits.*: every limit at its bounds, written as numbers or as pulumi config's strings",
+    change: (v) =>
+      (v.limits = {
+        maxMessageBytes: 1024,
+        maxHeaderBytes: "16777216",
+        maxRecipients: 100,
+        maxHops: 1000,
+        dataTimeoutSeconds: "86400",
+        sessionTimeoutSeconds: 10,
+        largeMessageConcurrency: 1000,
+      }),
+  },
+  {
     rule: "acme.email: an email address",
     change: (v) => ((v.acme as Record<string, unknown>).email = "hostmaster"),
     refusedWith: /^acme\.email: /,
   },
 ];
+
+describe("stack settings that reach maild's configuration", () => {
+  test("mailstack:limits are deployed as maild's limits, every key, the unset ones at their defaults", async () => {
+    const values = dev();
+    values.limits = { maxHeaderBytes: 65536, sessionTimeoutSeconds: "900" };
+    const deployed = JSON.parse(await deployedMaildConfig(values)) as { limits: Record<string, number> };
+    assert.deepEqual(deployed.limits, { ...DEFAULT_SMTP_LIMITS, maxHeaderBytes: 65536, sessionTimeoutSeconds: 900 });
+  });
+});
 
 describe("every rule of maild's validator, fed through the stack validator: nothing the plan accepts fails on the box", () => {
   test("the dev stack itself is accepted by the plan and by the box", async () => {

@@ -16,6 +16,7 @@ import { boxLayout } from "../../server-bootstrap/install/layout";
 import { installScript } from "../../server-bootstrap/install/install-script";
 import { installCommand, releaseVolumeCommand, sha256Hex, stopCommand, waitCommand } from "../../server-bootstrap/install/deploy-commands";
 import { parseManifest } from "../../server-bootstrap/install/file-manifest";
+import { controllerPasswordHash } from "../../components/rspamd-password";
 
 const root = path.resolve(__dirname, "..", "..");
 const devValues = readStackFile(path.join(root, "stacks", "Pulumi.dev.yaml"));
@@ -28,6 +29,8 @@ interface Observed {
   dependsOn: Map<string, string[]>;
   /** resource name -> its customTimeouts option */
   timeouts: Map<string, pulumi.CustomTimeouts | undefined>;
+  /** whether MailDaemon's rspamdControllerPassword output is a secret */
+  controllerPasswordSecret: boolean;
 }
 
 async function runDev(values: Record<string, unknown> = devValues): Promise<Observed> {
@@ -35,6 +38,7 @@ async function runDev(values: Record<string, unknown> = devValues): Promise<Obse
   const withTokens = { ...config, "hcloud:token": HCLOUD_TOKEN, "cloudflare:apiToken": CLOUDFLARE_TOKEN };
   const pending: Promise<[string, string[]]>[] = [];
   const timeouts = new Map<string, pulumi.CustomTimeouts | undefined>();
+  let controllerPasswordSecret: Promise<boolean> | undefined;
   const run = await runOffline(
     () => {
       // The in-process (legacy) transformation: the mock monitor has no transform callbacks.
@@ -51,7 +55,8 @@ async function runDev(values: Record<string, unknown> = devValues): Promise<Obse
       });
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { defineMailStack } = require("../../infra/program") as typeof import("../../infra/program");
-      const { stack: _stack, ...outputs } = defineMailStack();
+      const { stack, ...outputs } = defineMailStack();
+      controllerPasswordSecret = pulumi.isSecret(stack.daemon.rspamdControllerPassword);
       return outputs;
     },
     {
@@ -62,7 +67,7 @@ async function runDev(values: Record<string, unknown> = devValues): Promise<Obse
       ipv6Network: "2001:db8:1::",
     },
   );
-  return { run, dependsOn: new Map(await Promise.all(pending)), timeouts };
+  return { run, dependsOn: new Map(await Promise.all(pending)), timeouts, controllerPasswordSecret: await controllerPasswordSecret! };
 }
 
 const one = (run: OfflineRun, type: string, name: string): RecordedResource => {
@@ -82,7 +87,7 @@ function strings(value: unknown): string[] {
 }
 
 describe("MailDaemon in the program (mocks)", async () => {
-  const { run, dependsOn, timeouts } = await runDev();
+  const { run, dependsOn, timeouts, controllerPasswordSecret } = await runDev();
   const CMD = "command:remote:Command";
   const COPY = "command:remote:CopyToRemote";
   const reachable = one(run, "pulumi-nodejs:dynamic/mailstack:SshReachable", "mail-ssh-reachable");
@@ -201,6 +206,26 @@ describe("MailDaemon in the program (mocks)", async () => {
       names: reveal(certificate.inputs.names),
     });
     assert.deepEqual(config.tls, { certPath: layout.tlsCert, keyPath: layout.tlsKey });
+  });
+
+  test("rspamd's controller password is a secret output; the box gets only its hash, readable by rspamd's account alone", () => {
+    assert.equal(controllerPasswordSecret, true, "rspamdControllerPassword is a secret output");
+    const password = String(reveal(run.outputs.rspamdControllerPassword));
+    assert.match(password, /^[A-Za-z0-9_-]{43}$/, "256 bits, base64url");
+    const files = parseManifest(manifestOf(run));
+    assert.deepEqual(
+      files.filter((f) => f.content.includes(password)).map((f) => f.path),
+      [],
+    );
+    const controller = files.find((f) => f.path === `${layout.rspamdConfDir}/local.d/worker-controller.inc`);
+    assert.ok(controller, "no rspamd controller file in the manifest");
+    assert.deepEqual(
+      { mode: controller.mode, owner: controller.owner, effect: controller.effect },
+      { mode: "0640", owner: "root:_rspamd", effect: "rspamd-restart" },
+    );
+    const hash = controllerPasswordHash(password);
+    assert.ok(controller.content.includes(`password = "${hash}";\n`), controller.content);
+    assert.ok(controller.content.includes(`enable_password = "${hash}";\n`), controller.content);
   });
 
   test("the server is replaced delete-first, and the daemon is re-installed when it is (instance trigger)", () => {

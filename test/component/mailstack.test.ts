@@ -89,8 +89,9 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       "pulumi-nodejs:dynamic/mailstack:SshReachable": 1,
       // the certificate request made from the TLS key (AcmeCertificate's, kept in the state)
       "tls:index/certRequest:CertRequest": 1,
-      // host key + deployer key + TLS key + ACME account key + (RSA + Ed25519) DKIM per domain
-      "tls:index/privateKey:PrivateKey": 4 + 2 * 2,
+      // host key + deployer key + TLS key + ACME account key + rspamd controller seed (MailDaemon)
+      // + (RSA + Ed25519) DKIM per domain
+      "tls:index/privateKey:PrivateKey": 5 + 2 * 2,
     });
   });
 
@@ -108,6 +109,8 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       assert.equal(one(run, "tls:index/privateKey:PrivateKey", name).parent, stack, name);
     }
     assert.equal(one(run, "tls:index/certRequest:CertRequest", "mail-certificate-request").parent, stack);
+    const daemon = urnOf("mailstack:index:MailDaemon", "mail");
+    assert.equal(one(run, "tls:index/privateKey:PrivateKey", "mail-rspamd-controller").parent, daemon);
   });
 
   test("primary IPs are kept across rebuilds and the server is replaced delete-first", () => {

@@ -12,6 +12,8 @@ import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { maildAssetDefines } from "../../server-bootstrap/install/daemon-bundle";
+import { MAILD_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
+import { startSpamFilter, type SpamFilter, type SpamFilterOptions } from "../../infra/local-internet/spam-filter";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/.bin/node");
@@ -56,6 +58,8 @@ export interface MaildProcess {
   signal(sig: NodeJS.Signals): void;
   /** the JSON log lines written so far (all runs) */
   logs(): Record<string, unknown>[];
+  /** rspamd, Redis and unbound in the same host, as on the box (maild asks rspamd about every message) */
+  spam: SpamFilter;
 }
 
 export interface StartMaildOptions {
@@ -63,6 +67,10 @@ export interface StartMaildOptions {
   name?: string;
   /** run as this uid/gid (as the box runs it as its own user, the owner of the mail Dovecot reads) */
   user?: { uid: number; gid: number };
+  /** a spam filter already running in `host`; default: one is started there */
+  spam?: SpamFilter;
+  /** settings for the spam filter started here */
+  spamOptions?: SpamFilterOptions;
 }
 
 /** Writes `config` to the net's workDir and starts maild in `host`; resolves once SMTP is up. */
@@ -80,12 +88,20 @@ export async function startMaild(
   if (opts.user) fs.chmodSync(internet.workDir, 0o711);
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const smtp = (config.listen as { smtp: { host: string; port: number }[] }).smtp[0];
+  const dnsServers = config.dnsServers as string[] | undefined;
+  const spam =
+    opts.spam ??
+    (await startSpamFilter(internet, host, {
+      ...(dnsServers?.[0] ? { upstreamDns: dnsServers[0].replace(/^(\d+\.\d+\.\d+\.\d+):\d+$/, "$1") } : {}),
+      ...opts.spamOptions,
+    }));
 
   const proc: MaildProcess = {
     host,
     configPath,
     logPath,
     child: undefined as unknown as ChildProcess,
+    spam,
     async kill9() {
       const c = proc.child;
       if (c.exitCode !== null || c.signalCode !== null) return;
@@ -96,7 +112,7 @@ export async function startMaild(
     async restart() {
       const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, "--clear-groups"] : [];
       const readyBefore = readyCount(logPath);
-      const child = host.spawn([...drop, NODE, script, "--config", configPath], { logFile: logPath, cwd: REPO });
+      const child = host.spawn([...drop, NODE, ...MAILD_NODE_FLAGS, script, "--config", configPath], { logFile: logPath, cwd: REPO });
       proc.child = child;
       await waitReady(child, smtp.host, smtp.port, logPath);
       // every listener (submission, HTTP) is up once the daemon logs start.ready

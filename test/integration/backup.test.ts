@@ -31,6 +31,8 @@ import { readStatus } from "../../server-bootstrap/backup/status";
 import { storageBoxAuthorizedKeys } from "../../components/backup/authorized-keys";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { deploy, freshRoot, maildPid, selfSignedCert, stopDeployment, type Deployment } from "../harness/box-deploy";
+import { startSpamFilter, type SpamFilter } from "../../infra/local-internet/spam-filter";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 import { runBackupCommand } from "../../infra/cli/backup";
 
 const PASSWORD = "alice secret";
@@ -110,6 +112,7 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
   let storage: StorageBox;
   let dovecot: DovecotServer | undefined;
   let peer: PostfixPeer | undefined;
+  let spamFilter: SpamFilter | undefined;
   let maildBundle: string;
   let work: string;
   let dataDir: string;
@@ -232,12 +235,16 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
     dataDir = path.join(work, "data");
     fs.mkdirSync(dataDir);
     tlsCert = await selfSignedCert(work, "mail.example.test", [box.ipv4]);
+    // maild asks the box's rspamd about every message; without systemd the install only reports it,
+    // so one runs in the box for every deployment of this test (no DNS here: the box's resolver is 127.0.0.1)
+    spamFilter = await startSpamFilter(internet, box, { upstreamDns: "none" });
     const input: DeployInput = {
       hostname: "mail.example.test",
       domains: [{ name: "example.test", dkim: [] }],
       users: [{ address: ADDRESS, passwordHash: argon2idHash(PASSWORD) }],
       aliases: [{ address: "postmaster@example.test", to: [ADDRESS] }],
       tls: tlsCert,
+      spam: TEST_DEPLOY_SPAM,
       maild: {
         listen: {
           smtp: [{ host: box.ipv4, port: 25 }],
@@ -259,6 +266,7 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
   after(async () => {
     await dovecot?.stop().catch(() => undefined);
     await peer?.stop().catch(() => undefined);
+    await spamFilter?.stop().catch(() => undefined);
     const pid = current && maildPid(current.layout);
     if (pid !== undefined) {
       try {
@@ -276,7 +284,10 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
     { timeout: 180_000 },
     async () => {
       const r = await deploy(target, current, maildBundle);
-      assert.match(r.summary, /actions=metadata-guard:apply,maild:start,dovecot:restart-skipped,backup:timers-skipped$/);
+      assert.match(
+        r.summary,
+        /actions=sieve:compile,metadata-guard:apply,maild:start,unbound:restart-skipped,redis-server:restart-skipped,rspamd:restart-skipped,dovecot:restart-skipped,backup:timers-skipped$/,
+      );
       assert.match(r.stderr, /mailstack-install: restore=no-repository/);
       const secrets = secretPaths(current.layout.backupSettings);
       for (const f of [current.layout.backupSettings, secrets.password, secrets.sshKey]) {
@@ -466,7 +477,7 @@ describe("backups: to a Storage Box stand-in, restored by the install step", () 
       // A new machine (fresh root), the same stack: the install step restores, then starts maild.
       current = deployment("root2", current.input);
       const r = await deploy(target, current, maildBundle);
-      assert.match(r.summary, /actions=backup:restore,metadata-guard:apply,maild:start,/);
+      assert.match(r.summary, /actions=backup:restore,sieve:compile,metadata-guard:apply,maild:start,/);
       assert.match(r.stderr, new RegExp(`mailstack-install: restore=restored snapshot=${snapshots[1]}`));
       const restoreLog = parseJsonLines(
         r.stderr

@@ -185,6 +185,14 @@ describe("npm start: the whole system in a local internet", () => {
     assert.equal(byDomain["example.net"].peerPolicy, "");
   });
 
+  test("spam: rspamd on the deployed files lets the peer's authenticated mail into the inbox and refuses GTUBE with 550 5.7.1", async () => {
+    const s = demo.report.spam;
+    assert.deepEqual([s.ok, s.inbound?.outcome, s.gtubeReply], [true, "inbox", "550 5.7.1 Message refused as spam: Gtube pattern"]);
+    const stat = await demo.box.spam.stat();
+    assert.ok(stat.scanned >= 3, `rspamd scanned the inbound, the submitted and the GTUBE message (${stat.scanned})`);
+    assert.ok(stat.actions.reject >= 1);
+  });
+
   test("the report names every failed check and nothing else", () => {
     const text = formatReport(demo.report);
     const failures = reportFailures(demo.report);

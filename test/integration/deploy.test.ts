@@ -33,6 +33,8 @@ import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
 import { killFromPidFile } from "../harness/maild";
 import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 import { deploy, freshRoot, installPayload, NODE, stopDeployment, type Deployment } from "../harness/box-deploy";
+import { TEST_CONTROLLER_PASSWORD, TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
+import { deployedSpamFilterFiles, startDeployedSpamFilter } from "../../infra/local-internet/spam-filter";
 
 const USER_DATA = "#cloud-config\nssh_keys: {ed25519_private: stand-in}\n";
 
@@ -155,6 +157,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
         users: [{ address: "alice@example.test", passwordHash: argon2idHash("alice secret") }],
         aliases: [{ address: "postmaster@example.test", to: ["alice@example.test"] }],
         tls: await selfSignedCert(work, "mail.example.test", 30),
+        spam: TEST_DEPLOY_SPAM,
         maild: {
           listen: { smtp: [{ host: box.ipv4, port: 25 }], http: [{ host: box.ipv4, port: 80 }], https: [{ host: box.ipv4, port: 443 }] },
           // Nothing answers DNS on the box's loopback: lookups fail at once instead of timing out.
@@ -180,7 +183,16 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   test("a first deploy installs everything and maild, started from the unit's ExecStart, answers on 25, 80 and 443", async () => {
     const { summary } = await deploy(target, first, bundle);
     started.push(first);
-    assert.match(summary, /^mailstack-install: changed=\S+ actions=metadata-guard:apply,maild:start,dovecot:restart-skipped$/);
+    assert.match(
+      summary,
+      /^mailstack-install: changed=\S+ actions=sieve:compile,metadata-guard:apply,maild:start,unbound:restart-skipped,redis-server:restart-skipped,rspamd:restart-skipped,dovecot:restart-skipped$/,
+    );
+    // Without systemd the spam filter is only reported; run it on the deployed files, as the box would.
+    await startDeployedSpamFilter(internet, box, deployedSpamFilterFiles(first.layout), {
+      settings: first.input.spam.settings,
+      controllerPassword: TEST_CONTROLLER_PASSWORD,
+      upstreamDns: "none",
+    });
     for (const f of installedFiles(first)) assert.ok(fs.existsSync(f), `${f} was not installed`);
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
     assert.equal(await acceptsConnections(box.ipv4, 80), true, "port 80");
@@ -356,7 +368,7 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
     };
     const { summary } = await deploy(target, second, bundle);
     started.push(second);
-    assert.match(summary, / actions=metadata-guard:apply,maild:start,/);
+    assert.match(summary, / actions=sieve:compile,metadata-guard:apply,maild:start,/);
     assert.doesNotMatch(
       summary,
       new RegExp(second.layout.tlsCert.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")),
@@ -372,6 +384,10 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
       first.input.domains[0].dkim[0].privateKeyPem + (first.input.domains[0].dkim[0].privateKeyPem.endsWith("\n") ? "" : "\n"),
     );
     assert.equal(fs.readFileSync(second.layout.tlsCert, "utf8"), renewed.certificatePem);
+    // what the spam filter learned (Redis's files) is on the volume too, owned by the new box's redis account
+    assert.equal(second.layout.redisDataDir, first.layout.redisDataDir);
+    assert.equal(fs.statSync(second.layout.redisDataDir).uid, Number((await box.run(["id", "-u", "redis"])).stdout.trim()));
+    assert.ok(fs.readdirSync(second.layout.redisDataDir).length > 0, "Redis wrote its files onto the volume");
     assert.match(await smtpBanner(box.ipv4, 25), /^220 mail\.example\.test/);
   });
 

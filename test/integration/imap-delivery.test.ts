@@ -16,6 +16,7 @@ import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix, type PostfixPeer } from "../../infra/local-internet/postfix";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bundleMaild } from "../harness/maild";
+import { startSpamFilter } from "../../infra/local-internet/spam-filter";
 
 const MAIL_UID = 65534;
 const DOMAIN = "example.test";
@@ -69,6 +70,8 @@ describe("Postfix -> maild -> Maildir -> Dovecot -> IMAP", () => {
       }),
     );
     fs.chmodSync(configPath, 0o644);
+    // maild asks the box's rspamd about every message.
+    await startSpamFilter(internet, mx);
     // The box runs maild as one bundled file; so does the test, as the mail user.
     const bundle = await bundleMaild();
     maildLog = path.join(dir, "maild.log");

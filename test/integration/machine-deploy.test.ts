@@ -18,6 +18,7 @@ import type { DeployInput } from "../../server-bootstrap/install/deploy-files";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bootServer, deployOverSsh, onServer, serverKeys, sshTarget, summaryOf, type ServerKeys } from "./machine-fixture";
 import { acceptsConnections } from "../../infra/local-internet/wait-for-port";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const HOSTNAME = "mail.example.test";
 const USER = "alice@example.test";
@@ -64,6 +65,7 @@ describe("deploying onto a machine, with systemd", () => {
       users: [{ address: USER, passwordHash: argon2idHash(PASSWORD) }],
       aliases: [],
       tls: { certificatePem: fs.readFileSync(tls.certPath, "utf8"), privateKeyPem: fs.readFileSync(tls.keyPath, "utf8") },
+      spam: TEST_DEPLOY_SPAM,
       // Nothing answers DNS on the machine's resolver: lookups fail at once instead of timing out.
       maild: { dnsServers: ["127.0.0.1"], shutdownTimeoutMs: 2000 },
     };

@@ -22,6 +22,7 @@ import { installCommand, sha256Hex, stagedPath, stopCommand } from "../../server
 import { bundleDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { installCertificate } from "../../components/shared/acme/keeper";
 import { splitPemChain } from "../../components/shared/acme/certificate-info";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const REPO = path.resolve(__dirname, "../..");
 const NODE = path.join(REPO, "node_modules/node/bin/node");
@@ -231,6 +232,7 @@ describe("maild renews its certificate on the box over HTTP-01 (pebble, knot, in
       users: [],
       aliases: [],
       tls: { certificatePem, privateKeyPem: keyPem },
+      spam: TEST_DEPLOY_SPAM,
       acme: {
         directoryUrl: bed.pebble.directoryUrl,
         accountKeyPem: generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString(),

@@ -301,11 +301,19 @@ describe("submission and outbound delivery", () => {
     const raw = await RawSmtp.connect(mx.ipv4, 587);
     try {
       assert.equal((await raw.reply()).code, 220);
-      assert.equal((await raw.command("EHLO client.example")).code, 250);
+      const plainEhlo = await raw.command("EHLO client.example");
+      assert.equal(plainEhlo.code, 250);
+      assert.match(plainEhlo.text, /^STARTTLS$/m);
+      assert.doesNotMatch(plainEhlo.text, /^AUTH/m, "AUTH is not advertised before STARTTLS (Postfix smtpd_tls_auth_only)");
       const auth = await raw.command(`AUTH PLAIN ${Buffer.from(`\0alice@example.org\0${ALICE_PASSWORD}`).toString("base64")}`);
-      assert.equal(auth.code, 538, "AUTH before STARTTLS is refused");
+      assert.equal(auth.code, 500, "AUTH before STARTTLS is not accepted");
+      assert.deepEqual(await raw.command("MAIL FROM:<alice@example.org>"), {
+        code: 530,
+        text: "5.7.0 Must issue a STARTTLS command first",
+      });
       await raw.starttls("mx.example.org", "client.example");
-      assert.equal((await raw.command("MAIL FROM:<alice@example.org>")).code, 530, "no MAIL without AUTH, also after TLS");
+      assert.match((await raw.command("EHLO client.example")).text, /^AUTH PLAIN LOGIN$/m, "AUTH is advertised inside TLS");
+      assert.deepEqual(await raw.command("MAIL FROM:<alice@example.org>"), { code: 530, text: "5.7.0 Authentication required" });
     } finally {
       raw.close();
     }
@@ -329,6 +337,19 @@ describe("submission and outbound delivery", () => {
       submit(mx, tlsFiles.caPem, { port: 587, ...base, ...login, from: "" }),
       (e: { responseCode?: number }) => e.responseCode === 550,
     );
+    // a From: that a lenient parser reads as alice, with a second address for the reader's screen
+    for (const from of [
+      "<alice@example.org> <ceo@bank.example>",
+      "alice@example.org <ceo@bank.example>",
+      "Alice <alice@example.org>, ceo@bank.example",
+    ]) {
+      await assert.rejects(
+        submit(mx, tlsFiles.caPem, { port: 465, ...base, ...login, message: message(from, "carl@peer.test", "two authors") }),
+        (e: { responseCode?: number; response?: string }) =>
+          e.responseCode === 550 && /^550 5\.6\.0 From: header field must hold exactly one address: unexpected /.test(e.response ?? ""),
+        from,
+      );
+    }
     // an alias that reaches alice is hers to send as
     assert.match(
       await submit(mx, tlsFiles.caPem, {

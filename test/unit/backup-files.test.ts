@@ -23,6 +23,7 @@ import { writeStatus } from "../../server-bootstrap/backup/status";
 import { countRemoved, describeTarget, keepOptions, parseEnvFile, pickSnapshot, resticError } from "../../server-bootstrap/backup/restic";
 import { storageBoxAuthorizedKeys } from "../../components/backup/authorized-keys";
 import { derivedSecret, storageBoxPassword } from "../../components/backup/derived-secret";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const NODE = path.resolve(__dirname, "../../node_modules/node/bin/node");
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
@@ -54,6 +55,7 @@ function input(b: DeployBackup | undefined): DeployInput {
     users: [],
     aliases: [],
     tls: { certificatePem: "cert", privateKeyPem: "key" },
+    spam: TEST_DEPLOY_SPAM,
     ...(b ? { backup: b } : {}),
   };
 }

@@ -14,6 +14,7 @@ import {
 } from "../../server-bootstrap/systemd/tls-reload-units";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { deployFiles } from "../../server-bootstrap/install/deploy-files";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailstack-tls-reload-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -52,6 +53,7 @@ describe("maild-tls-reload.path and .service", () => {
       users: [],
       aliases: [],
       tls: { certificatePem: "CERT", privateKeyPem: "KEY" },
+      spam: TEST_DEPLOY_SPAM,
     });
     const units = files.filter((f) => f.path === layout.tlsReloadPathFile || f.path === layout.tlsReloadServiceFile);
     assert.deepEqual(

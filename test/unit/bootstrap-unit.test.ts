@@ -1,4 +1,4 @@
-// The maild systemd unit, Dovecot's drop-in and the metadata guard, checked by systemd's and
+// The maild systemd unit, Dovecot's and Redis's drop-ins and the metadata guard, checked by systemd's and
 // nftables' own tools (systemd-analyze works without systemd as PID 1; nft -c checks a ruleset
 // against the kernel without loading it).
 import { after, describe, test } from "node:test";
@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { maildUnit } from "../../server-bootstrap/systemd/maild-unit";
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../../server-bootstrap/systemd/metadata-guard";
+import { redisDropIn } from "../../server-bootstrap/spam/redis-conf";
 
 const NODE = path.resolve(__dirname, "../../node_modules/node/bin/node");
 
@@ -69,7 +70,10 @@ describe("maild.service", () => {
     assert.match(unit, /^NoNewPrivileges=yes$/m);
     assert.match(unit, /^RequiresMountsFor=\/var\/lib\/maild$/m);
     assert.match(unit, /^ReadWritePaths=\/var\/lib\/maild$/m);
-    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/node \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m);
+    assert.match(
+      unit,
+      /^ExecStart=\/usr\/local\/bin\/node --max-semi-space-size=4 \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m,
+    );
   });
 });
 
@@ -102,6 +106,54 @@ describe("Dovecot's drop-in", () => {
   test("leaves Dovecot's security exposure no worse than Debian's unit alone", () => {
     const without = exposure(analyze(["security", "--offline=yes", dovecotUnit(false)]).stdout, "dovecot.service");
     const withDropIn = exposure(analyze(["security", "--offline=yes", dovecotUnit(true)]).stdout, "dovecot.service");
+    assert.ok(withDropIn <= without, `${withDropIn} > ${without}`);
+  });
+});
+
+describe("Redis's drop-in (the spam filter's data on the volume)", () => {
+  const debianUnit = "/lib/systemd/system/redis-server.service";
+  const layout = boxLayout();
+  const dropIn = redisDropIn({
+    dir: layout.redisDataDir,
+    dataDir: layout.dataDir,
+    debianConf: layout.redisDebianConf,
+    conf: layout.redisConf,
+  });
+
+  function redisUnit(withDropIn: boolean): string {
+    const dir = tempRoot();
+    const unit = path.join(dir, "redis-server.service");
+    fs.copyFileSync(debianUnit, unit);
+    if (withDropIn) {
+      fs.mkdirSync(`${unit}.d`);
+      fs.writeFileSync(path.join(`${unit}.d`, path.basename(layout.redisDropIn)), dropIn);
+    }
+    return unit;
+  }
+
+  test("is read by systemd without a complaint", () => {
+    const r = analyze(["verify", redisUnit(true)]);
+    assert.equal(r.stderr, "");
+    assert.equal(r.code, 0);
+  });
+
+  test("lands where systemd reads drop-ins for redis-server.service", () => {
+    assert.equal(layout.redisDropIn, "/etc/systemd/system/redis-server.service.d/50-mailstack.conf");
+  });
+
+  test("runs our configuration in place of Debian's command line, writes only its directory on the volume, once the volume is mounted", () => {
+    const lines = dropIn.split("\n").filter((l) => /^[A-Z]/.test(l));
+    assert.deepEqual(lines, [
+      "RequiresMountsFor=/var/lib/maild",
+      "ExecStart=",
+      "ExecStart=/usr/bin/redis-server /etc/mailstack/redis.conf --supervised systemd --daemonize no",
+      "ReadWritePaths=/var/lib/maild/redis",
+    ]);
+  });
+
+  test("leaves Redis's security exposure no worse than Debian's unit alone", () => {
+    const without = exposure(analyze(["security", "--offline=yes", redisUnit(false)]).stdout, "redis-server.service");
+    const withDropIn = exposure(analyze(["security", "--offline=yes", redisUnit(true)]).stdout, "redis-server.service");
     assert.ok(withDropIn <= without, `${withDropIn} > ${without}`);
   });
 });

@@ -505,6 +505,89 @@ const badCases: BadCase[] = [
     message: "expected an argon2id PHC string, got a list",
   },
   {
+    name: "hop limit below the RFC 5321 6.3 range",
+    set: { "limits.maxHops": 5 },
+    path: "limits.maxHops",
+    message: "5 is out of range; expected an integer from 10 to 1000 (Received fields per message)",
+  },
+  {
+    name: "misspelt limit",
+    set: { "limits.maxHeaderByte": 65536 },
+    path: "limits.maxHeaderByte",
+    message: "unknown key; allowed keys here are maxMessageBytes, maxHeaderBytes, maxConnectionsPerIp",
+  },
+  {
+    name: "limits given as a list",
+    set: { limits: [1] },
+    path: "limits",
+    message: "expected a mapping with keys maxMessageBytes, maxHeaderBytes",
+  },
+  {
+    name: "fractional deadline",
+    set: { "limits.dataTimeoutSeconds": 1.5 },
+    path: "limits.dataTimeoutSeconds",
+    message: "expected an integer from 10 to 86400 (seconds from DATA to the final dot), got 1.5",
+  },
+  {
+    name: "spam junk score not below the reject score",
+    set: { "spam.rejectScore": 10, "spam.junkScore": 10 },
+    path: "spam.junkScore",
+    message: "10 is not below rejectScore (10); no message would go to Junk",
+  },
+  {
+    name: "spam score given as words",
+    set: { "spam.rejectScore": "high" },
+    path: "spam.rejectScore",
+    message: 'expected a score (a number from -1000 to 1000, e.g. 6 or 6.5), got "high"',
+  },
+  {
+    name: "greylisting from a score above the junk score",
+    set: { "spam.greylist.minScore": 8 },
+    path: "spam.greylist.minScore",
+    message: "8 is above junkScore (6); set it at most junkScore",
+  },
+  {
+    name: "greylist delay of zero",
+    set: { "spam.greylist.delaySeconds": 0 },
+    path: "spam.greylist.delaySeconds",
+    message: "0 is out of range; expected an integer from 1 to 86400 seconds",
+  },
+  {
+    name: "blocklist without a score",
+    set: { "spam.blocklists": [{ zone: "bl.example.net" }] },
+    path: "spam.blocklists[0].score",
+    message: "is required: added to a listed message's score",
+  },
+  {
+    name: "blocklist checking something unknown",
+    set: { "spam.blocklists": [{ zone: "bl.example.net", checks: "url", score: 5 }] },
+    path: "spam.blocklists[0].checks",
+    message: '"url" is not one of ip|domain',
+  },
+  {
+    name: "blocklist zone listed twice",
+    set: {
+      "spam.blocklists": [
+        { zone: "bl.example.net", score: 5 },
+        { zone: "BL.example.net.", score: 6 },
+      ],
+    },
+    path: "spam.blocklists[1].zone",
+    message: '"bl.example.net" is listed twice (also spam.blocklists[0])',
+  },
+  {
+    name: "unknown key in the spam section",
+    set: { "spam.greylisting": false },
+    path: "spam.greylisting",
+    message: "unknown key; allowed keys here are rejectScore, junkScore, greylist, blocklists, outbound",
+  },
+  {
+    name: "outbound limit of zero",
+    set: { "spam.outbound.perHour": 0 },
+    path: "spam.outbound.perHour",
+    message: "0 is out of range; expected an integer from 1 to 1000000 messages",
+  },
+  {
     name: "encrypted value where plain text is needed",
     set: { hostname: new SecretValue("v1:abc") },
     path: "hostname",
@@ -579,8 +662,54 @@ describe("validateStackConfig on good input", () => {
         domainBlocklists: ["dbl.spamhaus.org"],
         sendReports: true,
       },
+      limits: {
+        maxMessageBytes: 52428800,
+        maxHeaderBytes: 102400,
+        maxConnectionsPerIp: 20,
+        maxConnections: 500,
+        maxMessagesPerIpPerMinute: 120,
+        maxRecipients: 100,
+        maxFailedRecipients: 20,
+        maxHops: 100,
+        dataTimeoutSeconds: 600,
+        largeMessageBytes: 1048576,
+        largeMessageConcurrency: 1,
+        sessionTimeoutSeconds: 1800,
+      },
+      spam: {
+        rejectScore: 15,
+        junkScore: 6,
+        greylist: { enabled: true, minScore: 4, delaySeconds: 300 },
+        blocklists: [
+          { zone: "zen.spamhaus.org", checks: "ip", score: 15 },
+          { zone: "dbl.spamhaus.org", checks: "domain", score: 7 },
+        ],
+        outbound: { burst: 100, perHour: 100 },
+      },
     };
     assert.deepEqual(spec, expected);
+  });
+
+  test("limits set in the stack (numbers, or digit strings as pulumi config set stores them) replace only their defaults", () => {
+    const raw = minimal();
+    raw.limits = { maxHeaderBytes: 65536, sessionTimeoutSeconds: "900" };
+    const spec = validateStackConfig(raw);
+    assert.equal(spec.limits.maxHeaderBytes, 65536);
+    assert.equal(spec.limits.sessionTimeoutSeconds, 900);
+    assert.equal(spec.limits.maxHops, 100);
+    assert.equal(spec.limits.maxMessageBytes, 52428800);
+  });
+
+  test("a spam section keeps what it says and takes the defaults for the rest; an empty blocklist list turns the lists off", () => {
+    const raw = minimal();
+    setAt(raw, "spam", { junkScore: "5.5", greylist: { enabled: "false" }, blocklists: [], outbound: { perHour: 20 } });
+    assert.deepEqual(validateStackConfig(raw).spam, {
+      rejectScore: 15,
+      junkScore: 5.5,
+      greylist: { enabled: false, minScore: 4, delaySeconds: 300 },
+      blocklists: [],
+      outbound: { burst: 100, perHour: 20 },
+    });
   });
 
   test("without a type, each location gets the cheapest x86 type Hetzner sells there", () => {

@@ -14,6 +14,7 @@ import { deployFiles, type DeployInput } from "../../server-bootstrap/install/de
 import { boxLayout } from "../../server-bootstrap/install/layout";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
+import { TEST_DEPLOY_SPAM } from "../fixtures/deploy-spam";
 
 const temps: string[] = [];
 after(() => temps.forEach((t) => fs.rmSync(t, { recursive: true, force: true })));
@@ -51,6 +52,7 @@ function deployedDovecotConf(): string {
     users: [{ address: "alice@example.test", passwordHash: argon2idHash("alice secret") }],
     aliases: [],
     tls: { certificatePem: fs.readFileSync(layout.tlsCert, "utf8"), privateKeyPem: fs.readFileSync(layout.tlsKey, "utf8") },
+    spam: TEST_DEPLOY_SPAM,
   };
   const conf = deployFiles(layout, input).find((f) => f.path === layout.dovecotConf);
   assert.ok(conf, "the deploy writes no dovecot.conf");

@@ -126,9 +126,21 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "unknown top-level key",
       (c) => (c.hostnmae = "x"),
-      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission, operations",
+      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission, operations, spam",
     ],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
+    [
+      "rspamd reached over the network",
+      (c) => (c.spam = { rspamdUrl: "http://198.51.100.9:11333" }),
+      'spam.rspamdUrl: "http://198.51.100.9:11333" is not an http URL of a loopback address with no path, e.g. http://127.0.0.1:11333',
+    ],
+    [
+      "rspamd URL with a path",
+      (c) => (c.spam = { rspamdUrl: "http://127.0.0.1:11333/checkv2" }),
+      'spam.rspamdUrl: "http://127.0.0.1:11333/checkv2" is not an http URL of a loopback address with no path, e.g. http://127.0.0.1:11333',
+    ],
+    ["scan deadline of zero", (c) => (c.spam = { scanTimeoutMs: 0 }), "spam.scanTimeoutMs: 0 is not an integer from 100 to 600000"],
+    ["unknown spam key", (c) => (c.spam = { enabled: false }), "spam.enabled: unknown key; allowed keys are scanTimeoutMs, rspamdUrl"],
     [
       "uppercase domain",
       (c) => (c.domains[1].name = "Example.NET"),
@@ -255,7 +267,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "unknown limit",
       (c) => (c.limits = { maxMsgs: 1 }),
-      "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients",
+      "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxHeaderBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients, maxFailedRecipients, maxHops, dataTimeoutSeconds, largeMessageBytes, largeMessageConcurrency, sessionTimeoutSeconds",
     ],
     ["negative shutdown timeout", (c) => (c.shutdownTimeoutMs = -1), "shutdownTimeoutMs: -1 is not an integer from 0 to 600000"],
     [
@@ -474,5 +486,16 @@ describe("maild config: files", () => {
       () => loadMaildConfig(f),
       (e: unknown) => e instanceof ConfigError && e.problems[0].startsWith(`${f}: cannot read: `),
     );
+  });
+});
+
+describe("maild config: the spam section", () => {
+  test("without it, maild asks rspamd's normal worker on loopback and waits 20 s for a verdict", () => {
+    assert.deepEqual(validateMaildConfig(base()).spam, { rspamdUrl: "http://127.0.0.1:11333", scanTimeoutMs: 20_000 });
+  });
+  test("rspamd on IPv6 loopback and another deadline are kept", () => {
+    const c = base();
+    c.spam = { rspamdUrl: "http://[::1]:11333", scanTimeoutMs: 5000 };
+    assert.deepEqual(validateMaildConfig(c).spam, { rspamdUrl: "http://[::1]:11333", scanTimeoutMs: 5000 });
   });
 });

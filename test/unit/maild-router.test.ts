@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { Router } from "../../server-bootstrap/maild/router";
+import { Router, canonicalAddress } from "../../server-bootstrap/maild/router";
 
 const router = new Router({
   domains: [
@@ -108,4 +108,56 @@ describe("submission sender policy: a user sends as the addresses whose mail the
       assert.equal(router.mayUseSender(user, sender), allowed);
     });
   }
+});
+
+describe("RFC 5321 4.5.1 postmaster and RFC 5322 3.2.4 quoted local parts", () => {
+  const withHost = new Router({
+    hostname: "mx.example.net",
+    domains: [
+      { name: "example.org", dkim: [] },
+      { name: "example.net", dkim: [] },
+    ],
+    users: [
+      { address: "alice@example.org", passwordHash: "x" },
+      { address: "carol@example.net", passwordHash: "x" },
+    ],
+    aliases: [
+      { address: "postmaster@example.org", to: ["alice@example.org"] },
+      { address: "postmaster@example.net", to: ["carol@example.net"] },
+    ],
+    recipientDelimiter: "+",
+  });
+
+  test("a bare postmaster, in any case, reaches the postmaster of the domain the host name is in", () => {
+    for (const rcpt of ["postmaster", "Postmaster", "POSTMASTER"]) {
+      assert.deepEqual(withHost.route(rcpt), { kind: "accept", mailboxes: [carol], remote: [] }, rcpt);
+    }
+  });
+  test("postmaster at the host name itself is the same mailbox", () => {
+    assert.deepEqual(withHost.route("PostMaster@MX.example.net"), { kind: "accept", mailboxes: [carol], remote: [] });
+  });
+  test("without a host name in a configured domain, a bare postmaster goes to the first domain's", () => {
+    assert.deepEqual(router.route("postmaster"), { kind: "accept", mailboxes: [alice], remote: [] });
+  });
+  test("other bare names are still bad addresses", () => {
+    assert.deepEqual(router.route("alice"), { kind: "bad-address" });
+  });
+  test("a quoted local part that needs no quotes is the unquoted address", () => {
+    assert.deepEqual(router.route('"alice"@example.org'), { kind: "accept", mailboxes: [alice], remote: [] });
+    assert.deepEqual(router.route('"alice+news"@example.org'), { kind: "accept", mailboxes: [alice], remote: [] });
+    assert.deepEqual(router.route('"\\a\\lice"@example.org'), { kind: "accept", mailboxes: [alice], remote: [] }, "quoted-pairs too");
+  });
+  test("a quoted local part that needs its quotes matches no mailbox, and is relayed as written in canonical form", () => {
+    assert.deepEqual(router.route('"alice smith"@example.org'), { kind: "unknown-user" });
+    assert.deepEqual(router.route('"bob"@elsewhere.test', { authenticatedUser: "alice@example.org" }), {
+      kind: "accept",
+      mailboxes: [],
+      remote: ["bob@elsewhere.test"],
+    });
+  });
+  test("canonicalAddress only touches quoted local parts", () => {
+    assert.equal(canonicalAddress('"john.smith"@example.org'), "john.smith@example.org");
+    assert.equal(canonicalAddress('"john smith"@example.org'), '"john smith"@example.org');
+    assert.equal(canonicalAddress("John@Example.org"), "John@Example.org");
+  });
 });

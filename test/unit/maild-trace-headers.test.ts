@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { receivedHeader, isForgedAuthResults, splitHeader, rfc5322Date } from "../../server-bootstrap/maild/trace-headers";
+import { receivedHeader, isForgedAuthResults, splitHeader, rfc5322Date, authservId } from "../../server-bootstrap/maild/trace-headers";
 import { filterFields } from "../../server-bootstrap/maild/delivery";
 
 describe("maild trace headers", () => {
@@ -39,6 +39,26 @@ describe("maild trace headers", () => {
     assert.equal(isForgedAuthResults("authentication-results:\r\n MX.Example.ORG;\r\n spf=pass\r\n", "mx.example.org"), true);
     assert.equal(isForgedAuthResults("Authentication-Results: mx.google.com; dkim=pass\r\n", "mx.example.org"), false);
     assert.equal(isForgedAuthResults("Subject: Authentication-Results: mx.example.org\r\n", "mx.example.org"), false);
+  });
+  test("the authserv-id is read after comments and folding (RFC 8601 2.2 allows CFWS before it)", () => {
+    const ours = (field: string) => isForgedAuthResults(field, "mx.example.org");
+    assert.equal(ours("Authentication-Results: (a comment) mx.example.org; dkim=pass\r\n"), true);
+    assert.equal(ours("Authentication-Results: (nested (comment) with \\) escape)\r\n\t mx.example.org; dkim=pass\r\n"), true);
+    assert.equal(ours('Authentication-Results: "mx.example.org"; dkim=pass\r\n'), true, "a quoted-string value");
+    assert.equal(ours("Authentication-Results : mx.example.org;\r\n"), true, "whitespace before the colon");
+    assert.equal(ours("Authentication-Results: (mx.example.org) mx.other.test; dkim=pass\r\n"), false, "our name only in a comment");
+    assert.equal(ours("Authentication-Results: mx.example.org.evil.test; dkim=pass\r\n"), false);
+  });
+  test("an Authentication-Results field whose authserv-id cannot be read is removed too", () => {
+    const ours = (field: string) => isForgedAuthResults(field, "mx.example.org");
+    assert.equal(ours("Authentication-Results: (never closed mx.example.org; dkim=pass\r\n"), true);
+    assert.equal(ours("Authentication-Results: ; dkim=pass\r\n"), true);
+    assert.equal(ours('Authentication-Results: "mx.example.org; dkim=pass\r\n'), true);
+  });
+  test("authservId returns the id itself", () => {
+    assert.equal(authservId(" (c) Mx.Example.ORG; spf=pass"), "Mx.Example.ORG");
+    assert.equal(authservId(' "quoted id" 1; none'), "quoted id");
+    assert.equal(authservId(" (unclosed"), undefined);
   });
   test("filtering drops whole folded fields and keeps the rest byte for byte", () => {
     const header = "From: a@b\r\nAuthentication-Results: mx.example.org;\r\n dkim=pass\r\nSubject: x\r\n y\r\n\r\n";

@@ -78,6 +78,76 @@ describe("MTA-STS policy cache (RFC 8461 3.3, 5.1)", () => {
     return { state, make, file: path.join(dir, sub, "example.org.json") };
   }
 
+  test("memory holds at most maxDomains domains: the least recently used one must come from disk (or a fetch) again", async () => {
+    const sub = path.join(dir, "bounded-memory");
+    let fetched = 0;
+    const sts = new MtaStsPolicies({
+      dir: () => sub,
+      resolveTxt: async () => [["v=STSv1; id=1"]],
+      fetch: async () => {
+        fetched++;
+        return POLICY;
+      },
+      now: () => 1_000_000,
+      maxDomains: 2,
+    });
+    for (const d of ["a.example", "b.example", "c.example"]) await sts.lookup(d);
+    assert.equal(fetched, 3);
+    // without their files, only what memory still holds is known without a fetch
+    for (const d of ["a.example", "b.example", "c.example"]) fs.rmSync(path.join(sub, `${d}.json`));
+    await sts.lookup("c.example");
+    await sts.lookup("b.example");
+    assert.equal(fetched, 3, "b and c are still in memory");
+    await sts.lookup("a.example");
+    assert.equal(fetched, 4, "a was forgotten, so it is fetched again");
+  });
+
+  test("the disk cache is swept of expired policies, and beyond maxDomains of those that expire first", async () => {
+    const sub = path.join(dir, "sweep");
+    fs.mkdirSync(sub, { recursive: true });
+    const write = (domain: string, fetchedAt: number, maxAge: number) =>
+      fs.writeFileSync(path.join(sub, `${domain}.json`), JSON.stringify({ domain, ...policy({ fetchedAt, maxAge }) }));
+    const now = 10_000_000;
+    write("expired.example", now - 2000_000, 1000);
+    write("soon.example", now, 100);
+    write("later.example", now, 1000);
+    write("latest.example", now, 2000);
+    fs.writeFileSync(path.join(sub, "garbage.example.json"), "{not json");
+    const sts = new MtaStsPolicies({
+      dir: () => sub,
+      resolveTxt: async () => [],
+      fetch: async () => POLICY,
+      now: () => now,
+      maxDomains: 2,
+    });
+    await sts.sweep();
+    assert.deepEqual(fs.readdirSync(sub).sort(), ["later.example.json", "latest.example.json"]);
+  });
+
+  test("lookups sweep the disk cache once per sweepIntervalMs", async () => {
+    const sub = path.join(dir, "sweep-interval");
+    fs.mkdirSync(sub, { recursive: true });
+    let now = 50_000_000;
+    const sts = new MtaStsPolicies({
+      dir: () => sub,
+      resolveTxt: async () => [],
+      fetch: async () => POLICY,
+      now: () => now,
+      sweepIntervalMs: 60_000,
+    });
+    await sts.lookup("x.example");
+    await sts.swept();
+    fs.writeFileSync(path.join(sub, "old.example.json"), JSON.stringify({ domain: "old.example", ...policy({ fetchedAt: 0, maxAge: 1 }) }));
+    now += 30_000;
+    await sts.lookup("x.example");
+    await sts.swept();
+    assert.ok(fs.existsSync(path.join(sub, "old.example.json")), "not swept again within the interval");
+    now += 30_000;
+    await sts.lookup("x.example");
+    await sts.swept();
+    assert.ok(!fs.existsSync(path.join(sub, "old.example.json")));
+  });
+
   test("no TXT record: no policy and no fetch", async () => {
     const w = world("a");
     w.state.txt = "nodata";

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { certificateResult, TlsReport } from "../../server-bootstrap/maild/outbound/tls-report";
+import {
+  certificateResult,
+  TlsReport,
+  MAX_FAILURE_DETAILS_PER_POLICY,
+  MAX_POLICIES_PER_DAY,
+} from "../../server-bootstrap/maild/outbound/tls-report";
 
 let dataDir = "";
 before(() => {
@@ -133,6 +138,31 @@ describe("TLS report (RFC 8460)", () => {
       ],
       20,
     );
+  });
+
+  test("a day's report is bounded: beyond MAX_POLICIES_PER_DAY new domains and MAX_FAILURE_DETAILS_PER_POLICY details are left out", async () => {
+    const dir = path.join(dataDir, "bounded");
+    const report = new TlsReport({ dataDir: () => dir, now: () => new Date("2025-03-07T10:00:00Z") });
+    for (let i = 0; i < MAX_POLICIES_PER_DAY + 50; i++)
+      report.record({ policyDomain: `d${i}.example`, policyType: "no-policy-found", result: "success" });
+    // a domain already in the report still counts
+    report.record({ policyDomain: "d0.example", policyType: "no-policy-found", result: "success" });
+    for (let i = 0; i < MAX_FAILURE_DETAILS_PER_POLICY + 10; i++) {
+      report.record({
+        policyDomain: "d1.example",
+        policyType: "no-policy-found",
+        result: "validation-failure",
+        receivingIp: `198.51.100.${i % 250}`,
+        failureReasonCode: `r${i}`,
+      });
+    }
+    const day = (await report.readDay("2025-03-07"))!;
+    assert.equal(day.policies.length, MAX_POLICIES_PER_DAY);
+    assert.ok(!day.policies.some((p) => p.policy["policy-domain"] === `d${MAX_POLICIES_PER_DAY}.example`));
+    assert.equal(day.policies[0].summary["total-successful-session-count"], 2);
+    const d1 = day.policies[1];
+    assert.equal(d1.summary["total-failure-session-count"], MAX_FAILURE_DETAILS_PER_POLICY + 10, "the summary counts every failed session");
+    assert.equal(d1["failure-details"].length, MAX_FAILURE_DETAILS_PER_POLICY);
   });
 
   test("readDay refuses a date that is not YYYY-MM-DD", async () => {

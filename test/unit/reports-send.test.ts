@@ -12,7 +12,7 @@ import {
   parseDmarcRecord,
   reportRows,
 } from "../../server-bootstrap/maild/reports/dmarc-send";
-import { evaluationFromMailauth, evaluationFromRspamd, type DmarcEvaluation } from "../../server-bootstrap/maild/reports/dmarc-evaluation";
+import { dispositionFromRspamd, evaluationFromRspamd, type DmarcEvaluation } from "../../server-bootstrap/maild/reports/dmarc-evaluation";
 import { parseDmarcAggregate } from "../../server-bootstrap/maild/reports/dmarc-aggregate";
 import type { TlsDayReport } from "../../server-bootstrap/maild/outbound/tls-report";
 
@@ -168,36 +168,6 @@ describe("evaluations from a verifier's answer", () => {
     optional: false,
   };
 
-  test("mailauth: aligned identifiers from its alignment, raw results from its SPF and DKIM", () => {
-    const e = evaluationFromMailauth(
-      {
-        dmarc: {
-          status: { result: "pass", header: { from: "peer.test" } },
-          domain: "peer.test",
-          policyDomain: "peer.test",
-          alignment: { spf: { result: false }, dkim: { result: "peer.test" } },
-        },
-        spf: { status: { result: "pass" }, domain: "mail.peer.test" },
-        dkim: { results: [{ signingDomain: "peer.test", selector: "s1", status: { result: "pass" } }] },
-      },
-      ctx,
-    );
-    assert.deepEqual(e, {
-      at: 5,
-      sourceIp: "198.51.100.4",
-      headerFrom: "peer.test",
-      envelopeFrom: "mail.peer.test",
-      policyDomain: "peer.test",
-      disposition: "none",
-      dkimAligned: "pass",
-      spfAligned: "fail",
-      dkim: [{ domain: "peer.test", selector: "s1", result: "pass" }],
-      spf: { domain: "mail.peer.test", scope: "mfrom", result: "pass" },
-      optional: false,
-    });
-    assert.equal(evaluationFromMailauth({ dmarc: { status: { result: "none", header: { from: "x.test" } } } }, ctx), undefined);
-  });
-
   test("rspamd: the policy domain from DMARC_POLICY_*, DKIM from DKIM_TRACE, alignment recomputed under the policy domain", () => {
     // options as rspamd 3.4 dmarc.lua and dkim_check.lua write them
     const pass = evaluationFromRspamd(
@@ -231,5 +201,25 @@ describe("evaluations from a verifier's answer", () => {
       ["peer.test", "fail", "fail", "fail", "reject"],
     );
     assert.equal(evaluationFromRspamd({ symbols: { DMARC_NA: { options: ["No From header"] } } }, { ...ctx, headerFrom: "" }), undefined);
+  });
+
+  test("the disposition is the DMARC policy we applied: reject or quarantine only for an enforced failure refused or filed in Junk", () => {
+    const reject = { DMARC_POLICY_REJECT: { options: ["peer.test : No valid SPF, No valid DKIM", "reject"] } };
+    const quarantine = { DMARC_POLICY_QUARANTINE: { options: ["peer.test : No valid SPF, No valid DKIM", "quarantine"] } };
+    const sampledOut = { DMARC_POLICY_QUARANTINE: { options: ["peer.test : No valid SPF, No valid DKIM", "quarantine", "sampled_out"] } };
+    const pass = { DMARC_POLICY_ALLOW: { options: ["peer.test", "reject"] } };
+    const cases: [string, Record<string, { options: string[] }>, string, DmarcEvaluation["disposition"]][] = [
+      ["p=reject failure refused", reject, "reject", "reject"],
+      ["p=quarantine failure filed in Junk", quarantine, "junk", "quarantine"],
+      ["p=quarantine failure refused as spam", quarantine, "reject", "reject"],
+      ["p=quarantine failure delivered to the inbox", quarantine, "inbox", "none"],
+      ["failure sampled out by pct=, filed in Junk", sampledOut, "junk", "none"],
+      ["pass refused as spam", pass, "reject", "none"],
+      ["pass filed in Junk", pass, "junk", "none"],
+      ["no DMARC record, refused as spam", { DMARC_NA: { options: ["No DMARC record"] } }, "reject", "none"],
+    ];
+    for (const [name, symbols, kind, expected] of cases) {
+      assert.equal(dispositionFromRspamd({ symbols }, { kind }), expected, name);
+    }
   });
 });

@@ -4,7 +4,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { argon2Sync, randomBytes } from "node:crypto";
-import { SubmissionAuthenticator, clientKey } from "../../server-bootstrap/maild/submission-auth";
+import { SubmissionAuthenticator } from "../../server-bootstrap/maild/submission-auth";
+import { clientKey } from "../../server-bootstrap/maild/client-key";
 import { DEFAULT_SUBMISSION, type SubmissionConfig } from "../../server-bootstrap/maild/config";
 
 function phc(password: string): string {

@@ -430,12 +430,11 @@ export class Operations {
 
 /**
  * rspamd's normal worker answers GET /ping with "pong" (rspamd 3.4 src/libserver/protocol.c,
- * CMD_PING), so once maild scans through rspamd (its `spam.rspamdUrl`, issue 16) the spam filter's
- * health needs no setting of its own.
+ * CMD_PING); maild scans every message through it (`spam.rspamdUrl`), so the spam filter's health
+ * needs no setting of its own.
  */
-function rspamdPing(cfg: MaildConfig): string | undefined {
-  const url = (cfg as MaildConfig & { spam?: { rspamdUrl?: string } }).spam?.rspamdUrl;
-  return url ? `${url.replace(/\/$/, "")}/ping` : undefined;
+function rspamdPing(cfg: MaildConfig): string {
+  return `${cfg.spam.rspamdUrl.replace(/\/$/, "")}/ping`;
 }
 
 function tlsRootCertificates(): string[] {

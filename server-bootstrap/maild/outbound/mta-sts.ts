@@ -5,7 +5,7 @@
 // CAs) or our resolver, and RFC 8461 3.3 is strict about it: HTTPS with a valid certificate for
 // mta-sts.<domain>, HTTP 200 only, no redirects, media type text/plain, a size limit and a time limit.
 import type { LookupAddress } from "node:dns";
-import { readFile, unlink } from "node:fs/promises";
+import { readdir, readFile, unlink } from "node:fs/promises";
 import type { LookupFunction } from "node:net";
 import { join } from "node:path";
 import { parsePolicy, resolvePolicy, validateMx } from "mailauth/lib/mta-sts";
@@ -135,6 +135,40 @@ export interface MtaStsOptions {
   now?: () => number;
   /** told about cache files that could not be written or read */
   onCacheError?: (err: Error) => void;
+  /** domains remembered in memory (policy, or the lack of one), and policies kept on disk; default 10 000 */
+  maxDomains?: number;
+  /** how often the disk cache is swept of expired policies; default hourly */
+  sweepIntervalMs?: number;
+}
+
+const DEFAULT_MAX_DOMAINS = 10_000;
+const DEFAULT_SWEEP_INTERVAL_MS = 3600_000;
+
+/** A Map that forgets its least recently used keys beyond `max`: every get or set makes a key the newest. */
+export class LruMap<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly max: number) {}
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+  get(key: K): V | undefined {
+    if (!this.map.has(key)) return undefined;
+    const v = this.map.get(key) as V;
+    this.map.delete(key);
+    this.map.set(key, v);
+    return v;
+  }
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
+  }
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+  get size(): number {
+    return this.map.size;
+  }
 }
 
 /**
@@ -149,16 +183,28 @@ export interface MtaStsOptions {
  *   senders fail open when no policy was ever seen).
  */
 export class MtaStsPolicies {
-  private readonly memory = new Map<string, StsPolicy | null>();
-  private readonly failedFetch = new Map<string, { id: string; until: number; result: StsFailureType; reason: string }>();
+  // Bounded: a sender can be made to look up any number of domains (bounces, users' mail), so
+  // memory keeps the most recently used ones and the disk only policies still in force.
+  private readonly memory: LruMap<string, StsPolicy | null>;
+  private readonly failedFetch: LruMap<string, { id: string; until: number; result: StsFailureType; reason: string }>;
   private readonly now: () => number;
+  private readonly maxDomains: number;
+  private lastSweep = 0;
+  private sweeping?: Promise<void>;
 
   constructor(private readonly opts: MtaStsOptions) {
     this.now = opts.now ?? Date.now;
+    this.maxDomains = opts.maxDomains ?? DEFAULT_MAX_DOMAINS;
+    this.memory = new LruMap(this.maxDomains);
+    this.failedFetch = new LruMap(this.maxDomains);
   }
 
   async lookup(domain: string): Promise<StsLookup> {
     const now = this.now();
+    if (now - this.lastSweep >= (this.opts.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS)) {
+      this.lastSweep = now;
+      this.sweeping = this.sweep().catch((err: Error) => this.opts.onCacheError?.(err));
+    }
     const cached = await this.cached(domain);
     const valid = cached !== undefined && policyExpires(cached) > now ? cached : undefined;
 
@@ -207,6 +253,41 @@ export class MtaStsPolicies {
     };
     await this.store(domain, policy);
     return { policy };
+  }
+
+  /**
+   * Deletes cached policy files whose max_age has run out (RFC 8461 3.3: an expired policy is not
+   * used again, a fresh fetch replaces it) and, beyond maxDomains files, those that expire first.
+   */
+  async sweep(): Promise<void> {
+    const dir = this.opts.dir();
+    const now = this.now();
+    const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
+    const kept: { file: string; expires: number }[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".json")) continue;
+      const file = join(dir, name);
+      let policy: StsPolicy | undefined;
+      try {
+        policy = fromJson(name.slice(0, -5), JSON.parse(await readFile(file, "utf8")));
+      } catch {
+        policy = undefined;
+      }
+      if (policy === undefined || policyExpires(policy) <= now) await unlink(file).catch(() => undefined);
+      else kept.push({ file, expires: policyExpires(policy) });
+    }
+    if (kept.length > this.maxDomains) {
+      kept.sort((a, b) => a.expires - b.expires);
+      for (const k of kept.slice(0, kept.length - this.maxDomains)) await unlink(k.file).catch(() => undefined);
+    }
+  }
+
+  /** Resolves when a sweep started by lookup has ended (tests). */
+  async swept(): Promise<void> {
+    await this.sweeping;
   }
 
   private file(domain: string): string | undefined {

@@ -29,7 +29,7 @@
 // each reply at once) and make it visible: such recipients are still marked in flight at start
 // and are logged as `queue.possible_duplicate`. The same holds for a notice: a crash after
 // `bounce` took it but before its flag is durable sends it again.
-import type { MaildConfig } from "../config";
+import type { MaildConfig, OutboundConfig } from "../config";
 import type { Logger } from "../log";
 import { metrics } from "../metrics";
 import type { QueueEntry, RemoteQueue } from "../remote-queue";
@@ -37,6 +37,7 @@ import { buildDsn, type DsnRecipient } from "./dsn";
 import { delayNoticeAt, expiresAt, isFinished, nextWake, retryDelayMs, unreportedFailures } from "./schedule";
 import { Spool, type Envelope, type RecipientState } from "./spool";
 import type { DeliveryAttempt, RecipientResult, Transport } from "./types";
+import { WakeOrder } from "./wake-order";
 
 export interface OutboundQueueDeps {
   /** the queue lives in `<dataDir>/queue/` */
@@ -82,6 +83,10 @@ export class OutboundQueue implements RemoteQueue {
   private readonly spool: Spool;
   private readonly entries = new Map<string, Entry>();
   private readonly running = new Set<Promise<void>>();
+  /** committed messages not being worked on, by when they next need work */
+  private readonly wakes = new WakeOrder();
+  /** the outbound config the wake times were computed with; a reload recomputes them */
+  private wakesFor?: OutboundConfig;
   private readonly now: () => number;
   private started = false;
   private stopping = false;
@@ -135,7 +140,9 @@ export class OutboundQueue implements RemoteQueue {
         // On disk the flags stay until the envelope's next write: a crash before it logs them again.
         for (const r of inFlight) r.inFlight = false;
       }
-      this.entries.set(env.id, { env, committed: true, noticeRetryAt: 0, lastWrite: Promise.resolve(), unsaved: false });
+      const e: Entry = { env, committed: true, noticeRetryAt: 0, lastWrite: Promise.resolve(), unsaved: false };
+      this.entries.set(env.id, e);
+      this.schedule(e);
     }
     this.started = true;
     metrics.queueSize.set(this.entries.size);
@@ -208,6 +215,7 @@ export class OutboundQueue implements RemoteQueue {
       return;
     }
     e.committed = true;
+    this.schedule(e);
     this.startDue();
   }
 
@@ -216,6 +224,7 @@ export class OutboundQueue implements RemoteQueue {
     const e = this.entries.get(id);
     if (e?.committed) throw new Error(`outbound queue: ${id} is committed and cannot be discarded`);
     this.entries.delete(id);
+    this.wakes.delete(id);
     // recovery runs before start(), possibly before the queue directory was ever made
     await this.spool.init();
     await this.spool.remove(id);
@@ -234,18 +243,33 @@ export class OutboundQueue implements RemoteQueue {
     }
   }
 
+  /** Puts an idle committed entry in the wake order at the time it next needs work. */
+  private schedule(e: Entry): void {
+    if (!e.committed || e.busy || !this.entries.has(e.env.id)) return;
+    this.wakes.set(e.env.id, nextWake(e.env, this.deps.config().outbound, e.noticeRetryAt));
+  }
+
   private startDue(): void {
     if (!this.started || this.stopping) return;
     const now = this.now();
     const cfg = this.deps.config().outbound;
+    if (cfg !== this.wakesFor) {
+      // a reload may move retries, delay notices and expiry: every idle entry's wake, once
+      this.wakesFor = cfg;
+      this.wakes.clear();
+      for (const e of this.entries.values()) this.schedule(e);
+    }
     // The transport limits connections; this bounds the messages in work (memory, open files).
     const limit = cfg.maxConnections;
-    for (const e of this.entries.values()) {
-      if (this.running.size >= limit) break;
-      if (!e.committed || e.busy || nextWake(e.env, cfg, e.noticeRetryAt) > now) continue;
+    while (this.running.size < limit) {
+      const id = this.wakes.popDue(now);
+      if (id === undefined) break;
+      const e = this.entries.get(id);
+      if (!e || !e.committed || e.busy) continue;
       const run: Promise<void> = this.work(e).then(() => {
         e.busy = undefined;
         this.running.delete(run);
+        this.schedule(e);
         this.startDue();
       });
       e.busy = run;
@@ -260,17 +284,14 @@ export class OutboundQueue implements RemoteQueue {
     this.timer = undefined;
     const cfg = this.deps.config().outbound;
     if (this.running.size >= cfg.maxConnections) return;
-    let at = Infinity;
-    for (const e of this.entries.values()) {
-      if (e.committed && !e.busy) at = Math.min(at, nextWake(e.env, cfg, e.noticeRetryAt));
-    }
-    if (at === Infinity) return;
+    const next = this.wakes.peek();
+    if (next === undefined || next.at === Infinity) return;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
         this.startDue();
       },
-      Math.min(MAX_TIMER_MS, Math.max(0, at - now)),
+      Math.min(MAX_TIMER_MS, Math.max(0, next.at - now)),
     );
   }
 
@@ -295,6 +316,7 @@ export class OutboundQueue implements RemoteQueue {
       if (isFinished(env)) {
         await this.spool.remove(env.id);
         this.entries.delete(env.id);
+        this.wakes.delete(env.id);
         metrics.queueSize.set(this.entries.size);
         this.deps.log.info("queue.done", {
           id: env.id,

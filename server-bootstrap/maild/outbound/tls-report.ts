@@ -97,20 +97,23 @@ export function certificateResult(
 }
 
 const sessions = counter("maild_outbound_tls_sessions_total", "Outbound SMTP sessions by TLS policy type and RFC 8460 result type");
+const uncounted = counter(
+  "maild_outbound_tls_sessions_unreported_total",
+  "Outbound SMTP sessions left out of the day's TLSRPT report (or out of its failure details only) because it reached its size limit",
+);
+
+/**
+ * A day's report is bounded (it is held in memory and rewritten whole): at most this many
+ * policies (recipient domains with their policy), and this many distinct failure details per
+ * policy; sessions beyond still count in the policy's summary when it is there, and in the metric.
+ */
+export const MAX_POLICIES_PER_DAY = 10_000;
+export const MAX_FAILURE_DETAILS_PER_POLICY = 100;
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 function utcDay(d: Date): string {
   return d.toISOString().slice(0, 10);
-}
-
-function samePolicy(p: TlsPolicyReport, o: TlsSessionOutcome): boolean {
-  return (
-    p.policy["policy-domain"] === o.policyDomain &&
-    p.policy["policy-type"] === o.policyType &&
-    JSON.stringify(p.policy["policy-string"] ?? []) === JSON.stringify(o.policyString ?? []) &&
-    JSON.stringify(p.policy["mx-host"] ?? []) === JSON.stringify(o.mxHost ?? [])
-  );
 }
 
 function sameFailure(f: TlsFailureDetails, o: TlsSessionOutcome): boolean {
@@ -131,8 +134,23 @@ export interface TlsReportOptions {
   onWriteError?: (err: Error) => void;
 }
 
+function policyKey(p: { domain: string; type: TlsPolicyType; policyString?: string[]; mxHost?: string[] }): string {
+  return JSON.stringify([p.domain, p.type, p.policyString ?? [], p.mxHost ?? []]);
+}
+
+function storedPolicyKey(p: TlsPolicyReport): string {
+  return policyKey({
+    domain: p.policy["policy-domain"],
+    type: p.policy["policy-type"],
+    policyString: p.policy["policy-string"],
+    mxHost: p.policy["mx-host"],
+  });
+}
+
 export class TlsReport {
   private readonly days = new Map<string, TlsDayReport>();
+  /** the policies of each day held, by policyKey: a lookup per session, not a scan of the day */
+  private readonly index = new Map<string, Map<string, TlsPolicyReport>>();
   private readonly dirty = new Set<string>();
   private writing: Promise<void> = Promise.resolve();
   private scheduled = false;
@@ -146,7 +164,13 @@ export class TlsReport {
   record(o: TlsSessionOutcome): void {
     sessions.inc({ policy: o.policyType, result: o.result });
     const day = this.day(utcDay(this.now()));
-    let p = day.policies.find((x) => samePolicy(x, o));
+    const byKey = this.index.get(day.date)!;
+    const key = policyKey({ domain: o.policyDomain, type: o.policyType, policyString: o.policyString, mxHost: o.mxHost });
+    let p = byKey.get(key);
+    if (!p && day.policies.length >= MAX_POLICIES_PER_DAY) {
+      uncounted.inc();
+      return;
+    }
     if (!p) {
       p = {
         policy: {
@@ -159,11 +183,18 @@ export class TlsReport {
         "failure-details": [],
       };
       day.policies.push(p);
+      byKey.set(key, p);
     }
     if (o.result === "success") p.summary["total-successful-session-count"]++;
     else {
       p.summary["total-failure-session-count"]++;
       let f = p["failure-details"].find((x) => sameFailure(x, o));
+      if (!f && p["failure-details"].length >= MAX_FAILURE_DETAILS_PER_POLICY) {
+        uncounted.inc();
+        this.dirty.add(day.date);
+        this.schedule();
+        return;
+      }
       if (!f) {
         f = {
           "result-type": o.result,
@@ -222,6 +253,7 @@ export class TlsReport {
       }
     }
     this.days.set(date, d);
+    this.index.set(date, new Map(d.policies.map((p) => [storedPolicyKey(p), p])));
     return d;
   }
 
@@ -243,7 +275,12 @@ export class TlsReport {
       }
       // Only today's counts can still change; older days are complete on disk.
       const today = utcDay(this.now());
-      for (const date of this.days.keys()) if (date !== today && !this.dirty.has(date)) this.days.delete(date);
+      for (const date of this.days.keys()) {
+        if (date !== today && !this.dirty.has(date)) {
+          this.days.delete(date);
+          this.index.delete(date);
+        }
+      }
     });
   }
 }

@@ -3,9 +3,8 @@
 // DKIM results. One line per message in <dataDir>/reports/dmarc-evaluations/<YYYY-MM-DD>.jsonl by
 // UTC day; a day file stops at a bound, and days are deleted once past the retention.
 //
-// Two readers of a verifier's answer fill it: mailauth's `authenticate` result (maild's verifier on
-// main today) and rspamd's /checkv2 symbols (issue 16 makes rspamd the one verifier), so the
-// report sender does not care which one judged the message.
+// rspamd is the one verifier of incoming mail (issue 16), so the evaluation is read from its
+// /checkv2 symbols (`evaluationFromRspamd`), with the author domain from the From field maild read.
 import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -19,7 +18,7 @@ export interface DmarcEvaluation {
   envelopeFrom: string;
   /** where the applied DMARC record was found (RFC 9989 3.2.5 DMARC Policy Domain) */
   policyDomain: string;
-  /** what we did: none, quarantine (to Junk) or reject (refused at SMTP) */
+  /** the DMARC policy we applied: none, quarantine (to Junk) or reject (refused at SMTP); see dispositionFromRspamd */
   disposition: "none" | "quarantine" | "reject";
   dkimAligned: "pass" | "fail";
   spfAligned: "pass" | "fail";
@@ -45,48 +44,7 @@ export interface EvaluationContext {
   optional: boolean;
 }
 
-/** The part of mailauth's `authenticate` result the report needs (mailauth 7.1 lib/dmarc/verify.js formatResponse). */
-export interface MailauthResultLike {
-  dmarc?:
-    | {
-        status?: { result?: string; header?: { from?: string } };
-        domain?: string;
-        policyDomain?: string;
-        alignment?: { spf?: { result?: string | false }; dkim?: { result?: string | false } };
-      }
-    | false;
-  spf?: { status?: { result?: string }; domain?: string } | false;
-  dkim?: { results?: { signingDomain?: string; selector?: string; status?: { result?: string } }[] };
-}
-
-/** From mailauth's result; undefined when DMARC did not apply (no record, no From domain). */
-export function evaluationFromMailauth(res: MailauthResultLike, ctx: EvaluationContext): DmarcEvaluation | undefined {
-  const d = res.dmarc;
-  if (!d || !d.status?.result || d.status.result === "none" || !d.status.header?.from) return undefined;
-  const headerFrom = lower(d.status.header.from.includes("@") ? domainOf(d.status.header.from) : d.status.header.from);
-  const envelopeFrom = ctx.sender ? domainOf(ctx.sender) : lower(ctx.helo);
-  return {
-    at: ctx.at,
-    sourceIp: ctx.sourceIp,
-    headerFrom,
-    envelopeFrom,
-    policyDomain: lower(d.policyDomain ?? d.domain),
-    disposition: ctx.disposition,
-    dkimAligned: d.alignment?.dkim?.result ? "pass" : "fail",
-    spfAligned: d.alignment?.spf?.result ? "pass" : "fail",
-    dkim: (res.dkim?.results ?? [])
-      .filter((r) => r.signingDomain)
-      .map((r) => ({
-        domain: lower(r.signingDomain),
-        ...(r.selector ? { selector: r.selector } : {}),
-        result: r.status?.result ?? "none",
-      })),
-    spf: { domain: envelopeFrom, scope: ctx.sender ? "mfrom" : "helo", result: (res.spf && res.spf.status?.result) || "none" },
-    optional: ctx.optional,
-  };
-}
-
-/** rspamd's /checkv2 reply as maild reads it (issue 16's rspamd-client.ts RspamdReply): symbol name -> options. */
+/** rspamd's /checkv2 reply as maild reads it (rspamd-client.ts RspamdReply): symbol name -> options. */
 export interface RspamdSymbolsLike {
   symbols: Record<string, { options?: string[] }>;
 }
@@ -146,6 +104,22 @@ export function evaluationFromRspamd(
     spf: { domain: envelopeFrom, scope: ctx.sender ? "mfrom" : "helo", result: spfResult },
     optional: ctx.optional,
   };
+}
+
+/**
+ * The DMARC policy we applied (RFC 7489 7.2.1.1 PolicyEvaluatedType disposition): reject when a
+ * failure under an enforced p=reject or p=quarantine was refused, quarantine when one under
+ * p=quarantine went to Junk, none otherwise (a pass, p=none, a failure sampled out by pct=, or a
+ * failure we delivered anyway). A message refused or filed as spam while DMARC passed was not
+ * DMARC's doing: none.
+ */
+export function dispositionFromRspamd(reply: RspamdSymbolsLike, outcome: { kind: string }): DmarcEvaluation["disposition"] {
+  // dmarc.lua marks a failure that pct= sampled out with the option "sampled_out"
+  const failedUnder = (symbol: string) => symbol in reply.symbols && !(reply.symbols[symbol].options ?? []).includes("sampled_out");
+  const enforced = failedUnder("DMARC_POLICY_REJECT") || failedUnder("DMARC_POLICY_QUARANTINE");
+  if (outcome.kind === "reject" && enforced) return "reject";
+  if (outcome.kind === "junk" && failedUnder("DMARC_POLICY_QUARANTINE")) return "quarantine";
+  return "none";
 }
 
 const DAY_MS = 86_400_000;

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as tls from "node:tls";
+import { constants as cryptoConstants } from "node:crypto";
 import { isLoopbackAddress } from "./loopback-address";
 import { routeHttp, routeHttps, type ChallengeStore, type WebRequest, type WebResponse } from "./routes";
 
@@ -46,6 +47,12 @@ export interface WebServers {
   close(): Promise<void>;
 }
 
+/**
+ * HTTPS on 443 as on the SMTP ports (smtp-listener.ts SMTP_TLS_OPTIONS): TLS 1.2 at least, and no
+ * client-initiated renegotiation (Node allows three per ten minutes; nothing here needs one).
+ */
+const HTTPS_TLS_OPTIONS = { minVersion: "TLSv1.2", secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION } as const;
+
 interface TlsState {
   context: tls.SecureContext;
   /** the files' contents, also the default for clients that send no SNI */
@@ -55,7 +62,7 @@ interface TlsState {
 function loadTls(opt: WebTls): TlsState {
   if ("secureContext" in opt) return { context: opt.secureContext() };
   const pems = { cert: fs.readFileSync(opt.certPath), key: fs.readFileSync(opt.keyPath) };
-  return { context: tls.createSecureContext(pems), pems };
+  return { context: tls.createSecureContext({ ...pems, ...HTTPS_TLS_OPTIONS }), pems };
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {
@@ -76,9 +83,26 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string | un
   });
 }
 
-function send(res: http.ServerResponse, method: string, r: WebResponse): void {
+/**
+ * On every answer: nothing here is meant to be framed, sniffed as another type, run as a page or
+ * followed elsewhere with a referrer (what testssl's "security headers" check looks for).
+ */
+export const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+};
+
+/**
+ * On HTTPS answers (RFC 6797): browsers use HTTPS only for this host from then on. Not for the
+ * subdomains: other hosts under a mail domain are not ours.
+ */
+export const HSTS = { "strict-transport-security": "max-age=31536000" };
+
+function send(res: http.ServerResponse, method: string, r: WebResponse, extra: Record<string, string>): void {
   const body = Buffer.from(r.body, "utf8");
-  res.writeHead(r.status, { ...r.headers, "content-length": String(body.length) });
+  res.writeHead(r.status, { ...SECURITY_HEADERS, ...extra, ...r.headers, "content-length": String(body.length) });
   res.end(method === "HEAD" ? undefined : body);
 }
 
@@ -113,18 +137,24 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
   const httpsServers: https.Server[] = [];
 
   const handler =
-    (route: (r: WebRequest) => WebResponse | Promise<WebResponse>) => async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    (route: (r: WebRequest) => WebResponse | Promise<WebResponse>, extra: Record<string, string> = {}) =>
+    async (req: http.IncomingMessage, res: http.ServerResponse) => {
       const method = req.method ?? "GET";
       try {
         let body: string | undefined;
         if (method === "POST") {
           body = await readBody(req, maxBody);
           if (body === undefined)
-            return send(res, method, {
-              status: 413,
-              headers: { "content-type": "text/plain" },
-              body: `request body over ${maxBody} bytes\n`,
-            });
+            return send(
+              res,
+              method,
+              {
+                status: 413,
+                headers: { "content-type": "text/plain" },
+                body: `request body over ${maxBody} bytes\n`,
+              },
+              extra,
+            );
         }
         const request: WebRequest = {
           method,
@@ -135,10 +165,11 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
           ...(req.headers.cookie !== undefined ? { cookie: req.headers.cookie } : {}),
           ...(req.headers.origin !== undefined ? { origin: req.headers.origin } : {}),
         };
-        send(res, method, await route(request));
+        send(res, method, await route(request), extra);
       } catch (err) {
         opts.onError?.(err);
-        if (!res.headersSent) send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" });
+        if (!res.headersSent)
+          send(res, method, { status: 500, headers: { "content-type": "text/plain" }, body: "internal error\n" }, extra);
         else res.destroy();
       }
     };
@@ -149,8 +180,8 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
     for (const at of opts.listen.https) {
       // SNICallback is asked on every handshake, so a reload reaches new connections at once.
       const server = https.createServer(
-        { ...current.pems, SNICallback: (_name, cb) => cb(null, current.context), minVersion: "TLSv1.2" },
-        handler(async (r) => (await opts.status?.handle(r)) ?? routeHttps(r, site)),
+        { ...current.pems, SNICallback: (_name, cb) => cb(null, current.context), ...HTTPS_TLS_OPTIONS },
+        handler(async (r) => (await opts.status?.handle(r)) ?? routeHttps(r, site), HSTS),
       );
       servers.push(server);
       httpsServers.push(server);
@@ -170,7 +201,7 @@ export async function startWebServers(opts: WebServersOptions): Promise<WebServe
     addresses,
     reloadTls() {
       const next = loadTls(opts.tls);
-      if (next.pems) for (const s of httpsServers) s.setSecureContext({ ...next.pems, minVersion: "TLSv1.2" });
+      if (next.pems) for (const s of httpsServers) s.setSecureContext({ ...next.pems, ...HTTPS_TLS_OPTIONS });
       current = next;
     },
     async close() {
