@@ -43,6 +43,11 @@ export function benchPostfixMain(domain: string): Record<string, string> {
     smtpd_client_connection_count_limit: "0",
     smtpd_client_connection_rate_limit: "0",
     smtpd_client_message_rate_limit: "0",
+    // The harness logs to a file through postlogd (maillog_file). Under 100 sessions that fsync, one
+    // write to that file here took longer than postlogd's 10 s watchdog: postlogd was killed, and
+    // every Postfix process, master included, then blocked on the full postlog socket for good.
+    // A server logging to syslog has no postlogd; a slow write must not end the run.
+    postlogd_watchdog_timeout: "300s",
   };
 }
 
@@ -96,6 +101,19 @@ export function countVerified(maillog: string): number {
 
 function countSent(peer: PostfixPeer): number {
   return (peer.log().match(/ status=sent \(/g) ?? []).length;
+}
+
+/**
+ * Runs `stop` (a server's own shutdown); if it has not finished after `ms`, ends every process
+ * of the host (emptyNamespace), which also ends a shutdown that waits on one of them.
+ */
+export async function stopWithin(host: NetHost, stop: () => Promise<void>, ms = 20_000): Promise<void> {
+  const stopping = stop();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([stopping.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+  await emptyNamespace(host);
+  await stopping;
 }
 
 /** Every process still in the namespace once the servers were asked to stop: SIGTERM, then SIGKILL, each by its pid. */
@@ -195,9 +213,10 @@ export async function startPostfixRspamd(
     verified: () => countVerified(peer.log()),
     logFiles: () => [path.join(peer.configDir, "maillog"), path.join(spam.dir, "log", "rspamd.log")],
     async stop() {
-      await peer.stop();
-      await spam.stop();
-      await emptyNamespace(host);
+      await stopWithin(host, async () => {
+        await peer.stop();
+        await spam.stop();
+      });
     },
   };
 }
@@ -360,10 +379,11 @@ export async function startPostfixMilters(
       path.join(opendkim.dir, "opendkim.log"),
     ],
     async stop() {
-      await peer.stop();
-      await LocalInternet.stopProcess(opendkim.child);
-      await LocalInternet.stopProcess(unbound);
-      await emptyNamespace(host);
+      await stopWithin(host, async () => {
+        await peer.stop();
+        await LocalInternet.stopProcess(opendkim.child);
+        await LocalInternet.stopProcess(unbound);
+      });
     },
   };
 }

@@ -45,7 +45,7 @@ import { startPostfix } from "../../infra/local-internet/postfix";
 import { startSpamFilter } from "../../infra/local-internet/spam-filter";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bundleMaild } from "../harness/maild";
-import { benchPostfixMain, emptyNamespace, startPostfixMilters, startPostfixRspamd, type RunningPeer } from "./daemon-peers";
+import { benchPostfixMain, startPostfixMilters, startPostfixRspamd, stopWithin, type RunningPeer } from "./daemon-peers";
 import { makeSignedMessage, type SignedMessage } from "./signed-message";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -53,7 +53,7 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 /** body size of the benchmark message; the message as sent is about 1 KiB more (headers, signature) */
 const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 
-interface Load {
+export interface Load {
   /** one connection per session for all its messages (`smtp-source -d`), or one per message */
   reuse: boolean;
   sessions: number;
@@ -68,6 +68,8 @@ function parseLoads(text: string): Load[] {
   });
 }
 
+/** smtp-source is stopped after this long (the slowest server here needs about a minute for 5000 messages) */
+const LOAD_TIMEOUT_MS = Number(process.env.BENCH_LOAD_TIMEOUT_S ?? 900) * 1000;
 const LOADS = parseLoads(process.env.BENCH_LOADS ?? "reuse:20,new:20,new:100");
 /** which servers to run, comma-separated ids (default all); see SERVERS below */
 const SERVER_IDS = (process.env.BENCH_SERVERS ?? "postfix,postfix-rspamd,postfix-milters,maild,haraka")
@@ -91,6 +93,10 @@ interface Result {
   verified?: number;
   idleMb: number;
   peakMb: number;
+  /** idle and peak of the filters alone (FILTER_PROGRAMS) and of the MTA alone */
+  idleFiltersMb: number;
+  peakFiltersMb: number;
+  peakMtaMb: number;
   /** CPU seconds the server's processes used during the load */
   cpuSeconds: number;
   note?: string;
@@ -160,18 +166,61 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Samples a namespace's PSS until stopped; resolves with the highest sample. Reading smaps_rollup
+ * The programs that filter for a server rather than receive for it (/proc/<pid>/comm, 15 characters
+ * at most): rspamd's processes, Redis, unbound, OpenDKIM, OpenDMARC, policyd-spf.
+ */
+const FILTER_PROGRAMS = new Set(["rspamd", "redis-server", "unbound", "opendkim", "opendmarc", "policyd-spf"]);
+
+/** A namespace's PSS in MiB: all of it, and the part of it that is filters (FILTER_PROGRAMS). */
+export function namespacePssSplit(ns: string): { total: number; filters: number } {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
+  } catch {
+    return { total: 0, filters: 0 };
+  }
+  let total = 0;
+  let filters = 0;
+  for (const pid of pids) {
+    try {
+      const kb = Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+      total += kb;
+      // rspamd names its processes "rspamd: normal process" etc. (argv), comm stays "rspamd"
+      if (FILTER_PROGRAMS.has(fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim())) filters += kb;
+    } catch {
+      /* exited between listing and reading */
+    }
+  }
+  return { total: total / 1024, filters: filters / 1024 };
+}
+
+export interface PeakPss {
+  total: number;
+  /** the highest sample of the filters alone, and of the rest (the MTA) alone */
+  filters: number;
+  mta: number;
+}
+
+/**
+ * Samples a namespace's PSS until stopped; resolves with the highest samples. Reading smaps_rollup
  * of a few hundred processes (Postfix under 100 sessions) takes CPU from the machine under test,
  * so the pause between samples is at least 100 ms and at least 9 times the last sample's cost:
  * the sampler takes at most a tenth of one CPU.
  */
-export function samplePeakPss(ns: string): { stop(): Promise<number> } {
-  let peak = namespacePssMb(ns);
+export function samplePeakPss(ns: string): { stop(): Promise<PeakPss> } {
+  const peak: PeakPss = { total: 0, filters: 0, mta: 0 };
+  const sample = () => {
+    const s = namespacePssSplit(ns);
+    peak.total = Math.max(peak.total, s.total);
+    peak.filters = Math.max(peak.filters, s.filters);
+    peak.mta = Math.max(peak.mta, s.total - s.filters);
+  };
+  sample();
   let running = true;
   const loop = (async () => {
     while (running) {
       const t0 = performance.now();
-      peak = Math.max(peak, namespacePssMb(ns));
+      sample();
       await sleep(Math.max(100, 9 * (performance.now() - t0)));
     }
   })();
@@ -179,7 +228,8 @@ export function samplePeakPss(ns: string): { stop(): Promise<number> } {
     async stop() {
       running = false;
       await loop;
-      return Math.max(peak, namespacePssMb(ns));
+      sample();
+      return peak;
     },
   };
 }
@@ -190,27 +240,17 @@ async function drive(
   server: NetHost,
   shape: Load,
   message: SignedMessage,
-): Promise<{ seconds: number; peakMb: number; cpuSeconds: number }> {
+): Promise<{ seconds: number; peak: PeakPss; cpuSeconds: number }> {
   const cpuBefore = namespaceCpuSeconds(server.ns);
   const sampler = samplePeakPss(server.ns);
   const started = process.hrtime.bigint();
-  const r = await load.run(
-    smtpSource({
-      reuse: shape.reuse,
-      sessions: shape.sessions,
-      messages: MESSAGES,
-      size: SIZE,
-      messageFile: message.file,
-      sender: SENDER,
-      recipient: RECIPIENT,
-      target: server.ipv4,
-    }),
-  );
+  // a server that stops answering must not hold up the whole benchmark
+  const r = await load.run(benchSmtpSource(shape, message, server.ipv4), { timeoutMs: LOAD_TIMEOUT_MS });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpuSeconds = namespaceCpuSeconds(server.ns) - cpuBefore;
-  const peakMb = await sampler.stop();
+  const peak = await sampler.stop();
   if (r.code !== 0) throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
-  return { seconds, peakMb, cpuSeconds };
+  return { seconds, peak, cpuSeconds };
 }
 
 function countFiles(dir: string): number {
@@ -264,7 +304,7 @@ export function privateNodeBinary(workDir: string): string {
 }
 
 /** What the benchmark does with a server once it listens on port 25. */
-interface Running {
+export interface Running {
   /** messages stored durably, counted after the load */
   stored(): number;
   /** messages whose SPF, DKIM and DMARC all passed; absent for a server that verifies nothing */
@@ -272,7 +312,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-interface BenchContext {
+export interface BenchContext {
   net: LocalInternet;
   knot: KnotServer;
   /** where this run keeps its files */
@@ -297,7 +337,21 @@ export function countMaildirVerified(maildir: string, authservId: string): numbe
   return n;
 }
 
-async function startMaild(host: NetHost, ctx: BenchContext): Promise<Running> {
+export interface RunningMaild extends Running {
+  /** maild's own process (not rspamd's) */
+  pid: number;
+  maildir: string;
+}
+
+/**
+ * maild with its spam filter in `host`, configured for the benchmark's load; `nodeFlags` go to
+ * Node before the bundle (default BENCH_MAILD_NODE_FLAGS), `env` to maild's environment.
+ */
+export async function startMaild(
+  host: NetHost,
+  ctx: BenchContext,
+  opts: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningMaild> {
   const main = path.join(ROOT, "server-bootstrap/maild/main.ts");
   if (!fs.existsSync(main)) throw new Error(`${main} does not exist`);
   // rspamd, Redis and unbound in maild's host, as on the box; unbound forwards to knot.
@@ -324,18 +378,22 @@ async function startMaild(host: NetHost, ctx: BenchContext): Promise<Running> {
   const child = await startListening(
     host,
     "maild",
-    [privateNodeBinary(ctx.net.workDir), ...MAILD_NODE_FLAGS, bundle, "--config", configPath],
+    [privateNodeBinary(ctx.net.workDir), ...(opts.nodeFlags ?? MAILD_NODE_FLAGS), bundle, "--config", configPath],
     logFile,
+    opts.env,
   );
   const maildir = path.join(dataDir, "mail", DOMAIN, "bench", "Maildir");
   return {
+    pid: child.pid!,
+    maildir,
     stored: () => countFiles(path.join(maildir, "new")) + countFiles(path.join(maildir, "cur")),
     verified: () => countMaildirVerified(maildir, hostname),
     async stop() {
-      await LocalInternet.stopProcess(child, 10_000);
-      keepLog(logFile);
-      await spam.stop();
-      await emptyNamespace(host);
+      await stopWithin(host, async () => {
+        await LocalInternet.stopProcess(child, 10_000);
+        keepLog(logFile);
+        await spam.stop();
+      });
     },
   };
 }
@@ -446,9 +504,10 @@ async function startHaraka(host: NetHost, ctx: BenchContext): Promise<Running> {
   return {
     stored: () => countFiles(path.join(queueDir, "new")),
     async stop() {
-      await LocalInternet.stopProcess(child, 10_000);
-      keepLog(logFile);
-      await emptyNamespace(host);
+      await stopWithin(host, async () => {
+        await LocalInternet.stopProcess(child, 10_000);
+        keepLog(logFile);
+      });
     },
   };
 }
@@ -462,8 +521,7 @@ async function startPlainPostfix(host: NetHost, ctx: BenchContext): Promise<Runn
   return {
     stored: () => (peer.log().match(/ status=sent \(/g) ?? []).length,
     async stop() {
-      await peer.stop();
-      await emptyNamespace(host);
+      await stopWithin(host, () => peer.stop());
     },
   };
 }
@@ -493,6 +551,40 @@ const SERVERS: BenchServer[] = [
   { id: "haraka", name: "Haraka (no checks)", start: startHaraka },
 ];
 
+/**
+ * The local internet every run of this benchmark shares: knot serving the zones (the sender's SPF,
+ * DKIM key and DMARC policy, the load host's FCrDNS), the load host, and the signed message.
+ */
+export async function benchWorld(net: LocalInternet): Promise<{ load: NetHost; knot: KnotServer; message: SignedMessage }> {
+  const dns = await net.addHost("dns");
+  const load = await net.addHost("load");
+  const message = makeSignedMessage({
+    dir: path.join(net.workDir, "message"),
+    domain: SENDER_DOMAIN,
+    selector: "bench",
+    from: SENDER,
+    to: RECIPIENT,
+    bodyBytes: SIZE,
+  });
+  const knot = await startKnot(net, dns, benchZones(load, DOMAIN, { dkimRecord: message.dkimRecord, dmarcPolicy: "reject" }));
+  await net.setResolver(dns.ipv4);
+  return { load, knot, message };
+}
+
+/** `smtp-source` of the benchmark message from `load` to `target`:25 in the given shape. */
+export function benchSmtpSource(shape: Load, message: SignedMessage, target: string, messages = MESSAGES): string[] {
+  return smtpSource({
+    reuse: shape.reuse,
+    sessions: shape.sessions,
+    messages,
+    size: SIZE,
+    messageFile: message.file,
+    sender: SENDER,
+    recipient: RECIPIENT,
+    target,
+  });
+}
+
 /** Postfix's queue is empty once every accepted message went to discard: wait for it, up to a minute. */
 async function settle(running: Running, expected: number): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -502,8 +594,28 @@ async function settle(running: Running, expected: number): Promise<void> {
 async function benchOne(server: BenchServer, shape: Load, host: NetHost, load: NetHost, ctx: BenchContext, message: SignedMessage) {
   const running = await server.start(host, ctx);
   try {
-    const idle = await idleMb(host);
-    const { seconds, peakMb, cpuSeconds } = await drive(load, host, shape, message);
+    await sleep(2000);
+    const idle = namespacePssSplit(host.ns);
+    let measured;
+    try {
+      measured = await drive(load, host, shape, message);
+    } catch (e) {
+      // recorded as this run's note (which fails the benchmark) and the other runs go on
+      return {
+        name: server.name,
+        load: shape,
+        seconds: NaN,
+        stored: running.stored(),
+        idleMb: idle.total,
+        peakMb: NaN,
+        idleFiltersMb: idle.filters,
+        peakFiltersMb: NaN,
+        peakMtaMb: NaN,
+        cpuSeconds: NaN,
+        note: (e as Error).message,
+      };
+    }
+    const { seconds, peak, cpuSeconds } = measured;
     await settle(running, MESSAGES);
     const result: Result = {
       name: server.name,
@@ -511,8 +623,11 @@ async function benchOne(server: BenchServer, shape: Load, host: NetHost, load: N
       seconds,
       stored: running.stored(),
       ...(running.verified ? { verified: running.verified() } : {}),
-      idleMb: idle,
-      peakMb,
+      idleMb: idle.total,
+      peakMb: peak.total,
+      idleFiltersMb: idle.filters,
+      peakFiltersMb: peak.filters,
+      peakMtaMb: peak.mta,
       cpuSeconds,
     };
     const problems = [
@@ -554,6 +669,18 @@ function table(results: Result[]): string {
         `| ${r.name} | ${r.verified === undefined ? "not checked" : `${r.verified}/${r.stored}`} | ${f(rate(r))} | ${ratio(rate, r)} | ${f(cpuMs(r), 2)} | ${ratio(cpuMs, r)} | ${f(r.idleMb, 1)} | ${ratio((x) => x.idleMb, r)} | ${f(r.peakMb, 1)} | ${ratio((x) => x.peakMb, r)} |`,
       );
     }
+    out.push(
+      "",
+      "The same memory split: the MTA's own processes, and its filters (rspamd, Redis, unbound, OpenDKIM, OpenDMARC, policyd-spf); peaks are each part's own highest sample:",
+      "",
+      "| server | MTA idle PSS MiB | MTA peak PSS MiB | filters idle PSS MiB | filters peak PSS MiB |",
+      "|---|---:|---:|---:|---:|",
+    );
+    for (const r of rows) {
+      out.push(
+        `| ${r.name} | ${f(r.idleMb - r.idleFiltersMb, 1)} | ${f(r.peakMtaMb, 1)} | ${f(r.idleFiltersMb, 1)} | ${f(r.peakFiltersMb, 1)} |`,
+      );
+    }
     out.push("");
   }
   return out.join("\n");
@@ -567,18 +694,7 @@ async function main(): Promise<void> {
   const net = await LocalInternet.create();
   const results: Result[] = [];
   try {
-    const dns = await net.addHost("dns");
-    const load = await net.addHost("load");
-    const message = makeSignedMessage({
-      dir: path.join(net.workDir, "message"),
-      domain: SENDER_DOMAIN,
-      selector: "bench",
-      from: SENDER,
-      to: RECIPIENT,
-      bodyBytes: SIZE,
-    });
-    const knot = await startKnot(net, dns, benchZones(load, DOMAIN, { dkimRecord: message.dkimRecord, dmarcPolicy: "reject" }));
-    await net.setResolver(dns.ipv4);
+    const { load, knot, message } = await benchWorld(net);
     // Servers take turns within each load, so that whatever else this machine does at the time
     // weighs on all of them alike.
     for (const [i, shape] of LOADS.entries()) {
@@ -588,7 +704,9 @@ async function main(): Promise<void> {
         const dir = path.join(net.workDir, host.name);
         fs.mkdirSync(dir, { recursive: true });
         const r = await benchOne(server, shape, host, load, { net, knot, dir }, message);
-        progress(`${server.name}: ${r.seconds.toFixed(2)} s, ${(r.stored / r.seconds).toFixed(0)} msgs/s${r.note ? ` (${r.note})` : ""}`);
+        progress(
+          `${server.name}: ${r.seconds.toFixed(2)} s, ${(r.stored / r.seconds).toFixed(0)} msgs/s, CPU ${((r.cpuSeconds * 1000) / r.stored).toFixed(2)} ms/msg, idle ${r.idleMb.toFixed(1)} MiB, peak ${r.peakMb.toFixed(1)} MiB${r.note ? ` (${r.note})` : ""}`,
+        );
         results.push(r);
       }
     }
