@@ -43,11 +43,6 @@ export function benchPostfixMain(domain: string): Record<string, string> {
     smtpd_client_connection_count_limit: "0",
     smtpd_client_connection_rate_limit: "0",
     smtpd_client_message_rate_limit: "0",
-    // The harness logs to a file through postlogd (maillog_file). Under 100 sessions that fsync, one
-    // write to that file here took longer than postlogd's 10 s watchdog: postlogd was killed, and
-    // every Postfix process, master included, then blocked on the full postlog socket for good.
-    // A server logging to syslog has no postlogd; a slow write must not end the run.
-    postlogd_watchdog_timeout: "300s",
   };
 }
 
@@ -78,24 +73,34 @@ endif
 /^Received-SPF: Pass/ WARN bench-spf-pass
 `;
 
-/** Queue ids with each verdict tag the header checks logged. */
-function verdictsByQueueId(maillog: string): Map<string, Set<string>> {
-  const byId = new Map<string, Set<string>>();
-  // cleanup logs "<id>: warning: header ..." for header_checks, "<id>: milter-header-warning: header ..." for milter_header_checks
-  for (const m of maillog.matchAll(/ ([0-9A-F]{6,}): (?:milter-header-)?warning: header .*: bench-([a-z]+)-pass$/gm)) {
-    const tags = byId.get(m[1]) ?? new Set<string>();
-    tags.add(m[2]);
-    byId.set(m[1], tags);
-  }
-  return byId;
-}
-
-/** Messages with every result passed: one header with all three, or one of each kind. */
+/**
+ * Messages with every result passed (one header with all three, or one of each kind), from the
+ * verdict tags the header checks logged. A queue id names one message from cleanup until qmgr logs
+ * it "removed"; Postfix may give the same id to a later message (it is made of the time and the
+ * queue file's inode), so each message's tags are judged when it is removed.
+ */
 export function countVerified(maillog: string): number {
+  const open = new Map<string, Set<string>>();
   let n = 0;
-  for (const tags of verdictsByQueueId(maillog).values()) {
-    if (tags.has("all") || (tags.has("dkim") && tags.has("dmarc") && tags.has("spf"))) n++;
+  const judge = (tags: Set<string> | undefined) => {
+    if (tags && (tags.has("all") || (tags.has("dkim") && tags.has("dmarc") && tags.has("spf")))) n++;
+  };
+  for (const line of maillog.split("\n")) {
+    // cleanup logs "<id>: warning: header ..." for header_checks, "<id>: milter-header-warning: header ..." for milter_header_checks
+    const tag = / ([0-9A-F]{6,}): (?:milter-header-)?warning: header .*: bench-([a-z]+)-pass$/.exec(line);
+    if (tag) {
+      const tags = open.get(tag[1]) ?? new Set<string>();
+      tags.add(tag[2]);
+      open.set(tag[1], tags);
+      continue;
+    }
+    const removed = / ([0-9A-F]{6,}): removed$/.exec(line);
+    if (removed) {
+      judge(open.get(removed[1]));
+      open.delete(removed[1]);
+    }
   }
+  for (const tags of open.values()) judge(tags);
   return n;
 }
 
