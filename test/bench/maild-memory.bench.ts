@@ -32,12 +32,15 @@ import { emptyNamespace } from "./daemon-peers";
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const LOAD: Load = { reuse: process.env.BENCH_MEMORY_REUSE !== "0", sessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 20) };
 /**
- * Node settings to compare, `;`-separated; each is Node flags and NAME=value environment
- * variables. The first run (default settings) also takes the heap snapshots.
+ * Node settings to compare with the default, `;`-separated; each is Node flags and NAME=value
+ * environment variables (glibc's malloc reads MALLOC_ARENA_MAX, mallopt(3)).
  */
 const VARIANTS = [
   "",
-  ...(process.env.BENCH_MAILD_VARIANTS ?? "--max-semi-space-size=1;--max-semi-space-size=4;MALLOC_ARENA_MAX=2").split(";"),
+  ...(
+    process.env.BENCH_MAILD_VARIANTS ??
+    "--max-semi-space-size=1;--max-semi-space-size=2;--max-semi-space-size=4;MALLOC_ARENA_MAX=2;--max-semi-space-size=2 --optimize-for-size;--max-semi-space-size=2 --max-old-space-size=64"
+  ).split(";"),
 ]
   .map((v) => v.trim())
   .filter((v, i, all) => all.indexOf(v) === i);
@@ -98,7 +101,10 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Heap snapshot (V8's JSON format: snapshot.meta describes the flat nodes array) summed by node type and by constructor. */
-export function summariseHeapSnapshot(file: string, top = 12): { totalMb: number; byType: [string, number][]; byName: [string, number][] } {
+export function summariseHeapSnapshot(
+  file: string,
+  top = 12,
+): { totalMb: number; byType: [string, number][]; byName: [string, number][]; largestStrings: [string, number][] } {
   const snap = JSON.parse(fs.readFileSync(file, "utf8")) as {
     snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
     nodes: number[];
@@ -109,6 +115,7 @@ export function summariseHeapSnapshot(file: string, top = 12): { totalMb: number
   const [iType, iName, iSize] = ["type", "name", "self_size"].map((f) => fields.indexOf(f));
   const byType = new Map<string, number>();
   const byName = new Map<string, number>();
+  const largestStrings: [string, number][] = [];
   let total = 0;
   for (let i = 0; i < snap.nodes.length; i += fields.length) {
     const type = types[snap.nodes[i + iType]];
@@ -122,9 +129,18 @@ export function summariseHeapSnapshot(file: string, top = 12): { totalMb: number
           ? `code ${snap.strings[snap.nodes[i + iName]].replace(/\s.*/, "").slice(0, 40)}`
           : type;
     byName.set(name, (byName.get(name) ?? 0) + size);
+    if (type === "string" && size > 64 * 1024) {
+      // a string node's name is its text: show where it starts, as one line
+      largestStrings.push([JSON.stringify(snap.strings[snap.nodes[i + iName]].slice(0, 48)), size]);
+    }
   }
   const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
-  return { totalMb: total / MiB, byType: sorted(byType), byName: sorted(byName) };
+  return {
+    totalMb: total / MiB,
+    byType: sorted(byType),
+    byName: sorted(byName),
+    largestStrings: largestStrings.sort((a, b) => b[1] - a[1]).slice(0, 6),
+  };
 }
 
 async function waitForSnapshot(dir: string, count: number): Promise<string> {
@@ -329,6 +345,12 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bareMb: nu
       out.push(`Heap snapshot ${label}: ${s.totalMb.toFixed(1)} MiB live (after the full GC a snapshot makes)`, "");
       out.push("| node type | MiB |", "|---|---:|", ...s.byType.map(([k, v]) => `| ${k} | ${mb(v)} |`), "");
       out.push("| largest groups | MiB |", "|---|---:|", ...s.byName.map(([k, v]) => `| ${k.replace(/\|/g, "\\|")} | ${mb(v)} |`), "");
+      out.push(
+        "| largest strings (first characters) | MiB |",
+        "|---|---:|",
+        ...s.largestStrings.map(([k, v]) => `| ${k.replace(/\|/g, "\\|")} | ${mb(v)} |`),
+        "",
+      );
     }
   }
 
