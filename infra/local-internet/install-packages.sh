@@ -12,6 +12,8 @@ packages=(
   # the box's spam filter (server-bootstrap/spam/): rspamd brings libhyperscan5 with it
   rspamd redis-server
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
+  # the benchmark's Mail-in-a-Box-style peer: SPF checked by a Postfix policy service (test/bench/)
+  postfix-policyd-spf-python
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
   unbound nftables testssl.sh
   # What the server's user data installs at first boot (server-bootstrap/cloud-init.ts
