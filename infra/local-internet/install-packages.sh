@@ -8,7 +8,8 @@ packages=(
   iproute2 util-linux procps systemd
   knot knot-dnsutils bind9-dnsutils bind9-utils
   pebble openssh-server
-  postfix dovecot-imapd dovecot-lmtpd
+  # postsrsd: the independent SRS implementation test/integration/srs-postsrsd.test.ts checks maild against
+  postfix dovecot-imapd dovecot-lmtpd postsrsd
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver
   swaks libnet-dns-perl libnet-ssleay-perl libio-socket-inet6-perl libauthen-sasl-perl
   unbound nftables
