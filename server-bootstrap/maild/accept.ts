@@ -25,11 +25,14 @@ export class Recipients {
   readonly remote = new Set<string>();
   /** accepted RCPT commands, each counting once however many mailboxes it reached */
   count = 0;
+  /** our domain whose alias forwards this message to remote addresses (the first such RCPT's): the SRS domain */
+  forwardedBy: string | undefined;
 
-  add(route: { mailboxes: Mailbox[]; remote: string[] }): void {
+  add(route: { mailboxes: Mailbox[]; remote: string[]; forwardedBy?: string }): void {
     this.count++;
     for (const mb of route.mailboxes) this.mailboxes.set(mailboxKey(mb), mb);
     for (const r of route.remote) this.remote.add(r);
+    this.forwardedBy ??= route.forwardedBy;
   }
 
   get empty(): boolean {
@@ -58,6 +61,8 @@ export interface AcceptRequest {
   remote: string[];
   /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
   sender: string;
+  /** false: the queue reports no failure to `sender` (reverse-path.ts); default true */
+  notifySender?: boolean;
 }
 
 /** `refuse` counts a refusal under its reason and makes the SMTP reply (SmtpListeners.refuse). */
@@ -135,7 +140,13 @@ export class MessageAcceptor {
         ...(remote.length > 0
           ? {
               beforeCommit: async (messagePath: string) => {
-                await this.queue.enqueue({ id: req.id, messagePath, sender: req.sender, recipients: remote });
+                await this.queue.enqueue({
+                  id: req.id,
+                  messagePath,
+                  sender: req.sender,
+                  recipients: remote,
+                  ...(req.notifySender === false ? { notifySender: false } : {}),
+                });
                 enqueued = true;
               },
             }

@@ -9,7 +9,7 @@ import { createResolver } from "./resolver";
 import { LocalStore, recoverSpool } from "./delivery";
 import { MessageAcceptor } from "./accept";
 import { InboundSmtp } from "./inbound";
-import { OutboundQueue } from "./outbound/queue";
+import { OutboundQueue, UndeliverableNotice } from "./outbound/queue";
 import { SmtpTransport } from "./outbound/transport";
 import { TlsReport } from "./outbound/tls-report";
 import { rfc5322Date } from "./trace-headers";
@@ -59,10 +59,16 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
 
   const accept = new MessageAcceptor(store, queue, log);
 
-  /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
+  /**
+   * Stores a message the daemon made itself (null sender) for one recipient; resolves once durable.
+   * A recipient no route leads to (a local name nobody has, a stale SRS address) never will be
+   * reachable: UndeliverableNotice, and the queue drops the notice.
+   */
   const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {
     const route = router.route(recipient, { authenticatedUser: `MAILER-DAEMON@${config.hostname}` });
-    if (route.kind !== "accept") throw new Error(`cannot deliver a notice to ${recipient}: ${route.kind}`);
+    if (route.kind !== "accept") {
+      throw new UndeliverableNotice(`no route to ${recipient}: ${route.kind === "bad-srs" ? `SRS address ${route.reason}` : route.kind}`);
+    }
     const id = accept.newId();
     await accept.accept({
       id,

@@ -11,6 +11,7 @@ import { authenticateStream, prefetchSpf, transactionResolver } from "./message-
 import { isForgedAuthResults } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
+import { forwardingReversePath, senderVerified } from "./reverse-path";
 import type { TlsMaterial } from "./tls";
 
 export interface InboundDeps {
@@ -73,7 +74,19 @@ export class InboundSmtp extends SmtpService<Transaction> {
       case "unknown-user":
         this.deps.log.info("smtp.unknown_user", fields);
         return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
+      case "bad-srs":
+        this.deps.log.info("smtp.bad_srs", { ...fields, reason: route.reason });
+        return cb(this.refuse("bad-srs", 550, "5.1.1 Recipient address rejected: invalid or expired SRS address"));
       case "accept":
+        // What comes back to an SRS address is a bounce (RFC 5321 4.5.5) or an automatic reply
+        // (RFC 3834 3.3), both with the null reverse-path; anything else would use the address
+        // as a relay to whoever it names.
+        if (route.srs && session.envelope.mailFrom && session.envelope.mailFrom.address !== "") {
+          this.deps.log.info("smtp.srs_not_bounce", { ...fields, from: session.envelope.mailFrom.address });
+          return cb(
+            this.refuse("srs-not-bounce", 550, "5.7.1 Recipient address rejected: an SRS address takes only bounces (MAIL FROM:<>)"),
+          );
+        }
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
@@ -146,7 +159,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
         dropHeader: (f) => isForgedAuthResults(f, cfg.hostname),
         mailboxes,
         remote,
-        sender,
+        sender: forwardingReversePath(sender, received.recipients.forwardedBy, this.deps.router()),
+        notifySender: senderVerified(sender, verdict),
       });
       const storeMs = Math.round(performance.now() - t1);
       metrics.accepted.inc({ service: "smtp" });

@@ -18,6 +18,10 @@ export interface AuthVerdict {
   dkim: string[];
   dmarc: string;
   arc: string;
+  /** the domain SPF evaluated (the MAIL FROM domain, or the HELO name for the null sender) */
+  spfDomain?: string;
+  /** lowercase d= of every DKIM signature that verified */
+  dkimPassDomains: string[];
   /** set when the message must be refused: RFC 7489 6.6.2 / 10.3 (reject in SMTP) */
   reject?: { code: number; message: string };
 }
@@ -127,6 +131,12 @@ async function verify(message: Readable, input: AuthContext): Promise<AuthVerdic
     dkim: (res.dkim.results ?? []).map((r) => r.status.result),
     dmarc,
     arc: res.arc ? res.arc.status.result : "none",
+    ...(res.spf && typeof (res.spf as { domain?: unknown }).domain === "string"
+      ? { spfDomain: (res.spf as { domain: string }).domain }
+      : {}),
+    dkimPassDomains: (res.dkim.results ?? [])
+      .filter((r) => r.status.result === "pass" && typeof r.signingDomain === "string")
+      .map((r) => (r.signingDomain as string).toLowerCase()),
   };
   // The policy mailauth reports already reflects pct/t=y testing and sp/np for subdomains.
   if (res.dmarc && dmarc === "fail" && res.dmarc.policy === "reject") {

@@ -107,6 +107,8 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       case "relay-denied": // not reached for an authenticated user
       case "unknown-user":
         return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
+      case "bad-srs":
+        return cb(this.refuse("bad-srs", 550, "5.1.1 Recipient address rejected: invalid or expired SRS address"));
       case "accept":
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
