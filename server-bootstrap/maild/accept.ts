@@ -15,6 +15,7 @@ import { ReceivedData } from "./received-data";
 import { receivedHeader } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import type { RemoteQueue } from "./remote-queue";
+import type { StoragePolicy, StorageRefusal } from "./storage-policy";
 
 /** DATA up to this size is held in memory while it is checked; larger DATA goes to a spool file. */
 const IN_MEMORY_DATA_BYTES = 128 * 1024;
@@ -73,7 +74,25 @@ export class MessageAcceptor {
     private readonly store: LocalStore,
     private readonly queue: RemoteQueue,
     private readonly log: Logger,
+    /** quotas and the free-space reserve; absent: neither is checked */
+    readonly storage?: StoragePolicy,
   ) {}
+
+  /**
+   * Storage checks before DATA (storage-policy.ts): at MAIL FROM (`mailboxes` undefined) the free
+   * space for the size the client declared (RFC 1870 SIZE), at RCPT the recipient's mailboxes.
+   * A check that cannot be made lets the mail through: the mail matters more than the figure.
+   */
+  async storageBeforeData(session: SMTPServerSession, mailboxes?: Mailbox[]): Promise<StorageRefusal | undefined> {
+    if (!this.storage) return undefined;
+    const declared = declaredSize(session);
+    try {
+      return mailboxes === undefined ? await this.storage.roomFor(declared ?? 0) : await this.storage.rcpt(mailboxes, declared);
+    } catch (e) {
+      this.log.warn("storage.check_failed", { session: session.id, error: (e as Error).message });
+      return undefined;
+    }
+  }
 
   /** false: recipients that need the outbound queue get a temporary refusal at RCPT */
   get acceptsRemote(): boolean {
@@ -110,6 +129,9 @@ export class MessageAcceptor {
       this.log.info(`${opts.service}.too_big`, { ...opts.fields, bytes: limit.bytes });
       throw opts.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${opts.maxBytes} bytes`);
     }
+    const tooBig = this.storage?.afterData([...recipients.mailboxes.values()], limit.bytes);
+    const room = tooBig ?? (await this.storageBeforeStore(limit.bytes, opts.fields));
+    if (room) throw opts.refuse(room.reason, room.code, room.text);
     const bare = guard.detector.found;
     if (bare) {
       this.log.warn(`${opts.service}.bare_newline`, { ...opts.fields, kind: bare });
@@ -153,6 +175,7 @@ export class MessageAcceptor {
           : {}),
       });
       if (remote.length > 0) this.queue.commit(req.id);
+      this.storage?.delivered(req.mailboxes, size);
       metrics.delivered.inc({}, req.mailboxes.length);
       return { size };
     } catch (e) {
@@ -160,6 +183,15 @@ export class MessageAcceptor {
       if (enqueued)
         await this.queue.discard(req.id).catch((err: Error) => this.log.error("queue.discard_failed", { id: req.id, error: err.message }));
       throw e;
+    }
+  }
+
+  private async storageBeforeStore(bytes: number, fields: LogFields): Promise<StorageRefusal | undefined> {
+    try {
+      return await this.storage?.roomFor(bytes);
+    } catch (e) {
+      this.log.warn("storage.check_failed", { ...fields, error: (e as Error).message });
+      return undefined;
     }
   }
 
@@ -174,6 +206,14 @@ export class MessageAcceptor {
     this.log.error(`${service}.store_error`, { ...fields, error: (e as Error).message });
     return refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");
   }
+}
+
+/** The SIZE= the client declared at MAIL FROM (RFC 1870), if any. */
+function declaredSize(session: SMTPServerSession): number | undefined {
+  const from = session.envelope.mailFrom;
+  const args = from ? (from.args as Record<string, string> | false) : false;
+  const size = args ? Number(args.SIZE) : NaN;
+  return Number.isSafeInteger(size) && size >= 0 ? size : undefined;
 }
 
 /** The RFC 5321 4.4 Received field for a message taken in on `session`. */

@@ -9,6 +9,7 @@ import { createResolver } from "./resolver";
 import { LocalStore, recoverSpool } from "./delivery";
 import { MessageAcceptor } from "./accept";
 import { InboundSmtp } from "./inbound";
+import { StoragePolicy } from "./storage-policy";
 import { OutboundQueue, UndeliverableNotice } from "./outbound/queue";
 import { SmtpTransport } from "./outbound/transport";
 import { TlsReport } from "./outbound/tls-report";
@@ -16,6 +17,9 @@ import { rfc5322Date } from "./trace-headers";
 import { SubmissionSmtp } from "./submission";
 import { DkimKeyring } from "./dkim-keyring";
 import { SubmissionAuthenticator } from "./submission-auth";
+import { LoginStateFile, LoginThrottle } from "./login-throttle";
+import { startAuthPolicyServer, type AuthPolicyServer } from "./auth-policy-server";
+import { join } from "node:path";
 import type { DNSResolver } from "mailauth";
 
 export interface DaemonState {
@@ -57,7 +61,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
-  const accept = new MessageAcceptor(store, queue, log);
+  const accept = new MessageAcceptor(store, queue, log, new StoragePolicy(() => config, log));
 
   /**
    * Stores a message the daemon made itself (null sender) for one recipient; resolves once durable.
@@ -106,11 +110,23 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
 
   const dkim = new DkimKeyring();
   await dkim.load(config);
-  const auth = new SubmissionAuthenticator(
-    () => config.users,
-    () => config.submission,
+  // One login throttle for SMTP AUTH and (through Dovecot's auth policy requests) IMAP, kept on
+  // disk so a restart forgets neither the owner's known clients nor an attacker's block.
+  const loginState = new LoginStateFile(
+    join(config.dataDir, "state", "logins.json"),
+    () => throttle,
+    (e) => log.warn("logins.state_error", { error: e.message }),
   );
+  const throttle = new LoginThrottle(
+    () => config.submission,
+    Date.now,
+    () => loginState.changed(),
+  );
+  loginState.load(throttle);
+  const auth = new SubmissionAuthenticator(() => config.users, throttle);
   const sweep = setInterval(() => auth.sweep(), 60_000).unref();
+  let authPolicy: AuthPolicyServer | undefined;
+  if (config.authPolicy) authPolicy = await startAuthPolicyServer(config.authPolicy, throttle, log);
   const submission = new SubmissionSmtp({
     config: () => config,
     router: () => router,
@@ -152,6 +168,9 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     clearInterval(sweep);
     await Promise.all([smtp.close(config.shutdownTimeoutMs), submission.close(config.shutdownTimeoutMs)]);
     await queue.stop(config.shutdownTimeoutMs);
+    await authPolicy?.close();
+    await auth.close();
+    await loginState.flush();
     await tlsReport.flush().catch((e: Error) => log.warn("tlsrpt.write_failed", { error: e.message }));
     log.info("shutdown.done", {});
   };

@@ -52,8 +52,11 @@ export class InboundSmtp extends SmtpService<Transaction> {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
-    this.txns.set(session.id, { recipients: new Recipients(), resolver: transactionResolver(this.deps.resolver()) });
-    cb();
+    void this.deps.accept.storageBeforeData(session).then((full) => {
+      if (full) return cb(this.refuse(full.reason, full.code, full.text));
+      this.txns.set(session.id, { recipients: new Recipients(), resolver: transactionResolver(this.deps.resolver()) });
+      cb();
+    });
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -91,19 +94,22 @@ export class InboundSmtp extends SmtpService<Transaction> {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
-        // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
-        // a transaction with no valid recipient causes none.
-        if (txn.recipients.count === 0) {
-          prefetchSpf({
-            clientIp: session.remoteAddress,
-            helo: session.hostNameAppearsAs || "",
-            sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-            hostname: this.deps.config().hostname,
-            resolver: txn.resolver,
-          });
-        }
-        txn.recipients.add(route);
-        return cb();
+        return void this.deps.accept.storageBeforeData(session, route.mailboxes).then((full) => {
+          if (full) return cb(this.refuse(full.reason, full.code, full.text));
+          // The first recipient we accept starts SPF, so its DNS lookups overlap the DATA transfer;
+          // a transaction with no valid recipient causes none.
+          if (txn.recipients.count === 0) {
+            prefetchSpf({
+              clientIp: session.remoteAddress,
+              helo: session.hostNameAppearsAs || "",
+              sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+              hostname: this.deps.config().hostname,
+              resolver: txn.resolver,
+            });
+          }
+          txn.recipients.add(route);
+          cb();
+        });
     }
   }
 

@@ -72,6 +72,11 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       this.deps.log.warn("submission.auth_blocked", { ...fields, retryAfterSeconds: outcome.retryAfterSeconds });
       throw this.refuse("auth-blocked", 454, "4.7.0 Too many failed logins, try again later");
     }
+    if (outcome.reason === "busy") {
+      // RFC 4954 6: a temporary failure of the server, not of the credentials
+      this.deps.log.warn("submission.auth_busy", fields);
+      throw this.refuse("auth-busy", 454, "4.7.0 Temporary authentication failure, try again later");
+    }
     this.deps.log.warn("submission.auth_failed", fields);
     throw this.refuse("auth-failed", 535, "5.7.8 Authentication credentials invalid");
   }
@@ -91,8 +96,11 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
       this.deps.log.warn("submission.rate_limited", { session: session.id, user });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages, try again later"));
     }
-    this.txns.set(session.id, new Recipients());
-    cb();
+    void this.deps.accept.storageBeforeData(session).then((full) => {
+      if (full) return cb(this.refuse(full.reason, full.code, full.text));
+      this.txns.set(session.id, new Recipients());
+      cb();
+    });
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -113,8 +121,11 @@ export class SubmissionSmtp extends SmtpService<Recipients> {
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
         }
-        txn.add(route);
-        return cb();
+        return void this.deps.accept.storageBeforeData(session, route.mailboxes).then((full) => {
+          if (full) return cb(this.refuse(full.reason, full.code, full.text));
+          txn.add(route);
+          cb();
+        });
     }
   }
 
