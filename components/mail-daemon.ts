@@ -3,7 +3,13 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { boxLayout, type BoxLayoutOptions } from "../server-bootstrap/install/layout";
-import { deployFiles, type DeployAcme, type DeployDomain, type MaildTuning } from "../server-bootstrap/install/deploy-files";
+import {
+  deployFiles,
+  type DeployAcme,
+  type DeployDomain,
+  type DeploySecrets,
+  type MaildTuning,
+} from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
 import { installScript } from "../server-bootstrap/install/install-script";
 import {
@@ -68,8 +74,8 @@ export interface MailDaemonArgs {
   /** the mail host's FQDN (SMTP banner, HELO) */
   hostname: string;
   domains: MailDaemonDomain[];
-  /** argon2id hashes, secret */
-  users: { address: string; passwordHash: pulumi.Input<string> }[];
+  /** argon2id hashes, secret; quotaBytes: the mailbox's own quota (0: none), else storage.quotaBytes */
+  users: { address: string; passwordHash: pulumi.Input<string>; quotaBytes?: number }[];
   aliases?: { address: string; to: string[] }[];
   tls: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
   /** renew the certificate on the box; absent: only deploys change it */
@@ -82,6 +88,13 @@ export interface MailDaemonArgs {
    */
   instance?: pulumi.Input<string>;
   maild?: MaildTuning;
+  /** the default mailbox quota and the free space kept on the data volume, in bytes; absent: maild's defaults */
+  storage?: { quotaBytes?: number; reserveBytes?: number };
+  /**
+   * the SRS key and the auth policy key and nonce (components/box-secrets.ts), secret; absent:
+   * forwarded mail keeps its sender and Dovecot does not consult maild's login throttle
+   */
+  secrets?: pulumi.Input<DeploySecrets>;
   /** paths on the box (defaults: layout.ts) */
   layout?: BoxLayoutOptions;
   /** where the copies land; default ~/.mailstack-deploy of the SSH user */
@@ -192,8 +205,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           pulumi.output(args.users),
           pulumi.output(args.domains.map((d) => pulumi.output(d))),
           pulumi.output(args.acme),
+          pulumi.output(args.secrets),
         ])
-        .apply(([tls, users, domains, acme]) =>
+        .apply(([tls, users, domains, acme, secrets]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -204,6 +218,9 @@ export class MailDaemon extends pulumi.ComponentResource {
               tls: { certificatePem: tls.certificatePem ?? "", privateKeyPem: tls.privateKeyPem ?? "" },
               ...(acme !== undefined ? { acme: deployAcme(acme) } : {}),
               maild: args.maild,
+              ...(args.storage !== undefined ? { storage: args.storage } : {}),
+              // Unknown only under mocks, which do not model keys.
+              ...(secrets?.srs !== undefined ? { secrets } : {}),
             }),
           ),
         ),

@@ -3,6 +3,7 @@
 // consumes only this shape, never raw config.
 import type * as pulumi from "@pulumi/pulumi";
 import type { SecretValue } from "./config/secret";
+import type { StorageSpec } from "./config/storage";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -99,6 +100,8 @@ export interface UserSpec {
    * cannot decrypt stack secrets, carries a SecretValue marker instead.
    */
   passwordHash: pulumi.Input<string> | SecretValue;
+  /** the mailbox's own quota in MiB (0: none); absent: storage.quotaMiB */
+  quotaMiB?: number;
 }
 
 export interface AliasSpec {
@@ -124,4 +127,6 @@ export interface StackSpec {
   users: UserSpec[];
   aliases: AliasSpec[];
   acme: AcmeSpec;
+  /** mailbox quota default and the free space kept on the data volume */
+  storage: StorageSpec;
 }

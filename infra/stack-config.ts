@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { SecretValue } from "../components/config/secret";
 
 export const CONFIG_NAMESPACE = "mailstack";
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme"] as const;
+export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "storage"] as const;
 
 /** `pulumi.runtime.isConfigSecret` exists at runtime but is marked internal in the typings. */
 const runtime = pulumi.runtime as typeof pulumi.runtime & { isConfigSecret?: (key: string) => boolean };

@@ -9,13 +9,14 @@ import { isAtOrBelow, parseEmail } from "./name-syntax";
 import { HASH_COMMAND } from "../shared/argon2id";
 import { SecretValue } from "./secret";
 import { readServer } from "./server";
+import { readStorage } from "./storage";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";
 
 export { ConfigError } from "./config-error";
 export type { ConfigProblem } from "./config-error";
 export { SecretValue } from "./secret";
 
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme"] as const;
+export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "storage"] as const;
 
 export interface ValidateOptions {
   /**
@@ -55,6 +56,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
   if (mailboxesClean && complete && users.length > 0) checkReportAddresses(domains, users, allAliases, problems);
 
   const acme = readAcme(top.acme, "acme", problems);
+  const storage = readStorage(top.storage, "storage", server?.volumeSizeGb, problems);
   checkSecretHashes(users, opts.secretKeys, problems);
 
   if (problems.count > 0) throw new ConfigError(inConfigOrder(problems.list));
@@ -62,9 +64,14 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     hostname: hostname!,
     server: server!,
     domains,
-    users: users.map((u): UserSpec => ({ address: u.address, passwordHash: u.passwordHash })),
+    users: users.map((u): UserSpec => ({
+      address: u.address,
+      passwordHash: u.passwordHash,
+      ...(u.quotaMiB !== undefined ? { quotaMiB: u.quotaMiB } : {}),
+    })),
     aliases: allAliases,
     acme: acme!,
+    storage,
   };
 }
 

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "./netns";
 import { waitForPort } from "./wait-for-port";
-import { dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
+import { dovecotAuthPolicySecrets, dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { passwdFile, type PasswdFileUser } from "../../server-bootstrap/dovecot/passwd-file";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
 
@@ -26,10 +26,12 @@ export interface DovecotOptions {
   dataDir: string;
   users: PasswdFileUser[];
   tls: { certPath: string; keyPath: string };
-  /** owner of the mail; default nobody/nogroup (65534) */
+  /** the account Dovecot's mail processes run as (the mail group's); default nobody/nogroup (65534) */
   uid?: number;
   gid?: number;
   ports?: { imap: number; imaps: number };
+  /** maild's auth policy endpoint (http://127.0.0.1:<port>/) and its key, as a deploy writes them */
+  authPolicy?: { url: string; apiKey: string; nonce: string };
 }
 
 export async function startDovecot(internet: LocalInternet, host: NetHost, opts: DovecotOptions): Promise<DovecotServer> {
@@ -56,11 +58,17 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
       gid,
       listen: [host.ipv4, host.ipv6],
       ports: opts.ports,
+      ...(opts.authPolicy ? { authPolicy: { url: opts.authPolicy.url, secretsPath: path.join(dir, "auth-policy.conf") } } : {}),
       baseDir: path.join(dir, "run"),
       stateDir: path.join(dir, "state"),
       logPath,
     }),
   );
+  if (opts.authPolicy) {
+    fs.writeFileSync(path.join(dir, "auth-policy.conf"), dovecotAuthPolicySecrets(opts.authPolicy.apiKey, opts.authPolicy.nonce), {
+      mode: 0o600,
+    });
+  }
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
   const child: ChildProcess = host.spawn(["/usr/sbin/dovecot", "-F", "-c", confPath], { logFile: path.join(dir, "stdout.log") });
   const alive = () => child.exitCode === null && child.signalCode === null;
