@@ -59,8 +59,8 @@ export interface MaildProcess {
 export interface StartMaildOptions {
   /** file names under workDir */
   name?: string;
-  /** run as this uid/gid (as the box runs it as its own user, the owner of the mail Dovecot reads) */
-  user?: { uid: number; gid: number };
+  /** run as this uid/gid (as the box runs it as its own user), with these supplementary groups (the mail group) */
+  user?: { uid: number; gid: number; groups?: number[] };
 }
 
 /** Writes `config` to the net's workDir and starts maild in `host`; resolves once SMTP is up. */
@@ -92,7 +92,8 @@ export async function startMaild(
       await exited;
     },
     async restart() {
-      const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, "--clear-groups"] : [];
+      const groups = opts.user?.groups?.length ? `--groups=${opts.user.groups.join(",")}` : "--clear-groups";
+      const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, groups] : [];
       const readyBefore = readyCount(logPath);
       const child = host.spawn([...drop, NODE, script, "--config", configPath], { logFile: logPath, cwd: REPO });
       proc.child = child;
