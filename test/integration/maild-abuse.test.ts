@@ -12,7 +12,7 @@
 //   - a login flood is refused beyond a bounded queue while mail is still accepted at once.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ImapFlow } from "imapflow";
@@ -26,10 +26,19 @@ import { startMaild, RawSmtp, type MaildProcess } from "../harness/maild";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { Srs } from "../../server-bootstrap/maild/srs";
 import type { MaildConfigFile } from "../../server-bootstrap/maild/config";
+import { deployFiles } from "../../server-bootstrap/install/deploy-files";
+import type { ManifestFile } from "../../server-bootstrap/install/file-manifest";
+import {
+  AUTH_POLICY_PORT as POLICY_PORT,
+  MAIL_GID,
+  MAIL_UID as VMAIL_UID,
+  MAILD_GID,
+  MAILD_UID,
+  boxLayout,
+  dkimKeyPath,
+  type BoxLayout,
+} from "../../server-bootstrap/install/layout";
 
-const MAILD_UID = 2525;
-const MAIL_GID = 2526;
-const VMAIL_UID = 2526;
 const DOMAIN = "example.test";
 const HOSTNAME = `mail.${DOMAIN}`;
 const ALICE = `alice@${DOMAIN}`;
@@ -39,7 +48,6 @@ const CAROL_PASSWORD = "carol's long passphrase";
 const SRS_SECRET = randomBytes(32).toString("hex");
 const POLICY_KEY = randomBytes(32).toString("hex");
 const POLICY_NONCE = randomBytes(32).toString("hex");
-const POLICY_PORT = 12525;
 const CAROL_QUOTA = 64 * 1024;
 const VOLUME_MIB = 64;
 const RESERVE_BYTES = 24 * 1024 * 1024;
@@ -66,6 +74,40 @@ function message(from: string, to: string, subject: string, body = "Hello.\r\n")
 function headerOf(text: string): string {
   const i = text.search(/\r?\n\r?\n/);
   return i < 0 ? text : text.slice(0, i);
+}
+
+/**
+ * The files a deploy writes for this box (deploy-files.ts), with the box's system paths under
+ * `root`: their modes and owners are what keeps Dovecot's mail processes from maild's secrets.
+ */
+function deployedFiles(
+  root: string,
+  users: { address: string; passwordHash: string }[],
+  certs: TestTls,
+): { layout: BoxLayout; files: Map<string, ManifestFile> } {
+  const pem = (k: { privateKey: { export(o: { type: "pkcs8"; format: "pem" }): string | Buffer } }) =>
+    String(k.privateKey.export({ type: "pkcs8", format: "pem" }));
+  const layout = boxLayout({ root, dataDir: path.join(root, "volume") });
+  const files = deployFiles(layout, {
+    hostname: HOSTNAME,
+    domains: [{ name: DOMAIN, dkim: [{ selector: "s1", algorithm: "ed25519", privateKeyPem: pem(generateKeyPairSync("ed25519")) }] }],
+    users,
+    aliases: [],
+    tls: { certificatePem: fs.readFileSync(certs.certPath, "utf8"), privateKeyPem: fs.readFileSync(certs.keyPath, "utf8") },
+    acme: {
+      directoryUrl: "https://acme.test/directory",
+      accountKeyPem: pem(generateKeyPairSync("ec", { namedCurve: "P-256" })),
+      names: [HOSTNAME],
+    },
+    secrets: { srs: SRS_SECRET, authPolicyKey: POLICY_KEY, authPolicyNonce: POLICY_NONCE },
+  });
+  return { layout, files: new Map(files.map((f) => [f.path, f])) };
+}
+
+/** Gives `file` the mode and owner a deploy gives `as` (owners may be names, e.g. root:dovecot). */
+async function ownAsDeployed(file: string, as: ManifestFile): Promise<void> {
+  await mustRun(["chown", as.owner, file]);
+  await mustRun(["chmod", as.mode, file]);
 }
 
 /** One SMTP exchange from raw lines, returning each reply's code (stops at the first refusal unless told). */
@@ -109,8 +151,9 @@ async function swaksAuth(from: NetHost, mx: NetHost, user: string, password: str
 
 /** IMAP login over 993 with curl from `from`: true if Dovecot let it in. */
 async function curlImapLogin(from: NetHost, mx: NetHost, user: string, password: string): Promise<boolean> {
-  const r = await from.run(["curl", "-s", "--insecure", "--max-time", "20", "-u", `${user}:${password}`, `imaps://${mx.ipv4}/`], {
-    timeoutMs: 30_000,
+  // Dovecot's own per-address auth penalty (up to 15 s, doubling per failure) comes on top of maild's answer
+  const r = await from.run(["curl", "-s", "--insecure", "--max-time", "40", "-u", `${user}:${password}`, `imaps://${mx.ipv4}/`], {
+    timeoutMs: 50_000,
   });
   if (r.code === 0) return true;
   if (r.code === 67) return false; // CURLE_LOGIN_DENIED
@@ -132,6 +175,7 @@ describe("an MX that holds under hostile traffic", () => {
   let dovecot: DovecotServer;
   let peer: PostfixPeer;
   let config: MaildConfigFile;
+  let deployed: ReturnType<typeof deployedFiles>;
 
   const imapAs = (user: string, pass: string) =>
     new ImapFlow({
@@ -181,16 +225,13 @@ describe("an MX that holds under hostile traffic", () => {
     const dir = path.join(internet.workDir, "box");
     fs.mkdirSync(dir, { mode: 0o755 });
     certs = await makeTestTls(path.join(dir, "tls"), [HOSTNAME], "mx");
-    // as the box holds its TLS key: root's, readable by maild's group only
     fs.chmodSync(path.dirname(certs.keyPath), 0o755);
-    fs.chownSync(certs.keyPath, 0, MAILD_UID);
-    fs.chmodSync(certs.keyPath, 0o640);
 
     // The data volume: a small tmpfs, so the free-space reserve can be reached. Set up as the
     // install script sets up the box: maild's, passable by others; the mail tree the mail group's.
     dataDir = path.join(dir, "data");
     fs.mkdirSync(dataDir);
-    await mustRun(["mount", "-t", "tmpfs", "-o", `size=${VOLUME_MIB}m,mode=0711,uid=${MAILD_UID},gid=${MAILD_UID}`, "tmpfs", dataDir]);
+    await mustRun(["mount", "-t", "tmpfs", "-o", `size=${VOLUME_MIB}m,mode=0711,uid=${MAILD_UID},gid=${MAILD_GID}`, "tmpfs", dataDir]);
     await mustRun(["install", "-d", "-o", String(MAILD_UID), "-g", String(MAIL_GID), "-m", "2770", path.join(dataDir, "mail")]);
 
     peer = await startPostfix(internet, peerHost, {
@@ -213,6 +254,9 @@ describe("an MX that holds under hostile traffic", () => {
       { address: ALICE, passwordHash: argon2idHash(ALICE_PASSWORD) },
       { address: CAROL, passwordHash: argon2idHash(CAROL_PASSWORD), quotaBytes: CAROL_QUOTA },
     ];
+    deployed = deployedFiles(path.join(dir, "deployed"), users, certs);
+    // maild's TLS key and configuration with the mode and owner a deploy gives them
+    await ownAsDeployed(certs.keyPath, deployed.files.get(deployed.layout.tlsKey)!);
     config = {
       hostname: HOSTNAME,
       domains: [{ name: DOMAIN }],
@@ -233,11 +277,9 @@ describe("an MX that holds under hostile traffic", () => {
       authPolicy: { listen: { host: "127.0.0.1", port: POLICY_PORT }, apiKey: POLICY_KEY },
     };
     maild = await startMaild(internet, mx, config as unknown as Record<string, unknown>, {
-      user: { uid: MAILD_UID, gid: MAILD_UID, groups: [MAIL_GID] },
+      user: { uid: MAILD_UID, gid: MAILD_GID, groups: [MAIL_GID] },
     });
-    // as the box keeps maild's configuration: root's, readable by maild's group only
-    fs.chownSync(maild.configPath, 0, MAILD_UID);
-    fs.chmodSync(maild.configPath, 0o640);
+    await ownAsDeployed(maild.configPath, deployed.files.get(deployed.layout.configJson)!);
     dovecot = await startDovecot(internet, mx, {
       dataDir,
       users,
@@ -339,6 +381,36 @@ describe("an MX that holds under hostile traffic", () => {
         const r = await asVmail(["ls", dir]);
         assert.notEqual(r.code, 0, `vmail listed ${dir}`);
         assert.match(r.stderr, /Permission denied/, dir);
+      }
+    });
+
+    test("a deploy's secret files are read by the accounts that use them and never by vmail: DKIM and ACME keys, TLS key, maild's configuration, Dovecot's passwords and policy key", async () => {
+      const { layout, files } = deployed;
+      // parent directories open to every account, so each file's own mode and owner are what is tested
+      const readers: [string, string][] = [
+        [layout.configJson, "maild"],
+        [layout.tlsKey, "maild"],
+        [dkimKeyPath(layout, DOMAIN, "s1"), "maild"],
+        [layout.acmeAccountKey, "maild"],
+        [layout.dovecotPasswd, "dovecot"],
+        [layout.dovecotAuthPolicy, "dovecot"],
+      ];
+      for (const [file] of readers) {
+        const f = files.get(file);
+        assert.ok(f, `a deploy writes ${file}`);
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+        fs.writeFileSync(file, f.content);
+        await ownAsDeployed(file, f);
+      }
+      const asMaild = ["setpriv", `--reuid=${MAILD_UID}`, `--regid=${MAILD_GID}`, `--groups=${MAIL_GID}`];
+      // Dovecot's auth process runs as the dovecot account (default_internal_user)
+      const asDovecotAuth = ["setpriv", "--reuid=dovecot", "--regid=dovecot", "--init-groups"];
+      for (const [file, reader] of readers) {
+        const ok = await runCommand([...(reader === "maild" ? asMaild : asDovecotAuth), "cat", file]);
+        assert.equal(ok.code, 0, `${reader} reads ${file}: ${ok.stderr}`);
+        const r = await asVmail(["cat", file]);
+        assert.notEqual(r.code, 0, `vmail read ${file}`);
+        assert.match(r.stderr, /Permission denied/, file);
       }
     });
   });
@@ -648,6 +720,10 @@ describe("an MX that holds under hostile traffic", () => {
       assert.equal(await curlImapLogin(attacker2, mx, ALICE, "guess 4"), false);
       await until("Dovecot's report", 10_000, () => events("imap.auth_failed").some((l) => l.ip === attacker2.ipv4) || undefined);
       assert.equal(await curlImapLogin(newcomer, mx, ALICE, ALICE_PASSWORD), false, "a new client waits");
+      assert.ok(
+        events("imap.auth_blocked").some((l) => l.ip === newcomer.ipv4 && l.login === ALICE),
+        "Dovecot refused the right password because maild's throttle said so",
+      );
       assert.equal(await swaksAuth(newcomer, mx, ALICE, ALICE_PASSWORD), 454);
       // the test process logged in over IMAP as alice earlier: its address is known to the account
       const imap = imapAs(ALICE, ALICE_PASSWORD);
@@ -658,8 +734,15 @@ describe("an MX that holds under hostile traffic", () => {
 
     test("after maild restarts, the owner still gets in and the block still holds", async () => {
       await maild.stop();
+      const blockedBefore = events("imap.auth_blocked").length;
       await maild.restart();
+      // a fresh throttle would let all three in: only the state on disk blocks them
       assert.equal(await curlImapLogin(newcomer, mx, ALICE, ALICE_PASSWORD), false);
+      assert.ok(
+        events("imap.auth_blocked")
+          .slice(blockedBefore)
+          .some((l) => l.ip === newcomer.ipv4),
+      );
       assert.equal(await swaksAuth(attacker1, mx, ALICE, ALICE_PASSWORD), 454);
       const imap = imapAs(ALICE, ALICE_PASSWORD);
       await imap.connect();
@@ -684,7 +767,7 @@ describe("a flood of SMTP AUTH attempts", () => {
     fs.chmodSync(certs.keyPath, 0o644);
     const dataDir = path.join(internet.workDir, "data");
     fs.mkdirSync(dataDir, { mode: 0o700 });
-    fs.chownSync(dataDir, MAILD_UID, MAILD_UID);
+    fs.chownSync(dataDir, MAILD_UID, MAILD_GID);
     maild = await startMaild(
       internet,
       mx,
@@ -701,7 +784,7 @@ describe("a flood of SMTP AUTH attempts", () => {
         submission: { maxFailuresPerIp: 100_000, maxFailuresPerAccount: 100_000 },
         limits: { maxConnectionsPerIp: 500 },
       },
-      { user: { uid: MAILD_UID, gid: MAILD_UID } },
+      { user: { uid: MAILD_UID, gid: MAILD_GID } },
     );
   });
 
