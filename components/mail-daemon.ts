@@ -9,6 +9,7 @@ import {
   type DeployBackup,
   type DeployDomain,
   type DeployInput,
+  type DeploySecrets,
   type MaildTuning,
 } from "../server-bootstrap/install/deploy-files";
 import { renderManifest } from "../server-bootstrap/install/file-manifest";
@@ -98,8 +99,8 @@ export interface MailDaemonArgs {
   /** the mail host's FQDN (SMTP banner, HELO) */
   hostname: string;
   domains: MailDaemonDomain[];
-  /** argon2id hashes, secret */
-  users: { address: string; passwordHash: pulumi.Input<string> }[];
+  /** argon2id hashes, secret; quotaBytes: the mailbox's own quota (0: none), else storage.quotaBytes */
+  users: { address: string; passwordHash: pulumi.Input<string>; quotaBytes?: number }[];
   aliases?: { address: string; to: string[] }[];
   tls: { certificatePem: pulumi.Input<string>; privateKeyPem: pulumi.Input<string> };
   /** renew the certificate on the box; absent: only deploys change it */
@@ -114,6 +115,13 @@ export interface MailDaemonArgs {
   maild?: MaildTuning;
   /** maild's operations section: what the box watches, whom it tells, who sees the status page */
   operations?: pulumi.Input<NonNullable<DeployInput["operations"]>>;
+  /** the default mailbox quota and the free space kept on the data volume, in bytes; absent: maild's defaults */
+  storage?: { quotaBytes?: number; reserveBytes?: number };
+  /**
+   * the SRS key and the auth policy key and nonce (components/box-secrets.ts), secret; absent:
+   * forwarded mail keeps its sender and Dovecot does not consult maild's login throttle
+   */
+  secrets?: pulumi.Input<DeploySecrets>;
   /** paths on the box (defaults: layout.ts) */
   layout?: BoxLayoutOptions;
   /** where the copies land; default ~/.mailstack-deploy of the SSH user */
@@ -276,8 +284,9 @@ export class MailDaemon extends pulumi.ComponentResource {
           backupInput === undefined ? undefined : pulumi.output(backupInput),
           pulumi.output(args.operations),
           controller,
+          pulumi.output(args.secrets),
         ])
-        .apply(([tls, users, domains, acme, backup, operations, controller]) =>
+        .apply(([tls, users, domains, acme, backup, operations, controller, secrets]) =>
           renderManifest(
             deployFiles(layout, {
               hostname: args.hostname,
@@ -291,6 +300,9 @@ export class MailDaemon extends pulumi.ComponentResource {
               maild: args.maild,
               ...(operations !== undefined ? { operations: operations as NonNullable<DeployInput["operations"]> } : {}),
               spam: { settings: spamSettings, controllerPasswordHash: controller.hash },
+              ...(args.storage !== undefined ? { storage: args.storage } : {}),
+              // Unknown only under mocks, which do not model keys.
+              ...(secrets?.srs !== undefined ? { secrets } : {}),
             }),
           ),
         ),

@@ -7,6 +7,7 @@ import { MailHost } from "./mail-host";
 import { MailDomain, type DkimPublicKeyInput } from "./mail-domain";
 import { MailDaemon } from "./mail-daemon";
 import { MailBackup } from "./mail-backup";
+import type { DeploySecrets } from "../server-bootstrap/install/deploy-files";
 import { dkimPublicKeyFromPem, dkimSelectors } from "./records/dkim";
 import { mtaStsPolicy } from "./records/mta-sts";
 import { spkiSha256FromPem } from "./records/tlsa";
@@ -14,6 +15,8 @@ import { SecretValue } from "./config/secret";
 import { AcmeCertificate, type Dns01Config } from "./acme-certificate";
 import { AcmeAccount } from "./acme-account";
 import { maildOperations } from "./operations";
+import { deriveBoxSecrets } from "./box-secrets";
+import { MIB } from "./config/storage";
 
 export interface MailStackArgs {
   /** The validated stack description (see `validateStackConfig`). */
@@ -215,6 +218,11 @@ export class MailStack extends pulumi.ComponentResource {
 
     this.users = spec.users.map(deployableUser);
 
+    // The box's own secrets (SRS, the Dovecot-maild auth policy key): derived from one random key
+    // that, like the DKIM keys, belongs to the stack and outlives every server.
+    const boxSecretsKey = new tls.PrivateKey(`${name}-box-secrets-key`, { algorithm: "ED25519" }, parent);
+    const boxSecrets = pulumi.secret(boxSecretsKey.privateKeyPem.apply((pem) => (pem ? deriveBoxSecrets(pem) : undefined)));
+
     // The certificate the box serves: the ACME one when configured; otherwise a self-signed
     // certificate for the same stable key, so the box can start serving (and DANE-EE 3 1 1,
     // which pins the key, already verifies).
@@ -257,6 +265,7 @@ export class MailStack extends pulumi.ComponentResource {
         })),
         users: spec.users.map((u, i) => ({
           address: u.address,
+          ...(u.quotaMiB !== undefined ? { quotaBytes: u.quotaMiB * MIB } : {}),
           // Only the offline plan (which deploys nothing) sees undecryptable SecretValue markers;
           // a well-formed stand-in keeps the deploy files renderable there.
           passwordHash: u.passwordHash instanceof SecretValue ? pulumi.secret(UNDECRYPTED_HASH_STAND_IN) : this.users[i].passwordHash,
@@ -266,6 +275,8 @@ export class MailStack extends pulumi.ComponentResource {
           .all([this.ipv4, this.ipv6, this.records])
           .apply(([ipv4, ipv6, records]) => maildOperations(spec, [ipv4, ipv6], records)),
         maild: { limits: spec.limits },
+        storage: { quotaBytes: spec.storage.quotaMiB * MIB, reserveBytes: spec.storage.reserveMiB * MIB },
+        secrets: boxSecrets as pulumi.Output<DeploySecrets>,
         ...(args.daemonBundlePath !== undefined ? { daemonBundlePath: args.daemonBundlePath } : {}),
         tls: { certificatePem: this.certificatePem, privateKeyPem: this.tlsPrivateKeyPem },
         ...(spec.spam !== undefined ? { spam: { settings: spec.spam } } : {}),

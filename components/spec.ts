@@ -5,6 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { SecretValue } from "./config/secret";
 import type { SmtpLimits } from "./shared/smtp-limits";
 import type { SpamSettings } from "./shared/spam-settings";
+import type { StorageSpec } from "./config/storage";
 
 export type DmarcPolicy = "none" | "quarantine" | "reject";
 export type DmarcAlignment = "r" | "s";
@@ -101,6 +102,8 @@ export interface UserSpec {
    * cannot decrypt stack secrets, carries a SecretValue marker instead.
    */
   passwordHash: pulumi.Input<string> | SecretValue;
+  /** the mailbox's own quota in MiB (0: none); absent: storage.quotaMiB */
+  quotaMiB?: number;
 }
 
 export interface AliasSpec {
@@ -198,4 +201,6 @@ export interface StackSpec {
   limits: SmtpLimits;
   /** the box's spam filter (rspamd); absent: DEFAULT_SPAM_SETTINGS */
   spam?: SpamSettings;
+  /** mailbox quota default and the free space kept on the data volume */
+  storage: StorageSpec;
 }

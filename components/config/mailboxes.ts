@@ -5,14 +5,17 @@ import { parseEmail } from "./name-syntax";
 import { argon2idProblem } from "../shared/argon2id";
 import { mailboxLocalPartProblem } from "../shared/mail-address";
 import { SecretValue } from "./secret";
+import { readUserQuota } from "./storage";
 import { indexPath, isAbsent, keyPath, readList, readObject, readString, show } from "./shape";
 
-const USER_KEYS = ["address", "passwordHash"] as const;
+const USER_KEYS = ["address", "passwordHash", "quotaMiB"] as const;
 const ALIAS_KEYS = ["address", "to"] as const;
 
 export interface ConfigUser {
   address: string;
   passwordHash: string | SecretValue;
+  /** the mailbox's own quota in MiB (0: none); absent: storage.quotaMiB */
+  quotaMiB?: number;
   /** position in the configured `users` list, for messages */
   index: number;
 }
@@ -48,10 +51,12 @@ export function readUsers(value: unknown, path: string, domains: MailDomains, pr
     const before = problems.count;
     const address = readMailboxAddress(raw.address, keyPath(userPath, "address"), domains, problems, false);
     const passwordHash = readPasswordHash(raw.passwordHash, keyPath(userPath, "passwordHash"), problems);
+    const quotaMiB = readUserQuota(raw.quotaMiB, keyPath(userPath, "quotaMiB"), problems);
     if (address !== undefined && users.some((u) => u.address === address)) {
       problems.add(keyPath(userPath, "address"), `"${address}" is listed twice (addresses compare case-insensitively)`);
     }
-    if (problems.count === before) users.push({ address: address!, passwordHash: passwordHash!, index: i });
+    if (problems.count === before)
+      users.push({ address: address!, passwordHash: passwordHash!, ...(quotaMiB !== undefined ? { quotaMiB } : {}), index: i });
   });
   return users;
 }

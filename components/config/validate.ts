@@ -13,13 +13,26 @@ import { readBackup } from "./backup";
 import { readOperations } from "./operations";
 import { readLimits } from "./limits";
 import { readSpam } from "./spam";
+import { readStorage } from "./storage";
 import { indexPath, isAbsent, keyPath, readList, readObject } from "./shape";
 
 export { ConfigError } from "./config-error";
 export type { ConfigProblem } from "./config-error";
 export { SecretValue } from "./secret";
 
-export const CONFIG_KEYS = ["hostname", "server", "domains", "users", "aliases", "acme", "backup", "operations", "limits", "spam"] as const;
+export const CONFIG_KEYS = [
+  "hostname",
+  "server",
+  "domains",
+  "users",
+  "aliases",
+  "acme",
+  "backup",
+  "operations",
+  "limits",
+  "spam",
+  "storage",
+] as const;
 
 export interface ValidateOptions {
   /**
@@ -69,6 +82,7 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
   );
   const limits = readLimits(top.limits, "limits", problems);
   const spam = readSpam(top.spam, "spam", problems);
+  const storage = readStorage(top.storage, "storage", server?.volumeSizeGb, problems);
   checkSecretHashes(users, opts.secretKeys, problems);
 
   if (problems.count > 0) throw new ConfigError(inConfigOrder(problems.list));
@@ -76,13 +90,18 @@ export function validateStackConfig(raw: Record<string, unknown>, opts: Validate
     hostname: hostname!,
     server: server!,
     domains,
-    users: users.map((u): UserSpec => ({ address: u.address, passwordHash: u.passwordHash })),
+    users: users.map((u): UserSpec => ({
+      address: u.address,
+      passwordHash: u.passwordHash,
+      ...(u.quotaMiB !== undefined ? { quotaMiB: u.quotaMiB } : {}),
+    })),
     aliases: allAliases,
     acme: acme!,
     ...(backup !== undefined ? { backup } : {}),
     operations: operations!,
     limits: limits!,
     spam: spam!,
+    storage,
   };
 }
 

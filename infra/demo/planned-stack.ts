@@ -144,12 +144,16 @@ function deployInputFromManifest(manifest: string, spam: SpamSettings): DeployIn
   const config = JSON.parse(file(layout.configJson)) as {
     hostname: string;
     domains: { name: string; mtaStsPolicy?: string; dkim: { selector: string; algorithm: "rsa" | "ed25519" }[] }[];
-    users: { address: string; passwordHash: string }[];
+    users: { address: string; passwordHash: string; quotaBytes?: number }[];
     aliases: { address: string; to: string[] }[];
     acme?: { directoryUrl: string; email?: string; names: string[] };
     operations?: DeployInput["operations"];
     limits?: NonNullable<DeployInput["maild"]>["limits"];
+    storage?: { quotaBytes?: number; reserveBytes?: number };
+    srs?: { secrets: string[] };
+    authPolicy?: { apiKey: string };
   };
+  const nonce = config.authPolicy ? /^auth_policy_hash_nonce = (\S+)$/m.exec(file(layout.dovecotAuthPolicy))?.[1] : undefined;
   const domains: DeployDomain[] = config.domains.map((d) => ({
     name: d.name,
     dkim: d.dkim.map((k) => ({
@@ -181,6 +185,10 @@ function deployInputFromManifest(manifest: string, spam: SpamSettings): DeployIn
       : {}),
     ...(config.operations ? { operations: config.operations } : {}),
     ...(config.limits ? { maild: { limits: config.limits } } : {}),
+    ...(config.storage ? { storage: config.storage } : {}),
+    ...(config.srs && config.authPolicy && nonce
+      ? { secrets: { srs: config.srs.secrets[0], authPolicyKey: config.authPolicy.apiKey, authPolicyNonce: nonce } }
+      : {}),
   };
   if (renderManifest(deployFiles(layout, input)) !== manifest) {
     throw new Error(

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, mustRun, type NetHost } from "./netns";
 import { waitForPort } from "./wait-for-port";
-import { dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
+import { dovecotAuthPolicySecrets, dovecotConf } from "../../server-bootstrap/dovecot/dovecot-conf";
 import { passwdFile, type PasswdFileUser } from "../../server-bootstrap/dovecot/passwd-file";
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
 import { LEARN_HAM_FILE, LEARN_HAM_SIEVE, LEARN_SPAM_FILE, LEARN_SPAM_SIEVE, learnerScript } from "../../server-bootstrap/spam/learn";
@@ -27,7 +27,7 @@ export interface DovecotOptions {
   dataDir: string;
   users: PasswdFileUser[];
   tls: { certPath: string; keyPath: string };
-  /** owner of the mail; default nobody/nogroup (65534) */
+  /** the account Dovecot's mail processes run as (the mail group's); default nobody/nogroup (65534) */
   uid?: number;
   gid?: number;
   ports?: { imap: number; imaps: number };
@@ -36,6 +36,8 @@ export interface DovecotOptions {
    * sievec, as the install script does), the learner and Dovecot's learn services.
    */
   learning?: { learnSocket: string; rspamdUser: string; mailUser: string };
+  /** maild's auth policy endpoint (http://127.0.0.1:<port>/) and its key, as a deploy writes them */
+  authPolicy?: { url: string; apiKey: string; nonce: string };
 }
 
 export async function startDovecot(internet: LocalInternet, host: NetHost, opts: DovecotOptions): Promise<DovecotServer> {
@@ -74,12 +76,18 @@ export async function startDovecot(internet: LocalInternet, host: NetHost, opts:
       gid,
       listen: [host.ipv4, host.ipv6],
       ports: opts.ports,
+      ...(opts.authPolicy ? { authPolicy: { url: opts.authPolicy.url, secretsPath: path.join(dir, "auth-policy.conf") } } : {}),
       baseDir: path.join(dir, "run"),
       stateDir: path.join(dir, "state"),
       logPath,
       ...(learning ? { learning } : {}),
     }),
   );
+  if (opts.authPolicy) {
+    fs.writeFileSync(path.join(dir, "auth-policy.conf"), dovecotAuthPolicySecrets(opts.authPolicy.apiKey, opts.authPolicy.nonce), {
+      mode: 0o600,
+    });
+  }
   if (learning) {
     // sievec needs the configuration's Sieve plugins: it reads the same dovecot.conf.
     for (const f of [LEARN_SPAM_FILE, LEARN_HAM_FILE]) await mustRun(["/usr/bin/sievec", "-c", confPath, path.join(learning.sieveDir, f)]);

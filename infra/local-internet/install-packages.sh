@@ -8,7 +8,8 @@ packages=(
   iproute2 util-linux procps systemd
   knot knot-dnsutils bind9-dnsutils bind9-utils
   pebble openssh-server
-  postfix dovecot-imapd dovecot-lmtpd dovecot-sieve
+  # postsrsd: the independent SRS implementation test/integration/srs-postsrsd.test.ts checks maild against
+  postfix dovecot-imapd dovecot-lmtpd dovecot-sieve postsrsd
   # the box's spam filter (server-bootstrap/spam/): rspamd brings libhyperscan5 with it
   rspamd redis-server
   opendkim opendkim-tools opendmarc python3-dkim python3-spf postfix-mta-sts-resolver

@@ -1,7 +1,11 @@
 // A complete, standalone dovecot.conf (Dovecot 2.3, Debian 12) for the box: IMAP only, over
 // implicit TLS (993, RFC 8314 3.3) and 143 where STARTTLS must come before any login
 // (RFC 3501 6.2.3 LOGINDISABLED; Dovecot: ssl=required + disable_plaintext_auth).
-// Mail is the daemon's Maildir tree; users and their argon2id hashes come from passwd-file.ts.
+// Mail is the daemon's Maildir tree, read and written by Dovecot's mail processes under an account
+// of their own (vmail) whose group owns the tree (server-bootstrap/maild/maildir.ts); users, their
+// argon2id hashes and quotas come from passwd-file.ts. Quotas are Maildir++ (`maildirsize`), the
+// file maild's deliveries count in too (maild/mailbox-quota.ts); logins are throttled by maild
+// through the auth policy protocol (maild/auth-policy-server.ts).
 import { MAIL_PORTS } from "../../components/shared/mail-ports";
 import { dovecotLearning, type DovecotLearningInput } from "../spam/learn";
 
@@ -19,7 +23,7 @@ export interface DovecotConfInput {
   /** the passwd-file written from passwdFile() */
   passwdFilePath: string;
   tls: { certPath: string; keyPath: string };
-  /** numeric uid/gid of the `maild` user that owns the mail */
+  /** numeric uid/gid Dovecot's mail processes run as (vmail: not maild, which holds the keys) */
   uid: number;
   gid: number;
   /** addresses to listen on; default all IPv4 and IPv6 */
@@ -36,6 +40,11 @@ export interface DovecotConfInput {
   dhPath?: string;
   /** spam learning: moves into and out of Junk teach rspamd (IMAPSieve, server-bootstrap/spam/learn.ts) */
   learning?: DovecotLearningInput;
+  /**
+   * maild's auth policy endpoint (http://127.0.0.1:<port>/) and the file with its API key and the
+   * hash nonce (dovecotAuthPolicySecrets), kept out of this world-readable file; absent: none
+   */
+  authPolicy?: { url: string; secretsPath: string };
 }
 
 export class DovecotConfError extends Error {}
@@ -86,6 +95,7 @@ export function dovecotConf(input: DovecotConfInput): string {
     if (!listenAddress.test(a)) throw new DovecotConfError(`listen[${i}]: ${JSON.stringify(a)} is not *, :: or an IP address`);
   });
   const imapPort = checkPort("ports.imap", input.ports?.imap ?? MAIL_PORTS.imap.port);
+  const policy = input.authPolicy === undefined ? "" : authPolicySettings(input.authPolicy);
   const imapsPort = checkPort("ports.imaps", input.ports?.imaps ?? MAIL_PORTS.imaps.port);
   const learning = input.learning
     ? {
@@ -128,7 +138,8 @@ userdb {
   default_fields = uid=${uid} gid=${gid} home=${dataDir}/mail/%d/%n
 }
 
-# The daemon delivers into this tree as the maild user; Dovecot reads it as the same user.
+# maild delivers into this tree as a member of the mail group; Dovecot's mail processes read and
+# write it as that group's own account, which reaches none of maild's keys or its queue.
 mail_location = maildir:${dataDir}/mail/%d/%n/Maildir
 mail_uid = ${uid}
 mail_gid = ${gid}
@@ -160,6 +171,7 @@ namespace inbox {
   }
 }
 
+${quotaSettings()}${policy}
 service imap-login {
   inet_listener imap {
     port = ${imapPort}
@@ -170,4 +182,60 @@ service imap-login {
   }
 }
 ${learning ? `\n${dovecotLearning(learning)}` : ""}`;
+}
+
+/**
+ * Maildir++ quota (dovecot/core 2.3.19.1 src/plugins/quota/quota-maildir.c): Dovecot keeps the
+ * figure in each Maildir's `maildirsize`, as maild does for its deliveries; each user's limit is
+ * the passwd-file's `userdb_quota_rule`, the same number maild's configuration carries. IMAP
+ * clients see it through GETQUOTAROOT (RFC 9208, imap_quota).
+ */
+function quotaSettings(): string {
+  return `# Quotas: Maildir++ maildirsize, shared with maild's deliveries; limits per user in the passwd-file.
+mail_plugins = $mail_plugins quota
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+plugin {
+  quota = maildir:User quota
+}
+`;
+}
+
+/**
+ * Dovecot asks maild before every password check and reports the outcome after
+ * (dovecot/core 2.3.19.1 src/auth/auth-policy.c); maild's answer is the shared login throttle's.
+ * Only the login and the client address are sent: the password hash (pwhash) is not needed. If
+ * maild does not answer, Dovecot goes on (auth_policy_reject_on_fail = no): IMAP stays usable.
+ */
+function authPolicySettings(p: { url: string; secretsPath: string }): string {
+  if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]):\d+\/$/.test(p.url)) {
+    throw new DovecotConfError(`authPolicy.url: ${JSON.stringify(p.url)} must be http://<loopback address>:<port>/`);
+  }
+  const secrets = checkPath("authPolicy.secretsPath", p.secretsPath);
+  return `
+# Logins: maild's login throttle (shared with SMTP AUTH) decides first, and learns the outcome.
+auth_policy_server_url = ${p.url}
+auth_policy_request_attributes = login=%{requested_username} remote=%{rip} protocol=%s
+auth_policy_check_before_auth = yes
+auth_policy_check_after_auth = no
+auth_policy_report_after_auth = yes
+auth_policy_reject_on_fail = no
+# auth_policy_server_api_header and auth_policy_hash_nonce: secrets, readable by root and dovecot only
+!include ${secrets}
+`;
+}
+
+/** The included file of authPolicySettings: maild's API key and the nonce Dovecot requires (auth-settings.c). */
+export function dovecotAuthPolicySecrets(apiKey: string, nonce: string): string {
+  for (const [key, v] of [
+    ["apiKey", apiKey],
+    ["nonce", nonce],
+  ] as const) {
+    if (!/^[A-Za-z0-9_-]{16,}$/.test(v)) throw new DovecotConfError(`authPolicy.${key}: must be 16 or more of A-Z a-z 0-9 _ -`);
+  }
+  return `# Generated by mailstack (server-bootstrap/dovecot/dovecot-conf.ts). Secret: root and dovecot only.
+auth_policy_server_api_header = X-API-Key:${apiKey}
+auth_policy_hash_nonce = ${nonce}
+`;
 }

@@ -9,12 +9,14 @@ export interface PasswdFileUser {
   address: string;
   /** argon2id PHC string: $argon2id$v=19$m=...,t=...,p=...$salt$hash */
   passwordHash: string;
+  /** the mailbox's quota in bytes (the same figure maild's configuration carries); 0 or absent: none */
+  quotaBytes?: number;
 }
 
 export interface PasswdFileOptions {
   /** the data directory holding mail/<domain>/<local>/Maildir */
   dataDir: string;
-  /** numeric uid/gid of the `maild` user that owns the mail */
+  /** numeric uid/gid Dovecot's mail processes run as (vmail, the mail group's account) */
   uid: number;
   gid: number;
 }
@@ -41,8 +43,14 @@ function line(user: PasswdFileUser, index: number, opts: PasswdFileOptions): str
   if (!argon2idPhc.test(user.passwordHash)) {
     throw new PasswdFileError(`users[${index}].passwordHash: not an argon2id PHC string ($argon2id$v=19$m=..,t=..,p=..$salt$hash)`);
   }
+  const quota = user.quotaBytes ?? 0;
+  if (!Number.isSafeInteger(quota) || quota < 0) {
+    throw new PasswdFileError(`users[${index}].quotaBytes: ${quota} must be a whole number of bytes, 0 for none`);
+  }
   const home = `${opts.dataDir}/mail/${domain}/${local}`;
-  return `${address}:{ARGON2ID}${user.passwordHash}:${opts.uid}:${opts.gid}::${home}::`;
+  // Dovecot's quota rule in bytes (quota-util.c quota_rule_parse_limits: `bytes=`; `storage=` is KiB)
+  const extra = quota > 0 ? `userdb_quota_rule=*:bytes=${quota}` : "";
+  return `${address}:{ARGON2ID}${user.passwordHash}:${opts.uid}:${opts.gid}::${home}::${extra}`;
 }
 
 export function passwdFile(users: PasswdFileUser[], opts: PasswdFileOptions): string {

@@ -3,14 +3,14 @@
 // Pure: MailDaemon calls it inside an apply (secrets stay secret there), the SSH tests call it
 // directly, so both deploy byte-identical files.
 import type { BoxLayout } from "./layout";
-import { dkimKeyPath } from "./layout";
+import { AUTH_POLICY_PORT, dkimKeyPath } from "./layout";
 import type { ManifestFile } from "./file-manifest";
 import { maildUnit } from "../systemd/maild-unit";
 import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../systemd/tls-reload-units";
 import { dovecotDropIn, metadataGuardRules, metadataGuardUnit } from "../systemd/metadata-guard";
-import { dovecotConf } from "../dovecot/dovecot-conf";
+import { dovecotAuthPolicySecrets, dovecotConf } from "../dovecot/dovecot-conf";
 import { passwdFile } from "../dovecot/passwd-file";
-import { DEFAULT_LIMITS, type MaildConfigFile } from "../maild/config";
+import { DEFAULT_LIMITS, DEFAULT_STORAGE, type MaildConfigFile } from "../maild/config";
 import { backupCheckService, backupCheckTimer, backupService, backupTimer, overdueAfterSeconds } from "../systemd/backup-units";
 import { BACKUP_SETTINGS_VERSION, secretPaths, SSH_TARGET_ALIAS, type BackupSettings } from "../backup/settings";
 import { RSPAMD_USER } from "./layout";
@@ -80,10 +80,21 @@ export interface DeployBackup {
   s3Credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+/**
+ * Secrets the program generates for the box (components/box-secrets.ts): the SRS key maild signs
+ * forwarded senders with, and what maild and Dovecot share for the auth policy requests.
+ */
+export interface DeploySecrets {
+  srs: string;
+  authPolicyKey: string;
+  authPolicyNonce: string;
+}
+
 export interface DeployInput {
   hostname: string;
   domains: DeployDomain[];
-  users: { address: string; passwordHash: string }[];
+  /** quotaBytes: the mailbox's own quota (default: storage.quotaBytes); 0 for none */
+  users: { address: string; passwordHash: string; quotaBytes?: number }[];
   aliases: { address: string; to: string[] }[];
   tls: { certificatePem: string; privateKeyPem: string };
   /** absent: the certificate changes only with deploys */
@@ -97,6 +108,10 @@ export interface DeployInput {
   backup?: DeployBackup;
   /** the spam filter (rspamd, Redis, unbound); not optional: rspamd also verifies SPF/DKIM/DMARC/ARC */
   spam: DeploySpam;
+  /** mailbox quota default and free-space reserve; absent keys take maild's defaults */
+  storage?: { quotaBytes?: number; reserveBytes?: number };
+  /** absent: no SRS, and Dovecot does not consult maild's login throttle */
+  secrets?: DeploySecrets;
 }
 
 export interface DeploySpam {
@@ -171,7 +186,11 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): MaildConfigF
       dkim: d.dkim.map((k) => ({ selector: k.selector, algorithm: k.algorithm, keyPath: dkimKeyPath(layout, d.name, k.selector) })),
       ...(d.mtaStsPolicy !== undefined ? { mtaStsPolicy: d.mtaStsPolicy } : {}),
     })),
-    users: input.users.map((u) => ({ address: u.address, passwordHash: u.passwordHash })),
+    users: input.users.map((u) => ({
+      address: u.address,
+      passwordHash: u.passwordHash,
+      ...(u.quotaBytes !== undefined ? { quotaBytes: u.quotaBytes } : {}),
+    })),
     aliases: input.aliases.map((a) => ({ address: a.address, to: [...a.to] })),
     tls: { certPath: layout.tlsCert, keyPath: layout.tlsKey },
     dataDir: layout.dataDir,
@@ -184,7 +203,22 @@ export function maildConfig(layout: BoxLayout, input: DeployInput): MaildConfigF
     ...(tuning.submission !== undefined ? { submission: tuning.submission } : {}),
     ...(input.acme !== undefined ? { acme: acmeConfig(layout, input.acme) } : {}),
     ...(input.operations !== undefined ? { operations: input.operations } : {}),
+    ...(input.storage !== undefined ? { storage: { ...input.storage } } : {}),
+    ...(input.secrets !== undefined ? secretsConfig(input.secrets) : {}),
   };
+}
+
+/** maild's side of the program's generated secrets: SRS signing, and the auth policy endpoint Dovecot asks. */
+function secretsConfig(secrets: DeploySecrets): Pick<MaildConfigFile, "srs" | "authPolicy"> {
+  return {
+    srs: { secrets: [secrets.srs] },
+    authPolicy: { listen: { host: "127.0.0.1", port: AUTH_POLICY_PORT }, apiKey: secrets.authPolicyKey },
+  };
+}
+
+/** The default quota as maild applies it, so Dovecot gets the same number (maild/config.ts DEFAULT_STORAGE). */
+function quotaOf(user: DeployInput["users"][number], input: DeployInput): number {
+  return user.quotaBytes ?? input.storage?.quotaBytes ?? DEFAULT_STORAGE.quotaBytes;
 }
 
 function acmeConfig(layout: BoxLayout, acme: DeployAcme): NonNullable<MaildConfigFile["acme"]> {
@@ -223,11 +257,14 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
         dataDir: layout.dataDir,
         passwdFilePath: layout.dovecotPasswd,
         tls: { certPath: layout.tlsCert, keyPath: layout.tlsKey },
-        uid: layout.uid,
-        gid: layout.gid,
+        uid: layout.mailUid,
+        gid: layout.mailGid,
         ...(input.dovecot?.listen ? { listen: input.dovecot.listen } : {}),
         ...(input.dovecot?.ports ? { ports: input.dovecot.ports } : {}),
-        learning: { sieveDir: layout.sieveDir, learner: layout.learner, rspamdUser: RSPAMD_USER, mailUser: layout.user },
+        learning: { sieveDir: layout.sieveDir, learner: layout.learner, rspamdUser: RSPAMD_USER, mailUser: layout.mailUser },
+        ...(input.secrets !== undefined
+          ? { authPolicy: { url: `http://127.0.0.1:${AUTH_POLICY_PORT}/`, secretsPath: layout.dovecotAuthPolicy } }
+          : {}),
       }),
       mode: "0644",
       owner: "0:0",
@@ -237,7 +274,10 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
       // Dovecot re-reads a passwd-file when it changes: no reload needed. Its auth process runs as
       // the `dovecot` account (default_internal_user), hence the group.
       path: layout.dovecotPasswd,
-      content: passwdFile(input.users, { dataDir: layout.dataDir, uid: layout.uid, gid: layout.gid }),
+      content: passwdFile(
+        input.users.map((u) => ({ address: u.address, passwordHash: u.passwordHash, quotaBytes: quotaOf(u, input) })),
+        { dataDir: layout.dataDir, uid: layout.mailUid, gid: layout.mailGid },
+      ),
       mode: "0640",
       owner: "root:dovecot",
       effect: "none",
@@ -253,6 +293,16 @@ export function deployFiles(layout: BoxLayout, input: DeployInput): ManifestFile
     { path: layout.tlsKey, content: withNewline(input.tls.privateKeyPem), mode: "0640", owner: maildOwned, effect: "tls" },
   ];
   files.push(...spamFiles(layout, input));
+  if (input.secrets !== undefined) {
+    // Dovecot's auth process (the dovecot account) reads it through the config process.
+    files.push({
+      path: layout.dovecotAuthPolicy,
+      content: dovecotAuthPolicySecrets(input.secrets.authPolicyKey, input.secrets.authPolicyNonce),
+      mode: "0640",
+      owner: "root:dovecot",
+      effect: "dovecot-reload",
+    });
+  }
   if (input.acme !== undefined) {
     // maild reads these at start: a change restarts it.
     files.push({

@@ -126,9 +126,9 @@ direct_start() {
   mkdir -p "$RUN_DIR"
   local log_start waited=0
   log_start=$(( $(stat -c %s "$RUN_DIR/maild.log" 2>/dev/null || echo 0) + 1 ))
-  # The unit's own command line, unprivileged like the unit (User=, AmbientCapabilities= stand-ins).
+  # The unit's own command line, unprivileged like the unit (User= with its groups, AmbientCapabilities= stand-ins).
   # shellcheck disable=SC2086
-  ( umask 0027; exec setsid setpriv --reuid="$MAILD_UID" --regid="$MAILD_GID" --clear-groups \\
+  ( umask 0027; exec setsid setpriv --reuid="$MAILD_UID" --regid="$MAILD_GID" --groups="$MAIL_GID" \\
       --inh-caps=+net_bind_service --ambient-caps=+net_bind_service \\
       $exec_start </dev/null >>"$RUN_DIR/maild.log" 2>&1 ) &
   echo $! > "$RUN_DIR/maild.pid"
@@ -207,6 +207,22 @@ read_manifest() {
   [ "$got" = "$expected" ] || die "the file manifest on stdin has SHA-256 $got, expected $expected (cut off or not this deployment's); nothing was changed"
 }
 
+# The mail tree belongs to the mail group (maild writes, Dovecot's mail processes read and write):
+# setgid directories pass the group down (server-bootstrap/maild/maildir.ts). A tree from before
+# the split (maild's own, 0700/0600: Dovecot ran as maild) is handed over once.
+ensure_mail_tree() {
+  local mail="$DATA_DIR/mail"
+  if [ ! -d "$mail" ]; then
+    install -d -o "$MAILD_UID" -g "$MAIL_GID" -m 2770 "$mail"
+    return 0
+  fi
+  [ "$(stat -c %g "$mail")" = "$MAIL_GID" ] && return 0
+  chgrp -R "$MAIL_GID" "$mail"
+  find "$mail" -type d -exec chmod 2770 {} +
+  find "$mail" -type f -exec chmod g+rw {} +
+  log "gave the mail tree $mail to group $MAIL_USER"
+}
+
 # Every file of the manifest under $tree, at its path: checked and installed from there.
 unpack_manifest() {
   local line kind mode owner effect path b64
@@ -273,8 +289,10 @@ install_all() {
     || die "the new maild configuration is invalid, nothing was changed: $(cat "$tree/check.err")"
 
   mkdir -p "$DATA_DIR"
-  # Others may pass through (not list): Redis keeps its data in $REDIS_DATA_DIR on the volume.
-  chown "$MAILD_UID:$MAILD_GID" "$DATA_DIR"; chmod 0751 "$DATA_DIR"
+  # Others may pass through but not list it: Dovecot's mail processes to the mail tree, Redis to
+  # $REDIS_DATA_DIR.
+  chown "$MAILD_UID:$MAILD_GID" "$DATA_DIR"; chmod 0711 "$DATA_DIR"
+  ensure_mail_tree
   # Owned by this box's redis account, whose uid a rebuilt server may give another number.
   mkdir -p "$REDIS_DATA_DIR"
   [ "$(stat -c %U "$REDIS_DATA_DIR")" = "$REDIS_USER" ] || chown -R "$REDIS_USER:$REDIS_USER" "$REDIS_DATA_DIR"

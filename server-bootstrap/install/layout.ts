@@ -38,6 +38,18 @@ export const MAILD_USER = "maild";
 export const RSPAMD_USER = "_rspamd";
 export const REDIS_USER = "redis";
 
+/**
+ * Dovecot's mail processes run as an account of their own (dovecot-conf.ts mail_uid), in a group
+ * maild belongs to: the mail tree is that group's, and nothing else of maild's is (keys, the
+ * queue, the configuration stay out of its reach). Fixed ids for the same reason as maild's.
+ */
+export const MAIL_UID = 2526;
+export const MAIL_GID = 2526;
+export const MAIL_USER = "vmail";
+
+/** maild's Dovecot auth policy endpoint (auth-policy-server.ts), on the box's loopback only. */
+export const AUTH_POLICY_PORT = 12525;
+
 /** Mount point of the data volume on a real box. */
 export const DEFAULT_DATA_DIR = "/var/lib/maild";
 
@@ -49,6 +61,10 @@ export interface BoxLayoutOptions {
   user?: string;
   uid?: number;
   gid?: number;
+  /** Dovecot's mail processes (default vmail, MAIL_UID/MAIL_GID) */
+  mailUser?: string;
+  mailUid?: number;
+  mailGid?: number;
 }
 
 export interface BoxLayout {
@@ -57,6 +73,10 @@ export interface BoxLayout {
   user: string;
   uid: number;
   gid: number;
+  /** the account Dovecot's mail processes run as, whose group owns the mail tree */
+  mailUser: string;
+  mailUid: number;
+  mailGid: number;
   /** the Node binary the unit runs (installed under <root>/usr/local) */
   node: string;
   nodePrefix: string;
@@ -71,6 +91,8 @@ export interface BoxLayout {
   tlsReloadServiceFile: string;
   dovecotConf: string;
   dovecotPasswd: string;
+  /** the secrets of Dovecot's auth policy settings (API key, hash nonce), included by dovecot.conf */
+  dovecotAuthPolicy: string;
   /** Dovecot's systemd drop-in (the metadata fence) */
   dovecotDropIn: string;
   /** the nftables ruleset that keeps the metadata service from every account but root, and its unit */
@@ -133,6 +155,10 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
   const dataDir = validatePath("dataDir", opts.dataDir ?? DEFAULT_DATA_DIR);
   const user = opts.user ?? MAILD_USER;
   if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(user)) throw new Error(`user: ${JSON.stringify(user)} is not a valid account name`);
+  const mailUser = opts.mailUser ?? MAIL_USER;
+  if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(mailUser)) throw new Error(`mailUser: ${JSON.stringify(mailUser)} is not a valid account name`);
+  if (mailUser === user)
+    throw new Error(`mailUser: ${JSON.stringify(mailUser)} must differ from user: Dovecot's mail processes must not be maild`);
   const sys = (p: string) => path.posix.join(root, p);
   return {
     root,
@@ -140,6 +166,9 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     user,
     uid: opts.uid ?? MAILD_UID,
     gid: opts.gid ?? MAILD_GID,
+    mailUser,
+    mailUid: opts.mailUid ?? MAIL_UID,
+    mailGid: opts.mailGid ?? MAIL_GID,
     node: sys("/usr/local/bin/node"),
     nodePrefix: sys("/usr/local"),
     daemonJs: sys("/usr/local/lib/maild/maild.js"),
@@ -150,6 +179,7 @@ export function boxLayout(opts: BoxLayoutOptions = {}): BoxLayout {
     tlsReloadServiceFile: sys(`/etc/systemd/system/${TLS_RELOAD_SERVICE_UNIT}`),
     dovecotConf: sys("/etc/dovecot/dovecot.conf"),
     dovecotPasswd: sys("/etc/dovecot/maild-users"),
+    dovecotAuthPolicy: sys("/etc/dovecot/maild-auth-policy.conf"),
     dovecotDropIn: sys("/etc/systemd/system/dovecot.service.d/50-mailstack.conf"),
     metadataGuardRules: sys("/etc/mailstack/metadata-guard.nft"),
     metadataGuardUnitFile: sys(`/etc/systemd/system/${METADATA_GUARD_UNIT}`),

@@ -19,6 +19,9 @@ export function shellHeader(layout: BoxLayout, extra: Record<string, string> = {
     MAILD_USER: layout.user,
     MAILD_UID: String(layout.uid),
     MAILD_GID: String(layout.gid),
+    MAIL_USER: layout.mailUser,
+    MAIL_UID: String(layout.mailUid),
+    MAIL_GID: String(layout.mailGid),
     NODE: layout.node,
     NODE_PREFIX: layout.nodePrefix,
     NODE_VERSION,
@@ -43,33 +46,46 @@ group_db() { if [ "$ROOT" = / ]; then echo /etc/group; else echo "$ROOT/etc/grou
 `;
 }
 
-/** Creates the maild account with its fixed ids, or checks an existing one has them. */
-export const ensureAccount = `ensure_account() {
-  local prefix=() line uid gid out
+/**
+ * Creates the maild account and the account of Dovecot's mail processes (vmail), each with its
+ * fixed ids, or checks existing ones have them; maild joins vmail's group (the mail tree's).
+ */
+export const ensureAccount = `ensure_system_account() {
+  local name=$1 uid=$2 gid=$3 home=$4 comment=$5 prefix=() line out
   [ "$ROOT" = / ] || prefix=(--prefix "$ROOT")
-  line=$(grep -E "^$MAILD_USER:" "$(group_db)" || true)
+  line=$(grep -E "^$name:" "$(group_db)" || true)
   if [ -z "$line" ]; then
-    if grep -qE "^[^:]*:[^:]*:$MAILD_GID:" "$(group_db)"; then
-      die "gid $MAILD_GID is taken by group $(grep -E "^[^:]*:[^:]*:$MAILD_GID:" "$(group_db)" | cut -d: -f1); mail on the data volume is owned by gid $MAILD_GID"
+    if grep -qE "^[^:]*:[^:]*:$gid:" "$(group_db)"; then
+      die "gid $gid is taken by group $(grep -E "^[^:]*:[^:]*:$gid:" "$(group_db)" | cut -d: -f1); mail on the data volume is owned by gid $gid"
     fi
-    groupadd "\${prefix[@]}" --system --gid "$MAILD_GID" "$MAILD_USER"
+    groupadd "\${prefix[@]}" --system --gid "$gid" "$name"
   else
-    gid=$(echo "$line" | cut -d: -f3)
-    [ "$gid" = "$MAILD_GID" ] || die "group $MAILD_USER has gid $gid; mail on the data volume is owned by gid $MAILD_GID"
+    [ "$(echo "$line" | cut -d: -f3)" = "$gid" ] || die "group $name has gid $(echo "$line" | cut -d: -f3); mail on the data volume is owned by gid $gid"
   fi
-  line=$(grep -E "^$MAILD_USER:" "$(passwd_db)" || true)
+  line=$(grep -E "^$name:" "$(passwd_db)" || true)
   if [ -z "$line" ]; then
-    if grep -qE "^[^:]*:[^:]*:$MAILD_UID:" "$(passwd_db)"; then
-      die "uid $MAILD_UID is taken by user $(grep -E "^[^:]*:[^:]*:$MAILD_UID:" "$(passwd_db)" | cut -d: -f1); mail on the data volume is owned by uid $MAILD_UID"
+    if grep -qE "^[^:]*:[^:]*:$uid:" "$(passwd_db)"; then
+      die "uid $uid is taken by user $(grep -E "^[^:]*:[^:]*:$uid:" "$(passwd_db)" | cut -d: -f1); mail on the data volume is owned by uid $uid"
     fi
     # A uid above SYS_UID_MAX draws a warning from useradd: show it only if useradd fails.
-    out=$(useradd "\${prefix[@]}" --system --uid "$MAILD_UID" --gid "$MAILD_GID" --home-dir "$DATA_DIR" \\
-      --no-create-home --shell /usr/sbin/nologin --comment "mailstack mail daemon" "$MAILD_USER" 2>&1) \\
-      || die "useradd $MAILD_USER failed: $out"
-    log "created account $MAILD_USER ($MAILD_UID:$MAILD_GID)"
+    out=$(useradd "\${prefix[@]}" --system --uid "$uid" --gid "$gid" --home-dir "$home" \\
+      --no-create-home --shell /usr/sbin/nologin --comment "$comment" "$name" 2>&1) \\
+      || die "useradd $name failed: $out"
+    log "created account $name ($uid:$gid)"
   else
-    uid=$(echo "$line" | cut -d: -f3)
-    [ "$uid" = "$MAILD_UID" ] || die "user $MAILD_USER has uid $uid; mail on the data volume is owned by uid $MAILD_UID"
+    [ "$(echo "$line" | cut -d: -f3)" = "$uid" ] || die "user $name has uid $(echo "$line" | cut -d: -f3); mail on the data volume is owned by uid $uid"
+  fi
+}
+
+ensure_account() {
+  local prefix=() members
+  [ "$ROOT" = / ] || prefix=(--prefix "$ROOT")
+  ensure_system_account "$MAILD_USER" "$MAILD_UID" "$MAILD_GID" "$DATA_DIR" "mailstack mail daemon"
+  ensure_system_account "$MAIL_USER" "$MAIL_UID" "$MAIL_GID" /nonexistent "mailstack mail store (Dovecot)"
+  members=$(grep -E "^$MAIL_USER:" "$(group_db)" | cut -d: -f4)
+  if [[ ",$members," != *",$MAILD_USER,"* ]]; then
+    usermod "\${prefix[@]}" --append --groups "$MAIL_USER" "$MAILD_USER"
+    log "added $MAILD_USER to group $MAIL_USER"
   fi
 }
 `;

@@ -19,6 +19,7 @@ import { ReceivedData } from "./received-data";
 import { receivedHeader } from "./trace-headers";
 import { smtpError } from "./smtp-replies";
 import type { RemoteQueue } from "./remote-queue";
+import type { StoragePolicy, StorageRefusal } from "./storage-policy";
 
 const RETURN_PATH = /^return-path[ \t]*:/i;
 
@@ -31,11 +32,14 @@ export class Recipients {
   readonly remote = new Set<string>();
   /** accepted RCPT commands, each counting once however many mailboxes it reached */
   count = 0;
+  /** our domain whose alias forwards this message to remote addresses (the first such RCPT's): the SRS domain */
+  forwardedBy: string | undefined;
 
-  add(route: { mailboxes: Mailbox[]; remote: string[] }): void {
+  add(route: { mailboxes: Mailbox[]; remote: string[]; forwardedBy?: string }): void {
     this.count++;
     for (const mb of route.mailboxes) this.mailboxes.set(mailboxKey(mb), mb);
     for (const r of route.remote) this.remote.add(r);
+    this.forwardedBy ??= route.forwardedBy;
   }
 
   get empty(): boolean {
@@ -76,6 +80,8 @@ export interface AcceptRequest {
   remote: string[];
   /** RFC 5321 reverse-path of the queue entry; "" for the null sender */
   sender: string;
+  /** false: the queue reports no failure to `sender` (reverse-path.ts); default true */
+  notifySender?: boolean;
 }
 
 /** `refuse` counts a refusal under its reason and makes the SMTP reply (SmtpListeners.refuse). */
@@ -89,6 +95,8 @@ export class MessageAcceptor {
     private readonly queue: RemoteQueue,
     private readonly log: Logger,
     limits: () => LimitsConfig,
+    /** quotas and the free-space reserve; absent: neither is checked */
+    readonly storage?: StoragePolicy,
   ) {
     this.turns = new LargeMessageTurns(limits);
   }
@@ -106,6 +114,22 @@ export class MessageAcceptor {
       if (!(e instanceof LargeMessageBusy)) throw e;
       this.log.warn("accept.large_message_busy", { ...fields, bytes: received.bytes, queued: this.turns.queued });
       throw refuse("large-message-busy", 451, "4.3.2 Too many large messages at once, try again later");
+    }
+  }
+
+  /**
+   * Storage checks before DATA (storage-policy.ts): at MAIL FROM (`mailboxes` undefined) the free
+   * space for the size the client declared (RFC 1870 SIZE), at RCPT the recipient's mailboxes.
+   * A check that cannot be made lets the mail through: the mail matters more than the figure.
+   */
+  async storageBeforeData(session: SMTPServerSession, mailboxes?: Mailbox[]): Promise<StorageRefusal | undefined> {
+    if (!this.storage) return undefined;
+    const declared = declaredSize(session);
+    try {
+      return mailboxes === undefined ? await this.storage.roomFor(declared ?? 0) : await this.storage.rcpt(mailboxes, declared);
+    } catch (e) {
+      this.log.warn("storage.check_failed", { session: session.id, error: (e as Error).message });
+      return undefined;
     }
   }
 
@@ -147,6 +171,9 @@ export class MessageAcceptor {
       this.log.info(`${opts.service}.too_big`, { ...opts.fields, bytes: limit.bytes });
       throw opts.refuse("size", 552, `5.3.4 Message exceeds the size limit of ${limits.maxMessageBytes} bytes`);
     }
+    const tooBig = this.storage?.afterData([...recipients.mailboxes.values()], limit.bytes);
+    const room = tooBig ?? (await this.storageBeforeStore(limit.bytes, opts.fields));
+    if (room) throw opts.refuse(room.reason, room.code, room.text);
     const bare = guard.detector.found;
     if (bare) {
       this.log.warn(`${opts.service}.bare_newline`, { ...opts.fields, kind: bare });
@@ -204,13 +231,20 @@ export class MessageAcceptor {
         ...(remote.length > 0
           ? {
               beforeCommit: async (messagePath: string) => {
-                await this.queue.enqueue({ id: req.id, messagePath, sender: req.sender, recipients: remote });
+                await this.queue.enqueue({
+                  id: req.id,
+                  messagePath,
+                  sender: req.sender,
+                  recipients: remote,
+                  ...(req.notifySender === false ? { notifySender: false } : {}),
+                });
                 enqueued = true;
               },
             }
           : {}),
       });
       if (remote.length > 0) this.queue.commit(req.id);
+      this.storage?.delivered(req.mailboxes, size);
       metrics.delivered.inc({}, req.mailboxes.length);
       return { size };
     } catch (e) {
@@ -218,6 +252,15 @@ export class MessageAcceptor {
       if (enqueued)
         await this.queue.discard(req.id).catch((err: Error) => this.log.error("queue.discard_failed", { id: req.id, error: err.message }));
       throw e;
+    }
+  }
+
+  private async storageBeforeStore(bytes: number, fields: LogFields): Promise<StorageRefusal | undefined> {
+    try {
+      return await this.storage?.roomFor(bytes);
+    } catch (e) {
+      this.log.warn("storage.check_failed", { ...fields, error: (e as Error).message });
+      return undefined;
     }
   }
 
@@ -232,6 +275,14 @@ export class MessageAcceptor {
     this.log.error(`${service}.store_error`, { ...fields, error: (e as Error).message });
     return refuse("store-error", 451, "4.3.0 Local error storing the message, try again later");
   }
+}
+
+/** The SIZE= the client declared at MAIL FROM (RFC 1870), if any. */
+function declaredSize(session: SMTPServerSession): number | undefined {
+  const from = session.envelope.mailFrom;
+  const args = from ? (from.args as Record<string, string> | false) : false;
+  const size = args ? Number(args.SIZE) : NaN;
+  return Number.isSafeInteger(size) && size >= 0 ? size : undefined;
 }
 
 /** The RFC 5321 4.4 Received field for a message taken in on `session`. */

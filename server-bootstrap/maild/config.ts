@@ -19,6 +19,7 @@ import { formatIpPort, parseIpPort } from "../../components/shared/ip-port";
 import { parseArgon2id } from "../../components/shared/argon2id";
 import { DOT_ATOM, MAX_LOCAL_PART_OCTETS, mailboxLocalPartProblem } from "../../components/shared/mail-address";
 import { operationsSection, type OperationsConfig, type OperationsConfigFile } from "./operations-config";
+import { DEFAULT_SRS_MAX_AGE_DAYS } from "./srs";
 
 export interface ListenEndpoint {
   /** an IPv4 or IPv6 literal; "::" listens on every address */
@@ -48,6 +49,8 @@ export interface UserConfig {
   address: string;
   /** argon2id PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) */
   passwordHash: string;
+  /** this mailbox's quota in bytes, instead of storage.quotaBytes; 0: none */
+  quotaBytes?: number;
 }
 
 export interface AliasConfig {
@@ -126,6 +129,35 @@ export interface SubmissionConfig {
   /** first lockout; each further one doubles, up to lockoutMaxSeconds, so a lockout always ends */
   lockoutSeconds: number;
   lockoutMaxSeconds: number;
+  /**
+   * A client address that has logged in to an account before is never blocked from it; once it
+   * has used up `maxFailuresPerIp` failures in the window, its attempts on that account are spaced
+   * this many seconds apart (login-throttle.ts).
+   */
+  knownClientDelaySeconds: number;
+}
+
+/** Mail on disk: mailbox quotas (mailbox-quota.ts) and the free space kept back (disk-reserve.ts). */
+export interface StorageConfig {
+  /** a mailbox's quota in bytes unless its user sets one (users[].quotaBytes); 0: none */
+  quotaBytes: number;
+  /** below this much free space on the data volume (plus the message), mail is refused with 452 4.3.1 */
+  reserveBytes: number;
+}
+
+/** SRS (srs.ts) for mail an alias forwards to another server. */
+export interface SrsConfig {
+  /** the first signs, all verify: add a new secret in front, drop the old one after maxAgeDays */
+  secrets: string[];
+  /** how long a bounce may take to come back */
+  maxAgeDays: number;
+}
+
+/** Dovecot's auth policy server protocol, served by maild on loopback (auth-policy-server.ts). */
+export interface AuthPolicyConfig {
+  listen: ListenEndpoint;
+  /** the value Dovecot sends in X-API-Key (auth_policy_server_api_header); a secret */
+  apiKey: string;
 }
 
 /**
@@ -167,6 +199,15 @@ export const DEFAULT_SUBMISSION: SubmissionConfig = {
   failureWindowSeconds: 900,
   lockoutSeconds: 300,
   lockoutMaxSeconds: 3600,
+  knownClientDelaySeconds: 10,
+};
+
+export const DEFAULT_STORAGE: StorageConfig = {
+  // A small server's volume holds a few mailboxes of a few GiB each.
+  quotaBytes: 5 * 1024 ** 3,
+  // Postfix refuses mail below 1.5 x message_size_limit free (queue_minfree); this keeps room for
+  // the queue's own state and the notices the server writes itself.
+  reserveBytes: 256 * 1024 ** 2,
 };
 
 export interface MaildConfig {
@@ -199,10 +240,16 @@ export interface MaildConfig {
   /** absent: the certificate is renewed only by deploys */
   acme?: AcmeConfig;
   outbound: OutboundConfig;
+  /** login throttling for SMTP AUTH (submission) and, through authPolicy, IMAP */
   submission: SubmissionConfig;
   /** absent: no monitoring, alerts, digest, report handling or status page (operations-config.ts) */
   operations?: OperationsConfig;
   spam: SpamConfig;
+  storage: StorageConfig;
+  /** absent: forwarded mail keeps its original reverse-path */
+  srs?: SrsConfig;
+  /** absent: Dovecot checks passwords without consulting maild's login throttle */
+  authPolicy?: AuthPolicyConfig;
 }
 
 /**
@@ -227,6 +274,9 @@ export type MaildConfigFile = {
   submission?: Partial<SubmissionConfig>;
   operations?: OperationsConfigFile;
   spam?: Partial<SpamConfig>;
+  storage?: Partial<StorageConfig>;
+  srs?: { secrets: string[]; maxAgeDays?: number };
+  authPolicy?: AuthPolicyConfig;
 };
 
 export const DEFAULT_LIMITS: LimitsConfig = DEFAULT_SMTP_LIMITS;
@@ -387,6 +437,9 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     "submission",
     "operations",
     "spam",
+    "storage",
+    "srs",
+    "authPolicy",
   ]);
 
   const hostname = domainName(p, "hostname", raw.hostname) ?? "";
@@ -468,7 +521,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       p.add(at, `${show(u)} is not an object {address, passwordHash}`);
       return;
     }
-    checkKeys(p, at, u, ["address", "passwordHash"]);
+    checkKeys(p, at, u, ["address", "passwordHash", "quotaBytes"]);
     if (typeof u.address === "string") declaredUsers.add(u.address.toLowerCase());
     const address = str(p, `${at}.address`, u.address);
     let ok = address !== undefined;
@@ -491,9 +544,11 @@ export function validateMaildConfig(raw: Json): MaildConfig {
       p.add(`${at}.passwordHash`, "is not an argon2id PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
       ok = false;
     }
+    const quotaBytes = u.quotaBytes === undefined ? undefined : intIn(p, `${at}.quotaBytes`, u.quotaBytes, 0, MAX_QUOTA_BYTES);
+    if (u.quotaBytes !== undefined && quotaBytes === undefined) ok = false;
     if (ok && address !== undefined) {
       userAddresses.add(address);
-      users.push({ address, passwordHash: hash as string });
+      users.push({ address, passwordHash: hash as string, ...(quotaBytes !== undefined ? { quotaBytes } : {}) });
     }
   });
 
@@ -616,6 +671,7 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     failureWindowSeconds: [1, 86_400],
     lockoutSeconds: [1, 86_400],
     lockoutMaxSeconds: [1, 7 * 86_400],
+    knownClientDelaySeconds: [1, 3600],
   });
   if (submission.lockoutMaxSeconds < submission.lockoutSeconds) {
     p.add(
@@ -632,6 +688,12 @@ export function validateMaildConfig(raw: Json): MaildConfig {
           domains: domains.map((d) => d.name),
         });
   const spam = spamSection(p, raw.spam);
+  const storage = numberSection(p, "storage", raw.storage, DEFAULT_STORAGE, {
+    quotaBytes: [0, MAX_QUOTA_BYTES],
+    reserveBytes: [0, MAX_QUOTA_BYTES],
+  });
+  const srs = raw.srs === undefined ? undefined : srsSection(p, raw.srs);
+  const authPolicy = raw.authPolicy === undefined ? undefined : authPolicySection(p, raw.authPolicy);
 
   if (p.list.length > 0) throw new ConfigError(p.list);
   return {
@@ -651,6 +713,9 @@ export function validateMaildConfig(raw: Json): MaildConfig {
     submission,
     ...(operations !== undefined ? { operations } : {}),
     spam,
+    storage,
+    ...(srs !== undefined ? { srs } : {}),
+    ...(authPolicy !== undefined ? { authPolicy } : {}),
   };
 }
 
@@ -677,6 +742,65 @@ function spamSection(p: Problems, v: Json): SpamConfig {
     p.add("spam.rspamdUrl", `${show(url)} is not an http URL of a loopback address with no path, e.g. http://127.0.0.1:11333`);
   } else out.rspamdUrl = url;
   return out;
+}
+
+/** 2^53 - 1 bytes: JSON numbers stay exact integers up to here. */
+const MAX_QUOTA_BYTES = Number.MAX_SAFE_INTEGER;
+/** HMAC keys: at least 128 bits of a random string (Pulumi generates 32 bytes, hex). */
+const MIN_SECRET_CHARS = 16;
+
+function secret(p: Problems, path: string, v: Json): string | undefined {
+  // Never echo the value: it is a secret.
+  if (typeof v === "string" && v.length >= MIN_SECRET_CHARS && !/\s/.test(v)) return v;
+  p.add(path, `is not a string of at least ${MIN_SECRET_CHARS} characters without white space`);
+  return undefined;
+}
+
+function secretList(p: Problems, path: string, v: Json): string[] {
+  const list = array(p, path, v);
+  if (Array.isArray(v) && list.length === 0) p.add(path, "[] must list at least one secret");
+  return list.map((s, i) => secret(p, `${path}[${i}]`, s)).filter((s): s is string => s !== undefined);
+}
+
+function srsSection(p: Problems, v: Json): SrsConfig | undefined {
+  if (!isObject(v)) {
+    p.add("srs", `${show(v)} is not an object {secrets, maxAgeDays}`);
+    return undefined;
+  }
+  checkKeys(p, "srs", v, ["secrets", "maxAgeDays"]);
+  const before = p.list.length;
+  const secrets = secretList(p, "srs.secrets", v.secrets);
+  // RFC 5321 4.5.4.1: a sender gives up after 4-5 days; SRS addresses must outlive the bounce.
+  const maxAgeDays = v.maxAgeDays === undefined ? DEFAULT_SRS_MAX_AGE_DAYS : intIn(p, "srs.maxAgeDays", v.maxAgeDays, 1, 1000);
+  if (p.list.length > before || maxAgeDays === undefined) return undefined;
+  return { secrets, maxAgeDays };
+}
+
+function authPolicySection(p: Problems, v: Json): AuthPolicyConfig | undefined {
+  if (!isObject(v)) {
+    p.add("authPolicy", `${show(v)} is not an object {listen, apiKey}`);
+    return undefined;
+  }
+  checkKeys(p, "authPolicy", v, ["listen", "apiKey"]);
+  const before = p.list.length;
+  let listen: ListenEndpoint | undefined;
+  if (!isObject(v.listen)) p.add("authPolicy.listen", `${show(v.listen)} is not an object {host, port}`);
+  else {
+    checkKeys(p, "authPolicy.listen", v.listen, ["host", "port"]);
+    const host = str(p, "authPolicy.listen.host", v.listen.host);
+    const port = intIn(p, "authPolicy.listen.port", v.listen.port, 0, 65535);
+    if (host !== undefined && port !== undefined) listen = { host, port };
+  }
+  if (listen !== undefined && !isLoopback(listen.host)) {
+    p.add("authPolicy.listen.host", `${show(listen.host)} is not a loopback address (127.0.0.0/8 or ::1): only the local Dovecot may ask`);
+  }
+  const apiKey = secret(p, "authPolicy.apiKey", v.apiKey);
+  if (p.list.length > before || listen === undefined || apiKey === undefined) return undefined;
+  return { listen, apiKey };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
 }
 
 /** A section of integers with defaults and a range per key. */

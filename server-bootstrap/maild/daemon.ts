@@ -8,7 +8,8 @@ import { loadTls, type TlsMaterial } from "./tls";
 import { LocalStore, recoverSpool } from "./delivery";
 import { MessageAcceptor } from "./accept";
 import { InboundSmtp } from "./inbound";
-import { OutboundQueue } from "./outbound/queue";
+import { StoragePolicy } from "./storage-policy";
+import { OutboundQueue, UndeliverableNotice } from "./outbound/queue";
 import { SmtpTransport } from "./outbound/transport";
 import { TlsReport } from "./outbound/tls-report";
 import { rfc5322Date } from "./trace-headers";
@@ -21,6 +22,9 @@ import { ReportIntake } from "./reports/report-intake";
 import { Operations } from "./monitoring/operations";
 import { DmarcEvaluations } from "./reports/dmarc-evaluation";
 import { SpamCheck } from "./spam-check";
+import { LoginStateFile, LoginThrottle } from "./login-throttle";
+import { startAuthPolicyServer, type AuthPolicyServer } from "./auth-policy-server";
+import { join } from "node:path";
 
 export interface DaemonState {
   config: () => MaildConfig;
@@ -65,7 +69,7 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     bounce: ({ recipient, message }) => deliverInternal(recipient, message),
   });
 
-  const accept = new MessageAcceptor(store, queue, log, () => config.limits);
+  const accept = new MessageAcceptor(store, queue, log, () => config.limits, new StoragePolicy(() => config, log));
   const ops = config.operations;
   const receivedReports = ops
     ? new ReceivedReports({ dataDir: config.dataDir, retentionDays: ops.reportRetentionDays, maxDayBytes: 64 * 1024 * 1024 })
@@ -80,10 +84,16 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
       })
     : undefined;
 
-  /** Stores a message the daemon made itself (null sender) for one recipient; resolves once durable. */
+  /**
+   * Stores a message the daemon made itself (null sender) for one recipient; resolves once durable.
+   * A recipient no route leads to (a local name nobody has, a stale SRS address) never will be
+   * reachable: UndeliverableNotice, and the queue drops the notice.
+   */
   const deliverInternal = async (recipient: string, message: Buffer): Promise<void> => {
     const route = router.route(recipient, { authenticatedUser: `MAILER-DAEMON@${config.hostname}` });
-    if (route.kind !== "accept") throw new Error(`cannot deliver a notice to ${recipient}: ${route.kind}`);
+    if (route.kind !== "accept") {
+      throw new UndeliverableNotice(`no route to ${recipient}: ${route.kind === "bad-srs" ? `SRS address ${route.reason}` : route.kind}`);
+    }
     const id = accept.newId();
     await accept.accept({
       id,
@@ -151,11 +161,23 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
 
   const dkim = new DkimKeyring();
   await dkim.load(config);
-  const auth = new SubmissionAuthenticator(
-    () => config.users,
-    () => config.submission,
+  // One login throttle for SMTP AUTH and (through Dovecot's auth policy requests) IMAP, kept on
+  // disk so a restart forgets neither the owner's known clients nor an attacker's block.
+  const loginState = new LoginStateFile(
+    join(config.dataDir, "state", "logins.json"),
+    () => throttle,
+    (e) => log.warn("logins.state_error", { error: e.message }),
   );
+  const throttle = new LoginThrottle(
+    () => config.submission,
+    Date.now,
+    () => loginState.changed(),
+  );
+  loginState.load(throttle);
+  const auth = new SubmissionAuthenticator(() => config.users, throttle);
   const sweep = setInterval(() => auth.sweep(), 60_000).unref();
+  let authPolicy: AuthPolicyServer | undefined;
+  if (config.authPolicy) authPolicy = await startAuthPolicyServer(config.authPolicy, throttle, log);
   const submission = new SubmissionSmtp({
     config: () => config,
     router: () => router,
@@ -212,6 +234,9 @@ export async function startDaemon(configPath: string, opts: { log?: Logger } = {
     await operations?.stop();
     await Promise.all([smtp.close(config.shutdownTimeoutMs), submission.close(config.shutdownTimeoutMs)]);
     await queue.stop(config.shutdownTimeoutMs);
+    await authPolicy?.close();
+    await auth.close();
+    await loginState.flush();
     await tlsReport.flush().catch((e: Error) => log.warn("tlsrpt.write_failed", { error: e.message }));
     spam.close();
     log.info("shutdown.done", {});

@@ -33,11 +33,11 @@
 // and if the user's IMAP client moves a B copy from new/ to cur/ between B2 and B3 of a crashing
 // delivery, that copy stays (we do not scan cur/).
 import { createReadStream } from "node:fs";
-import { link, mkdir, open, readdir, rename, unlink, copyFile } from "node:fs/promises";
+import { chmod, chown, link, mkdir, open, readdir, rename, stat, unlink, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DirSyncer, fsyncDir, fsyncFile } from "./dir-sync";
-import { ensureMaildir, JUNK_FOLDER, maildirName, maildirPath } from "./maildir";
+import { MAIL_DIR_MODE, MAIL_FILE_MODE, ensureMaildir, JUNK_FOLDER, maildirName, maildirPath } from "./maildir";
 import type { Mailbox } from "./router";
 
 export interface SpoolPaths {
@@ -91,6 +91,15 @@ export class LocalStore {
 
   async init(): Promise<void> {
     await mkdir(this.paths.incoming, { recursive: true, mode: 0o700 });
+    // Protocol B hard-links the spool file into mailboxes: it must be born in the mail group
+    // (maildir.ts), so spool/incoming is that group's and setgid. spool/ itself stays maild's
+    // alone (0700), so the group reaches none of it by path.
+    const mailRoot = join(this.dataDir, "mail");
+    if (await mkdir(mailRoot, { mode: 0o700 }).then(() => true, ignoreExists)) await chmod(mailRoot, MAIL_DIR_MODE);
+    const group = (await stat(mailRoot)).gid;
+    const incoming = await stat(this.paths.incoming);
+    if (incoming.gid !== group) await chown(this.paths.incoming, -1, group);
+    if ((incoming.mode & 0o7777) !== 0o2750) await chmod(this.paths.incoming, 0o2750);
   }
 
   rawPath(id: string): string {
@@ -206,7 +215,7 @@ async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Prom
 
 /** Writes `prefix` and the file `source` into the new file `path`, fsyncs it, returns its size. */
 async function writeCopy(path: string, prefix: string, source: string): Promise<number> {
-  const fh = await open(path, "wx", 0o600);
+  const fh = await open(path, "wx", MAIL_FILE_MODE);
   let size = 0;
   const write = async (b: Buffer): Promise<void> => {
     let off = 0;
@@ -234,7 +243,7 @@ async function writeMessage(
   raw: string | Buffer[],
   dropHeader?: (field: string) => boolean,
 ): Promise<number> {
-  const fh = await open(path, "wx", 0o600);
+  const fh = await open(path, "wx", MAIL_FILE_MODE);
   let size = 0;
   const write = async (b: Buffer): Promise<void> => {
     let off = 0;
@@ -358,6 +367,11 @@ export function filterFields(header: string, drop: (field: string) => boolean): 
     else fields.push(line);
   }
   return fields.filter((f) => !drop(f)).join("");
+}
+
+function ignoreExists(e: NodeJS.ErrnoException): false {
+  if (e.code !== "EEXIST") throw e;
+  return false;
 }
 
 export interface RecoveryReport {

@@ -12,6 +12,7 @@ import { smtpError } from "./smtp-replies";
 import { Recipients, sessionReceived, type MessageAcceptor } from "./accept";
 import { JUNK_FOLDER } from "./maildir";
 import { SCAN_UNAVAILABLE_REPLY, ScanUnavailable, verifiedHostname, type SpamCheck } from "./spam-check";
+import { forwardingReversePath, rspamdSenderAuth, senderVerified } from "./reverse-path";
 import type { TlsMaterial } from "./tls";
 import type { BoundedCopy, ReportIntake } from "./reports/report-intake";
 import { dispositionFromRspamd, evaluationFromRspamd, type DmarcEvaluation, type EvaluationContext } from "./reports/dmarc-evaluation";
@@ -86,9 +87,12 @@ export class InboundSmtp extends SmtpService<Transaction> {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
-    const hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
-    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [], hostname });
-    cb();
+    void this.deps.accept.storageBeforeData(session).then((full) => {
+      if (full) return cb(this.refuse(full.reason, full.code, full.text));
+      const hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
+      this.txns.set(session.id, { recipients: new Recipients(), rcpts: [], hostname });
+      cb();
+    });
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -109,15 +113,30 @@ export class InboundSmtp extends SmtpService<Transaction> {
       case "unknown-user":
         this.deps.log.info("smtp.unknown_user", fields);
         return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
+      case "bad-srs":
+        this.deps.log.info("smtp.bad_srs", { ...fields, reason: route.reason });
+        return cb(this.refuse("bad-srs", 550, "5.1.1 Recipient address rejected: invalid or expired SRS address"));
       case "accept":
+        // What comes back to an SRS address is a bounce (RFC 5321 4.5.5) or an automatic reply
+        // (RFC 3834 3.3), both with the null reverse-path; anything else would use the address
+        // as a relay to whoever it names.
+        if (route.srs && session.envelope.mailFrom && session.envelope.mailFrom.address !== "") {
+          this.deps.log.info("smtp.srs_not_bounce", { ...fields, from: session.envelope.mailFrom.address });
+          return cb(
+            this.refuse("srs-not-bounce", 550, "5.7.1 Recipient address rejected: an SRS address takes only bounces (MAIL FROM:<>)"),
+          );
+        }
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           this.deps.log.warn("smtp.forward_unavailable", fields);
           return cb(this.refuse("forward-unavailable", 451, "4.3.2 Forwarding to external addresses is not available, try again later"));
         }
-        txn.recipients.add(route);
-        txn.rcpts.push(address.address);
-        if (this.deps.reports?.wants(address.address)) txn.report = true;
-        return cb();
+        return void this.deps.accept.storageBeforeData(session, route.mailboxes).then((full) => {
+          if (full) return cb(this.refuse(full.reason, full.code, full.text));
+          txn.recipients.add(route);
+          txn.rcpts.push(address.address);
+          if (this.deps.reports?.wants(address.address)) txn.report = true;
+          cb();
+        });
     }
   }
 
@@ -193,7 +212,8 @@ export class InboundSmtp extends SmtpService<Transaction> {
         mailboxes,
         ...(outcome.kind === "junk" ? { folder: JUNK_FOLDER } : {}),
         remote,
-        sender,
+        sender: forwardingReversePath(sender, received.recipients.forwardedBy, this.deps.router()),
+        notifySender: senderVerified(sender, rspamdSenderAuth(sender, verdict)),
       });
       const storeMs = Math.round(performance.now() - t1);
       metrics.accepted.inc({ service: "smtp" });

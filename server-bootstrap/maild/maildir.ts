@@ -1,6 +1,14 @@
 // Maildir layout (https://cr.yp.to/proto/maildir.html) as Dovecot reads it with
 // `mail_location = maildir:<dataDir>/mail/%d/%n/Maildir`.
-import { mkdir, writeFile } from "node:fs/promises";
+//
+// Dovecot's mail processes run as an account of their own (vmail), in a group maild belongs to;
+// the tree under <dataDir>/mail is that group's (the install script sets <dataDir>/mail up so).
+// Every directory maild makes there is group-writable and setgid (MAIL_DIR_MODE), so the group
+// passes down to every file and directory below, whoever creates it; message files are
+// group-readable (MAIL_FILE_MODE). Dovecot takes the mode of a new file from the mailbox's root
+// directory (dovecot/core 2.3.19.1 src/lib-storage/mailbox-list.c, mailbox_list_get_permissions):
+// 0660, and the group of a setgid directory. Nothing else of maild's is in that group.
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fsyncDir } from "./dir-sync";
 import type { Mailbox } from "./router";
@@ -27,6 +35,11 @@ export function maildirName(messageId: string, hostname: string, size: number): 
   return `${messageId}.${host},S=${size}`;
 }
 
+/** rwx for maild and the mail group, setgid so the group is inherited; set with chmod, past the umask. */
+export const MAIL_DIR_MODE = 0o2770;
+/** A message file: maild writes it, the mail group (Dovecot) reads it. */
+export const MAIL_FILE_MODE = 0o640;
+
 const created = new Set<string>();
 
 /**
@@ -38,8 +51,15 @@ export async function ensureMaildir(dir: string): Promise<void> {
   if (created.has(dir)) return;
   if (basename(dir).startsWith(".")) await ensureMaildir(dirname(dir));
   const first = await mkdir(dir, { recursive: true, mode: 0o700 });
-  for (const sub of ["tmp", "new", "cur"]) await mkdir(join(dir, sub), { mode: 0o700 }).catch(ignoreExists);
-  if (basename(dir).startsWith(".")) await writeFile(join(dir, "maildirfolder"), "", { mode: 0o600, flag: "a" });
+  if (first !== undefined) for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, MAIL_DIR_MODE);
+  for (const sub of ["tmp", "new", "cur"]) {
+    const made = await mkdir(join(dir, sub), { mode: 0o700 }).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => (ignoreExists(e), false),
+    );
+    if (made) await chmod(join(dir, sub), MAIL_DIR_MODE);
+  }
+  if (basename(dir).startsWith(".")) await writeFile(join(dir, "maildirfolder"), "", { mode: MAIL_FILE_MODE, flag: "a" });
   if (first !== undefined) {
     // A new directory's name lives in its parent: fsync every parent up to the first that existed.
     await fsyncDir(dir);

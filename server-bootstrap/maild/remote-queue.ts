@@ -8,6 +8,11 @@ export interface QueueEntry {
   /** RFC 5321 reverse-path; "" for the null sender */
   sender: string;
   recipients: string[];
+  /**
+   * false: failures are logged, never reported to the sender, whose address nobody verified
+   * (reverse-path.ts); default true
+   */
+  notifySender?: boolean;
 }
 
 export interface RemoteQueue {

@@ -3,6 +3,7 @@
 // is routed to the outbound queue instead of being refused as relaying.
 import type { MaildConfig } from "./config";
 import { canonicalLocalPart } from "./mailbox-field";
+import { Srs, isSrsLocalPart, type SrsReverse } from "./srs";
 
 /** A local mailbox: `<dataDir>/mail/<domain>/<local>/Maildir` (Dovecot's `%d/%n`). */
 export interface Mailbox {
@@ -11,8 +12,14 @@ export interface Mailbox {
 }
 
 export type Route =
-  /** deliver to these mailboxes (deduplicated) and hand these external addresses to the queue */
-  | { kind: "accept"; mailboxes: Mailbox[]; remote: string[] }
+  /**
+   * deliver to these mailboxes (deduplicated) and hand these external addresses to the queue;
+   * `forwardedBy` names our domain whose alias sends mail on to `remote` (the SRS domain), and
+   * `srs` is set when the recipient was one of our SRS addresses (a bounce on its way back)
+   */
+  | { kind: "accept"; mailboxes: Mailbox[]; remote: string[]; forwardedBy?: string; srs?: true }
+  /** an SRS address in our domain that we did not make, or made too long ago */
+  | { kind: "bad-srs"; reason: Exclude<SrsReverse, { ok: true }>["reason"] }
   /** the domain is ours but nobody there has this name: RFC 3463 5.1.1 */
   | { kind: "unknown-user" }
   /** not our domain and the client is not allowed to relay: RFC 3463 5.7.1 */
@@ -36,7 +43,14 @@ export class Router {
   /** where a bare `postmaster` goes: the domain the host name lies in, else the first domain */
   private readonly postmaster: string;
 
-  constructor(config: Pick<MaildConfig, "domains" | "users" | "aliases" | "recipientDelimiter"> & { hostname?: string }) {
+  /** absent: no SRS configured, and SRS-looking local parts are ordinary names */
+  readonly srs: Srs | undefined;
+
+  constructor(
+    config: Pick<MaildConfig, "domains" | "users" | "aliases" | "recipientDelimiter"> & { hostname?: string } & Partial<
+        Pick<MaildConfig, "srs">
+      >,
+  ) {
     this.domains = new Set(config.domains.map((d) => d.name));
     this.users = new Set(config.users.map((u) => u.address));
     this.aliases = new Map(config.aliases.map((a) => [a.address, a.to]));
@@ -50,6 +64,7 @@ export class Router {
           .sort((a, b) => b.length - a.length)[0]
       : undefined;
     this.postmaster = `postmaster@${home ?? config.domains[0]?.name ?? ""}`;
+    this.srs = config.srs ? new Srs({ secrets: config.srs.secrets, maxAgeDays: config.srs.maxAgeDays }) : undefined;
   }
 
   isLocalDomain(domain: string): boolean {
@@ -75,12 +90,36 @@ export class Router {
     if (!this.domains.has(domain)) {
       return ctx.authenticatedUser ? { kind: "accept", mailboxes: [], remote: [address] } : { kind: "relay-denied" };
     }
+    // Before the alias lookup: a catch-all must not take a forged SRS address.
+    if (this.srs && isSrsLocalPart(local)) return this.routeSrs(address.slice(0, at), ctx);
     const target = this.lookup(local, domain);
     if (target === undefined) return { kind: "unknown-user" };
     const out = { mailboxes: new Map<string, Mailbox>(), remote: new Set<string>() };
     this.expand(target, out, new Set(), 0);
     if (out.mailboxes.size === 0 && out.remote.size === 0) return { kind: "unknown-user" };
-    return { kind: "accept", mailboxes: [...out.mailboxes.values()], remote: [...out.remote] };
+    return {
+      kind: "accept",
+      mailboxes: [...out.mailboxes.values()],
+      remote: [...out.remote],
+      ...(out.remote.size > 0 ? { forwardedBy: domain } : {}),
+    };
+  }
+
+  /**
+   * One of our SRS addresses (a bounce of mail an alias forwarded): checked (hash, age, srs.ts),
+   * then on to the address it stands for. The local part keeps its case here: the hash is checked
+   * without regard to case, but the original sender's local part is theirs (RFC 5321 2.4).
+   */
+  private routeSrs(local: string, ctx: RouteContext): Route {
+    const back = this.srs!.reverse(local);
+    if (!back.ok) return { kind: "bad-srs", reason: back.reason };
+    const domain = back.address.slice(back.address.lastIndexOf("@") + 1).toLowerCase();
+    if (this.domains.has(domain)) {
+      // We never rewrite senders in our own domains; one level deep, whatever it says.
+      const inner = isSrsLocalPart(back.address) ? ({ kind: "bad-srs", reason: "malformed" } as const) : this.route(back.address, ctx);
+      return inner.kind === "accept" ? { ...inner, srs: true } : inner;
+    }
+    return { kind: "accept", mailboxes: [], remote: [back.address], srs: true };
   }
 
   /**

@@ -64,6 +64,19 @@ const ARC: [string, string][] = [
   ["ARC_NA", "none"],
 ];
 
+// DKIM_TRACE's options are "<d=>:<result>" per signature checked: + pass, - fail, ? temperror,
+// ~ permerror (src/plugins/dkim_check.c at tag 3.4; test/integration/operations.test.ts reads
+// Debian's rspamd 3.4 through it).
+const DKIM_TRACE_RESULT: Record<string, string> = { "+": "pass", "-": "fail", "?": "temperror", "~": "permerror" };
+
+/** Each DKIM signature rspamd checked: its d= (lowercase, no trailing dot) and its result. */
+export function dkimTrace(symbols: Record<string, { options?: string[] }>): { domain: string; result: string }[] {
+  return (symbols.DKIM_TRACE?.options ?? []).flatMap((o) => {
+    const m = /^(.+):([-+?~])$/.exec(o);
+    return m ? [{ domain: m[1].toLowerCase().replace(/\.$/, ""), result: DKIM_TRACE_RESULT[m[2]] }] : [];
+  });
+}
+
 function result(reply: RspamdReply, table: [string, string][]): string {
   const found = table.find(([symbol]) => symbol in reply.symbols);
   return found ? found[1] : "none";

@@ -91,6 +91,11 @@ export class SubmissionSmtp extends SmtpService<Submission> {
       this.deps.log.warn("submission.auth_blocked", { ...fields, retryAfterSeconds: outcome.retryAfterSeconds });
       throw this.refuse("auth-blocked", 454, "4.7.0 Too many failed logins, try again later");
     }
+    if (outcome.reason === "busy") {
+      // RFC 4954 6: a temporary failure of the server, not of the credentials
+      this.deps.log.warn("submission.auth_busy", fields);
+      throw this.refuse("auth-busy", 454, "4.7.0 Temporary authentication failure, try again later");
+    }
     this.deps.log.warn("submission.auth_failed", fields);
     throw this.refuse("auth-failed", 535, "5.7.8 Authentication credentials invalid");
   }
@@ -114,8 +119,11 @@ export class SubmissionSmtp extends SmtpService<Submission> {
       this.deps.log.warn("submission.rate_limited", { session: session.id, user });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages, try again later"));
     }
-    this.txns.set(session.id, { recipients: new Recipients(), rcpts: [] });
-    cb();
+    void this.deps.accept.storageBeforeData(session).then((full) => {
+      if (full) return cb(this.refuse(full.reason, full.code, full.text));
+      this.txns.set(session.id, { recipients: new Recipients(), rcpts: [] });
+      cb();
+    });
   }
 
   protected onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -130,13 +138,18 @@ export class SubmissionSmtp extends SmtpService<Submission> {
       case "relay-denied": // not reached for an authenticated user
       case "unknown-user":
         return cb(this.refuse("unknown-user", 550, "5.1.1 Recipient address rejected: user unknown"));
+      case "bad-srs":
+        return cb(this.refuse("bad-srs", 550, "5.1.1 Recipient address rejected: invalid or expired SRS address"));
       case "accept":
         if (route.remote.length > 0 && !this.deps.accept.acceptsRemote) {
           return cb(this.refuse("queue-unavailable", 451, "4.3.2 Outbound queue not available, try again later"));
         }
-        txn.recipients.add(route);
-        txn.rcpts.push(address.address);
-        return cb();
+        return void this.deps.accept.storageBeforeData(session, route.mailboxes).then((full) => {
+          if (full) return cb(this.refuse(full.reason, full.code, full.text));
+          txn.recipients.add(route);
+          txn.rcpts.push(address.address);
+          cb();
+        });
     }
   }
 

@@ -90,8 +90,8 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       // the certificate request made from the TLS key (AcmeCertificate's, kept in the state)
       "tls:index/certRequest:CertRequest": 1,
       // host key + deployer key + TLS key + ACME account key + rspamd controller seed (MailDaemon)
-      // + (RSA + Ed25519) DKIM per domain
-      "tls:index/privateKey:PrivateKey": 5 + 2 * 2,
+      // + box secrets key + (RSA + Ed25519) DKIM per domain
+      "tls:index/privateKey:PrivateKey": 6 + 2 * 2,
     });
   });
 
@@ -105,7 +105,7 @@ describe("MailStack under mocks (stacks/Pulumi.dev.yaml)", async () => {
       const owner = r.name.split("/")[0];
       assert.equal(r.parent, domainUrns.get(owner), r.name);
     }
-    for (const name of ["example.org-dkim-s1-rsa", "example.net-dkim-s1-ed25519", "mail-tls-key"]) {
+    for (const name of ["example.org-dkim-s1-rsa", "example.net-dkim-s1-ed25519", "mail-tls-key", "mail-box-secrets-key"]) {
       assert.equal(one(run, "tls:index/privateKey:PrivateKey", name).parent, stack, name);
     }
     assert.equal(one(run, "tls:index/certRequest:CertRequest", "mail-certificate-request").parent, stack);

@@ -65,8 +65,8 @@ export interface MaildProcess {
 export interface StartMaildOptions {
   /** file names under workDir */
   name?: string;
-  /** run as this uid/gid (as the box runs it as its own user, the owner of the mail Dovecot reads) */
-  user?: { uid: number; gid: number };
+  /** run as this uid/gid (as the box runs it as its own user), with these supplementary groups (the mail group) */
+  user?: { uid: number; gid: number; groups?: number[] };
   /** a spam filter already running in `host`; default: one is started there */
   spam?: SpamFilter;
   /** settings for the spam filter started here */
@@ -110,7 +110,8 @@ export async function startMaild(
       await exited;
     },
     async restart() {
-      const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, "--clear-groups"] : [];
+      const groups = opts.user?.groups?.length ? `--groups=${opts.user.groups.join(",")}` : "--clear-groups";
+      const drop = opts.user ? ["setpriv", `--reuid=${opts.user.uid}`, `--regid=${opts.user.gid}`, groups] : [];
       const readyBefore = readyCount(logPath);
       const child = host.spawn([...drop, NODE, ...MAILD_NODE_FLAGS, script, "--config", configPath], { logFile: logPath, cwd: REPO });
       proc.child = child;

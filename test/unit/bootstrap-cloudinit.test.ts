@@ -142,7 +142,7 @@ function loopDevice(dir: string, withFs: boolean): string {
 const uuid = (dev: string) => spawnSync("blkid", ["-o", "value", "-s", "UUID", dev], { encoding: "utf8" }).stdout.trim();
 
 describe("first-boot shell steps against a fake root", () => {
-  test("ensure_account creates maild with uid/gid 2525 once, and refuses an account with other ids", () => {
+  test("ensure_account creates maild (2525) and vmail (2526) once, maild in vmail's group, and refuses an account with other ids", () => {
     const { layout, root } = fakeRoot();
     const first = steps(layout, "ensure_account; ensure_account");
     assert.equal(first.status, 0, first.stderr);
@@ -154,6 +154,21 @@ describe("first-boot shell steps against a fake root", () => {
       `maild:x:2525:2525:mailstack mail daemon:${layout.dataDir}:/usr/sbin/nologin`,
     );
     assert.equal(fs.readFileSync(path.join(root, "etc/group"), "utf8").match(/^maild:.*$/gm)!.length, 1);
+    // Dovecot's mail processes get an account of their own, whose group maild joins (once)
+    assert.equal(
+      fs
+        .readFileSync(path.join(root, "etc/passwd"), "utf8")
+        .match(/^vmail:.*$/gm)!
+        .join("\n"),
+      "vmail:x:2526:2526:mailstack mail store (Dovecot):/nonexistent:/usr/sbin/nologin",
+    );
+    assert.equal(
+      fs
+        .readFileSync(path.join(root, "etc/group"), "utf8")
+        .match(/^vmail:.*$/gm)!
+        .join("\n"),
+      "vmail:x:2526:maild",
+    );
     const other = fakeRoot();
     fs.appendFileSync(path.join(other.root, "etc/group"), "maild:x:3000:\n");
     const r = steps(other.layout, "ensure_account");

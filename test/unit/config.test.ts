@@ -499,6 +499,30 @@ const badCases: BadCase[] = [
     message: "would forbid this CA from issuing (its CAA identity is letsencrypt.org)",
   },
   {
+    name: "negative mailbox quota",
+    set: { "users[0].quotaMiB": -5 },
+    path: "users[0].quotaMiB",
+    message: "-5 is out of range; expected an integer from 0 to 10485760 (MiB, 0 for none)",
+  },
+  {
+    name: "storage quota in words",
+    set: { storage: { quotaMiB: "5 GB" } },
+    path: "storage.quotaMiB",
+    message: 'expected an integer from 0 to 10485760 (MiB, 0 for none), got "5 GB"',
+  },
+  {
+    name: "free-space reserve as large as the volume",
+    set: { storage: { reserveMiB: 10_000 } },
+    path: "storage.reserveMiB",
+    message: "10000 MiB is the whole 10 GB data volume or more; mail would always be refused",
+  },
+  {
+    name: "unknown storage key",
+    set: { storage: { quota: 5 } },
+    path: "storage.quota",
+    message: "unknown key; allowed keys here are quotaMiB, reserveMiB",
+  },
+  {
     name: "password hash given as a list",
     set: { "users[0].passwordHash": ["x"] },
     path: "users[0].passwordHash",
@@ -686,6 +710,7 @@ describe("validateStackConfig on good input", () => {
         ],
         outbound: { burst: 100, perHour: 100 },
       },
+      storage: { quotaMiB: 5120, reserveMiB: 256 },
     };
     assert.deepEqual(spec, expected);
   });
@@ -710,6 +735,15 @@ describe("validateStackConfig on good input", () => {
       blocklists: [],
       outbound: { burst: 100, perHour: 20 },
     });
+  });
+
+  test("a user's own quota and the storage settings are kept", () => {
+    const raw = minimal();
+    setAt(raw, "users[0].quotaMiB", "0");
+    setAt(raw, "storage", { quotaMiB: 1024, reserveMiB: 512 });
+    const spec = validateStackConfig(raw);
+    assert.equal(spec.users[0].quotaMiB, 0);
+    assert.deepEqual(spec.storage, { quotaMiB: 1024, reserveMiB: 512 });
   });
 
   test("without a type, each location gets the cheapest x86 type Hetzner sells there", () => {

@@ -1,7 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { passwdFile, PasswdFileError } from "../../server-bootstrap/dovecot/passwd-file";
-import { dovecotConf, DovecotConfError, type DovecotConfInput } from "../../server-bootstrap/dovecot/dovecot-conf";
+import {
+  dovecotAuthPolicySecrets,
+  dovecotConf,
+  DovecotConfError,
+  type DovecotConfInput,
+} from "../../server-bootstrap/dovecot/dovecot-conf";
 
 const hash = "$argon2id$v=19$m=65536,t=3,p=1$C53CmgyxVrrlT9WmSMugXQ$g8jQhz9otV7fUji806KOTaT8cLt91M0VjftW8iopDo8";
 const opts = { dataDir: "/var/lib/maild", uid: 990, gid: 990 };
@@ -18,6 +23,20 @@ describe("passwdFile", () => {
       ),
       `alice@example.com:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.com/alice::\n` +
         `bob.b@example.org:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.org/bob.b::\n`,
+    );
+  });
+
+  test("a user's quota becomes Dovecot's quota rule in bytes; none without one", () => {
+    assert.equal(
+      passwdFile(
+        [
+          { address: "alice@example.com", passwordHash: hash, quotaBytes: 5_368_709_120 },
+          { address: "bob@example.com", passwordHash: hash, quotaBytes: 0 },
+        ],
+        opts,
+      ),
+      `alice@example.com:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.com/alice::userdb_quota_rule=*:bytes=5368709120\n` +
+        `bob@example.com:{ARGON2ID}${hash}:990:990::/var/lib/maild/mail/example.com/bob::\n`,
     );
   });
 
@@ -108,7 +127,49 @@ describe("dovecotConf", () => {
     assert.equal(top.get("mail_location"), "maildir:/var/lib/maild/mail/%d/%n/Maildir");
   });
 
-  test("runs mail processes as the fixed maild uid/gid and no other", () => {
+  test("counts quota in Maildir++ maildirsize (the file maild's deliveries count in) and shows it over IMAP", () => {
+    assert.match(conf, /^mail_plugins = \$mail_plugins quota$/m);
+    assert.match(conf, /^protocol imap \{\n {2}mail_plugins = \$mail_plugins imap_quota\n\}$/m);
+    assert.match(conf, /^plugin \{\n {2}quota = maildir:User quota\n\}$/m);
+  });
+
+  test("without an auth policy endpoint, Dovecot asks nobody", () => {
+    assert.equal(top.get("auth_policy_server_url"), undefined);
+    assert.doesNotMatch(conf, /!include/);
+  });
+
+  test("with maild's endpoint: asked before each password check, told after, key and nonce from a file of their own", () => {
+    const s = dovecotConf({ ...input, authPolicy: { url: "http://127.0.0.1:12525/", secretsPath: "/etc/dovecot/maild-auth-policy.conf" } });
+    const t = settings(s);
+    assert.equal(t.get("auth_policy_server_url"), "http://127.0.0.1:12525/");
+    assert.equal(t.get("auth_policy_request_attributes"), "login=%{requested_username} remote=%{rip} protocol=%s");
+    assert.deepEqual(
+      ["auth_policy_check_before_auth", "auth_policy_check_after_auth", "auth_policy_report_after_auth", "auth_policy_reject_on_fail"].map(
+        (k) => t.get(k),
+      ),
+      ["yes", "no", "yes", "no"],
+    );
+    assert.match(s, /^!include \/etc\/dovecot\/maild-auth-policy\.conf$/m);
+    assert.doesNotMatch(s, /^auth_policy_server_api_header|^auth_policy_hash_nonce/m, "no secret in the world-readable file");
+    assert.equal(
+      dovecotAuthPolicySecrets("k".repeat(32), "n".repeat(32))
+        .split("\n")
+        .filter((l) => !l.startsWith("#"))
+        .join("\n"),
+      `auth_policy_server_api_header = X-API-Key:${"k".repeat(32)}\nauth_policy_hash_nonce = ${"n".repeat(32)}\n`,
+    );
+  });
+
+  test("an auth policy URL off loopback, or a key that could break the file, is refused", () => {
+    assert.throws(
+      () => dovecotConf({ ...input, authPolicy: { url: "http://198.51.100.5:12525/", secretsPath: "/etc/x" } }),
+      /authPolicy\.url: .* must be http:\/\/<loopback address>/,
+    );
+    assert.throws(() => dovecotAuthPolicySecrets("short", "n".repeat(32)), /authPolicy\.apiKey: must be 16 or more/);
+    assert.throws(() => dovecotAuthPolicySecrets("k".repeat(32) + "\nx = y", "n".repeat(32)), /authPolicy\.apiKey/);
+  });
+
+  test("runs mail processes as the given (vmail) uid/gid and no other", () => {
     assert.deepEqual(
       ["mail_uid", "mail_gid", "first_valid_uid", "last_valid_uid", "first_valid_gid", "last_valid_gid"].map((k) => top.get(k)),
       ["990", "991", "990", "990", "991", "991"],

@@ -53,11 +53,16 @@ function deployedDovecotConf(): string {
     aliases: [],
     tls: { certificatePem: fs.readFileSync(layout.tlsCert, "utf8"), privateKeyPem: fs.readFileSync(layout.tlsKey, "utf8") },
     spam: TEST_DEPLOY_SPAM,
+    secrets: { srs: "s".repeat(64), authPolicyKey: "k".repeat(64), authPolicyNonce: "n".repeat(64) },
   };
-  const conf = deployFiles(layout, input).find((f) => f.path === layout.dovecotConf);
+  const files = deployFiles(layout, input);
+  const conf = files.find((f) => f.path === layout.dovecotConf);
   assert.ok(conf, "the deploy writes no dovecot.conf");
-  fs.mkdirSync(path.dirname(conf.path), { recursive: true });
-  fs.writeFileSync(conf.path, conf.content);
+  // what dovecot.conf includes: the auth policy secrets
+  for (const f of files.filter((f) => f.path === layout.dovecotConf || f.path === layout.dovecotAuthPolicy)) {
+    fs.mkdirSync(path.dirname(f.path), { recursive: true });
+    fs.writeFileSync(f.path, f.content);
+  }
   return conf.path;
 }
 
@@ -78,6 +83,17 @@ describe("the deployed Dovecot configuration, checked by doveconf", () => {
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^ssl = required$/m);
       assert.match(r.stdout, /^protocols = imap$/m);
+      // the quota plugin over Maildir++ (maild counts in the same maildirsize)
+      assert.match(r.stdout, /^mail_plugins = " quota"$/m);
+      assert.match(r.stdout, /^ {2}quota = maildir:User quota$/m);
+      // IMAP adds the quota's IMAP commands and the spam filter's IMAPSieve (learning) to both
+      const imap = run(["doveconf", "-c", file, "-f", "protocol=imap", "mail_plugins"]);
+      assert.equal(imap.stdout.trim().split(/\s+/).slice(2).join(" "), "quota imap_quota imap_sieve");
+      // maild's auth policy endpoint, with the key and nonce from the included secrets file
+      assert.match(r.stdout, /^auth_policy_server_url = http:\/\/127\.0\.0\.1:12525\/$/m);
+      assert.match(r.stdout, /^auth_policy_server_api_header = X-API-Key:k{64}$/m);
+      assert.match(r.stdout, /^auth_policy_hash_nonce = # hidden, use -P to show it$|^auth_policy_hash_nonce = n{64}$/m);
+      assert.match(r.stdout, /^auth_policy_check_after_auth = no$/m);
     });
   }
 

@@ -12,6 +12,7 @@ import {
   DEFAULT_ACME_CHECK_INTERVAL_SECONDS,
   DEFAULT_OUTBOUND,
   DEFAULT_SUBMISSION,
+  DEFAULT_STORAGE,
 } from "../../server-bootstrap/maild/config";
 import { TEST_PASSWORD_HASH } from "../fixtures/password-hash";
 
@@ -126,7 +127,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "unknown top-level key",
       (c) => (c.hostnmae = "x"),
-      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission, operations, spam",
+      "hostnmae: unknown key; allowed keys are hostname, domains, users, aliases, recipientDelimiter, tls, dataDir, listen, dnsServers, limits, shutdownTimeoutMs, acme, outbound, submission, operations, spam, storage, srs, authPolicy",
     ],
     ["empty domains", (c) => (c.domains = []), "domains: [] must list at least one domain"],
     [
@@ -497,5 +498,75 @@ describe("maild config: the spam section", () => {
     const c = base();
     c.spam = { rspamdUrl: "http://[::1]:11333", scanTimeoutMs: 5000 };
     assert.deepEqual(validateMaildConfig(c).spam, { rspamdUrl: "http://[::1]:11333", scanTimeoutMs: 5000 });
+  });
+});
+
+describe("maild config: storage, SRS and the auth policy endpoint", () => {
+  const SECRET = "0123456789abcdef0123456789abcdef";
+
+  test("without them: the default quota and reserve, no SRS, no auth policy endpoint", () => {
+    const cfg = validateMaildConfig(base());
+    assert.deepEqual(cfg.storage, DEFAULT_STORAGE);
+    assert.equal(cfg.srs, undefined);
+    assert.equal(cfg.authPolicy, undefined);
+    assert.equal(cfg.users[0].quotaBytes, undefined);
+  });
+
+  test("a user's own quota, the storage section, SRS secrets and the auth policy endpoint are kept", () => {
+    const cfg = validateMaildConfig({
+      ...base(),
+      users: [{ address: "alice@example.org", passwordHash: HASH, quotaBytes: 0 }],
+      storage: { quotaBytes: 1_000_000, reserveBytes: 5_000_000 },
+      srs: { secrets: [SECRET, `old-${SECRET}`] },
+      authPolicy: { listen: { host: "127.0.0.1", port: 10_240 }, apiKey: SECRET },
+    });
+    assert.equal(cfg.users[0].quotaBytes, 0);
+    assert.deepEqual(cfg.storage, { quotaBytes: 1_000_000, reserveBytes: 5_000_000 });
+    assert.deepEqual(cfg.srs, { secrets: [SECRET, `old-${SECRET}`], maxAgeDays: 21 });
+    assert.deepEqual(cfg.authPolicy, { listen: { host: "127.0.0.1", port: 10_240 }, apiKey: SECRET });
+  });
+
+  const cases: [string, (c: Record<string, any>) => void, string][] = [
+    [
+      "negative quota",
+      (c) => (c.users[0].quotaBytes = -1),
+      `users[0].quotaBytes: -1 is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+    ],
+    [
+      "reserve not a number",
+      (c) => (c.storage = { reserveBytes: "1G" }),
+      `storage.reserveBytes: "1G" is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+    ],
+    ["SRS without secrets", (c) => (c.srs = { secrets: [] }), "srs.secrets: [] must list at least one secret"],
+    [
+      "SRS secret too short",
+      (c) => (c.srs = { secrets: ["short"] }),
+      "srs.secrets[0]: is not a string of at least 16 characters without white space",
+    ],
+    ["SRS age of zero days", (c) => (c.srs = { secrets: [SECRET], maxAgeDays: 0 }), "srs.maxAgeDays: 0 is not an integer from 1 to 1000"],
+    [
+      "auth policy on a public address",
+      (c) => (c.authPolicy = { listen: { host: "198.51.100.5", port: 10_240 }, apiKey: SECRET }),
+      'authPolicy.listen.host: "198.51.100.5" is not a loopback address (127.0.0.0/8 or ::1): only the local Dovecot may ask',
+    ],
+    [
+      "auth policy without a key",
+      (c) => (c.authPolicy = { listen: { host: "::1", port: 10_240 } }),
+      "authPolicy.apiKey: is not a string of at least 16 characters without white space",
+    ],
+  ];
+  for (const [name, mutate, expected] of cases) {
+    test(name, () => {
+      assert.deepEqual(problems(mutate), [expected]);
+    });
+  }
+
+  test("an SRS secret or API key is never echoed in an error", () => {
+    const p = problems((c) => {
+      c.srs = { secrets: ["hunter2 with a space in it"] };
+      c.authPolicy = { listen: { host: "127.0.0.1", port: 1 }, apiKey: "hunter3" };
+    });
+    assert.equal(p.length, 2);
+    assert.ok(!p.join("\n").includes("hunter"), p.join("\n"));
   });
 });

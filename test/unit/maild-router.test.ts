@@ -1,6 +1,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { Router, canonicalAddress } from "../../server-bootstrap/maild/router";
+import { Srs } from "../../server-bootstrap/maild/srs";
 
 const router = new Router({
   domains: [
@@ -51,8 +52,13 @@ describe("maild recipient policy", () => {
     assert.deepEqual(router.route("team@example.org"), { kind: "accept", mailboxes: [alice, bob], remote: [] });
     assert.deepEqual(router.route("everyone@example.org"), { kind: "accept", mailboxes: [alice, bob, carol], remote: [] });
   });
-  test("an alias to an external address routes that target to the remote queue", () => {
-    assert.deepEqual(router.route("fwd@example.org"), { kind: "accept", mailboxes: [alice], remote: ["someone@elsewhere.test"] });
+  test("an alias to an external address routes that target to the remote queue, naming the forwarding domain", () => {
+    assert.deepEqual(router.route("fwd@example.org"), {
+      kind: "accept",
+      mailboxes: [alice],
+      remote: ["someone@elsewhere.test"],
+      forwardedBy: "example.org",
+    });
   });
   test("alias loops terminate and still deliver to the users on the way", () => {
     assert.deepEqual(router.route("loop1@example.org"), { kind: "accept", mailboxes: [bob], remote: [] });
@@ -159,5 +165,75 @@ describe("RFC 5321 4.5.1 postmaster and RFC 5322 3.2.4 quoted local parts", () =
     assert.equal(canonicalAddress('"john.smith"@example.org'), "john.smith@example.org");
     assert.equal(canonicalAddress('"john smith"@example.org'), '"john smith"@example.org');
     assert.equal(canonicalAddress("John@Example.org"), "John@Example.org");
+  });
+});
+
+describe("recipient policy: SRS addresses in our domains", () => {
+  const config = {
+    domains: [
+      { name: "example.org", dkim: [] },
+      { name: "example.net", dkim: [] },
+    ],
+    users: [
+      { address: "alice@example.org", passwordHash: "x" },
+      { address: "carol@example.net", passwordHash: "x" },
+    ],
+    aliases: [{ address: "@example.net", to: ["carol@example.net"] }],
+    recipientDelimiter: "+",
+    srs: { secrets: ["a secret of sixteen+"], maxAgeDays: 21 },
+  };
+  const srsRouter = new Router(config);
+  const ours = new Srs({ secrets: config.srs.secrets });
+
+  test("our SRS0 address leads to the original sender, as a remote recipient marked srs", () => {
+    const address = ours.forward("Bounce.Me@Elsewhere.test", "example.org");
+    assert.deepEqual(srsRouter.route(address), { kind: "accept", mailboxes: [], remote: ["Bounce.Me@Elsewhere.test"], srs: true });
+  });
+  test("the SRS address is recognised whatever the case of the tag and hash", () => {
+    const address = ours.forward("someone@elsewhere.test", "example.org");
+    assert.deepEqual(srsRouter.route(address.toLowerCase()), {
+      kind: "accept",
+      mailboxes: [],
+      remote: ["someone@elsewhere.test"],
+      srs: true,
+    });
+  });
+  test("an SRS address with a forged hash is refused, not taken by a catch-all", () => {
+    const forged = ours.forward("victim@elsewhere.test", "example.net").replace(/^SRS0=..../, "SRS0=AAAA");
+    assert.deepEqual(srsRouter.route(forged), { kind: "bad-srs", reason: "bad-hash" });
+  });
+  test("an SRS address made by another secret is refused", () => {
+    const other = new Srs({ secrets: ["somebody else's key"] }).forward("victim@elsewhere.test", "example.org");
+    assert.deepEqual(srsRouter.route(other), { kind: "bad-srs", reason: "bad-hash" });
+  });
+  test("an SRS address older than maxAgeDays is refused", () => {
+    const old = new Srs({ secrets: config.srs.secrets, now: () => Date.now() - 30 * 86_400_000 }).forward(
+      "a@elsewhere.test",
+      "example.org",
+    );
+    assert.deepEqual(srsRouter.route(old), { kind: "bad-srs", reason: "expired" });
+  });
+  test("SRS1 leads to the first forwarder's SRS0 address", () => {
+    const first = new Srs({ secrets: ["the first forwarder"] }).forward("orig@origin.test", "hop.test");
+    const address = ours.forward(first, "example.org");
+    assert.deepEqual(srsRouter.route(address), { kind: "accept", mailboxes: [], remote: [first], srs: true });
+  });
+  test("an SRS address that decodes into our own domain is delivered there", () => {
+    const address = ours.forward("alice@example.org", "example.org");
+    assert.deepEqual(srsRouter.route(address), {
+      kind: "accept",
+      mailboxes: [{ local: "alice", domain: "example.org" }],
+      remote: [],
+      srs: true,
+    });
+  });
+  test("without SRS configured, an SRS-looking name is an ordinary local part", () => {
+    const { srs: _unused, ...plain } = config;
+    const address = ours.forward("someone@elsewhere.test", "example.net");
+    assert.deepEqual(new Router(plain).route(address), {
+      kind: "accept",
+      mailboxes: [{ local: "carol", domain: "example.net" }],
+      remote: [],
+    });
   });
 });

@@ -138,7 +138,15 @@ export interface QueueHarness {
   logs: LogLine[];
   events(name: string): LogFields[];
   /** queues a message as LocalStore does (an fsynced file, linked in by enqueue), commits it unless told not to */
-  submit(opts: { sender?: string; recipients: string[]; subject?: string; commit?: boolean }): Promise<string>;
+  submit(opts: {
+    sender?: string;
+    recipients: string[];
+    subject?: string;
+    commit?: boolean;
+    notifySender?: boolean;
+    /** extra header fields, each ending in CRLF */
+    header?: string;
+  }): Promise<string>;
   /** the envelope as it is on disk */
   envelope(id: string): Envelope;
   /** names in <dataDir>/queue */
@@ -197,14 +205,14 @@ export async function queueHarness(
     dsns: [],
     respond: (a) => a.recipients.map((r) => delivered(r)),
     events: (name) => logs.filter((l) => l.event === name).map((l) => l.fields),
-    async submit({ sender = "alice@example.org", recipients, subject = "test", commit = true }) {
+    async submit({ sender = "alice@example.org", recipients, subject = "test", commit = true, notifySender, header = "" }) {
       const id = newMessageId(clock.t);
       const path = join(dataDir, `${id}.incoming`);
       writeFileSync(
         path,
-        `From: ${sender || "MAILER-DAEMON@example.org"}\r\nTo: ${recipients.join(", ")}\r\nSubject: ${subject}\r\n\r\nbody of ${subject}\r\n`,
+        `From: ${sender || "MAILER-DAEMON@example.org"}\r\nTo: ${recipients.join(", ")}\r\nSubject: ${subject}\r\n${header}\r\nbody of ${subject}\r\n`,
       );
-      await h.queue.enqueue({ id, messagePath: path, sender, recipients });
+      await h.queue.enqueue({ id, messagePath: path, sender, recipients, ...(notifySender !== undefined ? { notifySender } : {}) });
       if (commit) h.queue.commit(id);
       return id;
     },

@@ -3,6 +3,8 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import type { DeliveryAttempt } from "../../server-bootstrap/maild/outbound/types";
 import { HOUR, MINUTE, T0, deferred, delivered, failed, parseDsn, queueHarness, type QueueHarness } from "./outbound-fixtures";
+import { UndeliverableNotice } from "../../server-bootstrap/maild/outbound/queue";
+import { MAX_RETURNED_HEADER } from "../../server-bootstrap/maild/outbound/spool";
 
 function domainsCalled(h: QueueHarness): [string, string[]][] {
   return h.calls.map((c) => [c.attempt.domain, c.attempt.recipients]);
@@ -270,7 +272,9 @@ describe("outbound queue: failure DSNs", () => {
     await h.queue.runDue();
     assert.equal(h.dsns.length, 0);
     assert.equal(h.queue.size(), 1);
-    assert.deepEqual(h.events("queue.dsn_failed"), [{ id, to: "alice@example.org", error: "local delivery failed: disk full" }]);
+    assert.deepEqual(h.events("queue.dsn_failed"), [
+      { id, to: "alice@example.org", failed: ["bob@remote.test"], delayed: [], error: "local delivery failed: disk full" },
+    ]);
     h.bounceError = undefined;
     await at(h, T0 + 30_000);
     assert.equal(h.dsns.length, 0, "not in a tight loop");
@@ -348,7 +352,9 @@ describe("outbound queue: the null sender", () => {
     h.respond = (a) => a.recipients.map((r) => (r.startsWith("bob") ? failed(r) : deferred(r)));
     const id = await h.submit({ sender: "", recipients: ["bob@remote.test", "carol@slow.test"] });
     await h.queue.runDue();
-    assert.deepEqual(h.events("queue.dsn_suppressed"), [{ id, recipients: ["bob@remote.test"], reason: "null sender (RFC 5321 6.1)" }]);
+    assert.deepEqual(h.events("queue.dsn_suppressed"), [
+      { id, sender: "", recipients: ["bob@remote.test"], reason: "null sender (RFC 5321 6.1)" },
+    ]);
     for (let t = T0; t <= T0 + 4 * HOUR; t += 30 * MINUTE) await at(h, t);
     assert.equal(h.dsns.length, 0, "no failure, delay or expiry DSN to the null sender");
     assert.deepEqual(
@@ -357,6 +363,98 @@ describe("outbound queue: the null sender", () => {
     );
     assert.equal(h.queue.size(), 0);
     assert.deepEqual(h.files(), []);
+    await h.queue.stop();
+  });
+});
+
+describe("outbound queue: no notice to an unverified sender, none that never ends", () => {
+  test("a sender nobody verified gets no failure or delay DSN: logged, dropped, and the message goes", async () => {
+    const h = await queueHarness({ retryBaseSeconds: 3600, delayNoticeAfterSeconds: 1800, expireAfterSeconds: 4 * 3600 });
+    h.respond = (a) => a.recipients.map((r) => (r.startsWith("bob") ? failed(r) : deferred(r)));
+    const id = await h.submit({ sender: "forged@victim.test", recipients: ["bob@remote.test", "carol@slow.test"], notifySender: false });
+    assert.equal(h.envelope(id).notify, false, "recorded with the entry, so a restart keeps it");
+    await h.queue.runDue();
+    for (let t = T0; t <= T0 + 4 * HOUR; t += 30 * MINUTE) await at(h, t);
+    assert.equal(h.dsns.length, 0);
+    assert.deepEqual(h.events("queue.dsn_suppressed"), [
+      {
+        id,
+        sender: "forged@victim.test",
+        recipients: ["bob@remote.test"],
+        reason: "sender not verified (no SPF or DKIM pass for its domain)",
+      },
+      {
+        id,
+        sender: "forged@victim.test",
+        recipients: ["carol@slow.test"],
+        reason: "sender not verified (no SPF or DKIM pass for its domain)",
+      },
+    ]);
+    assert.equal(h.queue.size(), 0);
+    assert.deepEqual(h.files(), []);
+    await h.queue.stop();
+  });
+
+  test("a notice bounce refuses for good (no such local address) is dropped and logged at once", async () => {
+    const h = await queueHarness();
+    h.respond = (a) => a.recipients.map((r) => failed(r));
+    h.bounceError = new UndeliverableNotice("no route to gone@example.org: unknown-user");
+    const id = await h.submit({ sender: "gone@example.org", recipients: ["bob@remote.test"] });
+    await h.queue.runDue();
+    assert.deepEqual(h.events("queue.dsn_dropped"), [
+      {
+        id,
+        to: "gone@example.org",
+        failed: ["bob@remote.test"],
+        delayed: [],
+        error: "no route to gone@example.org: unknown-user",
+        reason: "undeliverable",
+      },
+    ]);
+    assert.deepEqual(h.events("queue.dsn_failed"), []);
+    assert.equal(h.queue.size(), 0);
+    assert.deepEqual(h.files(), []);
+    await h.queue.stop();
+  });
+
+  test("a notice bounce keeps failing to take is retried, then dropped a day after the first failure, across a restart", async () => {
+    const h = await queueHarness({ retryBaseSeconds: 600, retryMaxSeconds: 3600 });
+    h.respond = (a) => a.recipients.map((r) => failed(r));
+    h.bounceError = new Error("disk full");
+    const id = await h.submit({ recipients: ["bob@remote.test"] });
+    await h.queue.runDue();
+    assert.equal(h.envelope(id).noticeFailingSince, T0, "the first failure is on disk");
+    await h.queue.stop();
+    const again = await h.restart();
+    again.bounceError = new Error("disk full");
+    for (let t = T0 + HOUR; t < T0 + 24 * HOUR; t += HOUR) await at(again, t);
+    assert.equal(again.queue.size(), 1, "kept while it may still work");
+    assert.ok(again.events("queue.dsn_failed").length >= 20, "tried again every hour or so");
+    await at(again, T0 + 24 * HOUR);
+    assert.deepEqual(
+      again.events("queue.dsn_dropped").map((f) => [f.id, f.reason]),
+      [[id, `failing since ${new Date(T0).toISOString()}`]],
+    );
+    assert.equal(again.queue.size(), 0);
+    assert.deepEqual(again.files(), []);
+    await again.queue.stop();
+  });
+
+  test("a DSN returns the original header in whole lines, at most 32 KiB of it, never the body", async () => {
+    const h = await queueHarness();
+    h.respond = (a) => a.recipients.map((r) => failed(r));
+    const filler = Array.from({ length: 2000 }, (_, i) => `X-Filler-${i}: ${"x".repeat(60)}\r\n`).join("");
+    await h.submit({ recipients: ["bob@remote.test"], header: filler });
+    await h.queue.runDue();
+    assert.equal(h.dsns.length, 1);
+    const text = h.dsns[0].message.toString("latin1");
+    const returned = text.slice(text.indexOf("Content-Type: text/rfc822-headers"));
+    const part = returned.slice(returned.indexOf("\r\n\r\n") + 4, returned.lastIndexOf("\r\n--"));
+    assert.ok(part.length <= MAX_RETURNED_HEADER, `${part.length} bytes returned`);
+    assert.ok(part.length > MAX_RETURNED_HEADER - 100, "as much as fits");
+    assert.match(part, /^From: alice@example\.org\r\n/);
+    assert.ok(/X-Filler-\d+: x{60}\r\n\r?\n?$/.test(part), "ends with a whole line");
+    assert.ok(!text.includes("body of test"), "the body is not returned");
     await h.queue.stop();
   });
 });

@@ -28,7 +28,7 @@ const limits: SubmissionConfig = {
 
 function setup() {
   let now = 1_000_000;
-  const auth = new SubmissionAuthenticator(
+  const auth = SubmissionAuthenticator.standalone(
     () => users,
     () => limits,
     () => now,

@@ -14,7 +14,13 @@
 //   N. notices, only from durable state: failed recipients not yet reported get a failure DSN;
 //      once the message is delayNoticeAfterSeconds old with recipients still pending, one delay
 //      DSN. A flag is recorded after `bounce` has taken the DSN. The null sender gets no DSN ever
-//      (RFC 5321 4.5.5, 6.1: no notice about a notice): its failures are logged and dropped.
+//      (RFC 5321 4.5.5, 6.1: no notice about a notice), nor does a sender nobody verified
+//      (reverse-path.ts): their failures are logged and dropped. A DSN `bounce` cannot take is
+//      not a reason to keep the message for ever: one it refuses for good (UndeliverableNotice:
+//      no such local address, a stale SRS address) is dropped and logged at once, and one it keeps
+//      failing to take is dropped and logged NOTICE_GIVE_UP_MS after the first failure (RFC 3461
+//      6.2 and RFC 5321 6.1 forbid a notice about the notice; Postfix discards such a "double
+//      bounce" with its default notify_classes).
 //   X. past expireAfterSeconds the pending recipients are failed (Status 4.4.7) and reported.
 //   D. when no recipient is pending and every failure is reported, I is removed (spool Q4).
 //
@@ -34,7 +40,7 @@ import type { Logger } from "../log";
 import { metrics } from "../metrics";
 import type { QueueEntry, RemoteQueue } from "../remote-queue";
 import { buildDsn, type DsnRecipient } from "./dsn";
-import { delayNoticeAt, expiresAt, isFinished, nextWake, retryDelayMs, unreportedFailures } from "./schedule";
+import { delayNoticeAt, expiresAt, isFinished, nextWake, notifiesSender, retryDelayMs, unreportedFailures } from "./schedule";
 import { Spool, type Envelope, type RecipientState } from "./spool";
 import type { DeliveryAttempt, RecipientResult, Transport } from "./types";
 import { WakeOrder } from "./wake-order";
@@ -50,7 +56,8 @@ export interface OutboundQueueDeps {
   now?: () => number;
   /**
    * Takes a DSN for `recipient` (the original sender, never ""): the daemon delivers it locally
-   * or queues it with the null sender. Resolves once the DSN is durably accepted.
+   * or queues it with the null sender. Resolves once the DSN is durably accepted; rejects with
+   * UndeliverableNotice when it never can be.
    */
   bounce: (dsn: { recipient: string; message: Buffer }) => Promise<void>;
 }
@@ -61,6 +68,17 @@ export interface QueueSnapshotEntry {
   arrival: number;
   pending: { address: string; lastDiagnostic?: string; lastAt?: number }[];
 }
+
+/** `bounce` can never deliver this notice (no such local address, a stale SRS address): it is dropped. */
+export class UndeliverableNotice extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UndeliverableNotice";
+  }
+}
+
+/** A notice `bounce` has kept failing to take for this long is dropped (see N above). */
+export const NOTICE_GIVE_UP_MS = 24 * 3600 * 1000;
 
 interface Entry {
   env: Envelope;
@@ -189,6 +207,7 @@ export class OutboundQueue implements RemoteQueue {
       attempts: 0,
       nextAttempt: arrival,
       delayNoticeSent: false,
+      ...(entry.notifySender === false ? { notify: false as const } : {}),
       recipients: recipients.map((address) => ({ address, state: "pending", inFlight: false, reported: false, expired: false })),
     };
     // in the map at once (uncommitted, so never worked on) to claim the id
@@ -305,11 +324,12 @@ export class OutboundQueue implements RemoteQueue {
         if (now >= expiresAt(env, cfg)) failed = await this.expire(e);
         else if (now >= env.nextAttempt) failed = await this.attempt(e);
       }
-      if (env.sender === "" && failed.length > 0) {
+      if (!notifiesSender(env) && failed.length > 0) {
         this.deps.log.info("queue.dsn_suppressed", {
           id: env.id,
+          sender: env.sender,
           recipients: failed.map((r) => r.address),
-          reason: "null sender (RFC 5321 6.1)",
+          reason: env.sender === "" ? "null sender (RFC 5321 6.1)" : "sender not verified (no SPF or DKIM pass for its domain)",
         });
       }
       await this.notify(e);
@@ -441,22 +461,31 @@ export class OutboundQueue implements RemoteQueue {
         ...delayed.map((r) => ({ ...dsnRecipient(r, "delayed", cfg.outbound.expireAfterSeconds), willRetryUntil })),
       ],
     });
+    const fields = { id: env.id, to: env.sender, failed: failures.map((r) => r.address), delayed: delayed.map((r) => r.address) };
     try {
       await this.deps.bounce({ recipient: env.sender, message: dsn.message });
+      this.deps.log.info("queue.dsn_sent", { ...fields, messageId: dsn.messageId });
     } catch (err) {
-      e.noticeRetryAt = now + retryDelayMs(1, cfg.outbound);
-      this.deps.log.error("queue.dsn_failed", { id: env.id, to: env.sender, error: (err as Error).message });
-      return;
+      const error = (err as Error).message;
+      const failingSince = env.noticeFailingSince ?? now;
+      if (!(err instanceof UndeliverableNotice) && now - failingSince < NOTICE_GIVE_UP_MS) {
+        e.noticeRetryAt = now + retryDelayMs(1, cfg.outbound);
+        this.deps.log.error("queue.dsn_failed", { ...fields, error });
+        if (env.noticeFailingSince === undefined) {
+          env.noticeFailingSince = now;
+          await this.save(e);
+        }
+        return;
+      }
+      this.deps.log.warn("queue.dsn_dropped", {
+        ...fields,
+        error,
+        reason: err instanceof UndeliverableNotice ? "undeliverable" : `failing since ${new Date(failingSince).toISOString()}`,
+      });
     }
     for (const r of failures) r.reported = true;
     if (delayed.length > 0) env.delayNoticeSent = true;
-    this.deps.log.info("queue.dsn_sent", {
-      id: env.id,
-      to: env.sender,
-      messageId: dsn.messageId,
-      failed: failures.map((r) => r.address),
-      delayed: delayed.map((r) => r.address),
-    });
+    delete env.noticeFailingSince;
     await this.save(e);
   }
 

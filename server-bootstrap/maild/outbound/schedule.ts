@@ -29,16 +29,24 @@ export function expiresAt(env: Envelope, cfg: Deadlines): number {
   return env.arrival + cfg.expireAfterSeconds * 1000;
 }
 
+/**
+ * Whether the sender is told about this message at all: never the null sender (RFC 5321 4.5.5,
+ * 6.1), nor one nobody verified (reverse-path.ts).
+ */
+export function notifiesSender(env: Envelope): boolean {
+  return env.sender !== "" && env.notify !== false;
+}
+
 /** When the one delay notice is due, or undefined if none is owed (sent, disabled, or no one to tell). */
 export function delayNoticeAt(env: Envelope, cfg: Deadlines): number | undefined {
-  if (env.delayNoticeSent || env.sender === "" || cfg.delayNoticeAfterSeconds === 0) return undefined;
+  if (env.delayNoticeSent || !notifiesSender(env) || cfg.delayNoticeAfterSeconds === 0) return undefined;
   if (!env.recipients.some((r) => r.state === "pending")) return undefined;
   return env.arrival + cfg.delayNoticeAfterSeconds * 1000;
 }
 
-/** Failed recipients the sender has not been told about yet (never any for the null sender). */
+/** Failed recipients the sender has not been told about yet (never any for a sender not told, above). */
 export function unreportedFailures(env: Envelope): Envelope["recipients"] {
-  if (env.sender === "") return [];
+  if (!notifiesSender(env)) return [];
   return env.recipients.filter((r) => r.state === "failed" && !r.reported);
 }
 

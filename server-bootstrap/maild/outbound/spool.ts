@@ -60,6 +60,10 @@ export interface Envelope {
   nextAttempt: number;
   /** the one delay notice (DSN action=delayed) has been handed to `bounce` */
   delayNoticeSent: boolean;
+  /** false: the sender gets no DSN (not verified, reverse-path.ts); absent: it does */
+  notify?: false;
+  /** ms since the epoch: `bounce` has failed (temporarily) for the notice owed since then */
+  noticeFailingSince?: number;
 }
 
 export interface ScanResult {
@@ -75,9 +79,10 @@ export interface ScanResult {
 /** The ids maild gives (delivery.ts newMessageId) and nothing that could leave the directory. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-// A DSN returns the header section only (RFC 6522 text/rfc822-headers); beyond this many bytes
-// the rest of an oversized header is left out.
-const MAX_RETURNED_HEADER = 256 * 1024;
+// A DSN returns the header section only (RFC 6522 text/rfc822-headers), and at most this much of
+// it: whole lines up to the limit. A real header section is a few KiB; what is beyond this is
+// someone else's payload (Postfix returns at most bounce_size_limit = 50000 bytes of a message).
+export const MAX_RETURNED_HEADER = 32 * 1024;
 
 export class Spool {
   readonly dir: string;

@@ -7,6 +7,7 @@
 // /checkv2 symbols (`evaluationFromRspamd`), with the author domain from the From field maild read.
 import { appendFile, mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { dkimTrace } from "../spam-verdict";
 
 export interface DmarcEvaluation {
   /** ms since the epoch */
@@ -52,8 +53,8 @@ export interface RspamdSymbolsLike {
 // rspamd 3.4 src/plugins/lua/dmarc.lua: DMARC_POLICY_ALLOW carries [policy domain, policy];
 // DMARC_POLICY_REJECT/QUARANTINE/SOFTFAIL carry ["<policy domain> : <reasons>", policy, ...], where
 // the reasons name what did not align ("SPF not aligned (relaxed)", "No valid SPF", "DKIM not
-// aligned (strict)", "No valid DKIM"). DKIM_TRACE lists "domain:+" (pass), ":-" (fail), ":?"
-// (temperror), ":~" (permerror) per signature.
+// aligned (strict)", "No valid DKIM"). DKIM_TRACE lists each signature's domain and result
+// (spam-verdict.ts dkimTrace).
 const DMARC_SYMBOLS = ["DMARC_POLICY_ALLOW", "DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_SOFTFAIL"];
 const SPF_SYMBOLS: [string, string][] = [
   ["R_SPF_ALLOW", "pass"],
@@ -63,7 +64,6 @@ const SPF_SYMBOLS: [string, string][] = [
   ["R_SPF_DNSFAIL", "temperror"],
   ["R_SPF_PERMFAIL", "permerror"],
 ];
-const DKIM_TRACE_RESULT: Record<string, string> = { "+": "pass", "-": "fail", "?": "temperror", "~": "permerror" };
 
 /**
  * From rspamd's symbols. rspamd does not say which identifier aligned when DMARC passed, so
@@ -83,10 +83,7 @@ export function evaluationFromRspamd(
   const under = (d: string) => d === policyDomain || d.endsWith(`.${policyDomain}`);
   const envelopeFrom = ctx.sender ? domainOf(ctx.sender) : lower(ctx.helo);
   const spfResult = SPF_SYMBOLS.find(([s]) => s in reply.symbols)?.[1] ?? "none";
-  const dkim = (reply.symbols.DKIM_TRACE?.options ?? []).flatMap((o) => {
-    const m = /^(.+):([-+?~])$/.exec(o);
-    return m ? [{ domain: lower(m[1]), result: DKIM_TRACE_RESULT[m[2]] }] : [];
-  });
+  const dkim = dkimTrace(reply.symbols);
   const passed = name === "DMARC_POLICY_ALLOW";
   const spfAligned = spfResult === "pass" && under(envelopeFrom);
   const dkimAligned = dkim.some((d) => d.result === "pass" && under(d.domain));
