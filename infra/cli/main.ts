@@ -3,34 +3,57 @@
 // run); this file only dispatches, prints help and usage, and turns errors into exit statuses:
 // 0 ok, 1 failed, 2 bad arguments.
 import * as fs from "node:fs";
+import { enableCompileCache } from "node:module";
 import * as path from "node:path";
 import { wantsHelp } from "./args";
 import { processIo, UsageError, type Command, type CommandIo } from "./command";
-import { planCommand } from "./plan-command";
-import { checkCommand } from "./check";
-import { initCommand } from "./init";
-import { userCommand } from "./user";
-import { aliasCommand } from "./alias";
-import { backupCommand } from "./backup";
-import { PREVIEW_USAGE, runPreview } from "./preview";
 import { findProjectDir } from "./project-dir";
 
 export { findProjectDir } from "./project-dir";
 
+/**
+ * A command whose module is loaded when it runs or shows its usage (`mailstack --help` loads them
+ * all). Most commands' modules load Pulumi and more, about a second, which a command that needs
+ * none of them should not wait for, nor `mailstack plan` before it starts its own work.
+ */
+function lazyCommand(name: string, load: () => Command): Command {
+  let loaded: Command | undefined;
+  const command = (): Command => {
+    loaded ??= load();
+    if (loaded.name !== name) throw new Error(`main.ts lists command "${name}", but its module holds "${loaded.name}"`);
+    return loaded;
+  };
+  return {
+    name,
+    get summary() {
+      return command().summary;
+    },
+    get usage() {
+      return command().usage;
+    },
+    run: (argv, io) => command().run(argv, io),
+  };
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports */
 export const COMMANDS: readonly Command[] = [
-  initCommand,
-  userCommand,
-  aliasCommand,
-  planCommand,
-  {
-    name: "preview",
-    summary: "what `pulumi preview --diff` would do, offline, against the last deployed state",
-    usage: PREVIEW_USAGE,
-    run: (argv, io) => runPreview(argv, { findProjectDir: () => findProjectDir(io.cwd), stdout: io.stdout, stderr: io.stderr }),
-  },
-  checkCommand,
-  backupCommand,
+  lazyCommand("init", () => (require("./init") as typeof import("./init")).initCommand),
+  lazyCommand("user", () => (require("./user") as typeof import("./user")).userCommand),
+  lazyCommand("alias", () => (require("./alias") as typeof import("./alias")).aliasCommand),
+  lazyCommand("plan", () => (require("./plan-command") as typeof import("./plan-command")).planCommand),
+  lazyCommand("preview", () => {
+    const { PREVIEW_USAGE, runPreview } = require("./preview") as typeof import("./preview");
+    return {
+      name: "preview",
+      summary: "what `pulumi preview --diff` would do, offline, against the last deployed state",
+      usage: PREVIEW_USAGE,
+      run: (argv, io) => runPreview(argv, { findProjectDir: () => findProjectDir(io.cwd), stdout: io.stdout, stderr: io.stderr }),
+    };
+  }),
+  lazyCommand("check", () => (require("./check") as typeof import("./check")).checkCommand),
+  lazyCommand("backup", () => (require("./backup") as typeof import("./backup")).backupCommand),
 ];
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** This package's version, from the package.json above this file (source or dist). */
 export function packageVersion(): string {
@@ -93,6 +116,10 @@ export async function main(argv: string[], io: CommandIo = processIo()): Promise
 }
 
 if (require.main === module) {
+  // Node keeps the code it compiles for the modules it loads (over a thousand for plan or preview)
+  // on disk and reuses it on the next run, as tsc, eslint and prettier do for theirs
+  // (https://nodejs.org/api/module.html#module-compile-cache).
+  enableCompileCache?.();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -1,8 +1,8 @@
 // `mailstack plan`: arguments in, the plan printed as a table, JSON or zone files.
+import { startBundlingDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { parseCommandArgs } from "./args";
 import { UsageError, type Command } from "./command";
-import { planStack } from "./plan";
-import { formatJson, formatTable, formatZones, PLAN_FORMATS, type PlanFormat } from "./plan-format";
+import type { PlanFormat } from "./plan-format";
 import { checkStackName, projectDirFrom } from "./project-dir";
 
 export const PLAN_USAGE = `usage: mailstack plan [--stack NAME] [--format table|json|zone] [--ipv4 ADDR --ipv6 PREFIX]
@@ -37,29 +37,40 @@ export const planCommand: Command = {
       },
       true,
     );
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; plan takes options only`);
-    const format = values.format as PlanFormat;
-    if (!PLAN_FORMATS.includes(format)) {
-      throw new UsageError(`--format: "${values.format}" is not one of ${PLAN_FORMATS.join("|")}`);
+    // The program bundles maild (esbuild, about a second): started now, it is built on another
+    // thread while Pulumi and the program load, which is why those are loaded only below.
+    const bundling = startBundlingDaemon();
+    try {
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      const { planStack } = require("./plan") as typeof import("./plan");
+      const { formatJson, formatTable, formatZones, PLAN_FORMATS } = require("./plan-format") as typeof import("./plan-format");
+      /* eslint-enable @typescript-eslint/no-require-imports */
+      if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; plan takes options only`);
+      const format = values.format as PlanFormat;
+      if (!PLAN_FORMATS.includes(format)) {
+        throw new UsageError(`--format: "${values.format}" is not one of ${PLAN_FORMATS.join("|")}`);
+      }
+      if ((values.ipv4 === undefined) !== (values.ipv6 === undefined)) {
+        throw new UsageError("--ipv4 and --ipv6 go together: Hetzner assigns both");
+      }
+      const result = await planStack({
+        stack: checkStackName(values.stack),
+        projectDir: projectDirFrom(values.project, io.cwd),
+        ipv4: values.ipv4,
+        ipv6: values.ipv6,
+        acmeAccount: values["acme-account"],
+      });
+      if (format === "json") io.stdout(formatJson(result));
+      else if (format === "zone") {
+        const nameservers = values.nameservers
+          ?.split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+        io.stdout(formatZones(result, { nameservers }));
+      } else io.stdout(formatTable(result));
+      return 0;
+    } finally {
+      await bundling.cancel();
     }
-    if ((values.ipv4 === undefined) !== (values.ipv6 === undefined)) {
-      throw new UsageError("--ipv4 and --ipv6 go together: Hetzner assigns both");
-    }
-    const result = await planStack({
-      stack: checkStackName(values.stack),
-      projectDir: projectDirFrom(values.project, io.cwd),
-      ipv4: values.ipv4,
-      ipv6: values.ipv6,
-      acmeAccount: values["acme-account"],
-    });
-    if (format === "json") io.stdout(formatJson(result));
-    else if (format === "zone") {
-      const nameservers = values.nameservers
-        ?.split(",")
-        .map((s) => s.trim())
-        .filter(Boolean);
-      io.stdout(formatZones(result, { nameservers }));
-    } else io.stdout(formatTable(result));
-    return 0;
   },
 };

@@ -4,8 +4,9 @@ import * as path from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
 import { SecretValue } from "../../components/config/secret";
 import type { PlannedRecord } from "../../components/records/types";
-import { runOffline, Secret, Unknown, type RecordedResource } from "../offline/engine";
+import { runOffline, Secret, Unknown, type OfflineRun, type RecordedResource } from "../offline/engine";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
+import { RsaKeyPool } from "../offline/key-pool";
 import { CONFIG_NAMESPACE } from "../stack-config";
 import { normaliseV6Network } from "./ipv6-network";
 
@@ -71,16 +72,23 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
   const values = readStackFile(stackFilePath(options.projectDir, options.stack));
   const { config, secretKeys } = configFromStackValues(values);
 
-  const run = await runOffline(
-    () => {
-      // Loaded here, after the mocks are in place, as the Pulumi CLI would load the program.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const program = require("../program") as typeof import("../program");
-      const { stack: _stack, ...outputs } = program.defineMailStack();
-      return outputs;
-    },
-    { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network, acmeAccountUrl: options.acmeAccount },
-  );
+  // Started before the program is loaded: the workers make the DKIM keys meanwhile.
+  const keyPairs = new RsaKeyPool(DKIM_RSA_BITS, rsaDkimKeysOf(values));
+  let run: OfflineRun;
+  try {
+    run = await runOffline(
+      () => {
+        // Loaded here, after the mocks are in place, as the Pulumi CLI would load the program.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const program = require("../program") as typeof import("../program");
+        const { stack: _stack, ...outputs } = program.defineMailStack();
+        return outputs;
+      },
+      { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network, acmeAccountUrl: options.acmeAccount, keyPairs },
+    );
+  } finally {
+    await keyPairs.close();
+  }
 
   const zones = (run.outputs.records ?? {}) as Record<string, PlannedRecord[]>;
   const ptr = run.resources
@@ -95,6 +103,22 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
     zones,
     ptr,
   };
+}
+
+/** components/mail-stack.ts dkimKey: the RSA DKIM keys are 2048 bits. */
+const DKIM_RSA_BITS = 2048;
+
+/**
+ * How many RSA DKIM keys the program will ask for: one per domain and key generation
+ * (components/mail-stack.ts; `dkim.generations` defaults to one). Read from the unvalidated stack
+ * file, it is only how many keys to make ahead: a wrong count costs time, never a different plan.
+ */
+function rsaDkimKeysOf(values: Record<string, unknown>): number {
+  if (!Array.isArray(values.domains)) return 0;
+  return values.domains.reduce((count: number, domain: unknown) => {
+    const generations = (domain as { dkim?: { generations?: unknown } } | null)?.dkim?.generations;
+    return count + (Array.isArray(generations) ? generations.length : 1);
+  }, 0);
 }
 
 function isIpv4(s: string): boolean {

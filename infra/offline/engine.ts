@@ -9,6 +9,7 @@ import { mockProvider, type MockProviderOptions } from "./mock-provider";
 import { Secret } from "./model";
 import { goalFromRequest, recordedFrom, type RecordedResource, type RegisterRequest } from "./registration";
 import { makeUrn } from "./deployment";
+import { skipPromiseStackTraces } from "./promise-stack-traces";
 
 export { Secret, Unknown } from "./model";
 export type { RecordedResource } from "./registration";
@@ -50,6 +51,7 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
   running = true;
   try {
     const resources: RecordedResource[] = options.recorded ?? [];
+    skipPromiseStackTraces();
     await pulumi.runtime.setMocks(mockProvider(options), options.project ?? "mailstack", options.stack, false);
     pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
 

@@ -5,6 +5,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { mapFromWire } from "./property-values";
 import { createCertRequest } from "./providers/tls";
+import { rsaKeyPair, type KeyPairSource } from "./key-pool";
 
 export interface MockProviderOptions {
   /** IPv4 Hetzner assigns to the primary IP; absent: UNKNOWN_IPV4 stands in */
@@ -13,6 +14,8 @@ export interface MockProviderOptions {
   ipv6Network?: string;
   /** ACME account URL the CA assigned; absent: UNKNOWN_ACME_ACCOUNT stands in */
   acmeAccountUrl?: string;
+  /** RSA key pairs made ahead (key-pool.ts); without it, or when none is ready, made on demand */
+  keyPairs?: KeyPairSource;
 }
 
 /** Stand-ins printed as "unknown" by the plan: values no real assignment can have. */
@@ -39,7 +42,7 @@ export function mockProvider(options: MockProviderOptions): pulumi.runtime.Mocks
       const inputs = args.inputs as Record<string, unknown>;
       switch (args.type) {
         case "tls:index/privateKey:PrivateKey":
-          return { id, state: { ...inputs, ...keyPair(args.name, inputs) } };
+          return { id, state: { ...inputs, ...keyPair(args.name, inputs, options.keyPairs) } };
         case "tls:index/certRequest:CertRequest":
           // A real request for the key and names (the plan shows what it asks for).
           return createCertRequest(mapFromWire(inputs)).then(({ computed }) => ({ id, state: { ...inputs, ...computed } }));
@@ -80,14 +83,14 @@ function numericId(identity: string): number {
   return (createHash("sha256").update(identity).digest().readUInt32BE(0) % 90_000_000) + 10_000_000;
 }
 
-function keyPair(name: string, inputs: Record<string, unknown>): Record<string, string> {
+function keyPair(name: string, inputs: Record<string, unknown>, keyPairs?: KeyPairSource): Record<string, string> {
   const algorithm = inputs.algorithm as Algorithm;
   const cacheKey = `${name}/${algorithm}/${inputs.rsaBits ?? ""}/${inputs.ecdsaCurve ?? ""}`;
   const cached = keyCache.get(cacheKey);
   if (cached) return cached;
   const { privateKey, publicKey } =
     algorithm === "RSA"
-      ? generateKeyPairSync("rsa", { modulusLength: Number(inputs.rsaBits ?? 2048) })
+      ? rsaKeyPair(Number(inputs.rsaBits ?? 2048), keyPairs)
       : algorithm === "ECDSA"
         ? generateKeyPairSync("ec", { namedCurve: curveName(String(inputs.ecdsaCurve ?? "P224")) })
         : generateKeyPairSync("ed25519");

@@ -5,6 +5,8 @@
 // with it the deployment, changes only when the daemon really does.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import type { BuildOptions } from "esbuild";
 
 const ENTRY = "server-bootstrap/maild/main.ts";
 /** The backup job (server-bootstrap/backup/main.ts), bundled the same way. */
@@ -33,37 +35,150 @@ export function maildAssetDefines(root: string = packageRoot()): Record<string, 
  * working directory, i.e. the Pulumi project) and returns that path as given, so a relative path
  * stays relative in the Pulumi state and is the same on every deployer's machine.
  */
-export function bundleDaemon(outFile = path.join("node_modules", ".cache", "mailstack", "maild.js")): string {
+export function bundleDaemon(outFile = DAEMON_OUT_FILE): string {
   return bundle(ENTRY, outFile);
 }
+
+const DAEMON_OUT_FILE = path.join("node_modules", ".cache", "mailstack", "maild.js");
 
 /** The backup job as one file, like bundleDaemon; returns the path as given. */
 export function bundleBackupJob(outFile = path.join("node_modules", ".cache", "mailstack", "backup.js")): string {
   return bundle(BACKUP_ENTRY, outFile);
 }
 
-function bundle(entry: string, outFile: string): string {
-  // Loaded here, not at the top: esbuild is needed only where a deployment is built.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const esbuild = require("esbuild") as typeof import("esbuild");
-  const root = packageRoot();
-  const target = path.resolve(outFile);
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  // Built beside the target and renamed over it: a concurrent reader (another program run in
-  // the same project) sees the old bundle or the new one, never half of one.
-  const temp = `${target}.${process.pid}.tmp`;
-  esbuild.buildSync({
+function buildOptions(entry: string, outfile: string, root: string): BuildOptions {
+  return {
     absWorkingDir: root,
     entryPoints: [entry],
     bundle: true,
     platform: "node",
     target: "node24",
     format: "cjs",
-    outfile: temp,
+    outfile,
     legalComments: "none",
     logLevel: "error",
     define: maildAssetDefines(root),
-  });
+  };
+}
+
+/** Built beside the target and renamed over it: a concurrent reader (another program run in the same project) sees the old bundle or the new one, never half of one. */
+const tempFileOf = (target: string) => `${target}.${process.pid}.tmp`;
+
+function bundle(entry: string, outFile: string): string {
+  const target = path.resolve(outFile);
+  if (awaitBackgroundBundle(target)) return outFile;
+  // Loaded here, not at the top: esbuild is needed only where a deployment is built.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const esbuild = require("esbuild") as typeof import("esbuild");
+  const root = packageRoot();
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const temp = tempFileOf(target);
+  esbuild.buildSync(buildOptions(entry, temp, root));
   fs.renameSync(temp, target);
   return outFile;
+}
+
+// Bundling in the background: `mailstack plan` starts the daemon's bundle on a worker thread
+// before it loads Pulumi and the program (about a second of the main thread), and bundleDaemon
+// then finds it done instead of building it there. The worker runs the same esbuild build with the
+// same options (`write: false`: esbuild hands back the bytes it would write) and writes the file
+// the same way, so the bundle, its digest and the deployment are the same.
+//
+// bundleDaemon runs inside the synchronous program, so it waits for the worker with Atomics.wait
+// on a shared flag (esbuild's own buildSync waits for its worker the same way). The worker sets the
+// flag whatever happens; a failed background build, or one that has not finished in
+// BACKGROUND_WAIT_MS, is built again in the foreground, which reports the error as before.
+const PENDING = 0;
+const WRITTEN = 1;
+const FAILED = 2;
+const BACKGROUND_WAIT_MS = 120_000;
+
+const WORKER_SOURCE = `
+const fs = require("node:fs");
+const { workerData } = require("node:worker_threads");
+const state = new Int32Array(workerData.state);
+(async () => {
+  let status = ${FAILED};
+  let esbuild;
+  try {
+    esbuild = require(workerData.esbuild);
+    const result = await esbuild.build({ ...workerData.options, write: false });
+    fs.mkdirSync(workerData.dir, { recursive: true });
+    fs.writeFileSync(workerData.temp, result.outputFiles[0].contents);
+    fs.renameSync(workerData.temp, workerData.target);
+    status = ${WRITTEN};
+  } catch {
+    try {
+      fs.rmSync(workerData.temp, { force: true });
+    } catch {}
+  }
+  Atomics.store(state, 0, status);
+  Atomics.notify(state, 0);
+  await esbuild?.stop();
+})();
+`;
+interface BackgroundBundle {
+  state: Int32Array;
+  worker: Worker;
+}
+
+const backgroundBundles = new Map<string, BackgroundBundle>();
+
+export interface BundleInBackground {
+  /** Stops the build if it is still running (the bundle was not needed after all). */
+  cancel(): Promise<void>;
+}
+
+/** Starts bundling the daemon as bundleDaemon(outFile) would, on a worker thread; bundleDaemon(outFile) then takes the result. */
+export function startBundlingDaemon(outFile = DAEMON_OUT_FILE): BundleInBackground {
+  try {
+    return bundleInBackground(outFile);
+  } catch {
+    // Whatever stops it here (an incomplete package) stops bundleDaemon too, which says so.
+    return { cancel: async () => undefined };
+  }
+}
+
+function bundleInBackground(outFile: string): BundleInBackground {
+  const target = path.resolve(outFile);
+  const root = packageRoot();
+  const state = new Int32Array(new SharedArrayBuffer(4));
+  // Its own temporary file: should the foreground build run too, neither writes into the other's.
+  const temp = `${tempFileOf(target)}.background`;
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: {
+      state: state.buffer,
+      esbuild: require.resolve("esbuild"),
+      options: buildOptions(ENTRY, tempFileOf(target), root),
+      dir: path.dirname(target),
+      temp,
+      target,
+    },
+  });
+  // Never keeps the process alive; its failure shows as FAILED or as a foreground build.
+  worker.unref();
+  worker.on("error", () => undefined);
+  const entry = { state, worker };
+  backgroundBundles.set(target, entry);
+  return {
+    async cancel() {
+      if (backgroundBundles.get(target) === entry) backgroundBundles.delete(target);
+      await worker.terminate();
+      try {
+        fs.rmSync(temp, { force: true });
+      } catch {
+        // nothing was written there (its directory could not be made)
+      }
+    },
+  };
+}
+
+/** Waits for a background build of `target`; true when it wrote the file. */
+function awaitBackgroundBundle(target: string): boolean {
+  const background = backgroundBundles.get(target);
+  if (background === undefined) return false;
+  backgroundBundles.delete(target);
+  Atomics.wait(background.state, 0, PENDING, BACKGROUND_WAIT_MS);
+  return Atomics.load(background.state, 0) === WRITTEN;
 }

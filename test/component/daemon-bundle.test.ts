@@ -1,0 +1,69 @@
+// maild's bundle built in the background (server-bootstrap/install/daemon-bundle.ts
+// startBundlingDaemon, as `mailstack plan` starts it): bundleDaemon takes it, byte for byte the
+// bundle it builds itself, and a background build that cannot finish leaves bundleDaemon to build
+// and report as before.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { bundleDaemon, startBundlingDaemon } from "../../server-bootstrap/install/daemon-bundle";
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "daemon-bundle-"));
+const foreground = bundleDaemon(path.join(work, "foreground", "maild.js"));
+
+test("the background build writes the bundle by itself, byte for byte bundleDaemon's, and bundleDaemon takes it", async () => {
+  const outFile = path.join(work, "background", "maild.js");
+  const bundling = startBundlingDaemon(outFile);
+  try {
+    while (!fs.existsSync(outFile)) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(bundleDaemon(outFile), outFile);
+    assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
+    assert.deepEqual(fs.readdirSync(path.dirname(outFile)), ["maild.js"]);
+  } finally {
+    await bundling.cancel();
+  }
+});
+
+test("a background build is taken once: the next bundleDaemon of that file builds it again", async () => {
+  const outFile = path.join(work, "once", "maild.js");
+  const bundling = startBundlingDaemon(outFile);
+  try {
+    bundleDaemon(outFile);
+    fs.rmSync(outFile);
+    bundleDaemon(outFile);
+    assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
+  } finally {
+    await bundling.cancel();
+  }
+});
+
+test("a cancelled background build leaves no file behind, and bundleDaemon builds in the foreground", async () => {
+  const outFile = path.join(work, "cancelled", "maild.js");
+  await startBundlingDaemon(outFile).cancel();
+  assert.equal(fs.existsSync(path.dirname(outFile)), false);
+  bundleDaemon(outFile);
+  assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
+});
+
+test("a bundle that cannot be written fails in bundleDaemon with the error of a foreground build", async () => {
+  // A file where the bundle's directory would go: neither build can create it.
+  fs.writeFileSync(path.join(work, "blocked"), "");
+  const outFile = path.join(work, "blocked", "maild.js");
+  const expected = (() => {
+    try {
+      bundleDaemon(outFile);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return assert.fail("bundleDaemon wrote under a file");
+  })();
+  const bundling = startBundlingDaemon(outFile);
+  try {
+    assert.throws(() => bundleDaemon(outFile), { message: expected });
+  } finally {
+    await bundling.cancel();
+  }
+});
+
+test.after(() => fs.rmSync(work, { recursive: true, force: true }));
