@@ -6,7 +6,6 @@ import { readAcme } from "./acme";
 import { readDomain, readDomainName } from "./domain";
 import { implicitPostmasters, readAliases, readUsers, type ConfigUser, type MailDomains } from "./mailboxes";
 import { isAtOrBelow, parseEmail } from "./name-syntax";
-import { HASH_COMMAND } from "../shared/argon2id";
 import { SecretValue } from "./secret";
 import { readServer } from "./server";
 import { readBackup } from "./backup";
@@ -208,7 +207,7 @@ function checkSecretHashes(users: readonly ConfigUser[], secretKeys: ReadonlySet
     if (u.passwordHash instanceof SecretValue) continue;
     problems.add(
       `users[${u.index}].passwordHash`,
-      `is stored in plain text in the stack file; store it encrypted: pulumi config set --secret --path 'mailstack:users[${u.index}].passwordHash' "$(${HASH_COMMAND})"`,
+      `is stored in plain text in the stack file; store it encrypted with: mailstack user passwd ${u.address} (it asks for the password, hashes it and runs pulumi config set --secret)`,
     );
   }
 }

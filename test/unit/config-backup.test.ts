@@ -229,6 +229,17 @@ describe("backup: bad input names the key and how to mend it", () => {
     });
   }
 
+  test("a password hash in plain text in the stack file is refused with the mailstack command that stores it encrypted", () => {
+    const problems = problemsOf(stack(undefined), { secretKeys: new Set() });
+    assert.deepEqual(problems, [
+      {
+        path: "users[0].passwordHash",
+        message:
+          "is stored in plain text in the stack file; store it encrypted with: mailstack user passwd alice@example.org (it asks for the password, hashes it and runs pulumi config set --secret)",
+      },
+    ]);
+  });
+
   test("an S3 secret key in plain text in the stack file is refused with the command that stores it encrypted", () => {
     const problems = problemsOf(
       stack({ s3: { endpoint: "https://s3.example", bucket: "bucket", accessKeyId: "a", secretAccessKey: "plain" } }),
