@@ -151,6 +151,25 @@ systemd_wait_active() {
   die "$UNIT_NAME did not start: $(journalctl -u "$UNIT_NAME" -n 30 --no-pager 2>&1 || true)"
 }
 
+# rspamd answers maild's scans only once its workers run, which on a first start waits for its
+# Hyperscan databases to compile (tens of seconds on a small server; kept in /var/lib/rspamd
+# afterwards). Until then maild answers every message 451 (senders retry); the install waits, so
+# a deploy that reports success has a box that accepts mail. rspamd's normal worker answers GET
+# /ping with "pong" (rspamd 3.4 src/libserver/protocol.c).
+systemd_wait_rspamd() {
+  local waited=0
+  while [ "$waited" -lt 360 ]; do
+    "$NODE" -e '
+      const req = require("node:http").get("http://127.0.0.1:11333/ping", { timeout: 2000 }, (res) => {
+        let body = ""; res.on("data", (c) => (body += c)); res.on("end", () => process.exit(res.statusCode === 200 && body.trim() === "pong" ? 0 : 1));
+      });
+      req.on("error", () => process.exit(1)); req.on("timeout", () => { req.destroy(); process.exit(1); });' && return 0
+    systemctl is-failed -q rspamd && break
+    sleep 0.5; waited=$((waited + 1))
+  done
+  die "rspamd does not answer on 127.0.0.1:11333: $(journalctl -u rspamd -n 30 --no-pager 2>&1 || true)"
+}
+
 stop_maild() {
   if [ "$use_systemctl" = 1 ]; then
     if systemctl cat "$UNIT_NAME" >/dev/null 2>&1; then systemctl disable --now "$UNIT_NAME"; fi
@@ -342,6 +361,7 @@ install_all() {
         systemctl restart "$svc"; actions+=("$svc:restart")
       fi
     done
+    systemd_wait_rspamd
     systemctl is-enabled -q "$UNIT_NAME" 2>/dev/null || { systemctl enable -q "$UNIT_NAME"; actions+=(maild:enable); }
     if ! systemctl is-active -q "$UNIT_NAME"; then
       systemctl start "$UNIT_NAME"; actions+=(maild:start)

@@ -78,18 +78,18 @@ describe("deploying onto a machine, with systemd", () => {
     await internet?.destroy();
   });
 
-  test("the install command installs and starts maild and Dovecot through systemctl", async () => {
+  test("the install command installs and starts the spam filter, maild and Dovecot through systemctl", async () => {
     const { install, machineId } = await deployOverSsh(sshTarget(box, keys), input, bundle, options);
     firstMachineId = machineId;
     assert.equal(install.code, 0, install.stderr);
     assert.match(
       summaryOf(install),
-      / actions=systemd:daemon-reload,metadata-guard:apply,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
+      / actions=sieve:compile,systemd:daemon-reload,metadata-guard:apply,unbound:start,redis-server:start,rspamd:start,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
     );
     const states = await onBox(
-      "systemctl is-enabled maild dovecot maild-tls-reload.path; systemctl is-active maild dovecot maild-tls-reload.path",
+      "systemctl is-enabled maild dovecot maild-tls-reload.path unbound redis-server rspamd; systemctl is-active maild dovecot maild-tls-reload.path unbound redis-server rspamd",
     );
-    assert.deepEqual(states.stdout.trim().split("\n"), ["enabled", "enabled", "enabled", "active", "active", "active"]);
+    assert.deepEqual(states.stdout.trim().split("\n"), [...Array(6).fill("enabled"), ...Array(6).fill("active")]);
     for (const port of [25, 587, 465, 80, 443, 993]) assert.equal(await acceptsConnections(box.ipv4, port), true, `port ${port}`);
   });
 
@@ -178,7 +178,7 @@ describe("deploying onto a machine, with systemd", () => {
     assert.notEqual(machineId, firstMachineId);
     assert.match(
       summaryOf(install),
-      / actions=systemd:daemon-reload,metadata-guard:apply,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
+      / actions=sieve:compile,systemd:daemon-reload,metadata-guard:apply,unbound:start,redis-server:start,rspamd:start,maild:enable,maild:start,tls-watch:enable,dovecot:restart$/,
     );
     const read = await readOverImap(imap(), MESSAGE_ID, HOSTNAME);
     assert.equal(read.ok, true, read.error);

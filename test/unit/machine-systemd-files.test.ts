@@ -26,6 +26,7 @@ import { serviceOf, orderByAfter } from "../../infra/local-internet/machine/in-m
 import { maildUnit } from "../../server-bootstrap/systemd/maild-unit";
 import { tlsReloadPathUnit, tlsReloadServiceUnit } from "../../server-bootstrap/systemd/tls-reload-units";
 import { boxLayout } from "../../server-bootstrap/install/layout";
+import { redisDropIn } from "../../server-bootstrap/spam/redis-conf";
 
 function tempRoot(files: Record<string, string>, links: Record<string, string> = {}): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "machine-units-"));
@@ -107,6 +108,32 @@ describe("unit file syntax (systemd.syntax(7))", () => {
     for (const u of ["maild.service", "maild-tls-reload.path", "maild-tls-reload.service", "ssh.service", "dovecot.service"]) {
       assert.doesNotThrow(() => checkDirectives(loadUnitFile(u, root)), u);
     }
+  });
+
+  test("the spam filter's units, Debian's with our Redis drop-in, load; their timeouts and capabilities read as systemd reads them", () => {
+    const layout = boxLayout();
+    const root = tempRoot({
+      "lib/systemd/system/redis-server.service": fs.readFileSync("/lib/systemd/system/redis-server.service", "utf8"),
+      "etc/systemd/system/redis-server.service.d/50-mailstack.conf": redisDropIn({
+        dir: layout.redisDataDir,
+        dataDir: layout.dataDir,
+        debianConf: layout.redisDebianConf,
+        conf: layout.redisConf,
+      }),
+      "lib/systemd/system/rspamd.service": fs.readFileSync("/lib/systemd/system/rspamd.service", "utf8"),
+      "lib/systemd/system/unbound.service": fs.readFileSync("/lib/systemd/system/unbound.service", "utf8"),
+    });
+    for (const u of ["redis-server.service", "rspamd.service", "unbound.service"]) {
+      assert.doesNotThrow(() => checkDirectives(loadUnitFile(u, root)), u);
+    }
+    const redis = serviceOf(loadUnitFile("redis-server.service", root));
+    assert.deepEqual(redis.execStart[0].argv, ["/usr/bin/redis-server", layout.redisConf, "--supervised", "systemd", "--daemonize", "no"]);
+    // TimeoutStopSec=0 is no timeout at all (load-fragment.c config_parse_service_timeout)
+    assert.equal(redis.stopTimeoutMs, Infinity);
+    // CapabilityBoundingSet= (empty): every capability dropped, not the bounding set left alone
+    assert.deepEqual(redis.boundingSet, []);
+    assert.equal(serviceOf(loadUnitFile("rspamd.service", root)).boundingSet, undefined);
+    assert.equal(serviceOf(loadUnitFile("unbound.service", root)).type, "notify");
   });
 
   test("time spans: bare seconds, units added up, infinity", () => {

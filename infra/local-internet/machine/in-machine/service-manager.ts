@@ -139,6 +139,17 @@ function capName(c: string): string {
 }
 
 /** The [Service] section, validated as systemd validates it when loading (systemd.service(5)). */
+/**
+ * TimeoutSec=, TimeoutStartSec=, TimeoutStopSec=: 0 turns the timeout off, as `infinity` does
+ * (systemd src/core/load-fragment.c, config_parse_service_timeout: "these options accepted 0 to
+ * disable the timeouts ... fix this to become USEC_INFINITY"; Debian's redis-server.service has
+ * TimeoutStopSec=0).
+ */
+function serviceTimeout(text: string, what: string): number {
+  const ms = parseTimeSpan(text, what);
+  return ms <= 0 ? Infinity : ms;
+}
+
 export function serviceOf(unit: UnitFile): Service {
   const what = (k: string) => `${unit.id}: ${k}=`;
   const exec = (k: string) => listValues(unit, "Service", k).flatMap((v) => parseExecValue(v, { unitName: unit.id }, what(k)));
@@ -164,6 +175,10 @@ export function serviceOf(unit: UnitFile): Service {
   if (!["control-group", "mixed", "process", "none"].includes(killMode))
     throw new Error(`${what("KillMode")} "${killMode}" is not a kill mode`);
   const bounding = wordValues(unit, "Service", "CapabilityBoundingSet");
+  // Assigned, but to nothing in the end (`CapabilityBoundingSet=`): the empty set, every
+  // capability dropped (systemd commit d91c34f, "Assigning the empty string to
+  // CapabilityBoundSet= should drop all caps"; systemd.exec(5) CapabilityBoundingSet=).
+  const boundingAssigned = (unit.sections.get("Service") ?? []).some((a) => a.key === "CapabilityBoundingSet");
   const mode = value(unit, "Service", "RuntimeDirectoryMode");
   return {
     type,
@@ -180,11 +195,11 @@ export function serviceOf(unit: UnitFile): Service {
     remainAfterExit: parseBoolean(value(unit, "Service", "RemainAfterExit") ?? "no", what("RemainAfterExit")),
     // Type=oneshot: "the timeout is disabled by default" (systemd.service(5) TimeoutStartSec=).
     startTimeoutMs: startTimeout
-      ? parseTimeSpan(startTimeout, what("TimeoutStartSec"))
+      ? serviceTimeout(startTimeout, what("TimeoutStartSec"))
       : type === "oneshot"
         ? Infinity
         : DEFAULT_TIMEOUT_MS,
-    stopTimeoutMs: stopTimeout ? parseTimeSpan(stopTimeout, what("TimeoutStopSec")) : DEFAULT_TIMEOUT_MS,
+    stopTimeoutMs: stopTimeout ? serviceTimeout(stopTimeout, what("TimeoutStopSec")) : DEFAULT_TIMEOUT_MS,
     killMode,
     killSignal: signalName(value(unit, "Service", "KillSignal") ?? "SIGTERM", what("KillSignal")),
     user: value(unit, "Service", "User"),
@@ -195,7 +210,7 @@ export function serviceOf(unit: UnitFile): Service {
     environmentFiles: listValues(unit, "Service", "EnvironmentFile"),
     limitNofile: value(unit, "Service", "LimitNOFILE"),
     ambientCaps: wordValues(unit, "Service", "AmbientCapabilities").map(capName),
-    boundingSet: bounding.length ? bounding.map((c) => (c.startsWith("~") ? `~${capName(c.slice(1))}` : capName(c))) : undefined,
+    boundingSet: boundingAssigned ? bounding.map((c) => (c.startsWith("~") ? `~${capName(c.slice(1))}` : capName(c))) : undefined,
     noNewPrivileges: parseBoolean(value(unit, "Service", "NoNewPrivileges") ?? "no", what("NoNewPrivileges")),
     secureBits: wordValues(unit, "Service", "SecureBits"),
     runtimeDirectories: wordValues(unit, "Service", "RuntimeDirectory"),
@@ -700,11 +715,11 @@ export class ServiceManager {
     if (cmd.privileged !== "+") {
       if (svc.secureBits.length) setpriv.push(`--securebits=${svc.secureBits.map((b) => `+${b.replace(/-/g, "_")}`).join(",")}`);
       if (svc.boundingSet) {
-        const inverted = svc.boundingSet.every((c) => c.startsWith("~"));
+        const inverted = svc.boundingSet.length > 0 && svc.boundingSet.every((c) => c.startsWith("~"));
         setpriv.push(
           inverted
             ? `--bounding-set=${svc.boundingSet.map((c) => `-${c.slice(1)}`).join(",")}`
-            : `--bounding-set=-all,${svc.boundingSet.map((c) => `+${c}`).join(",")}`,
+            : `--bounding-set=${["-all", ...svc.boundingSet.map((c) => `+${c}`)].join(",")}`,
         );
       }
       if (svc.ambientCaps.length && svc.user && dropCredentials) {

@@ -119,6 +119,10 @@ export const IGNORED: Record<string, string[]> = {
     "ProtectSystem",
     "ProtectHome",
     "ReadWritePaths",
+    // the older name of ReadWritePaths= (Debian's redis-server.service still uses it)
+    "ReadWriteDirectories",
+    "ExecPaths",
+    "NoExecPaths",
     "ReadOnlyPaths",
     "InaccessiblePaths",
     "PrivateTmp",
@@ -149,8 +153,12 @@ export const IGNORED: Record<string, string[]> = {
     "SystemCallErrorNumber",
     "IPAddressDeny",
     "IPAddressAllow",
-    // Dovecot's unit: O_NONBLOCK on passed sockets, which only matters for socket activation.
+    // Dovecot's and rspamd's units: O_NONBLOCK on passed sockets, which only matters for socket activation.
     "NonBlocking",
+    // systemd.service(5) PIDFile=: read to find the main process of a Type=forking service (a type
+    // this stand-in refuses); for other types systemd only removes the file once the service has
+    // stopped (Debian's redis-server.service: Type=notify, and Redis removes its own file on exit).
+    "PIDFile",
   ],
   Path: [],
   Install: [],
