@@ -7,6 +7,7 @@
 // journal; a failed run fails the unit (`systemctl --failed`, `journalctl -u mailstack-backup`).
 import type { BoxLayout } from "../install/layout";
 import { LINK_LOCAL_V4 } from "./metadata-guard";
+import { sharedSandbox } from "./sandbox";
 
 export const BACKUP_UNITS = {
   service: "mailstack-backup.service",
@@ -64,22 +65,7 @@ UMask=0077
 # Root, for reading and linking every mailbox and restoring owners; no other power of root.
 CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID
 NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=${layout.dataDir}
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-DevicePolicy=closed
-PrivateIPC=yes
-ProtectHostname=yes
-ProtectClock=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectProc=invisible
-KeyringMode=private
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+${sharedSandbox(layout.dataDir)}
 # The metadata service hands out the SSH host key: the job has no business there.
 IPAddressDeny=${LINK_LOCAL_V4}
 RestrictNamespaces=yes
