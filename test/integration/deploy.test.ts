@@ -4,7 +4,7 @@
 // installs into a fresh root directory with --no-systemctl, starting maild from the unit's ExecStart.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -267,11 +267,16 @@ describe("deploy over SSH into a fresh root (sshd in a namespace)", () => {
   test("no key stays on the box: the stage directory is 0700 with only the daemon and the install script, and a manifest an earlier version staged is removed", async () => {
     const legacy = path.join(first.stageDir, LEGACY_STAGED_MANIFEST);
     fs.writeFileSync(legacy, renderManifest(deployFiles(first.layout, first.input)), { mode: 0o644 });
+    // Other test files deploy at the same time through the same /tmp: only copies of this
+    // deployment's manifest count.
+    const ours = createHash("sha256")
+      .update(renderManifest(deployFiles(first.layout, first.input)))
+      .digest("hex");
     const manifestsInTmp = () =>
       fs
         .readdirSync(os.tmpdir())
         .map((e) => path.join(os.tmpdir(), e, ".manifest"))
-        .filter((f) => fs.existsSync(f));
+        .filter((f) => fs.existsSync(f) && createHash("sha256").update(fs.readFileSync(f)).digest("hex") === ours);
     const before = manifestsInTmp();
     const { summary } = await deploy(target, first, bundle);
     assert.equal(summary, "mailstack-install: changed=none actions=none");
