@@ -50,6 +50,7 @@ import {
 import type { CommandOutput } from "../offline/providers/command-executor";
 import { zoneLine } from "./lifecycle-dns";
 import { assertFreshBuild } from "../build-check";
+import { PERMISSIVE_SPAM_SETTINGS } from "../local-internet/spam-filter";
 
 export const LIFECYCLE_CAA_IDENTITY = "pebble.internet.test";
 /** The domain the lifecycle's own mail client sends from (SPF names the deployer's addresses). */
@@ -224,6 +225,10 @@ export class Lifecycle {
       ...base,
       users: (base.users as Record<string, unknown>[]).map((u, i) => ({ ...u, passwordHash: users[i].passwordHash })),
       acme: { ...(base.acme as Record<string, unknown>), directory: pebble.directoryUrl, caaIdentity: LIFECYCLE_CAA_IDENTITY },
+      // The lifecycle is about deploying, not filtering: its test messages come straight from a
+      // client with no reverse name (greylisted under the real thresholds) and the box has no
+      // route to Spamhaus. rspamd still verifies SPF, DKIM, DMARC and ARC (spam-filter.ts).
+      spam: PERMISSIVE_SPAM_SETTINGS,
     };
   }
 
