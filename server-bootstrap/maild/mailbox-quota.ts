@@ -135,7 +135,28 @@ async function sumDir(dir: string, usage: QuotaUsage): Promise<void> {
   }
 }
 
+const TEMP_NAME = new RegExp(`^${MAILDIRSIZE}\\.[0-9a-f]{12}$`);
+const PROCESS_START_MS = Date.now() - process.uptime() * 1000;
+const swept = new Set<string>();
+
+/**
+ * A maild killed between writing a temporary maildirsize and renaming it leaves the temporary file
+ * in tmp/: the first write to a Maildir after a start removes those an earlier process left (older
+ * than this process), so tmp/ does not fill up across crashes.
+ */
+async function sweepStaleTemps(maildir: string): Promise<void> {
+  if (swept.has(maildir)) return;
+  swept.add(maildir);
+  const dir = join(maildir, "tmp");
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!TEMP_NAME.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st !== undefined && st.mtimeMs < PROCESS_START_MS) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}
+
 async function writeMaildirsize(maildir: string, limitBytes: number, usage: QuotaUsage): Promise<void> {
+  await sweepStaleTemps(maildir);
   const tmp = join(maildir, "tmp", `${MAILDIRSIZE}.${randomBytes(6).toString("hex")}`);
   const fh = await open(tmp, "wx", 0o660);
   try {

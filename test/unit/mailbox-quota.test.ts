@@ -3,7 +3,7 @@
 // Dovecot quota plugin: test/integration/maild-abuse.test.ts.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addToMaildirsize, mailboxUsage } from "../../server-bootstrap/maild/mailbox-quota";
@@ -35,6 +35,17 @@ describe("maildirsize (Maildir++ quota)", () => {
     assert.deepEqual(await mailboxUsage(dir, 10_000), { bytes: 3300, count: 3 });
     assert.equal(readFileSync(join(dir, "maildirsize"), "utf8"), "10000S\n3300 3\n");
     assert.equal(statSync(join(dir, "maildirsize")).mode & 0o777, 0o660, "the mail group (Dovecot) appends to it");
+  });
+
+  test("temporary maildirsize files an earlier (killed) process left in tmp/ are removed by the first write; this process's and other files stay", async () => {
+    const dir = maildir();
+    put(dir, "tmp", "maildirsize.0251309f768a", 20);
+    put(dir, "tmp", "maildirsize.1c66a59fe026", 20);
+    put(dir, "tmp", "4.M4.host,S=10", 10);
+    const past = new Date(Date.now() - 3_600_000 - process.uptime() * 1000);
+    for (const f of ["maildirsize.0251309f768a", "4.M4.host,S=10"]) utimesSync(join(dir, "tmp", f), past, past);
+    await mailboxUsage(dir, 10_000);
+    assert.deepEqual(readdirSync(join(dir, "tmp")).sort(), ["4.M4.host,S=10", "maildirsize.1c66a59fe026"]);
   });
 
   test("appended lines are summed, as every writer appends one per change", async () => {
