@@ -154,17 +154,22 @@ class Stager {
         } else missing.add(base);
       }
     }
-    // Renamed while we looked: find each by its unique part. Dovecot renames within a moment, so a
-    // few rounds suffice; what is still missing was expunged.
-    for (let round = 0; round < 5 && missing.size > 0; round++) {
+    // Renamed while we looked: find each by its unique part. A rename during readdir(3) may also
+    // hide a file under both its names (POSIX leaves entries changed meanwhile unspecified), so
+    // each round takes every message not staged yet, seen before or not, until a round finds
+    // nothing new. Dovecot renames within a moment, so a few rounds suffice; what is still
+    // missing was expunged.
+    for (let round = 0, found = 1; round < 5 && (found > 0 || missing.size > 0); round++) {
+      found = 0;
       for (const sub of ["new", "cur"]) {
         for (const name of await readdir(this.src(path.join(rel, sub))).catch(() => [] as string[])) {
           const base = maildirBase(name);
-          if (!missing.has(base) || staged.has(base)) continue;
+          if (excludedFile(name) || staged.has(base)) continue;
           if (await this.linkFile(path.join(rel, sub, name))) {
             staged.add(base);
             missing.delete(base);
-          }
+            found++;
+          } else missing.add(base);
         }
       }
     }
