@@ -91,10 +91,14 @@ function withStack<T>(domains: number, use: (projectDir: string) => T): T {
   }
 }
 
-/** Cost of each domain added between two rows: time (ms) and memory (MiB). */
-function perExtraDomain(from: Row, to: Row): { ms: number; mib: number } {
+/** Cost of each domain added between two rows: wall time and CPU time (ms), memory (MiB). */
+function perExtraDomain(from: Row, to: Row): { ms: number; cpuMs: number; mib: number } {
   const extra = to.domains - from.domains;
-  return { ms: ((to.seconds - from.seconds) * 1000) / extra, mib: (to.rssMb - from.rssMb) / extra };
+  return {
+    ms: ((to.seconds - from.seconds) * 1000) / extra,
+    cpuMs: ((to.cpuSeconds - from.cpuSeconds) * 1000) / extra,
+    mib: (to.rssMb - from.rssMb) / extra,
+  };
 }
 
 function main(): void {
@@ -138,10 +142,12 @@ function main(): void {
     const first = perExtraDomain(rows[0], rows[1]);
     const last = perExtraDomain(rows[rows.length - 2], rows[rows.length - 1]);
     const range = (a: Row, b: Row) => `${a.domains} -> ${b.domains}`;
+    const ratio = (a: number, b: number) => `x${(b / a).toFixed(2)}`;
     console.log(
-      `Linearity: a domain added costs ${first.ms.toFixed(1)} ms and ${first.mib.toFixed(2)} MiB over ${range(rows[0], rows[1])}, ` +
-        `${last.ms.toFixed(1)} ms and ${last.mib.toFixed(2)} MiB over ${range(rows[rows.length - 2], rows[rows.length - 1])}: ` +
-        `time x${(last.ms / first.ms).toFixed(2)}, memory x${(last.mib / first.mib).toFixed(2)} (1.00 is linear; above, the cost per domain grows).`,
+      `Linearity (1.00 is linear; above, a domain costs more the more there are): a domain added costs ` +
+        `${first.ms.toFixed(1)} ms wall, ${first.cpuMs.toFixed(1)} ms CPU and ${first.mib.toFixed(2)} MiB over ${range(rows[0], rows[1])}, ` +
+        `${last.ms.toFixed(1)} ms wall, ${last.cpuMs.toFixed(1)} ms CPU and ${last.mib.toFixed(2)} MiB over ${range(rows[rows.length - 2], rows[rows.length - 1])}: ` +
+        `wall ${ratio(first.ms, last.ms)}, CPU ${ratio(first.cpuMs, last.cpuMs)}, memory ${ratio(first.mib, last.mib)}.`,
     );
   }
 }
