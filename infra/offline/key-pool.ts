@@ -99,6 +99,11 @@ export class RsaKeyPool implements KeyPairSource {
     }
   }
 
+  /** Keys made and not taken yet. */
+  readyCount(): number {
+    return Atomics.load(this.shared, POSTED) - this.received;
+  }
+
   private receive(): RsaKeyPair | undefined {
     for (let i = 0; i < this.ports.length; i++) {
       const port = this.ports[(this.next + i) % this.ports.length];

@@ -41,11 +41,16 @@ test("each key of the count is made once: by a worker, or by the caller when non
   }
 });
 
-test("a key a worker is making is waited for, not made again", async () => {
+/** Waits until the pool has `n` keys made and not taken. */
+async function untilReady(pool: RsaKeyPool, n: number): Promise<void> {
+  while (pool.readyCount() < n) await sleep(20);
+}
+
+test("a key a worker has claimed is taken from it, waiting while it is made, not made again", async () => {
   const pool = new RsaKeyPool(4096, 1, 1);
   try {
-    // the worker has claimed the only key by now (a 4096-bit key takes it far longer than this)
-    await sleep(1000);
+    // by now the worker has claimed the only key (a 4096-bit key takes it far longer than its start)
+    await sleep(1500);
     const pair = pool.takeRsa(4096);
     assert.ok(pair, "the caller was told to make the key the worker claimed");
     assertMatchingRsaPair(pair, 4096);
@@ -55,14 +60,16 @@ test("a key a worker is making is waited for, not made again", async () => {
   }
 });
 
-test("a pool serves no key of a size it does not make", async () => {
+test("a pool serves no key of a size it does not make, and keeps its keys for the size it does", async () => {
   const pool = new RsaKeyPool(1024, 1, 1);
   try {
-    await sleep(500);
+    await untilReady(pool, 1);
     assert.equal(pool.takeRsa(2048), undefined);
+    assert.equal(pool.readyCount(), 1);
     const pair = pool.takeRsa(1024);
     assert.ok(pair);
     assertMatchingRsaPair(pair, 1024);
+    assert.equal(pool.readyCount(), 0);
   } finally {
     await pool.close();
   }
@@ -77,7 +84,7 @@ test("without a ready key, rsaKeyPair makes one of the size asked", async () => 
 
 test("a closed pool hands out no more keys", async () => {
   const pool = new RsaKeyPool(1024, 50, 1);
-  await sleep(500);
+  await untilReady(pool, 1);
   await pool.close();
   assert.equal(pool.takeRsa(1024), undefined);
 });
