@@ -7,6 +7,7 @@ import { enableCompileCache } from "node:module";
 import * as path from "node:path";
 import { wantsHelp } from "./args";
 import { processIo, UsageError, type Command, type CommandIo } from "./command";
+import { deferUnusedSdkModules } from "./deferred-modules";
 import { findProjectDir } from "./project-dir";
 
 export { findProjectDir } from "./project-dir";
@@ -120,6 +121,7 @@ if (require.main === module) {
   // on disk and reuses it on the next run, as tsc, eslint and prettier do for theirs
   // (https://nodejs.org/api/module.html#module-compile-cache).
   enableCompileCache?.();
+  deferUnusedSdkModules();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -1,7 +1,7 @@
 // `mailstack plan`: arguments in, the plan printed as a table, JSON or zone files.
-import { startBundlingDaemon } from "../../server-bootstrap/install/daemon-bundle";
 import { parseCommandArgs } from "./args";
 import { UsageError, type Command } from "./command";
+import { startPlanAhead } from "./plan-ahead";
 import type { PlanFormat } from "./plan-format";
 import { checkStackName, projectDirFrom } from "./project-dir";
 
@@ -37,9 +37,9 @@ export const planCommand: Command = {
       },
       true,
     );
-    // The program bundles maild (esbuild, about a second): started now, it is built on another
-    // thread while Pulumi and the program load, which is why those are loaded only below.
-    const bundling = startBundlingDaemon();
+    // maild's bundle and the DKIM keys are made on other threads while Pulumi and the program
+    // load, which is why those are loaded only below (plan-ahead.ts).
+    const ahead = startPlanAhead(aheadProjectDir(values.project, io.cwd), values.stack);
     try {
       /* eslint-disable @typescript-eslint/no-require-imports */
       const { planStack } = require("./plan") as typeof import("./plan");
@@ -59,6 +59,7 @@ export const planCommand: Command = {
         ipv4: values.ipv4,
         ipv6: values.ipv6,
         acmeAccount: values["acme-account"],
+        keyPairs: ahead.keyPairs,
       });
       if (format === "json") io.stdout(formatJson(result));
       else if (format === "zone") {
@@ -70,7 +71,16 @@ export const planCommand: Command = {
       } else io.stdout(formatTable(result));
       return 0;
     } finally {
-      await bundling.cancel();
+      await ahead.cancel();
     }
   },
 };
+
+/** The project directory as planStack will be given it, or any directory when that fails (planStack then says why). */
+function aheadProjectDir(project: string | undefined, cwd: string): string {
+  try {
+    return projectDirFrom(project, cwd);
+  } catch {
+    return cwd;
+  }
+}

@@ -6,7 +6,8 @@ import { SecretValue } from "../../components/config/secret";
 import type { PlannedRecord } from "../../components/records/types";
 import { runOffline, Secret, Unknown, type OfflineRun, type RecordedResource } from "../offline/engine";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
-import { RsaKeyPool } from "../offline/key-pool";
+import { RsaKeyPool, type KeyPairSource } from "../offline/key-pool";
+import { DKIM_RSA_BITS, rsaDkimKeysOf } from "./plan-ahead";
 import { CONFIG_NAMESPACE } from "../stack-config";
 import { normaliseV6Network } from "./ipv6-network";
 
@@ -21,6 +22,8 @@ export interface PlanOptions {
   ipv6?: string;
   /** the ACME account URL, if already registered (CAA accounturi) */
   acmeAccount?: string;
+  /** RSA keys already being made (plan-ahead.ts); default: planStack starts making them itself */
+  keyPairs?: KeyPairSource;
 }
 
 export interface StackPlan {
@@ -73,7 +76,8 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
   const { config, secretKeys } = configFromStackValues(values);
 
   // Started before the program is loaded: the workers make the DKIM keys meanwhile.
-  const keyPairs = new RsaKeyPool(DKIM_RSA_BITS, rsaDkimKeysOf(values));
+  const ownKeyPairs = options.keyPairs ? undefined : new RsaKeyPool(DKIM_RSA_BITS, rsaDkimKeysOf(values));
+  const keyPairs = options.keyPairs ?? ownKeyPairs;
   let run: OfflineRun;
   try {
     run = await runOffline(
@@ -87,7 +91,7 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
       { stack: options.stack, config, secretKeys, ipv4: options.ipv4, ipv6Network, acmeAccountUrl: options.acmeAccount, keyPairs },
     );
   } finally {
-    await keyPairs.close();
+    await ownKeyPairs?.close();
   }
 
   const zones = (run.outputs.records ?? {}) as Record<string, PlannedRecord[]>;
@@ -103,22 +107,6 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
     zones,
     ptr,
   };
-}
-
-/** components/mail-stack.ts dkimKey: the RSA DKIM keys are 2048 bits. */
-const DKIM_RSA_BITS = 2048;
-
-/**
- * How many RSA DKIM keys the program will ask for: one per domain and key generation
- * (components/mail-stack.ts; `dkim.generations` defaults to one). Read from the unvalidated stack
- * file, it is only how many keys to make ahead: a wrong count costs time, never a different plan.
- */
-function rsaDkimKeysOf(values: Record<string, unknown>): number {
-  if (!Array.isArray(values.domains)) return 0;
-  return values.domains.reduce((count: number, domain: unknown) => {
-    const generations = (domain as { dkim?: { generations?: unknown } } | null)?.dkim?.generations;
-    return count + (Array.isArray(generations) ? generations.length : 1);
-  }, 0);
 }
 
 function isIpv4(s: string): boolean {

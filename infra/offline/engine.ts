@@ -9,7 +9,7 @@ import { mockProvider, type MockProviderOptions } from "./mock-provider";
 import { Secret } from "./model";
 import { goalFromRequest, recordedFrom, type RecordedResource, type RegisterRequest } from "./registration";
 import { makeUrn } from "./deployment";
-import { skipPromiseStackTraces } from "./promise-stack-traces";
+import { skipSdkDiagnostics } from "./sdk-diagnostics";
 
 export { Secret, Unknown } from "./model";
 export type { RecordedResource } from "./registration";
@@ -51,7 +51,7 @@ export async function runOffline(program: () => unknown, options: OfflineOptions
   running = true;
   try {
     const resources: RecordedResource[] = options.recorded ?? [];
-    skipPromiseStackTraces();
+    skipSdkDiagnostics();
     await pulumi.runtime.setMocks(mockProvider(options), options.project ?? "mailstack", options.stack, false);
     pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
 

@@ -14,7 +14,7 @@ import { Deployment, makeUrn, ROOT_STACK_TYPE } from "./deployment";
 import { Secret, type Checkpoint, type EngineDiagnostic, type PropertyMap, type ProviderStandIn, type Step } from "./model";
 import { mapFromWire, mapToWire } from "./property-values";
 import { goalFromRequest, recordedFrom, type RecordedResource, type RegisterRequest } from "./registration";
-import { skipPromiseStackTraces } from "./promise-stack-traces";
+import { skipSdkDiagnostics } from "./sdk-diagnostics";
 
 export interface SimulateOptions {
   /** declares the resources and returns the stack outputs (loaded after the runtime is set up, as the CLI loads a program) */
@@ -162,7 +162,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulateResult
     const recorded = options.recorded ?? [];
     const context = { stack: options.stack, project, makeUrn };
 
-    skipPromiseStackTraces();
+    skipSdkDiagnostics();
     await pulumi.runtime.setMocks(
       {
         newResource: () => {

@@ -2,11 +2,13 @@
 // the deployer's machine when the Pulumi program runs. The box needs only Node, no npm install.
 //
 // The output is deterministic (same sources, same esbuild: same bytes), so its content hash, and
-// with it the deployment, changes only when the daemon really does.
+// with it the deployment, changes only when the daemon really does; and a bundle is kept while
+// nothing it was built from has changed (bundle-cache.ts).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Worker } from "node:worker_threads";
-import type { BuildOptions } from "esbuild";
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "node:worker_threads";
+import type { BuildOptions, Metafile } from "esbuild";
+import { bundleCacheKey, isCurrentBundle, recordBundle } from "./bundle-cache";
 
 const ENTRY = "server-bootstrap/maild/main.ts";
 /** The backup job (server-bootstrap/backup/main.ts), bundled the same way. */
@@ -64,17 +66,24 @@ function buildOptions(entry: string, outfile: string, root: string): BuildOption
 /** Built beside the target and renamed over it: a concurrent reader (another program run in the same project) sees the old bundle or the new one, never half of one. */
 const tempFileOf = (target: string) => `${target}.${process.pid}.tmp`;
 
+/** esbuild, loaded where a deployment is built and not before. */
+function loadEsbuild(): typeof import("esbuild") {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require("esbuild") as typeof import("esbuild");
+}
+
 function bundle(entry: string, outFile: string): string {
   const target = path.resolve(outFile);
   if (awaitBackgroundBundle(target)) return outFile;
-  // Loaded here, not at the top: esbuild is needed only where a deployment is built.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const esbuild = require("esbuild") as typeof import("esbuild");
+  const esbuild = loadEsbuild();
   const root = packageRoot();
+  const options = buildOptions(entry, tempFileOf(target), root);
+  const key = bundleCacheKey(esbuild.version, options, target);
+  if (isCurrentBundle(target, key)) return outFile;
   fs.mkdirSync(path.dirname(target), { recursive: true });
-  const temp = tempFileOf(target);
-  esbuild.buildSync(buildOptions(entry, temp, root));
-  fs.renameSync(temp, target);
+  const { metafile } = esbuild.buildSync({ ...options, metafile: true });
+  fs.renameSync(tempFileOf(target), target);
+  recordBundle(target, key, metafile, root);
   return outFile;
 }
 
@@ -82,7 +91,8 @@ function bundle(entry: string, outFile: string): string {
 // before it loads Pulumi and the program (about a second of the main thread), and bundleDaemon
 // then finds it done instead of building it there. The worker runs the same esbuild build with the
 // same options (`write: false`: esbuild hands back the bytes it would write) and writes the file
-// the same way, so the bundle, its digest and the deployment are the same.
+// the same way, so the bundle, its digest and the deployment are the same; bundleDaemon records
+// what it was built from. A bundle that is current needs no worker.
 //
 // bundleDaemon runs inside the synchronous program, so it waits for the worker with Atomics.wait
 // on a shared flag (esbuild's own buildSync waits for its worker the same way). The worker sets the
@@ -102,10 +112,11 @@ const state = new Int32Array(workerData.state);
   let esbuild;
   try {
     esbuild = require(workerData.esbuild);
-    const result = await esbuild.build({ ...workerData.options, write: false });
+    const result = await esbuild.build({ ...workerData.options, metafile: true, write: false });
     fs.mkdirSync(workerData.dir, { recursive: true });
     fs.writeFileSync(workerData.temp, result.outputFiles[0].contents);
     fs.renameSync(workerData.temp, workerData.target);
+    workerData.port.postMessage(result.metafile);
     status = ${WRITTEN};
   } catch {
     try {
@@ -117,10 +128,9 @@ const state = new Int32Array(workerData.state);
   await esbuild?.stop();
 })();
 `;
-interface BackgroundBundle {
-  state: Int32Array;
-  worker: Worker;
-}
+
+type BackgroundBundle =
+  { current: true } | { current: false; state: Int32Array; worker: Worker; port: MessagePort; key: string; root: string };
 
 const backgroundBundles = new Map<string, BackgroundBundle>();
 
@@ -129,7 +139,10 @@ export interface BundleInBackground {
   cancel(): Promise<void>;
 }
 
-/** Starts bundling the daemon as bundleDaemon(outFile) would, on a worker thread; bundleDaemon(outFile) then takes the result. */
+/**
+ * Starts bundling the daemon as bundleDaemon(outFile) would, on a worker thread (unless the bundle
+ * there is current); bundleDaemon(outFile) then takes the result.
+ */
 export function startBundlingDaemon(outFile = DAEMON_OUT_FILE): BundleInBackground {
   try {
     return bundleInBackground(outFile);
@@ -142,7 +155,20 @@ export function startBundlingDaemon(outFile = DAEMON_OUT_FILE): BundleInBackgrou
 function bundleInBackground(outFile: string): BundleInBackground {
   const target = path.resolve(outFile);
   const root = packageRoot();
+  const esbuild = loadEsbuild();
+  const options = buildOptions(ENTRY, tempFileOf(target), root);
+  const key = bundleCacheKey(esbuild.version, options, target);
+  if (isCurrentBundle(target, key)) {
+    const current: BackgroundBundle = { current: true };
+    backgroundBundles.set(target, current);
+    return {
+      async cancel() {
+        if (backgroundBundles.get(target) === current) backgroundBundles.delete(target);
+      },
+    };
+  }
   const state = new Int32Array(new SharedArrayBuffer(4));
+  const { port1, port2 } = new MessageChannel();
   // Its own temporary file: should the foreground build run too, neither writes into the other's.
   const temp = `${tempFileOf(target)}.background`;
   const worker = new Worker(WORKER_SOURCE, {
@@ -150,20 +176,23 @@ function bundleInBackground(outFile: string): BundleInBackground {
     workerData: {
       state: state.buffer,
       esbuild: require.resolve("esbuild"),
-      options: buildOptions(ENTRY, tempFileOf(target), root),
+      options,
       dir: path.dirname(target),
       temp,
       target,
+      port: port2,
     },
+    transferList: [port2],
   });
   // Never keeps the process alive; its failure shows as FAILED or as a foreground build.
   worker.unref();
   worker.on("error", () => undefined);
-  const entry = { state, worker };
+  const entry: BackgroundBundle = { current: false, state, worker, port: port1, key, root };
   backgroundBundles.set(target, entry);
   return {
     async cancel() {
       if (backgroundBundles.get(target) === entry) backgroundBundles.delete(target);
+      port1.close();
       await worker.terminate();
       try {
         fs.rmSync(temp, { force: true });
@@ -179,6 +208,10 @@ function awaitBackgroundBundle(target: string): boolean {
   const background = backgroundBundles.get(target);
   if (background === undefined) return false;
   backgroundBundles.delete(target);
+  if (background.current) return true;
   Atomics.wait(background.state, 0, PENDING, BACKGROUND_WAIT_MS);
-  return Atomics.load(background.state, 0) === WRITTEN;
+  if (Atomics.load(background.state, 0) !== WRITTEN) return false;
+  const metafile = receiveMessageOnPort(background.port)?.message as Metafile | undefined;
+  if (metafile) recordBundle(target, background.key, metafile, background.root);
+  return true;
 }

@@ -1,7 +1,7 @@
 // maild's bundle built in the background (server-bootstrap/install/daemon-bundle.ts
 // startBundlingDaemon, as `mailstack plan` starts it): bundleDaemon takes it, byte for byte the
 // bundle it builds itself, and a background build that cannot finish leaves bundleDaemon to build
-// and report as before.
+// and report as before. A bundle whose sources have not changed is kept (bundle-cache.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -19,7 +19,8 @@ test("the background build writes the bundle by itself, byte for byte bundleDaem
     while (!fs.existsSync(outFile)) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(bundleDaemon(outFile), outFile);
     assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
-    assert.deepEqual(fs.readdirSync(path.dirname(outFile)), ["maild.js"]);
+    // the bundle and the record of what it was built from, no temporary file
+    assert.deepEqual(fs.readdirSync(path.dirname(outFile)).sort(), ["maild.js", "maild.js.inputs.json"]);
   } finally {
     await bundling.cancel();
   }
@@ -64,6 +65,36 @@ test("a bundle that cannot be written fails in bundleDaemon with the error of a 
   } finally {
     await bundling.cancel();
   }
+});
+
+/** The bundle file's identity: a rebuilt bundle is a new file renamed over it. */
+const identity = (file: string) => {
+  const st = fs.statSync(file);
+  return `${st.ino}/${st.mtimeMs}`;
+};
+
+test("a bundle of unchanged sources is kept, by bundleDaemon and by a background start", async () => {
+  const outFile = path.join(work, "kept", "maild.js");
+  bundleDaemon(outFile);
+  const built = identity(outFile);
+  assert.equal(bundleDaemon(outFile), outFile);
+  assert.equal(identity(outFile), built);
+  const bundling = startBundlingDaemon(outFile);
+  try {
+    assert.equal(bundleDaemon(outFile), outFile);
+    assert.equal(identity(outFile), built);
+  } finally {
+    await bundling.cancel();
+  }
+  assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
+});
+
+test("a kept bundle that was changed is built again", () => {
+  const outFile = path.join(work, "changed", "maild.js");
+  bundleDaemon(outFile);
+  fs.appendFileSync(outFile, "// edited\n");
+  bundleDaemon(outFile);
+  assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
 });
 
 test.after(() => fs.rmSync(work, { recursive: true, force: true }));

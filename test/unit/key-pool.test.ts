@@ -4,14 +4,7 @@ import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import { rsaKeyPair, RsaKeyPool, type RsaKeyPair } from "../../infra/offline/key-pool";
 
-/** Waits for the pool's next key (the workers make them in the background). */
-async function nextKey(pool: RsaKeyPool, bits: number): Promise<RsaKeyPair> {
-  for (;;) {
-    const pair = pool.takeRsa(bits);
-    if (pair) return pair;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function assertMatchingRsaPair(pair: RsaKeyPair, bits: number): void {
   assert.equal(pair.privateKey.asymmetricKeyType, "rsa");
@@ -27,27 +20,56 @@ function assertMatchingRsaPair(pair: RsaKeyPair, bits: number): void {
   );
 }
 
-test("a pool hands out the number of distinct RSA key pairs it was asked for, of the size asked, then none", async () => {
-  const pool = new RsaKeyPool(1024, 3, 2);
+test("each key of the count is made once: by a worker, or by the caller when none is ready", async () => {
+  const pool = new RsaKeyPool(1024, 6, 1);
   try {
-    const pairs = [await nextKey(pool, 1024), await nextKey(pool, 1024), await nextKey(pool, 1024)];
-    for (const pair of pairs) assertMatchingRsaPair(pair, 1024);
-    const moduli = new Set(pairs.map((p) => p.publicKey.export({ format: "jwk" }).n));
-    assert.equal(moduli.size, 3);
-    // every worker has finished its share: nothing more will come
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const fromPool: RsaKeyPair[] = [];
+    let madeByCaller = 0;
+    for (let i = 0; i < 6; i++) {
+      const pair = pool.takeRsa(1024);
+      if (pair) fromPool.push(pair);
+      else madeByCaller++;
+    }
+    assert.equal(fromPool.length + madeByCaller, 6);
+    for (const pair of fromPool) assertMatchingRsaPair(pair, 1024);
+    assert.equal(new Set(fromPool.map((p) => p.publicKey.export({ format: "jwk" }).n)).size, fromPool.length);
+    // the worker made none of the keys the caller made: nothing more comes
+    await sleep(500);
     assert.equal(pool.takeRsa(1024), undefined);
   } finally {
     await pool.close();
   }
 });
 
-test("a pool serves no key of a size it does not make", async () => {
+/** Waits until the pool has `n` keys made and not taken. */
+async function untilReady(pool: RsaKeyPool, n: number): Promise<void> {
+  while (pool.readyCount() < n) await sleep(20);
+}
+
+test("a key a worker has claimed is taken from it, waiting while it is made, not made again", async () => {
+  const pool = new RsaKeyPool(4096, 1, 1);
+  try {
+    // by now the worker has claimed the only key (a 4096-bit key takes it far longer than its start)
+    await sleep(1500);
+    const pair = pool.takeRsa(4096);
+    assert.ok(pair, "the caller was told to make the key the worker claimed");
+    assertMatchingRsaPair(pair, 4096);
+    assert.equal(pool.takeRsa(4096), undefined);
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a pool serves no key of a size it does not make, and keeps its keys for the size it does", async () => {
   const pool = new RsaKeyPool(1024, 1, 1);
   try {
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await untilReady(pool, 1);
     assert.equal(pool.takeRsa(2048), undefined);
-    assertMatchingRsaPair(await nextKey(pool, 1024), 1024);
+    assert.equal(pool.readyCount(), 1);
+    const pair = pool.takeRsa(1024);
+    assert.ok(pair);
+    assertMatchingRsaPair(pair, 1024);
+    assert.equal(pool.readyCount(), 0);
   } finally {
     await pool.close();
   }
@@ -62,7 +84,7 @@ test("without a ready key, rsaKeyPair makes one of the size asked", async () => 
 
 test("a closed pool hands out no more keys", async () => {
   const pool = new RsaKeyPool(1024, 50, 1);
+  await untilReady(pool, 1);
   await pool.close();
-  await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(pool.takeRsa(1024), undefined);
 });
