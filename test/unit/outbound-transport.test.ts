@@ -314,7 +314,7 @@ describe("SMTP transport connection reuse", () => {
   const ok = { "ok.example": [["mx.ok.example", "127.0.0.1"]] as [string, string][] };
   const MAIL = "MAIL FROM:<ann@sender.example> BODY=8BITMIME";
 
-  test("messages to one domain one after another share a connection, RSET before each later one; the TLS report counts one session", async () => {
+  test("messages to one domain one after another share a connection, probed with RSET after waiting idle; the TLS report counts one session", async () => {
     const fake = await fakeSmtp("127.0.0.1", port, () => undefined);
     servers.push(fake);
     const lines: string[] = [];
@@ -354,7 +354,7 @@ describe("SMTP transport connection reuse", () => {
     assert.deepEqual(transport.connections(), { open: 0, idle: 0 });
   });
 
-  test("messages sent at once wait for the domain's connection and take it in turn (maxConnectionsPerDomain 1)", async () => {
+  test("messages sent at once take the domain's connection in turn, straight after each successful DATA: MAIL without RSET", async () => {
     const fake = await fakeSmtp("127.0.0.1", port, () => undefined);
     servers.push(fake);
     const { transport } = setup(ok, { outbound: { maxConnectionsPerDomain: 1 } });
@@ -364,7 +364,23 @@ describe("SMTP transport connection reuse", () => {
       ["delivered", "delivered", "delivered", "delivered"],
     );
     assert.equal(fake.sessions.length, 1);
+    assert.deepEqual(
+      fake.sessions[0].map((l) => l.split(":")[0]),
+      ["EHLO mail.sender.example", ...Array<string[]>(4).fill(["MAIL FROM", "RCPT TO", "DATA"]).flat()],
+      "RFC 5321 4.1.4: MAIL may follow a successful DATA",
+    );
     assert.equal(fake.messages.length, 4);
+  });
+
+  test("a transaction that did not end with a successful DATA is reset before the next one, even when handed straight over", async () => {
+    const fake = await fakeSmtp("127.0.0.1", port, (line) => (line.startsWith("RCPT TO:<gone@") ? "550 5.1.1 gone" : undefined));
+    servers.push(fake);
+    const { transport } = setup(ok, { outbound: { maxConnectionsPerDomain: 1 } });
+    const [gone, fine] = await Promise.all(["gone", "fine"].map((r) => transport.deliver(attempt("ok.example", [`${r}@ok.example`]))));
+    assert.deepEqual([gone[0].status, fine[0].status], ["failed", "delivered"]);
+    assert.deepEqual(fake.sessions, [
+      ["EHLO mail.sender.example", MAIL, "RCPT TO:<gone@ok.example>", "RSET", MAIL, "RCPT TO:<fine@ok.example>", "DATA"],
+    ]);
   });
 
   test("a cached connection that fails its RSET probe is closed, and the message goes over a fresh connection once", async () => {

@@ -18,8 +18,8 @@
 //     (smtp_connection_reuse_time_limit, default 300 s);
 //   - the connection caps (connection-limits.ts) count idle connections as well as busy ones; an
 //     idle one that stands in the way of a waiter is closed for it (`reclaim`).
-// Whether a cached connection still works is for the transport to find out (an RSET probe) before
-// it hands it a message.
+// Whether a cached connection still works is for the transport to find out before it hands it a
+// message (an RSET probe for one that waited idle).
 import { counter, gauge } from "../metrics";
 import { ConnectionSlots, type ConnectionLimits } from "./connection-limits";
 
@@ -54,8 +54,12 @@ interface Entry<C> extends CachedConnection<C> {
   timer?: NodeJS.Timeout;
 }
 
-/** What `acquire` grants: an open connection for the key, or a slot to open a new one in. */
-export type Lease<C> = { kind: "reuse"; connection: CachedConnection<C> } | { kind: "open"; release: () => void };
+/**
+ * What `acquire` grants: an open connection for the key, or a slot to open a new one in. A
+ * connection that waited idle (`wasIdle`) may have been closed by the server meanwhile; one
+ * handed over from the transaction that just ended on it has not had the time.
+ */
+export type Lease<C> = { kind: "reuse"; connection: CachedConnection<C>; wasIdle: boolean } | { kind: "open"; release: () => void };
 
 interface KeyWaiter<C> {
   key: string;
@@ -95,7 +99,7 @@ export class ConnectionCache<C> {
    */
   acquire(domain: string, key: string): Promise<Lease<C>> {
     const idle = this.takeIdle(key);
-    if (idle) return Promise.resolve({ kind: "reuse", connection: idle });
+    if (idle) return Promise.resolve({ kind: "reuse", connection: idle, wasIdle: true });
     return new Promise((resolve, reject) => {
       const waiter: KeyWaiter<C> = { key, done: false, resolve, abort: new AbortController() };
       this.waiters.push(waiter);
@@ -162,7 +166,7 @@ export class ConnectionCache<C> {
       this.dropWaiter(waiter);
       waiter.abort.abort(new Error("handed an open connection"));
       reuseCounter.inc();
-      waiter.resolve({ kind: "reuse", connection: e });
+      waiter.resolve({ kind: "reuse", connection: e, wasIdle: false });
       return;
     }
     e.state = "idle";

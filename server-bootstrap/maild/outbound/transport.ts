@@ -12,12 +12,17 @@
 // policy that applied.
 //
 // Connections (connection-cache.ts): one finished with a transaction stays open for the next
-// message to the same domain, MX host and TLS policy, up to the cache's limits. Before a cached
-// connection takes a message it must answer an RSET probe, as Postfix's client does ("An RSET
-// probe should be sent before attempting to reuse an open connection for a new transaction",
-// postfix/src/smtp/smtp_proto.c); one that fails the probe, or breaks before any of the message
-// went out, is closed and the message goes over a fresh connection: nothing of it reached the
-// server, so nothing can arrive twice. A TLS session is judged and counted once, when it is made.
+// message to the same domain, MX host and TLS policy, up to the cache's limits. RSET comes
+// before the next transaction where RFC 5321 4.1.4 asks for it, after one that did not end with
+// a successful DATA (MAIL "MUST NOT be sent if a mail transaction is already open"), and as a
+// probe on a connection that waited idle, as Postfix's client does ("An RSET probe should be sent
+// before attempting to reuse an open connection for a new transaction",
+// postfix/src/smtp/smtp_proto.c). A connection handed straight from a successful transaction to
+// the next message goes on with MAIL (RFC 5321 4.1.4: allowed once the previous transaction
+// "successfully concluded with a successful DATA command"). A connection that fails the probe,
+// or breaks (or answers 421) before any of the message went out, is closed and the message goes
+// over a fresh connection: nothing of it reached the server, so nothing can arrive twice. A TLS
+// session is judged and counted once, when it is made.
 //
 // The SMTP protocol itself is nodemailer's SMTPConnection; replies become results per recipient in
 // recipient-results.ts. It pipelines the envelope (MAIL, every RCPT and DATA in one write) when the
@@ -52,6 +57,8 @@ interface OpenSession {
   ip: string;
   /** the TLS protocol, e.g. TLSv1.3, or "none" */
   tls: string;
+  /** the last transaction ended with the server's 250 to the message: no transaction is open */
+  concluded: boolean;
 }
 
 /** One connection slot of the cache, held by an attempt while it opens a connection; the cache adopts it with the connection. */
@@ -63,10 +70,12 @@ interface Slot {
 /** How one transaction ended, for the results and for what becomes of the connection. */
 interface TransactionEnd {
   results: RecipientResult[];
-  /** the session may carry another transaction (after an RSET probe) */
+  /** the session may carry another transaction */
   reusable: boolean;
   /** the connection failed (or the server closed it, 421) before any of the message was read for sending */
   lostBeforeMessage: boolean;
+  /** the server took the message (250 after its end): no transaction is left open */
+  concluded: boolean;
 }
 
 // postconf(5) smtp_rset_timeout: "The SMTP client sends RSET in order ... to verify that a cached
@@ -358,7 +367,7 @@ export class SmtpTransport implements Transport {
     for (;;) {
       const lease = await this.cache.acquire(attempt.domain, key);
       if (lease.kind === "open") return lease;
-      const outcome = await this.onOpenConnection(attempt, policy, lease.connection);
+      const outcome = await this.onOpenConnection(attempt, policy, lease.connection, lease.wasIdle);
       if (outcome) return outcome;
     }
   }
@@ -446,7 +455,13 @@ export class SmtpTransport implements Transport {
       if (verdict.result !== "success")
         this.opts.log.info("outbound.tls", { ...fields, tls: tlsLabel, result: verdict.result, reason: verdict.reason });
 
-      cached = this.cache.add({ smtp: conn, mx: host.name, ip, tls: tlsLabel }, attempt.domain, key, openedAt, slot.release);
+      cached = this.cache.add(
+        { smtp: conn, mx: host.name, ip, tls: tlsLabel, concluded: true },
+        attempt.domain,
+        key,
+        openedAt,
+        slot.release,
+      );
       slot.adopted = true;
       const entry = cached;
       conn.once("end", () => this.cache.lost(entry));
@@ -460,17 +475,18 @@ export class SmtpTransport implements Transport {
   }
 
   /**
-   * The transaction on a connection the cache had open, after an RSET probe. Undefined when the
-   * connection proved unusable before any of the message was sent: it is closed, and the caller
-   * takes another one or opens a new one.
+   * The transaction on a connection the cache had open, after RSET where it is due (see the top
+   * of this file). Undefined when the connection proved unusable before any of the message was
+   * sent: it is closed, and the caller takes another one or opens a new one.
    */
   private async onOpenConnection(
     attempt: DeliveryAttempt,
     policy: HostPolicy,
     open: CachedConnection<OpenSession>,
+    wasIdle: boolean,
   ): Promise<{ kind: "done"; results: RecipientResult[] } | undefined> {
     const s = open.conn;
-    const problem = await this.probe(s.smtp);
+    const problem = wasIdle || !s.concluded ? await this.probe(s.smtp) : undefined;
     if (problem) {
       this.opts.log.info("outbound.connection", {
         id: attempt.id,
@@ -500,6 +516,7 @@ export class SmtpTransport implements Transport {
     const s = open.conn;
     open.transactions++;
     const end = await this.transaction(s.smtp, attempt, s.mx);
+    s.concluded = end.concluded;
     const fields = { id: attempt.id, domain: attempt.domain, mx: s.mx, ip: s.ip, policy: policyLabel(policy), tls: s.tls };
     if (reused && end.lostBeforeMessage) {
       this.opts.log.info("outbound.connection", {
@@ -621,7 +638,7 @@ export class SmtpTransport implements Transport {
         const results = e
           ? failedResults(attempt, mx, e, rcptRefusals(conn))
           : sentResults(attempt, mx, info as Parameters<typeof sentResults>[2]);
-        resolve({ results, reusable: reply && !conn.destroyed, lostBeforeMessage });
+        resolve({ results, reusable: reply && !conn.destroyed, lostBeforeMessage, concluded: !e });
       });
     });
   }
