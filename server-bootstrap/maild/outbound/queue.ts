@@ -182,6 +182,7 @@ export class OutboundQueue implements RemoteQueue {
       .close?.()
       .catch((err: Error) => this.deps.log.warn("queue.transport_close", { error: err.message }));
     if (closing) await within(closing, Math.max(0, deadline - Date.now()), undefined);
+    await this.spool.close();
     return ended;
   }
 

@@ -33,7 +33,8 @@
 // fsyncs of the directory are shared by concurrent writers (DirSyncer), as in delivery.ts.
 import { copyFile, constants as fsConstants, link, mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { DirSyncer, fsyncFile } from "../dir-sync";
+import { close as closeFd, fsync as fsyncFd, open as openFd } from "node:fs";
+import { DirSyncer, fsyncDir, fsyncFile } from "../dir-sync";
 import { splitHeader } from "../trace-headers";
 import type { RecipientResult } from "./types";
 import { replaceDurably, writeDurableTemp } from "./atomic-file";
@@ -93,7 +94,10 @@ const MAX_RETURNED_HEADER = 256 * 1024;
 
 export class Spool {
   readonly dir: string;
-  private readonly syncer = new DirSyncer();
+  // The queue directory stays open for its fsyncs: every message needs several, and opening and
+  // closing it around each would double the calls for the same effect.
+  private readonly syncer = new DirSyncer((dir) => (dir === this.dir ? this.fsyncQueueDir() : fsyncDir(dir)));
+  private dirFd?: Promise<number>;
 
   constructor(dataDir: string) {
     this.dir = join(dataDir, "queue");
@@ -101,6 +105,30 @@ export class Spool {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Closes the queue directory kept open for fsyncs (opened again if needed later). */
+  async close(): Promise<void> {
+    const fd = this.dirFd;
+    this.dirFd = undefined;
+    if (fd)
+      await fd.then(
+        (n) => new Promise<void>((resolve) => closeFd(n, () => resolve())),
+        () => undefined,
+      );
+  }
+
+  private async fsyncQueueDir(): Promise<void> {
+    this.dirFd ??= new Promise<number>((resolve, reject) => openFd(this.dir, "r", (err, fd) => (err ? reject(err) : resolve(fd))));
+    const opening = this.dirFd;
+    let fd: number;
+    try {
+      fd = await opening;
+    } catch (err) {
+      if (this.dirFd === opening) this.dirFd = undefined;
+      throw err;
+    }
+    await new Promise<void>((resolve, reject) => fsyncFd(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   messagePath(id: string): string {
