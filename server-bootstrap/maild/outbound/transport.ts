@@ -617,7 +617,8 @@ export class SmtpTransport implements Transport {
   /** MAIL, RCPT per recipient, DATA with the message streamed from disk; results per recipient. */
   private transaction(conn: SMTPConnection, attempt: DeliveryAttempt, mx: string): Promise<TransactionEnd> {
     return new Promise((resolve) => {
-      const message = createReadStream(attempt.messagePath);
+      // a buffer the size of a small message (one read and the end), not 64 KiB for each
+      const message = createReadStream(attempt.messagePath, { highWaterMark: Math.min(64 * 1024, Math.max(1024, attempt.size + 1)) });
       // DATA is only sent once a recipient was accepted: nodemailer stops after the RCPT replies
       // when all were refused (with PIPELINING the DATA command travels with them, RFC 2920 3.1,
       // and the server refuses it; no message content is sent either way).
