@@ -40,7 +40,8 @@ import { adServers, createAdQuery, RRTYPE, type AdQuery } from "./dns-ad";
 import { isSecure, lookupTlsa, tlsaToString } from "./dane";
 import { ConnectionCache, type CachedConnection } from "./connection-cache";
 import { fetchPolicyText, lookupVia, MtaStsPolicies, mxAllowed, type StsLookup, type StsPolicy } from "./mta-sts";
-import { createDnsLookup, findRoute, hostAddresses, type DnsLookup, type MxHost } from "./mx";
+import { createCachingDns } from "./dns-cache";
+import { findRoute, hostAddresses, type DnsLookup, type MxHost } from "./mx";
 import { certificateResult, type TlsReport } from "./tls-report";
 import { judgeTls, observeTls, policyLabel, reportedPolicy, reportedStsPolicy, requiresTls, type HostPolicy } from "./tls-policy";
 import { everyone, failedResults, oneLine, routeFailure, sentResults, type Failure, type SmtpError } from "./recipient-results";
@@ -90,9 +91,12 @@ export interface SmtpTransportOptions {
   config: () => MaildConfig;
   log: Logger;
   tlsReport: TlsReport;
-  /** MX/A/AAAA/TXT lookups; default: Node's resolver on config().dnsServers (or resolv.conf) */
+  /** MX/A/AAAA/TXT lookups; default: `adQuery`'s answers, kept for their TTL (dns-cache.ts) */
   resolver?: DnsLookup;
-  /** DNSSEC-aware queries for DANE; default: config().dnsServers (or resolv.conf) over UDP/TCP */
+  /**
+   * DNSSEC-aware queries (DANE, and under the default `resolver` every lookup); default:
+   * config().dnsServers (or resolv.conf) over UDP/TCP. Its answers are kept for their TTL.
+   */
   adQuery?: AdQuery;
   /** order of equally preferred MX hosts; default Math.random */
   random?: () => number;
@@ -101,7 +105,7 @@ export interface SmtpTransportOptions {
 export class SmtpTransport implements Transport {
   private readonly cache: ConnectionCache<OpenSession>;
   private readonly sts: MtaStsPolicies;
-  private dnsCache?: { key: string; lookup: DnsLookup; ad: AdQuery };
+  private resolvers?: { key: string; lookup: DnsLookup; ad: AdQuery };
   private trustCache?: { key: string; ca: string[]; context: tls.SecureContext };
 
   constructor(private readonly opts: SmtpTransportOptions) {
@@ -178,14 +182,12 @@ export class SmtpTransport implements Transport {
   private dns(): { lookup: DnsLookup; ad: AdQuery } {
     const cfg = this.opts.config();
     const key = JSON.stringify(cfg.dnsServers ?? []);
-    if (this.dnsCache?.key !== key) {
-      this.dnsCache = {
-        key,
-        lookup: this.opts.resolver ?? createDnsLookup(cfg.dnsServers),
-        ad: this.opts.adQuery ?? createAdQuery(adServers(cfg.dnsServers)),
-      };
+    if (this.resolvers?.key !== key) {
+      // a new set of servers starts with an empty cache
+      const cache = createCachingDns(this.opts.adQuery ?? createAdQuery(adServers(cfg.dnsServers)));
+      this.resolvers = { key, lookup: this.opts.resolver ?? cache.lookup, ad: cache.query };
     }
-    return this.dnsCache;
+    return this.resolvers;
   }
 
   /**
