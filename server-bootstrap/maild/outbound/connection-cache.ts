@@ -82,7 +82,8 @@ export class ConnectionCache<C> {
   readonly slots: ConnectionSlots;
   /** idle connections by key, the most recently used last */
   private readonly idle = new Map<string, Entry<C>[]>();
-  private readonly waiters: KeyWaiter<C>[] = [];
+  /** attempts waiting for a connection, by key, first come first served */
+  private readonly waiters = new Map<string, KeyWaiter<C>[]>();
   private readonly closing = new Set<Promise<void>>();
   private stopped = false;
   private readonly now: () => number;
@@ -102,7 +103,9 @@ export class ConnectionCache<C> {
     if (idle) return Promise.resolve({ kind: "reuse", connection: idle, wasIdle: true });
     return new Promise((resolve, reject) => {
       const waiter: KeyWaiter<C> = { key, done: false, resolve, abort: new AbortController() };
-      this.waiters.push(waiter);
+      const line = this.waiters.get(key);
+      if (line) line.push(waiter);
+      else this.waiters.set(key, [waiter]);
       this.slots.acquire(domain, waiter.abort.signal).then(
         (release) => {
           // handed a connection between the grant and this callback: the slot is not needed
@@ -160,7 +163,7 @@ export class ConnectionCache<C> {
       this.retire(e);
       return;
     }
-    const waiter = this.waiters.find((w) => w.key === e.key && !w.done);
+    const waiter = this.waiters.get(e.key)?.[0];
     if (waiter) {
       waiter.done = true;
       this.dropWaiter(waiter);
@@ -268,7 +271,10 @@ export class ConnectionCache<C> {
   }
 
   private dropWaiter(w: KeyWaiter<C>): void {
-    const i = this.waiters.indexOf(w);
-    if (i !== -1) this.waiters.splice(i, 1);
+    const line = this.waiters.get(w.key);
+    const i = line?.indexOf(w) ?? -1;
+    if (!line || i === -1) return;
+    line.splice(i, 1);
+    if (line.length === 0) this.waiters.delete(w.key);
   }
 }

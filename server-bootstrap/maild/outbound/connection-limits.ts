@@ -114,9 +114,9 @@ export class ConnectionSlots {
   // hold up waiters for other domains behind it. Each waiter that does not fit may have one idle
   // connection closed for it per release, so no more are closed than there are waiters.
   private admit(): void {
+    const { perDomain, total } = this.limits();
     for (let i = 0; i < this.line.length;) {
       const w = this.line[i];
-      const { perDomain, total } = this.limits();
       const domainFull = (this.open.get(w.domain) ?? 0) >= perDomain;
       const totalFull = this.total >= total;
       if (!domainFull && !totalFull) {
