@@ -100,6 +100,15 @@ export interface OutboundConfig {
   maxConnectionsPerDomain: number;
   /** concurrent outbound SMTP connections in total */
   maxConnections: number;
+  /**
+   * A connection whose transaction ended stays open this long for the next message to the same
+   * domain, MX host and TLS policy (Postfix's smtp_connection_cache_time_limit); 0: none stays
+   */
+  idleConnectionSeconds: number;
+  /** transactions one connection carries at most (Postfix's smtp_connection_reuse_count_limit) */
+  maxMessagesPerConnection: number;
+  /** no transaction begins on a connection older than this (Postfix's smtp_connection_reuse_time_limit) */
+  maxConnectionAgeSeconds: number;
   /** first retry after this many seconds; each later one waits twice as long, up to retryMaxSeconds */
   retryBaseSeconds: number;
   retryMaxSeconds: number;
@@ -183,6 +192,10 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   ipv4: true,
   maxConnectionsPerDomain: 5,
   maxConnections: 100,
+  // Postfix's defaults for the first and the last (postconf(5)); it sets no count limit by default
+  idleConnectionSeconds: 2,
+  maxMessagesPerConnection: 100,
+  maxConnectionAgeSeconds: 300,
   retryBaseSeconds: 300,
   retryMaxSeconds: 4 * 3600,
   delayNoticeAfterSeconds: 4 * 3600,
@@ -837,6 +850,9 @@ function outboundSection(p: Problems, v: Json): OutboundConfig {
     {
       maxConnectionsPerDomain: [1, 1000],
       maxConnections: [1, 10000],
+      idleConnectionSeconds: [0, 300],
+      maxMessagesPerConnection: [1, 100_000],
+      maxConnectionAgeSeconds: [1, 86_400],
       retryBaseSeconds: [1, 86_400],
       retryMaxSeconds: [1, 7 * 86_400],
       delayNoticeAfterSeconds: [0, 30 * 86_400],

@@ -13,6 +13,9 @@ export class DirSyncer {
   private readonly next = new Map<string, Batch>();
   private readonly running = new Map<string, Promise<void>>();
 
+  /** `fsyncDirectory` does the fsync itself (a caller may keep the directory open for it). */
+  constructor(private readonly fsyncDirectory: (dir: string) => Promise<void> = fsyncDir) {}
+
   /** Resolves once an fsync of `dir` that began after this call has completed. */
   sync(dir: string): Promise<void> {
     const pending = this.next.get(dir);
@@ -26,7 +29,7 @@ export class DirSyncer {
         this.next.delete(dir);
         this.running.set(dir, batch.promise);
         try {
-          await fsyncDir(dir);
+          await this.fsyncDirectory(dir);
         } finally {
           if (this.running.get(dir) === batch.promise) this.running.delete(dir);
         }

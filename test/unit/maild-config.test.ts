@@ -310,9 +310,19 @@ describe("maild config: each bad input is named by its key", () => {
     ],
     ["relative extra CA", (c) => (c.outbound = { extraCaPath: "ca.pem" }), 'outbound.extraCaPath: "ca.pem" is not an absolute path'],
     [
+      "outbound connection cache idle time above its bound",
+      (c) => (c.outbound = { idleConnectionSeconds: 301 }),
+      "outbound.idleConnectionSeconds: 301 is not an integer from 0 to 300",
+    ],
+    [
+      "outbound messages per connection zero",
+      (c) => (c.outbound = { maxMessagesPerConnection: 0 }),
+      "outbound.maxMessagesPerConnection: 0 is not an integer from 1 to 100000",
+    ],
+    [
       "unknown outbound key",
       (c) => (c.outbound = { retries: 3 }),
-      "outbound.retries: unknown key; allowed keys are maxConnectionsPerDomain, maxConnections, retryBaseSeconds, retryMaxSeconds, delayNoticeAfterSeconds, expireAfterSeconds, port, timeoutMs, ipv6, ipv4, sourceIpv4, sourceIpv6, mtaSts, dane, extraCaPath",
+      "outbound.retries: unknown key; allowed keys are maxConnectionsPerDomain, maxConnections, idleConnectionSeconds, maxMessagesPerConnection, maxConnectionAgeSeconds, retryBaseSeconds, retryMaxSeconds, delayNoticeAfterSeconds, expireAfterSeconds, port, timeoutMs, ipv6, ipv4, sourceIpv4, sourceIpv6, mtaSts, dane, extraCaPath",
     ],
     [
       "lockout cap below lockout",

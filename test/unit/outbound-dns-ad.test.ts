@@ -87,6 +87,71 @@ describe("DNS response parsing", () => {
     assert.deepEqual(r.answers, []);
   });
 
+  test("an MX record's exchange is decompressed (a pointer into the question)", () => {
+    // example.org MX: 10 mx.<pointer to "example.org" in the question at offset 12>
+    const q = name("example", "org");
+    const rdata = [...u16(10), 2, ...Buffer.from("mx"), 0xc0, 12];
+    const r = parseResponse(
+      Buffer.from([
+        ...u16(9),
+        ...u16(QR_RD_RA),
+        ...u16(1),
+        ...u16(1),
+        ...u16(0),
+        ...u16(0),
+        ...q,
+        ...u16(15),
+        ...u16(1),
+        0xc0,
+        12,
+        ...u16(15),
+        ...u16(1),
+        ...u32(600),
+        ...u16(rdata.length),
+        ...rdata,
+      ]),
+    );
+    assert.deepEqual(
+      r.answers.map((a) => [a.name, a.type, a.ttl, a.exchange, a.data.readUInt16BE(0)]),
+      [["example.org", 15, 600, "mx.example.org", 10]],
+    );
+  });
+
+  test("a negative answer's lifetime is the authority SOA's TTL, at most its MINIMUM (RFC 2308 5); none without a SOA", () => {
+    const q = name("_mta-sts", "example", "org");
+    // SOA owner: pointer to "example.org" inside the question (offset 12 + 9: after "_mta-sts")
+    const soa = (ttl: number, minimum: number) => {
+      const rdata = [
+        ...name("ns", "example", "org"),
+        ...name("hostmaster", "example", "org"),
+        ...u32(2025),
+        ...u32(3600),
+        ...u32(600),
+        ...u32(86400),
+        ...u32(minimum),
+      ];
+      return [0xc0, 21, ...u16(6), ...u16(1), ...u32(ttl), ...u16(rdata.length), ...rdata];
+    };
+    const nxdomain = (authority: number[][]) =>
+      parseResponse(
+        Buffer.from([
+          ...u16(3),
+          ...u16(QR_RD_RA | 3),
+          ...u16(1),
+          ...u16(0),
+          ...u16(authority.length),
+          ...u16(0),
+          ...q,
+          ...u16(16),
+          ...u16(1),
+          ...authority.flat(),
+        ]),
+      );
+    assert.equal(nxdomain([soa(3600, 300)]).negativeTtl, 300);
+    assert.equal(nxdomain([soa(60, 300)]).negativeTtl, 60);
+    assert.equal(nxdomain([]).negativeTtl, undefined);
+  });
+
   test("a query (QR=0), a short header, a pointer loop and a truncated record are refused", () => {
     assert.throws(() => parseResponse(tlsaResponse(7, 0x0100)), /query/);
     assert.throws(() => parseResponse(Buffer.alloc(5)), /header/);

@@ -63,6 +63,47 @@ describe("outbound connection slots", () => {
     assert.equal(slots.active(), 1);
   });
 
+  test("a waiter that withdraws (abort) leaves the line: rejected, and the slot goes to the next one", async () => {
+    const slots = new ConnectionSlots(() => ({ perDomain: 1, total: 10 }));
+    const r = await slots.acquire("x.example");
+    const abort = new AbortController();
+    const withdrawn = slots.acquire("x.example", abort.signal);
+    const next = slots.acquire("x.example");
+    abort.abort(new Error("handed an open connection"));
+    await assert.rejects(withdrawn, /handed an open connection/);
+    assert.equal(slots.waiting, 1);
+    r();
+    assert.equal(await settled(next), true);
+    assert.equal(slots.active("x.example"), 1);
+  });
+
+  test("a waiter that does not fit asks for room ('domain' when its domain is full, else 'total') until room is being made for it", async () => {
+    const asked: string[] = [];
+    let making = false;
+    const slots = new ConnectionSlots(
+      () => ({ perDomain: 1, total: 2 }),
+      (domain, scope) => {
+        asked.push(`${domain} ${scope}`);
+        return making;
+      },
+    );
+    const a = await slots.acquire("a.example");
+    void slots.acquire("a.example");
+    await slots.acquire("b.example");
+    void slots.acquire("c.example");
+    assert.deepEqual(asked, ["a.example domain", "a.example domain", "a.example domain", "c.example total"], "each look at the line");
+    making = true;
+    slots.recheck();
+    slots.recheck();
+    assert.deepEqual(asked.slice(4), ["a.example domain", "c.example total"], "once room is being made, not again");
+    a();
+    assert.deepEqual(
+      asked.slice(6),
+      ["c.example total"],
+      "a release admitted a.example's waiter; c.example's, still waiting, is asked afresh",
+    );
+  });
+
   test("limits are read at every decision, so a raised limit admits waiters at the next release", async () => {
     let perDomain = 1;
     const slots = new ConnectionSlots(() => ({ perDomain, total: 10 }));

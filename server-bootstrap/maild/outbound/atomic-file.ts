@@ -12,6 +12,15 @@ import { fsyncDir } from "../dir-sync";
 export async function writeFileAtomic(path: string, data: string, syncDir: (dir: string) => Promise<void> = fsyncDir): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await replaceDurably(path, await writeDurableTemp(path, data));
+  await syncDir(dir);
+}
+
+/**
+ * The first half: `data` in a new temporary file beside `path`, fsynced; resolves with its name.
+ * The directory must exist. A failed write leaves no temporary file.
+ */
+export async function writeDurableTemp(path: string, data: string): Promise<string> {
   // unique per write: concurrent writers of one target must not share a temporary file
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   const fh = await open(tmp, "w", 0o600);
@@ -24,11 +33,15 @@ export async function writeFileAtomic(path: string, data: string, syncDir: (dir:
     throw err;
   }
   await fh.close();
+  return tmp;
+}
+
+/** The second half: renames `tmp` over `path` (durable only once the directory is fsynced). */
+export async function replaceDurably(path: string, tmp: string): Promise<void> {
   try {
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await syncDir(dir);
 }

@@ -14,7 +14,7 @@ import { randomInt } from "node:crypto";
 import { parseIpPort } from "../../../components/shared/ip-port";
 import { CLASS_IN, encodeName, encodeRecord, readName, readRecord, skipQuestion } from "../../../components/shared/dns-wire";
 
-export const RRTYPE = { A: 1, CNAME: 5, MX: 15, AAAA: 28, TLSA: 52 } as const;
+export const RRTYPE = { A: 1, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, TLSA: 52 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
 const TYPE_OPT = 41;
@@ -30,8 +30,10 @@ export interface DnsRecord {
   name: string;
   type: number;
   ttl: number;
-  /** rdata as sent (no name decompression: TLSA/A/AAAA need none) */
+  /** rdata as sent (no name decompression: TLSA/A/AAAA/TXT need none) */
   data: Buffer;
+  /** MX: the exchange, decompressed, without the trailing dot (the preference is data[0..1]) */
+  exchange?: string;
 }
 
 export interface DnsAnswer {
@@ -41,6 +43,11 @@ export interface DnsAnswer {
   truncated: boolean;
   /** the answer section only */
   answers: DnsRecord[];
+  /**
+   * NXDOMAIN or no data: how long that may be believed, from the SOA in the authority section
+   * (RFC 2308 5: the SOA record's TTL, at most its MINIMUM field); absent without a SOA
+   */
+  negativeTtl?: number;
 }
 
 /** Query one name and type; rejects only on transport problems (timeout, unreachable, garbage). */
@@ -84,6 +91,7 @@ export function parseResponse(buf: Buffer): ParsedResponse {
   if ((flags & FLAG_QR) === 0) throw new Error("DNS message is a query, not a response");
   const qdcount = buf.readUInt16BE(4);
   const ancount = buf.readUInt16BE(6);
+  const nscount = buf.readUInt16BE(8);
   let pos = 12;
   let question: ParsedResponse["question"];
   for (let i = 0; i < qdcount; i++) {
@@ -100,17 +108,41 @@ export function parseResponse(buf: Buffer): ParsedResponse {
       if (truncated) break;
       throw new Error("DNS message truncated inside a record");
     }
-    if (r.class === CLASS_IN) answers.push({ name: lowerNoDot(r.name), type: r.type, ttl: r.ttl, data: r.rdata });
+    if (r.class === CLASS_IN) {
+      const record: DnsRecord = { name: lowerNoDot(r.name), type: r.type, ttl: r.ttl, data: r.rdata };
+      // RFC 1035 3.3.9: PREFERENCE (16 bits), then EXCHANGE, which may point back into the message
+      if (r.type === RRTYPE.MX && r.rdata.length > 2) record.exchange = readName(buf, r.next - r.rdata.length + 2).name.replace(/\.$/, "");
+      answers.push(record);
+    }
     pos = r.next;
   }
+  const negativeTtl = truncated ? undefined : soaNegativeTtl(buf, pos, nscount);
   return {
     id,
     rcode: flags & 0x000f,
     authenticated: (flags & FLAG_AD) !== 0,
     truncated,
     answers,
+    ...(negativeTtl !== undefined ? { negativeTtl } : {}),
     ...(question ? { question } : {}),
   };
+}
+
+/** RFC 2308 5: min(TTL, MINIMUM) of the SOA among the `count` authority records at `pos`, if any. */
+function soaNegativeTtl(buf: Buffer, pos: number, count: number): number | undefined {
+  for (let i = 0; i < count; i++) {
+    const r = readRecord(buf, pos);
+    if (!r) return undefined;
+    if (r.type === RRTYPE.SOA && r.class === CLASS_IN) {
+      // RFC 1035 3.3.13: MNAME, RNAME, then SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM (32 bits each)
+      const start = r.next - r.rdata.length;
+      const afterNames = readName(buf, readName(buf, start).next).next;
+      if (afterNames + 20 > r.next) return undefined;
+      return Math.min(r.ttl, buf.readUInt32BE(afterNames + 16));
+    }
+    pos = r.next;
+  }
+  return undefined;
 }
 
 /** A server as config.ts writes it (components/shared/ip-port.ts), port 53 unless it names one. */

@@ -1,28 +1,15 @@
 // Where mail for a domain goes (RFC 5321 5.1): its MX hosts in preference order, or the domain
 // itself when it has no MX records (the implicit MX), or nowhere (null MX, RFC 7505; a name that
 // does not exist). The decisions are pure functions over a small DNS interface, so tests can feed
-// them any answer; `createDnsLookup` is the real one, on the configured resolvers.
-import { promises as dnsPromises } from "node:dns";
+// them any answer; the real one is dns-cache.ts's, on the configured resolvers.
 import { isIP } from "node:net";
 
-/** The DNS lookups the transport makes through Node's resolver (records without DNSSEC state). */
+/** The DNS lookups the transport makes (records without DNSSEC state), with the error codes of Node's resolver. */
 export interface DnsLookup {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
   resolveTxt(name: string): Promise<string[][]>;
-}
-
-/** Node's resolver on `servers` (IP[:port] as in config.ts), or resolv.conf's when absent. */
-export function createDnsLookup(servers?: string[], timeoutMs = 5000): DnsLookup {
-  const r = new dnsPromises.Resolver({ timeout: timeoutMs, tries: 2 });
-  if (servers && servers.length > 0) r.setServers(servers);
-  return {
-    resolveMx: (n) => r.resolveMx(n),
-    resolve4: (n) => r.resolve4(n),
-    resolve6: (n) => r.resolve6(n),
-    resolveTxt: (n) => r.resolveTxt(n),
-  };
 }
 
 /**

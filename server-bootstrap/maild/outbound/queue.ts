@@ -4,13 +4,14 @@
 // and sends delay and failure notices (dsn.ts) through `bounce`.
 //
 // Life of a message id I:
-//   E. enqueue (inside LocalStore.store's beforeCommit, before the client's 250): Q1+Q2 of
-//      spool.ts make I durable; I is not committed and nothing is sent.
+//   E. enqueue (inside LocalStore.store's beforeCommit, before the client's 250): Q1 of
+//      spool.ts makes I durable; I is not committed and nothing is sent.
 //   C. commit(I) after delivery.ts's commit point: from now on I may be sent. A message found on
 //      disk at start is committed: recovery (recoverSpool) has already discarded those that were not.
 //   A. an attempt: every pending recipient is durably marked in flight (the attempt marker),
 //      then the transport gets one call per domain, in parallel; each call's results are
-//      durably recorded as soon as they are known, before anything that depends on them.
+//      durably recorded as soon as they are known, before anything that depends on them. When
+//      the results leave nothing to do (D follows at once), the removal is their record.
 //   N. notices, only from durable state: failed recipients not yet reported get a failure DSN;
 //      once the message is delayNoticeAfterSeconds old with recipients still pending, one delay
 //      DSN. A flag is recorded after `bounce` has taken the DSN. The null sender gets no DSN ever
@@ -22,7 +23,7 @@
 //      6.2 and RFC 5321 6.1 forbid a notice about the notice; Postfix discards such a "double
 //      bounce" with its default notify_classes).
 //   X. past expireAfterSeconds the pending recipients are failed (Status 4.4.7) and reported.
-//   D. when no recipient is pending and every failure is reported, I is removed (spool Q4).
+//   D. when no recipient is pending and every failure is reported, I is removed (spool Q3).
 //
 // Why nothing is lost: I is on disk before the 250 (E). A recipient leaves "pending" only through
 // a durable record of a final answer (A) or expiry (X), and I is removed only when nothing is
@@ -35,6 +36,13 @@
 // each reply at once) and make it visible: such recipients are still marked in flight at start
 // and are logged as `queue.possible_duplicate`. The same holds for a notice: a crash after
 // `bounce` took it but before its flag is durable sends it again.
+// Durable writes per message, in the common case (one recipient, delivered at the first try):
+// Q1 (the link and the new envelope: one fsync of the file and one of the directory, together),
+// the attempt marker (file, then directory), the removal (directory). The record of the 250 is
+// the removal: writing the envelope with "delivered" first and then removing it would make the
+// same fact durable twice.
+// A crash before the removal is durable finds the marker, as a crash before the record would
+// have: the recipient is retried and logged as a possible duplicate; nothing is lost.
 import type { MaildConfig, OutboundConfig } from "../config";
 import type { Logger } from "../log";
 import { metrics } from "../metrics";
@@ -177,19 +185,26 @@ export class OutboundQueue implements RemoteQueue {
     this.stopping = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running.size === 0) return true;
-    let timeout: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
-      Promise.all(this.running).then(() => true),
-      new Promise<boolean>((resolve) => (timeout = setTimeout(() => resolve(false), timeoutMs))),
-    ]);
-    clearTimeout(timeout);
+    const deadline = Date.now() + timeoutMs;
+    const ended =
+      this.running.size === 0 ||
+      (await within(
+        Promise.all(this.running).then(() => true),
+        timeoutMs,
+        false,
+      ));
     // What is cut off here is still marked in flight on disk: the next start logs and retries it.
     if (!ended) this.deps.log.warn("queue.stop_timeout", { inFlight: this.running.size, timeoutMs });
+    // connections the transport keeps open between attempts (QUIT), in what is left of the time
+    const closing = this.deps.transport
+      .close?.()
+      .catch((err: Error) => this.deps.log.warn("queue.transport_close", { error: err.message }));
+    if (closing) await within(closing, Math.max(0, deadline - Date.now()), undefined);
+    await this.spool.close();
     return ended;
   }
 
-  /** Spool Q1+Q2: durable before it resolves. Not sent before commit(entry.id). */
+  /** Spool Q1: durable before it resolves. Not sent before commit(entry.id). */
   async enqueue(entry: QueueEntry): Promise<void> {
     if (!this.accepting)
       throw new Error(`outbound queue not accepting (${this.started ? "stopping" : "not started"}): cannot queue ${entry.id}`);
@@ -212,16 +227,15 @@ export class OutboundQueue implements RemoteQueue {
     };
     // in the map at once (uncommitted, so never worked on) to claim the id
     this.entries.set(entry.id, { env, committed: false, noticeRetryAt: 0, lastWrite: Promise.resolve(), unsaved: false });
-    let linked = false;
     try {
-      env.size = await this.spool.addMessage(entry.id, entry.messagePath);
-      linked = true;
-      await this.spool.writeEnvelope(env);
+      // Not acknowledged when it fails: spool.add takes back what it made. Anything left over is
+      // garbage to the next start's scan.
+      await this.spool.add(entry.id, entry.messagePath, (size) => {
+        env.size = size;
+        return env;
+      });
     } catch (e) {
       this.entries.delete(entry.id);
-      // Not acknowledged, so take back what we made (a failed link made nothing: the name may be
-      // someone else's). Anything left over is garbage to the next start's scan.
-      if (linked) await this.spool.remove(entry.id).catch(() => undefined);
       throw e;
     }
     metrics.queueSize.set(this.entries.size);
@@ -420,6 +434,12 @@ export class OutboundQueue implements RemoteQueue {
         attempt: env.attempts,
       });
     }
+    // Nothing left to send or report: the removal that follows at once (work, step D) records
+    // these results. Until it is durable the disk says in flight, as it would until this save.
+    if (isFinished(env)) {
+      e.unsaved = true;
+      return;
+    }
     // Recorded at once: the window for a duplicate after a crash ends here.
     await this.save(e);
   }
@@ -511,6 +531,16 @@ export class OutboundQueue implements RemoteQueue {
     e.queuedWrite = write;
     e.lastWrite = write;
     return write;
+  }
+}
+
+/** `promise`'s value, or `otherwise` once `ms` have passed. */
+async function within<T>(promise: Promise<T>, ms: number, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

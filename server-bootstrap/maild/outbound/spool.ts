@@ -4,27 +4,40 @@
 //   I.json  the envelope and its delivery state (Envelope below); the entry exists iff it exists
 //
 // Protocol (every step is a name created, replaced or removed in one directory):
-//   Q1. enqueue: I.eml is a hard link of the caller's fsynced message file (on another file
-//       system: a copy into I.eml.tmp, fsynced, renamed to I.eml); the directory is fsynced.
-//   Q2. enqueue: I.json is written as I.json.<random>.tmp, fsynced, renamed to I.json; the directory is
-//       fsynced. Only then does enqueue resolve: the entry is durable before the client's 250.
-//   Q3. every change of state writes a whole new I.json the same way (tmp, fsync, rename, fsync
-//       of the directory). rename(2) replaces atomically, so I.json is always one complete state
-//       that was written, never a mix of two and never a torn file.
-//   Q4. removal: I.json is unlinked and the directory fsynced, then I.eml is unlinked.
+//   Q1. enqueue: I.eml is made a hard link of the caller's fsynced message file (on another file
+//       system: a copy into I.eml.tmp, fsynced, renamed to I.eml), and I.json is created (never
+//       over an existing one) with the first envelope. Then, at the same time, an fsync of I.json
+//       and one of the directory; only once both are done does enqueue resolve: the entry is
+//       durable before the client's 250.
+//   Q2. every later change of state writes a whole new I.json as I.json.<random>.tmp, fsyncs
+//       it, renames it over I.json and fsyncs the directory. rename(2) replaces atomically, so
+//       from Q1's end on I.json is always one complete state that was written, never a mix of two
+//       and never a torn file.
+//   Q3. removal: I.json is unlinked and the directory fsynced, then I.eml is unlinked.
 // Invariants this gives, whatever instant a crash (or power loss) hits:
-//   - an I.json always has its I.eml: Q1 is durable before Q2 creates I.json, and Q4 removes
-//     I.eml only once I.json's removal is durable;
-//   - an I.eml without I.json is an enqueue that never completed (so never acknowledged) or a
-//     removal half done: nothing refers to it and `scan` deletes it;
+//   - the I.json of every entry whose enqueue resolved is complete and has its I.eml: all of Q1
+//     was durable before it resolved, and Q3 removes I.eml only once I.json's removal is durable;
+//   - a crash inside Q1 may leave either name without the other, or an I.json that is empty or
+//     cut short (the file system makes names and contents durable in any order until the
+//     fsyncs return). That enqueue never resolved, so the message was never acknowledged: the
+//     receiving side's commit point comes after it, and recovery (delivery.ts recoverSpool)
+//     discards such an entry, both files, without reading them. Anything else left, `scan`
+//     deletes (an I.eml without I.json, an I.json without I.eml) or leaves for a human (an
+//     I.json that does not parse), and logs;
 //   - *.tmp files are writes that never reached their rename: `scan` deletes them.
+// Why Q1 loses nothing with fewer waits: the fsyncs are those that made each part durable before
+// (the directory for both names, the file for the envelope's content); they now run together
+// instead of one after the other, and the acknowledgement still waits for all of them. Their
+// order only mattered for states in which the entry was not yet acknowledged, which recovery
+// throws away.
 // fsyncs of the directory are shared by concurrent writers (DirSyncer), as in delivery.ts.
 import { copyFile, constants as fsConstants, link, mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { DirSyncer, fsyncFile } from "../dir-sync";
+import { close as closeFd, fsync as fsyncFd, open as openFd } from "node:fs";
+import { DirSyncer, fsyncDir, fsyncFile } from "../dir-sync";
 import { splitHeader } from "../trace-headers";
 import type { RecipientResult } from "./types";
-import { writeFileAtomic } from "./atomic-file";
+import { replaceDurably, writeDurableTemp } from "./atomic-file";
 
 export interface RecipientState {
   address: string;
@@ -70,7 +83,7 @@ export interface ScanResult {
   envelopes: Envelope[];
   /** ids of I.eml files without I.json, deleted */
   orphanMessages: string[];
-  /** ids of I.json files without I.eml (cannot arise from the protocol above), deleted */
+  /** ids of I.json files without I.eml (only from an enqueue that never resolved, see above), deleted */
   missingMessages: string[];
   /** I.json files that do not parse as an Envelope: kept, with their message, for a human */
   unreadable: { id: string; error: string }[];
@@ -86,7 +99,10 @@ export const MAX_RETURNED_HEADER = 32 * 1024;
 
 export class Spool {
   readonly dir: string;
-  private readonly syncer = new DirSyncer();
+  // The queue directory stays open for its fsyncs: every message needs several, and opening and
+  // closing it around each would double the calls for the same effect.
+  private readonly syncer = new DirSyncer((dir) => (dir === this.dir ? this.fsyncQueueDir() : fsyncDir(dir)));
+  private dirFd?: Promise<number>;
 
   constructor(dataDir: string) {
     this.dir = join(dataDir, "queue");
@@ -94,6 +110,30 @@ export class Spool {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Closes the queue directory kept open for fsyncs (opened again if needed later). */
+  async close(): Promise<void> {
+    const fd = this.dirFd;
+    this.dirFd = undefined;
+    if (fd)
+      await fd.then(
+        (n) => new Promise<void>((resolve) => closeFd(n, () => resolve())),
+        () => undefined,
+      );
+  }
+
+  private async fsyncQueueDir(): Promise<void> {
+    this.dirFd ??= new Promise<number>((resolve, reject) => openFd(this.dir, "r", (err, fd) => (err ? reject(err) : resolve(fd))));
+    const opening = this.dirFd;
+    let fd: number;
+    try {
+      fd = await opening;
+    } catch (err) {
+      if (this.dirFd === opening) this.dirFd = undefined;
+      throw err;
+    }
+    await new Promise<void>((resolve, reject) => fsyncFd(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   messagePath(id: string): string {
@@ -104,26 +144,51 @@ export class Spool {
     return join(this.dir, `${checkId(id)}.json`);
   }
 
-  /** Q1: links (or copies) the fsynced `source` in as I.eml; resolves with its size once durable. */
-  async addMessage(id: string, source: string): Promise<number> {
+  /**
+   * Q1: links (or copies) the fsynced `source` in as I.eml and creates I.json with the envelope
+   * `envelope(size)` gives; resolves once both are durable. On failure it takes back what it made
+   * (a name it could not create may be someone else's and is not touched).
+   */
+  async add(id: string, source: string, envelope: (size: number) => Envelope): Promise<void> {
     const target = this.messagePath(id);
-    await link(source, target).catch(async (e: NodeJS.ErrnoException) => {
+    const envelopePath = this.envelopePath(id);
+    // a hard link is the same file; a copy has the same bytes
+    const size = (await stat(source)).size;
+    const linking = link(source, target).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== "EXDEV") throw e;
       const tmp = `${target}.tmp`;
       await copyFile(source, tmp, fsConstants.COPYFILE_EXCL);
       await fsyncFile(tmp);
       await rename(tmp, target);
     });
-    await this.syncer.sync(this.dir);
-    return (await stat(target)).size;
+    // "wx": an envelope already there belongs to another entry
+    const creating = open(envelopePath, "wx", 0o600);
+    const [linked, created] = await Promise.allSettled([linking, creating]);
+    try {
+      if (linked.status === "rejected") throw linked.reason;
+      if (created.status === "rejected") throw created.reason;
+      const fh = created.value;
+      try {
+        await fh.writeFile(JSON.stringify(envelope(size)));
+        await Promise.all([fh.sync(), this.syncer.sync(this.dir)]);
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      if (created.status === "fulfilled") await unlink(envelopePath).catch(() => undefined);
+      if (linked.status === "fulfilled") await unlink(target).catch(() => undefined);
+      throw e;
+    }
   }
 
-  /** Q2/Q3: replaces I.json with `env` atomically and durably (tmp + fsync + rename + dir fsync). */
+  /** Q2: replaces I.json with `env` atomically and durably (tmp + fsync + rename + dir fsync). */
   async writeEnvelope(env: Envelope): Promise<void> {
-    await writeFileAtomic(this.envelopePath(env.id), JSON.stringify(env), (dir) => this.syncer.sync(dir));
+    const path = this.envelopePath(env.id);
+    await replaceDurably(path, await writeDurableTemp(path, JSON.stringify(env)));
+    await this.syncer.sync(this.dir);
   }
 
-  /** Q4. Missing files are no error: removal may be repeated after a crash. */
+  /** Q3. Missing files are no error: removal may be repeated after a crash. */
   async remove(id: string): Promise<void> {
     await unlink(this.envelopePath(id)).catch(ignoreMissing);
     await this.syncer.sync(this.dir);

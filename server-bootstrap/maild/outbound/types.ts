@@ -41,6 +41,8 @@ export interface RecipientResult {
 export interface Transport {
   /** Never rejects: every failure is a result per recipient. */
   deliver(attempt: DeliveryAttempt): Promise<RecipientResult[]>;
+  /** Closes what it keeps open between attempts (cached connections); the queue calls it when it stops. */
+  close?(): Promise<void>;
 }
 
 /** RFC 8460 result types we count per recipient (policy) domain, for TLSRPT reports later. */
