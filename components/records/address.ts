@@ -1,5 +1,6 @@
 // Canonical text forms of IP addresses, as Cloudflare returns them in A/AAAA content, and the
 // reverse-lookup names for PTR records.
+import { ipv6GroupsText } from "../shared/ipv6-text";
 
 /** Dotted-quad IPv4 without leading zeros (RFC 1035 3.4.1 A RDATA). Throws on anything else. */
 export function canonicalIpv4(address: string): string {
@@ -11,28 +12,7 @@ export function canonicalIpv4(address: string): string {
  * compressed to "::" (the first run on a tie). Accepts any RFC 4291 2.2 text form.
  */
 export function canonicalIpv6(address: string): string {
-  const groups = parseIpv6(address);
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    // RFC 5952 4.2.2: a single zero group is never shortened to "::".
-    if (j - i > bestLength && j - i >= 2) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  const head = hex.slice(0, bestStart).join(":");
-  const tail = hex.slice(bestStart + bestLength).join(":");
-  return `${head}::${tail}`;
+  return ipv6GroupsText(parseIpv6(address));
 }
 
 /**

@@ -15,6 +15,7 @@
 // (node:dns "Error codes"); a query that got no answer fails as the stub client says.
 import { RCODE, RRTYPE, type AdQuery, type DnsAnswer } from "./dns-ad";
 import type { DnsLookup } from "./mx";
+import { ipv6GroupsText } from "../../../components/shared/ipv6-text";
 
 const MAX_ENTRIES = 10_000;
 const MAX_TTL_SECONDS = 3600;
@@ -122,19 +123,5 @@ function characterStrings(data: Buffer): string[] {
 
 /** RFC 5952 4: lowercase hex, no leading zeros, the longest run of two or more zero groups as "::" (the first of equal runs). */
 export function ipv6Text(bytes: Buffer): string {
-  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
-  let best = { start: -1, len: 0 };
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.len) best = { start: i, len: j - i };
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best.len < 2) return hex.join(":");
-  return `${hex.slice(0, best.start).join(":")}::${hex.slice(best.start + best.len).join(":")}`;
+  return ipv6GroupsText(Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2)));
 }
