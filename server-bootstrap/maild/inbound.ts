@@ -71,13 +71,16 @@ export class InboundSmtp extends SmtpService<Transaction> {
   }
 
   listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
-    return this.listeners.listen(endpoints, () =>
-      this.createServer({
-        banner: "ESMTP maild",
-        // Port 25 is for mail to us; authenticated sending is submission's (587/465).
-        disabledCommands: ["AUTH"],
-        authOptional: true,
-      }),
+    return this.listeners.listen(
+      endpoints,
+      () =>
+        this.createServer({
+          banner: "ESMTP maild",
+          // Port 25 is for mail to us; authenticated sending is submission's (587/465).
+          disabledCommands: ["AUTH"],
+          authOptional: true,
+        }),
+      true,
     );
   }
 
