@@ -326,11 +326,15 @@ export abstract class SmtpService<Transaction> {
       onData: (stream, session, cb) => this.listeners.data(stream, session, () => this.onData(stream, session), cb),
       onClose: (session) => {
         this.txns.delete(session.id);
+        this.sessionClosed(session.id);
         this.listeners.onClose(session);
       },
       ...own,
     });
   }
+
+  /** What a service keeps per session beyond its transaction is forgotten here. */
+  protected sessionClosed(_id: string): void {}
 
   protected abstract onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
   protected abstract onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
