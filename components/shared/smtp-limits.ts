@@ -32,6 +32,12 @@ export interface SmtpLimits {
   largeMessageConcurrency: number;
   /** from connect to QUIT: a session is closed with 421 after this, however busy it keeps (a DATA under way may finish) */
   sessionTimeoutSeconds: number;
+  /** port 25: a client without a pass waits this long for the greeting; one that talks first is refused (521); 0: no test */
+  greetWaitMs: number;
+  /** port 25: a client that waited is greeted at once for this long afterwards */
+  greetPassSeconds: number;
+  /** port 25: passes kept at most (the oldest are forgotten first); 0: none kept */
+  greetPassClients: number;
 }
 
 export interface LimitRule {
@@ -67,6 +73,16 @@ export const SMTP_LIMITS: { readonly [K in keyof SmtpLimits]: LimitRule } = {
   // Postfix has no session deadline (only smtpd_timeout per read); without one, clients that send a
   // byte before each idle timeout would hold every connection slot forever.
   sessionTimeoutSeconds: { default: 1800, min: 10, max: 86_400, meaning: "seconds per session" },
+  // The pregreet test (greeting-gate.ts). postscreen waits 6 s (postconf(5) postscreen_greet_wait,
+  // 2 s under stress); the default keeps the 100 ms smtp-server waited before every greeting, so
+  // no first contact waits longer than before, and a wait a client sits out only once per pass
+  // may be raised to postscreen's. Up to 30 s: the wait holds a socket outside the connection
+  // limits, which count from the greeting on.
+  greetWaitMs: { default: 100, min: 0, max: 30_000, meaning: "milliseconds a new client waits for the greeting" },
+  // postconf(5) postscreen_greet_ttl: 1d.
+  greetPassSeconds: { default: 86_400, min: 0, max: 30 * 86_400, meaning: "seconds a passed pregreet test lasts" },
+  // About 100 bytes a pass: 1 MB at the default.
+  greetPassClients: { default: 10_000, min: 0, max: 1_000_000, meaning: "clients remembered as having passed the pregreet test" },
 };
 
 export const SMTP_LIMIT_KEYS = Object.keys(SMTP_LIMITS) as (keyof SmtpLimits)[];

@@ -45,8 +45,20 @@ interface Transaction {
 }
 
 export class InboundSmtp extends SmtpService<Transaction> {
+  /**
+   * Each session's client name (FCrDNS), looked up at its first MAIL FROM and used by all its
+   * transactions: the client's address does not change within a session, and Postfix's smtpd
+   * too looks the name up once per connection (smtpd_peer.c, at connect). Asked per transaction
+   * it cost a resolver and two queries for every message of a reused connection.
+   */
+  private readonly clientNames = new Map<string, Promise<string | undefined>>();
+
   constructor(private readonly deps: InboundDeps) {
     super("smtp", deps);
+  }
+
+  protected override sessionClosed(id: string): void {
+    this.clientNames.delete(id);
   }
 
   /**
@@ -71,13 +83,16 @@ export class InboundSmtp extends SmtpService<Transaction> {
   }
 
   listen(endpoints: ListenEndpoint[]): Promise<BoundEndpoint[]> {
-    return this.listeners.listen(endpoints, () =>
-      this.createServer({
-        banner: "ESMTP maild",
-        // Port 25 is for mail to us; authenticated sending is submission's (587/465).
-        disabledCommands: ["AUTH"],
-        authOptional: true,
-      }),
+    return this.listeners.listen(
+      endpoints,
+      () =>
+        this.createServer({
+          banner: "ESMTP maild",
+          // Port 25 is for mail to us; authenticated sending is submission's (587/465).
+          disabledCommands: ["AUTH"],
+          authOptional: true,
+        }),
+      true,
     );
   }
 
@@ -87,9 +102,14 @@ export class InboundSmtp extends SmtpService<Transaction> {
       this.deps.log.warn("smtp.rate_limited", { session: session.id, ip: session.remoteAddress });
       return cb(this.refuse("rate-limit", 450, "4.7.1 Too many messages from your address, try again later"));
     }
+    // set while the session is surely open, so its close forgets it
+    let hostname = this.clientNames.get(session.id);
+    if (!hostname) {
+      hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
+      this.clientNames.set(session.id, hostname);
+    }
     void this.deps.accept.storageBeforeData(session).then((full) => {
       if (full) return cb(this.refuse(full.reason, full.code, full.text));
-      const hostname = verifiedHostname(session.remoteAddress, this.deps.config().dnsServers);
       this.txns.set(session.id, { recipients: new Recipients(), rcpts: [], hostname });
       cb();
     });

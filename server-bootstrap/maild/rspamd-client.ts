@@ -9,7 +9,7 @@
 import { request, Agent, type IncomingMessage } from "node:http";
 import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 
 /** The actions rspamd 3.4 replies with (src/libserver/cfg_utils: rspamd_action_from_str). */
 export type RspamdAction = "reject" | "soft reject" | "rewrite subject" | "add header" | "greylist" | "no action";
@@ -79,7 +79,10 @@ export class RspamdClient {
   scan(envelope: ScanEnvelope, message: { held?: Buffer[]; path: string }): Promise<RspamdReply> {
     const { url, timeoutMs } = this.opts();
     const target = new URL("/checkv2", url);
-    const body: Readable = message.held ? Readable.from(message.held) : createReadStream(message.path);
+    // DATA held in memory goes out as one buffer with its length, in the same write as the
+    // request head; only a spilled message is streamed (chunked) from its file.
+    const held = message.held ? (message.held.length === 1 ? message.held[0] : Buffer.concat(message.held)) : undefined;
+    const body: Readable | undefined = held ? undefined : createReadStream(message.path);
     return new Promise<RspamdReply>((resolve, reject) => {
       let settled = false;
       const finish = (err: ScanUnavailable | undefined, reply?: RspamdReply) => {
@@ -88,7 +91,7 @@ export class RspamdClient {
         clearTimeout(timer);
         if (err) {
           req.destroy();
-          body.destroy();
+          body?.destroy();
           reject(err);
         } else resolve(reply!);
       };
@@ -100,7 +103,7 @@ export class RspamdClient {
           path: target.pathname,
           method: "POST",
           agent: this.agent,
-          headers: envelopeHeaders(envelope),
+          headers: { ...envelopeHeaders(envelope), ...(held ? { "Content-Length": String(held.length) } : {}) },
         },
         (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
@@ -120,7 +123,8 @@ export class RspamdClient {
         },
       );
       req.on("error", (e) => finish(new ScanUnavailable("unavailable", `rspamd at ${url}: ${e.message}`)));
-      pipeline(body, req).catch((e: Error) => finish(new ScanUnavailable("unavailable", `sending the message to rspamd: ${e.message}`)));
+      if (held) return void req.end(held);
+      pipeline(body!, req).catch((e: Error) => finish(new ScanUnavailable("unavailable", `sending the message to rspamd: ${e.message}`)));
     });
   }
 

@@ -3,12 +3,14 @@
 // of its DATA, the budget of refused recipients, a new certificate without a restart, and the
 // graceful close that lets a message in DATA finish.
 import { constants as cryptoConstants } from "node:crypto";
+import { createServer as createNetServer, type Server as NetServer } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { LimitsConfig, ListenEndpoint, MaildConfig } from "./config";
 import type { Logger } from "./log";
 import { metrics } from "./metrics";
 import { ConnectionLimiter, RateLimiter } from "./client-limits";
 import { clientKey } from "./client-key";
+import { GreetingGate, greetWithoutPause } from "./greeting-gate";
 import { smtpError, useOwnEnhancedStatusCodes } from "./smtp-replies";
 import type { TlsMaterial } from "./tls";
 
@@ -48,6 +50,10 @@ interface SessionState {
 
 export class SmtpListeners {
   private readonly servers: SMTPServer[] = [];
+  /** the listening sockets of gated endpoints: they accept, GreetingGate decides, smtp-server gets the rest */
+  private readonly fronts: NetServer[] = [];
+  /** the pregreet test of gated endpoints (created by the first listen with `pregreet`) */
+  gate?: GreetingGate;
   private readonly connections: ConnectionLimiter;
   private readonly sessions = new Map<string, SessionState>();
   private inflight = 0;
@@ -64,23 +70,40 @@ export class SmtpListeners {
     this.connections = new ConnectionLimiter(() => ({ perIp: limits().maxConnectionsPerIp, total: limits().maxConnections }));
   }
 
-  /** Binds one server per endpoint; `create` builds it (its options decide implicit TLS etc.). */
-  async listen(endpoints: ListenEndpoint[], create: (ep: ListenEndpoint) => SMTPServer): Promise<BoundEndpoint[]> {
+  /**
+   * Binds one server per endpoint; `create` builds it (its options decide implicit TLS etc.).
+   * With `pregreet` (port 25, plain: postscreen(8) is for MTA clients, "not on SMTP ports that
+   * receive mail from end-user clients"), maild accepts the connections itself and GreetingGate
+   * runs the pregreet test before smtp-server sees them; without, smtp-server accepts them and
+   * waits its fixed 100 ms before each greeting.
+   */
+  async listen(endpoints: ListenEndpoint[], create: (ep: ListenEndpoint) => SMTPServer, pregreet = false): Promise<BoundEndpoint[]> {
     const bound: BoundEndpoint[] = [];
+    if (pregreet && !this.gate) {
+      this.gate = new GreetingGate(this.limits, {
+        earlyTalker: (ip, port, bytes, afterMs, text) => {
+          metrics.rejected.inc({ service: this.service, reason: "pregreet" });
+          this.log.warn(`${this.service}.pregreet`, { ip, port, bytes, afterMs, text, client: clientKey(ip) });
+        },
+      });
+    }
     for (const ep of endpoints) {
       const server = create(ep);
       // smtp-server emits connection-level failures (a client that leaves during the TLS
       // handshake on 465, a reset socket) on the SMTPServer itself; unhandled, they end the process.
       server.on("error", (e: Error) => this.log.warn(`${this.service}.connection_error`, { error: e.message }));
+      const gate = pregreet ? this.gate : undefined;
+      const listening = gate ? createNetServer((socket) => gate.admit(socket, (s) => greetWithoutPause(server, s))) : server.server;
       await new Promise<void>((resolve, reject) => {
-        server.server.once("error", reject);
-        server.listen(ep.port, ep.host, () => {
-          server.server.off("error", reject);
+        listening.once("error", reject);
+        listening.listen(ep.port, ep.host, () => {
+          listening.off("error", reject);
           resolve();
         });
       });
-      server.server.on("error", (e: Error) => this.log.error(`${this.service}.server_error`, { error: e.message }));
-      const addr = server.server.address();
+      listening.on("error", (e: Error) => this.log.error(`${this.service}.server_error`, { error: e.message }));
+      if (gate) this.fronts.push(listening);
+      const addr = listening.address();
       bound.push({ host: ep.host, port: typeof addr === "object" && addr ? addr.port : ep.port });
       this.servers.push(server);
       this.log.info(`${this.service}.listening`, { host: ep.host, port: bound[bound.length - 1].port });
@@ -224,12 +247,15 @@ export class SmtpListeners {
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
-    const closed = Promise.all(
-      this.servers.map((s) => {
+    this.gate?.close();
+    const closed = Promise.all([
+      ...this.servers.map((s) => {
         (s.options as { closeTimeout?: number }).closeTimeout = Math.max(timeoutMs, 1);
         return new Promise<void>((resolve) => s.close(() => resolve()));
       }),
-    );
+      // net.Server.close waits for the sockets it accepted, which smtp-server closes below
+      ...this.fronts.map((f) => new Promise<void>((resolve) => f.close(() => resolve()))),
+    ]);
     if (this.inflight > 0) await new Promise<void>((r) => this.idle.push(r));
     for (const s of this.servers) {
       for (const c of s.connections) {
@@ -300,11 +326,15 @@ export abstract class SmtpService<Transaction> {
       onData: (stream, session, cb) => this.listeners.data(stream, session, () => this.onData(stream, session), cb),
       onClose: (session) => {
         this.txns.delete(session.id);
+        this.sessionClosed(session.id);
         this.listeners.onClose(session);
       },
       ...own,
     });
   }
+
+  /** What a service keeps per session beyond its transaction is forgotten here. */
+  protected sessionClosed(_id: string): void {}
 
   protected abstract onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
   protected abstract onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;

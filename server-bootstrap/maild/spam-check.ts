@@ -74,8 +74,7 @@ export class SpamCheck {
  * Postfix reports it "unknown" to a milter.
  */
 export async function verifiedHostname(ip: string, servers: string[] | undefined, timeoutMs = 3000): Promise<string | undefined> {
-  const r = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
-  if (servers && servers.length > 0) r.setServers(servers);
+  const r = resolverFor(servers, timeoutMs);
   try {
     const names = await r.reverse(ip);
     for (const name of names.slice(0, 3)) {
@@ -86,6 +85,26 @@ export async function verifiedHostname(ip: string, servers: string[] | undefined
     // no PTR, or no answer in time: the name stays unknown
   }
   return undefined;
+}
+
+/**
+ * One resolver per server list and timeout, shared by all lookups: a c-ares channel serves
+ * concurrent queries, and making one per lookup (its sockets, reading resolv.conf) cost more
+ * than the queries themselves. Few entries: the configured list (it changes only on a reload).
+ */
+const resolvers = new Map<string, dns.Resolver>();
+const MAX_RESOLVERS = 4;
+
+function resolverFor(servers: string[] | undefined, timeoutMs: number): dns.Resolver {
+  const key = `${timeoutMs} ${(servers ?? []).join(",")}`;
+  let r = resolvers.get(key);
+  if (!r) {
+    r = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
+    if (servers && servers.length > 0) r.setServers(servers);
+    if (resolvers.size >= MAX_RESOLVERS) resolvers.clear();
+    resolvers.set(key, r);
+  }
+  return r;
 }
 
 function sameAddress(a: string, b: string): boolean {

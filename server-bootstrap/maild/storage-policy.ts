@@ -35,10 +35,7 @@ export class StoragePolicy {
     private readonly config: () => Pick<MaildConfig, "dataDir" | "users" | "storage">,
     private readonly log: Logger,
     /** free bytes for the caller on the data volume (statfs bavail * bsize) */
-    private readonly freeBytes: (dir: string) => Promise<number> = async (dir) => {
-      const s = await statfs(dir);
-      return s.bavail * s.bsize;
-    },
+    private readonly freeBytes: (dir: string) => Promise<number> = sharedStatfs(),
   ) {}
 
   /** At MAIL FROM and after DATA: is there room for `bytes` more and the reserve? */
@@ -94,4 +91,43 @@ export class StoragePolicy {
 
 function tooBig(mb: Mailbox, limit: number): StorageRefusal {
   return { code: 552, text: `5.2.2 Message larger than the quota of ${mailboxKey(mb)} (${limit} bytes)`, reason: "too-big-for-mailbox" };
+}
+
+/**
+ * Free bytes on the volume of a directory, by statfs(2), with concurrent callers sharing calls:
+ * each caller gets the figure of a statfs that began after its own call (as DirSyncer shares
+ * fsyncs, dir-sync.ts), so no answer is older than the question; under load one statfs answers
+ * every message that asked while the one before it ran, instead of one each (twice a message:
+ * at MAIL FROM and after DATA).
+ */
+export function sharedStatfs(read: (dir: string) => Promise<number> = statfsFree): (dir: string) => Promise<number> {
+  const running = new Map<string, Promise<number>>();
+  const next = new Map<string, Promise<number>>();
+  const start = (dir: string): Promise<number> => {
+    const p = read(dir).finally(() => {
+      if (running.get(dir) === p) running.delete(dir);
+    });
+    running.set(dir, p);
+    return p;
+  };
+  return (dir) => {
+    const now = running.get(dir);
+    if (!now) return start(dir);
+    let waiting = next.get(dir);
+    if (!waiting) {
+      waiting = now
+        .catch(() => undefined)
+        .then(() => {
+          next.delete(dir);
+          return start(dir);
+        });
+      next.set(dir, waiting);
+    }
+    return waiting;
+  };
+}
+
+async function statfsFree(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
 }

@@ -13,7 +13,9 @@
  *   - reuse:N  `smtp-source -d -s N -m MESSAGES -F message`: N sessions, each sending its messages
  *     one after another over one connection, as an MTA with a connection cache does towards a busy MX;
  *   - new:N    the same without -d: a new connection for every message, N at a time (a busy MX sees
- *     many senders at once; smtp-server, maild's SMTP library, pauses 100 ms before each greeting).
+ *     many senders at once). All connections come from one client address: maild's pregreet test
+ *     (greeting-gate.ts) makes the first ones wait limits.greetWaitMs, later ones are greeted at
+ *     once, as Postfix's postscreen treats a client in its cache.
  * The message (signed-message.ts) is DKIM-signed by example.net, whose SPF authorizes the load
  * host and whose DMARC policy is p=reject, so every verifier does the full work and every check passes.
  * Durability is the same for all: the 250 reply to DATA is sent only after the message is fsynced

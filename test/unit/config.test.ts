@@ -699,6 +699,9 @@ describe("validateStackConfig on good input", () => {
         largeMessageBytes: 1048576,
         largeMessageConcurrency: 1,
         sessionTimeoutSeconds: 1800,
+        greetWaitMs: 100,
+        greetPassSeconds: 86400,
+        greetPassClients: 10000,
       },
       spam: {
         rejectScore: 15,

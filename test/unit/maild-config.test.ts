@@ -268,7 +268,7 @@ describe("maild config: each bad input is named by its key", () => {
     [
       "unknown limit",
       (c) => (c.limits = { maxMsgs: 1 }),
-      "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxHeaderBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients, maxFailedRecipients, maxHops, dataTimeoutSeconds, largeMessageBytes, largeMessageConcurrency, sessionTimeoutSeconds",
+      "limits.maxMsgs: unknown key; allowed keys are maxMessageBytes, maxHeaderBytes, maxConnectionsPerIp, maxConnections, maxMessagesPerIpPerMinute, maxRecipients, maxFailedRecipients, maxHops, dataTimeoutSeconds, largeMessageBytes, largeMessageConcurrency, sessionTimeoutSeconds, greetWaitMs, greetPassSeconds, greetPassClients",
     ],
     ["negative shutdown timeout", (c) => (c.shutdownTimeoutMs = -1), "shutdownTimeoutMs: -1 is not an integer from 0 to 600000"],
     [
