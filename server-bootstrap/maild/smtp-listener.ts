@@ -300,11 +300,15 @@ export abstract class SmtpService<Transaction> {
       onData: (stream, session, cb) => this.listeners.data(stream, session, () => this.onData(stream, session), cb),
       onClose: (session) => {
         this.txns.delete(session.id);
+        this.sessionClosed(session);
         this.listeners.onClose(session);
       },
       ...own,
     });
   }
+
+  /** A session ended: a service drops what it kept for it beyond its transaction. */
+  protected sessionClosed(_session: SMTPServerSession): void {}
 
   protected abstract onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
   protected abstract onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void;
