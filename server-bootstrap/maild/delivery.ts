@@ -2,7 +2,7 @@
 //
 // Every accepted message has an id I (unique: time + 96 random bits). Its DATA is held in memory,
 // or when large streams into spool/incoming/I.raw (not synced: it only feeds the checks). Then one
-// of two protocols stores it; each ends in a commit point, and 250 is sent only after it.
+// of three protocols stores it; each ends in a commit point, and 250 is sent only after it.
 //
 // A. One local mailbox, nothing to forward (the common case): Maildir's own protocol.
 //   A1. The final message (trace headers + DATA) is written to tmp/I.maild and fsynced.
@@ -118,7 +118,7 @@ export class LocalStore {
     return join(this.paths.incoming, `${id}.raw`);
   }
 
-  /** Protocol A or B above. Resolves once the message is committed: then, and only then, send 250. */
+  /** Protocol A, B or C above. Resolves once the message is committed: then, and only then, send 250. */
   async store(req: StoreRequest): Promise<{ size: number }> {
     if (req.mailboxes.length === 1 && !req.beforeCommit) return this.storeInOne(req, req.mailboxes[0]);
     if (req.mailboxes.length === 0 && req.queueMessage && req.held) {

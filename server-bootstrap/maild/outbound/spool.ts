@@ -23,13 +23,15 @@
 //   Q3. removal: I.json is unlinked and the directory fsynced, then I.eml is unlinked.
 // Invariants this gives, whatever instant a crash (or power loss) hits:
 //   - the I.json of every entry whose enqueue resolved is complete and has its I.eml: all of Q1
-//     (or Q1') was durable before it resolved, and Q3 removes I.eml only once I.json's removal is durable;
+//     (or Q1') was durable before it resolved, and Q3 removes I.eml only once I.json's removal
+//     is durable;
 //   - a crash inside Q1' leaves I.eml (complete or not) and a *.tmp, garbage to `scan` below,
-//     and no I.json, unless the rename had reached the disk. The rename is the commit point
-//     of Q1', as the spool file's removal is protocol B's: once it is on disk the entry is whole (I.eml
-//     was durable before it) and is sent; if the crash came before the 250, the client sends the
-//     message again (the RFC 1047 window every commit point has, delivery.ts). An I.json whose
-//     I.eml's name did not reach the disk is deleted by `scan`: that enqueue never resolved;
+//     and no I.json, unless the rename had reached the disk. The rename is the commit point of
+//     Q1', as the spool file's removal is protocol B's: once it is on disk the entry is whole
+//     (I.eml was durable before it) and is sent; if the crash came before the 250, the client
+//     sends the message again (the RFC 1047 window every commit point has, delivery.ts). An
+//     I.json whose I.eml's name did not reach the disk is deleted by `scan`: that enqueue never
+//     resolved;
 //   - a crash inside Q1 may leave either name without the other, or an I.json that is empty or
 //     cut short (the file system makes names and contents durable in any order until the
 //     fsyncs return). That enqueue never resolved, so the message was never acknowledged: the
