@@ -1,7 +1,8 @@
 // The one path by which maild takes responsibility for a message: receiving (25), submission
 // (587/465) and the notices the daemon writes itself (DSNs). The local copies and the outbound
 // queue's entry commit together (delivery.ts, protocol B, with the queue's enqueue as its
-// `beforeCommit`); a message that is not acknowledged leaves neither a spool file nor a queue entry.
+// `beforeCommit`), or, with no local copy, the queue entry alone is the commit (protocol C); a
+// message that is not acknowledged leaves neither a spool file nor a queue entry.
 import { pipeline } from "node:stream/promises";
 import type { Transform } from "node:stream";
 import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
@@ -214,6 +215,12 @@ export class MessageAcceptor {
     const remote = req.remote;
     let enqueued = false;
     const drop = req.dropHeader;
+    const entry = {
+      id: req.id,
+      sender: req.sender,
+      recipients: remote,
+      ...(req.notifySender === false ? { notifySender: false } : {}),
+    };
     try {
       const { size } = await this.store.store({
         id: req.id,
@@ -231,13 +238,11 @@ export class MessageAcceptor {
         ...(remote.length > 0
           ? {
               beforeCommit: async (messagePath: string) => {
-                await this.queue.enqueue({
-                  id: req.id,
-                  messagePath,
-                  sender: req.sender,
-                  recipients: remote,
-                  ...(req.notifySender === false ? { notifySender: false } : {}),
-                });
+                await this.queue.enqueue({ ...entry, messagePath });
+                enqueued = true;
+              },
+              queueMessage: async (message: Buffer) => {
+                await this.queue.enqueueMessage(entry, message);
                 enqueued = true;
               },
             }

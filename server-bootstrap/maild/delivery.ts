@@ -2,7 +2,7 @@
 //
 // Every accepted message has an id I (unique: time + 96 random bits). Its DATA is held in memory,
 // or when large streams into spool/incoming/I.raw (not synced: it only feeds the checks). Then one
-// of two protocols stores it; each ends in a commit point, and 250 is sent only after it.
+// of three protocols stores it; each ends in a commit point, and 250 is sent only after it.
 //
 // A. One local mailbox, nothing to forward (the common case): Maildir's own protocol.
 //   A1. The final message (trace headers + DATA) is written to tmp/I.maild and fsynced.
@@ -15,6 +15,13 @@
 //       Delivered-To), those fields and I.eml written to tmp/I.maild, fsynced and renamed into
 //       new/; each new/ directory is fsynced; then `beforeCommit` (the remote queue).
 //   B3. I.eml is unlinked and spool/incoming is fsynced. This is the commit point.
+// C. No local mailbox, remote recipients only (forwarding), DATA held in memory: the outbound
+//   queue is the only place the message goes, so it writes the message itself (outbound/spool.ts
+//   Q1': its I.eml and the envelope fsynced at the same time, then the envelope renamed into
+//   place and the queue directory fsynced). The rename is the commit point. There is no spool
+//   file: nothing outside the queue needs rolling back, and the queue's own start-up scan drops
+//   an entry whose rename never happened. Against B this saves a write, fsync and unlink of the
+//   spool file, the fsync of spool/incoming, and one fsync's wait before the 250.
 // Recovery at start (`recoverSpool`) treats every I.eml still present as not committed, so never
 // acknowledged: it removes every new/<name(I)> (any size) from every mailbox (undoing a partial
 // B2), then the spool files. Every *.raw, and every tmp/*.maild left by an A1 or B2, is discarded.
@@ -76,6 +83,11 @@ export interface StoreRequest {
    * queue records its entry here, so it is rolled back together with the local copies.
    */
   beforeCommit?: (messagePath: string) => Promise<void>;
+  /**
+   * Protocol C: with no mailboxes and DATA held in memory, the final message goes to this instead
+   * of a spool file, and its durable queue entry is the commit point (beforeCommit is not called).
+   */
+  queueMessage?: (message: Buffer) => Promise<void>;
 }
 
 export class LocalStore {
@@ -106,9 +118,15 @@ export class LocalStore {
     return join(this.paths.incoming, `${id}.raw`);
   }
 
-  /** Protocol A or B above. Resolves once the message is committed: then, and only then, send 250. */
+  /** Protocol A, B or C above. Resolves once the message is committed: then, and only then, send 250. */
   async store(req: StoreRequest): Promise<{ size: number }> {
     if (req.mailboxes.length === 1 && !req.beforeCommit) return this.storeInOne(req, req.mailboxes[0]);
+    if (req.mailboxes.length === 0 && req.queueMessage && req.held) {
+      const message = finalMessage(req.prepend, req.held, req.dropHeader);
+      // DATA held in memory never had a spool file of its own (received-data.ts): nothing to remove
+      await req.queueMessage(message);
+      return { size: message.length };
+    }
     const eml = join(this.paths.incoming, `${req.id}.eml`);
     const size = await writeMessage(eml, req.prepend, req.held ?? req.rawPath, req.dropHeader);
     const name = maildirName(req.id, this.hostname(), size);
@@ -235,6 +253,15 @@ async function writeCopy(path: string, prefix: string, source: string): Promise<
 /** Protocol A's (and B's per-mailbox) file in tmp/: `<id>.maild`, distinct from the names Dovecot gives its own tmp files. */
 const TMP_SUFFIX = ".maild";
 const OUR_TMP = /^\d+\.M[0-9a-f]{24}\.maild$/;
+
+/** prepend + DATA held in memory (header fields filtered): the final message. */
+function finalMessage(prepend: string, held: Buffer[], dropHeader?: (field: string) => boolean): Buffer {
+  const filter = dropHeader ? new HeaderFieldFilter(dropHeader) : undefined;
+  const pieces: Buffer[] = [Buffer.from(prepend, "latin1")];
+  for (const chunk of held) pieces.push(...(filter ? filter.push(chunk) : [chunk]));
+  if (filter) pieces.push(...filter.end());
+  return Buffer.concat(pieces);
+}
 
 /** Writes prepend + raw (header fields filtered) into `path`, fsyncs it, returns its size. */
 async function writeMessage(

@@ -21,6 +21,12 @@ export interface RemoteQueue {
   /** durably records the entry (fsync) before resolving; called before the 250 */
   enqueue(entry: QueueEntry): Promise<void>;
   /**
+   * Protocol C of delivery.ts: writes `message` into the queue itself (nowhere else has it) and
+   * durably records the entry; the entry's existence is the commit point, so `commit` may follow
+   * at once. Called before the 250.
+   */
+  enqueueMessage(entry: Omit<QueueEntry, "messagePath">, message: Buffer): Promise<void>;
+  /**
    * The message reached its commit point (delivery.ts): it will be acknowledged, so it may be
    * sent on now. Entries found on disk at start are committed (recovery has already discarded
    * those that were not). Until then an entry must not be delivered: a rollback would otherwise

@@ -193,11 +193,14 @@ spam_header = "X-Spam";
   return startDeployedSpamFilter(net, host, files, { settings: PERMISSIVE_SPAM_SETTINGS, controllerPassword, upstreamDns: dnsServer });
 }
 
-/** Postfix with rspamd as its milter (docker-mailserver's Postfix settings for it: target/postfix/main.cf). */
+/**
+ * Postfix with rspamd as its milter (docker-mailserver's Postfix settings for it: target/postfix/main.cf).
+ * `main` replaces the receiving-MX settings (benchPostfixMain), e.g. with a forwarding alias.
+ */
 export async function startPostfixRspamd(
   net: LocalInternet,
   host: NetHost,
-  o: { domain: string; dnsServer: string },
+  o: { domain: string; dnsServer: string; main?: Record<string, string> },
 ): Promise<RunningPeer> {
   const spam = await startRspamdMilter(net, host, o.dnsServer);
   const checksFile = path.join(spam.dir, "verdict-checks.regexp");
@@ -206,7 +209,7 @@ export async function startPostfixRspamd(
     myhostname: `postfix.${o.domain}`,
     mydomain: o.domain,
     extraMain: {
-      ...benchPostfixMain(o.domain),
+      ...(o.main ?? benchPostfixMain(o.domain)),
       smtpd_milters: "inet:127.0.0.1:11333",
       milter_protocol: "6",
       milter_mail_macros: "i {mail_addr} {client_addr} {client_name} {auth_authen}",

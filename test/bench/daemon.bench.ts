@@ -149,23 +149,31 @@ export function namespacePssMb(ns: string): number {
  * smtpd, cleanup and policy processes that exit during a load: their time is in its cutime.
  */
 export function namespaceCpuSeconds(ns: string): number {
+  return namespaceCpuSplit(ns).total;
+}
+
+/** CPU seconds of a namespace's processes (with their exited children): all of them, and the filters' (FILTER_PROGRAMS). */
+export function namespaceCpuSplit(ns: string): { total: number; filters: number } {
   let pids: string[] = [];
   try {
     pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean);
   } catch {
-    return 0;
+    return { total: 0, filters: 0 };
   }
   let ticks = 0;
+  let filterTicks = 0;
   for (const pid of pids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      const t = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      ticks += t;
+      if (FILTER_PROGRAMS.has(fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim())) filterTicks += t;
     } catch {
       /* exited */
     }
   }
-  return ticks / 100;
+  return { total: ticks / 100, filters: filterTicks / 100 };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -2,7 +2,9 @@
  * Outbound benchmark: the forwarding path under load. Each server receives messages for a local
  * alias that forwards to an external address, queues them durably and delivers them by MX to
  * another host; measured is the time until that host has every message, and the servers' memory
- * and CPU on the way. maild beside Postfix (Debian) and Haraka (npm), on the same run.
+ * and CPU on the way. maild (with its rspamd, as on the box) beside Postfix with rspamd as a milter
+ * (the stack a user would otherwise run, daemon-peers.ts), and plain Postfix (Debian) and Haraka
+ * (npm) as the speed references, on the same run.
  *
  *   node_modules/.bin/node --import tsx test/bench/outbound.bench.ts     (root; Debian packages
  *                                         from infra/local-internet/install-packages.sh)
@@ -14,8 +16,12 @@
  * each alone in its own namespace host, each against a freshly started sink:
  *   - maild: a config alias; its durable outbound queue (outbound/queue.ts) and SmtpTransport
  *     (MX lookup through knot, MTA-STS and DANE lookups as configured by default, STARTTLS when
- *     offered: smtp-sink offers none) deliver it. It also verifies SPF, DKIM, DMARC and ARC of
- *     every message it receives, as in daemon.bench.ts.
+ *     offered: smtp-sink offers none) deliver it. Every message it receives is scanned by its
+ *     rspamd (spam-filter.ts: rspamd, Redis and unbound in maild's host, as on the box and in
+ *     daemon.bench.ts), which verifies SPF, DKIM, DMARC and ARC: without an answer from rspamd
+ *     maild accepts nothing (451).
+ *   - Postfix + rspamd milter: daemon-peers.ts's docker-mailserver-style stack (rspamd on maild's
+ *     rspamd configuration, as a milter), with the same forwarding alias as plain Postfix.
  *   - Postfix: virtual_alias_maps rewrites the recipient, the smtp client delivers by MX; queue
  *     files fsynced before 250 (Postfix's default), as in daemon.bench.ts.
  *   - Haraka: haraka-plugin-aliases rewrites the recipient; outbound-haraka-forward.js accepts it
@@ -34,13 +40,14 @@ import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
 import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
 import { startPostfix } from "../../infra/local-internet/postfix";
+import { startSpamFilter } from "../../infra/local-internet/spam-filter";
 import {
   benchZones,
   ensureHaraka,
   idleMb,
   initHaraka,
   keepLog,
-  namespaceCpuSeconds,
+  namespaceCpuSplit,
   namespaceMemoryMb,
   namespacePssMb,
   progress,
@@ -52,6 +59,7 @@ import {
 } from "./daemon.bench";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bundleMaild } from "../harness/maild";
+import { startPostfixRspamd, stopWithin } from "./daemon-peers";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10);
@@ -65,7 +73,8 @@ const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
 const CONCURRENCY = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
 /** extra node flags for maild, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (as in daemon.bench.ts) */
 const MAILD_NODE_FLAGS = (process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-const SERVERS = (process.env.BENCH_SERVERS ?? "Postfix,maild,Haraka").split(",").map((s) => s.trim().toLowerCase());
+/** which servers to run, comma-separated ids (default all): postfix, postfix-rspamd, maild, haraka */
+const SERVERS = (process.env.BENCH_SERVERS ?? "postfix,postfix-rspamd,maild,haraka").split(",").map((s) => s.trim().toLowerCase());
 /** give up on a server when the sink has received nothing new for this long after the load ended */
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 60_000);
 const DOMAIN = "example.org";
@@ -73,6 +82,7 @@ const ALIAS = `fwd@${DOMAIN}`;
 const TARGET = "x@sink.test";
 const SENDER = "load@example.net";
 const NOBODY = 65534;
+const MAILD = "maild + rspamd";
 
 interface Result {
   name: string;
@@ -86,6 +96,8 @@ interface Result {
   peakPssMb: number;
   peakRssMb: number;
   cpuSeconds: number;
+  /** the part of cpuSeconds spent by filters (rspamd, Redis, unbound) */
+  filterCpuSeconds: number;
   concurrency: string;
   note?: string;
 }
@@ -189,6 +201,7 @@ interface Measured {
   peakPssMb: number;
   peakRssMb: number;
   cpuSeconds: number;
+  filterCpuSeconds: number;
 }
 
 /**
@@ -196,7 +209,7 @@ interface Measured {
  * sampled throughout.
  */
 async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measured> {
-  const cpuBefore = namespaceCpuSeconds(server.ns);
+  const cpuBefore = namespaceCpuSplit(server.ns);
   let peakPssMb = namespacePssMb(server.ns);
   let peakRssMb = namespaceMemoryMb(server.ns, "rss");
   const sampler = setInterval(() => {
@@ -228,8 +241,15 @@ async function drive(load: NetHost, server: NetHost, sink: Sink): Promise<Measur
       throw new Error(`smtp-source against ${server.name}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
     await delivered;
     const seconds = elapsed();
-    const cpuSeconds = namespaceCpuSeconds(server.ns) - cpuBefore;
-    return { acceptSeconds, seconds, peakPssMb, peakRssMb, cpuSeconds };
+    const cpuAfter = namespaceCpuSplit(server.ns);
+    return {
+      acceptSeconds,
+      seconds,
+      peakPssMb,
+      peakRssMb,
+      cpuSeconds: cpuAfter.total - cpuBefore.total,
+      filterCpuSeconds: cpuAfter.filters - cpuBefore.filters,
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -257,6 +277,7 @@ async function measure(
     peakPssMb: NaN,
     peakRssMb: NaN,
     cpuSeconds: NaN,
+    filterCpuSeconds: NaN,
   };
   let running: { stop: () => Promise<void>; log: string } | undefined;
   try {
@@ -273,7 +294,7 @@ async function measure(
     if (problems.length > 0) result.note = [result.note, ...problems].filter(Boolean).join("; ");
     if (running) {
       await running.stop();
-      keepLog(running.log);
+      keepLog(running.log, path.basename(dir));
     }
     await sink.stop();
   }
@@ -283,6 +304,8 @@ async function measure(
 async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotServer): Promise<{ stop: () => Promise<void>; log: string }> {
   const dir = path.join(net.workDir, "maild");
   fs.mkdirSync(dir, { recursive: true });
+  // rspamd, Redis and unbound in maild's host, as on the box; unbound forwards to knot.
+  const spam = await startSpamFilter(net, host, { upstreamDns: knot.host.ipv4 });
   // The box runs a bundle (one JS file) on plain node; so does the benchmark.
   const bundle = await bundleMaild();
   const tls = await makeTestTls(path.join(dir, "tls"), [`mail.${DOMAIN}`], "maild");
@@ -303,24 +326,32 @@ async function startMaildServer(net: LocalInternet, host: NetHost, knot: KnotSer
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
   const log = path.join(dir, "maild.log");
   const child = await startListening(host, "maild", [process.execPath, ...MAILD_NODE_FLAGS, bundle, "--config", configPath], log);
-  return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
+  return {
+    stop: () =>
+      stopWithin(host, async () => {
+        await LocalInternet.stopProcess(child, 10_000);
+        await spam.stop();
+      }),
+    log,
+  };
+}
+
+/** Postfix's settings for the forwarding alias, with or without rspamd. */
+function postfixForwardingMain(): Record<string, string> {
+  return {
+    // the forwarding alias (virtual(5)); delivery by MX through the default smtp transport
+    virtual_alias_domains: DOMAIN,
+    virtual_alias_maps: `inline:{ ${ALIAS}=${TARGET} }`,
+    smtpd_client_connection_rate_limit: "0",
+    smtpd_client_message_rate_limit: "0",
+    ...(CONCURRENCY
+      ? { default_destination_concurrency_limit: String(CONCURRENCY), initial_destination_concurrency: String(Math.min(5, CONCURRENCY)) }
+      : {}),
+  };
 }
 
 async function startPostfixServer(net: LocalInternet, host: NetHost): Promise<{ stop: () => Promise<void>; log: string }> {
-  const peer = await startPostfix(net, host, {
-    myhostname: `postfix.${DOMAIN}`,
-    mydomain: DOMAIN,
-    extraMain: {
-      // the forwarding alias (virtual(5)); delivery by MX through the default smtp transport
-      virtual_alias_domains: DOMAIN,
-      virtual_alias_maps: `inline:{ ${ALIAS}=${TARGET} }`,
-      smtpd_client_connection_rate_limit: "0",
-      smtpd_client_message_rate_limit: "0",
-      ...(CONCURRENCY
-        ? { default_destination_concurrency_limit: String(CONCURRENCY), initial_destination_concurrency: String(Math.min(5, CONCURRENCY)) }
-        : {}),
-    },
-  });
+  const peer = await startPostfix(net, host, { myhostname: `postfix.${DOMAIN}`, mydomain: DOMAIN, extraMain: postfixForwardingMain() });
   return {
     stop: async () => {
       const sent = (peer.log().match(/ status=sent \(/g) ?? []).length;
@@ -328,6 +359,24 @@ async function startPostfixServer(net: LocalInternet, host: NetHost): Promise<{ 
       await peer.stop();
     },
     log: path.join(peer.configDir, "maillog"),
+  };
+}
+
+async function startPostfixRspamdServer(
+  net: LocalInternet,
+  host: NetHost,
+  knot: KnotServer,
+): Promise<{ stop: () => Promise<void>; log: string }> {
+  const peer = await startPostfixRspamd(net, host, { domain: DOMAIN, dnsServer: knot.host.ipv4, main: postfixForwardingMain() });
+  const [maillog, ...others] = peer.logFiles();
+  return {
+    stop: async () => {
+      const sent = peer.stored();
+      if (sent !== MESSAGES) progress(`Postfix + rspamd milter: its log shows ${sent} deliveries of ${MESSAGES}`);
+      for (const file of others) keepLog(file, host.name);
+      await peer.stop();
+    },
+    log: maillog,
   };
 }
 
@@ -343,20 +392,29 @@ async function startHarakaServer(net: LocalInternet, host: NetHost): Promise<{ s
   return { stop: () => LocalInternet.stopProcess(child, 10_000), log };
 }
 
+/**
+ * One row per server; "maild ÷ this" is maild's figure divided by the row's (above 1 for msgs/s:
+ * maild is faster; below 1 for CPU and memory: maild uses less), as in daemon.bench.ts.
+ */
 function table(results: Result[]): string {
-  const postfix = results.find((r) => r.name === "Postfix");
+  const maild = results.find((r) => r.name === MAILD);
   const rate = (r: Result) => r.delivered / r.seconds;
-  const ratio = (v: number, base: number | undefined) =>
-    base && Number.isFinite(v) && Number.isFinite(base) ? `${(v / base).toFixed(2)}x` : "n/a";
+  const cpu = (r: Result) => (r.cpuSeconds * 1000) / r.delivered;
+  const ratio = (v: number | undefined, base: number | undefined) =>
+    v !== undefined && base !== undefined && Number.isFinite(v) && Number.isFinite(base) && base !== 0
+      ? `${(v / base).toFixed(2)}x`
+      : "n/a";
+  const mine = (r: Result, v: (r: Result) => number) => (r === maild ? "-" : ratio(maild && v(maild), v(r)));
   const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
   const lines = [
-    "| server | conns/dest | msgs/s (to the sink) | vs Postfix | all accepted s | all at sink s | idle MiB | peak MiB (PSS) | vs Postfix | peak MiB (RSS sum) | vs Postfix | CPU ms/msg |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| server | conns/dest | msgs/s (to the sink) | maild ÷ this | all accepted s | all at sink s | CPU ms/msg | maild ÷ this | of it MTA / filters | idle MiB | peak MiB (PSS) | maild ÷ this | peak MiB (RSS sum) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.name} | ${r.concurrency} | ${f(rate(r))} | ${ratio(rate(r), postfix && rate(postfix))} | ${f(r.acceptSeconds, 1)} | ${f(r.seconds, 1)} | ${f(r.idleMb, 1)} | ` +
-        `${f(r.peakPssMb, 1)} | ${ratio(r.peakPssMb, postfix?.peakPssMb)} | ${f(r.peakRssMb, 1)} | ${ratio(r.peakRssMb, postfix?.peakRssMb)} | ${f((r.cpuSeconds * 1000) / r.delivered, 2)} |`,
+      `| ${r.name} | ${r.concurrency} | ${f(rate(r))} | ${mine(r, rate)} | ${f(r.acceptSeconds, 1)} | ${f(r.seconds, 1)} | ${f(cpu(r), 2)} | ${mine(r, cpu)} | ` +
+        `${f(((r.cpuSeconds - r.filterCpuSeconds) * 1000) / r.delivered, 2)} / ${f((r.filterCpuSeconds * 1000) / r.delivered, 2)} | ` +
+        `${f(r.idleMb, 1)} | ${f(r.peakPssMb, 1)} | ${mine(r, (x) => x.peakPssMb)} | ${f(r.peakRssMb, 1)} |`,
     );
   }
   return lines.join("\n");
@@ -372,7 +430,12 @@ async function main(): Promise<void> {
     const dns = await net.addHost("dns");
     const load = await net.addHost("load");
     const sinkHost = await net.addHost("sink");
-    const hosts = { maild: await net.addHost("maild"), haraka: await net.addHost("haraka"), postfix: await net.addHost("postfix") };
+    const hosts = {
+      maild: await net.addHost("maild"),
+      haraka: await net.addHost("haraka"),
+      postfix: await net.addHost("postfix"),
+      postfixRspamd: await net.addHost("pf-rspamd"),
+    };
     const knot = await startKnot(net, dns, [
       ...benchZones(load, DOMAIN),
       // IPv4 only, so every server takes the same path to the sink
@@ -380,15 +443,22 @@ async function main(): Promise<void> {
     ]);
     await net.setResolver(dns.ipv4);
     const own = (v: string) => (CONCURRENCY ? String(CONCURRENCY) : v);
-    const runs: [string, string, NetHost, () => Promise<{ stop: () => Promise<void>; log: string }>][] = [
-      ["Postfix", own("20"), hosts.postfix, () => startPostfixServer(net, hosts.postfix)],
-      ["maild", own("5"), hosts.maild, () => startMaildServer(net, hosts.maild, knot)],
-      ["Haraka", own("10000 (total)"), hosts.haraka, () => startHarakaServer(net, hosts.haraka)],
+    const runs: [string, string, string, NetHost, () => Promise<{ stop: () => Promise<void>; log: string }>][] = [
+      ["postfix", "Postfix (no checks)", own("20"), hosts.postfix, () => startPostfixServer(net, hosts.postfix)],
+      [
+        "postfix-rspamd",
+        "Postfix + rspamd milter",
+        own("20"),
+        hosts.postfixRspamd,
+        () => startPostfixRspamdServer(net, hosts.postfixRspamd, knot),
+      ],
+      ["maild", MAILD, own("5"), hosts.maild, () => startMaildServer(net, hosts.maild, knot)],
+      ["haraka", "Haraka (no checks)", own("10000 (total)"), hosts.haraka, () => startHarakaServer(net, hosts.haraka)],
     ];
-    for (const [name, concurrency, host, start] of runs) {
-      if (!SERVERS.includes(name.toLowerCase())) continue;
+    for (const [id, name, concurrency, host, start] of runs) {
+      if (!SERVERS.includes(id)) continue;
       progress(`${name}: ${MESSAGES} messages of ${SIZE} bytes over ${SESSIONS} sessions, forwarded to ${TARGET} ...`);
-      const r = await measure(name, concurrency, sinkHost, load, host, path.join(net.workDir, `run-${name.toLowerCase()}`), start);
+      const r = await measure(name, concurrency, sinkHost, load, host, path.join(net.workDir, `run-${id}`), start);
       if (r.note === undefined && r.delivered !== MESSAGES) r.note = `the sink has ${r.delivered} of ${MESSAGES} messages`;
       progress(
         `${name}: ${Number.isFinite(r.seconds) ? `${r.seconds.toFixed(2)} s, ${(r.delivered / r.seconds).toFixed(0)} msgs/s` : ""}${r.note ? ` (${r.note})` : ""}`,

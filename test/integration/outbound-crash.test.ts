@@ -1,7 +1,7 @@
 // Durability of the outbound queue under SIGKILL. 300 messages, each for one recipient at a.test
-// and one at b.test, are queued; then a child process flushes the queue to an SMTP sink on
-// loopback and is killed with SIGKILL again and again during the flush, restarted each time,
-// and finally left to finish. Every recipient must get its message at least once; a second copy
+// and one at b.test, are queued (half by enqueue, half by enqueueMessage); then a child process
+// flushes the queue to an SMTP sink on loopback and is killed with SIGKILL again and again during
+// the flush, restarted each time, and finally left to finish. Every recipient must get its message at least once; a second copy
 // is allowed only where the restart logged that recipient as a possible duplicate (the RFC 1047
 // window between the sink's 250 and our record of it); the queue must end empty.
 //
@@ -188,18 +188,17 @@ if (process.env.OUTBOUND_CRASH_CHILD === "run") {
     mkdirSync(join(dataDir, "incoming"));
     for (let seq = 0; seq < MESSAGES; seq++) {
       const path = join(dataDir, "incoming", `${seq}.eml`);
-      writeFileSync(
-        path,
+      const message =
         `From: alice@example.org\r\nTo: m${seq}@a.test, m${seq}@b.test\r\nSubject: crash ${seq}\r\nX-Seq: ${seq}\r\n\r\n` +
-          `line of text for message ${seq}\r\n`.repeat(30) +
-          `End-Of-Message: ${seq}\r\n`,
-      );
-      await filler.enqueue({
-        id: queueId(seq),
-        messagePath: path,
-        sender: "alice@example.org",
-        recipients: [`m${seq}@a.test`, `m${seq}@b.test`],
-      });
+        `line of text for message ${seq}\r\n`.repeat(30) +
+        `End-Of-Message: ${seq}\r\n`;
+      const entry = { id: queueId(seq), sender: "alice@example.org", recipients: [`m${seq}@a.test`, `m${seq}@b.test`] };
+      // both ways in: a link to a file the caller made (delivery.ts protocol B), or the message
+      // written by the queue itself (protocol C)
+      if (seq % 2 === 0) {
+        writeFileSync(path, message);
+        await filler.enqueue({ ...entry, messagePath: path });
+      } else await filler.enqueueMessage(entry, Buffer.from(message, "latin1"));
     }
     assert.equal(filler.size(), MESSAGES);
     await filler.stop();

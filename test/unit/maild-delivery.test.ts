@@ -113,6 +113,72 @@ describe("maild local delivery", () => {
     }
   });
 
+  test("with no mailbox and DATA held in memory, the queue gets the final message and no spool file is written (protocol C)", async () => {
+    const { store } = await setup();
+    const id = newMessageId();
+    const held = [Buffer.from(RAW.slice(0, 30), "latin1"), Buffer.from(RAW.slice(30), "latin1")];
+    const queued: string[] = [];
+    let spoolDuringQueue: string[] = [];
+    const { size } = await store.store({
+      id,
+      rawPath: store.rawPath(id),
+      held,
+      prepend: "Received: by mx.example.org\r\n",
+      mailboxes: [],
+      dropHeader: (f) => f.toLowerCase().startsWith("authentication-results: mx.example.org"),
+      beforeCommit: async () => {
+        throw new Error("protocol B is not used when the queue takes the message");
+      },
+      queueMessage: async (message) => {
+        spoolDuringQueue = readdirSync(store.paths.incoming);
+        queued.push(message.toString("latin1"));
+      },
+    });
+    const expected = "Received: by mx.example.org\r\nFrom: x@sender.test\r\nSubject: hi\r\n\r\nbody\r\n";
+    assert.deepEqual(queued, [expected]);
+    assert.equal(size, expected.length);
+    assert.deepEqual(spoolDuringQueue, []);
+    assert.deepEqual(readdirSync(store.paths.incoming), []);
+  });
+
+  test("a failure of the queue in protocol C fails the store and leaves no spool file", async () => {
+    const { store } = await setup();
+    const id = newMessageId();
+    await assert.rejects(
+      store.store({
+        id,
+        rawPath: store.rawPath(id),
+        held: [Buffer.from(RAW, "latin1")],
+        prepend: "",
+        mailboxes: [],
+        queueMessage: async () => {
+          throw new Error("queue full");
+        },
+      }),
+      /queue full/,
+    );
+    assert.deepEqual(readdirSync(store.paths.incoming), []);
+  });
+
+  test("a message with no mailbox that was too large to hold in memory takes protocol B through the spool file", async () => {
+    const { store } = await setup();
+    const id = newMessageId();
+    writeFileSync(store.rawPath(id), RAW);
+    let queued = "";
+    await store.store({
+      id,
+      rawPath: store.rawPath(id),
+      prepend: "",
+      mailboxes: [],
+      beforeCommit: async (messagePath) => void (queued = readFileSync(messagePath, "latin1")),
+      queueMessage: async () => {
+        throw new Error("protocol C needs the message in memory");
+      },
+    });
+    assert.equal(queued, RAW);
+    assert.deepEqual(readdirSync(store.paths.incoming), [], "the spool is empty once committed");
+  });
+
   test("recovery removes every copy of an uncommitted delivery, whatever each copy's size, and nothing else", async () => {
     const { dataDir } = await setup();
     const crashed = newMessageId();

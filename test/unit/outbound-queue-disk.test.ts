@@ -95,6 +95,80 @@ describe("outbound queue on disk: enqueue and discard", () => {
     await h.queue.stop();
   });
 
+  test("enqueueMessage writes the message into the queue itself with its envelope, and leaves no temporary file", async () => {
+    const h = await queueHarness();
+    const id = "1736164800.M0000000000000000000000a1";
+    const message = Buffer.from("Received: from x\r\nFrom: alice@example.org\r\nSubject: fwd\r\n\r\nbody\r\n", "latin1");
+    await h.queue.enqueueMessage({ id, sender: "alice@example.org", recipients: ["bob@remote.test", "bob@remote.test"] }, message);
+    assert.deepEqual(h.files(), [`${id}.eml`, `${id}.json`]);
+    assert.deepEqual(readFileSync(join(h.dataDir, "queue", `${id}.eml`)), message);
+    const env = h.envelope(id);
+    assert.equal(env.size, message.length);
+    assert.deepEqual(
+      env.recipients.map((r) => [r.address, r.state, r.inFlight]),
+      [["bob@remote.test", "pending", false]],
+      "a recipient given twice is queued once",
+    );
+    assert.equal(h.calls.length, 0, "nothing is sent before commit");
+    h.queue.commit(id);
+    await h.queue.runDue();
+    assert.deepEqual(
+      h.calls.map((c) => [c.attempt.recipients, c.data]),
+      [[["bob@remote.test"], message.toString("latin1")]],
+    );
+    assert.deepEqual(h.files(), []);
+    await h.queue.stop();
+  });
+
+  test("an entry enqueueMessage made is found and sent after a restart: its existence was the commit", async () => {
+    const a = await queueHarness();
+    const id = "1736164800.M0000000000000000000000a2";
+    await a.queue.enqueueMessage(
+      { id, sender: "alice@example.org", recipients: ["bob@remote.test"] },
+      Buffer.from("Subject: x\r\n\r\nb\r\n"),
+    );
+    await a.queue.stop();
+    const b = await a.restart();
+    await b.queue.runDue();
+    assert.deepEqual(
+      b.calls.map((c) => c.attempt.recipients),
+      [["bob@remote.test"]],
+    );
+    assert.deepEqual(b.files(), []);
+    await b.queue.stop();
+  });
+
+  test("a crash inside enqueueMessage before the envelope's rename leaves nothing that a restart sends", async () => {
+    const a = await queueHarness();
+    await a.queue.stop();
+    const q = join(a.dataDir, "queue");
+    const id = "1736164800.M0000000000000000000000a3";
+    // the message written (perhaps in part) and the envelope still under its temporary name
+    writeFileSync(join(q, `${id}.eml`), "Subject: x\r\n\r\ncut sh");
+    writeFileSync(join(q, `${id}.json.0123456789ab.tmp`), '{"version":1,');
+    const b = await a.restart();
+    await b.queue.runDue();
+    assert.equal(b.calls.length, 0);
+    assert.deepEqual(b.events("queue.orphan_message"), [{ id, action: "deleted" }]);
+    assert.deepEqual(b.files(), []);
+    await b.queue.stop();
+  });
+
+  test("enqueueMessage with an id whose message file exists fails and leaves that file alone", async () => {
+    const h = await queueHarness();
+    const id = "1736164800.M0000000000000000000000a4";
+    const other = join(h.dataDir, "queue", `${id}.eml`);
+    writeFileSync(other, "someone else's\r\n");
+    await assert.rejects(
+      h.queue.enqueueMessage({ id, sender: "alice@example.org", recipients: ["bob@remote.test"] }, Buffer.from("mine\r\n")),
+      /EEXIST/,
+    );
+    assert.deepEqual(h.files(), [`${id}.eml`], "no envelope, no temporary file");
+    assert.equal(readFileSync(other, "utf8"), "someone else's\r\n");
+    assert.equal(h.queue.size(), 0);
+    await h.queue.stop();
+  });
+
   test("discard removes an uncommitted entry entirely; a commit after it sends nothing", async () => {
     const h = await queueHarness();
     const id = await h.submit({ recipients: ["bob@remote.test"], commit: false });

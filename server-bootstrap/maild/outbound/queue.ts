@@ -5,7 +5,9 @@
 //
 // Life of a message id I:
 //   E. enqueue (inside LocalStore.store's beforeCommit, before the client's 250): Q1 of
-//      spool.ts makes I durable; I is not committed and nothing is sent.
+//      spool.ts makes I durable; I is not committed and nothing is sent. enqueueMessage (a
+//      message with no local mailbox, delivery.ts protocol C): Q1' makes I durable, which is
+//      the message's commit point; the caller commits I once it resolves.
 //   C. commit(I) after delivery.ts's commit point: from now on I may be sent. A message found on
 //      disk at start is committed: recovery (recoverSpool) has already discarded those that were not.
 //   A. an attempt: every pending recipient is durably marked in flight (the attempt marker),
@@ -206,6 +208,24 @@ export class OutboundQueue implements RemoteQueue {
 
   /** Spool Q1: durable before it resolves. Not sent before commit(entry.id). */
   async enqueue(entry: QueueEntry): Promise<void> {
+    await this.add(entry, (env) =>
+      this.spool.add(entry.id, entry.messagePath, (size) => {
+        env.size = size;
+        return env;
+      }),
+    );
+  }
+
+  async enqueueMessage(entry: Omit<QueueEntry, "messagePath">, message: Buffer): Promise<void> {
+    await this.add(entry, (env) =>
+      this.spool.addMessage(entry.id, message, (size) => {
+        env.size = size;
+        return env;
+      }),
+    );
+  }
+
+  private async add(entry: Omit<QueueEntry, "messagePath">, write: (env: Envelope) => Promise<void>): Promise<void> {
     if (!this.accepting)
       throw new Error(`outbound queue not accepting (${this.started ? "stopping" : "not started"}): cannot queue ${entry.id}`);
     if (this.entries.has(entry.id)) throw new Error(`outbound queue: ${entry.id} is queued already`);
@@ -228,12 +248,9 @@ export class OutboundQueue implements RemoteQueue {
     // in the map at once (uncommitted, so never worked on) to claim the id
     this.entries.set(entry.id, { env, committed: false, noticeRetryAt: 0, lastWrite: Promise.resolve(), unsaved: false });
     try {
-      // Not acknowledged when it fails: spool.add takes back what it made. Anything left over is
-      // garbage to the next start's scan.
-      await this.spool.add(entry.id, entry.messagePath, (size) => {
-        env.size = size;
-        return env;
-      });
+      // Not acknowledged when it fails: spool.add and addMessage take back what they made.
+      // Anything left over is garbage to the next start's scan.
+      await write(env);
     } catch (e) {
       this.entries.delete(entry.id);
       throw e;

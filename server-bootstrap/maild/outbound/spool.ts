@@ -9,6 +9,13 @@
 //       over an existing one) with the first envelope. Then, at the same time, an fsync of I.json
 //       and one of the directory; only once both are done does enqueue resolve: the entry is
 //       durable before the client's 250.
+//   Q1'. enqueue of a message that exists nowhere else yet (a forwarded message with no local
+//       mailbox: delivery.ts protocol C): I.eml is created (never over an existing one) with the
+//       message and fsynced, and at the same time the envelope is written to I.json.<random>.tmp
+//       and fsynced; once both are durable, the tmp file is renamed to I.json and the directory
+//       fsynced, and only then does enqueue resolve. I.json appears, whole, only after I.eml is
+//       complete on disk, so the entry's existence is its own commit point: the caller needs no
+//       spool file of its own to roll back, and an entry found at start was acknowledged.
 //   Q2. every later change of state writes a whole new I.json as I.json.<random>.tmp, fsyncs
 //       it, renames it over I.json and fsyncs the directory. rename(2) replaces atomically, so
 //       from Q1's end on I.json is always one complete state that was written, never a mix of two
@@ -16,7 +23,15 @@
 //   Q3. removal: I.json is unlinked and the directory fsynced, then I.eml is unlinked.
 // Invariants this gives, whatever instant a crash (or power loss) hits:
 //   - the I.json of every entry whose enqueue resolved is complete and has its I.eml: all of Q1
-//     was durable before it resolved, and Q3 removes I.eml only once I.json's removal is durable;
+//     (or Q1') was durable before it resolved, and Q3 removes I.eml only once I.json's removal
+//     is durable;
+//   - a crash inside Q1' leaves I.eml (complete or not) and a *.tmp, garbage to `scan` below,
+//     and no I.json, unless the rename had reached the disk. The rename is the commit point of
+//     Q1', as the spool file's removal is protocol B's: once it is on disk the entry is whole
+//     (I.eml was durable before it) and is sent; if the crash came before the 250, the client
+//     sends the message again (the RFC 1047 window every commit point has, delivery.ts). An
+//     I.json whose I.eml's name did not reach the disk is deleted by `scan`: that enqueue never
+//     resolved;
 //   - a crash inside Q1 may leave either name without the other, or an I.json that is empty or
 //     cut short (the file system makes names and contents durable in any order until the
 //     fsyncs return). That enqueue never resolved, so the message was never acknowledged: the
@@ -177,6 +192,40 @@ export class Spool {
     } catch (e) {
       if (created.status === "fulfilled") await unlink(envelopePath).catch(() => undefined);
       if (linked.status === "fulfilled") await unlink(target).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Q1': writes `message` as I.eml and its envelope (`envelope(size)`) beside it, then makes
+   * I.json appear; resolves once the entry is durable. On failure it takes back what it made.
+   */
+  async addMessage(id: string, message: Buffer, envelope: (size: number) => Envelope): Promise<void> {
+    const target = this.messagePath(id);
+    const envelopePath = this.envelopePath(id);
+    const writing = (async () => {
+      // "wx": a message already there belongs to another entry
+      const fh = await open(target, "wx", 0o600);
+      try {
+        await fh.writeFile(message);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    })();
+    const [written, temp] = await Promise.allSettled([writing, writeDurableTemp(envelopePath, JSON.stringify(envelope(message.length)))]);
+    let renamed = false;
+    try {
+      if (written.status === "rejected") throw written.reason;
+      if (temp.status === "rejected") throw temp.reason;
+      await replaceDurably(envelopePath, temp.value);
+      renamed = true;
+      await this.syncer.sync(this.dir);
+    } catch (e) {
+      if (renamed) await unlink(envelopePath).catch(() => undefined);
+      else if (temp.status === "fulfilled") await unlink(temp.value).catch(() => undefined);
+      if (written.status === "fulfilled" || (written.reason as NodeJS.ErrnoException).code !== "EEXIST")
+        await unlink(target).catch(() => undefined);
       throw e;
     }
   }
