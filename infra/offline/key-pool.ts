@@ -130,3 +130,32 @@ export class RsaKeyPool implements KeyPairSource {
 export function rsaKeyPair(bits: number, source?: KeyPairSource): RsaKeyPair {
   return source?.takeRsa(bits) ?? generateKeyPairSync("rsa", { modulusLength: bits });
 }
+
+/**
+ * One RSA key pair per size, handed out for every RSA key the program asks for: the stand-in
+ * `mailstack plan` uses for keys `pulumi up` makes itself. A real preview of a new stack knows no
+ * tls.PrivateKey output (resource_private_key.go makes the key in Create, which a preview never
+ * calls), so the values derived from it are unknown there too; the plan prints them as such
+ * (plan.ts markUnknown). The one pair is real, so the program's derivations (DKIM records, the
+ * files for the box) run as they would on a key of that size.
+ */
+export class StandInRsaKeys implements KeyPairSource {
+  private readonly pairs = new Map<number, RsaKeyPair>();
+
+  /** `source`: where the first pair of a size comes from (e.g. an RsaKeyPool making it ahead) */
+  constructor(private readonly source?: KeyPairSource) {}
+
+  takeRsa(bits: number): RsaKeyPair {
+    let pair = this.pairs.get(bits);
+    if (!pair) {
+      pair = rsaKeyPair(bits, this.source);
+      this.pairs.set(bits, pair);
+    }
+    return pair;
+  }
+
+  /** The public keys handed out, as SPKI DER in base64 (an RSA DKIM record's p=). */
+  publicKeysB64(): string[] {
+    return [...this.pairs.values()].map((p) => p.publicKey.export({ format: "der", type: "spki" }).toString("base64"));
+  }
+}
