@@ -4,7 +4,8 @@
 // that also runs the program. Workers make them while the main thread loads modules and registers
 // resources, and the main thread takes a finished key synchronously (receiveMessageOnPort), so the
 // mock provider still answers at once: the program's registrations keep their order and the plan
-// its output.
+// its output. `mailstack plan` now asks it for one key only, the stand-in behind every RSA key of
+// the run (StandInRsaKeys below).
 //
 // The keys to make are a budget shared with the main thread: a worker claims one before it makes
 // it, and when the main thread needs a key and none is ready it claims one and makes it itself (both
