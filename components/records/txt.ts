@@ -79,6 +79,12 @@ export function parseCharacterStrings(content: string): Buffer[] {
 }
 
 function splitUtf8(value: string, maxBytes: number): string[] {
+  // ASCII (every record the planner makes): one byte per character.
+  if (Buffer.byteLength(value, "utf8") === value.length) {
+    const ascii: string[] = [];
+    for (let at = 0; at < value.length || ascii.length === 0; at += maxBytes) ascii.push(value.slice(at, at + maxBytes));
+    return ascii;
+  }
   const chunks: string[] = [];
   let current = "";
   let currentBytes = 0;

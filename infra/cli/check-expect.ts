@@ -10,7 +10,7 @@ import { normalizeName } from "../../components/records/plan";
 import type { CaaData, DkimPublicKey, PlannedRecord } from "../../components/records/types";
 import type { DomainSpec, MtaStsMode } from "../../components/spec";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
-import type { StackPlan } from "./plan";
+import { UNKNOWN_RSA_KEY, type StackPlan } from "./plan";
 
 export interface ExpectedDkim {
   selector: string;
@@ -60,7 +60,12 @@ export interface ExpectOptions {
 
 /** True when a planned value still holds one of the offline plan's stand-ins. */
 export function holdsStandIn(text: string): boolean {
-  return text.includes(UNKNOWN_IPV4) || text.includes(UNKNOWN_IPV6_NETWORK) || text.includes(UNKNOWN_ACME_ACCOUNT);
+  return (
+    text.includes(UNKNOWN_IPV4) ||
+    text.includes(UNKNOWN_IPV6_NETWORK) ||
+    text.includes(UNKNOWN_ACME_ACCOUNT) ||
+    text.includes(UNKNOWN_RSA_KEY)
+  );
 }
 
 /**

@@ -1,7 +1,8 @@
 // What `mailstack plan` starts on other threads before it loads Pulumi and the program (about a
-// second of the main thread): maild's bundle (esbuild) and the RSA DKIM keys. The program takes
-// both when it gets there (daemon-bundle.ts, key-pool.ts), and makes them itself as before when they
-// are not there: nothing here decides what the plan holds.
+// second of the main thread): maild's bundle (esbuild) and the stand-in RSA key that stands for
+// every RSA DKIM key (plan.ts, key-pool.ts StandInRsaKeys). The program takes both when it gets
+// there (daemon-bundle.ts, key-pool.ts), and makes them itself when they are not there: nothing
+// here decides what the plan holds.
 import * as path from "node:path";
 import { readStackFile } from "../../components/config/stack-file";
 import { startBundlingDaemon } from "../../server-bootstrap/install/daemon-bundle";
@@ -12,16 +13,12 @@ import { STACK_NAME } from "./project-dir";
 export const DKIM_RSA_BITS = 2048;
 
 /**
- * How many RSA DKIM keys the program will ask for: one per domain and key generation
- * (components/mail-stack.ts; `dkim.generations` defaults to one). Read from the unvalidated stack
- * file, it is only how many keys to make ahead: a wrong count costs time, never a different plan.
+ * How many RSA keys to make ahead: the one stand-in, when the program will ask for an RSA DKIM key
+ * (components/mail-stack.ts: one per domain and key generation, so any domain). Read from the
+ * unvalidated stack file: a wrong answer costs time, never a different plan.
  */
-export function rsaDkimKeysOf(values: Record<string, unknown>): number {
-  if (!Array.isArray(values.domains)) return 0;
-  return values.domains.reduce((count: number, domain: unknown) => {
-    const generations = (domain as { dkim?: { generations?: unknown } } | null)?.dkim?.generations;
-    return count + (Array.isArray(generations) ? generations.length : 1);
-  }, 0);
+export function rsaKeysAhead(values: Record<string, unknown>): number {
+  return Array.isArray(values.domains) && values.domains.length > 0 ? 1 : 0;
 }
 
 export interface PlanAhead {
@@ -38,7 +35,7 @@ export function startPlanAhead(projectDir: string, stack: string): PlanAhead {
   const bundling = startBundlingDaemon();
   let count = 0;
   try {
-    if (STACK_NAME.test(stack)) count = rsaDkimKeysOf(readStackFile(path.join(projectDir, "stacks", `Pulumi.${stack}.yaml`)));
+    if (STACK_NAME.test(stack)) count = rsaKeysAhead(readStackFile(path.join(projectDir, "stacks", `Pulumi.${stack}.yaml`)));
   } catch {
     // planStack reads the file again and says what is wrong with it
   }

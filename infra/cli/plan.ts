@@ -6,8 +6,9 @@ import { SecretValue } from "../../components/config/secret";
 import type { PlannedRecord } from "../../components/records/types";
 import { runOffline, Secret, Unknown, type OfflineRun, type RecordedResource } from "../offline/engine";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../offline/mock-provider";
-import { RsaKeyPool, type KeyPairSource } from "../offline/key-pool";
-import { DKIM_RSA_BITS, rsaDkimKeysOf } from "./plan-ahead";
+import { RsaKeyPool, StandInRsaKeys, type KeyPairSource } from "../offline/key-pool";
+import { parseTxtContent, txtContent } from "../../components/records/txt";
+import { DKIM_RSA_BITS, rsaKeysAhead } from "./plan-ahead";
 import { CONFIG_NAMESPACE } from "../stack-config";
 import { normaliseV6Network } from "./ipv6-network";
 
@@ -22,7 +23,7 @@ export interface PlanOptions {
   ipv6?: string;
   /** the ACME account URL, if already registered (CAA accounturi) */
   acmeAccount?: string;
-  /** RSA keys already being made (plan-ahead.ts); default: planStack starts making them itself */
+  /** where the stand-in RSA key comes from (plan-ahead.ts makes it ahead); default: planStack starts making it itself */
   keyPairs?: KeyPairSource;
 }
 
@@ -75,9 +76,11 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
   const values = readStackFile(stackFilePath(options.projectDir, options.stack));
   const { config, secretKeys } = configFromStackValues(values);
 
-  // Started before the program is loaded: the workers make the DKIM keys meanwhile.
-  const ownKeyPairs = options.keyPairs ? undefined : new RsaKeyPool(DKIM_RSA_BITS, rsaDkimKeysOf(values));
-  const keyPairs = options.keyPairs ?? ownKeyPairs;
+  // Started before the program is loaded: a worker makes the stand-in RSA key meanwhile.
+  const ownKeyPairs = options.keyPairs ? undefined : new RsaKeyPool(DKIM_RSA_BITS, rsaKeysAhead(values));
+  // Every RSA key (the DKIM keys) is one stand-in: `pulumi up` makes its own, and what is derived
+  // from them is printed as made at `pulumi up` (see StandInRsaKeys).
+  const keyPairs = new StandInRsaKeys(options.keyPairs ?? ownKeyPairs);
   let run: OfflineRun;
   try {
     run = await runOffline(
@@ -94,7 +97,9 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
     await ownKeyPairs?.close();
   }
 
-  const zones = (run.outputs.records ?? {}) as Record<string, PlannedRecord[]>;
+  const standIns = keyPairs.publicKeysB64();
+  const zones = withStandInsMarked((run.outputs.records ?? {}) as Record<string, PlannedRecord[]>, standIns);
+  const resources = run.resources.map((r) => ({ ...r, inputs: withStandInsMarked(r.inputs, standIns) }));
   const ptr = run.resources
     .filter((r) => r.type === "hcloud:index/rdns:Rdns")
     .map((r) => ({ address: String(r.inputs.ipAddress), ptr: String(r.inputs.dnsPtr) }));
@@ -103,7 +108,7 @@ export async function planStack(options: PlanOptions): Promise<StackPlan> {
     hostname: String(run.outputs.hostname),
     ipv4: options.ipv4 ?? null,
     ipv6: ipv6Network ? `${ipv6Network}1` : null,
-    resources: run.resources,
+    resources,
     zones,
     ptr,
   };
@@ -114,9 +119,54 @@ function isIpv4(s: string): boolean {
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255 && String(Number(p)) === p);
 }
 
-/** Replaces the stand-in addresses with a visible marker. */
+/**
+ * Written in place of a stand-in RSA key's public key (plan records and inputs): markUnknown shows
+ * it as made at `pulumi up`, and zone output keeps the records holding it as comments.
+ */
+export const UNKNOWN_RSA_KEY = "rsa-key-made-at-pulumi-up";
+
+/**
+ * `value` with every stand-in public key (base64 SPKI) replaced by UNKNOWN_RSA_KEY, also where a
+ * TXT record's content splits it into several strings. Secrets stay as they are (they print as
+ * [secret]).
+ */
+export function withStandInsMarked<T>(value: T, publicKeysB64: string[]): T {
+  if (publicKeysB64.length === 0) return value;
+  const mark = (v: unknown): unknown => {
+    // A key split over TXT strings keeps its first 64 characters in one piece (the first string of
+    // an RSA DKIM record holds 237 of them).
+    if (typeof v === "string" && publicKeysB64.some((key) => v.includes(key.slice(0, 64)))) {
+      let text = v;
+      for (const key of publicKeysB64) text = text.split(key).join(UNKNOWN_RSA_KEY);
+      // RFC 7208 3.3 / RFC 6376 3.6.2.2: a long value is several character-strings in one record.
+      if (text.startsWith('"') && publicKeysB64.some((key) => text.includes(key.slice(0, 64)))) {
+        const joined = parsedTxt(text);
+        if (joined !== undefined && publicKeysB64.some((key) => joined.includes(key))) text = txtContent(mark(joined) as string);
+      }
+      return text;
+    }
+    if (Array.isArray(v)) return v.map(mark);
+    if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([k, inner]) => [k, mark(inner)]));
+    }
+    return v;
+  };
+  return mark(value) as T;
+}
+
+function parsedTxt(text: string): string | undefined {
+  try {
+    return parseTxtContent(text);
+  } catch {
+    return undefined; // not TXT record content
+  }
+}
+
+/** Replaces the stand-in addresses and keys with a visible marker. */
 export function markUnknown(text: string): string {
   return text
+    .split(UNKNOWN_RSA_KEY)
+    .join("<rsa key made at pulumi up>")
     .split(`${UNKNOWN_IPV6_NETWORK}1`)
     .join("<ipv6 unknown>")
     .split(UNKNOWN_IPV6_NETWORK)

@@ -4,7 +4,8 @@
 // that also runs the program. Workers make them while the main thread loads modules and registers
 // resources, and the main thread takes a finished key synchronously (receiveMessageOnPort), so the
 // mock provider still answers at once: the program's registrations keep their order and the plan
-// its output.
+// its output. `mailstack plan` now asks it for one key only, the stand-in behind every RSA key of
+// the run (StandInRsaKeys below).
 //
 // The keys to make are a budget shared with the main thread: a worker claims one before it makes
 // it, and when the main thread needs a key and none is ready it claims one and makes it itself (both
@@ -129,4 +130,33 @@ export class RsaKeyPool implements KeyPairSource {
 /** A key pair from `source` if it has one, else made here. */
 export function rsaKeyPair(bits: number, source?: KeyPairSource): RsaKeyPair {
   return source?.takeRsa(bits) ?? generateKeyPairSync("rsa", { modulusLength: bits });
+}
+
+/**
+ * One RSA key pair per size, handed out for every RSA key the program asks for: the stand-in
+ * `mailstack plan` uses for keys `pulumi up` makes itself. A real preview of a new stack knows no
+ * tls.PrivateKey output (resource_private_key.go makes the key in Create, which a preview never
+ * calls), so the values derived from it are unknown there too; the plan prints them as such
+ * (plan.ts markUnknown). The one pair is real, so the program's derivations (DKIM records, the
+ * files for the box) run as they would on a key of that size.
+ */
+export class StandInRsaKeys implements KeyPairSource {
+  private readonly pairs = new Map<number, RsaKeyPair>();
+
+  /** `source`: where the first pair of a size comes from (e.g. an RsaKeyPool making it ahead) */
+  constructor(private readonly source?: KeyPairSource) {}
+
+  takeRsa(bits: number): RsaKeyPair {
+    let pair = this.pairs.get(bits);
+    if (!pair) {
+      pair = rsaKeyPair(bits, this.source);
+      this.pairs.set(bits, pair);
+    }
+    return pair;
+  }
+
+  /** The public keys handed out, as SPKI DER in base64 (an RSA DKIM record's p=). */
+  publicKeysB64(): string[] {
+    return [...this.pairs.values()].map((p) => p.publicKey.export({ format: "der", type: "spki" }).toString("base64"));
+  }
 }

@@ -48,6 +48,22 @@ describe("plan output", async () => {
     assert.equal(spf.content, '"v=spf1 ip4:198.51.100.25 ip6:2001:db8:1::1 -all"');
   });
 
+  test("the RSA DKIM keys, made at pulumi up, print as such in the records and in the record resources' inputs", () => {
+    const parsed = JSON.parse(json) as {
+      zones: Record<string, { name: string; type: string; content: string }[]>;
+      resources: { type: string; inputs: { name?: string; content?: string } }[];
+    };
+    for (const domain of ["example.org", "example.net"]) {
+      const name = `s1-rsa._domainkey.${domain}`;
+      const record = parsed.zones[domain].find((r) => r.name === name && r.type === "TXT")!;
+      assert.equal(record.content, '"v=DKIM1; k=rsa; p=<rsa key made at pulumi up>"');
+      const resource = parsed.resources.find((r) => r.type === "cloudflare:index/dnsRecord:DnsRecord" && r.inputs.name === name)!;
+      assert.equal(resource.inputs.content, '"v=DKIM1; k=rsa; p=<rsa key made at pulumi up>"');
+      assert.match(table, new RegExp(`^${name.replace(/\./g, "\\.")}\\s+TXT\\s+"v=DKIM1; k=rsa; p=<rsa key made at pulumi up>"$`, "m"));
+    }
+    assert.doesNotMatch(json + table, /k=rsa; p=[A-Za-z0-9+/]|MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A/);
+  });
+
   test("without addresses, they show as unknown and never as a stand-in value", async () => {
     const unknown = formatTable(await planStack({ stack: "dev", projectDir: root }));
     assert.match(unknown, /^mail\.example\.org\s+A\s+<ipv4 unknown>$/m);

@@ -4,11 +4,13 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { startKnot, type KnotServer } from "../../infra/local-internet/knot";
+import { parseTxtContent, txtContent } from "../../components/records/txt";
 
 const root = path.resolve(__dirname, "..", "..");
 const IPV4 = "198.51.100.25";
@@ -68,6 +70,21 @@ describe("mailstack plan --stack dev --format zone", () => {
     }
   });
 
+  test("the RSA DKIM records are pending, marked as made at pulumi up, and hold no key", () => {
+    for (const domain of ["example.org", "example.net"]) {
+      const text = zones.get(domain) ?? "";
+      assert.match(
+        text,
+        new RegExp(
+          `^; known after pulumi up: s1-rsa\\._domainkey\\.${domain.replace(".", "\\.")} TXT "v=DKIM1; k=rsa; p=<rsa key made at pulumi up>"$`,
+          "m",
+        ),
+      );
+      assert.doesNotMatch(text, /k=rsa; p=[A-Za-z0-9+/]/);
+      assert.match(text, /^s1-ed25519\._domainkey\.\S+ 300 IN TXT "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="/m);
+    }
+  });
+
   test("without --ipv4/--ipv6 the address records are marked pending and the zones still load", () => {
     const r = plan("--stack", "dev", "--format", "zone");
     assert.equal(r.status, 0, r.stderr);
@@ -75,6 +92,17 @@ describe("mailstack plan --stack dev --format zone", () => {
     assert.doesNotMatch(r.stdout, /255\.255\.255\.255|ffff:ffff/);
   });
 });
+
+/**
+ * A pending RSA DKIM record of the zone output, published with a key of its own as `pulumi up`
+ * would publish it (the program's TXT form: the value split into 255-byte strings).
+ */
+function deployedRsaDkim(line: string): string[] {
+  const pending = /^; known after pulumi up: (\S+) TXT (".*")$/.exec(line);
+  if (!pending || !pending[2].includes("<rsa key made at pulumi up>")) return [];
+  const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }).toString("base64");
+  return [`${pending[1]}. 300 IN TXT ${txtContent(parseTxtContent(pending[2]).replace("<rsa key made at pulumi up>", key))}`];
+}
 
 describe("the planned zones served by knot, checked by receivers' validators", () => {
   let net: LocalInternet;
@@ -90,7 +118,10 @@ describe("the planned zones served by knot, checked by receivers' validators", (
       dns,
       [...zones].map(([origin, text]) => ({
         origin,
-        lines: text.split("\n").filter((l) => l.trim() && !l.startsWith("$") && !l.startsWith(";")),
+        lines: [
+          ...text.split("\n").filter((l) => l.trim() && !l.startsWith("$") && !l.startsWith(";")),
+          ...text.split("\n").flatMap(deployedRsaDkim),
+        ],
       })),
     );
     await net.setResolver(dns.ipv4);

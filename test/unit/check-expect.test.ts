@@ -9,6 +9,7 @@ import { mtaStsId, mtaStsPolicy } from "../../components/records/mta-sts";
 import type { HostFacts, PlannedRecord } from "../../components/records/types";
 import { expectationsFromPlan, holdsStandIn } from "../../infra/cli/check-expect";
 import { UNKNOWN_ACME_ACCOUNT, UNKNOWN_IPV4, UNKNOWN_IPV6_NETWORK } from "../../infra/offline/mock-provider";
+import { UNKNOWN_RSA_KEY } from "../../infra/cli/plan";
 
 const spec = validateStackConfig(readStackFile(path.join(__dirname, "..", "..", "stacks", "Pulumi.dev.yaml")));
 const org = spec.domains.find((d) => d.name === "example.org")!;
@@ -106,6 +107,7 @@ describe("expectationsFromPlan", () => {
     assert.equal(holdsStandIn(`v=spf1 ip4:${UNKNOWN_IPV4} -all`), true);
     assert.equal(holdsStandIn(`${UNKNOWN_IPV6_NETWORK}1`), true);
     assert.equal(holdsStandIn(`letsencrypt.org; accounturi=${UNKNOWN_ACME_ACCOUNT}`), true);
+    assert.equal(holdsStandIn(`v=DKIM1; k=rsa; p=${UNKNOWN_RSA_KEY}`), true);
     assert.equal(holdsStandIn("v=spf1 ip4:198.51.100.25 -all"), false);
   });
 });

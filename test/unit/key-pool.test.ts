@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
-import { rsaKeyPair, RsaKeyPool, type RsaKeyPair } from "../../infra/offline/key-pool";
+import { rsaKeyPair, RsaKeyPool, StandInRsaKeys, type KeyPairSource, type RsaKeyPair } from "../../infra/offline/key-pool";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -87,4 +87,27 @@ test("a closed pool hands out no more keys", async () => {
   await untilReady(pool, 1);
   await pool.close();
   assert.equal(pool.takeRsa(1024), undefined);
+});
+
+test("the stand-in source hands out one pair per size, taken from its source once, and lists its public keys", () => {
+  const asked: number[] = [];
+  const source: KeyPairSource = {
+    takeRsa(bits) {
+      asked.push(bits);
+      return undefined;
+    },
+  };
+  const standIn = new StandInRsaKeys(source);
+  assert.deepEqual(standIn.publicKeysB64(), []);
+  const first = standIn.takeRsa(1024);
+  assertMatchingRsaPair(first, 1024);
+  assert.equal(standIn.takeRsa(1024), first);
+  assert.equal(standIn.takeRsa(1024), first);
+  const larger = standIn.takeRsa(2048);
+  assertMatchingRsaPair(larger, 2048);
+  assert.deepEqual(asked, [1024, 2048]);
+  assert.deepEqual(
+    standIn.publicKeysB64(),
+    [first, larger].map((p) => p.publicKey.export({ format: "der", type: "spki" }).toString("base64")),
+  );
 });
