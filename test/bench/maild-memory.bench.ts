@@ -69,6 +69,8 @@ interface ProbeLine {
   handles: number;
   /** main-thread GC pauses so far, ms (maild-memory-probe.cjs) */
   gcPauseMs: { minor: number; major: number; other: number };
+  /** main-thread GC pauses so far, by kind */
+  gcCount: { minor: number; major: number; other: number };
 }
 
 /** PSS in KiB of one process, by kind of mapping (proc(5), /proc/<pid>/smaps). */
@@ -380,8 +382,8 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bare: { mb
   out.push(
     "Node settings compared (each a fresh maild under the same load):",
     "",
-    "| settings | idle PSS MiB | peak PSS MiB | of the peak: anonymous + [heap] MiB | 2 s after the load MiB | msgs/s | CPU ms/msg (maild only) | new space committed at most MiB | old space committed at most MiB | GC pauses during the load, ms/msg: minor / major |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| settings | idle PSS MiB | peak PSS MiB | of the peak: anonymous + [heap] MiB | 2 s after the load MiB | msgs/s | CPU ms/msg (maild only) | new space committed at most MiB | old space committed at most MiB | GC pauses during the load, ms/msg: minor / major | full GCs during the load |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const r of results) {
     const newSpace = Math.max(...r.probe.map((p) => p.spaces.new_space?.physical ?? 0));
@@ -392,7 +394,7 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bare: { mb
       ((r.peakMap["anonymous (V8 heap, malloc arenas, thread stacks)"] ?? 0) + (r.peakMap["[heap] (brk: malloc's main arena)"] ?? 0)) /
       1024;
     out.push(
-      `| ${label(r.variant)} | ${r.idleMb.toFixed(1)} | ${r.peakMb.toFixed(1)} | ${anon.toFixed(1)} | ${r.afterMb.toFixed(1)} | ${r.msgsPerS.toFixed(0)} | ${r.cpuMsPerMsg.toFixed(2)} | ${mb(newSpace)} | ${mb(oldSpace)} | ${gcPerMsg("minor")} / ${gcPerMsg("major")} |`,
+      `| ${label(r.variant)} | ${r.idleMb.toFixed(1)} | ${r.peakMb.toFixed(1)} | ${anon.toFixed(1)} | ${r.afterMb.toFixed(1)} | ${r.msgsPerS.toFixed(0)} | ${r.cpuMsPerMsg.toFixed(2)} | ${mb(newSpace)} | ${mb(oldSpace)} | ${gcPerMsg("minor")} / ${gcPerMsg("major")} | ${last.gcCount.major - first.gcCount.major} |`,
     );
   }
   return out.join("\n") + "\n";
