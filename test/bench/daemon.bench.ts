@@ -47,6 +47,7 @@ import { startPostfix } from "../../infra/local-internet/postfix";
 import { startSpamFilter } from "../../infra/local-internet/spam-filter";
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bundleMaild } from "../harness/maild";
+import { MAILD_NODE_FLAGS as SHIPPED_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
 import { benchPostfixMain, startPostfixMilters, startPostfixRspamd, stopWithin, type RunningPeer } from "./daemon-peers";
 import { makeSignedMessage, type SignedMessage } from "./signed-message";
 
@@ -82,8 +83,12 @@ const LOADS = parseLoads(process.env.BENCH_LOADS ?? "reuse:20,new:20,new:100");
 const SERVER_IDS = (process.env.BENCH_SERVERS ?? "postfix,postfix-rspamd,postfix-milters,maild,haraka")
   .split(",")
   .map((s) => s.trim().toLowerCase());
-/** extra node flags for maild, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (profiling) */
-const MAILD_NODE_FLAGS = (process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+/**
+ * maild runs with the Node flags it ships with (server-bootstrap/maild/node-flags.ts), then
+ * BENCH_MAILD_NODE_FLAGS, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (profiling); a V8 flag given
+ * again there overrides the shipped one (V8 takes the last).
+ */
+const MAILD_NODE_FLAGS = [...SHIPPED_NODE_FLAGS, ...(process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
 /** copy each server's log here before the work directory is removed */
 const KEEP_LOGS = process.env.BENCH_KEEP_LOGS;
 const DOMAIN = "example.test";

@@ -1,13 +1,14 @@
 /**
  * Where maild's memory goes, idle and at the peak of the daemon benchmark's load, without changing
  * maild: the process as the benchmark runs it (daemon.bench.ts: its spam filter beside it, the
- * signed message, `smtp-source -d -s 20`), with a preloaded probe (maild-memory-probe.cjs: V8's
- * heap spaces and Node's counters every 100 ms) and two heap snapshots (`--heapsnapshot-signal`),
- * one idle and one under load. Then the same load under other Node settings (VARIANTS), to see
- * what each would save and what it costs.
+ * signed message, `smtp-source -d -s 20`, the Node flags it ships with), with a preloaded probe
+ * (maild-memory-probe.cjs: V8's heap spaces and Node's counters every 100 ms) and two heap
+ * snapshots (`--heapsnapshot-signal`), one idle and one under load. Then the same load under other
+ * Node settings (VARIANTS), to see what each would save and what it costs.
  *
  *   npm run bench:maild-memory           (root; as bench:daemon)
- *   BENCH_MAILD_VARIANTS="--max-semi-space-size=2;MALLOC_ARENA_MAX=2" npm run bench:maild-memory
+ *   BENCH_MESSAGES=2000 BENCH_MAILD_VARIANTS="node-defaults;shipped MALLOC_ARENA_MAX=2" npm run bench:maild-memory
+ *   BENCH_KEEP_LOGS=DIR                  keeps maild's logs and both heap snapshots (for DevTools' Memory tab)
  *
  * Memory is maild's own process only (not rspamd's): PSS from /proc/<pid>/smaps_rollup, and by
  * mapping from /proc/<pid>/smaps. Node runs from a private copy of its binary (daemon.bench.ts,
@@ -19,6 +20,7 @@ import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import {
   benchSmtpSource,
   benchWorld,
+  keepLog,
   privateNodeBinary,
   progress,
   requirePrograms,
@@ -28,22 +30,27 @@ import {
   type Load,
 } from "./daemon.bench";
 import { emptyNamespace } from "./daemon-peers";
+import { MAILD_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const LOAD: Load = { reuse: process.env.BENCH_MEMORY_REUSE !== "0", sessions: Number(process.env.BENCH_MEMORY_SESSIONS ?? 20) };
 /**
- * Node settings to compare with the default, `;`-separated; each is Node flags and NAME=value
- * environment variables (glibc's malloc reads MALLOC_ARENA_MAX, mallopt(3)).
+ * Node settings to compare with the shipped ones (the first run, "": server-bootstrap/maild/node-flags.ts),
+ * `;`-separated; each is Node flags and NAME=value environment variables (glibc's malloc reads
+ * MALLOC_ARENA_MAX and MALLOC_TRIM_THRESHOLD_, mallopt(3)), in place of the shipped flags; the word
+ * `shipped` stands for the shipped flags (`shipped MALLOC_ARENA_MAX=2`), `node-defaults` for none.
  */
 const VARIANTS = [
   "",
   ...(
     process.env.BENCH_MAILD_VARIANTS ??
-    "--max-semi-space-size=1;--max-semi-space-size=2;--max-semi-space-size=4;MALLOC_ARENA_MAX=2;--max-semi-space-size=2 --optimize-for-size;--max-semi-space-size=2 --max-old-space-size=64"
+    "node-defaults;--max-semi-space-size=4;shipped MALLOC_ARENA_MAX=2;shipped --v8-pool-size=1;shipped UV_THREADPOOL_SIZE=2;--max-semi-space-size=1 --max-old-space-size=64"
   ).split(";"),
 ]
   .map((v) => v.trim())
   .filter((v, i, all) => all.indexOf(v) === i);
+/** How a variant is named in the report: "" is maild as shipped. */
+const label = (variant: string) => (variant === "" ? `as shipped (${MAILD_NODE_FLAGS.join(" ")})` : variant);
 const PROBE = path.join(__dirname, "maild-memory-probe.cjs");
 const MiB = 1024 * 1024;
 
@@ -60,6 +67,10 @@ interface ProbeLine {
   spaces: Record<string, { size: number; used: number; physical: number }>;
   builtins: number;
   handles: number;
+  /** main-thread GC pauses so far, ms (maild-memory-probe.cjs) */
+  gcPauseMs: { minor: number; major: number; other: number };
+  /** main-thread GC pauses so far, by kind */
+  gcCount: { minor: number; major: number; other: number };
 }
 
 /** PSS in KiB of one process, by kind of mapping (proc(5), /proc/<pid>/smaps). */
@@ -70,9 +81,14 @@ export function pssByMapping(pid: number, nodeBinary: string): Record<string, nu
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (head) {
       const name = head[1];
+      const perms = head[0].split(" ")[1];
       kind =
         name === nodeBinary
-          ? "node binary (code, data)"
+          ? perms.includes("x")
+            ? "node binary: code"
+            : perms.includes("w")
+              ? "node binary: data"
+              : "node binary: read-only data (V8 snapshot, built-in JS, ICU)"
           : name === "[heap]"
             ? "[heap] (brk: malloc's main arena)"
             : name === "[stack]"
@@ -190,7 +206,10 @@ async function runVariant(
   const probeFile = path.join(dir, "probe.jsonl");
   const snapDir = path.join(dir, "snapshots");
   fs.mkdirSync(snapDir);
-  const tokens = variant.split(/\s+/).filter(Boolean);
+  const tokens = (variant === "" ? "shipped" : variant)
+    .split(/\s+/)
+    .filter((t) => t !== "" && t !== "node-defaults")
+    .flatMap((t) => (t === "shipped" ? [...MAILD_NODE_FLAGS] : [t]));
   const env = Object.fromEntries(tokens.filter((t) => !t.startsWith("--")).map((t) => t.split(/=(.*)/s).slice(0, 2)));
   const flags = tokens.filter((t) => t.startsWith("--"));
   const ctx: BenchContext = { net, knot: world.knot, dir };
@@ -240,10 +259,13 @@ async function runVariant(
     await sampler;
     if (r.code !== 0) throw new Error(`smtp-source: exit ${r.code}: ${(r.stderr || r.stdout).slice(0, 1000)}`);
     const loadSnapFile = loadSnap ? await loadSnap : undefined;
+    // BENCH_KEEP_LOGS keeps the snapshots too, for a closer look (Chrome DevTools' Memory tab)
+    if (idleSnap) keepLog(idleSnap, `${host.name}-idle`);
+    if (loadSnapFile) keepLog(loadSnapFile, `${host.name}-load`);
     await sleep(2000);
     const afterMb = pssKb(maild.pid) / 1024;
     const stored = maild.stored();
-    if (stored !== MESSAGES) throw new Error(`${variant || "default"}: stored ${stored} of ${MESSAGES}`);
+    if (stored !== MESSAGES) throw new Error(`${label(variant)}: stored ${stored} of ${MESSAGES}`);
     const probe = fs
       .readFileSync(probeFile, "utf8")
       .split("\n")
@@ -272,12 +294,13 @@ async function runVariant(
 }
 
 /** PSS of a bare Node process (the same private binary) that only waits: the floor under maild. */
-async function bareNodeMb(net: LocalInternet, host: NetHost): Promise<number> {
+async function bareNode(net: LocalInternet, host: NetHost): Promise<{ mb: number; map: Record<string, number> }> {
   const child = host.spawn([privateNodeBinary(net.workDir), "-e", "setInterval(() => {}, 1 << 30)"]);
   await sleep(2000);
   const mb = pssKb(child.pid!) / 1024;
+  const map = pssByMapping(child.pid!, privateNodeBinary(net.workDir));
   await LocalInternet.stopProcess(child);
-  return mb;
+  return { mb, map };
 }
 
 const mb = (bytes: number) => (bytes / MiB).toFixed(1);
@@ -286,7 +309,7 @@ function nearest(probe: ProbeLine[], t: number): ProbeLine {
   return probe.reduce((best, p) => (Math.abs(p.t - t) < Math.abs(best.t - t) ? p : best), probe[0]);
 }
 
-function report(snapshotRun: VariantResult, results: VariantResult[], bareMb: number): string {
+function report(snapshotRun: VariantResult, results: VariantResult[], bare: { mb: number; map: Record<string, number> }): string {
   const base = results[0];
   const out: string[] = [];
   out.push(
@@ -294,20 +317,22 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bareMb: nu
       .slice(1)
       .join(" ")}`,
   );
-  out.push(`bare Node (node -e 'setInterval(...)', same binary): ${bareMb.toFixed(1)} MiB PSS`, "");
+  out.push(`bare Node (node -e 'setInterval(...)', same binary): ${bare.mb.toFixed(1)} MiB PSS`, "");
 
   out.push(
-    "PSS by mapping, MiB (default settings, the run without heap snapshots: writing one takes memory of its own):",
+    "PSS by mapping, MiB (the shipped settings, the run without heap snapshots: writing one takes memory of its own):",
     "",
-    "| mapping | idle | peak |",
-    "|---|---:|---:|",
+    "| mapping | bare Node | idle | peak |",
+    "|---|---:|---:|---:|",
   );
   const kinds = [...new Set([...Object.keys(base.idleMap), ...Object.keys(base.peakMap)])].sort(
     (a, b) => (base.peakMap[b] ?? 0) - (base.peakMap[a] ?? 0),
   );
   for (const k of kinds)
-    out.push(`| ${k} | ${((base.idleMap[k] ?? 0) / 1024).toFixed(1)} | ${((base.peakMap[k] ?? 0) / 1024).toFixed(1)} |`);
-  out.push(`| total | ${base.idleMb.toFixed(1)} | ${base.peakMb.toFixed(1)} |`, "");
+    out.push(
+      `| ${k} | ${((bare.map[k] ?? 0) / 1024).toFixed(1)} | ${((base.idleMap[k] ?? 0) / 1024).toFixed(1)} | ${((base.peakMap[k] ?? 0) / 1024).toFixed(1)} |`,
+    );
+  out.push(`| total | ${bare.mb.toFixed(1)} | ${base.idleMb.toFixed(1)} | ${base.peakMb.toFixed(1)} |`, "");
 
   const idle = base.probe.filter((p) => p.t < base.loadStart).at(-1) ?? base.probe[0];
   const atPeak = nearest(base.probe, base.peakAt);
@@ -315,7 +340,7 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bareMb: nu
   const maxOf = (f: (p: ProbeLine) => number) => Math.max(...during.map(f));
   const spaceNames = Object.keys(idle.spaces);
   out.push(
-    "V8 and Node's own account, MiB (default settings; committed = physical pages of the space):",
+    "V8 and Node's own account, MiB (the shipped settings; committed = physical pages of the space):",
     "",
     "| figure | idle | at the PSS peak | highest during the load |",
     "|---|---:|---:|---:|",
@@ -357,16 +382,19 @@ function report(snapshotRun: VariantResult, results: VariantResult[], bareMb: nu
   out.push(
     "Node settings compared (each a fresh maild under the same load):",
     "",
-    "| settings | idle PSS MiB | peak PSS MiB | of the peak: anonymous + [heap] MiB | 2 s after the load MiB | msgs/s | CPU ms/msg (maild only) | new space committed at most MiB |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| settings | idle PSS MiB | peak PSS MiB | of the peak: anonymous + [heap] MiB | 2 s after the load MiB | msgs/s | CPU ms/msg (maild only) | new space committed at most MiB | old space committed at most MiB | GC pauses during the load, ms/msg: minor / major | full GCs during the load |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const r of results) {
     const newSpace = Math.max(...r.probe.map((p) => p.spaces.new_space?.physical ?? 0));
+    const oldSpace = Math.max(...r.probe.map((p) => p.spaces.old_space?.physical ?? 0));
+    const [first, last] = [nearest(r.probe, r.loadStart), nearest(r.probe, r.loadEnd)];
+    const gcPerMsg = (k: "minor" | "major") => ((last.gcPauseMs[k] - first.gcPauseMs[k]) / MESSAGES).toFixed(3);
     const anon =
       ((r.peakMap["anonymous (V8 heap, malloc arenas, thread stacks)"] ?? 0) + (r.peakMap["[heap] (brk: malloc's main arena)"] ?? 0)) /
       1024;
     out.push(
-      `| ${r.variant || "default"} | ${r.idleMb.toFixed(1)} | ${r.peakMb.toFixed(1)} | ${anon.toFixed(1)} | ${r.afterMb.toFixed(1)} | ${r.msgsPerS.toFixed(0)} | ${r.cpuMsPerMsg.toFixed(2)} | ${mb(newSpace)} |`,
+      `| ${label(r.variant)} | ${r.idleMb.toFixed(1)} | ${r.peakMb.toFixed(1)} | ${anon.toFixed(1)} | ${r.afterMb.toFixed(1)} | ${r.msgsPerS.toFixed(0)} | ${r.cpuMsPerMsg.toFixed(2)} | ${mb(newSpace)} | ${mb(oldSpace)} | ${gcPerMsg("minor")} / ${gcPerMsg("major")} | ${last.gcCount.major - first.gcCount.major} |`,
     );
   }
   return out.join("\n") + "\n";
@@ -378,14 +406,14 @@ async function main(): Promise<void> {
   const results: VariantResult[] = [];
   try {
     const world = await benchWorld(net);
-    const bare = await bareNodeMb(net, await net.addHost("bare-node"));
-    progress(`maild (default settings): ${MESSAGES} messages, heap snapshots idle and under load ...`);
+    const bare = await bareNode(net, await net.addHost("bare-node"));
+    progress(`maild ${label("")}: ${MESSAGES} messages, heap snapshots idle and under load ...`);
     const snapshotRun = await runVariant("", net, await net.addHost("maild-snapshots"), world, true);
     for (const [i, variant] of VARIANTS.entries()) {
-      progress(`maild ${variant || "(default settings)"}: ${MESSAGES} messages ...`);
+      progress(`maild ${label(variant)}: ${MESSAGES} messages ...`);
       const r = await runVariant(variant, net, await net.addHost(`maild-mem-${i}`), world, false);
       progress(
-        `maild ${variant || "(default settings)"}: idle ${r.idleMb.toFixed(1)} MiB, peak ${r.peakMb.toFixed(1)} MiB, ${r.msgsPerS.toFixed(0)} msgs/s`,
+        `maild ${label(variant)}: idle ${r.idleMb.toFixed(1)} MiB, peak ${r.peakMb.toFixed(1)} MiB, ${r.msgsPerS.toFixed(0)} msgs/s`,
       );
       results.push(r);
     }

@@ -60,6 +60,7 @@ import {
 import { argon2idHash } from "../../components/shared/argon2id";
 import { bundleMaild } from "../harness/maild";
 import { startPostfixRspamd, stopWithin } from "./daemon-peers";
+import { MAILD_NODE_FLAGS as SHIPPED_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10);
@@ -71,8 +72,8 @@ const SIZE = Number(process.env.BENCH_SIZE ?? 4096);
  * all three to it (Haraka's total limit is per destination here: there is only one).
  */
 const CONCURRENCY = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
-/** extra node flags for maild, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (as in daemon.bench.ts) */
-const MAILD_NODE_FLAGS = (process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+/** the Node flags maild ships with, then BENCH_MAILD_NODE_FLAGS, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (as in daemon.bench.ts) */
+const MAILD_NODE_FLAGS = [...SHIPPED_NODE_FLAGS, ...(process.env.BENCH_MAILD_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
 /** which servers to run, comma-separated ids (default all): postfix, postfix-rspamd, maild, haraka */
 const SERVERS = (process.env.BENCH_SERVERS ?? "postfix,postfix-rspamd,maild,haraka").split(",").map((s) => s.trim().toLowerCase());
 /** give up on a server when the sink has received nothing new for this long after the load ended */

@@ -97,4 +97,12 @@ test("a kept bundle that was changed is built again", () => {
   assert.deepEqual(fs.readFileSync(outFile), fs.readFileSync(foreground));
 });
 
+test("the bundle is ASCII only (V8 then keeps its source as a one-byte string) and keeps the daemon's own names for stack traces", () => {
+  const bundle = fs.readFileSync(foreground);
+  const outside = bundle.findIndex((byte) => byte > 0x7f);
+  assert.equal(outside, -1, `byte ${outside} is not ASCII: ${bundle.subarray(Math.max(0, outside - 40), outside + 40).toString()}`);
+  // minified without renaming: the classes keep the names stack traces show (server-bootstrap/maild/spam-check.ts)
+  assert.match(bundle.toString("latin1"), /\bSpamCheck=class\b|\bclass SpamCheck\b/);
+});
+
 test.after(() => fs.rmSync(work, { recursive: true, force: true }));

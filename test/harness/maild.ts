@@ -11,7 +11,7 @@ import * as tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
 import { LocalInternet, type NetHost } from "../../infra/local-internet/netns";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
-import { maildAssetDefines } from "../../server-bootstrap/install/daemon-bundle";
+import { daemonBuildOptions } from "../../server-bootstrap/install/daemon-bundle";
 import { MAILD_NODE_FLAGS } from "../../server-bootstrap/maild/node-flags";
 import { startSpamFilter, type SpamFilter, type SpamFilterOptions } from "../../infra/local-internet/spam-filter";
 
@@ -29,16 +29,8 @@ export function bundleMaild(): Promise<string> {
     fs.chmodSync(dir, 0o755);
     process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
     const out = path.join(dir, "maild.js");
-    await build({
-      entryPoints: [path.join(REPO, "server-bootstrap/maild/main.ts")],
-      bundle: true,
-      platform: "node",
-      target: "node24",
-      format: "cjs",
-      outfile: out,
-      logLevel: "error",
-      define: maildAssetDefines(REPO),
-    });
+    // the options the box's bundle is built with (minified), so tests run what ships
+    await build(daemonBuildOptions(out, REPO));
     return out;
   })();
   return bundled;

@@ -9,6 +9,8 @@ import type { AddressInfo } from "node:net";
 import { ariCertificateId, authorityKeyIdentifier, readCertificateInfo } from "../../components/shared/acme/certificate-info";
 import { fetchRenewalInfo } from "../../components/shared/acme/ari";
 import { X509Certificate } from "node:crypto";
+import * as tls from "node:tls";
+import * as x509 from "@peculiar/x509";
 import { NEW_EC_KEY } from "../../infra/local-internet/test-tls";
 
 /**
@@ -60,6 +62,24 @@ describe("ARI certificate identifier (RFC 9773 4.1)", () => {
     assert.equal(authorityKeyIdentifier(new X509Certificate(leaf).raw)!.toString("hex"), "69885b6b87464041e1b37b847ba0ae2cde01c8d4");
   });
 
+  test("a certificate without an Authority Key Identifier (the example's CA) has no keyIdentifier and no ARI ID", () => {
+    const ca = fs.readFileSync(path.join(dir, "ca.pem"), "utf8");
+    assert.equal(authorityKeyIdentifier(new X509Certificate(ca).raw), undefined);
+    assert.equal(ariCertificateId(ca), undefined);
+  });
+
+  test("the keyIdentifier read from the DER is the one @peculiar/x509 reads, for every root certificate Node ships", () => {
+    let withAki = 0;
+    for (const pem of tls.rootCertificates) {
+      const raw = new X509Certificate(pem).raw;
+      const keyId = new x509.X509Certificate(raw).getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId;
+      assert.equal(authorityKeyIdentifier(raw)?.toString("hex"), keyId?.toLowerCase(), pem.slice(0, 120));
+      if (keyId) withAki++;
+    }
+    // both kinds are among them: roots with and without the extension
+    assert.ok(withAki > 0 && withAki < tls.rootCertificates.length, `${withAki} of ${tls.rootCertificates.length} roots have an AKI`);
+  });
+
   test("the ID of the RFC's example is aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE (serial keeps its DER leading zero)", () => {
     assert.equal(ariCertificateId(leaf), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
     assert.equal(readCertificateInfo(leaf).ariCertId, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
@@ -70,13 +90,15 @@ describe("ARI certificate identifier (RFC 9773 4.1)", () => {
     let base: string;
     const asked: string[] = [];
     let withAri = true;
+    /** answer 404 for the certificate's renewal info */
+    let missing = false;
     before(async () => {
       server = http.createServer((req, res) => {
         asked.push(req.url!);
         res.setHeader("content-type", "application/json");
         if (req.url === "/dir") {
           res.end(JSON.stringify({ newOrder: `${base}/new-order`, ...(withAri ? { renewalInfo: `${base}/renewal-info` } : {}) }));
-        } else if (req.url === "/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE") {
+        } else if (req.url === "/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE" && !missing) {
           res.end(
             JSON.stringify({
               suggestedWindow: { start: "2026-03-12T00:00:00Z", end: "2026-03-14T00:00:00Z" },
@@ -101,6 +123,19 @@ describe("ARI certificate identifier (RFC 9773 4.1)", () => {
         certId: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
       });
       assert.ok(asked.includes("/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
+    });
+
+    test("a CA that answers 404 for the certificate gives undefined and says why", async () => {
+      const problems: string[] = [];
+      missing = true;
+      try {
+        assert.equal(await fetchRenewalInfo(`${base}/dir`, leaf, { onProblem: (m) => problems.push(m) }), undefined);
+      } finally {
+        missing = false;
+      }
+      assert.deepEqual(problems, [
+        `ARI: asking ${base}/dir failed: ${base}/renewal-info/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE answered HTTP 404`,
+      ]);
     });
 
     test("a CA without renewalInfo in its directory gives undefined and no further request", async () => {

@@ -72,7 +72,7 @@ describe("maild.service", () => {
     assert.match(unit, /^ReadWritePaths=\/var\/lib\/maild$/m);
     assert.match(
       unit,
-      /^ExecStart=\/usr\/local\/bin\/node --max-semi-space-size=4 \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m,
+      /^ExecStart=\/usr\/local\/bin\/node --max-semi-space-size=4 --initial-old-space-size=32 --heap-growing-percent=30 \/usr\/local\/lib\/maild\/maild\.js --config \/etc\/maild\/config\.json$/m,
     );
   });
 });

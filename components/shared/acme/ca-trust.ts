@@ -38,11 +38,16 @@ export function agentFor(url: string): https.Agent | undefined {
   }
 }
 
-/** Trust `caPem` (in addition to the public roots) for requests to `url`'s origin made through `axios`. */
-export function trustExtraCa(axios: AxiosInstance, url: string, caPem: string): void {
+/** Trust `caPem` (in addition to the public roots) for requests to `url`'s origin that ask agentFor. */
+export function registerExtraCa(url: string, caPem: string): void {
   checkCaPem(caPem);
   const origin = new URL(url).origin;
   agents.set(origin, new https.Agent({ ca: [...tls.rootCertificates, caPem], keepAlive: false }));
+}
+
+/** Trust `caPem` (in addition to the public roots) for requests to `url`'s origin made through `axios`. */
+export function trustExtraCa(axios: AxiosInstance, url: string, caPem: string): void {
+  registerExtraCa(url, caPem);
   if (!installedOn.has(axios)) {
     installedOn.add(axios);
     axios.interceptors.request.use((config: RequestConfig) => {

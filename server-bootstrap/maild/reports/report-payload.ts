@@ -8,8 +8,22 @@
 // report is capped (20 MB there, smaller here: a day of reports from one receiver is far less).
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
-import { Splitter } from "@zone-eu/mailsplit";
-import * as yauzl from "yauzl";
+import type * as Mailsplit from "@zone-eu/mailsplit";
+import type * as Yauzl from "yauzl";
+
+// The MIME splitter (with libmime and its charset tables) and the zip reader are loaded with the
+// first report, not at maild's start: most of the time no report is being read, and together with
+// mailauth's MTA-STS parser (outbound/mta-sts.ts) they were about 3 MiB of an idle maild's heap.
+let libraries: { Splitter: typeof Mailsplit.Splitter; yauzl: typeof Yauzl } | undefined;
+function reportLibraries(): NonNullable<typeof libraries> {
+  libraries ??= {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    Splitter: (require("@zone-eu/mailsplit") as typeof Mailsplit).Splitter,
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    yauzl: require("yauzl") as typeof Yauzl,
+  };
+  return libraries;
+}
 
 const gunzipAsync = promisify(gunzip);
 
@@ -59,7 +73,7 @@ interface Part {
 /** Splits a message and decodes the parts that could hold a report (by media type). */
 async function candidateParts(message: Buffer, limits: ReportLimits): Promise<Part[]> {
   const parts: Part[] = [];
-  const splitter = new Splitter({ maxChildNodes: limits.maxParts, ignoreEmbedded: true });
+  const splitter = new (reportLibraries().Splitter)({ maxChildNodes: limits.maxParts, ignoreEmbedded: true });
   const pending: Promise<void>[] = [];
   let current: { part: Part; decoder: NodeJS.ReadWriteStream } | undefined;
   let tooLarge = false;
@@ -128,8 +142,8 @@ async function gunzipLimited(data: Buffer, limits: ReportLimits): Promise<Buffer
 }
 
 async function unzipLimited(data: Buffer, limits: ReportLimits): Promise<Buffer> {
-  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.fromBuffer(data, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false }, (err, z) =>
+  const zip = await new Promise<Yauzl.ZipFile>((resolve, reject) =>
+    reportLibraries().yauzl.fromBuffer(data, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false }, (err, z) =>
       err || !z ? reject(new ReportRefused("malformed", `the zip content cannot be read: ${err?.message ?? "no zip file"}`)) : resolve(z),
     ),
   );
@@ -137,7 +151,7 @@ async function unzipLimited(data: Buffer, limits: ReportLimits): Promise<Buffer>
     // mox dmarcrpt/parse.go: a report zip holds exactly one file
     if (zip.entryCount !== 1)
       throw new ReportRefused("malformed", `the zip holds ${zip.entryCount} entries; a report zip holds exactly one`);
-    const entry = await new Promise<yauzl.Entry>((resolve, reject) => {
+    const entry = await new Promise<Yauzl.Entry>((resolve, reject) => {
       zip.once("entry", resolve).once("error", reject);
       zip.readEntry();
     }).catch((e: Error) => {
