@@ -8,7 +8,8 @@ import * as path from "node:path";
 import { LocalInternet } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
 import { makeTestTls } from "../../infra/local-internet/test-tls";
-import { startMaild, RawSmtp } from "../harness/maild";
+import { startMaild } from "../harness/maild";
+import { sendUnderKills } from "../harness/crash-load";
 import { maildConfig } from "../fixtures/maild-config";
 
 /** at least this many messages are sent; the load goes on while the kills last */
@@ -55,56 +56,14 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
     ),
   );
 
-  const acked = new Set<number>();
-  let next = 0;
-  let killing = true;
-  let interrupted = 0;
-
-  // One worker: a connection at a time, messages one after another; any failure (the daemon died)
-  // leaves that attempt unacknowledged and the worker reconnects and goes on with the next one.
-  const worker = async (): Promise<void> => {
-    let c: RawSmtp | undefined;
-    while (next < ATTEMPTS || killing) {
-      try {
-        if (!c || c.isClosed) {
-          c = await RawSmtp.connect(mx.ipv4, 25);
-          if ((await c.reply()).code !== 220 || (await c.command("EHLO load.test")).code !== 250) throw new Error("not ready");
-        }
-      } catch {
-        c?.close();
-        c = undefined;
-        await new Promise((r) => setTimeout(r, 20));
-        continue;
-      }
-      const n = next++;
-      try {
-        if ((await c.command("MAIL FROM:<load@lax.test>")).code !== 250) throw new Error("MAIL");
-        if ((await c.command("RCPT TO:<alice@example.org>")).code !== 250) throw new Error("RCPT");
-        if ((await c.command("DATA")).code !== 354) throw new Error("DATA");
-        c.write(body(n) + ".\r\n");
-        const r = await c.reply();
-        if (r.code === 250) acked.add(n);
-        else throw new Error(`end of DATA: ${r.code}`);
-      } catch {
-        interrupted++;
-        c.close();
-        c = undefined;
-      }
-    }
-    c?.close();
-  };
-
-  let kills = 0;
-  const killer = async (): Promise<void> => {
-    for (; kills < KILLS; kills++) {
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 400));
-      await maild.kill9();
-      await maild.restart();
-    }
-    killing = false;
-  };
-
-  await Promise.all([...Array.from({ length: WORKERS }, worker), killer()]);
+  const { acked, interrupted, attempted, kills } = await sendUnderKills(maild, {
+    host: mx.ipv4,
+    rcpt: "alice@example.org",
+    body,
+    attempts: ATTEMPTS,
+    workers: WORKERS,
+    kills: KILLS,
+  });
   assert.equal(await maild.stop(), 0, "the last daemon shuts down cleanly");
   // The test only proves something if kills really cut transactions off.
   assert.ok(interrupted > 0, "no transaction was interrupted by a kill");
@@ -127,6 +86,6 @@ test("after repeated SIGKILLs under load, every acknowledged message is in the m
   assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "incoming")), [], "the spool is empty after a clean stop");
   assert.deepEqual(fs.readdirSync(path.join(maildir, "tmp")), []);
   process.stderr.write(
-    `# crash test: ${next} attempts, ${acked.size} acknowledged, ${interrupted} interrupted, ${kills} kills, ${seen.size - acked.size} unacknowledged but delivered\n`,
+    `# crash test: ${attempted} attempts, ${acked.size} acknowledged, ${interrupted} interrupted, ${kills} kills, ${seen.size - acked.size} unacknowledged but delivered\n`,
   );
 });

@@ -19,7 +19,8 @@ import { LocalInternet } from "../../infra/local-internet/netns";
 import { startKnot } from "../../infra/local-internet/knot";
 import { makeTestTls } from "../../infra/local-internet/test-tls";
 import { waitForPort } from "../../infra/local-internet/wait-for-port";
-import { startMaild, RawSmtp } from "../harness/maild";
+import { startMaild } from "../harness/maild";
+import { sendUnderKills } from "../harness/crash-load";
 import { maildConfig } from "../fixtures/maild-config";
 
 const REPO = path.resolve(__dirname, "../..");
@@ -126,66 +127,16 @@ test("forwarded mail under repeated SIGKILLs: every acknowledged message reaches
     ),
   );
 
-  const acked = new Set<number>();
-  /** end of DATA sent, no reply: the kill came between, and the commit point may or may not have been reached */
-  const unanswered = new Set<number>();
-  let refused = 0;
-  let next = 0;
-  let killing = true;
-
-  // One worker: a connection at a time, messages one after another; any failure (the daemon died)
-  // leaves that attempt unacknowledged and the worker reconnects and goes on with the next one.
-  const worker = async (): Promise<void> => {
-    let c: RawSmtp | undefined;
-    while (next < ATTEMPTS || killing) {
-      try {
-        if (!c || c.isClosed) {
-          c = await RawSmtp.connect(mx.ipv4, 25);
-          if ((await c.reply()).code !== 220 || (await c.command("EHLO load.test")).code !== 250) throw new Error("not ready");
-        }
-      } catch {
-        c?.close();
-        c = undefined;
-        await new Promise((r) => setTimeout(r, 20));
-        continue;
-      }
-      const n = next++;
-      try {
-        if ((await c.command("MAIL FROM:<load@lax.test>")).code !== 250) throw new Error("MAIL");
-        if ((await c.command("RCPT TO:<fwd@example.org>")).code !== 250) throw new Error("RCPT");
-        if ((await c.command("DATA")).code !== 354) throw new Error("DATA");
-        c.write(body(n) + ".\r\n");
-        let r;
-        try {
-          r = await c.reply();
-        } catch (e) {
-          unanswered.add(n);
-          throw e;
-        }
-        if (r.code === 250) acked.add(n);
-        else {
-          refused++;
-          throw new Error(`end of DATA: ${r.code}`);
-        }
-      } catch {
-        c.close();
-        c = undefined;
-      }
-    }
-    c?.close();
-  };
-
-  let kills = 0;
-  const killer = async (): Promise<void> => {
-    for (; kills < KILLS; kills++) {
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 400));
-      await maild.kill9();
-      await maild.restart();
-    }
-    killing = false;
-  };
-
-  await Promise.all([...Array.from({ length: WORKERS }, worker), killer()]);
+  // unanswered: end of DATA sent, no reply: the kill came between, and the commit point may or
+  // may not have been reached
+  const { acked, unanswered, refused, attempted, kills } = await sendUnderKills(maild, {
+    host: mx.ipv4,
+    rcpt: "fwd@example.org",
+    body,
+    attempts: ATTEMPTS,
+    workers: WORKERS,
+    kills: KILLS,
+  });
   // The test only proves something if kills really cut transactions off after their DATA.
   assert.ok(unanswered.size > 0, "no end of DATA was left unanswered by a kill");
 
@@ -241,7 +192,7 @@ test("forwarded mail under repeated SIGKILLs: every acknowledged message reaches
   const twice = [...copies.values()].filter((ids) => ids.length > 1).length;
   const lateArrivals = [...copies.keys()].filter((n) => unanswered.has(n)).length;
   process.stderr.write(
-    `# forward crash test: ${next} attempts, ${acked.size} acknowledged, ${refused} refused, ${unanswered.size} unanswered ` +
+    `# forward crash test: ${attempted} attempts, ${acked.size} acknowledged, ${refused} refused, ${unanswered.size} unanswered ` +
       `(${lateArrivals} of them delivered), ${kills} kills, ${orphans} half-made entries deleted at start, ${possible.size} logged as possible duplicates, ${twice} delivered twice\n`,
   );
 });
