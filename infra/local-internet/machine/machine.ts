@@ -222,7 +222,7 @@ export class Machine {
     const lib = path.join(this.disk, "upper/usr/lib/mailstack-machine");
     fs.mkdirSync(lib, { recursive: true });
     fs.copyFileSync(tools.bundle, path.join(lib, "machine-init.js"));
-    fs.symlinkSync(tools.node, path.join(lib, "node"));
+    placeNode(tools.node, path.join(lib, "node"));
     const bin = path.join(this.disk, "upper/usr/bin");
     fs.mkdirSync(bin, { recursive: true });
     for (const tool of ["systemctl", "journalctl", "cloud-init"]) {
@@ -238,7 +238,7 @@ export class Machine {
     // check passes.
     const localBin = path.join(this.disk, "upper/usr/local/bin");
     fs.mkdirSync(localBin, { recursive: true });
-    fs.symlinkSync(tools.node, path.join(localBin, "node"));
+    fs.symlinkSync("/usr/lib/mailstack-machine/node", path.join(localBin, "node"));
     fs.mkdirSync(this.hw, { recursive: true });
     fs.writeFileSync(
       path.join(this.hw, "datasource.json"),
@@ -476,5 +476,21 @@ export class Machine {
   /** @internal exit hook: no awaiting possible. */
   killSync(): void {
     this.cutPower();
+  }
+}
+
+/**
+ * The pinned Node inside the machine's own /usr. Not a symlink to this checkout: the machine
+ * mounts its own /tmp, /root and /home over this computer's (the boot script above), so a
+ * checkout under any of them would be out of the machine's sight. A hard link costs nothing; on
+ * another file system, a copy.
+ */
+function placeNode(node: string, target: string): void {
+  try {
+    fs.linkSync(node, target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+    fs.copyFileSync(node, target);
+    fs.chmodSync(target, 0o755);
   }
 }
