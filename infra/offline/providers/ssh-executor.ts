@@ -277,6 +277,32 @@ export class SshCommandExecutor implements Pick<CommandExecutor, "runRemote" | "
   }
 }
 
+/** x/crypto/ssh ssh/session.go `signals`: the status of a command ended by a signal is 128 plus these. */
+const SIGNAL_NUMBERS: Record<string, number> = {
+  ABRT: 6,
+  ALRM: 14,
+  FPE: 8,
+  HUP: 1,
+  ILL: 4,
+  INT: 2,
+  KILL: 9,
+  PIPE: 13,
+  QUIT: 3,
+  SEGV: 11,
+  TERM: 15,
+};
+
+/**
+ * x/crypto/ssh ssh/session.go wait and Waitmsg.String for an exit-signal without exit-status:
+ * `Process exited with status <128+n> from signal <NAME>[. Reason was: <message>]`, the name as
+ * sent (RFC 4254 6.10: without "SIG"; ssh2 adds the prefix).
+ */
+function exitSignalText(ssh2Signal: string, reason: string | undefined): string {
+  const name = ssh2Signal.replace(/^SIG/, "");
+  const status = 128 + (SIGNAL_NUMBERS[name] ?? 0);
+  return `Process exited with status ${status} from signal ${name}${reason ? `. Reason was: ${reason}` : ""}`;
+}
+
 /** remote/commandOutputs.go run: stdout, stderr and both interleaved for the error text. */
 function collect(
   stream: ClientChannel,
@@ -289,8 +315,6 @@ function collect(
     let stdout = "";
     let stderr = "";
     let both = "";
-    let code: number | null | undefined;
-    let signal: string | undefined;
     stream.on("data", (d: Buffer) => {
       stdout += d.toString();
       both += d.toString();
@@ -301,18 +325,22 @@ function collect(
       both += d.toString();
       if (logging === "stderr" || logging === "stdoutAndStderr") logOutput(d.toString(), log);
     });
-    stream.on("exit", (c: number | null, sig?: string) => {
-      code = c;
-      signal = sig ?? undefined;
-    });
-    stream.on("close", () => {
+    // The exit status is taken from 'close', never from an 'exit' listener added here: ssh2 1.17
+    // emits 'exit' the moment the exit-status request is parsed (lib/client.js CHANNEL_REQUEST),
+    // and when the exec reply and the exit-status arrive in one read (a command as short as
+    // `true` while this process does not get to read the socket in between) that is before this
+    // function runs, so the status would be lost. ssh2 keeps it on the channel and hands it to
+    // 'close' (lib/utils.js onCHANNEL_CLOSE). x/crypto/ssh cannot lose it either: newSession starts the goroutine that
+    // collects the session's requests before the exec request is sent (ssh/session.go newSession,
+    // golang/crypto@82adefa711cb8d9a1f12c7ea91b491007d21819f), and Wait reports what it collected.
+    stream.on("close", (code?: number | null, signal?: string, _coreDumped?: boolean, reason?: string) => {
       if (code === 0) return resolve({ stdout, stderr });
-      // x/crypto/ssh ExitError / ExitMissingError texts.
+      // x/crypto/ssh ExitError / ExitMissingError texts (ssh/session.go wait, Waitmsg.String).
       const why =
         code === undefined && signal === undefined
           ? "wait: remote command exited without exit status or exit signal"
           : signal !== undefined
-            ? `Process exited with status ${code ?? -1} from signal ${signal}`
+            ? exitSignalText(signal, reason)
             : `Process exited with status ${code}`;
       reject(new Error(`${why}: running ${JSON.stringify(command)}:\n${both}`));
     });
